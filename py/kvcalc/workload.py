@@ -51,9 +51,14 @@ def _check_numeric(prefix: str, name: str, value, limits) -> float | np.ndarray:
         arr = np.asarray(value)
         if arr.dtype.kind not in "iuf" or arr.size == 0:
             raise InputError(field, value, f"a number or a non-empty list of numbers in {'(' if lo_open else '['}{lo:g}, {hi:g}]", "not a number")
-        for x in arr.ravel():
-            require_number(field, float(x), lo, hi, lo_open=lo_open, allow_inf=(hi == math.inf))
-        return arr.astype(float)
+        arr = arr.astype(float)
+        ok = (arr >= lo) & (arr <= hi) & (arr > lo if lo_open else True)
+        if hi != math.inf:
+            ok &= np.isfinite(arr)
+        if not np.all(ok):
+            bad = float(arr.ravel()[np.argmin(ok.ravel())])
+            require_number(field, bad, lo, hi, lo_open=lo_open, allow_inf=(hi == math.inf))
+        return arr
     return require_number(field, value, lo, hi, lo_open=lo_open, allow_inf=(hi == math.inf))
 
 

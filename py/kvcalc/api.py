@@ -1,0 +1,313 @@
+"""The single door into kvcalc: JSON-simple request in, JSON-simple result out.
+
+The web page (through Pyodide), the CLI and the tests all call :func:`compute`.
+Request keys (all optional unless a question needs them)::
+
+    model                 preset id, or {"hf_config": {...}} (a Hugging Face config.json)
+    gpu                   accelerator preset id
+    tensor_parallel       GPUs per model instance (KV heads are split across them)
+    gpu_memory_utilization  share of GPU memory vLLM may use (0, 1]
+    kv_cache_dtype        "auto" (the model's dtype), "bf16", "fp8", "fp4", ...
+    weight_dtype          weights' dtype (default: the model's native dtype)
+    runtime_reserve_gib   activations + CUDA graphs per GPU, GiB
+    context_tokens        sequence length for sliding-window costs and max concurrency
+    workload.*            see kvcalc.workload.Workload
+    cache.capacity_tokens overrides the capacity derived from memory
+    cache.block_size_tokens, cache.eviction (lru|fifo|ttl|lfu), cache.ttl_s
+    hit_model             refined (default) | che | closed | seed
+    target_token_hit_rate target of the inverse question (default 0.8)
+    figures               list of: "curve", "sweeps", "tornado", "heatmap"
+    tornado_change_fraction  +-X of the tornado (default 0.2)
+
+Errors raise :class:`kvcalc.errors.InputError`; :func:`compute_safe` returns them
+in-band as {"ok": false, "error": {...}} for the page.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import sweeps
+from .errors import InputError, require_choice, require_int, require_number
+from .hitrate import HIT_MODELS, capacity_for_token_hit_rate, hit_rate_seed, hit_rates
+from .units import GIB_BYTES
+from .workload import CacheConfig, Workload
+
+__all__ = ["compute", "compute_safe", "simulate", "simulate_safe", "call", "REQUEST_KEYS", "FIGURES"]
+
+FIGURES = ("curve", "sweeps", "tornado", "heatmap")
+REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
+                "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
+                "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
+                "simulation")
+_CACHE_KEYS = ("capacity_tokens", "block_size_tokens", "eviction", "ttl_s")
+
+
+def _f(x) -> float | None:
+    """A JSON-safe float (None for NaN/inf)."""
+    x = float(np.asarray(x, dtype=float))
+    return x if math.isfinite(x) else None
+
+
+def _check_request(request) -> dict:
+    if not isinstance(request, dict):
+        raise InputError("request", request, "a JSON object", "not an object")
+    unknown = sorted(set(request) - set(REQUEST_KEYS))
+    if unknown:
+        raise InputError(unknown[0], request[unknown[0]], "one of the keys " + ", ".join(REQUEST_KEYS), "unknown key")
+    return request
+
+
+def _workload(request: dict) -> Workload:
+    wl = request.get("workload", {})
+    for key, value in (wl.items() if isinstance(wl, dict) else []):
+        if isinstance(value, (list, tuple)):
+            raise InputError(f"workload.{key}", value, "a single number (sweeps go through figures)", "not a number")
+    return Workload.from_dict(wl)
+
+
+def _cache_dict(request: dict) -> dict:
+    cache = request.get("cache", {})
+    if not isinstance(cache, dict):
+        raise InputError("cache", cache, "an object of cache fields", "not an object")
+    unknown = sorted(set(cache) - set(_CACHE_KEYS))
+    if unknown:
+        raise InputError(f"cache.{unknown[0]}", cache[unknown[0]], "one of the keys " + ", ".join(_CACHE_KEYS), "unknown key")
+    return cache
+
+
+def _memory(request: dict, workload: Workload | None, block_size_tokens: int) -> dict | None:
+    """Memory-side results, or None when no model is given."""
+    if request.get("model") is None:
+        if request.get("gpu") is not None:
+            raise InputError("model", None, "a preset id or {\"hf_config\": {...}} (a GPU alone gives no KV size)", "missing")
+        return None
+    from .memory import memory_report
+    from .presets import get_gpu, get_model
+
+    model = get_model(request["model"], field="model")
+    gpu = get_gpu(request["gpu"], field="gpu") if request.get("gpu") is not None else None
+    tp = require_int("tensor_parallel", request.get("tensor_parallel", 1), 1, 1024)
+    util = require_number("gpu_memory_utilization", request.get("gpu_memory_utilization", 0.9), 0.0, 1.0, lo_open=True)
+    kwargs = {}
+    if request.get("runtime_reserve_gib") is not None:
+        kwargs["runtime_reserve_gib"] = require_number("runtime_reserve_gib", request["runtime_reserve_gib"], 0.0, 1e4)
+    if request.get("weight_dtype") is not None:
+        kwargs["weight_dtype"] = request["weight_dtype"]
+    ctx = request.get("context_tokens")
+    if ctx is None and workload is not None:
+        ctx = mean_context_tokens(workload)
+    if ctx is not None:
+        ctx = require_number("context_tokens", ctx, 1.0, 1e8)
+    return memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=util,
+                         kv_cache_dtype=request.get("kv_cache_dtype", "auto"),
+                         block_size_tokens=block_size_tokens, context_tokens=ctx, **kwargs)
+
+
+def mean_context_tokens(w: Workload) -> float:
+    """Mean sequence length at the end of a request, weighted per request."""
+    from .workload import turn_pmf, turn_support
+    K = turn_support(w.turns_mean, w.turns_distribution)
+    pmf = turn_pmf(w.turns_mean, w.turns_distribution, K)
+    ge = np.cumsum(pmf[::-1])[::-1]
+    k = np.arange(1, K + 1)
+    z = w.system_prompt_tokens + k * w.tokens_per_turn
+    return float((ge * z).sum() / ge.sum())
+
+
+def _scalar_dict(r: dict) -> dict:
+    return {k: (bool(np.asarray(v)) if k == "overload" else _f(v)) for k, v in r.items()}
+
+
+def compute(request: dict) -> dict:
+    """Answer one calculator question; see the module docstring for keys."""
+    request = _check_request(request)
+    hit_model = require_choice("hit_model", request.get("hit_model", "refined"), HIT_MODELS)
+    cache_in = _cache_dict(request)
+    block = require_int("cache.block_size_tokens", cache_in.get("block_size_tokens", 16), 1, 4096)
+    has_workload = "workload" in request or "capacity_tokens" in cache_in
+    workload = _workload(request) if has_workload else None
+    memory = _memory(request, workload, block)
+    result: dict = {"hit_model": hit_model, "warnings": []}
+    if memory is not None:
+        result.update({k: v for k, v in memory.items() if k != "notes"})
+        result["warnings"] += memory.get("notes", [])
+    if workload is None:
+        if memory is None:
+            raise InputError("model", None, "a model preset (memory question) or a workload (hit-rate question)", "missing")
+        return result
+
+    if "capacity_tokens" in cache_in:
+        capacity = cache_in["capacity_tokens"]
+        result["capacity_source"] = "cache.capacity_tokens"
+    elif memory is not None and memory.get("kv_capacity_tokens") is not None:
+        capacity = memory["kv_capacity_tokens"]
+        result["capacity_source"] = "memory"
+    else:
+        raise InputError("cache.capacity_tokens", None,
+                         "a capacity in tokens, or a model and a GPU to derive it from", "missing")
+    cache = CacheConfig(capacity_tokens=capacity, block_size_tokens=block,
+                        eviction=cache_in.get("eviction", "lru"),
+                        ttl_s=math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"])
+    model_for_hits = hit_model
+    if cache.eviction == "lfu":
+        result["warnings"].append(
+            "LFU is not modelled: plain LFU is pathological for conversations (finished ones "
+            "accumulate counts and never leave; own-history hits collapse to near zero in "
+            "simulation). LFU with aging behaves like LRU: the numbers shown are LRU's.")
+        cache = CacheConfig(capacity_tokens=capacity, block_size_tokens=block, eviction="lru")
+    if hit_model == "closed" and block != 1:
+        result["warnings"].append("the closed form counts tokens, not blocks (block size 1)")
+    r = hit_rates(workload, cache, model_for_hits)
+    rs = _scalar_dict(r)
+    result.update({
+        "token_hit_rate": rs["token_hit_rate"],
+        "request_hit_rate": rs["request_hit_rate"],
+        "ideal_token_hit_rate": rs["ideal_token_hit_rate"],
+        "ideal_request_hit_rate": rs["ideal_request_hit_rate"],
+        "characteristic_time_s": rs["characteristic_time_s"],
+        "overload": rs["overload"],
+        "cache_capacity_tokens": float(capacity),
+        "cache_capacity_blocks": float(np.floor(float(capacity) / block)),
+        "block_size_tokens": block,
+        "eviction": cache_in.get("eviction", "lru"),
+        "mean_turns": rs.get("mean_turns"),
+        "mean_context_tokens": mean_context_tokens(workload),
+    })
+    if hit_model not in ("closed",):
+        result["occupancy"] = _occupancy(rs, block)
+    if r["overload"].any() if isinstance(r["overload"], np.ndarray) else bool(r["overload"]):
+        result["overload_message"] = (
+            "overload: the requests in flight (and the shared system prompt) need more KV "
+            "blocks than the cache holds, so requests would queue or be preempted; no prefix "
+            "can be reused. Add memory or lower the rate, the service time or the tokens per turn.")
+    result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
+    if hit_model != "che":
+        result["che_token_hit_rate"] = _f(hit_rates(workload, cache, "che")["token_hit_rate"])
+    target = require_number("target_token_hit_rate", request.get("target_token_hit_rate", 0.8), 0.0, 1.0)
+    inverse = capacity_for_token_hit_rate(workload, cache, target, "che" if hit_model == "seed" else hit_model)
+    bpt = result.get("kv_bytes_per_token")
+    if inverse.get("capacity_tokens") is not None and bpt:
+        inverse["kv_gib_per_gpu"] = inverse["capacity_tokens"] * bpt / GIB_BYTES
+    result["inverse"] = {k: (_f(v) if isinstance(v, (float, np.floating)) else v) for k, v in inverse.items()}
+    if bpt:
+        result["cache_capacity_gib"] = float(capacity) * bpt / GIB_BYTES
+    result["figures"] = _figures(request, workload, cache, hit_model, bpt)
+    return result
+
+
+def _occupancy(rs: dict, block: int) -> dict:
+    parts = ("pinned", "system_prompt", "returning", "finished")
+    cap = rs.get("capacity_blocks") or 0.0
+    out = {}
+    for p in parts:
+        v = rs.get(f"occupancy_{p}_blocks")
+        out[f"{p}_blocks"] = v
+        out[f"{p}_fraction"] = (v / cap) if (v is not None and cap) else None
+    used = sum((out[f"{p}_blocks"] or 0.0) for p in parts)
+    out["free_blocks"] = max(cap - used, 0.0) if cap else None
+    return out
+
+
+def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
+    wanted = request.get("figures", [])
+    if not isinstance(wanted, list) or any(f not in FIGURES for f in wanted):
+        raise InputError("figures", wanted, "a list drawn from " + ", ".join(FIGURES), "unknown figure")
+    fast = "che" if hit_model in ("refined", "seed") else hit_model
+    out = {}
+    if "curve" in wanted:
+        curve = sweeps.curve_vs_capacity(w, c, model=fast)
+        if bytes_per_token:
+            curve["capacity_gib"] = [x * bytes_per_token / GIB_BYTES for x in curve["capacity_tokens"]]
+        out["curve"] = curve
+    if "sweeps" in wanted:
+        out["sweeps"] = sweeps.sweeps_all(w, c, model=fast)
+    if "tornado" in wanted:
+        frac = require_number("tornado_change_fraction", request.get("tornado_change_fraction", 0.2), 0.0, 0.9, lo_open=True)
+        out["tornado"] = sweeps.tornado(w, c, frac, model=fast)
+    if "heatmap" in wanted:
+        hm = sweeps.heatmap_capacity_rate(w, c, model=fast)
+        if bytes_per_token:
+            hm["capacity_gib"] = [x * bytes_per_token / GIB_BYTES for x in hm["capacity_tokens"]]
+        out["heatmap"] = hm
+    return out
+
+
+def simulate(request: dict, progress=None) -> dict:
+    """Run the seeded simulator at the request's point (and optional capacities).
+
+    Extra key ``simulation``: {"n_conversations": int, "capacities_tokens": [..]}.
+    The seed is ``request["seed"]`` (default 1).
+    """
+    from .simulate import simulate as run_sim
+    request = _check_request(request)
+    cache_in = _cache_dict(request)
+    block = require_int("cache.block_size_tokens", cache_in.get("block_size_tokens", 16), 1, 4096)
+    workload = _workload(request)
+    base = compute({k: v for k, v in request.items() if k not in ("simulation", "figures")})
+    capacity = base["cache_capacity_tokens"]
+    sim = request.get("simulation", {}) or {}
+    if not isinstance(sim, dict):
+        raise InputError("simulation", sim, "an object", "not an object")
+    n_conv = require_int("simulation.n_conversations", sim.get("n_conversations", 4000), 100, 10_000_000)
+    caps = sim.get("capacities_tokens") or [capacity]
+    if not isinstance(caps, list) or not caps or len(caps) > 50:
+        raise InputError("simulation.capacities_tokens", caps, "a list of 1 to 50 capacities in tokens", "bad list")
+    seed = require_int("seed", request.get("seed", 1), 0, 2**32 - 1)
+    eviction = cache_in.get("eviction", "lru")
+    ttl = math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"]
+    points = []
+    for i, cap in enumerate(caps):
+        cap = require_number(f"simulation.capacities_tokens[{i}]", cap, 0.0, 1e13)
+        cache = CacheConfig(capacity_tokens=cap, block_size_tokens=block, eviction=eviction, ttl_s=ttl)
+
+        def sub_progress(x, i=i):
+            if progress is not None:
+                progress((i + x) / len(caps))
+        r = run_sim(workload, cache, seed=seed + i, n_conversations=n_conv, progress=sub_progress)
+        r = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("ci95",)}
+        r["capacity_tokens"] = cap
+        if base.get("kv_bytes_per_token"):
+            r["capacity_gib"] = cap * base["kv_bytes_per_token"] / GIB_BYTES
+        points.append(r)
+    return {"points": points, "seed": seed, "n_conversations": n_conv,
+            "model_token_hit_rate": base.get("token_hit_rate")}
+
+
+def _error_reply(exc: Exception) -> dict:
+    if isinstance(exc, InputError):
+        return {"ok": False, "error": exc.to_dict()}
+    return {"ok": False, "error": {"field": None, "problem": "internal error",
+                                   "message": f"{type(exc).__name__}: {exc}"}}
+
+
+def compute_safe(request: dict) -> dict:
+    """compute() with errors in-band: {"ok": true, "result": ...} or {"ok": false, "error": ...}."""
+    try:
+        return {"ok": True, "result": compute(request)}
+    except Exception as exc:  # noqa: BLE001 - in-band for the page; InputError is the documented kind
+        return _error_reply(exc)
+
+
+def simulate_safe(request: dict, progress=None) -> dict:
+    try:
+        return {"ok": True, "result": simulate(request, progress)}
+    except Exception as exc:  # noqa: BLE001
+        return _error_reply(exc)
+
+
+def call(name: str, request: dict, progress=None) -> dict:
+    """Whitelisted endpoints for the page's worker: compute, simulate, trace."""
+    if name == "compute":
+        return compute_safe(request)
+    if name == "simulate":
+        return simulate_safe(request, progress)
+    if name == "trace":
+        try:
+            from .trace.api import trace_analyze
+            return {"ok": True, "result": trace_analyze(request)}
+        except Exception as exc:  # noqa: BLE001
+            return _error_reply(exc)
+    return _error_reply(InputError("call", name, "compute, simulate or trace", "unknown endpoint"))

@@ -1,0 +1,560 @@
+"""Analytic prefix-cache hit-rate models for multi-turn conversations.
+
+The mathematics is in ``shared/notes/MODEL.md``; symbols in comments follow it:
+lambda (conversation rate), N (turns, mean L), G (gap, mean tau), u, o, a = u+o,
+P (system prompt tokens), b (block size), S (service time), C_b (capacity in
+blocks), B_k (own full blocks after turn k), T (characteristic time).
+
+Models (``hit_model``):
+
+* ``refined`` (default): the volume V(g) of blocks touched by others during a
+  gap g is Normal with Campbell's mean and variance; a chain of B_k blocks keeps
+  ``clamp(C_b - V(G), 0, B_k)`` blocks (LRU, tail-first freeing); averaged over G.
+* ``che``: the Che / TTL approximation: a turn hits its whole chain iff its gap is
+  shorter than T, where the mean occupancy O(T) equals C_b. Fast: used for sweeps.
+* ``closed``: the closed form (geometric turns, exponential gaps, token
+  granularity) through Lambert W; equals ``che`` with b = 1 there.
+* ``seed``: the seed design's formula, kept as a labelled legacy comparison.
+
+Every numeric workload or capacity input may be a numpy array: inputs broadcast
+and every output has the broadcast shape.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError
+from .special import erfc, lambertw0_of_log, norm_cdf, norm_pdf, norm_ppf
+from .workload import CacheConfig, Workload, turn_pmf, turn_support
+
+__all__ = [
+    "HIT_MODELS", "structure", "gap_cdf", "gap_mean_min", "gap_quantile",
+    "occupancy_blocks", "occupancy_variance_blocks2", "characteristic_time_s",
+    "hit_rates", "hit_rates_closed_form", "hit_rate_seed", "capacity_for_token_hit_rate",
+]
+
+HIT_MODELS = ("refined", "che", "closed", "seed")
+
+#: Quadrature nodes over the gap distribution in the refined model.
+REFINED_GAP_NODES = 96
+#: Largest number of (point x node x turn) cells evaluated at once (memory cap).
+_REFINED_CHUNK_CELLS = 2_000_000
+
+
+# --------------------------------------------------------------------------
+# Gap distribution G (mean tau): CDF, E[min(G, g)], quantile
+# --------------------------------------------------------------------------
+
+def _lognormal_mu(tau, sigma):
+    return np.log(tau) - 0.5 * sigma * sigma
+
+
+def gap_cdf(g, tau, distribution: str, sigma=1.0):
+    """F_G(g) = P(G <= g)."""
+    g = np.asarray(g, dtype=float)
+    if distribution == "exponential":
+        return -np.expm1(-g / tau)
+    if distribution == "deterministic":
+        return np.where(g >= tau, 1.0, 0.0)
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(g, 1e-300)) - _lognormal_mu(tau, sigma)) / sigma
+    return np.where(g > 0, norm_cdf(z), 0.0)
+
+
+def gap_mean_min(g, tau, distribution: str, sigma=1.0):
+    """E[min(G, g)] = integral_0^g (1 - F_G(x)) dx."""
+    g = np.asarray(g, dtype=float)
+    if distribution == "exponential":
+        return np.where(np.isinf(g), tau, -tau * np.expm1(-g / tau))
+    if distribution == "deterministic":
+        return np.minimum(g, tau)
+    mu = _lognormal_mu(tau, sigma)
+    with np.errstate(divide="ignore"):
+        lg = np.log(np.maximum(g, 1e-300))
+    z = (lg - mu) / sigma
+    # E[G; G < g] = tau * Phi(z - sigma);  g * P(G > g) = g * (1 - Phi(z))
+    tail = np.where(np.isinf(g), 0.0, np.where(g > 0, g * norm_cdf(-z), 0.0))
+    return np.where(g > 0, tau * norm_cdf(z - sigma) + tail, 0.0)
+
+
+def gap_quantile(q, tau, distribution: str, sigma=1.0):
+    """F_G^-1(q) for q in [0, 1)."""
+    q = np.asarray(q, dtype=float)
+    if distribution == "exponential":
+        return -tau * np.log1p(-q)
+    if distribution == "deterministic":
+        return np.broadcast_to(np.asarray(tau, dtype=float), np.broadcast(q, tau).shape).copy()
+    qc = np.clip(q, 1e-300, 1 - 1e-16)
+    return np.where(q > 0, np.exp(_lognormal_mu(tau, sigma) + sigma * norm_ppf(qc)), 0.0)
+
+
+# --------------------------------------------------------------------------
+# The per-turn structure of the workload
+# --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Structure:
+    """Per-turn sums of the workload, broadcast to one shape (no k axis).
+
+    All block counts are in blocks of ``b`` tokens; token sums in tokens.
+    """
+
+    shape: tuple
+    lam: np.ndarray            # conversations per s
+    tau: np.ndarray            # mean gap, s
+    sigma: np.ndarray          # lognormal shape
+    S: np.ndarray              # service time, s
+    b: int                     # block size, tokens
+    Cb: np.ndarray             # capacity, blocks
+    Ps: np.ndarray             # shared full blocks floor(P/b)
+    EN: np.ndarray             # E[N]
+    denom_tokens: np.ndarray   # sum_k P(N>=k) * prompt_k  (prompt tokens per conversation)
+    A1: np.ndarray             # sum_k P(N>k) B_k
+    A2: np.ndarray             # sum_k P(N=k) B_k
+    A1sq: np.ndarray           # sum_k P(N>k) B_k^2
+    A2sq: np.ndarray           # sum_k P(N=k) B_k^2
+    pin_mean: np.ndarray       # lambda * S * sum_k P(N>=k) Bpin_k
+    pin_var: np.ndarray        # lambda * S * sum_k P(N>=k) Bpin_k^2
+    returning_any: np.ndarray  # sum_k P(N>k) [B_k >= 1]
+    # per-turn arrays with a trailing k axis (k = 1..K), for the refined model
+    w_ret: np.ndarray          # P(N>k)
+    B: np.ndarray              # B_k
+    gap_distribution: str
+
+
+def structure(w: Workload, c: CacheConfig) -> Structure:
+    """Broadcast the inputs and compute the per-turn sums of MODEL.md."""
+    arrays = np.broadcast_arrays(
+        np.asarray(w.conversation_rate_per_s, float), np.asarray(w.turns_mean, float),
+        np.asarray(w.gap_mean_s, float), np.asarray(w.gap_lognormal_sigma, float),
+        np.asarray(w.user_tokens_per_turn, float), np.asarray(w.output_tokens_per_turn, float),
+        np.asarray(w.system_prompt_tokens, float), np.asarray(w.service_time_s, float),
+        np.asarray(c.capacity_tokens, float))
+    lam, L, tau, sigma, u, o, P, S, C = [np.array(x, dtype=float) for x in arrays]
+    shape = lam.shape
+    b = int(c.block_size_tokens)
+    u = np.round(u)
+    o = np.round(o)
+    P = np.round(P)
+    a = u + o
+    K = turn_support(L, w.turns_distribution)
+    pmf = turn_pmf(L, w.turns_distribution, K)                        # P(N=k)
+    ge = np.cumsum(pmf[..., ::-1], axis=-1)[..., ::-1]                 # P(N>=k)
+    gt = ge - pmf                                                      # P(N>k)
+    k = np.arange(1, K + 1, dtype=float)
+    Pk = P[..., None]
+    ak = a[..., None]
+    Z = Pk + k * ak                                                    # tokens after turn k
+    Ps = np.floor(P / b)
+    B = np.floor(Z / b) - Ps[..., None]                                # own full blocks
+    Bpin = np.ceil(Z / b) - Ps[..., None]                              # pinned while running
+    prompt = Pk + (k - 1.0) * ak + u[..., None]
+    EN = ge.sum(-1)
+    return Structure(
+        shape=shape, lam=lam, tau=tau, sigma=sigma, S=S, b=b, Cb=np.floor(C / b), Ps=Ps, EN=EN,
+        denom_tokens=(ge * prompt).sum(-1),
+        A1=(gt * B).sum(-1), A2=(pmf * B).sum(-1),
+        A1sq=(gt * B * B).sum(-1), A2sq=(pmf * B * B).sum(-1),
+        pin_mean=lam * S * (ge * Bpin).sum(-1), pin_var=lam * S * (ge * Bpin * Bpin).sum(-1),
+        returning_any=(gt * (B >= 1)).sum(-1),
+        w_ret=gt, B=B, gap_distribution=w.gap_distribution,
+    )
+
+
+def _shared_presence(st: Structure, g):
+    """h_s(g): the shared prompt is cached iff some request ran within the last g s.
+
+    Requests arrive at rate lambda*E[N] and hold the shared blocks for S, so the
+    chance that none overlapped a window g is exp(-lambda*E[N]*(g + S)).
+    """
+    g = np.asarray(g, dtype=float)
+    return np.where(st.Ps > 0, -np.expm1(-st.lam * st.EN * (g + st.S)), 0.0)
+
+
+def occupancy_parts_blocks(st: Structure, g) -> dict:
+    """Mean occupancy of a TTL-g cache by part (Campbell), in blocks."""
+    g = np.asarray(g, dtype=float)
+    emin = gap_mean_min(g, st.tau, st.gap_distribution, st.sigma)
+    with np.errstate(invalid="ignore"):
+        finished = np.where(np.isinf(g), np.where(st.A2 > 0, np.inf, 0.0), st.lam * st.A2 * g)
+    return {
+        "pinned": st.pin_mean + 0.0 * g,
+        "system_prompt": st.Ps * _shared_presence(st, g),
+        "returning": st.lam * st.A1 * emin,
+        "finished": finished,
+    }
+
+
+def occupancy_blocks(st: Structure, g):
+    """O(g): mean number of distinct blocks touched within g (plus pinned ones)."""
+    parts = occupancy_parts_blocks(st, g)
+    return parts["pinned"] + parts["system_prompt"] + parts["returning"] + parts["finished"]
+
+
+def occupancy_variance_blocks2(st: Structure, g):
+    """Var V(g) (Campbell, compound Poisson), in blocks^2."""
+    g = np.asarray(g, dtype=float)
+    emin = gap_mean_min(g, st.tau, st.gap_distribution, st.sigma)
+    hs = _shared_presence(st, g)
+    return (st.lam * (st.A1sq * emin + st.A2sq * g) + st.pin_var
+            + st.Ps * st.Ps * hs * (1.0 - hs))
+
+
+def _occupancy_slope(st: Structure, g):
+    """dO/dg: every part of O is concave and increasing in g."""
+    g = np.asarray(g, dtype=float)
+    rate = st.lam * st.EN
+    shared = np.where(st.Ps > 0, st.Ps * rate * np.exp(-rate * (g + st.S)), 0.0)
+    survival = 1.0 - gap_cdf(g, st.tau, st.gap_distribution, st.sigma)
+    return shared + st.lam * st.A1 * survival + st.lam * st.A2
+
+
+def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e-10):
+    """T with O(T) = C_b, vectorised Newton from T = 0.
+
+    O is increasing and concave, so Newton started left of the root stays left
+    of it and converges monotonically. Returns (T, overload): T = 0 where even
+    the in-flight working set does not fit (overload), T = inf where everything
+    ever touched fits.
+    """
+    target = st.Cb
+    o0 = occupancy_blocks(st, np.zeros(st.shape))
+    overload = o0 > target
+    o_inf = st.pin_mean + st.Ps * (st.Ps > 0) + st.lam * st.A1 * st.tau + np.where(st.A2 > 0, np.inf, 0.0)
+    fits_all = o_inf <= target
+    T = np.zeros(st.shape)
+    active = ~(overload | fits_all)
+    for _ in range(iterations):
+        if not np.any(active):
+            break
+        o = occupancy_blocks(st, T)
+        gap = target - o
+        slope = _occupancy_slope(st, T)
+        step = np.where(active, gap / np.maximum(slope, 1e-300), 0.0)
+        T = T + np.maximum(step, 0.0)
+        active = active & (np.abs(gap) > rtol * np.maximum(target, 1.0)) & (step > rtol * np.maximum(T, 1e-12))
+    T = np.where(overload, 0.0, np.where(fits_all, np.inf, T))
+    return T, overload
+
+
+# --------------------------------------------------------------------------
+# Hit rates
+# --------------------------------------------------------------------------
+
+def _expected_positive_part(c, m, s):
+    """E[(c - V)+] for V ~ Normal(m, s^2) (s may be 0)."""
+    d = c - m
+    s_safe = np.where(s > 0, s, 1.0)
+    z = d / s_safe
+    smooth = d * norm_cdf(z) + s_safe * norm_pdf(z)
+    return np.where(s > 0, smooth, np.maximum(d, 0.0))
+
+
+def _expected_clamp(c, m, s, B):
+    """E[clamp(c - V, 0, B)] = E(c - V)+ - E(c - B - V)+ for V ~ Normal(m, s^2)."""
+    return _expected_positive_part(c, m, s) - _expected_positive_part(c - B, m, s)
+
+
+def _refined_own_hits(st: Structure, ttl_s, nodes: int):
+    """Per point: (sum_k P(N>k) E[surviving own blocks], sum_k P(N>k) P(>=1 survives)).
+
+    The gap G is represented by ``nodes`` equal-probability quantile nodes; each
+    node carries the Normal mean/variance of V(G) at that gap.
+    """
+    q = (np.arange(nodes) + 0.5) / nodes
+    if st.gap_distribution == "deterministic":
+        q = np.array([0.5])
+    flat = int(np.prod(st.shape)) if st.shape else 1
+    K = st.B.shape[-1]
+    tau = st.tau.reshape(flat)
+    sig = st.sigma.reshape(flat)
+    blocks_out = np.empty(flat)
+    any_out = np.empty(flat)
+    ttl = np.broadcast_to(np.asarray(ttl_s, float), st.shape).reshape(flat)
+    chunk = max(1, _REFINED_CHUNK_CELLS // (q.size * K))
+    sub_fields = ("lam", "tau", "sigma", "S", "Cb", "Ps", "EN", "A1", "A2", "A1sq", "A2sq",
+                  "pin_mean", "pin_var")
+    flat_fields = {f: getattr(st, f).reshape(flat) for f in sub_fields}
+    w_ret = st.w_ret.reshape(flat, K)
+    B = st.B.reshape(flat, K)
+    for start in range(0, flat, chunk):
+        sl = slice(start, start + chunk)
+        sub = Structure(shape=(min(chunk, flat - start), 1), b=st.b, gap_distribution=st.gap_distribution,
+                        denom_tokens=None, returning_any=None, w_ret=None, B=None,
+                        **{f: flat_fields[f][sl][:, None] for f in sub_fields})
+        g = gap_quantile(q[None, :], tau[sl][:, None], st.gap_distribution, sig[sl][:, None])  # (n, nodes)
+        m = occupancy_blocks(sub, g)
+        s = np.sqrt(np.maximum(occupancy_variance_blocks2(sub, g), 0.0))
+        alive = (g < ttl[sl][:, None]).astype(float)                                       # TTL expiry
+        c = sub.Cb[..., None]                                                              # (n, 1, 1)
+        mm, ss = m[..., None], s[..., None]
+        Bk = B[sl][:, None, :]                                                             # (n, 1, K)
+        surv = _expected_clamp(c, mm, ss, Bk)                                              # (n, nodes, K)
+        one = _expected_clamp(c, mm, ss, np.minimum(Bk, 1.0))
+        wk = w_ret[sl][:, None, :]
+        blocks_out[sl] = ((surv * wk).sum(-1) * alive).mean(-1)
+        any_out[sl] = ((one * wk).sum(-1) * alive).mean(-1)
+    return blocks_out.reshape(st.shape), any_out.reshape(st.shape)
+
+
+def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = REFINED_GAP_NODES) -> dict:
+    """Token and request hit rates, ideal ceiling, T and occupancy (arrays broadcast).
+
+    Returns numpy arrays (or floats) under the keys token_hit_rate,
+    request_hit_rate, ideal_token_hit_rate, ideal_request_hit_rate,
+    characteristic_time_s, overload, occupancy_*_blocks.
+    """
+    if model not in HIT_MODELS:
+        raise InputError("hit_model", model, "one of " + ", ".join(HIT_MODELS), "unknown model")
+    if model == "closed":
+        return hit_rates_closed_form(w, c)
+    st = structure(w, c)
+    T, overload = characteristic_time_s(st)
+    ttl = c.ttl_s if c.eviction == "ttl" else math.inf
+    T_eff = np.minimum(T, ttl)
+    b = st.b
+    hs = np.where(st.Ps > 0, _shared_presence(st, T_eff), 0.0)
+    ideal_tok = (st.Ps * b * st.EN + b * st.A1) / st.denom_tokens
+    ideal_req = st.returning_any / st.EN
+    if model == "seed":
+        tok = hit_rate_seed(w, c)
+        req = tok
+    elif c.eviction == "fifo":
+        tok, req, hs = _fifo_hit_rates(st)
+    elif model == "che":
+        h = gap_cdf(T_eff, st.tau, st.gap_distribution, st.sigma)
+        tok = hs * (st.Ps * b * st.EN + h * b * st.A1) / st.denom_tokens
+        req = hs * h * st.returning_any / st.EN
+    else:
+        own_blocks, own_any = _refined_own_hits(st, ttl, nodes)
+        tok = hs * (st.Ps * b * st.EN + b * own_blocks) / st.denom_tokens
+        req = hs * own_any / st.EN
+    parts = occupancy_parts_blocks(st, T_eff)
+    tok = np.where(overload, 0.0, np.clip(tok, 0.0, 1.0))
+    req = np.where(overload, 0.0, np.clip(req, 0.0, 1.0))
+    out = {
+        "token_hit_rate": tok, "request_hit_rate": req,
+        "ideal_token_hit_rate": ideal_tok, "ideal_request_hit_rate": ideal_req,
+        "characteristic_time_s": T_eff, "overload": overload,
+        "system_prompt_presence": hs,
+        "mean_turns": st.EN, "prompt_tokens_per_conversation": st.denom_tokens,
+        "capacity_blocks": st.Cb,
+    }
+    for name, v in parts.items():
+        out[f"occupancy_{name}_blocks"] = np.where(overload, np.nan, np.minimum(v, st.Cb))
+    return out
+
+
+def hit_rates_closed_form(w: Workload, c: CacheConfig) -> dict:
+    """Closed form (MODEL.md): geometric turns, exponential gaps, token granularity.
+
+    x + (L-1)(1 - e^-x) = R with R = (C - P - lambda a L^2 S) / (lambda a L tau);
+    x = R' + W0((L-1) e^-R'), R' = R - (L-1); h = 1 - e^-x.
+    The shared prompt is assumed always cached (h_s = 1).
+    """
+    if w.turns_distribution != "geometric" or w.gap_distribution != "exponential":
+        raise InputError("hit_model", "closed",
+                         "the closed form needs workload.turns_distribution = geometric and "
+                         "workload.gap_distribution = exponential", "not applicable")
+    lam, L, tau, u, o, P, S, C = np.broadcast_arrays(*[np.asarray(x, float) for x in (
+        w.conversation_rate_per_s, w.turns_mean, w.gap_mean_s, w.user_tokens_per_turn,
+        w.output_tokens_per_turn, w.system_prompt_tokens, w.service_time_s, c.capacity_tokens)])
+    a = u + o
+    R = (C - P - lam * a * L * L * S) / (lam * a * L * tau)
+    Rp = R - (L - 1.0)
+    with np.errstate(divide="ignore"):
+        log_z = np.log(np.maximum(L - 1.0, 1e-300)) - Rp
+    x = np.where(L > 1.0, Rp + lambertw0_of_log(log_z), R)
+    overload = R < 0
+    x = np.maximum(x, 0.0)
+    h = -np.expm1(-x)
+    denom = P + a * (L - 1.0) + u
+    tok = np.where(overload, 0.0, (P + h * a * (L - 1.0)) / denom)
+    req = np.where(overload, 0.0, h * (1.0 - 1.0 / L))
+    return {
+        "token_hit_rate": tok, "request_hit_rate": req,
+        "ideal_token_hit_rate": (P + a * (L - 1.0)) / denom,
+        "ideal_request_hit_rate": 1.0 - 1.0 / L,
+        "characteristic_time_s": x * tau, "overload": overload,
+    }
+
+
+def hit_rate_seed(w: Workload, c: CacheConfig):
+    """The seed design's formula (legacy, known wrong; MODEL.md "Why ...").
+
+    hit = (1 - 1/L) * min(1, cached_convs / active_convs), active = lambda L tau,
+    cached = C / (L s) with s = u + o tokens per turn.
+    """
+    L = np.asarray(w.turns_mean, float)
+    active = np.asarray(w.conversation_rate_per_s, float) * L * np.asarray(w.gap_mean_s, float)
+    s = np.asarray(w.user_tokens_per_turn, float) + np.asarray(w.output_tokens_per_turn, float)
+    cached = np.asarray(c.capacity_tokens, float) / (L * s)
+    return (1.0 - 1.0 / L) * np.minimum(1.0, cached / active)
+
+
+# --------------------------------------------------------------------------
+# FIFO: TTL approximation on insertion time with a renewal recursion
+# --------------------------------------------------------------------------
+
+def _sum_of_gaps_cdf(m: int, x, tau: float, distribution: str, sigma: float):
+    """P(G_1 + ... + G_m <= x) for i.i.d. gaps (lognormal: Fenton-Wilkinson)."""
+    x = np.asarray(x, float)
+    if m == 0:
+        return np.where(x >= 0, 1.0, 0.0)
+    if distribution == "deterministic":
+        return np.where(x >= m * tau, 1.0, 0.0)
+    if distribution == "exponential":
+        y = np.maximum(x, 0.0) / tau
+        # Erlang CDF: 1 - sum_{i<m} e^-y y^i / i!, summed in log space.
+        term = np.exp(-y)
+        total = term.copy()
+        for i in range(1, m):
+            term = term * y / i
+            total = total + term
+        return np.where(x > 0, np.clip(1.0 - total, 0.0, 1.0), 0.0)
+    var1 = (math.exp(sigma * sigma) - 1.0) * tau * tau
+    mean_m, var_m = m * tau, m * var1
+    s2 = math.log1p(var_m / (mean_m * mean_m))
+    mu = math.log(mean_m) - 0.5 * s2
+    with np.errstate(divide="ignore"):
+        z = (np.log(np.maximum(x, 1e-300)) - mu) / math.sqrt(s2)
+    return np.where(x > 0, norm_cdf(z), 0.0)
+
+
+def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
+    """FIFO hit rates of one point (scalar loop over turns; FIFO is not swept)."""
+    lam, tau, sigma, S = (float(getattr(st, f)[idx]) for f in ("lam", "tau", "sigma", "S"))
+    Cb, Ps, EN = float(st.Cb[idx]), float(st.Ps[idx]), float(st.EN[idx])
+    B = st.B[idx]
+    w_ret = st.w_ret[idx]
+    K = B.size
+    ge = np.concatenate([[1.0], w_ret[:-1]])                 # P(N>=k)
+    pmf = ge - w_ret
+    dist = st.gap_distribution
+
+    def per_turn_hits(T):
+        # F_m(T): a run of m hits after a reset needs m gaps + (m-1) services < T.
+        F = np.array([1.0] + [float(_sum_of_gaps_cdf(m, T - (m - 1) * S, tau, dist, sigma))
+                              for m in range(1, K + 1)])
+        reset = np.zeros(K + 1)                               # reset[k]: turn k re-inserts all
+        reset[1] = 1.0
+        for k in range(2, K + 1):
+            j = np.arange(1, k)
+            reset[k] = float(np.sum(reset[j] * (F[k - j - 1] - F[k - j])))
+        return 1.0 - reset[1:]                                # hit prob of turn k (k=1 -> 0)
+
+    def occupancy(T):
+        hit = per_turn_hits(T)
+        Bprev = np.concatenate([[0.0], B[:-1]])
+        inserted = np.where(hit > 0, 0.0, 0.0) + hit * (B - Bprev) + (1 - hit) * B
+        per_conv = float(np.sum(ge * inserted))
+        hs = T / (T + 1.0 / (lam * EN)) if Ps > 0 else 0.0
+        return float(st.pin_mean[idx]) + Ps * hs + lam * per_conv * T, hit, hs
+
+    lo, hi = 0.0, max(tau, 1e-6)
+    if occupancy(0.0)[0] > Cb:
+        return 0.0, 0.0, 0.0
+    for _ in range(200):
+        if occupancy(hi)[0] >= Cb or hi > 1e15:
+            break
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        if occupancy(mid)[0] < Cb:
+            lo = mid
+        else:
+            hi = mid
+    _, hit, hs = occupancy(0.5 * (lo + hi))
+    # turn k+1 reuses chain B_k when it hits
+    own = float(np.sum(w_ret[:-1] * hit[1:] * B[:-1]))
+    any_own = float(np.sum(w_ret[:-1] * hit[1:] * (B[:-1] >= 1)))
+    tok = hs * (Ps * st.b * EN + st.b * own) / float(st.denom_tokens[idx])
+    req = hs * any_own / EN
+    return tok, req, hs
+
+
+def _fifo_hit_rates(st: Structure):
+    tok = np.empty(st.shape)
+    req = np.empty(st.shape)
+    hs = np.empty(st.shape)
+    for idx in np.ndindex(*st.shape) if st.shape else [()]:
+        tok[idx], req[idx], hs[idx] = _fifo_point(st, idx)
+    return tok, req, hs
+
+
+# --------------------------------------------------------------------------
+# Inverse: capacity for a target token hit rate
+# --------------------------------------------------------------------------
+
+def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, model: str = "refined") -> dict:
+    """Smallest capacity (tokens) whose token hit rate reaches ``target`` (scalar inputs).
+
+    Che form: token hit is affine in h = F_G(T), so h* follows directly,
+    T* = F_G^-1(h*) and C* = O(T*) (the shared prompt assumed cached). Refined:
+    bisection on capacity with the Che answer as the starting bracket.
+    Returns {"capacity_tokens": x or None, "reachable": bool, "ideal_token_hit_rate": y}.
+    """
+    st = structure(w, CacheConfig(capacity_tokens=1.0, block_size_tokens=c.block_size_tokens,
+                                  eviction=c.eviction, ttl_s=c.ttl_s))
+    b = st.b
+    ideal = float((st.Ps * b * st.EN + b * st.A1) / st.denom_tokens)
+    result = {"target_token_hit_rate": target, "ideal_token_hit_rate": ideal}
+    if not 0.0 <= target < ideal - 1e-12:
+        result.update(capacity_tokens=None, reachable=False,
+                      message=f"{target:.1%} is at or above the ideal (infinite-cache) hit rate of {ideal:.2%}")
+        return result
+    shared_only = float(st.Ps * b * st.EN / st.denom_tokens)
+    h_star = max((target - shared_only) * float(st.denom_tokens) / (b * float(st.A1)), 0.0) if st.A1 > 0 else 0.0
+    T_star = float(gap_quantile(min(h_star, 1 - 1e-12), float(st.tau), st.gap_distribution, float(st.sigma)))
+    if c.eviction == "ttl" and T_star > c.ttl_s:
+        result.update(capacity_tokens=None, reachable=False,
+                      message=f"the TTL of {c.ttl_s:g} s caps the hit rate below {target:.1%}")
+        return result
+    cap_blocks = float(occupancy_blocks(st, T_star))
+    cap_che = math.ceil(cap_blocks) * b
+    if model in ("che", "closed", "seed") and c.eviction != "fifo":
+        result.update(capacity_tokens=float(cap_che), reachable=True, model="che")
+        return result
+
+    def tok_at(cap):
+        cc = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
+        return float(hit_rates(w, cc, model)["token_hit_rate"])
+
+    # Secant from the Che answer (a few refined evaluations), then a bracketed
+    # bisection if the secant has not settled.
+    x0, x1 = max(float(cap_che), float(b)), max(float(cap_che) * 1.05, float(b) * 2)
+    f0, f1 = tok_at(x0) - target, tok_at(x1) - target
+    hi = None
+    for _ in range(8):
+        if abs(f1) < 2e-5 and f1 >= 0:
+            hi = x1
+            break
+        if f1 == f0:
+            break
+        x2 = max(x1 - f1 * (x1 - x0) / (f1 - f0), float(b))
+        x0, f0, x1 = x1, f1, x2
+        f1 = tok_at(x1) - target
+    if hi is None:
+        lo, hi = 0.0, max(float(cap_che), float(b))
+        for _ in range(80):
+            if tok_at(hi) >= target:
+                break
+            lo, hi = hi, hi * 2.0
+        else:
+            result.update(capacity_tokens=None, reachable=False,
+                          message=f"{target:.1%} is not reached by the {model} model at any capacity tried")
+            return result
+        for _ in range(60):
+            mid = 0.5 * (lo + hi)
+            if tok_at(mid) >= target:
+                hi = mid
+            else:
+                lo = mid
+            if hi - lo <= max(b, 1e-4 * hi):
+                break
+    result.update(capacity_tokens=float(math.ceil(hi / b) * b), reachable=True, model=model)
+    return result
