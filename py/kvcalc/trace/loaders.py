@@ -1,0 +1,632 @@
+"""Request-trace loaders: Mooncake, Alibaba Bailian (Qwen) and a generic JSONL.
+
+Every loader streams the input line by line into compact arrays (no Python
+object is kept per line once the line is parsed) and returns a :class:`Trace`.
+
+Formats (one JSON object per line, blank lines ignored):
+
+* ``mooncake`` (kvcache-ai/Mooncake FAST25 traces): ``timestamp`` [ms],
+  ``input_length``, ``output_length`` [tokens], ``hash_ids`` (one id per
+  512-token block of the prompt, the last block usually partial). Ids are
+  prefix-chained: equal ids at a position mean equal prefixes.
+* ``bailian`` (Alibaba Bailian / Qwen traces): ``chat_id``, ``parent_chat_id``
+  (-1 when none), ``timestamp`` [s], ``input_length``, ``output_length``,
+  ``hash_ids`` over 16-token blocks. Ids may be per-block content ids rather
+  than prefix-chained, so they are always re-chained (see below). The parent
+  link groups requests into sessions; a request's ``hash_ids`` must cover its
+  whole prompt (a follow-up turn repeats its parent's ids at the head).
+* ``generic``: ``timestamp_s``, ``input_tokens``, ``output_tokens``,
+  ``block_hashes`` (ints or strings), optional ``session_id``; the block size
+  comes from the caller or from a first header line
+  ``{"kvcalc_trace": 1, "block_size_tokens": N}`` (optionally
+  ``"prefix_chained": false`` to ask for re-chaining).
+
+Re-chaining rule: ``chained_0 = intern((-1, raw_0))`` and
+``chained_i = intern((chained_{i-1}, raw_i))``, so equal chained ids at
+position ``i`` mean equal raw prefixes ``raw_0..raw_i``. ``intern`` maps each
+distinct key to the next dense integer. When the raw ids already are
+prefix-chained this changes nothing but the numbering.
+
+Prefix-chain check (``chain="verify"``): a raw id must always appear at the
+same position with the same predecessor; a line breaking that is a bad line.
+
+Block ids in the result are dense integers ``0..n_unique-1`` numbered in order
+of first appearance. Block count consistency: ``len(hash_ids) ==
+ceil(input_length / block_size)``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import math
+import os
+from array import array
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
+
+FORMATS = ("auto", "mooncake", "bailian", "generic")
+#: Block size each published format uses [tokens].
+FORMAT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16}
+CHAIN_MODES = ("auto", "verify", "rechain")
+BAD_LINE_REASONS = (
+    "not_text", "malformed_json", "not_an_object", "missing_field", "bad_value",
+    "negative_length", "non_monotone_timestamp", "hash_ids_inconsistent_with_input_length",
+    "prefix_chain_broken",
+)
+_GZIP_MAGIC = b"\x1f\x8b"
+_PEEK_LINES = 200
+_FIELDS = {
+    "mooncake": ("timestamp", "input_length", "output_length", "hash_ids"),
+    "bailian": ("chat_id", "parent_chat_id", "timestamp", "input_length", "output_length", "hash_ids"),
+    "generic": ("timestamp_s", "input_tokens", "output_tokens", "block_hashes"),
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Trace:
+    """A request trace in compact arrays (one row per request, arrival order).
+
+    ``block_ids[block_offsets[r]:block_offsets[r+1]]`` are request ``r``'s
+    prompt blocks head first, as dense prefix-chained ids. ``session_ids`` is
+    -1 where the format carries no session; ``parent_index`` is the row of the
+    parent request (Bailian) or -1.
+    """
+
+    timestamps_s: np.ndarray
+    input_tokens: np.ndarray
+    output_tokens: np.ndarray
+    block_offsets: np.ndarray
+    block_ids: np.ndarray
+    block_size_tokens: int
+    format: str
+    session_ids: np.ndarray
+    parent_index: np.ndarray
+    info: dict = field(default_factory=dict)
+
+    @property
+    def n_requests(self) -> int:
+        return int(self.timestamps_s.shape[0])
+
+    @property
+    def n_blocks_total(self) -> int:
+        return int(self.block_ids.shape[0])
+
+    @property
+    def n_blocks_unique(self) -> int:
+        return int(self.block_ids.max()) + 1 if self.block_ids.size else 0
+
+    def blocks_of(self, r: int) -> np.ndarray:
+        return self.block_ids[self.block_offsets[r]:self.block_offsets[r + 1]]
+
+
+class _BadLine(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+# ----------------------------------------------------------------------------- sources
+
+def _byte_lines(raw: io.BufferedIOBase) -> Iterator[bytes]:
+    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
+    if head == _GZIP_MAGIC:
+        raw = gzip.GzipFile(fileobj=raw)
+    for line in raw:
+        yield line
+
+
+def _open_lines(source) -> tuple[Iterator[bytes], object]:
+    """Lines (bytes) of a path, bytes or text; returns (iterator, closer)."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return _byte_lines(io.BufferedReader(io.BytesIO(bytes(source)))), None
+    if isinstance(source, str) and not isinstance(source, os.PathLike):
+        raise TypeError("use loads_trace(text) for text input, load_trace(Path(...)) for a path")
+    path = Path(source)
+    if not path.is_file():
+        raise InputError("path", str(source), "an existing trace file (.jsonl or .jsonl.gz)", "file not found")
+    fh = open(path, "rb")
+    return _byte_lines(fh), fh
+
+
+# ----------------------------------------------------------------------------- field checks
+
+def _int_field(obj: dict, name: str) -> int:
+    if name not in obj:
+        raise _BadLine("missing_field", f"missing field {name!r}")
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}"[:160])
+    if isinstance(v, float):
+        if not math.isfinite(v) or v != int(v):
+            raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}")
+        v = int(v)
+    return v
+
+
+def _length_field(obj: dict, name: str) -> int:
+    v = _int_field(obj, name)
+    if v < 0:
+        raise _BadLine("negative_length", f"field {name!r} is negative: {v}")
+    return v
+
+
+def _time_field(obj: dict, name: str) -> float:
+    if name not in obj:
+        raise _BadLine("missing_field", f"missing field {name!r}")
+    v = obj[name]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise _BadLine("bad_value", f"field {name!r} is not a finite number: {v!r}"[:160])
+    return float(v)
+
+
+def _ids_field(obj: dict, name: str) -> list:
+    if name not in obj:
+        raise _BadLine("missing_field", f"missing field {name!r}")
+    v = obj[name]
+    if not isinstance(v, list):
+        raise _BadLine("bad_value", f"field {name!r} is not a list")
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, (int, str)):
+            raise _BadLine("bad_value", f"field {name!r} holds a non-integer, non-string id: {x!r}"[:160])
+    return v
+
+
+def _decode(line: bytes) -> str | None:
+    if b"\x00" in line:
+        raise _BadLine("not_text", "binary data (NUL byte); expected UTF-8 JSON lines")
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _BadLine("not_text", "not UTF-8 text; expected JSON lines (.jsonl or .jsonl.gz)") from None
+    text = text.strip()
+    return text or None
+
+
+def _parse_obj(text: str) -> dict:
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        raise _BadLine("malformed_json", f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise _BadLine("not_an_object", "a line must be one JSON object")
+    return obj
+
+
+# ----------------------------------------------------------------------------- detection
+
+def _detect_format(objs: list[dict]) -> str | None:
+    for obj in objs:
+        if "block_hashes" in obj or "input_tokens" in obj or "timestamp_s" in obj:
+            return "generic"
+        if "chat_id" in obj or "parent_chat_id" in obj:
+            return "bailian"
+        if "hash_ids" in obj or "input_length" in obj:
+            return "mooncake"
+    return None
+
+
+def _feasible_block_sizes(objs: list[dict], fmt: str) -> tuple[int, int, int]:
+    """Interval [lo, hi] of block sizes b with ceil(len_in / b) == n_ids for the sample."""
+    f_in, f_ids = _FIELDS[fmt][-3], _FIELDS[fmt][-1]
+    lo, hi, used = 1, 1 << 40, 0
+    for obj in objs:
+        try:
+            x = _length_field(obj, f_in)
+            n = len(_ids_field(obj, f_ids))
+        except _BadLine:
+            continue
+        if n == 0 or x == 0:
+            continue
+        used += 1
+        # ceil(x/b) == n  <=>  (n-1)*b < x <= n*b  <=>  ceil(x/n) <= b <= ceil(x/(n-1)) - 1
+        lo = max(lo, -(-x // n))
+        if n > 1:
+            hi = min(hi, -(-x // (n - 1)) - 1)
+    return lo, hi, used
+
+
+def _pick_block_size(lo: int, hi: int) -> int | None:
+    if lo > hi:
+        return None
+    for b in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 1, 2, 4, 8):
+        if lo <= b <= hi:
+            return b
+    return lo
+
+
+# ----------------------------------------------------------------------------- main parser
+
+def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = None,
+               skip_bad_lines: bool = False, max_requests: int | None = None,
+               max_bytes: int | None = None, chain: str = "auto") -> Trace:
+    """Load a trace file (path, ``.jsonl`` or ``.jsonl.gz``) or raw ``bytes``.
+
+    ``format``: auto|mooncake|bailian|generic. ``block_size_tokens``: overrides
+    the format default / header / inference. ``skip_bad_lines``: skip and count
+    bad lines by reason instead of raising :class:`InputError`.
+    ``max_requests``: stop after that many requests (``info["truncated"]``).
+    ``max_bytes``: refuse inputs larger than that (decompressed) size.
+    ``chain``: auto (verify Mooncake/generic, re-chain Bailian) | verify | rechain.
+    """
+    lines, closer = _open_lines(source)
+    try:
+        return _parse(lines, format=format, block_size_tokens=block_size_tokens,
+                      skip_bad_lines=skip_bad_lines, max_requests=max_requests,
+                      max_bytes=max_bytes, chain=chain)
+    finally:
+        if closer is not None:
+            closer.close()
+
+
+def loads_trace(data: bytes | str, **kwargs) -> Trace:
+    """Load a trace from its content (``bytes``, possibly gzip, or ``str``)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise InputError("text", type(data).__name__, "trace content as str or bytes", "not text")
+    return load_trace(bytes(data), **kwargs)
+
+
+def _parse(lines: Iterable[bytes], *, format: str, block_size_tokens, skip_bad_lines: bool,
+           max_requests, max_bytes, chain: str) -> Trace:
+    if format not in FORMATS:
+        raise InputError("format", format, "one of " + ", ".join(FORMATS), "unknown format")
+    if chain not in CHAIN_MODES:
+        raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
+    if block_size_tokens is not None:
+        if isinstance(block_size_tokens, bool) or not isinstance(block_size_tokens, int) or not 1 <= block_size_tokens <= 1 << 20:
+            raise InputError("block_size_tokens", block_size_tokens, "an integer in [1, 1048576]")
+    if max_requests is not None and (isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1):
+        raise InputError("max_requests", max_requests, "a positive integer")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
+        raise InputError("max_bytes", max_bytes, "a positive integer")
+
+    bad_counts: dict[str, int] = {}
+    first_bad: dict[str, str] = {}
+    n_bytes = 0
+    it = iter(lines)
+
+    def bad(lineno: int, exc: _BadLine):
+        if not skip_bad_lines:
+            raise InputError(f"line {lineno}", exc.detail, "see the trace format documentation",
+                             f"bad trace line {lineno}: {exc.reason.replace('_', ' ')}")
+        bad_counts[exc.reason] = bad_counts.get(exc.reason, 0) + 1
+        first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
+
+    def counted(source_iter):
+        nonlocal n_bytes
+        for raw in source_iter:
+            n_bytes += len(raw)
+            if max_bytes is not None and n_bytes > max_bytes:
+                raise InputError("input", f"more than {max_bytes} bytes", f"at most {max_bytes} bytes",
+                                 "trace too large")
+            yield raw
+
+    try:
+        # Peek a sample of parsed lines to detect format, header and block size.
+        src = counted(it)
+        peeked: list[tuple[int, bytes]] = []
+        sample: list[dict] = []
+        header: dict | None = None
+        lineno = 0
+        for raw in src:
+            lineno += 1
+            peeked.append((lineno, raw))
+            try:
+                text = _decode(raw)
+                if text is None:
+                    continue
+                obj = _parse_obj(text)
+            except _BadLine:
+                if len(peeked) >= _PEEK_LINES:
+                    break
+                continue
+            if header is None and not sample and "kvcalc_trace" in obj:
+                header = obj
+                continue
+            sample.append(obj)
+            if len(sample) >= _PEEK_LINES:
+                break
+
+        fmt = format
+        if fmt == "auto":
+            fmt = "generic" if header is not None else (_detect_format(sample) or "")
+            if not fmt:
+                if not sample:
+                    first = next((p for p in peeked if p[1].strip()), None)
+                    if first is None:
+                        raise InputError("input", "", "one JSON object per line", "empty trace: no requests")
+                    try:
+                        _parse_obj(_decode(first[1]) or "")
+                    except _BadLine as exc:
+                        raise InputError(f"line {first[0]}", exc.detail, "one JSON object per line",
+                                         f"bad trace line {first[0]}: {exc.reason.replace('_', ' ')}") from None
+                raise InputError("format", "auto", "mooncake, bailian or generic fields",
+                                 "cannot detect the trace format from the field names")
+        detection = {"format": fmt, "format_source": "user" if format != "auto" else "detected"}
+
+        # Block size.
+        lo, hi, used = _feasible_block_sizes(sample, fmt)
+        header_bs = None
+        if header is not None:
+            hb = header.get("block_size_tokens")
+            if isinstance(hb, int) and not isinstance(hb, bool) and hb >= 1:
+                header_bs = hb
+            elif hb is not None:
+                raise InputError("line 1", hb, "a positive integer", "bad header block_size_tokens")
+        if block_size_tokens is not None:
+            bs, bs_source = block_size_tokens, "user"
+        elif header_bs is not None:
+            bs, bs_source = header_bs, "header"
+        elif fmt in FORMAT_BLOCK_SIZE and (used == 0 or lo <= FORMAT_BLOCK_SIZE[fmt] <= hi):
+            bs, bs_source = FORMAT_BLOCK_SIZE[fmt], "format default"
+        else:
+            guess = _pick_block_size(lo, hi) if used else None
+            if guess is None:
+                raise InputError("block_size_tokens", None, "a block size in tokens (--block-size N)",
+                                 "cannot infer the block size from ceil(input_length / len(hash_ids)); give it")
+            bs, bs_source = guess, "inferred from ceil(input_length / len(hash_ids))"
+        detection.update({"block_size_tokens": bs, "block_size_source": bs_source,
+                          "block_size_consistent_range": [lo, hi] if used and lo <= hi else None})
+
+        if chain == "auto":
+            rechain = fmt == "bailian" or (header is not None and header.get("prefix_chained") is False)
+        else:
+            rechain = chain == "rechain"
+
+        def all_lines():
+            yield from peeked
+            n = lineno
+            for raw in src:
+                n += 1
+                yield n, raw
+
+        return _build(all_lines(), fmt, bs, rechain, header is not None, bad, bad_counts, first_bad,
+                      max_requests, detection, lambda: n_bytes)
+    except UnicodeDecodeError:  # pragma: no cover - defensive
+        raise InputError("input", "binary", "UTF-8 JSON lines", "not a text file") from None
+    except (OSError, EOFError, gzip.BadGzipFile) as exc:
+        raise InputError("input", str(exc)[:120], "a readable .jsonl or .jsonl.gz file",
+                         "cannot read the trace (corrupt gzip?)") from None
+
+
+def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_bad,
+           max_requests, detection, get_bytes) -> Trace:
+    f_ts, f_in, f_out, f_ids = _FIELDS[fmt][-4:]
+    ts_scale = 1e-3 if fmt == "mooncake" else 1.0
+    ts_arr, in_arr, out_arr = array("d"), array("q"), array("q")
+    offsets, blocks = array("q", [0]), array("q")
+    chat_arr, parent_arr, session_arr = array("q"), array("q"), array("q")
+    session_map: dict = {}
+    chat_map: dict = {}      # Bailian chat ids that are strings -> ints (ints pass through)
+    # verify mode: raw id -> dense id; dense id -> (position, predecessor dense id)
+    dense: dict = {}
+    pos_of, pred_of = array("q"), array("q")
+    # rechain mode: raw id -> first chained id seen (to report whether raw ids were chained)
+    raw_to_chained: dict = {}
+    raw_chained_violations = 0
+    last_ts = -math.inf
+    n_req = 0
+    truncated = False
+    header_skipped = not has_header
+
+    for lineno, raw in numbered_lines:
+        try:
+            text = _decode(raw)
+            if text is None:
+                continue
+            obj = _parse_obj(text)
+            if not header_skipped:
+                header_skipped = True
+                if "kvcalc_trace" in obj:
+                    continue
+            if max_requests is not None and n_req >= max_requests:
+                truncated = True
+                break
+            ts = _time_field(obj, f_ts) * ts_scale
+            x_in = _length_field(obj, f_in)
+            x_out = _length_field(obj, f_out)
+            ids = _ids_field(obj, f_ids)
+            if len(ids) != -(-x_in // bs):
+                raise _BadLine("hash_ids_inconsistent_with_input_length",
+                               f"{len(ids)} block ids for {f_in}={x_in}; expected ceil({x_in}/{bs}) = {-(-x_in // bs)}")
+            if ts < last_ts:
+                raise _BadLine("non_monotone_timestamp",
+                               f"timestamp {obj[f_ts]!r} is earlier than the previous request's")
+            if fmt == "bailian":
+                chat = obj.get("chat_id")
+                par = obj.get("parent_chat_id")
+                if chat is None or par is None:
+                    raise _BadLine("missing_field", "missing field 'chat_id' or 'parent_chat_id'")
+                for nm, v in (("chat_id", chat), ("parent_chat_id", par)):
+                    if isinstance(v, bool) or not isinstance(v, (int, str)):
+                        raise _BadLine("bad_value", f"field {nm!r} is not an integer or string: {v!r}"[:160])
+            # Chain the ids (check everything before mutating any state).
+            if rechain:
+                new_keys = 0
+                out_ids = []
+                prev = -1
+                pending: dict = {}
+                for r in ids:
+                    key = (prev, r)
+                    d = dense.get(key)
+                    if d is None:
+                        d = pending.get(key)
+                        if d is None:
+                            d = len(dense) + new_keys
+                            new_keys += 1
+                            pending[key] = d
+                    out_ids.append(d)
+                    prev = d
+                dense.update(pending)
+                for r, d in zip(ids, out_ids):
+                    seen = raw_to_chained.setdefault(r, d)
+                    if seen != d:
+                        raw_chained_violations += 1
+                        raw_to_chained[r] = d
+            else:
+                out_ids = []
+                prev = -1
+                pending = {}
+                for i, r in enumerate(ids):
+                    d = dense.get(r)
+                    if d is not None:
+                        if pos_of[d] != i or pred_of[d] != prev:
+                            raise _BadLine("prefix_chain_broken",
+                                           f"block id {r!r} at position {i} was seen at position {pos_of[d]} "
+                                           "or after a different id; ids are not prefix-chained "
+                                           "(use chain='rechain' / --rechain)")
+                    else:
+                        p = pending.get(r)
+                        if p is not None:
+                            raise _BadLine("prefix_chain_broken",
+                                           f"block id {r!r} repeats inside the request at position {i}")
+                        d = len(dense) + len(pending)
+                        pending[r] = (d, i, prev)
+                    out_ids.append(d)
+                    prev = d
+                for r, (d, i, p) in sorted(pending.items(), key=lambda kv: kv[1][0]):
+                    dense[r] = d
+                    pos_of.append(i)
+                    pred_of.append(p)
+            # Commit the request.
+            last_ts = ts
+            ts_arr.append(ts)
+            in_arr.append(x_in)
+            out_arr.append(x_out)
+            blocks.extend(out_ids)
+            offsets.append(len(blocks))
+            if fmt == "bailian":
+                chat_arr.append(_chat_int(chat, chat_map))
+                parent_arr.append(-1 if par == -1 else _chat_int(par, chat_map))
+            elif fmt == "generic" and obj.get("session_id") is not None:
+                sid = obj["session_id"]
+                if isinstance(sid, (list, dict)):
+                    sid = json.dumps(sid, sort_keys=True)
+                session_arr.append(session_map.setdefault(sid, len(session_map)))
+            else:
+                session_arr.append(-1)
+            n_req += 1
+        except _BadLine as exc:
+            bad(lineno, exc)
+
+    if n_req == 0:
+        skipped = sum(bad_counts.values())
+        raise InputError("input", f"{skipped} bad lines skipped" if skipped else "",
+                         "at least one valid request line",
+                         "empty trace: no valid requests" + (f" ({_summary(first_bad)})" if first_bad else ""))
+
+    n = n_req
+    ts_np = np.frombuffer(ts_arr, dtype=np.float64).copy()
+    t0 = ts_np[0]
+    parent_index = np.full(n, -1, dtype=np.int64)
+    if fmt == "bailian":
+        sessions, parent_index, n_missing = _bailian_sessions(np.frombuffer(chat_arr, dtype=np.int64),
+                                                              np.frombuffer(parent_arr, dtype=np.int64))
+        detection["parents_outside_trace"] = n_missing
+        session_source = "chat_id/parent_chat_id chain"
+    else:
+        sessions = np.frombuffer(session_arr, dtype=np.int64).copy()
+        if fmt == "generic" and sessions.size and (sessions >= 0).any():
+            session_source = "session_id field"
+        else:
+            session_source = None
+    if rechain:
+        raw_chained = raw_chained_violations == 0
+    else:
+        raw_chained = True
+    detection.update({
+        "ids_prefix_chained": raw_chained,
+        "chaining": ("re-chained: chained_i = intern((chained_{i-1}, raw_i))" if rechain
+                     else "verified prefix-chained (each id at one position after one predecessor)"),
+        "session_source": session_source,
+        "n_requests": n,
+        "n_blocks_total": len(blocks),
+        "n_blocks_unique": len(dense),
+        "timestamp_unit": "ms" if fmt == "mooncake" else "s",
+        "t0_s": float(t0),
+        "bytes_read": int(get_bytes()),
+        "truncated": truncated,
+        "bad_lines_skipped": int(sum(bad_counts.values())),
+        "bad_lines_by_reason": dict(sorted(bad_counts.items())),
+        "bad_lines_first": dict(sorted(first_bad.items())),
+    })
+    return Trace(
+        timestamps_s=ts_np - t0,
+        input_tokens=np.frombuffer(in_arr, dtype=np.int64).copy(),
+        output_tokens=np.frombuffer(out_arr, dtype=np.int64).copy(),
+        block_offsets=np.frombuffer(offsets, dtype=np.int64).copy(),
+        block_ids=np.frombuffer(blocks, dtype=np.int64).copy() if len(blocks) else np.zeros(0, np.int64),
+        block_size_tokens=int(bs),
+        format=fmt,
+        session_ids=sessions,
+        parent_index=parent_index,
+        info=detection,
+    )
+
+
+def _summary(first_bad: dict) -> str:
+    return "; ".join(first_bad.values())[:300]
+
+
+def _chat_int(v, chat_map: dict) -> int:
+    """Chat ids as int64: ints pass through, strings are interned to negative ints < -1."""
+    if isinstance(v, int):
+        if v < -1 or v >= 1 << 62:
+            return -2 - chat_map.setdefault(("int", v), len(chat_map))
+        return v
+    return -2 - chat_map.setdefault(v, len(chat_map))
+
+
+def _bailian_sessions(chat: np.ndarray, parent: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Session index per request from the parent chain (pointer jumping, no per-row loop).
+
+    The parent of a request is the latest earlier request with that chat_id; a
+    parent missing from the trace (conversation started before the window)
+    roots a session of its own, keyed by the missing parent's id.
+    """
+    n = chat.shape[0]
+    order = np.lexsort((np.arange(n), chat))
+    sc = chat[order]
+    has_parent = parent != -1
+    pos = np.searchsorted(sc, parent, side="right") - 1
+    pos_c = np.clip(pos, 0, max(n - 1, 0))
+    found = has_parent & (pos >= 0) & (sc[pos_c] == parent)
+    cand = np.where(found, order[pos_c], -1)
+    # Latest occurrence with that chat id may be the request itself or later: walk back.
+    ok = found & (cand < np.arange(n))
+    if (found & ~ok).any():  # repeated chat ids with later duplicates: resolve the slow way
+        last: dict = {}
+        cand = np.full(n, -1, dtype=np.int64)
+        for i in range(n):
+            p = int(parent[i])
+            if p != -1 and p in last:
+                cand[i] = last[p]
+            last[int(chat[i])] = i
+        ok = cand >= 0
+    parent_index = np.where(ok, cand, -1).astype(np.int64)
+    missing = has_parent & ~ok
+    root_key = np.where(missing, parent, chat)
+    # Flag keys of missing parents so they never collide with a real chat id.
+    root_kind = missing.astype(np.int64)
+    root = np.arange(n, dtype=np.int64)
+    has = parent_index >= 0
+    root[has] = parent_index[has]
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    keys = np.stack([root_kind[root], root_key[root]], axis=1)
+    _, inv = np.unique(keys, axis=0, return_inverse=True)
+    return inv.reshape(-1).astype(np.int64), parent_index, int(missing.sum())
