@@ -1,0 +1,267 @@
+"""Trace statistics and a fit of the analytic model's workload to a trace.
+
+Sessions: from the format where it carries them (Bailian ``chat_id`` /
+``parent_chat_id`` chain, generic ``session_id``); otherwise inferred: a
+request whose blocks extend every full block of an earlier request, that
+earlier request having at least two full blocks (so a shared one-block system
+prompt alone links nothing), is a follow-up turn of the latest such request.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import InputError
+from ..workload import WORKLOAD_LIMITS
+from .loaders import Trace
+
+__all__ = ["infer_sessions", "trace_stats", "fit_workload", "fit_workload_report",
+           "DEFAULT_DECODE_S_PER_TOKEN", "log_histogram"]
+
+#: Default decode time per output token [s] used for service_time_s (a trace has
+#: no completion times): 30 ms per token, a typical single-request decode speed.
+DEFAULT_DECODE_S_PER_TOKEN = 0.03
+#: |CV - 1| at most this: exponential gaps; otherwise lognormal.
+_EXPONENTIAL_CV_TOLERANCE = 0.25
+
+
+def infer_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
+    """(session index per request, parent request row or -1, how they were found)."""
+    n = trace.n_requests
+    if trace.format == "bailian":
+        return trace.session_ids, trace.parent_index, "chat_id/parent_chat_id chain"
+    if trace.session_ids.size and (trace.session_ids >= 0).all():
+        parent = np.full(n, -1, dtype=np.int64)
+        last: dict = {}
+        sids = trace.session_ids.tolist()
+        for r, s in enumerate(sids):
+            parent[r] = last.get(s, -1)
+            last[s] = r
+        return trace.session_ids, parent, "session_id field"
+    bs = trace.block_size_tokens
+    offsets = trace.block_offsets.tolist()
+    ids = trace.block_ids.tolist()
+    full = (trace.input_tokens // bs).tolist()
+    end_of: dict = {}           # chained id ending a request's full blocks -> latest such request
+    parent = np.full(n, -1, dtype=np.int64)
+    session = np.empty(n, dtype=np.int64)
+    n_sessions = 0
+    for r in range(n):
+        lo, hi = offsets[r], offsets[r + 1]
+        p = -1
+        for k in range(hi - 1, lo, -1):          # deepest match first, positions >= 1
+            q = end_of.get(ids[k])
+            if q is not None:
+                p = q
+                break
+        if p >= 0:
+            parent[r] = p
+            session[r] = session[p]
+        else:
+            session[r] = n_sessions
+            n_sessions += 1
+        if full[r] >= 2:
+            end_of[ids[lo + full[r] - 1]] = r
+    return session, parent, "inferred: a request extending all full blocks (>= 2) of an earlier one is its follow-up"
+
+
+def _quantiles(x: np.ndarray) -> dict:
+    if x.size == 0:
+        return {"n": 0, "mean": None, "p50": None, "p90": None, "p99": None, "max": None}
+    q = np.percentile(x, [50, 90, 99])
+    return {"n": int(x.size), "mean": float(x.mean()), "p50": float(q[0]), "p90": float(q[1]),
+            "p99": float(q[2]), "max": float(x.max())}
+
+
+def log_histogram(x: np.ndarray, bins_per_decade: int = 5) -> dict:
+    """Histogram of positive values on log-spaced bins; zeros counted apart."""
+    x = np.asarray(x, dtype=np.float64)
+    pos = x[x > 0]
+    out = {"n": int(x.size), "n_zero": int((x <= 0).sum()), "bin_edges": [], "counts": []}
+    if pos.size:
+        lo = math.floor(math.log10(pos.min()) * bins_per_decade) / bins_per_decade
+        hi = math.ceil(math.log10(pos.max()) * bins_per_decade) / bins_per_decade
+        if hi <= lo:
+            hi = lo + 1.0 / bins_per_decade
+        nb = int(round((hi - lo) * bins_per_decade))
+        edges = np.power(10.0, np.linspace(lo, hi, nb + 1))
+        counts, _ = np.histogram(pos, bins=edges)
+        out["bin_edges"] = edges.tolist()
+        out["counts"] = counts.astype(int).tolist()
+    out.update({k: v for k, v in _quantiles(x).items() if k != "n"})
+    return out
+
+
+def _block_tokens(trace: Trace) -> np.ndarray:
+    """Tokens in each block reference (the last block of a prompt may be partial)."""
+    bs = trace.block_size_tokens
+    n_ids = np.diff(trace.block_offsets)
+    w = np.full(trace.n_blocks_total, bs, dtype=np.int64)
+    has = n_ids > 0
+    last = trace.block_offsets[1:][has] - 1
+    w[last] = trace.input_tokens[has] - (n_ids[has] - 1) * bs
+    return w
+
+
+def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
+    """Length [blocks] of the most common shared prefix.
+
+    Follow the most common first full block, then at each depth the most
+    common continuation, while it is shared by at least two sessions and by at
+    least half the sessions that share the first block.
+    """
+    bs = trace.block_size_tokens
+    full = trace.input_tokens // bs
+    off = trace.block_offsets
+    rows = np.nonzero(full >= 1)[0]
+    depth = 0
+    need = None
+    while rows.size:
+        ids = trace.block_ids[off[rows] + depth]
+        pairs = np.unique(np.stack([ids, session[rows]], axis=1), axis=0)
+        u, c = np.unique(pairs[:, 0], return_counts=True)
+        best = int(np.argmax(c))
+        if need is None:
+            need = max(2, int(math.ceil(0.5 * c[best])))
+        if c[best] < need:
+            break
+        depth += 1
+        rows = rows[(ids == u[best]) & (full[rows] > depth)]
+    return depth
+
+
+def trace_stats(trace: Trace) -> dict:
+    """Arrival rate, sessions, reuse gaps, lengths and shared-prefix share (JSON-simple)."""
+    n = trace.n_requests
+    ts = trace.timestamps_s
+    span = float(ts[-1] - ts[0]) if n else 0.0
+    session, parent, source = infer_sessions(trace)
+    n_sessions = int(session.max()) + 1 if n else 0
+    per_session = np.bincount(session, minlength=n_sessions) if n else np.zeros(0)
+    follow = parent >= 0
+    turn_gaps = ts[follow] - ts[parent[follow]]
+    # Reuse gaps: time between consecutive uses of the same block.
+    ids = trace.block_ids
+    req = np.repeat(np.arange(n), np.diff(trace.block_offsets))
+    order = np.argsort(ids, kind="stable")
+    same = ids[order][1:] == ids[order][:-1]
+    reuse = (ts[req[order][1:]] - ts[req[order][:-1]])[same]
+    # Shared-prefix share: prompt tokens in blocks used by more than one session.
+    w = _block_tokens(trace)
+    if ids.size:
+        pairs = np.unique(np.stack([ids, session[req]], axis=1), axis=0)
+        n_sess_of = np.bincount(pairs[:, 0], minlength=trace.n_blocks_unique)
+        shared_tokens = int(w[n_sess_of[ids] > 1].sum())
+    else:
+        shared_tokens = 0
+    prompt_tokens = int(trace.input_tokens.sum())
+    return {
+        "n_requests": n,
+        "duration_s": span,
+        "arrival_rate_per_s": n / span if span > 0 else None,
+        "block_size_tokens": trace.block_size_tokens,
+        "n_blocks_total": trace.n_blocks_total,
+        "n_blocks_unique": trace.n_blocks_unique,
+        "sessions": {
+            "source": source,
+            "n_sessions": n_sessions,
+            "conversation_rate_per_s": n_sessions / span if span > 0 else None,
+            "requests_per_session": _quantiles(per_session.astype(np.float64)),
+            "n_follow_up_requests": int(follow.sum()),
+        },
+        "input_tokens": _quantiles(trace.input_tokens.astype(np.float64)),
+        "output_tokens": _quantiles(trace.output_tokens.astype(np.float64)),
+        "reuse_gap_s": log_histogram(reuse),
+        "turn_gap_s": log_histogram(turn_gaps),
+        "shared_prefix_token_share": shared_tokens / prompt_tokens if prompt_tokens else 0.0,
+        "system_prompt_tokens": _system_prompt_blocks(trace, session) * trace.block_size_tokens,
+    }
+
+
+def _clamp(name: str, x: float, notes: list) -> float:
+    lo, hi, lo_open = WORKLOAD_LIMITS[name]
+    floor = lo if not lo_open else (lo + max(1e-9, abs(lo) * 1e-9) if lo == 0 else lo * (1 + 1e-9))
+    y = min(max(x, floor), hi)
+    if y != x:
+        notes.append(f"{name} {x:.6g} clamped to the model's range: {y:.6g}")
+    return float(y)
+
+
+def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) -> dict:
+    """``{"workload": {...}, "notes": [...], "measured": {...}}``; see :func:`fit_workload`."""
+    if service_time_s is not None and (isinstance(service_time_s, bool) or not isinstance(service_time_s, (int, float))
+                                       or not 0 <= service_time_s <= 1e5):
+        raise InputError("service_time_s", service_time_s, "a number in [0, 100000]")
+    notes: list[str] = []
+    n = trace.n_requests
+    ts = trace.timestamps_s
+    span = float(ts[-1] - ts[0])
+    session, parent, source = infer_sessions(trace)
+    n_sessions = int(session.max()) + 1
+    notes.append(f"sessions: {source}")
+    if span <= 0:
+        notes.append("all requests share one timestamp: rates use a 1 s window")
+        span = 1.0
+    out_mean = float(trace.output_tokens.mean())
+    if service_time_s is None:
+        service_time_s = out_mean * DEFAULT_DECODE_S_PER_TOKEN
+        notes.append(f"service_time_s = mean output tokens x {DEFAULT_DECODE_S_PER_TOKEN} s/token "
+                     "(default decode speed, not measured: the trace has no completion times)")
+    follow = parent >= 0
+    arrival_gaps = ts[follow] - ts[parent[follow]]
+    gaps = np.maximum(arrival_gaps - service_time_s, 0.0)
+    if gaps.size:
+        gap_mean = float(gaps.mean())
+        notes.append("gap_mean_s = mean time between a turn's arrival and its follow-up's, minus service_time_s")
+        sd = float(gaps.std())
+        cv = sd / gap_mean if gap_mean > 0 else 0.0
+    else:
+        gap_mean, cv = 60.0, 1.0
+        notes.append("no follow-up turns found: gap_mean_s left at the default 60 s (irrelevant with one turn)")
+    if abs(cv - 1.0) <= _EXPONENTIAL_CV_TOLERANCE:
+        gap_dist, sigma = "exponential", 1.0
+    else:
+        gap_dist, sigma = "lognormal", math.sqrt(math.log1p(cv * cv))
+    notes.append(f"gap coefficient of variation {cv:.3g}: {gap_dist}"
+                 f" (exponential when |CV-1| <= {_EXPONENTIAL_CV_TOLERANCE}, else lognormal with sigma = sqrt(ln(1+CV^2)))")
+    p_blocks = _system_prompt_blocks(trace, session)
+    system_prompt = p_blocks * trace.block_size_tokens
+    # New user tokens per turn: first turns bring input - P, follow-ups bring
+    # input - (parent input + parent output); the mean keeps the miss volume.
+    inp = trace.input_tokens.astype(np.float64)
+    new = np.where(follow, inp - inp[np.maximum(parent, 0)] - trace.output_tokens[np.maximum(parent, 0)],
+                   inp - system_prompt)
+    user = float(np.maximum(new, 0.0).mean())
+    notes.append("user_tokens_per_turn = mean new prompt tokens per request (first turns: input - system prompt; "
+                 "follow-ups: input - parent input - parent output)")
+    notes.append("turns_distribution: geometric (the model's default), with the measured mean")
+    workload = {
+        "conversation_rate_per_s": _clamp("conversation_rate_per_s", n_sessions / span, notes),
+        "turns_mean": _clamp("turns_mean", n / n_sessions, notes),
+        "turns_distribution": "geometric",
+        "gap_mean_s": _clamp("gap_mean_s", gap_mean, notes),
+        "gap_distribution": gap_dist,
+        "gap_lognormal_sigma": _clamp("gap_lognormal_sigma", sigma, notes),
+        "user_tokens_per_turn": _clamp("user_tokens_per_turn", user, notes),
+        "output_tokens_per_turn": _clamp("output_tokens_per_turn", out_mean, notes),
+        "system_prompt_tokens": _clamp("system_prompt_tokens", float(system_prompt), notes),
+        "service_time_s": _clamp("service_time_s", float(service_time_s), notes),
+    }
+    measured = {"gap_cv": cv, "n_sessions": n_sessions, "n_follow_ups": int(follow.sum()),
+                "arrival_gap_mean_s": float(arrival_gaps.mean()) if arrival_gaps.size else None,
+                "block_size_tokens": trace.block_size_tokens}
+    return {"workload": workload, "notes": notes, "measured": measured}
+
+
+def fit_workload(trace: Trace, *, service_time_s: float | None = None) -> dict:
+    """Workload fields of the analytic model fitted to a trace.
+
+    Keys (exactly :class:`kvcalc.workload.Workload`'s): conversation_rate_per_s,
+    turns_mean, turns_distribution, gap_mean_s, gap_distribution,
+    gap_lognormal_sigma, user_tokens_per_turn, output_tokens_per_turn,
+    system_prompt_tokens, service_time_s. Values are clamped to the model's
+    ranges; :func:`fit_workload_report` says how each was obtained.
+    """
+    return fit_workload_report(trace, service_time_s=service_time_s)["workload"]
