@@ -77,7 +77,8 @@ def gap_mean_min(g, tau, distribution: str, sigma=1.0):
         lg = np.log(np.maximum(g, 1e-300))
     z = (lg - mu) / sigma
     # E[G; G < g] = tau * Phi(z - sigma);  g * P(G > g) = g * (1 - Phi(z))
-    tail = np.where(np.isinf(g), 0.0, np.where(g > 0, g * norm_cdf(-z), 0.0))
+    with np.errstate(invalid="ignore"):
+        tail = np.where(np.isinf(g), 0.0, np.where(g > 0, g * norm_cdf(-z), 0.0))
     return np.where(g > 0, tau * norm_cdf(z - sigma) + tail, 0.0)
 
 
@@ -317,7 +318,8 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
     ttl = c.ttl_s if c.eviction == "ttl" else math.inf
     T_eff = np.minimum(T, ttl)
     b = st.b
-    hs = np.where(st.Ps > 0, _shared_presence(st, T_eff), 0.0)
+    # Own blocks hang off the shared prefix: without it nothing below it can hit.
+    hs = np.where(st.Ps > 0, _shared_presence(st, T_eff), 1.0)
     ideal_tok = (st.Ps * b * st.EN + b * st.A1) / st.denom_tokens
     ideal_req = st.returning_any / st.EN
     if model == "seed":
@@ -452,7 +454,7 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
         Bprev = np.concatenate([[0.0], B[:-1]])
         inserted = np.where(hit > 0, 0.0, 0.0) + hit * (B - Bprev) + (1 - hit) * B
         per_conv = float(np.sum(ge * inserted))
-        hs = T / (T + 1.0 / (lam * EN)) if Ps > 0 else 0.0
+        hs = T / (T + 1.0 / (lam * EN)) if Ps > 0 else 1.0
         return float(st.pin_mean[idx]) + Ps * hs + lam * per_conv * T, hit, hs
 
     lo, hi = 0.0, max(tau, 1e-6)
