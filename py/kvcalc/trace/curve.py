@@ -56,7 +56,8 @@ def counting_rule_text(full_blocks_only: bool, warmup_fraction: float) -> str:
     return ("LRU over blocks; a request hits the longest prefix of its blocks present when it arrives, "
             "then refreshes all its blocks tail-first (head most recent); " + blocks +
             "; token hit rate = hit tokens / all prompt tokens; block hit rate = hit blocks / looked-up blocks; "
-            f"first {warmup_fraction:g} of requests replayed but not counted; in-flight requests not pinned")
+            f"the first {100 * warmup_fraction:g} % of requests replayed but not counted (warm-up); "
+            "in-flight requests not pinned")
 
 
 # ----------------------------------------------------------------------------- references

@@ -1,0 +1,155 @@
+"""Trace mode's door: ``trace_analyze(request) -> dict`` (JSON-simple in and out).
+
+Request keys (exactly one of ``text``, ``path``, ``sample``)::
+
+    text                 the trace content (str, or bytes as a browser file arrives; .gz ok)
+    path                 a trace file (.jsonl or .jsonl.gz)
+    sample               "conversation" | "synthetic" (the shipped Mooncake traces)
+    format               auto (default) | mooncake | bailian | generic
+    chain                auto (default) | verify | rechain
+    block_size_tokens    override the detected block size
+    warmup_fraction      first share of requests replayed but not counted, [0, 1) (default 0)
+    full_blocks_only     true (default, vLLM) | false (the partial last block counts too)
+    capacities_blocks    capacities [blocks] to report exactly (list of integers >= 0)
+    max_points           grid points of the curve (default 400, 2..5000)
+    fifo                 also replay FIFO at capacities_blocks (default false)
+    targets              token hit rates to size for, e.g. [0.2, 0.3] (default none)
+    skip_bad_lines       skip and count bad lines instead of failing (default false)
+    max_requests         read at most this many requests (the rest is ignored, reported)
+    max_bytes            refuse larger inputs (decompressed bytes)
+    service_time_s       service time for the workload fit (default: from output lengths)
+
+Result keys: detection, stats, curve (see :meth:`HitCurve.to_dict`), capacities
+(exact rows at the requested capacities), ideal_block_hit_rate,
+ideal_token_hit_rate, counting_rule, fit {workload, notes, measured}, and when
+asked fifo and targets.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import InputError, require_int, require_number
+from .curve import capacity_for_hit_rate, fifo_replay, lru_curve
+from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
+from .stats import fit_workload_report, trace_stats
+
+__all__ = ["trace_analyze", "trace_analyze_safe", "SAMPLES", "REQUEST_KEYS", "sample_path"]
+
+SAMPLES = {"conversation": "conversation_trace.jsonl", "synthetic": "synthetic_trace.jsonl"}
+REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens", "warmup_fraction",
+                "full_blocks_only", "capacities_blocks", "max_points", "fifo", "targets",
+                "skip_bad_lines", "max_requests", "max_bytes", "service_time_s")
+_MAX_CAPACITIES = 200
+
+
+def sample_path(name: str) -> Path:
+    """The shipped copy of a Mooncake sample trace (``data/traces/mooncake`` of the repo)."""
+    if name not in SAMPLES:
+        raise InputError("sample", name, "one of " + ", ".join(SAMPLES), "unknown sample")
+    return Path(__file__).resolve().parents[3] / "data" / "traces" / "mooncake" / SAMPLES[name]
+
+
+def _bool(request: dict, key: str, default: bool) -> bool:
+    v = request.get(key, default)
+    if not isinstance(v, bool):
+        raise InputError(key, v, "true or false", "not a boolean")
+    return v
+
+
+def _int_list(request: dict, key: str) -> list[int]:
+    v = request.get(key, [])
+    if v is None:
+        return []
+    if not isinstance(v, (list, tuple)) or len(v) > _MAX_CAPACITIES:
+        raise InputError(key, v, f"a list of at most {_MAX_CAPACITIES} integers >= 0", "not a list")
+    return [require_int(f"{key}[{i}]", x, 0, 10 ** 15) for i, x in enumerate(v)]
+
+
+def trace_analyze(request: dict) -> dict:
+    """Load a trace and return its statistics, exact LRU curve, workload fit and detection."""
+    if not isinstance(request, dict):
+        raise InputError("request", request, "a JSON object", "not an object")
+    unknown = sorted(set(request) - set(REQUEST_KEYS))
+    if unknown:
+        raise InputError(unknown[0], request[unknown[0]], "one of the keys " + ", ".join(REQUEST_KEYS),
+                         "unknown key")
+    given = [k for k in ("text", "path", "sample") if request.get(k) is not None]
+    if len(given) != 1:
+        raise InputError("text", None if not given else given, "exactly one of text, path, sample",
+                         "no trace given" if not given else "more than one trace source")
+    fmt = request.get("format", "auto")
+    if fmt not in FORMATS:
+        raise InputError("format", fmt, "one of " + ", ".join(FORMATS), "unknown format")
+    chain = request.get("chain", "auto")
+    if chain not in CHAIN_MODES:
+        raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
+    bs = request.get("block_size_tokens")
+    bs = None if bs is None else require_int("block_size_tokens", bs, 1, 1 << 20)
+    warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), 0.0, 1.0, hi_open=True)
+    full = _bool(request, "full_blocks_only", True)
+    caps = _int_list(request, "capacities_blocks")
+    max_points = require_int("max_points", request.get("max_points", 400), 2, 5000)
+    fifo = _bool(request, "fifo", False)
+    targets = request.get("targets", []) or []
+    if not isinstance(targets, (list, tuple)) or len(targets) > 50:
+        raise InputError("targets", targets, "a list of at most 50 hit rates in [0, 1]", "not a list")
+    targets = [require_number(f"targets[{i}]", t, 0.0, 1.0) for i, t in enumerate(targets)]
+    skip = _bool(request, "skip_bad_lines", False)
+    limits = {}
+    for key in ("max_requests", "max_bytes"):
+        if request.get(key) is not None:
+            limits[key] = require_int(key, request[key], 1, 1 << 50)
+    service = request.get("service_time_s")
+    service = None if service is None else require_number("service_time_s", service, 0.0, 1e5)
+
+    opts = dict(format=fmt, block_size_tokens=bs, skip_bad_lines=skip, chain=chain, **limits)
+    if "text" in given:
+        text = request["text"]
+        if isinstance(text, memoryview):
+            text = text.tobytes()
+        if not isinstance(text, (str, bytes, bytearray)):
+            raise InputError("text", type(text).__name__, "the trace as text or bytes", "not text")
+        trace = loads_trace(text, **opts)
+    elif "path" in given:
+        if not isinstance(request["path"], str):
+            raise InputError("path", request["path"], "a file path", "not a string")
+        trace = load_trace(Path(request["path"]), **opts)
+    else:
+        trace = load_trace(sample_path(request["sample"]), **opts)
+
+    curve = lru_curve(trace, full_blocks_only=full, warmup_fraction=warm)
+    curve_dict = curve.to_dict(caps, max_points)
+    bsz = trace.block_size_tokens
+    rows = [{"capacity_blocks": r["capacity_blocks"], "capacity_tokens": r["capacity_blocks"] * bsz,
+             "block_hit_rate": r["block_hit_rate"], "token_hit_rate": r["token_hit_rate"]}
+            for r in curve_dict.pop("at_capacities", [])]
+    result = {
+        "detection": trace.info,
+        "stats": trace_stats(trace),
+        "curve": curve_dict,
+        "capacities": rows,
+        "ideal_block_hit_rate": curve.ideal_block_hit_rate,
+        "ideal_token_hit_rate": curve.ideal_token_hit_rate,
+        "counting_rule": curve.counting_rule,
+        "fit": fit_workload_report(trace, service_time_s=service),
+    }
+    if fifo:
+        result["fifo"] = [
+            {k: v for k, v in fifo_replay(trace, c, full_blocks_only=full, warmup_fraction=warm).items()}
+            for c in sorted(set(caps))]
+    if targets:
+        result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
+                             for t in targets]
+    return result
+
+
+def trace_analyze_safe(request: dict) -> dict:
+    """trace_analyze() with errors in-band: {"ok": true, "result": ...} or {"ok": false, "error": ...}."""
+    try:
+        return {"ok": True, "result": trace_analyze(request)}
+    except InputError as exc:
+        return {"ok": False, "error": exc.to_dict()}
+    except Exception as exc:  # noqa: BLE001 - in-band for the page
+        return {"ok": False, "error": {"field": None, "problem": "internal error",
+                                       "message": f"{type(exc).__name__}: {exc}"}}

@@ -1,0 +1,158 @@
+"""``python -m kvcalc trace FILE [options]``: statistics and the exact hit-rate curve of a trace.
+
+``main(argv)`` takes the arguments after ``trace``; it returns 0, or 2 after
+printing the error to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+from ..errors import InputError
+from .api import trace_analyze
+
+__all__ = ["main", "build_parser"]
+
+
+def _capacities(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip().replace("_", "")
+        if not part:
+            continue
+        try:
+            value = float(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {part!r}") from None
+        if value < 0 or value != int(value):
+            raise argparse.ArgumentTypeError(f"not a whole number of blocks >= 0: {part!r}")
+        out.append(int(value))
+    return out
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # exit code 2 through main(), not SystemExit
+        raise InputError("arguments", " ".join(sys.argv[1:])[:80], self.format_usage().strip(), message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m kvcalc trace",
+                description="Exact LRU prefix-cache hit-rate curve and statistics of a request trace.")
+    p.add_argument("file", help="trace file: .jsonl or .jsonl.gz (Mooncake, Bailian or generic)")
+    p.add_argument("--format", default="auto", choices=["auto", "mooncake", "bailian", "generic"])
+    p.add_argument("--chain", default="auto", choices=["auto", "verify", "rechain"],
+                   help="verify prefix-chained ids or re-chain them (auto: re-chain Bailian only)")
+    p.add_argument("--block-size", type=int, default=None, metavar="N", help="block size in tokens")
+    p.add_argument("--capacities", type=_capacities, default=[], metavar="C1,C2,...",
+                   help="capacities in blocks to report exactly")
+    p.add_argument("--warmup", type=float, default=0.0, metavar="F",
+                   help="share of first requests replayed but not counted (default 0)")
+    p.add_argument("--partial-blocks", action="store_true",
+                   help="count and cache the partial last block too (default: full blocks only, as vLLM)")
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad lines")
+    p.add_argument("--fifo", action="store_true", help="also replay FIFO at the capacities")
+    p.add_argument("--max-points", type=int, default=400, help="curve grid points (default 400)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--csv", action="store_true", help="print the curve as CSV")
+    return p
+
+
+def _pct(x) -> str:
+    return "-" if x is None else f"{100 * x:6.2f} %"
+
+
+def _num(x, fmt="{:.4g}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def _text_report(res: dict) -> str:
+    det, st, cv = res["detection"], res["stats"], res["curve"]
+    bs = det["block_size_tokens"]
+    lines = [
+        f"format: {det['format']} ({det['format_source']}); block size {bs} tokens ({det['block_size_source']}); "
+        f"ids: {det['chaining']}" + ("" if det["ids_prefix_chained"] else " [raw ids were not prefix-chained]"),
+        f"requests: {st['n_requests']} over {st['duration_s']:.1f} s ({_num(st['arrival_rate_per_s'])} req/s); "
+        f"blocks: {st['n_blocks_total']} ({st['n_blocks_unique']} distinct)"
+        + ("; TRUNCATED at max_requests" if det.get("truncated") else ""),
+    ]
+    if det.get("bad_lines_skipped"):
+        lines.append(f"bad lines skipped: {det['bad_lines_skipped']} {det['bad_lines_by_reason']}")
+    ss = st["sessions"]
+    rps = ss["requests_per_session"]
+    lines += [
+        f"sessions: {ss['n_sessions']} ({ss['source']}); requests/session mean {_num(rps['mean'])}, "
+        f"p90 {_num(rps['p90'])}, max {_num(rps['max'])}",
+        "input tokens:  mean {} p50 {} p90 {} p99 {}".format(*(_num(st['input_tokens'][k], '{:.0f}')
+                                                              for k in ('mean', 'p50', 'p90', 'p99'))),
+        "output tokens: mean {} p50 {} p90 {} p99 {}".format(*(_num(st['output_tokens'][k], '{:.0f}')
+                                                              for k in ('mean', 'p50', 'p90', 'p99'))),
+        f"reuse gap of a block: p50 {_num(st['reuse_gap_s']['p50'])} s, p90 {_num(st['reuse_gap_s']['p90'])} s; "
+        f"turn gap: p50 {_num(st['turn_gap_s']['p50'])} s",
+        f"shared-prefix token share: {_pct(st['shared_prefix_token_share'])}; "
+        f"most common shared prefix: {st['system_prompt_tokens']} tokens",
+        "",
+        f"counting rule: {res['counting_rule']}",
+        f"ideal (infinite cache): block hit {_pct(res['ideal_block_hit_rate'])}, "
+        f"token hit {_pct(res['ideal_token_hit_rate'])}, reached at {cv['saturation_capacity_blocks']} blocks",
+        "",
+        f"{'capacity_blocks':>16} {'capacity_tokens':>16} {'block_hit':>10} {'token_hit':>10}",
+    ]
+    if res["capacities"]:
+        rows = [(r["capacity_blocks"], r["block_hit_rate"], r["token_hit_rate"]) for r in res["capacities"]]
+    else:
+        caps = np.asarray(cv["capacities_blocks"])
+        pick = np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 16), side="right") - 1)
+        rows = [(cv["capacities_blocks"][i], cv["block_hit_rate"][i], cv["token_hit_rate"][i]) for i in pick]
+    for c, b, t in rows:
+        lines.append(f"{c:>16} {c * bs:>16} {_pct(b):>10} {_pct(t):>10}")
+    if "fifo" in res:
+        lines += ["", "FIFO (replay):"]
+        for r in res["fifo"]:
+            lines.append(f"{r['capacity_blocks']:>16} {r['capacity_blocks'] * bs:>16} "
+                         f"{_pct(r['block_hit_rate']):>10} {_pct(r['token_hit_rate']):>10}")
+    wl = res["fit"]["workload"]
+    lines += ["", "fitted workload: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                                 for k, v in wl.items())]
+    return "\n".join(lines)
+
+
+def _csv(res: dict) -> str:
+    cv = res["curve"]
+    bs = cv["block_size_tokens"]
+    out = ["capacity_blocks,capacity_tokens,block_hit_rate,token_hit_rate"]
+    for c, b, t in zip(cv["capacities_blocks"], cv["block_hit_rate"], cv["token_hit_rate"]):
+        out.append(f"{c},{c * bs},{b:.6f},{t:.6f}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        ns = build_parser().parse_args(argv)
+        if ns.json and ns.csv:
+            raise InputError("--csv", True, "either --json or --csv", "both given")
+        req = {"path": ns.file, "format": ns.format, "chain": ns.chain, "warmup_fraction": ns.warmup,
+               "full_blocks_only": not ns.partial_blocks, "capacities_blocks": ns.capacities,
+               "max_points": ns.max_points, "skip_bad_lines": ns.skip_bad_lines, "fifo": ns.fifo}
+        if ns.block_size is not None:
+            req["block_size_tokens"] = ns.block_size
+        res = trace_analyze(req)
+        if ns.json:
+            print(json.dumps(res, indent=2))
+        elif ns.csv:
+            print(_csv(res))
+        else:
+            print(_text_report(res))
+        return 0
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
