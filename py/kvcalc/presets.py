@@ -258,14 +258,38 @@ def _spec_from_preset(mid: str, e: dict) -> ModelSpec:
 # ---------------------------------------------------------------------------
 # Hugging Face config.json
 
+#: Class defaults of transformers' config classes that published config.json
+#: files rely on by omission (e.g. gemma-3-27b-it's text_config has no
+#: sliding_window_pattern or max_position_embeddings).
+_MODEL_TYPE_DEFAULTS: dict[str, dict] = {
+    "gemma3_text": {"sliding_window_pattern": 6, "max_position_embeddings": 131072, "vocab_size": 262208,
+                    "sliding_window": 4096, "tie_word_embeddings": True},
+    "gemma2": {"max_position_embeddings": 8192, "vocab_size": 256000, "sliding_window": 4096,
+               "tie_word_embeddings": True},
+    "llama4_text": {"attention_chunk_size": 8192, "no_rope_layer_interval": 4},
+    "gpt_oss": {"sliding_window": 128},
+    "qwen2": {"use_sliding_window": False},
+    "qwen3": {"use_sliding_window": False},
+    "qwen3_moe": {"use_sliding_window": False},
+    "mixtral": {"sliding_window": None},
+}
+
+
 def _text_config(cfg: dict) -> dict:
-    """Merge a multimodal config's text_config over its top level (text wins)."""
+    """Flatten a config: text_config over the top level (text wins), then the
+    model type's class defaults under both."""
+    merged = dict(cfg)
     text = cfg.get("text_config")
     if isinstance(text, dict):
         merged = {k: v for k, v in cfg.items() if k != "text_config"}
         merged.update(text)
-        return merged
-    return cfg
+        if "model_type" not in text and isinstance(cfg.get("model_type"), str):
+            merged["model_type"] = cfg["model_type"] + "_text"
+    defaults = _MODEL_TYPE_DEFAULTS.get(str(merged.get("model_type", "")), {})
+    for k, v in defaults.items():
+        if k not in merged:
+            merged[k] = v
+    return merged
 
 
 def _first(cfg: dict, *keys, default=None):

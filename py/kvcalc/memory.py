@@ -1,0 +1,305 @@
+"""Memory side: KV bytes per token, the KV budget per GPU, capacity in tokens.
+
+Pure functions of a :class:`~kvcalc.presets.ModelSpec` and a
+:class:`~kvcalc.presets.GpuSpec` (MODEL.md, "Memory side"). Definitions follow
+vLLM so the numbers can be checked against its start-up log:
+
+* "Available KV cache memory: X GiB"  -> :func:`kv_budget` ``kv_budget_gib_per_gpu``
+  (total * gpu_memory_utilization - weights - runtime reserve, in GiB);
+* "GPU KV cache size: N tokens"      -> :func:`kv_capacity` ``tokens``
+  (whole blocks only);
+* "Maximum concurrency for N tokens per request: X" -> :func:`max_concurrency`.
+
+Under tensor parallelism every GPU holds its share of every token's KV, so a
+capacity in tokens is the same per GPU and per TP group.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .errors import InputError, require_int, require_number
+from .presets import GpuSpec, ModelSpec
+from .units import GIB_BYTES, dtype_bits
+
+__all__ = [
+    "kv_bytes_per_token", "kv_bytes_per_token_breakdown", "kv_heads_per_gpu",
+    "weights_bytes", "default_runtime_reserve_gib", "kv_budget", "kv_capacity",
+    "max_concurrency", "memory_report", "kv_cache_bits",
+    "RESERVE_FIXED_GIB", "RESERVE_PROFILE_TOKENS", "RESERVE_ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN",
+]
+
+#: Runtime reserve, fixed part: CUDA context and driver-reserved memory that
+#: nvidia-smi counts but CUDA does not hand out (about 0.5 GiB on H100:
+#: 79.65 GiB in nvidia-smi vs 79.11 GiB from cudaMemGetInfo), plus the
+#: non-torch allocations vLLM reports (NCCL buffers, cuBLAS workspaces).
+RESERVE_FIXED_GIB = 1.0
+#: Tokens in vLLM's profiling forward pass (its max_num_batched_tokens default
+#: for online serving on large GPUs); the activation peak scales with it.
+RESERVE_PROFILE_TOKENS = 8192
+#: Live activation bytes per profiled token per unit of hidden_size at the
+#: peak of one layer (bf16 residual, q/k/v/o and the gated MLP intermediate,
+#: roughly 12 hidden-widths at 2 bytes). A heuristic, not a measurement.
+RESERVE_ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN = 24
+
+
+# ---------------------------------------------------------------------------
+# KV bytes per token
+
+def _check_bits(bits) -> float:
+    return require_number("kv_cache_dtype", bits, 1, 64)
+
+
+def _check_tp(tensor_parallel) -> int:
+    return require_int("tensor_parallel", tensor_parallel, 1, 1024)
+
+
+def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
+    """KV heads each GPU stores: kv_heads / TP, or 1 (replicated) when TP > kv_heads.
+
+    MLA has one shared latent per token that every GPU holds whole: returns 1.
+    Raises InputError on "tensor_parallel" when the heads cannot be split
+    evenly (vLLM refuses those layouts too).
+    """
+    tp = _check_tp(tensor_parallel)
+    if model.attention == "mla":
+        return 1
+    kv = model.num_kv_heads
+    if tp <= kv:
+        if kv % tp:
+            raise InputError("tensor_parallel", tensor_parallel,
+                             f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+        return kv // tp
+    if tp % kv:
+        raise InputError("tensor_parallel", tensor_parallel,
+                         f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+    return 1
+
+
+def _layer_bytes_per_token(model: ModelSpec, kv_dtype_bits: float, tensor_parallel: int) -> float:
+    """KV bytes one layer stores per token on one GPU."""
+    bits = _check_bits(kv_dtype_bits)
+    if model.attention == "mla":
+        # compressed latent + decoupled RoPE key; no separate V, no TP split
+        return (model.kv_lora_rank + model.qk_rope_head_dim) * bits / 8
+    return 2 * kv_heads_per_gpu(model, tensor_parallel) * model.head_dim * bits / 8
+
+
+def kv_bytes_per_token_breakdown(model: ModelSpec, kv_dtype_bits: float, tensor_parallel: int = 1,
+                                 context_tokens=None) -> dict:
+    """Per-GPU KV bytes per token split into global and local (windowed) layers.
+
+    A local layer keeps at most ``window`` tokens of a sequence, so over a
+    sequence of ``context_tokens`` its mean cost per token is
+    ``layer_bytes * min(window, ctx) / ctx``. With ``context_tokens`` None the
+    local layers are charged as if global (the upper bound).
+    """
+    per_layer = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
+    if context_tokens is not None:
+        context_tokens = require_number("context_tokens", context_tokens, 1.0, 1e10)
+    global_bytes = model.global_layers * per_layer
+    local_all_global = model.local_layers * per_layer
+    if context_tokens is None:
+        local_bytes = local_all_global
+    else:
+        local_bytes = sum((per_layer * min(w, context_tokens) / context_tokens
+                          for w in model.layer_window_tokens if w is not None), 0.0)
+    return {
+        "bytes_per_layer_per_token": per_layer,
+        "kv_heads_per_gpu": kv_heads_per_gpu(model, tensor_parallel),
+        "global_layers": model.global_layers,
+        "local_layers": model.local_layers,
+        "global_bytes_per_token": global_bytes,
+        "local_bytes_per_token": local_bytes,
+        "local_bytes_per_token_all_global": local_all_global,
+        "total_bytes_per_token": global_bytes + local_bytes,
+        "total_bytes_per_token_all_global": global_bytes + local_all_global,
+        "context_tokens": context_tokens,
+    }
+
+
+def kv_bytes_per_token(model: ModelSpec, kv_dtype_bits: float, tensor_parallel: int = 1,
+                       context_tokens=None) -> float:
+    """KV bytes per token on one GPU (mean over a sequence of ``context_tokens``).
+
+    MHA/GQA/MQA: 2 * layers * kv_heads_per_gpu * head_dim * bits/8.
+    MLA: layers * (kv_lora_rank + qk_rope_head_dim) * bits/8, same on every GPU.
+    Windowed layers: see :func:`kv_bytes_per_token_breakdown`.
+    """
+    return kv_bytes_per_token_breakdown(model, kv_dtype_bits, tensor_parallel, context_tokens)["total_bytes_per_token"]
+
+
+# ---------------------------------------------------------------------------
+# weights, budget, capacity
+
+def weights_bytes(model: ModelSpec, weight_dtype_bits=None) -> float:
+    """Bytes of all weights: params_total * bits/8 (default: the native dtype)."""
+    bits = model.weight_bits if weight_dtype_bits is None else require_number("weight_dtype", weight_dtype_bits, 1, 64)
+    return model.params_total * bits / 8
+
+
+def default_runtime_reserve_gib(model: ModelSpec) -> float:
+    """Default GPU memory kept from the KV cache besides weights, in GiB.
+
+    RESERVE_FIXED_GIB (CUDA context, driver-reserved and non-torch memory) plus
+    an activation peak of RESERVE_PROFILE_TOKENS tokens through one layer at
+    RESERVE_ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN bytes per hidden unit:
+    1.75 GiB for Llama-3.1-8B (hidden 4096), 2.5 GiB for 70B (8192), 4 GiB for
+    405B (16384). Not divided by TP (the conservative side). vLLM measures the
+    real figure in its profiling run; calibrate from its log as
+    total * utilization - weights - "Available KV cache memory".
+    """
+    act = RESERVE_PROFILE_TOKENS * RESERVE_ACTIVATION_BYTES_PER_TOKEN_PER_HIDDEN * model.hidden_size
+    return RESERVE_FIXED_GIB + act / GIB_BYTES
+
+
+def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memory_utilization: float = 0.9,
+              weight_dtype_bits=None, runtime_reserve_gib=None) -> dict:
+    """KV budget per GPU = memory * utilization - weights / TP - reserve (bytes and GiB).
+
+    Matches vLLM's "Available KV cache memory: X GiB" (vLLM prints GiB).
+    Raises InputError on "model" when the weights do not fit.
+    """
+    tp = _check_tp(tensor_parallel)
+    util = require_number("gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True)
+    if runtime_reserve_gib is None:
+        runtime_reserve_gib = default_runtime_reserve_gib(model)
+    reserve = require_number("runtime_reserve_gib", runtime_reserve_gib, 0.0, 1e5) * GIB_BYTES
+    usable = gpu.memory_bytes * util
+    weights = weights_bytes(model, weight_dtype_bits) / tp
+    budget = usable - weights - reserve
+    if budget <= 0:
+        raise InputError(
+            "model", model.id,
+            "a model whose weights per GPU fit in the usable memory",
+            f"model weights {weights / GIB_BYTES:.2f} GiB per GPU exceed the usable "
+            f"{(usable - reserve) / GIB_BYTES:.2f} GiB (of {gpu.memory_bytes / GIB_BYTES:.2f} GiB x "
+            f"{util:g}, less a {reserve / GIB_BYTES:.2f} GiB runtime reserve) on {gpu.name}: "
+            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype")
+    return {
+        "kv_budget_bytes_per_gpu": budget,
+        "kv_budget_gib_per_gpu": budget / GIB_BYTES,
+        "weights_gib_per_gpu": weights / GIB_BYTES,
+        "usable_gib_per_gpu": usable / GIB_BYTES,
+        "runtime_reserve_gib": reserve / GIB_BYTES,
+    }
+
+
+def kv_capacity(budget_bytes: float, bytes_per_token: float, block_size_tokens: int = 16) -> dict:
+    """Whole KV blocks that fit in the budget, and the tokens they hold.
+
+    blocks = floor(budget / (bytes_per_token * block_size)); tokens = blocks * block_size
+    (vLLM's "GPU KV cache size: N tokens").
+    """
+    budget = require_number("kv_budget_bytes", budget_bytes, 0.0)
+    bpt = require_number("kv_bytes_per_token", bytes_per_token, 0.0, lo_open=True)
+    block = require_int("block_size_tokens", block_size_tokens, 1, 4096)
+    blocks = int(math.floor(budget / (bpt * block)))
+    return {"blocks": blocks, "tokens": blocks * block}
+
+
+def max_concurrency(capacity_tokens: float, context_tokens: float) -> float:
+    """Requests of ``context_tokens`` that fit at once (vLLM's "Maximum concurrency")."""
+    cap = require_number("kv_capacity_tokens", capacity_tokens, 0.0)
+    ctx = require_number("context_tokens", context_tokens, 0.0, lo_open=True)
+    return cap / ctx
+
+
+# ---------------------------------------------------------------------------
+# the report
+
+def kv_cache_bits(model: ModelSpec, kv_cache_dtype: str = "auto") -> int:
+    """KV element width: "auto" is the model's activation dtype, as in vLLM.
+
+    Quantized checkpoints (fp8, mxfp4) compute in bf16, so "auto" gives 16 bits
+    for every model here except fp32 ones.
+    """
+    if kv_cache_dtype == "auto":
+        return 32 if model.weight_bits == 32 else 16
+    return dtype_bits("kv_cache_dtype", kv_cache_dtype)
+
+
+def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel: int = 1,
+                  gpu_memory_utilization: float = 0.9, kv_cache_dtype: str = "auto",
+                  weight_dtype: str | None = None, runtime_reserve_gib: float | None = None,
+                  block_size_tokens: int = 16, context_tokens=None) -> dict:
+    """Every memory-side number for one configuration, as JSON-simple values.
+
+    Without a GPU only the per-token figures are filled (budget and capacity
+    keys are None). ``context_tokens`` (default: the model's
+    max_position_embeddings) sets the sequence length for windowed layers and
+    for max_concurrency.
+    """
+    tp = _check_tp(tensor_parallel)
+    kv_bits = kv_cache_bits(model, kv_cache_dtype)
+    w_bits = None if weight_dtype is None else dtype_bits("weight_dtype", weight_dtype)
+    notes: list[str] = []
+    ctx = context_tokens if context_tokens is not None else model.max_position_embeddings
+    br = kv_bytes_per_token_breakdown(model, kv_bits, tp, ctx)
+    bpt = br["total_bytes_per_token"]
+    report = {
+        "model_id": model.id,
+        "model_name": model.name,
+        "attention": model.attention,
+        "gpu_id": gpu.id if gpu is not None else None,
+        "tensor_parallel": tp,
+        "kv_cache_bits": kv_bits,
+        "weight_bits": model.weight_bits if w_bits is None else w_bits,
+        "context_tokens": float(ctx),
+        "kv_heads_per_gpu": br["kv_heads_per_gpu"],
+        "global_layers": br["global_layers"],
+        "local_layers": br["local_layers"],
+        "kv_bytes_per_token": bpt,
+        "kv_bytes_per_token_all_global": br["total_bytes_per_token_all_global"],
+        "kv_bytes_per_token_global_layers": br["global_bytes_per_token"],
+        "kv_bytes_per_token_local_layers": br["local_bytes_per_token"],
+        "weights_gib_total": weights_bytes(model, w_bits) / GIB_BYTES,
+        "weights_gib_per_gpu": weights_bytes(model, w_bits) / tp / GIB_BYTES,
+        "gpu_memory_gib": None, "usable_gib_per_gpu": None, "runtime_reserve_gib": None,
+        "kv_budget_bytes": None, "kv_budget_gib": None,
+        "kv_capacity_blocks": None, "kv_capacity_tokens": None, "kv_capacity_gib": None,
+        "max_concurrency": None,
+        "params_total": model.params_total, "params_active": model.params_active,
+        "params_estimated": model.params_estimated,
+    }
+    if model.params_estimated:
+        notes.append(f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
+                     "from the architecture; weights memory follows from it.")
+    if model.attention == "mla" and tp > 1:
+        notes.append("MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
+                     "KV bytes per token do not shrink with TP.")
+    elif model.attention != "mla" and tp > model.num_kv_heads:
+        notes.append(f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a replica of one head.")
+    if model.local_layers:
+        windows = sorted({w for w in model.layer_window_tokens if w is not None})
+        notes.append(f"{model.local_layers} of {model.num_layers} layers keep only a window of "
+                     f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
+                     f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).")
+    if model.weight_dtype.lower() in ("mxfp4",) and w_bits is None:
+        notes.append("Only the MoE experts are MXFP4; other weights are bf16, so the weights figure "
+                     "is somewhat low.")
+    if context_tokens is not None and context_tokens > model.max_position_embeddings:
+        notes.append(f"context_tokens {context_tokens:g} exceeds the model's max_position_embeddings "
+                     f"{model.max_position_embeddings}.")
+    if gpu is not None:
+        b = kv_budget(gpu, model, tp, gpu_memory_utilization, w_bits, runtime_reserve_gib)
+        cap = kv_capacity(b["kv_budget_bytes_per_gpu"], bpt, block_size_tokens)
+        report.update({
+            "gpu_memory_gib": gpu.memory_bytes / GIB_BYTES,
+            "usable_gib_per_gpu": b["usable_gib_per_gpu"],
+            "runtime_reserve_gib": b["runtime_reserve_gib"],
+            "kv_budget_bytes": b["kv_budget_bytes_per_gpu"],
+            "kv_budget_gib": b["kv_budget_gib_per_gpu"],
+            "kv_capacity_blocks": cap["blocks"],
+            "kv_capacity_tokens": cap["tokens"],
+            "kv_capacity_gib": cap["tokens"] * bpt / GIB_BYTES,
+            "max_concurrency": max_concurrency(cap["tokens"], ctx),
+        })
+        if runtime_reserve_gib is None:
+            notes.append(f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default estimate "
+                         "(CUDA context and activations); vLLM measures it at start-up.")
+        if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
+            notes.append(f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
+                         "but dequantized for attention.")
+    report["notes"] = notes
+    return report

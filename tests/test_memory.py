@@ -1,0 +1,235 @@
+"""KV bytes per token, budget and capacity against hand-computed and published values."""
+
+import json
+import math
+
+import pytest
+
+from kvcalc.errors import InputError
+from kvcalc.memory import (default_runtime_reserve_gib, kv_budget, kv_bytes_per_token,
+                           kv_bytes_per_token_breakdown, kv_capacity, max_concurrency, memory_report,
+                           weights_bytes)
+from kvcalc.presets import get_gpu, get_model
+from kvcalc.units import GIB_BYTES
+
+L8 = get_model("meta-llama/Llama-3.1-8B")
+L70 = get_model("meta-llama/Llama-3.1-70B")
+DSV3 = get_model("deepseek-ai/DeepSeek-V3")
+G3 = get_model("google/gemma-3-27b-it")
+OSS = get_model("openai/gpt-oss-120b")
+
+
+# --- reference values (MODEL.md "Memory side") -------------------------------------------
+
+def test_llama31_8b_bf16():
+    # 2 (K,V) * 32 layers * 8 KV heads * 128 head_dim * 2 bytes = 131072 (MODEL.md reference)
+    assert kv_bytes_per_token(L8, 16) == 131072
+
+
+def test_deepseek_v3_mla_bf16():
+    # (kv_lora_rank 512 + qk_rope_head_dim 64) * 61 layers * 2 bytes = 70272 (MODEL.md reference)
+    assert kv_bytes_per_token(DSV3, 16) == 70272
+    assert kv_bytes_per_token(get_model("deepseek-ai/DeepSeek-R1"), 16) == 70272
+    # Kimi K2 shares the layout: 576 * 61 * 2
+    assert kv_bytes_per_token(get_model("moonshotai/Kimi-K2-Instruct"), 16) == 70272
+
+
+def test_llama31_70b_bf16():
+    # 2 * 80 layers * 8 heads * 128 * 2 bytes
+    assert kv_bytes_per_token(L70, 16) == 327680
+
+
+# --- tensor parallelism ---------------------------------------------------------------------
+
+def test_tp_splits_kv_heads():
+    # TP=8 on 8 KV heads: one head per GPU -> 327680 / 8
+    assert kv_bytes_per_token(L70, 16, tensor_parallel=8) == 40960
+    assert kv_bytes_per_token(L70, 16, tensor_parallel=2) == 163840
+
+
+def test_tp_beyond_kv_heads_replicates():
+    # TP=16 with 8 KV heads: each GPU still holds a whole head (replicated), 2*80*1*128*2
+    assert kv_bytes_per_token(L70, 16, tensor_parallel=16) == 40960
+    # MQA (falcon-7b, 1 KV head) never shrinks: 2*32*1*64*2
+    falcon = get_model("tiiuae/falcon-7b")
+    assert kv_bytes_per_token(falcon, 16, 4) == kv_bytes_per_token(falcon, 16, 1) == 8192
+
+
+@pytest.mark.parametrize("tp", [3, 5, 12])
+def test_tp_that_does_not_split_heads_is_refused(tp):
+    with pytest.raises(InputError) as e:
+        kv_bytes_per_token(L70, 16, tensor_parallel=tp)
+    assert e.value.field == "tensor_parallel"
+
+
+@pytest.mark.parametrize("tp", [1, 2, 8, 16])
+def test_mla_unchanged_under_tp(tp):
+    assert kv_bytes_per_token(DSV3, 16, tensor_parallel=tp) == 70272
+
+
+# --- dtypes -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("model", [L8, L70, DSV3, G3])
+def test_fp8_halves_fp4_quarters(model):
+    bf16 = kv_bytes_per_token(model, 16, context_tokens=4096)
+    assert kv_bytes_per_token(model, 8, context_tokens=4096) == bf16 / 2
+    assert kv_bytes_per_token(model, 4, context_tokens=4096) == bf16 / 4
+    assert kv_bytes_per_token(model, 32, context_tokens=4096) == bf16 * 2
+
+
+# --- windowed layers ---------------------------------------------------------------------------
+
+def test_gemma3_context_dependent_cost():
+    # per layer: 2 * 16 KV heads * 128 * 2 bytes = 8192; 10 global + 52 local (window 1024)
+    assert kv_bytes_per_token(G3, 16) == 62 * 8192 == 507904  # no context: all-global bound
+    # ctx 512 < window: every layer holds every token
+    assert kv_bytes_per_token(G3, 16, context_tokens=512) == 507904
+    # ctx 32768: 10*8192 + 52*8192*1024/32768 = 81920 + 13312
+    assert kv_bytes_per_token(G3, 16, context_tokens=32768) == 95232
+    # ctx 131072: 81920 + 52*8192/128 = 81920 + 3328
+    assert kv_bytes_per_token(G3, 16, context_tokens=131072) == 85248
+
+
+def test_gpt_oss_context_dependent_cost():
+    # per layer: 2 * 8 * 64 * 2 = 2048; 18 full + 18 sliding (window 128)
+    assert kv_bytes_per_token(OSS, 16) == 36 * 2048 == 73728
+    # ctx 4096: 18*2048 + 18*2048*128/4096 = 36864 + 1152
+    assert kv_bytes_per_token(OSS, 16, context_tokens=4096) == 38016
+    assert kv_bytes_per_token(OSS, 16, context_tokens=128) == 73728
+
+
+def test_llama4_chunked_and_mistral_all_local():
+    scout = get_model("meta-llama/Llama-4-Scout-17B-16E")
+    # 12 global * 4096 + 36 chunked * 4096 * 8192/131072
+    assert kv_bytes_per_token(scout, 16, context_tokens=131072) == 49152 + 9216
+    mistral = get_model("mistralai/Mistral-7B-v0.1")
+    # every layer windowed at 4096: 131072 * 4096/8192
+    assert kv_bytes_per_token(mistral, 16, context_tokens=8192) == 65536
+
+
+def test_breakdown_parts_add_up():
+    br = kv_bytes_per_token_breakdown(G3, 16, 1, 32768)
+    assert br["global_bytes_per_token"] == 81920 and br["local_bytes_per_token"] == 13312
+    assert br["total_bytes_per_token"] == 95232
+    assert br["total_bytes_per_token_all_global"] == 507904
+    assert br["global_layers"] == 10 and br["local_layers"] == 52
+    json.dumps(br)
+
+
+def test_windowed_cost_is_monotone_in_context():
+    costs = [kv_bytes_per_token(G3, 16, context_tokens=c) for c in (1, 1024, 2048, 8192, 65536)]
+    assert costs == sorted(costs, reverse=True)
+    assert all(c <= kv_bytes_per_token(G3, 16) for c in costs)
+
+
+# --- weights, budget, capacity ------------------------------------------------------------------
+
+def test_weights_bytes():
+    assert weights_bytes(L8) == 8.03e9 * 2
+    assert weights_bytes(L8, 8) == 8.03e9
+    assert weights_bytes(DSV3) == 671e9  # native fp8: one byte per parameter
+
+
+def test_kv_budget_arithmetic():
+    a100 = get_gpu("a100-sxm-80gb")  # 80 GiB exactly
+    b = kv_budget(a100, L8, 1, 0.9, None, 2.0)
+    # 85899345920 * 0.9 - 8.03e9 * 2 - 2 GiB
+    assert math.isclose(b["kv_budget_bytes_per_gpu"], 85899345920 * 0.9 - 16.06e9 - 2 * GIB_BYTES)
+    assert math.isclose(b["kv_budget_gib_per_gpu"], b["kv_budget_bytes_per_gpu"] / GIB_BYTES)
+    assert math.isclose(b["usable_gib_per_gpu"], 72.0)
+    # TP divides the weights
+    b4 = kv_budget(a100, L70, 4, 0.9, None, 2.0)
+    assert math.isclose(b4["weights_gib_per_gpu"], 70.6e9 * 2 / 4 / GIB_BYTES)
+
+
+def test_default_reserve_scales_with_hidden_size():
+    assert default_runtime_reserve_gib(L8) == pytest.approx(1.75)
+    assert default_runtime_reserve_gib(L70) == pytest.approx(2.5)
+    assert default_runtime_reserve_gib(get_model("meta-llama/Llama-3.1-405B")) == pytest.approx(4.0)
+
+
+def test_model_larger_than_gpu():
+    with pytest.raises(InputError) as e:
+        kv_budget(get_gpu("h100-sxm-80gb"), get_model("meta-llama/Llama-3.1-405B"), 1, 0.9)
+    assert e.value.field == "model"
+    assert "GiB per GPU exceed the usable" in e.value.problem
+    assert "tensor_parallel" in e.value.problem
+    # and through the report
+    with pytest.raises(InputError):
+        memory_report(L70, get_gpu("l4-24gb"))
+    # the same model fits once split
+    assert kv_budget(get_gpu("h100-sxm-80gb"), L70, 4, 0.9)["kv_budget_bytes_per_gpu"] > 0
+
+
+def test_kv_capacity_floors_to_whole_blocks():
+    bpt, block = 131072, 16
+    exact = 10 * bpt * block
+    assert kv_capacity(exact, bpt, block) == {"blocks": 10, "tokens": 160}
+    assert kv_capacity(exact - 1, bpt, block) == {"blocks": 9, "tokens": 144}
+    assert kv_capacity(exact + bpt * 15, bpt, block) == {"blocks": 10, "tokens": 160}
+    assert kv_capacity(0, bpt, block) == {"blocks": 0, "tokens": 0}
+    with pytest.raises(InputError):
+        kv_capacity(exact, 0, block)
+
+
+def test_max_concurrency():
+    assert max_concurrency(450352, 8192) == pytest.approx(54.974609375)
+    with pytest.raises(InputError):
+        max_concurrency(1000, 0)
+
+
+# --- the report -----------------------------------------------------------------------------------
+
+REPORT_KEYS = {"kv_bytes_per_token", "kv_bytes_per_token_all_global", "kv_budget_gib", "kv_budget_bytes",
+               "kv_capacity_tokens", "kv_capacity_blocks", "kv_capacity_gib", "weights_gib_per_gpu",
+               "max_concurrency", "model_id", "attention", "notes"}
+
+
+def test_memory_report_llama8b_h100():
+    h100 = get_gpu("h100-sxm-80gb")
+    r = memory_report(L8, h100, context_tokens=8192, runtime_reserve_gib=2.0)
+    assert REPORT_KEYS <= set(r)
+    json.dumps(r)
+    assert r["model_id"] == "meta-llama/Llama-3.1-8B" and r["attention"] == "gqa"
+    assert r["kv_bytes_per_token"] == 131072 and r["kv_cache_bits"] == 16
+    budget = h100.memory_bytes * 0.9 - 8.03e9 * 2 - 2 * GIB_BYTES
+    assert r["kv_budget_bytes"] == pytest.approx(budget)
+    blocks = math.floor(budget / (131072 * 16))
+    assert r["kv_capacity_blocks"] == blocks and r["kv_capacity_tokens"] == blocks * 16
+    assert r["kv_capacity_gib"] == pytest.approx(blocks * 16 * 131072 / GIB_BYTES)
+    assert r["kv_capacity_gib"] <= r["kv_budget_gib"]
+    assert r["max_concurrency"] == pytest.approx(blocks * 16 / 8192)
+    assert isinstance(r["notes"], list)
+
+
+def test_memory_report_without_gpu_and_dtypes():
+    r = memory_report(DSV3, None, tensor_parallel=8, kv_cache_dtype="fp8")
+    assert r["attention"] == "mla" and r["kv_bytes_per_token"] == 70272 / 2
+    assert r["kv_capacity_tokens"] is None and r["kv_budget_gib"] is None
+    assert any("MLA" in n for n in r["notes"])
+    json.dumps(r)
+    with pytest.raises(InputError) as e:
+        memory_report(L8, None, kv_cache_dtype="fp7")
+    assert e.value.field == "kv_cache_dtype"
+
+
+def test_memory_report_auto_dtype_is_bf16_for_fp8_checkpoints():
+    # vLLM's kv_cache_dtype "auto" follows the activation dtype (bf16), not the fp8 weights
+    assert memory_report(DSV3)["kv_cache_bits"] == 16
+
+
+def test_memory_report_windowed_model_uses_context():
+    r = memory_report(G3, get_gpu("h100-sxm-80gb"), context_tokens=32768)
+    assert r["kv_bytes_per_token"] == 95232 and r["kv_bytes_per_token_all_global"] == 507904
+    assert r["max_concurrency"] == pytest.approx(r["kv_capacity_tokens"] / 32768)
+    # default context: the model's max_position_embeddings
+    assert memory_report(G3)["context_tokens"] == 131072
+
+
+def test_memory_report_tp_and_weight_dtype():
+    h200 = get_gpu("h200-141gb")
+    r = memory_report(DSV3, h200, tensor_parallel=8)
+    assert r["weights_gib_per_gpu"] == pytest.approx(671e9 / 8 / GIB_BYTES)
+    r4 = memory_report(L70, get_gpu("h100-sxm-80gb"), tensor_parallel=2, weight_dtype="fp8")
+    assert r4["weights_gib_per_gpu"] == pytest.approx(70.6e9 / 2 / GIB_BYTES)
+    assert r4["kv_bytes_per_token"] == 163840
