@@ -69,6 +69,13 @@ class Handler(http.server.SimpleHTTPRequestHandler):
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
+    def handle_error(self, request, client_address) -> None:
+        # A browser that closes a connection early (aborted fetch, closed tab) is not an error.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, (BrokenPipeError, ConnectionResetError)):
+            return
+        super().handle_error(request, client_address)
+
 
 def make_server(root: Path | str = ROOT, port: int = 0, cors: bool = False,
                 quiet: bool = True, host: str = "127.0.0.1") -> http.server.ThreadingHTTPServer:
@@ -103,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if not args.no_build:
         ensure_runtime()
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import gen_manifest  # keeps py/kvcalc/MANIFEST.json listing every module the worker loads
+    if Path(args.root).resolve() == ROOT and gen_manifest.write():
+        print("updated py/kvcalc/MANIFEST.json (commit it: GitHub Pages needs it)")
     server = make_server(args.root, args.port, cors=args.cors, quiet=args.quiet)
     print(f"serving {args.root} at http://127.0.0.1:{server.server_port}/  (Ctrl-C stops)",
           flush=True)

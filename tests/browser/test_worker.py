@@ -1,0 +1,131 @@
+"""The compute worker in headless Chromium: start-up stages, protocol, runtime sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import ROOT, open_harness
+
+pytestmark = pytest.mark.browser
+
+STAGES = ["runtime", "numpy", "core"]
+
+
+def _stages(events):
+    return [e["stage"] for e in events if e["type"] == "progress"]
+
+
+def test_starts_through_all_stages_with_no_remote_request(page, server):
+    h = open_harness(page, server)
+    seen = _stages(h["events"])
+    # every stage reported, in order, each ending at fraction 1
+    assert [s for i, s in enumerate(seen) if i == 0 or seen[i - 1] != s] == STAGES
+    for stage in STAGES:
+        fractions = [e["fraction"] for e in h["events"] if e.get("stage") == stage]
+        assert fractions == sorted(fractions) and fractions[-1] == 1
+    ready = h["ready"]
+    assert ready["source"] == "local"
+    assert ready["indexURL"] == f"{server}runtime/"
+    assert ready["versions"]["pyodide"] == "0.27.7"
+    assert ready["versions"]["numpy"] == "2.0.2"
+    assert set(ready["timings"]) >= {*STAGES, "total"}
+    assert page.blocked == []
+
+
+def test_real_api_compute_round_trips(page, server):
+    if not (ROOT / "py" / "kvcalc" / "api.py").is_file():
+        pytest.skip("kvcalc.api does not exist yet (py/kvcalc/api.py): nothing real to compute")
+    h = open_harness(page, server)
+    assert h["ready"]["apiError"] is None, h["ready"]["apiError"]
+    assert "compute" in h["ready"]["endpoints"]
+    r = page.evaluate("__harness.client.compute({})")
+    # Defaults or an in-band input error: either way exactly one well-formed reply.
+    assert r["status"] in ("ok", "error"), r
+    if r["status"] == "error":
+        assert r["error"]["kind"] == "input" and r["error"]["message"], r
+    assert page.blocked == []
+
+
+def test_protocol_with_stub_api(page, server, stub_api):
+    h = open_harness(page, server)
+    assert h["ready"]["endpoints"] == ["boom", "compute", "echo", "not_json", "simulate"]
+    ok = page.evaluate("__harness.client.compute({x: [1, 2, 3.5]})")
+    assert ok["status"] == "ok"
+    assert ok["result"] == {"echo": {"x": [1, 2, 3.5]}, "sum": 6.5, "mean": 6.5 / 3}
+    assert ok["ms"] >= 0
+
+    bad = page.evaluate("__harness.client.compute({bad: 7})")
+    assert bad["status"] == "error"
+    assert bad["error"] == {"field": "bad", "value": 7, "allowed": "nothing",
+                            "problem": "not allowed", "kind": "input",
+                            "message": "bad: not allowed: got 7; allowed: nothing"}
+
+    echo = page.evaluate("__harness.client.call('echo', [1, 'two', {three: 3}])")
+    assert echo == {"status": "ok", "id": echo["id"], "result": [1, "two", {"three": 3}],
+                    "ms": echo["ms"]}
+    for fn in ("_private", "nope", "__import__"):
+        r = page.evaluate(f"__harness.client.call({fn!r}, [])")
+        assert r["status"] == "error" and r["error"]["kind"] == "protocol", r
+        assert r["error"]["field"] == "fn"
+    boom = page.evaluate("__harness.client.call('boom')")
+    assert boom["error"]["kind"] == "internal"
+    assert "ZeroDivisionError: stub failure" in boom["error"]["message"]
+    assert "Traceback" in boom["error"]["traceback"]
+    nan = page.evaluate("__harness.client.call('not_json')")
+    assert nan["error"]["kind"] == "internal" and "not JSON" in nan["error"]["message"]
+
+    sim = page.evaluate("""async () => {
+        const fractions = [];
+        const r = await __harness.client.simulate({steps: 50}, {onProgress: f => fractions.push(f)});
+        return {r, fractions};
+    }""")
+    assert sim["r"]["status"] == "ok" and sim["r"]["result"] == {"steps": 50}
+    assert sim["fractions"][-1] == 1 and sim["fractions"] == sorted(sim["fractions"])
+    assert len(sim["fractions"]) == 50
+    assert page.blocked == []
+
+
+def test_newest_compute_wins(page, server, stub_api):
+    open_harness(page, server)
+    out = page.evaluate("""async () => {
+        const c = __harness.client;
+        const ps = [1, 2, 3, 4, 5].map(i => c.compute({x: [i]}));
+        return Promise.all(ps);
+    }""")
+    # the first was sent at once; 2..4 were replaced while it ran; 5 is the newest
+    assert [r["status"] for r in out] == ["ok", "superseded", "superseded", "superseded", "ok"]
+    assert out[0]["result"]["sum"] == 1 and out[4]["result"]["sum"] == 5
+
+
+def test_crash_then_retry(page, server, stub_api):
+    open_harness(page, server)
+    page.evaluate("__harness.client.terminate()")
+    r = page.evaluate("__harness.client.compute({x: [1]})")
+    assert r["status"] == "error" and r["error"]["kind"] == "fatal"
+    page.evaluate("__harness.ready = null; __harness.client.retry()")
+    page.wait_for_function("window.__harness.ready", timeout=90_000)
+    r = page.evaluate("__harness.client.compute({x: [2]})")
+    assert r["status"] == "ok" and r["result"]["sum"] == 2
+
+
+def test_cross_origin_runtime(page, server, cors_server):
+    """The CDN case: the runtime from another origin that sends CORS headers."""
+    h = open_harness(page, server, f"?runtime={cors_server}runtime/")
+    assert h["ready"]["source"] == "custom"
+    assert h["ready"]["indexURL"] == f"{cors_server}runtime/"
+    assert page.blocked == []
+
+
+def test_cdn_blocked_fails_fast_with_a_message(page, server):
+    """With ?runtime=cdn the fixture aborts jsDelivr: a clear fatal, not a hang."""
+    page.goto(f"{server}tests/browser/harness.html?runtime=cdn")
+    page.wait_for_function("window.__harness && window.__harness.fatal", timeout=30_000)
+    fatal = page.evaluate("__harness.fatal")
+    assert "runtime" in fatal["message"] and "cdn.jsdelivr.net" in fatal["message"]
+    assert any("cdn.jsdelivr.net/pyodide/v0.27.7/full/" in u for u in page.blocked)
+
+
+def test_file_protocol_is_explained(page):
+    page.goto((ROOT / "tests" / "browser" / "harness.html").as_uri())
+    page.wait_for_selector("#kvcalc-file-protocol")
+    assert "python scripts/serve.py" in page.inner_text("#kvcalc-file-protocol")
