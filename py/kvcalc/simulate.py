@@ -1,0 +1,880 @@
+"""Seeded discrete-event simulation of the conversation workload on one prefix cache.
+
+The simulator is the yardstick of the analytic hit-rate model (MODEL.md,
+"Validation") and a product feature (simulated points beside the curve). It
+implements the workload and cache semantics below literally, independently of
+any formula.
+
+Workload (one cache, session affinity)
+--------------------------------------
+Conversations arrive as a Poisson process (rate lambda); conversation ``c`` has
+``N_c`` turns (geometric with mean L, or "fixed": floor(L), plus one with
+probability L - floor(L)). Turn k (1-based) is one request with prompt
+``P + (k-1)*a + u`` tokens; after it the sequence holds ``Z_k = P + k*a``
+tokens (P, u, o rounded half-up to integers, a = u + o). Turn 1 starts at the
+conversation's arrival; a request runs for ``S`` (deterministic); the gap from
+the END of turn k to the START of turn k+1 is drawn i.i.d. (exponential,
+deterministic, or lognormal with mean tau and shape sigma).
+
+Blocks and cache
+----------------
+Block i covers tokens ``[i*b, (i+1)*b)``. The ``Ps = floor(P/b)`` full blocks
+of the system prompt are shared by every conversation (identity
+``("shared", i)``); blocks from index Ps on are the conversation's own
+(identity ``(c, i)``). The cache holds ``C_b = floor(C/b)`` blocks, pinned plus
+cached.
+
+* START of turn k: the hit is the longest run of present blocks from block 0
+  (stop at the first missing block), capped at ``floor((prompt-1)/b)`` blocks
+  (one token is always computed). A block is present if it is cached
+  (evictable) or pinned by a running request: the shared prompt blocks a
+  running request holds are hit-able by others at once (vLLM registers full
+  blocks when they are computed). The hit blocks are pinned (reference counts;
+  shared blocks stay pinned until their last user ends); every other block of
+  the sequence up to ``ceil(Z_k/b)`` is computed anew: a stale cached copy of
+  such a block (present but beyond the first missing block: this only happens
+  under FIFO) is dropped, and new blocks are allocated, evicting victims when
+  the free pool is empty. When even evicting every evictable block is not
+  enough, the request counts as an *overload* and over-allocates, so the run
+  goes on.
+* END (start + S): the ``floor(Z_k/b)`` full blocks become cached and
+  evictable, tail first (the last block of the chain is the first victim, the
+  head and the shared prompt the last: vLLM's free-block queue); shared
+  blocks only when their last user ends. The partial last block is dropped.
+  If an overload left the cache above capacity, victims are evicted until it
+  fits again (so capacity 0 caches nothing).
+
+Eviction policies: ``lru`` (least recently freed first, tail first within one
+free), ``ttl`` (lru, and a cached block idle for more than ``ttl_s`` since its
+last free is dropped; expiry is applied at every event), ``fifo`` (order of
+first insertion, i.e. the first time a block becomes cached after it was
+created; a hit does not refresh it; a block re-created after eviction gets a new
+one; tail first within one insertion). ``lfu`` is refused (MODEL.md: plain LFU is
+pathological, so it is not simulated). Equal-time events run in this order:
+request ends, returning turns (in the order they were scheduled), arrivals.
+
+Measurement
+-----------
+The horizon ends at the arrival of the last of ``n_conversations``
+conversations (no event after it is simulated, so the load is stationary to
+the end); the warm-up is the first ``warmup_fraction`` of the horizon. Metrics
+count the requests that START inside ``[warmup_s, horizon_s]``: a stationary
+sample of requests, so turn k is weighted by P(N >= k) as in the model.
+Occupancies are time averages over the same window.
+
+* ``token_hit_rate`` = hit tokens / prompt tokens (vLLM prefix_cache_hits /
+  queries; shared-prompt hits count);
+* ``request_hit_rate`` = share of requests whose hit reaches at least one block
+  of their own history (index >= Ps);
+* ``shared_prompt_hit_rate`` = shared blocks hit / shared blocks asked
+  (None when Ps = 0);
+* 95 % confidence intervals by batch means: the window is cut into 20 equal
+  time batches, each gives a ratio estimate; the interval is the overall
+  ratio +- t(0.975, m-1) * sd / sqrt(m) over the m non-empty batches (clipped
+  to [0, 1]). Batches must be longer than a conversation's lifetime for the
+  interval to be honest; with the default 20000 conversations that holds
+  unless more than ~500 conversations are alive at once.
+
+Two engines give identical results: :func:`simulate` keeps the cache as
+chains (LRU/TTL: an ordered dict of conversation -> cached prefix length, in
+least-recently-freed order, eviction trims the tail of the oldest chain;
+FIFO: insertion batches in a heap), and :func:`simulate_blocks_reference` keeps
+every block (an evictable set ordered by key, reference counts), slow and
+plain, for tests.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InputError, require_int, require_number
+from .workload import CacheConfig, Workload
+
+__all__ = [
+    "simulate", "simulate_blocks_reference", "simulate_trace", "draw_trace", "Trace",
+    "CI_BATCHES",
+]
+
+#: Number of time batches of the batch-means confidence interval.
+CI_BATCHES = 20
+
+_INF = math.inf
+_SHARED = -1  # owner id of the shared system-prompt chain
+
+# Student t quantiles t(0.975, df) for df = 1..30; 1.96 beyond.
+_T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+         2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+         2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
+
+
+# --------------------------------------------------------------------------- inputs
+
+@dataclass(frozen=True)
+class Trace:
+    """The random part of a run: arrival times [s], turns, and gaps [s].
+
+    ``gaps[goff[c] + k - 1]`` is the gap after turn k of conversation c
+    (``N_c - 1`` gaps per conversation). Arrival times must be non-decreasing.
+    """
+
+    arrivals: list
+    turns: list
+    gaps: list
+    goff: list
+
+    @classmethod
+    def from_lists(cls, arrivals, turns, gaps_per_conversation) -> "Trace":
+        """Hand-made trace (tests): one list of N_c - 1 gaps per conversation."""
+        goff, flat = [], []
+        for n, g in zip(turns, gaps_per_conversation):
+            if len(g) != n - 1:
+                raise ValueError("each conversation needs turns - 1 gaps")
+            goff.append(len(flat))
+            flat.extend(float(x) for x in g)
+        return cls([float(t) for t in arrivals], [int(n) for n in turns], flat, goff)
+
+
+def _scalar(field: str, value) -> float:
+    if isinstance(value, (np.ndarray, list, tuple)):
+        raise InputError(field, value, "a single number (the simulator takes scalars; sweep by calling it per point)", "an array")
+    return float(value)
+
+
+def _round_tokens(x: float) -> int:
+    return int(math.floor(x + 0.5))
+
+
+def _params(workload: Workload, cache: CacheConfig) -> dict:
+    if not isinstance(workload, Workload):
+        raise InputError("workload", workload, "a Workload", "wrong type")
+    if not isinstance(cache, CacheConfig):
+        raise InputError("cache", cache, "a CacheConfig", "wrong type")
+    w = {name: _scalar(f"workload.{name}", getattr(workload, name)) for name in (
+        "conversation_rate_per_s", "turns_mean", "gap_mean_s", "gap_lognormal_sigma",
+        "user_tokens_per_turn", "output_tokens_per_turn", "system_prompt_tokens", "service_time_s")}
+    cap = _scalar("cache.capacity_tokens", cache.capacity_tokens)
+    if cache.eviction == "lfu":
+        raise InputError("cache.eviction", "lfu", "lru, ttl or fifo",
+                         "LFU is not simulated (plain LFU is pathological for conversations: see MODEL.md)")
+    b = int(cache.block_size_tokens)
+    P = _round_tokens(w["system_prompt_tokens"])
+    u = _round_tokens(w["user_tokens_per_turn"])
+    o = _round_tokens(w["output_tokens_per_turn"])
+    if u < 1:
+        raise InputError("workload.user_tokens_per_turn", workload.user_tokens_per_turn, "at least 1 token after rounding")
+    return {
+        "P": P, "u": u, "o": o, "b": b, "Ps": P // b, "S": w["service_time_s"],
+        "Cb": int(cap // b), "eviction": cache.eviction,
+        "ttl": float(cache.ttl_s) if cache.eviction == "ttl" else _INF,
+        "w": w, "turns_distribution": workload.turns_distribution,
+        "gap_distribution": workload.gap_distribution,
+    }
+
+
+def _generator(seed, rng) -> np.random.Generator:
+    if rng is not None:
+        if seed is not None:
+            raise InputError("seed", seed, "either seed or rng, not both", "both given")
+        if not isinstance(rng, np.random.Generator):
+            raise InputError("rng", rng, "a numpy.random.Generator", "wrong type")
+        return rng
+    if seed is not None:
+        seed = require_int("seed", seed, 0, 2**63 - 1)
+    return np.random.default_rng(seed)
+
+
+def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generator) -> Trace:
+    """Draw arrivals, turns and gaps of ``n_conversations`` conversations from ``rng``."""
+    w = {name: _scalar(f"workload.{name}", getattr(workload, name)) for name in (
+        "conversation_rate_per_s", "turns_mean", "gap_mean_s", "gap_lognormal_sigma")}
+    n = n_conversations
+    lam, L, tau = w["conversation_rate_per_s"], w["turns_mean"], w["gap_mean_s"]
+    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+    if workload.turns_distribution == "geometric":
+        turns = rng.geometric(1.0 / L, size=n) if L > 1.0 else np.ones(n, dtype=np.int64)
+    else:
+        lo = math.floor(L)
+        turns = lo + (rng.random(n) < (L - lo)).astype(np.int64)
+    ngaps = turns - 1
+    goff = np.concatenate(([0], np.cumsum(ngaps)[:-1])).astype(np.int64)
+    total = int(ngaps.sum())
+    if workload.gap_distribution == "exponential":
+        gaps = rng.exponential(tau, size=total)
+    elif workload.gap_distribution == "deterministic":
+        gaps = np.full(total, tau)
+    else:
+        sigma = w["gap_lognormal_sigma"]
+        gaps = rng.lognormal(math.log(tau) - 0.5 * sigma * sigma, sigma, size=total)
+    return Trace(arrivals.tolist(), turns.tolist(), gaps.tolist(), goff.tolist())
+
+
+# --------------------------------------------------------------------------- measurement
+
+class _Acc:
+    """Per-batch sums of the measured requests and time integrals of occupancy."""
+
+    def __init__(self, t_w: float, t_e: float, nb: int = CI_BATCHES):
+        self.t_w, self.t_e, self.nb = t_w, t_e, nb
+        width = (t_e - t_w) / nb if t_e < _INF else 0.0
+        self.inv_width = 1.0 / width if width > 0 else 0.0
+        self.hit = [0] * nb      # hit tokens
+        self.prompt = [0] * nb   # prompt tokens
+        self.req = [0] * nb      # requests
+        self.own = [0] * nb      # requests with an own-history hit
+        self.shared_hit = 0      # shared blocks hit (measured)
+        self.overload = 0        # measured requests that overloaded
+        self.overload_all = 0
+        self.requests_all = 0
+        self.occ = [0.0, 0.0, 0.0, 0.0]  # integrals of pinned, shared, returning, finished
+        self.t_last_event = 0.0
+
+
+def _finish(acc: _Acc, prm: dict, extra: dict) -> dict:
+    nb = acc.nb
+    H, Q, R, O = sum(acc.hit), sum(acc.prompt), sum(acc.req), sum(acc.own)
+    token = H / Q if Q else None
+    request = O / R if R else None
+
+    def ci(num, den, point):
+        ratios = [n / d for n, d in zip(num, den) if d > 0]
+        m = len(ratios)
+        if point is None or m < 2:
+            return None, None
+        mean = sum(ratios) / m
+        sd = math.sqrt(sum((r - mean) ** 2 for r in ratios) / (m - 1))
+        half = (_T975[m - 2] if m - 1 <= len(_T975) else 1.96) * sd / math.sqrt(m)
+        return max(0.0, point - half), min(1.0, point + half)
+
+    t_lo, t_hi = ci(acc.hit, acc.prompt, token)
+    r_lo, r_hi = ci(acc.own, acc.req, request)
+    t_end = min(acc.t_e, acc.t_last_event)
+    span = t_end - acc.t_w
+    pin, sh, ret, fin = (x / span if span > 0 else 0.0 for x in acc.occ)
+    Ps, Cb = prm["Ps"], prm["Cb"]
+    cached = sh + ret + fin
+    return {
+        "token_hit_rate": token,
+        "token_hit_rate_ci95_low": t_lo,
+        "token_hit_rate_ci95_high": t_hi,
+        "request_hit_rate": request,
+        "request_hit_rate_ci95_low": r_lo,
+        "request_hit_rate_ci95_high": r_hi,
+        "shared_prompt_hit_rate": (acc.shared_hit / (Ps * R)) if (Ps and R) else None,
+        "requests": R,
+        "hit_tokens": H,
+        "prompt_tokens": Q,
+        "own_hit_requests": O,
+        "overload_requests": acc.overload,
+        "overload_fraction": acc.overload / R if R else 0.0,
+        "capacity_blocks": Cb,
+        "mean_cached_blocks": cached,
+        "mean_used_blocks": cached + pin,
+        "occupancy_blocks": {
+            "pinned": pin, "shared_prompt": sh, "returning": ret, "finished": fin,
+            "free": max(0.0, Cb - cached - pin),
+        },
+        "warmup_s": acc.t_w,
+        "horizon_s": t_end,
+        "ci_batches": nb,
+        "requests_simulated": acc.requests_all,
+        "overload_requests_simulated": acc.overload_all,
+        "eviction": prm["eviction"],
+        "block_size_tokens": prm["b"],
+        **extra,
+    }
+
+
+# --------------------------------------------------------------------------- fast engine, LRU / TTL
+
+def _run_lru(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+    P, a, o, b, Ps, S, Cb = prm["P"], prm["u"] + prm["o"], prm["o"], prm["b"], prm["Ps"], prm["S"], prm["Cb"]
+    ttl = prm["ttl"]
+    ttl_on = ttl < _INF
+    arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
+    na = len(arr)
+    t_w, t_e, inv_w, nb1 = acc.t_w, acc.t_e, acc.inv_width, acc.nb - 1
+    bhit, bprompt, breq, bown = acc.hit, acc.prompt, acc.req, acc.own
+    # cache state: od maps owner -> [cached prefix length, last free time, category]
+    # in least-recently-freed order; categories 0 shared, 1 returning, 2 finished
+    od: OrderedDict = OrderedDict()
+    cc = [0, 0, 0]          # cached blocks per category
+    ncached = 0
+    pinned = 0
+    srefs = 0               # running requests holding the shared prompt
+    heap: list = []         # returning turns: (start time, seq, conversation, turn)
+    ends: deque = deque()   # running requests: (end time, conversation, turn), in time order
+    seq = 0
+    ai = 0
+    t_last = 0.0
+    o_pin = o_sh = o_ret = o_fin = 0.0
+    shared_hit = overload = overload_all = nreq = 0
+    step = t_e / 32.0 if (progress is not None and t_e < _INF) else _INF
+    next_progress = step
+    heappush, heappop = heapq.heappush, heapq.heappop
+    while True:
+        te = ends[0][0] if ends else _INF
+        th = heap[0][0] if heap else _INF
+        ta = arr[ai] if ai < na else _INF
+        if te <= th and te <= ta:
+            kind = 0
+            t = te
+        elif th <= ta:
+            kind = 1
+            t = th
+        else:
+            kind = 2
+            t = ta
+        if t > t_e or t == _INF:
+            break
+        if t != t_last:
+            if t > t_w:
+                dt = t - (t_last if t_last > t_w else t_w)
+                o_pin += pinned * dt
+                o_sh += cc[0] * dt
+                o_ret += cc[1] * dt
+                o_fin += cc[2] * dt
+            t_last = t
+        if ttl_on:
+            while od:
+                key = next(iter(od))
+                run = od[key]
+                if run[1] + ttl < t:
+                    del od[key]
+                    ncached -= run[0]
+                    cc[run[2]] -= run[0]
+                else:
+                    break
+        if kind == 0:
+            # ---------------------------------------------------------- request end
+            _, c, k = ends.popleft()
+            Z = P + k * a
+            full = Z // b
+            pinned -= (-(-Z // b)) - Ps
+            fin = k == turns[c]
+            own = full - Ps
+            if own > 0:
+                cat = 2 if fin else 1
+                od[c] = [own, t, cat]
+                ncached += own
+                cc[cat] += own
+            srefs -= 1
+            if srefs == 0 and Ps:
+                pinned -= Ps
+                od[_SHARED] = [Ps, t, 0]
+                ncached += Ps
+                cc[0] += Ps
+            need = pinned + ncached - Cb
+            while need > 0 and od:   # back to capacity after an overload
+                key = next(iter(od))
+                run = od[key]
+                ln = run[0]
+                if ln <= need:
+                    del od[key]
+                    need -= ln
+                    ncached -= ln
+                    cc[run[2]] -= ln
+                else:
+                    run[0] = ln - need
+                    ncached -= need
+                    cc[run[2]] -= need
+                    need = 0
+            if not fin:
+                heappush(heap, (t + gaps[goff[c] + k - 1], seq, c, k + 1))
+                seq += 1
+            continue
+        # -------------------------------------------------------------- request start
+        if kind == 1:
+            _, _, c, k = heappop(heap)
+        else:
+            c = ai
+            k = 1
+            ai += 1
+        Z = P + k * a
+        prompt = Z - o
+        total = -(-Z // b)
+        newb = total - Ps
+        if srefs:
+            s = Ps
+        elif Ps:
+            run = od.pop(_SHARED, None)
+            s = run[0] if run is not None else 0
+            ncached -= s
+            cc[0] -= s
+            pinned += s
+            newb += Ps - s
+        else:
+            s = 0
+        srefs += 1
+        run = od.pop(c, None)
+        if run is not None:
+            ln = run[0]
+            ncached -= ln
+            cc[run[2]] -= ln
+            if s == Ps:
+                hit_own = ln  # <= floor(Z_{k-1}/b) - Ps <= cap - Ps: the cap never binds
+                pinned += ln
+                newb -= ln
+            else:
+                hit_own = 0   # prefix broken in the shared part: stale copies dropped
+        else:
+            hit_own = 0
+        need = newb - (Cb - pinned - ncached)
+        over = False
+        while need > 0:
+            if not od:
+                over = True
+                break
+            key = next(iter(od))
+            run = od[key]
+            ln = run[0]
+            if ln <= need:
+                del od[key]
+                need -= ln
+                ncached -= ln
+                cc[run[2]] -= ln
+            else:
+                run[0] = ln - need
+                ncached -= need
+                cc[run[2]] -= need
+                need = 0
+        pinned += newb
+        ends.append((t + S, c, k))
+        hit = s + hit_own
+        nreq += 1
+        if over:
+            overload_all += 1
+        if record is not None:
+            record.append((t, c, k, hit, prompt, over))
+        if t >= t_w:
+            i = int((t - t_w) * inv_w)
+            if i > nb1:
+                i = nb1
+            bhit[i] += hit * b
+            bprompt[i] += prompt
+            breq[i] += 1
+            if hit_own:
+                bown[i] += 1
+            shared_hit += s
+            if over:
+                overload += 1
+        if t >= next_progress:
+            progress(min(1.0, t / t_e))
+            next_progress += step
+    acc.occ = [o_pin, o_sh, o_ret, o_fin]
+    acc.shared_hit, acc.overload, acc.overload_all, acc.requests_all = shared_hit, overload, overload_all, nreq
+    acc.t_last_event = t_last
+
+
+# --------------------------------------------------------------------------- fast engine, FIFO
+
+class _Batch:
+    """Blocks [lo, hi) of one owner, inserted into the FIFO at one event (key)."""
+
+    __slots__ = ("owner", "lo", "hi", "key", "ver", "cat")
+
+    def __init__(self, owner, lo, hi, key, cat):
+        self.owner, self.lo, self.hi, self.key, self.ver, self.cat = owner, lo, hi, key, 0, cat
+
+
+def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+    P, a, o, b, Ps, S, Cb = prm["P"], prm["u"] + prm["o"], prm["o"], prm["b"], prm["Ps"], prm["S"], prm["Cb"]
+    arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
+    na = len(arr)
+    t_w, t_e, inv_w, nb1 = acc.t_w, acc.t_e, acc.inv_width, acc.nb - 1
+    bhit, bprompt, breq, bown = acc.hit, acc.prompt, acc.req, acc.own
+    # chains[c]: the owner's batches in chain order (keys increase along the chain);
+    # evictable batches sit in fheap as (key, -lo, ver, batch); an entry is live iff
+    # its ver equals the batch's (pinning, trimming to nothing or dropping bump ver).
+    chains: dict = {}
+    shared_chain: list = []
+    fheap: list = []
+    cc = [0, 0, 0]
+    ncached = 0
+    pinned = 0
+    srefs = 0
+    shared_new_lo = Ps      # shared blocks [shared_new_lo, Ps) created, not yet inserted
+    inflight_lo: dict = {}  # conversation -> first own block it created this turn
+    heap: list = []
+    ends: deque = deque()
+    seq = 0
+    ins = 0                 # insertion counter (FIFO key)
+    ai = 0
+    t_last = 0.0
+    o_pin = o_sh = o_ret = o_fin = 0.0
+    shared_hit = overload = overload_all = nreq = 0
+    step = t_e / 32.0 if (progress is not None and t_e < _INF) else _INF
+    next_progress = step
+    heappush, heappop = heapq.heappush, heapq.heappop
+
+    def evict(need):
+        """Evict up to ``need`` blocks, oldest insertion first; returns what is left."""
+        nonlocal ncached
+        while need > 0 and fheap:
+            key, neg_lo, ver, bt = fheap[0]
+            if ver != bt.ver:
+                heappop(fheap)
+                continue
+            ln = bt.hi - bt.lo
+            if ln <= need:
+                heappop(fheap)
+                bt.ver += 1
+                need -= ln
+                ncached -= ln
+                cc[bt.cat] -= ln
+                # the oldest batch of its owner is the head of its chain
+                (shared_chain if bt.owner == _SHARED else chains[bt.owner]).pop(0)
+            else:
+                bt.hi -= need
+                ncached -= need
+                cc[bt.cat] -= need
+                need = 0
+        return need
+
+    while True:
+        te = ends[0][0] if ends else _INF
+        th = heap[0][0] if heap else _INF
+        ta = arr[ai] if ai < na else _INF
+        if te <= th and te <= ta:
+            kind = 0
+            t = te
+        elif th <= ta:
+            kind = 1
+            t = th
+        else:
+            kind = 2
+            t = ta
+        if t > t_e or t == _INF:
+            break
+        if t != t_last:
+            if t > t_w:
+                dt = t - (t_last if t_last > t_w else t_w)
+                o_pin += pinned * dt
+                o_sh += cc[0] * dt
+                o_ret += cc[1] * dt
+                o_fin += cc[2] * dt
+            t_last = t
+        if kind == 0:
+            # ---------------------------------------------------------- request end
+            _, c, k = ends.popleft()
+            Z = P + k * a
+            full = Z // b
+            pinned -= (-(-Z // b)) - Ps
+            fin = k == turns[c]
+            cat = 2 if fin else 1
+            chain = chains.get(c)
+            lo_new = inflight_lo.pop(c)
+            if chain:
+                for bt in chain:   # hit blocks keep their insertion key
+                    bt.cat = cat
+                    ncached += bt.hi - bt.lo
+                    cc[cat] += bt.hi - bt.lo
+                    heappush(fheap, (bt.key, -bt.lo, bt.ver, bt))
+            if full > lo_new:
+                bt = _Batch(c, lo_new, full, ins, cat)
+                if chain is None:
+                    chains[c] = [bt]
+                else:
+                    chain.append(bt)
+                ncached += full - lo_new
+                cc[cat] += full - lo_new
+                heappush(fheap, (ins, -lo_new, 0, bt))
+            if fin and not chains.get(c, True):
+                del chains[c]
+            srefs -= 1
+            if srefs == 0 and Ps:
+                pinned -= Ps
+                for bt in shared_chain:
+                    heappush(fheap, (bt.key, -bt.lo, bt.ver, bt))
+                if shared_new_lo < Ps:
+                    bt = _Batch(_SHARED, shared_new_lo, Ps, ins, 0)
+                    shared_chain.append(bt)
+                    heappush(fheap, (ins, -shared_new_lo, 0, bt))
+                    shared_new_lo = Ps
+                ncached += Ps
+                cc[0] += Ps
+            ins += 1
+            need = pinned + ncached - Cb
+            if need > 0:
+                evict(need)
+            if not fin:
+                heappush(heap, (t + gaps[goff[c] + k - 1], seq, c, k + 1))
+                seq += 1
+            continue
+        # -------------------------------------------------------------- request start
+        if kind == 1:
+            _, _, c, k = heappop(heap)
+        else:
+            c = ai
+            k = 1
+            ai += 1
+        Z = P + k * a
+        prompt = Z - o
+        total = -(-Z // b)
+        newb = total - Ps
+        if srefs:
+            s = Ps
+        elif Ps:
+            s = 0
+            keep = 0
+            for bt in shared_chain:
+                if bt.lo != s:
+                    break
+                s = bt.hi
+                keep += 1
+            for bt in shared_chain:   # pin the hit batches, drop the stale ones
+                bt.ver += 1
+                ncached -= bt.hi - bt.lo
+                cc[0] -= bt.hi - bt.lo
+            del shared_chain[keep:]
+            pinned += s
+            newb += Ps - s
+            shared_new_lo = s
+        else:
+            s = 0
+        srefs += 1
+        chain = chains.get(c)
+        cur = Ps
+        if chain:
+            keep = 0
+            if s == Ps:
+                for bt in chain:
+                    if bt.lo != cur:
+                        break
+                    cur = bt.hi
+                    keep += 1
+            for bt in chain:
+                bt.ver += 1
+                ncached -= bt.hi - bt.lo
+                cc[bt.cat] -= bt.hi - bt.lo
+            del chain[keep:]
+        hit_own = cur - Ps   # the cap floor((prompt-1)/b) never binds (see _run_lru)
+        pinned += hit_own
+        newb -= hit_own
+        inflight_lo[c] = cur
+        need = newb - (Cb - pinned - ncached)
+        over = evict(need) > 0 if need > 0 else False
+        pinned += newb
+        ends.append((t + S, c, k))
+        hit = s + hit_own
+        nreq += 1
+        if over:
+            overload_all += 1
+        if record is not None:
+            record.append((t, c, k, hit, prompt, over))
+        if t >= t_w:
+            i = int((t - t_w) * inv_w)
+            if i > nb1:
+                i = nb1
+            bhit[i] += hit * b
+            bprompt[i] += prompt
+            breq[i] += 1
+            if hit_own:
+                bown[i] += 1
+            shared_hit += s
+            if over:
+                overload += 1
+        if t >= next_progress:
+            progress(min(1.0, t / t_e))
+            next_progress += step
+    acc.occ = [o_pin, o_sh, o_ret, o_fin]
+    acc.shared_hit, acc.overload, acc.overload_all, acc.requests_all = shared_hit, overload, overload_all, nreq
+    acc.t_last_event = t_last
+
+
+# --------------------------------------------------------------------------- block-level reference
+
+def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+    """Every block one dict entry; the same semantics, written for clarity, not speed.
+
+    evictable: block -> eviction key (smallest evicted first); key = (event
+    counter, -block index), so one free evicts its tail first. LRU re-keys a
+    block at every free; FIFO keys it once, at its first free after creation.
+    """
+    P, u, o, b, Ps, S, Cb = prm["P"], prm["u"], prm["o"], prm["b"], prm["Ps"], prm["S"], prm["Cb"]
+    a = u + o
+    fifo = prm["eviction"] == "fifo"
+    ttl = prm["ttl"]
+    arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
+
+    refs: dict = {}        # pinned block -> reference count
+    evictable: dict = {}   # cached block -> key
+    free_time: dict = {}   # cached block -> time of its last free
+    fifo_key: dict = {}    # block -> FIFO key (fifo only), kept while the block exists
+    finished: set = set()  # conversations that have ended their last turn
+    kheap: list = []       # (key, block), lazily invalidated
+
+    def ident(c, i):
+        return ("shared", i) if i < Ps else (c, i)
+
+    def forget(blk):
+        del evictable[blk]
+        del free_time[blk]
+        fifo_key.pop(blk, None)
+
+    def evict_one():
+        while True:
+            key, blk = heapq.heappop(kheap)
+            if evictable.get(blk) == key:
+                forget(blk)
+                return
+
+    def cat(blk):
+        if blk[0] == "shared":
+            return 0
+        return 2 if blk[0] in finished else 1
+
+    events = []   # (time, priority, seq, kind, conversation, turn)
+    seq = 0
+    for c, t0 in enumerate(arr):
+        events.append((t0, 2, seq, "start", c, 1))
+        seq += 1
+    heapq.heapify(events)
+    counter = 0
+    t_last = 0.0
+    occ = [0.0, 0.0, 0.0, 0.0]
+    while events and events[0][0] <= acc.t_e:
+        t, _, _, kind, c, k = heapq.heappop(events)
+        if t > t_last:
+            if t > acc.t_w:
+                dt = t - max(t_last, acc.t_w)
+                occ[0] += len(refs) * dt
+                for blk in evictable:
+                    occ[1 + cat(blk)] += dt
+            t_last = t
+        if ttl < _INF:
+            for blk in [x for x in evictable if free_time[x] + ttl < t]:   # ttl expiry
+                forget(blk)
+        Z = P + k * a
+        if kind == "end":
+            full = Z // b
+            for i in range(-(-Z // b)):
+                blk = ident(c, i)
+                refs[blk] -= 1
+                if refs[blk] == 0:
+                    del refs[blk]
+            if k == turns[c]:
+                finished.add(c)
+            for i in reversed(range(full)):   # tail first
+                blk = ident(c, i)
+                if blk in refs:
+                    continue   # shared block still used by another request
+                if fifo:
+                    key = fifo_key.setdefault(blk, (counter, -i))
+                else:
+                    key = (counter, -i)
+                evictable[blk] = key
+                free_time[blk] = t
+                heapq.heappush(kheap, (key, blk))
+            counter += 1
+            while len(refs) + len(evictable) > Cb and evictable:
+                evict_one()
+            if k < turns[c]:
+                events_push = (t + gaps[goff[c] + k - 1], 1, seq, "start", c, k + 1)
+                heapq.heappush(events, events_push)
+                seq += 1
+            continue
+        prompt = P + (k - 1) * a + u
+        total = -(-Z // b)
+        cap = (prompt - 1) // b
+        hit = 0
+        while hit < cap and (ident(c, hit) in refs or ident(c, hit) in evictable):
+            hit += 1
+        for i in range(hit):
+            blk = ident(c, i)
+            if blk in evictable:
+                del evictable[blk]
+                del free_time[blk]
+            refs[blk] = refs.get(blk, 0) + 1
+        for i in range(hit, total):
+            blk = ident(c, i)
+            assert blk not in refs, "a block beyond the hit is pinned"
+            if blk in evictable:   # stale copy beyond the first missing block
+                forget(blk)
+        need = (total - hit) - (Cb - len(refs) - len(evictable))
+        while need > 0 and evictable:
+            evict_one()
+            need -= 1
+        over = need > 0
+        for i in range(hit, total):
+            refs[ident(c, i)] = 1
+        heapq.heappush(events, (t + S, 0, seq, "end", c, k))
+        seq += 1
+        acc.requests_all += 1
+        acc.overload_all += over
+        if record is not None:
+            record.append((t, c, k, hit, prompt, over))
+        if t >= acc.t_w:
+            i = min(int((t - acc.t_w) * acc.inv_width), acc.nb - 1)
+            acc.hit[i] += hit * b
+            acc.prompt[i] += prompt
+            acc.req[i] += 1
+            acc.own[i] += hit > Ps
+            acc.shared_hit += min(hit, Ps)
+            acc.overload += over
+    acc.occ = occ
+    acc.t_last_event = t_last
+
+
+# --------------------------------------------------------------------------- public API
+
+def simulate_trace(trace: Trace, workload: Workload, cache: CacheConfig, *,
+                   warmup_s: float = 0.0, horizon_s: float = _INF,
+                   reference: bool = False, progress=None, record: list | None = None) -> dict:
+    """Run one engine on a given trace; requests starting in [warmup_s, horizon_s] are measured.
+
+    ``record``, if a list, receives ``(start time, conversation, turn, hit blocks,
+    prompt tokens, overloaded)`` for every simulated request (tests).
+    """
+    prm = _params(workload, cache)
+    acc = _Acc(float(warmup_s), float(horizon_s))
+    if reference:
+        _run_reference(trace, prm, acc, progress, record)
+    elif prm["eviction"] == "fifo":
+        _run_fifo(trace, prm, acc, progress, record)
+    else:
+        _run_lru(trace, prm, acc, progress, record)
+    return _finish(acc, prm, {"engine": "blocks-reference" if reference else "chains"})
+
+
+def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, reference):
+    _params(workload, cache)   # validate before drawing
+    n = require_int("n_conversations", n_conversations, 1, 10_000_000)
+    wf = require_number("warmup_fraction", warmup_fraction, 0.0, 1.0, hi_open=True)
+    if progress is not None and not callable(progress):
+        raise InputError("progress", progress, "a callable(fraction_done) or None", "not callable")
+    gen = _generator(seed, rng)
+    trace = draw_trace(workload, n, gen)
+    horizon = trace.arrivals[-1]
+    out = simulate_trace(trace, workload, cache, warmup_s=wf * horizon, horizon_s=horizon,
+                         reference=reference, progress=progress)
+    out["n_conversations"] = n
+    out["warmup_fraction"] = wf
+    out["seed"] = seed if rng is None else None
+    if progress is not None:
+        progress(1.0)
+    return out
+
+
+def simulate(workload: Workload, cache: CacheConfig, *, seed: int | None = None,
+             rng: np.random.Generator | None = None, n_conversations: int = 20000,
+             warmup_fraction: float = 0.2, progress=None) -> dict:
+    """Simulate ``n_conversations`` conversations on one prefix cache; return the metrics.
+
+    Randomness comes only from ``rng`` or ``seed`` (a fresh entropy-seeded
+    generator if both are None); the same seed gives the same dict. ``progress``
+    is called with the fraction done (at most ~33 times). See the module
+    docstring for the semantics, the warm-up and the confidence intervals.
+    """
+    return _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, False)
+
+
+def simulate_blocks_reference(workload: Workload, cache: CacheConfig, *, seed: int | None = None,
+                              rng: np.random.Generator | None = None, n_conversations: int = 2000,
+                              warmup_fraction: float = 0.2, progress=None) -> dict:
+    """Same as :func:`simulate` with the block-level reference engine (slow; tests)."""
+    return _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, True)
