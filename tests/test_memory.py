@@ -233,3 +233,11 @@ def test_memory_report_tp_and_weight_dtype():
     r4 = memory_report(L70, get_gpu("h100-sxm-80gb"), tensor_parallel=2, weight_dtype="fp8")
     assert r4["weights_gib_per_gpu"] == pytest.approx(70.6e9 / 2 / GIB_BYTES)
     assert r4["kv_bytes_per_token"] == 163840
+
+
+def test_memory_report_accepts_ids():
+    r = memory_report("meta-llama/Llama-3.1-8B", "a100-sxm-80gb", runtime_reserve_gib=2.0)
+    assert r["kv_bytes_per_token"] == 131072 and r["gpu_id"] == "a100-sxm-80gb"
+    with pytest.raises(InputError) as e:
+        memory_report("meta-llama/Llama-3.1-8B", "no-such-gpu")
+    assert e.value.field == "gpu"

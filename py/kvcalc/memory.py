@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 
 from .errors import InputError, require_int, require_number
-from .presets import GpuSpec, ModelSpec
+from .presets import GpuSpec, ModelSpec, get_gpu, get_model
 from .units import GIB_BYTES, dtype_bits
 
 __all__ = [
@@ -230,6 +230,8 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
     max_position_embeddings) sets the sequence length for windowed layers and
     for max_concurrency.
     """
+    model = get_model(model)  # a ModelSpec passes through; ids and {"hf_config": ...} are resolved
+    gpu = None if gpu is None else get_gpu(gpu)
     tp = _check_tp(tensor_parallel)
     kv_bits = kv_cache_bits(model, kv_cache_dtype)
     w_bits = None if weight_dtype is None else dtype_bits("weight_dtype", weight_dtype)
