@@ -215,33 +215,39 @@ def _detect_format(objs: list[dict]) -> str | None:
     return None
 
 
-def _feasible_block_sizes(objs: list[dict], fmt: str) -> tuple[int, int, int]:
-    """Interval [lo, hi] of block sizes b with ceil(len_in / b) == n_ids for the sample."""
+def _sample_sizes(objs: list[dict], fmt: str) -> list[tuple[int, int]]:
+    """(input length, number of ids) of the sample lines that have both and are non-empty."""
     f_in, f_ids = _FIELDS[fmt][-3], _FIELDS[fmt][-1]
-    lo, hi, used = 1, 1 << 40, 0
+    out = []
     for obj in objs:
         try:
             x = _length_field(obj, f_in)
             n = len(_ids_field(obj, f_ids))
         except _BadLine:
             continue
-        if n == 0 or x == 0:
-            continue
-        used += 1
-        # ceil(x/b) == n  <=>  (n-1)*b < x <= n*b  <=>  ceil(x/n) <= b <= ceil(x/(n-1)) - 1
-        lo = max(lo, -(-x // n))
-        if n > 1:
-            hi = min(hi, -(-x // (n - 1)) - 1)
-    return lo, hi, used
+        if n and x:
+            out.append((x, n))
+    return out
 
 
-def _pick_block_size(lo: int, hi: int) -> int | None:
-    if lo > hi:
-        return None
-    for b in (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 1, 2, 4, 8):
-        if lo <= b <= hi:
-            return b
-    return lo
+def _consistent(b: int, pairs) -> int:
+    return sum(1 for x, n in pairs if -(-x // b) == n)
+
+
+_COMMON_BLOCK_SIZES = (16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 1, 2, 4, 8)
+
+
+def _infer_block_size(pairs) -> tuple[int | None, float]:
+    """The block size consistent with the most sample lines (common sizes win ties)."""
+    if not pairs:
+        return None, 0.0
+    candidates = list(_COMMON_BLOCK_SIZES) + sorted({-(-x // n) for x, n in pairs})
+    best, score = None, 0
+    for b in candidates:
+        c = _consistent(b, pairs)
+        if c > score:
+            best, score = b, c
+    return best, score / len(pairs)
 
 
 # ----------------------------------------------------------------------------- main parser
@@ -342,6 +348,9 @@ def _parse(lines: Iterable[bytes], *, format: str, block_size_tokens, skip_bad_l
         if fmt == "auto":
             fmt = "generic" if header is not None else (_detect_format(sample) or "")
             if not fmt:
+                if not sample and skip_bad_lines:
+                    raise InputError("input", f"{len(peeked)} lines", "at least one valid request line",
+                                     "empty trace: no valid requests (no line parses as a JSON object)")
                 if not sample:
                     first = next((p for p in peeked if p[1].strip()), None)
                     if first is None:
@@ -356,7 +365,7 @@ def _parse(lines: Iterable[bytes], *, format: str, block_size_tokens, skip_bad_l
         detection = {"format": fmt, "format_source": "user" if format != "auto" else "detected"}
 
         # Block size.
-        lo, hi, used = _feasible_block_sizes(sample, fmt)
+        pairs = _sample_sizes(sample, fmt)
         header_bs = None
         if header is not None:
             hb = header.get("block_size_tokens")
@@ -364,20 +373,22 @@ def _parse(lines: Iterable[bytes], *, format: str, block_size_tokens, skip_bad_l
                 header_bs = hb
             elif hb is not None:
                 raise InputError("line 1", hb, "a positive integer", "bad header block_size_tokens")
+        default = FORMAT_BLOCK_SIZE.get(fmt)
         if block_size_tokens is not None:
             bs, bs_source = block_size_tokens, "user"
         elif header_bs is not None:
             bs, bs_source = header_bs, "header"
-        elif fmt in FORMAT_BLOCK_SIZE and (used == 0 or lo <= FORMAT_BLOCK_SIZE[fmt] <= hi):
-            bs, bs_source = FORMAT_BLOCK_SIZE[fmt], "format default"
+        elif default is not None and (not pairs or 2 * _consistent(default, pairs) >= len(pairs)):
+            bs, bs_source = default, "format default"
         else:
-            guess = _pick_block_size(lo, hi) if used else None
-            if guess is None:
+            bs, share = _infer_block_size(pairs)
+            if bs is None or share < 0.5:
                 raise InputError("block_size_tokens", None, "a block size in tokens (--block-size N)",
                                  "cannot infer the block size from ceil(input_length / len(hash_ids)); give it")
-            bs, bs_source = guess, "inferred from ceil(input_length / len(hash_ids))"
+            bs_source = "inferred from ceil(input_length / len(hash_ids))"
         detection.update({"block_size_tokens": bs, "block_size_source": bs_source,
-                          "block_size_consistent_range": [lo, hi] if used and lo <= hi else None})
+                          "block_size_consistent_share": (_consistent(bs, pairs) / len(pairs)) if pairs else None,
+                          "block_size_sample_lines": len(pairs)})
 
         if chain == "auto":
             rechain = fmt == "bailian" or (header is not None and header.get("prefix_chained") is False)
