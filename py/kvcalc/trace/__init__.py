@@ -7,7 +7,10 @@
 """
 
 from .loaders import Trace, load_trace, loads_trace
-from .curve import HitCurve, lru_curve, lru_replay, fifo_replay, capacity_for_hit_rate, ideal_hit_rates
+from .curve import (HitCurve, capacity_for_hit_rate, fifo_replay, hit_rate_curve, ideal_hit_rates,
+                    lru_curve, lru_replay)
+from .stats import fit_workload, fit_workload_report, infer_sessions, trace_stats
 
-__all__ = ["Trace", "load_trace", "loads_trace", "HitCurve", "lru_curve", "lru_replay",
-           "fifo_replay", "capacity_for_hit_rate", "ideal_hit_rates"]
+__all__ = ["Trace", "load_trace", "loads_trace", "HitCurve", "lru_curve", "hit_rate_curve", "lru_replay",
+           "fifo_replay", "capacity_for_hit_rate", "ideal_hit_rates", "trace_stats", "fit_workload",
+           "fit_workload_report", "infer_sessions"]

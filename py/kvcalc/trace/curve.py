@@ -149,9 +149,13 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     prev = np.full(total, -1, dtype=np.int64)
     same = xs[1:] == xs[:-1]
     prev[order[1:][same]] = order[:-1][same]
+    # First uses (prev = -1) are smaller than every re-use: count them with a
+    # cumulative sum and run the merge passes over the re-uses alone.
     q = np.nonzero(prev >= 0)[0]
+    firsts_before = np.cumsum(prev < 0) - (prev < 0)
     dist_acc = np.full(total, _INF, dtype=np.int64)
-    dist_acc[q] = _count_earlier_smaller(prev, q) - prev[q]
+    pq = prev[q]
+    dist_acc[q] = (firsts_before[q] + _count_earlier_smaller(pq, np.arange(q.size, dtype=np.int64))) - pq
     d = dist_acc[acc_index]                 # back to head-first order
     finite = d != _INF
     d[finite] -= back[finite]
