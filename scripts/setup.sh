@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Everything a fresh Debian machine needs for kvcalc's tests (run as root, or with sudo):
+#   Chromium from apt (only if /usr/bin/chromium is missing), Node's npm (only if missing;
+#   build_runtime uses `npm pack`), the package with its test extra (pytest, hypothesis,
+#   playwright; never `playwright install`: the browser is Debian's), and runtime/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+[ -x /usr/bin/chromium ] || need_apt+=(chromium)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends "${need_apt[@]}"
+fi
+
+python3 -m pip install --quiet -e ".[test]"
+bash scripts/build_runtime.sh
+echo "setup done: python3 -m pytest -m browser tests/browser   (browser tests)"
