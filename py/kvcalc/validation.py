@@ -1,0 +1,107 @@
+"""Model vs simulator over a grid from light to heavy cache pressure.
+
+``grid()`` lists workload variants (each input varied in turn) at four
+capacities, chosen as the mean occupancy O(T) at T = 0.1, 0.5, 1.5 and 4 mean
+gaps, so every variant spans heavy to light pressure. ``compare()`` runs the
+analytic models and the seeded simulator at every point. Used by
+tests/test_model_vs_sim.py (the tolerances) and bench/validate_model.py (the
+printed table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .hitrate import hit_rates, occupancy_blocks, structure
+from .simulate import simulate
+from .workload import CacheConfig, Workload
+
+__all__ = ["VARIANTS", "grid", "compare", "summarise"]
+
+BASE = dict(conversation_rate_per_s=1.0, turns_mean=5.0, gap_mean_s=60.0, user_tokens_per_turn=200.0,
+            output_tokens_per_turn=300.0, system_prompt_tokens=1000.0, service_time_s=2.0)
+
+#: (name, workload changes, block size)
+VARIANTS: list[tuple[str, dict, int]] = [
+    ("base", {}, 16),
+    ("gap deterministic", {"gap_distribution": "deterministic"}, 16),
+    ("gap lognormal s=1", {"gap_distribution": "lognormal", "gap_lognormal_sigma": 1.0}, 16),
+    ("gap lognormal s=1.8", {"gap_distribution": "lognormal", "gap_lognormal_sigma": 1.8}, 16),
+    ("rate 10/s", {"conversation_rate_per_s": 10.0}, 16),
+    ("rate 0.1/s", {"conversation_rate_per_s": 0.1}, 16),
+    ("turns 2", {"turns_mean": 2.0}, 16),
+    ("turns 12", {"turns_mean": 12.0}, 16),
+    ("turns fixed 4", {"turns_mean": 4.0, "turns_distribution": "fixed"}, 16),
+    ("short turns 50+100", {"user_tokens_per_turn": 50.0, "output_tokens_per_turn": 100.0}, 16),
+    ("long turns 2000+500", {"user_tokens_per_turn": 2000.0, "output_tokens_per_turn": 500.0}, 16),
+    ("no system prompt", {"system_prompt_tokens": 0.0}, 16),
+    ("system prompt 4000", {"system_prompt_tokens": 4000.0}, 16),
+    ("block 1 token", {}, 1),
+    ("block 256", {}, 256),
+    ("service 0 s", {"service_time_s": 0.0}, 16),
+    ("service 20 s", {"service_time_s": 20.0}, 16),
+    ("gap 10 s", {"gap_mean_s": 10.0}, 16),
+]
+PRESSURE_GAPS = (0.1, 0.5, 1.5, 4.0)
+
+
+def grid() -> list[dict]:
+    """Every (variant, capacity) point as a dict with the workload and cache."""
+    points = []
+    for name, changes, block in VARIANTS:
+        w = Workload(**{**BASE, **changes})
+        st = structure(w, CacheConfig(capacity_tokens=1.0, block_size_tokens=block))
+        for x in PRESSURE_GAPS:
+            cap_tokens = float(np.ceil(float(occupancy_blocks(st, x * w.gap_mean_s))) * block)
+            mean_conv_tokens = w.system_prompt_tokens + w.turns_mean * w.tokens_per_turn
+            points.append({"variant": name, "pressure_gaps": x, "workload": w,
+                           "cache": CacheConfig(capacity_tokens=cap_tokens, block_size_tokens=block),
+                           "conversations_fit": cap_tokens / mean_conv_tokens})
+    return points
+
+
+def compare(point: dict, requests_target: int = 300_000, seed: int = 7) -> dict:
+    """Model (refined, Che, seed) and simulator token hit rates at one grid point."""
+    w, c = point["workload"], point["cache"]
+    n_conv = int(max(20_000, requests_target / float(w.turns_mean)))
+    sim = simulate(w, c, seed=seed, n_conversations=n_conv)
+    row = {"variant": point["variant"], "pressure_gaps": point["pressure_gaps"],
+           "capacity_tokens": float(c.capacity_tokens), "conversations_fit": point["conversations_fit"],
+           "sim": sim["token_hit_rate"],
+           "sim_ci95_half": 0.5 * (sim["token_hit_rate_ci95_high"] - sim["token_hit_rate_ci95_low"]),
+           "sim_request": sim["request_hit_rate"]}
+    for model in ("refined", "che", "seed"):
+        r = hit_rates(w, c, model)
+        row[model] = float(r["token_hit_rate"])
+        if model == "refined":
+            row["refined_request"] = float(r["request_hit_rate"])
+    return row
+
+
+def summarise(rows: list[dict], min_conversations_fit: float = 5.0) -> dict:
+    """Mean and max absolute errors in percentage points, per model."""
+    out = {}
+    for model in ("refined", "che", "seed"):
+        err = np.array([100 * abs(r[model] - r["sim"]) for r in rows])
+        fit = np.array([r["conversations_fit"] >= min_conversations_fit for r in rows])
+        out[model] = {"mae_pp": float(err.mean()), "max_pp": float(err.max()),
+                      "max_pp_where_fit": float(err[fit].max()) if fit.any() else None}
+    return out
+
+
+def table(rows: list[dict]) -> str:
+    head = f"{'variant':<22}{'T/tau':>6}{'convs':>8}{'sim':>8}{'+-ci':>6}{'refined':>9}{'err':>7}{'che':>8}{'err':>7}{'seed':>8}{'err':>7}"
+    lines = [head]
+    for r in rows:
+        lines.append(f"{r['variant']:<22}{r['pressure_gaps']:>6.1f}{r['conversations_fit']:>8.1f}"
+                     f"{100*r['sim']:>8.2f}{100*r['sim_ci95_half']:>6.2f}"
+                     f"{100*r['refined']:>9.2f}{100*(r['refined']-r['sim']):>+7.2f}"
+                     f"{100*r['che']:>8.2f}{100*(r['che']-r['sim']):>+7.2f}"
+                     f"{100*r['seed']:>8.2f}{100*(r['seed']-r['sim']):>+7.2f}")
+    return "\n".join(lines)
+
+
+def replace_capacity(c: CacheConfig, capacity_tokens: float) -> CacheConfig:
+    return dataclasses.replace(c, capacity_tokens=capacity_tokens)
