@@ -118,14 +118,19 @@ _T975 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
 class Trace:
     """The random part of a run: arrival times [s], turns, and gaps [s].
 
-    ``gaps[goff[c] + k - 1]`` is the gap after turn k of conversation c
-    (``N_c - 1`` gaps per conversation). Arrival times must be non-decreasing.
+    Conversation ``c < len(arrivals)`` arrives at ``arrivals[c]`` (non-decreasing);
+    ``gaps[goff[c] + k - 1]`` is the gap after its turn k (``N_c - 1`` gaps).
+    ``resume`` lists ``(time, c, k)``, sorted, for conversations ``c >=
+    len(arrivals)`` that arrived before time 0 and are still alive: they enter
+    at turn k, their first turn starting at or after 0 (stationary pre-history).
     """
 
     arrivals: list
     turns: list
     gaps: list
     goff: list
+    resume: list = ()
+    prehistory_truncated: bool = False
 
     @classmethod
     def from_lists(cls, arrivals, turns, gaps_per_conversation) -> "Trace":
@@ -188,20 +193,21 @@ def _generator(seed, rng) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generator) -> Trace:
-    """Draw arrivals, turns and gaps of ``n_conversations`` conversations from ``rng``."""
-    w = {name: _scalar(f"workload.{name}", getattr(workload, name)) for name in (
-        "conversation_rate_per_s", "turns_mean", "gap_mean_s", "gap_lognormal_sigma")}
-    n = n_conversations
-    lam, L, tau = w["conversation_rate_per_s"], w["turns_mean"], w["gap_mean_s"]
-    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+#: Pre-history length in mean conversation lifetimes, and its cap in conversations
+#: (as a multiple of n_conversations).
+PREHISTORY_LIFETIMES = 20.0
+PREHISTORY_MAX_FACTOR = 4
+
+
+def _draw_turns_gaps(workload: Workload, w: dict, n: int, rng: np.random.Generator):
+    L, tau = w["turns_mean"], w["gap_mean_s"]
     if workload.turns_distribution == "geometric":
         turns = rng.geometric(1.0 / L, size=n) if L > 1.0 else np.ones(n, dtype=np.int64)
     else:
         lo = math.floor(L)
         turns = lo + (rng.random(n) < (L - lo)).astype(np.int64)
     ngaps = turns - 1
-    goff = np.concatenate(([0], np.cumsum(ngaps)[:-1])).astype(np.int64)
+    goff = np.concatenate(([0], np.cumsum(ngaps)[:-1])).astype(np.int64) if n else np.zeros(0, np.int64)
     total = int(ngaps.sum())
     if workload.gap_distribution == "exponential":
         gaps = rng.exponential(tau, size=total)
@@ -210,7 +216,60 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
     else:
         sigma = w["gap_lognormal_sigma"]
         gaps = rng.lognormal(math.log(tau) - 0.5 * sigma * sigma, sigma, size=total)
-    return Trace(arrivals.tolist(), turns.tolist(), gaps.tolist(), goff.tolist())
+    return turns, goff, gaps
+
+
+def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generator,
+               prehistory: bool = True) -> Trace:
+    """Draw ``n_conversations`` arrivals after time 0, their turns and gaps, from ``rng``.
+
+    With ``prehistory`` the conversations that arrived over the previous
+    ``PREHISTORY_LIFETIMES`` mean lifetimes (L*S + (L-1)*tau) and are still
+    alive at 0 join at their first turn starting at or after 0, so the
+    conversation population (and its mix of turn indices) is stationary from
+    t = 0 and only the cache needs a warm-up. The pre-history holds at most
+    ``PREHISTORY_MAX_FACTOR * n_conversations`` conversations
+    (``prehistory_truncated`` says when that cap cut it short).
+    """
+    w = {name: _scalar(f"workload.{name}", getattr(workload, name)) for name in (
+        "conversation_rate_per_s", "turns_mean", "gap_mean_s", "gap_lognormal_sigma", "service_time_s")}
+    n = n_conversations
+    lam, L, tau, S = w["conversation_rate_per_s"], w["turns_mean"], w["gap_mean_s"], w["service_time_s"]
+    arrivals = np.cumsum(rng.exponential(1.0 / lam, size=n))
+    turns, goff, gaps = _draw_turns_gaps(workload, w, n, rng)
+    t_pre = PREHISTORY_LIFETIMES * (L * S + (L - 1.0) * tau) if prehistory else 0.0
+    resume, truncated = [], False
+    if t_pre > 0.0:
+        m_max = PREHISTORY_MAX_FACTOR * n
+        m_draw = min(int(lam * t_pre * 1.1 + 10.0 * math.sqrt(lam * t_pre) + 20.0), m_max)
+        back = np.cumsum(rng.exponential(1.0 / lam, size=m_draw))
+        truncated = m_draw == m_max and back[-1] < t_pre
+        back = back[back <= t_pre]
+        m = len(back)
+        pturns, pgoff, pgaps = _draw_turns_gaps(workload, w, m, rng)
+        if m:
+            # turn start times: arrival, then + S + gap per turn (segment-wise cumsum)
+            first = np.concatenate(([0], np.cumsum(pturns)[:-1]))
+            inc = np.empty(int(pturns.sum()))
+            is_first = np.zeros(len(inc), dtype=bool)
+            is_first[first] = True
+            inc[is_first] = -back
+            inc[~is_first] = S + pgaps
+            cs = np.cumsum(inc)
+            base = cs[first] - inc[first]
+            starts = cs - np.repeat(base, pturns)
+            conv = np.repeat(np.arange(m), pturns)
+            idx = np.flatnonzero(starts >= 0.0)
+            alive, pos = np.unique(conv[idx], return_index=True)
+            hit = idx[pos]
+            k = hit - first[alive] + 1
+            order = np.argsort(starts[hit], kind="stable")
+            resume = [(float(t), n + int(j), int(kk))
+                      for t, j, kk in zip(starts[hit][order], alive[order], k[order])]
+            turns = np.concatenate((turns, pturns))
+            goff = np.concatenate((goff, pgoff + len(gaps)))
+            gaps = np.concatenate((gaps, pgaps))
+    return Trace(arrivals.tolist(), turns.tolist(), gaps.tolist(), goff.tolist(), resume, bool(truncated))
 
 
 # --------------------------------------------------------------------------- measurement
@@ -306,9 +365,9 @@ def _run_lru(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     ncached = 0
     pinned = 0
     srefs = 0               # running requests holding the shared prompt
-    heap: list = []         # returning turns: (start time, seq, conversation, turn)
+    heap = [(t, i, c, k) for i, (t, c, k) in enumerate(tr.resume)]   # returning turns,
+    seq = len(heap)         # (start time, seq, conversation, turn); sorted, so a heap
     ends: deque = deque()   # running requests: (end time, conversation, turn), in time order
-    seq = 0
     ai = 0
     t_last = 0.0
     o_pin = o_sh = o_ret = o_fin = 0.0
@@ -499,9 +558,9 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     srefs = 0
     shared_new_lo = Ps      # shared blocks [shared_new_lo, Ps) created, not yet inserted
     inflight_lo: dict = {}  # conversation -> first own block it created this turn
-    heap: list = []
+    heap = [(t, i, c, k) for i, (t, c, k) in enumerate(tr.resume)]
+    seq = len(heap)
     ends: deque = deque()
-    seq = 0
     ins = 0                 # insertion counter (FIFO key)
     ai = 0
     t_last = 0.0
@@ -733,6 +792,9 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     for c, t0 in enumerate(arr):
         events.append((t0, 2, seq, "start", c, 1))
         seq += 1
+    for t0, c, k in tr.resume:
+        events.append((t0, 1, seq, "start", c, k))
+        seq += 1
     heapq.heapify(events)
     counter = 0
     t_last = 0.0
@@ -850,11 +912,26 @@ def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, prog
     gen = _generator(seed, rng)
     trace = draw_trace(workload, n, gen)
     horizon = trace.arrivals[-1]
-    out = simulate_trace(trace, workload, cache, warmup_s=wf * horizon, horizon_s=horizon,
+    warmup = wf * horizon
+    out = simulate_trace(trace, workload, cache, warmup_s=warmup, horizon_s=horizon,
                          reference=reference, progress=progress)
+    w = _params(workload, cache)["w"]
+    L, tau, S = w["turns_mean"], w["gap_mean_s"], w["service_time_s"]
+    warnings = []
+    if trace.prehistory_truncated:
+        warnings.append("the stationary pre-history was cut short (too many live conversations for "
+                        "n_conversations): raise n_conversations")
+    if L > 1.0 and warmup < 5.0 * (tau + S):
+        warnings.append(f"warm-up ({warmup:.4g} s) is shorter than 5 mean gaps: raise n_conversations "
+                        "or warmup_fraction")
+    if out["requests"] and (horizon - warmup) / CI_BATCHES < L * S + (L - 1.0) * tau:
+        warnings.append("confidence-interval batches are shorter than a mean conversation lifetime: "
+                        "the interval may be too narrow; raise n_conversations")
     out["n_conversations"] = n
+    out["prehistory_conversations"] = len(trace.resume)
     out["warmup_fraction"] = wf
     out["seed"] = seed if rng is None else None
+    out["warnings"] = warnings
     if progress is not None:
         progress(1.0)
     return out
