@@ -13,8 +13,9 @@ What ends up in runtime/:
   BUILD.json
       what was built from what; when it matches runtime.json the build is skipped.
 
-It also regenerates py/kvcalc/MANIFEST.json (the file list the worker loads into the
-Pyodide file system), which is cheap and keeps a new module from being forgotten.
+It also warns when py/kvcalc/MANIFEST.json (the file list the worker loads into the Pyodide
+file system) is stale; it does not rewrite it, so CI's test of the committed manifest still
+catches a forgotten `python scripts/gen_manifest.py` (scripts/serve.py does rewrite it).
 
 Versions are pinned in runtime.json only. Usage: scripts/build_runtime.sh [--force]
 """
@@ -111,7 +112,9 @@ def build(force: bool = False, quiet: bool = False) -> None:
     cfg = json.loads((ROOT / "runtime.json").read_text())
     if os.environ.get("KVCALC_WHEELS_DIR"):
         cfg["pyodide"]["vendor_dir"] = os.environ["KVCALC_WHEELS_DIR"]
-    gen_manifest.write()
+    if not gen_manifest.is_current():
+        print("WARNING: py/kvcalc/MANIFEST.json is stale: run python scripts/gen_manifest.py "
+              "and commit it (the page loads exactly the files it lists)", file=sys.stderr)
 
     wanted = {"pyodide": cfg["pyodide"]["npm"], "plotly": cfg["plotly"]["npm"],
               "packages": cfg["pyodide"]["packages"]}

@@ -32,6 +32,10 @@ def render() -> str:
                        "files": files()}, indent=1) + "\n"
 
 
+def is_current() -> bool:
+    return MANIFEST.is_file() and MANIFEST.read_text() == render()
+
+
 def write() -> bool:
     """Rewrite the manifest if it is stale; return True when it changed."""
     text = render()
@@ -43,7 +47,7 @@ def write() -> bool:
 
 def main(argv: list[str]) -> int:
     if "--check" in argv:
-        if not MANIFEST.is_file() or MANIFEST.read_text() != render():
+        if not is_current():
             print(f"{MANIFEST.relative_to(ROOT)} is stale: run python scripts/gen_manifest.py",
                   file=sys.stderr)
             return 1

@@ -23,7 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from browser_helpers import ROOT  # noqa: E402
+
 sys.path.insert(0, str(ROOT / "scripts"))
 import serve  # noqa: E402
 
@@ -31,8 +32,6 @@ CHROMIUM = os.environ.get("KVCALC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                  "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-HARNESS = "tests/browser/harness.html"
-START_TIMEOUT_MS = 90_000
 
 
 def pytest_configure(config):
@@ -136,17 +135,3 @@ def stub_api(context):
                   lambda route: route.fulfill(status=200, body=stub,
                                               content_type="text/x-python"))
     return stub
-
-
-def open_harness(page, base: str, query: str = "", wait_ready: bool = True) -> dict:
-    """Open the harness page and (by default) wait until the worker is ready or failed."""
-    page.goto(f"{base}{HARNESS}{query}")
-    if not wait_ready:
-        return {}
-    page.wait_for_function("window.__harness && (window.__harness.ready || window.__harness.fatal)",
-                           timeout=START_TIMEOUT_MS)
-    h = page.evaluate("({ready: __harness.ready, fatal: __harness.fatal, events: __harness.events})")
-    if h["fatal"]:
-        pytest.fail(f"worker start-up failed: {h['fatal']}\nconsole:\n" +
-                    "\n".join(page.console_lines[-30:]))
-    return h

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from browser_helpers import ROOT
 
 pytestmark = pytest.mark.nobrowser
 

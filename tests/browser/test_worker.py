@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import ROOT, open_harness
+from browser_helpers import ROOT, open_harness
 
 pytestmark = pytest.mark.browser
 
