@@ -55,9 +55,16 @@ request ends, returning turns (in the order they were scheduled), arrivals.
 
 Measurement
 -----------
-The horizon ends at the arrival of the last of ``n_conversations``
-conversations (no event after it is simulated, so the load is stationary to
-the end); the warm-up is the first ``warmup_fraction`` of the horizon. Metrics
+Time 0 starts with an empty cache and a stationary conversation population:
+the conversations that arrived during a pre-history of 20 mean lifetimes
+(L*S + (L-1)*tau) and are still alive join at their first turn starting at or
+after 0 (their earlier turns, and a turn running at 0, are not simulated), so
+the mix of turn indices is right from the start and only the cache warms up.
+Without this, long conversations (which carry most tokens) stay
+under-represented for many lifetimes (several points of hit rate).
+``n_conversations`` then arrive after 0; the horizon ends at the last
+arrival (no event after it is simulated, so the load is stationary to the
+end); the warm-up is the first ``warmup_fraction`` of the horizon. Metrics
 count the requests that START inside ``[warmup_s, horizon_s]``: a stationary
 sample of requests, so turn k is weighted by P(N >= k) as in the model.
 Occupancies are time averages over the same window.
@@ -68,12 +75,15 @@ Occupancies are time averages over the same window.
   of their own history (index >= Ps);
 * ``shared_prompt_hit_rate`` = shared blocks hit / shared blocks asked
   (None when Ps = 0);
-* 95 % confidence intervals by batch means: the window is cut into 20 equal
-  time batches, each gives a ratio estimate; the interval is the overall
-  ratio +- t(0.975, m-1) * sd / sqrt(m) over the m non-empty batches (clipped
-  to [0, 1]). Batches must be longer than a conversation's lifetime for the
-  interval to be honest; with the default 20000 conversations that holds
-  unless more than ~500 conversations are alive at once.
+* 95 % confidence intervals by batch means: the window is cut into
+  ``CI_BATCHES`` = 10 equal time batches, each gives a ratio estimate; the
+  interval is the overall ratio +- t(0.975, m-1) * sd / sqrt(m) over the m
+  non-empty batches (clipped to [0, 1]). Batches must be several
+  conversation lifetimes long for the interval to be honest (a warning says
+  when they are shorter than 5). Checked over 100 seeds with 20000
+  conversations (L = 5 geometric, exponential gaps; L = 8 fixed, lognormal
+  gaps): coverage 93-97 %; 20 batches gave 89 %.
+* ``warnings``: short warm-up, short batches, truncated pre-history.
 
 Two engines give identical results: :func:`simulate` keeps the cache as
 chains (LRU/TTL: an ordered dict of conversation -> cached prefix length, in
@@ -101,7 +111,7 @@ __all__ = [
 ]
 
 #: Number of time batches of the batch-means confidence interval.
-CI_BATCHES = 20
+CI_BATCHES = 10
 
 _INF = math.inf
 _SHARED = -1  # owner id of the shared system-prompt chain
@@ -924,8 +934,8 @@ def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, prog
     if L > 1.0 and warmup < 5.0 * (tau + S):
         warnings.append(f"warm-up ({warmup:.4g} s) is shorter than 5 mean gaps: raise n_conversations "
                         "or warmup_fraction")
-    if out["requests"] and (horizon - warmup) / CI_BATCHES < L * S + (L - 1.0) * tau:
-        warnings.append("confidence-interval batches are shorter than a mean conversation lifetime: "
+    if out["requests"] and (horizon - warmup) / CI_BATCHES < 5.0 * (L * S + (L - 1.0) * tau):
+        warnings.append("confidence-interval batches are shorter than 5 mean conversation lifetimes: "
                         "the interval may be too narrow; raise n_conversations")
     out["n_conversations"] = n
     out["prehistory_conversations"] = len(trace.resume)
