@@ -159,6 +159,18 @@ def test_same_seed_same_result_and_seeds_differ():
     assert occ["shared_prompt"] > 0 and occ["returning"] > 0 and occ["finished"] > 0
 
 
+def test_prehistory_is_stationary():
+    # M/G/inf: conversations with a turn still to start at time 0 are Poisson with mean
+    # lambda * E[(N - 1)(S + G)] = 1 * 4 * 62 = 248 (geometric L = 5, S = 2, tau = 60).
+    w = Workload(conversation_rate_per_s=1.0, turns_mean=5, gap_mean_s=60, service_time_s=2.0)
+    counts = [len(draw_trace(w, 100, np.random.default_rng(s)).resume) for s in range(20)]
+    assert abs(np.mean(counts) - 248) < 12
+    trace = draw_trace(w, 100, np.random.default_rng(0))
+    assert [t for t, _, _ in trace.resume] == sorted(t for t, _, _ in trace.resume)
+    assert all(0 <= t and 2 <= k <= trace.turns[c] for t, c, k in trace.resume)
+    assert not trace.prehistory_truncated
+
+
 def test_global_random_state_untouched():
     np.random.seed(1)
     before = np.random.random()

@@ -83,6 +83,10 @@ Occupancies are time averages over the same window.
   when they are shorter than 5). Checked over 100 seeds with 20000
   conversations (L = 5 geometric, exponential gaps; L = 8 fixed, lognormal
   gaps): coverage 93-97 %; 20 batches gave 89 %.
+* ``occupancy_blocks``: time-average blocks that are pinned (running requests,
+  shared prompt included while in use), cached shared prompt, cached chains of
+  returning conversations (more turns to come), of finished ones, and free;
+  ``mean_cached_blocks`` = the three cached parts, ``mean_used_blocks`` adds pinned;
 * ``warnings``: short warm-up, short batches, truncated pre-history.
 
 Two engines give identical results: :func:`simulate` keeps the cache as
@@ -204,9 +208,10 @@ def _generator(seed, rng) -> np.random.Generator:
 
 
 #: Pre-history length in mean conversation lifetimes, and its cap in conversations
-#: (as a multiple of n_conversations).
+#: (a multiple of n_conversations, at least PREHISTORY_MIN_CAP); only the live ones are kept.
 PREHISTORY_LIFETIMES = 20.0
 PREHISTORY_MAX_FACTOR = 4
+PREHISTORY_MIN_CAP = 200_000
 
 
 def _draw_turns_gaps(workload: Workload, w: dict, n: int, rng: np.random.Generator):
@@ -238,7 +243,7 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
     alive at 0 join at their first turn starting at or after 0, so the
     conversation population (and its mix of turn indices) is stationary from
     t = 0 and only the cache needs a warm-up. The pre-history holds at most
-    ``PREHISTORY_MAX_FACTOR * n_conversations`` conversations
+    ``max(PREHISTORY_MAX_FACTOR * n_conversations, PREHISTORY_MIN_CAP)`` conversations
     (``prehistory_truncated`` says when that cap cut it short).
     """
     w = {name: _scalar(f"workload.{name}", getattr(workload, name)) for name in (
@@ -250,7 +255,7 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
     t_pre = PREHISTORY_LIFETIMES * (L * S + (L - 1.0) * tau) if prehistory else 0.0
     resume, truncated = [], False
     if t_pre > 0.0:
-        m_max = PREHISTORY_MAX_FACTOR * n
+        m_max = max(PREHISTORY_MAX_FACTOR * n, PREHISTORY_MIN_CAP)
         m_draw = min(int(lam * t_pre * 1.1 + 10.0 * math.sqrt(lam * t_pre) + 20.0), m_max)
         back = np.cumsum(rng.exponential(1.0 / lam, size=m_draw))
         truncated = m_draw == m_max and back[-1] < t_pre
@@ -273,12 +278,19 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
             alive, pos = np.unique(conv[idx], return_index=True)
             hit = idx[pos]
             k = hit - first[alive] + 1
+            # keep only the live conversations, renumbered n, n+1, ... in pre-history order
+            keep = np.zeros(m, dtype=bool)
+            keep[alive] = True
+            kturns = pturns[alive]
+            kgaps = pgaps[np.repeat(keep, pturns - 1)]
+            kgoff = np.concatenate(([0], np.cumsum(kturns - 1)[:-1])).astype(np.int64) + len(gaps)
+            ids = n + np.arange(len(alive))
             order = np.argsort(starts[hit], kind="stable")
-            resume = [(float(t), n + int(j), int(kk))
-                      for t, j, kk in zip(starts[hit][order], alive[order], k[order])]
-            turns = np.concatenate((turns, pturns))
-            goff = np.concatenate((goff, pgoff + len(gaps)))
-            gaps = np.concatenate((gaps, pgaps))
+            resume = [(float(t), int(j), int(kk))
+                      for t, j, kk in zip(starts[hit][order], ids[order], k[order])]
+            turns = np.concatenate((turns, kturns))
+            goff = np.concatenate((goff, kgoff))
+            gaps = np.concatenate((gaps, kgaps))
     return Trace(arrivals.tolist(), turns.tolist(), gaps.tolist(), goff.tolist(), resume, bool(truncated))
 
 
