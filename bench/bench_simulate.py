@@ -32,7 +32,7 @@ def main():
             n = out["requests_simulated"]
             print(f"{label:20s} {ev:5s} {n:7d} requests {dt:6.3f} s {n / dt:9.0f} req/s "
                   f"hit {out['token_hit_rate']:.4f}")
-    w, cap = CASES[1][1], CASES[1][2]
+    w, cap = CASES[1][1], 20_000
     t0 = time.perf_counter()
     out = simulate_blocks_reference(w, CacheConfig(capacity_tokens=cap), seed=1, n_conversations=2000)
     dt = time.perf_counter() - t0
