@@ -35,7 +35,11 @@ from .hitrate import HIT_MODELS, capacity_for_token_hit_rate, hit_rate_seed, hit
 from .units import GIB_BYTES
 from .workload import CacheConfig, Workload
 
-__all__ = ["compute", "compute_safe", "simulate", "simulate_safe", "call", "REQUEST_KEYS", "FIGURES"]
+__all__ = ["compute", "compute_safe", "simulate", "simulate_safe", "trace", "call", "REQUEST_KEYS", "FIGURES",
+           "ENDPOINTS"]
+
+#: What the page's worker may call (js/kvcalc_bridge.py reads this).
+ENDPOINTS = ("compute", "simulate", "trace")
 
 FIGURES = ("curve", "sweeps", "tornado", "heatmap")
 REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
@@ -274,6 +278,12 @@ def simulate(request: dict, progress=None) -> dict:
         points.append(r)
     return {"points": points, "seed": seed, "n_conversations": n_conv,
             "model_token_hit_rate": base.get("token_hit_rate")}
+
+
+def trace(request: dict, progress=None) -> dict:
+    """Exact hit-rate curve and statistics of a request trace (kvcalc.trace.api)."""
+    from .trace.api import trace_analyze
+    return trace_analyze(request, progress=progress)
 
 
 def _error_reply(exc: Exception) -> dict:

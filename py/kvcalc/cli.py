@@ -20,7 +20,7 @@ from .errors import InputError
 __all__ = ["main"]
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
-DEFAULT_GPU = "H100-SXM"
+DEFAULT_GPU = "h100-sxm-80gb"
 
 # flag -> request key path (workload and cache fields)
 _WORKLOAD_FLAGS = {

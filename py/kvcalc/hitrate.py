@@ -402,74 +402,86 @@ def hit_rate_seed(w: Workload, c: CacheConfig):
 # FIFO: TTL approximation on insertion time with a renewal recursion
 # --------------------------------------------------------------------------
 
-def _sum_of_gaps_cdf(m: int, x, tau: float, distribution: str, sigma: float):
-    """P(G_1 + ... + G_m <= x) for i.i.d. gaps (lognormal: Fenton-Wilkinson)."""
-    x = np.asarray(x, float)
-    if m == 0:
-        return np.where(x >= 0, 1.0, 0.0)
+def _sum_of_gaps_cdf(m, x, tau: float, distribution: str, sigma: float):
+    """P(G_1 + ... + G_m <= x_m) for i.i.d. gaps, vectorised over m = 1, 2, ...
+
+    Exponential: Erlang CDF 1 - sum_{i<m} Poisson(i; x/tau) (summed as a
+    masked matrix); deterministic: a step at m*tau; lognormal: Fenton-Wilkinson
+    (a lognormal with the sum's mean and variance).
+    """
+    m = np.asarray(m, dtype=float)
+    x = np.asarray(x, dtype=float)
     if distribution == "deterministic":
         return np.where(x >= m * tau, 1.0, 0.0)
     if distribution == "exponential":
-        y = np.maximum(x, 0.0) / tau
-        # Erlang CDF: 1 - sum_{i<m} e^-y y^i / i!, summed in log space.
-        term = np.exp(-y)
-        total = term.copy()
-        for i in range(1, m):
-            term = term * y / i
-            total = total + term
-        return np.where(x > 0, np.clip(1.0 - total, 0.0, 1.0), 0.0)
+        y = np.maximum(x, 1e-300) / tau
+        i = np.arange(int(m.max()), dtype=float)
+        log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, i.size + 1, dtype=float)))])[:i.size]
+        log_pmf = -y[:, None] + i[None, :] * np.log(y)[:, None] - log_fact[None, :]
+        below = np.where(i[None, :] < m[:, None], np.exp(log_pmf), 0.0).sum(axis=1)
+        return np.where(x > 0, np.clip(1.0 - below, 0.0, 1.0), 0.0)
     var1 = (math.exp(sigma * sigma) - 1.0) * tau * tau
     mean_m, var_m = m * tau, m * var1
-    s2 = math.log1p(var_m / (mean_m * mean_m))
-    mu = math.log(mean_m) - 0.5 * s2
+    s2 = np.log1p(var_m / (mean_m * mean_m))
+    mu = np.log(mean_m) - 0.5 * s2
     with np.errstate(divide="ignore"):
-        z = (np.log(np.maximum(x, 1e-300)) - mu) / math.sqrt(s2)
+        z = (np.log(np.maximum(x, 1e-300)) - mu) / np.sqrt(s2)
     return np.where(x > 0, norm_cdf(z), 0.0)
 
 
 def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
-    """FIFO hit rates of one point (scalar loop over turns; FIFO is not swept)."""
+    """FIFO hit rates of one point (FIFO is not swept).
+
+    A chain's head is its oldest block, so a conversation hits while the age of
+    its chain since the last full re-insertion (a miss) is below the FIFO
+    characteristic time T_F: a run of m hits after a miss needs m gaps and m-1
+    services to fit in T_F. Turns form a renewal sequence; T_F solves
+    pinned + shared + lambda * T_F * E[blocks inserted per conversation] = C_b.
+    """
     lam, tau, sigma, S = (float(getattr(st, f)[idx]) for f in ("lam", "tau", "sigma", "S"))
     Cb, Ps, EN = float(st.Cb[idx]), float(st.Ps[idx]), float(st.EN[idx])
-    B = st.B[idx]
-    w_ret = st.w_ret[idx]
-    K = B.size
+    w_ret_all = st.w_ret[idx]
+    # Turns beyond which fewer than 1e-7 of conversations go add nothing visible.
+    K = int(max(2, min(w_ret_all.size, np.searchsorted(-w_ret_all, -1e-7) + 2)))
+    B = st.B[idx][:K]
+    w_ret = w_ret_all[:K]
     ge = np.concatenate([[1.0], w_ret[:-1]])                 # P(N>=k)
-    pmf = ge - w_ret
     dist = st.gap_distribution
+    m = np.arange(1, K + 1, dtype=float)
+    Bprev = np.concatenate([[0.0], B[:-1]])
 
     def per_turn_hits(T):
-        # F_m(T): a run of m hits after a reset needs m gaps + (m-1) services < T.
-        F = np.array([1.0] + [float(_sum_of_gaps_cdf(m, T - (m - 1) * S, tau, dist, sigma))
-                              for m in range(1, K + 1)])
-        reset = np.zeros(K + 1)                               # reset[k]: turn k re-inserts all
+        F = np.concatenate([[1.0], _sum_of_gaps_cdf(m, T - (m - 1.0) * S, tau, dist, sigma)])
+        D = F[:-1] - F[1:]                                    # D[r-1]: run of exactly r-1 hits then a miss
+        reset = np.zeros(K + 1)                               # reset[k]: turn k re-inserts its chain
         reset[1] = 1.0
         for k in range(2, K + 1):
-            j = np.arange(1, k)
-            reset[k] = float(np.sum(reset[j] * (F[k - j - 1] - F[k - j])))
-        return 1.0 - reset[1:]                                # hit prob of turn k (k=1 -> 0)
+            reset[k] = float(np.dot(reset[1:k], D[k - 2::-1][:k - 1]))
+        return 1.0 - reset[1:]                                # hit probability of turn k (turn 1 -> 0)
 
     def occupancy(T):
         hit = per_turn_hits(T)
-        Bprev = np.concatenate([[0.0], B[:-1]])
-        inserted = np.where(hit > 0, 0.0, 0.0) + hit * (B - Bprev) + (1 - hit) * B
+        inserted = hit * (B - Bprev) + (1.0 - hit) * B
         per_conv = float(np.sum(ge * inserted))
         hs = T / (T + 1.0 / (lam * EN)) if Ps > 0 else 1.0
-        return float(st.pin_mean[idx]) + Ps * hs + lam * per_conv * T, hit, hs
+        return float(st.pin_mean[idx]) + Ps * (hs if Ps > 0 else 0.0) + lam * per_conv * T, hit, hs
 
-    lo, hi = 0.0, max(tau, 1e-6)
     if occupancy(0.0)[0] > Cb:
         return 0.0, 0.0, 0.0
-    for _ in range(200):
-        if occupancy(hi)[0] >= Cb or hi > 1e15:
-            break
-        hi *= 2.0
-    for _ in range(60):
+    # O_F(T) can fall where hits start (fewer insertions), so several roots may
+    # exist; the first crossing from below is the one a cache filling up reaches.
+    hi = max(tau, 1e-6) * 1e-4
+    while occupancy(hi)[0] < Cb and hi < 1e15:
+        hi *= 1.25
+    lo = hi / 1.25
+    for _ in range(40):
         mid = 0.5 * (lo + hi)
         if occupancy(mid)[0] < Cb:
             lo = mid
         else:
             hi = mid
+        if hi - lo <= 1e-6 * hi:
+            break
     _, hit, hs = occupancy(0.5 * (lo + hi))
     # turn k+1 reuses chain B_k when it hits
     own = float(np.sum(w_ret[:-1] * hit[1:] * B[:-1]))

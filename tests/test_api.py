@@ -1,0 +1,238 @@
+"""compute(): the request contract, bad input, and property-based checks over the request space."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kvcalc.api import call, compute, compute_safe, simulate
+from kvcalc.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+BASE = {"workload": {"conversation_rate_per_s": 1.0, "turns_mean": 5, "gap_mean_s": 60,
+                     "user_tokens_per_turn": 200, "output_tokens_per_turn": 300,
+                     "system_prompt_tokens": 1000, "service_time_s": 2},
+        "cache": {"capacity_tokens": 200_000, "block_size_tokens": 16}}
+
+
+def test_contract_keys_with_model_and_gpu():
+    r = compute({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "tensor_parallel": 1,
+                 "gpu_memory_utilization": 0.9, "kv_cache_dtype": "bf16", "workload": BASE["workload"],
+                 "cache": {"block_size_tokens": 16}, "hit_model": "refined"})
+    for key in ("token_hit_rate", "request_hit_rate", "ideal_token_hit_rate", "characteristic_time_s",
+                "kv_bytes_per_token", "kv_capacity_tokens", "kv_budget_gib"):
+        assert key in r, key
+    # Llama-3.1-8B at bf16: 2 (K,V) x 32 layers x 8 KV heads x 128 x 2 bytes = 131,072 B/token
+    # (config.json of meta-llama/Llama-3.1-8B)
+    assert r["kv_bytes_per_token"] == 131072
+    assert r["capacity_source"] == "memory"
+    assert r["cache_capacity_tokens"] == r["kv_capacity_tokens"]
+    # capacity = whole blocks of the budget: floor(budget / (bytes/token * 16)) * 16
+    assert r["kv_capacity_tokens"] == math.floor(r["kv_budget_gib"] * 2**30 / (131072 * 16)) * 16
+    json.dumps(r)  # JSON-simple
+
+
+def test_deepseek_v3_mla_bytes_per_token_do_not_shrink_with_tp():
+    # DeepSeek-V3 config.json: kv_lora_rank 512 + qk_rope_head_dim 64, 61 layers, bf16:
+    # 576 x 61 x 2 = 70,272 bytes per token on every GPU.
+    for tp in (1, 8):
+        r = compute({"model": "deepseek-ai/DeepSeek-V3", "kv_cache_dtype": "bf16", "tensor_parallel": tp})
+        assert r["kv_bytes_per_token"] == 70272
+
+
+def test_memory_only_question_needs_no_workload():
+    r = compute({"model": "meta-llama/Llama-3.1-70B", "kv_cache_dtype": "fp8", "tensor_parallel": 8})
+    # 2 x 80 layers x (8 heads / 8 GPUs) x 128 x 1 byte = 20,480
+    assert r["kv_bytes_per_token"] == 20480
+    assert "token_hit_rate" not in r
+
+
+def test_capacity_override_needs_no_model():
+    r = compute(BASE)
+    assert r["capacity_source"] == "cache.capacity_tokens"
+    assert "kv_bytes_per_token" not in r
+    assert 0 < r["token_hit_rate"] < r["ideal_token_hit_rate"] < 1
+
+
+def test_hf_config_gives_the_same_bytes_as_the_preset():
+    cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": 4096,
+           "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 8,
+           "intermediate_size": 14336, "vocab_size": 128256, "max_position_embeddings": 131072,
+           "torch_dtype": "bfloat16"}
+    a = compute({"model": {"hf_config": cfg}, "kv_cache_dtype": "bf16"})
+    b = compute({"model": "meta-llama/Llama-3.1-8B", "kv_cache_dtype": "bf16"})
+    assert a["kv_bytes_per_token"] == b["kv_bytes_per_token"] == 131072
+
+
+def test_overload_is_a_result_not_a_crash():
+    r = compute({**BASE, "cache": {"capacity_tokens": 1000}})
+    assert r["overload"] is True and r["token_hit_rate"] == 0.0
+    assert "overload" in r["overload_message"]
+
+
+def test_model_larger_than_gpu_names_the_field():
+    with pytest.raises(InputError) as e:
+        compute({"model": "meta-llama/Llama-3.1-405B", "gpu": "l4-24gb", "workload": {}})
+    assert e.value.field in ("model", "tensor_parallel")
+
+
+@pytest.mark.parametrize("path,value", [
+    (("workload", "conversation_rate_per_s"), -1), (("workload", "conversation_rate_per_s"), 0),
+    (("workload", "gap_mean_s"), float("nan")), (("workload", "turns_mean"), float("inf")),
+    (("workload", "user_tokens_per_turn"), "abc"), (("workload", "turns_mean"), 1e308),
+    (("cache", "capacity_tokens"), -5), (("cache", "block_size_tokens"), 3.5),
+    (("cache", "eviction"), "random"), (("workload", "gap_distribution"), "pareto"),
+])
+def test_bad_values_name_field_value_and_range(path, value):
+    req = json.loads(json.dumps(BASE))
+    req[path[0]][path[1]] = value
+    with pytest.raises(InputError) as e:
+        compute(req)
+    assert e.value.field == ".".join(path)
+    msg = str(e.value)
+    assert ".".join(path) in msg and "allowed" in msg
+
+
+def test_unknown_keys_and_presets_are_refused_by_name():
+    with pytest.raises(InputError) as e:
+        compute({**BASE, "modle": "x"})
+    assert e.value.field == "modle"
+    with pytest.raises(InputError) as e:
+        compute({"model": "no/such-model"})
+    assert e.value.field == "model" and "preset" in str(e.value)
+    with pytest.raises(InputError) as e:
+        compute({"model": "meta-llama/Llama-3.1-8B", "gpu": "h1000"})
+    assert e.value.field == "gpu"
+
+
+def test_compute_safe_reports_errors_in_band():
+    r = compute_safe({"workload": {"turns_mean": 0}, "cache": {"capacity_tokens": 1e5}})
+    assert r["ok"] is False and r["error"]["field"] == "workload.turns_mean"
+    assert r["error"]["allowed"] == "[1, 200]"
+    assert call("nope", {})["ok"] is False
+
+
+def test_figures_are_json_and_consistent_with_headline():
+    r = compute({**BASE, "hit_model": "che", "figures": ["curve", "sweeps", "tornado", "heatmap"]})
+    f = r["figures"]
+    curve = f["curve"]
+    assert curve["capacity_tokens"] == sorted(curve["capacity_tokens"])
+    assert all(b >= a - 1e-12 for a, b in zip(curve["token_hit_rate"], curve["token_hit_rate"][1:]))
+    assert set(f["sweeps"]) >= {"conversation_rate_per_s", "gap_mean_s", "turns_mean"}
+    assert f["tornado"]["base_token_hit_rate"] == pytest.approx(r["token_hit_rate"])
+    assert len(f["heatmap"]["token_hit_rate"]) == len(f["heatmap"]["conversation_rate_per_s"])
+    json.dumps(r)
+
+
+def test_inverse_reports_gib_per_gpu():
+    r = compute({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": BASE["workload"],
+                 "target_token_hit_rate": 0.8})
+    inv = r["inverse"]
+    assert inv["reachable"] and inv["kv_gib_per_gpu"] == pytest.approx(inv["capacity_tokens"] * 131072 / 2**30)
+    r2 = compute({**BASE, "target_token_hit_rate": 0.99})
+    assert r2["inverse"]["reachable"] is False and "ideal" in r2["inverse"]["message"]
+
+
+def test_lfu_is_a_documented_warning():
+    r = compute({**BASE, "cache": {"capacity_tokens": 2e5, "eviction": "lfu"}})
+    assert any("LFU" in w for w in r["warnings"])
+
+
+def test_simulate_endpoint_matches_model_roughly():
+    r = simulate({**BASE, "seed": 3, "simulation": {"n_conversations": 20000}})
+    p = r["points"][0]
+    # 20k conversations: the 95 % CI is about +-0.8 pp; the model is within 2 pp here (validation grid)
+    assert abs(p["token_hit_rate"] - r["model_token_hit_rate"]) < 0.02
+    assert simulate({**BASE, "seed": 3, "simulation": {"n_conversations": 2000}}) == \
+        simulate({**BASE, "seed": 3, "simulation": {"n_conversations": 2000}})
+
+
+# ---------------------------------------------------------------- property-based
+
+finite_or_junk = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True), st.integers(-10, 10**9),
+    st.text(max_size=5), st.none(), st.booleans())
+
+positive = st.floats(min_value=1e-3, max_value=1e4, allow_nan=False)
+
+
+@st.composite
+def requests(draw):
+    def field(valid):
+        # mostly valid values, sometimes junk (about 1 in 20 per field)
+        return draw(finite_or_junk) if draw(st.integers(0, 19)) == 0 else draw(valid)
+
+    wl = {
+        "conversation_rate_per_s": field(positive),
+        "turns_mean": field(st.floats(1, 50)),
+        "gap_mean_s": field(positive),
+        "gap_distribution": draw(st.sampled_from(["exponential", "deterministic", "lognormal"])),
+        "turns_distribution": draw(st.sampled_from(["geometric", "fixed"])),
+        "user_tokens_per_turn": field(st.floats(1, 5000)),
+        "output_tokens_per_turn": field(st.floats(0, 5000)),
+        "system_prompt_tokens": field(st.floats(0, 20000)),
+        "service_time_s": field(st.floats(0, 100)),
+        "gap_lognormal_sigma": field(st.floats(0.05, 3.0)),
+    }
+    cache = {"capacity_tokens": field(st.floats(0, 1e9)),
+             "block_size_tokens": draw(st.sampled_from([1, 16, 64, 512])),
+             "eviction": draw(st.sampled_from(["lru", "ttl", "fifo"])),
+             "ttl_s": field(st.floats(1, 1e4))}
+    return {"workload": wl, "cache": cache,
+            "hit_model": draw(st.sampled_from(["refined", "che", "seed"]))}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(requests())
+def test_any_request_gives_a_valid_result_or_a_named_error(req):
+    try:
+        r = compute(req)
+    except InputError as e:
+        assert e.field and e.allowed
+        return
+    for key in ("token_hit_rate", "request_hit_rate", "ideal_token_hit_rate"):
+        assert r[key] is not None and 0.0 <= r[key] <= 1.0, (key, r[key])
+    if req["hit_model"] != "seed":  # the legacy formula knows no ceiling
+        assert r["token_hit_rate"] <= r["ideal_token_hit_rate"] + 1e-6
+    json.dumps(r, allow_nan=False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(requests(), st.floats(1.5, 20))
+def test_hit_rate_is_monotone_in_capacity(req, factor):
+    try:
+        a = compute(req)
+        req2 = json.loads(json.dumps(req))
+        req2["cache"]["capacity_tokens"] = float(req["cache"]["capacity_tokens"]) * factor
+        b = compute(req2)
+    except (InputError, TypeError, ValueError):
+        return
+    assert b["token_hit_rate"] >= a["token_hit_rate"] - 1e-6
+
+
+# ---------------------------------------------------------------- CLI
+
+def _cli(*args, stdin=None):
+    return subprocess.run([sys.executable, "-m", "kvcalc", *args], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_compute_reads_stdin_and_prints_json():
+    p = _cli("compute", stdin=json.dumps(BASE))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["token_hit_rate"] == pytest.approx(compute(BASE)["token_hit_rate"])
+
+
+def test_cli_table_and_errors():
+    p = _cli("--model", "meta-llama/Llama-3.1-8B", "--gpu", "h100-sxm-80gb", "--rate", "2")
+    assert p.returncode == 0 and "131,072 B" in p.stdout and "token hit rate" in p.stdout
+    bad = _cli("--rate", "-3")
+    assert bad.returncode == 2 and "workload.conversation_rate_per_s" in bad.stderr and "allowed" in bad.stderr
+    bad_json = _cli("compute", stdin="{not json")
+    assert bad_json.returncode == 2 and "request" in bad_json.stderr
