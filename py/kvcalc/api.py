@@ -25,6 +25,7 @@ in-band as {"ok": false, "error": {...}} for the page.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -191,7 +192,9 @@ def compute(request: dict) -> dict:
     if hit_model != "che":
         result["che_token_hit_rate"] = _f(hit_rates(workload, cache, "che")["token_hit_rate"])
     target = require_number("target_token_hit_rate", request.get("target_token_hit_rate", 0.8), 0.0, 1.0)
-    inverse = capacity_for_token_hit_rate(workload, cache, target, "che" if hit_model == "seed" else hit_model)
+    inverse = dict(_inverse_cached(tuple(sorted(workload.to_dict().items())), cache.block_size_tokens,
+                                   cache.eviction, float(cache.ttl_s), target,
+                                   "che" if hit_model == "seed" else hit_model))
     bpt = result.get("kv_bytes_per_token")
     if inverse.get("capacity_tokens") is not None and bpt:
         inverse["kv_gib_per_gpu"] = inverse["capacity_tokens"] * bpt / GIB_BYTES
@@ -200,6 +203,14 @@ def compute(request: dict) -> dict:
         result["cache_capacity_gib"] = float(capacity) * bpt / GIB_BYTES
     result["figures"] = _figures(request, workload, cache, hit_model, bpt)
     return result
+
+
+@functools.lru_cache(maxsize=256)
+def _inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_s: float, target: float, model: str) -> dict:
+    """The inverse does not depend on capacity: memoised so dragging memory sliders stays cheap."""
+    w = Workload(**dict(workload_items))
+    c = CacheConfig(capacity_tokens=1.0, block_size_tokens=block, eviction=eviction, ttl_s=ttl_s)
+    return capacity_for_token_hit_rate(w, c, target, model)
 
 
 def _occupancy(rs: dict, block: int) -> dict:

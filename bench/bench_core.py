@@ -1,0 +1,60 @@
+"""Core speed figures (CPython): one refined evaluation, a 1,000-point Che sweep,
+one compute() as the page sends it while dragging, and simulator throughput.
+
+    python bench/bench_core.py
+
+Targets (issue "The calculator's core"): refined <= 1 ms, 1,000-point Che
+sweep <= 20 ms. Medians over repeats; the machine is shared, so the ratio to
+the target is printed too.
+"""
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "py"))
+
+from kvcalc.api import compute  # noqa: E402
+from kvcalc.hitrate import hit_rates  # noqa: E402
+from kvcalc.simulate import simulate  # noqa: E402
+from kvcalc.workload import CacheConfig, Workload  # noqa: E402
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(times)
+
+
+def main() -> None:
+    w = Workload()
+    c = CacheConfig(capacity_tokens=2e5)
+    for dist in ("exponential", "deterministic", "lognormal"):
+        wd = Workload(gap_distribution=dist)
+        ms = median_ms(lambda: hit_rates(wd, c, "refined"), 200)
+        print(f"refined evaluation ({dist:<13}): {ms:7.3f} ms  (target 1 ms: {ms / 1.0:.2f}x)")
+    sweep = CacheConfig(capacity_tokens=np.logspace(4, 7, 1000))
+    ms = median_ms(lambda: hit_rates(w, sweep, "che"), 30)
+    print(f"1,000-point Che sweep              : {ms:7.3f} ms  (target 20 ms: {ms / 20.0:.2f}x)")
+    req = {"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "figures": ["curve"]}
+    ms = median_ms(lambda: compute(req), 50)
+    print(f"compute() with the curve (drag)    : {ms:7.3f} ms")
+    req_all = dict(req, figures=["curve", "sweeps", "tornado", "heatmap"])
+    ms = median_ms(lambda: compute(req_all), 20)
+    print(f"compute() with every figure        : {ms:7.3f} ms")
+    for n in (5_000, 50_000):
+        t = time.perf_counter()
+        r = simulate(w, c, seed=1, n_conversations=n)
+        dt = time.perf_counter() - t
+        print(f"simulator, {n:>6} conversations    : {r['requests_simulated'] / dt:10,.0f} requests/s "
+              f"({r['requests_simulated']:,} requests in {dt:.2f} s)")
+
+
+if __name__ == "__main__":
+    main()
