@@ -82,7 +82,7 @@ def _kept(trace: Trace, full_blocks_only: bool):
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
     total = int(starts[-1])
-    req = np.repeat(np.arange(n, dtype=np.int64), m)
+    req = np.repeat(np.arange(n, dtype=np.int64), m.astype(np.intp))
     pos = np.arange(total, dtype=np.int64) - starts[req]
     ids = trace.block_ids[trace.block_offsets[req] + pos]
     weight = np.full(total, bs, dtype=np.int64)

@@ -139,12 +139,12 @@ def trace_stats(trace: Trace) -> dict:
     span = float(ts[-1] - ts[0]) if n else 0.0
     session, parent, source = infer_sessions(trace)
     n_sessions = int(session.max()) + 1 if n else 0
-    per_session = np.bincount(session, minlength=n_sessions) if n else np.zeros(0)
+    per_session = np.bincount(session.astype(np.intp), minlength=n_sessions) if n else np.zeros(0)
     follow = parent >= 0
     turn_gaps = ts[follow] - ts[parent[follow]]
     # Reuse gaps: time between consecutive uses of the same block.
     ids = trace.block_ids
-    req = np.repeat(np.arange(n), np.diff(trace.block_offsets))
+    req = np.repeat(np.arange(n), np.diff(trace.block_offsets).astype(np.intp))
     order = np.argsort(ids, kind="stable")
     same = ids[order][1:] == ids[order][:-1]
     reuse = (ts[req[order][1:]] - ts[req[order][:-1]])[same]
@@ -152,7 +152,7 @@ def trace_stats(trace: Trace) -> dict:
     w = _block_tokens(trace)
     if ids.size:
         pairs = np.unique(np.stack([ids, session[req]], axis=1), axis=0)
-        n_sess_of = np.bincount(pairs[:, 0], minlength=trace.n_blocks_unique)
+        n_sess_of = np.bincount(pairs[:, 0].astype(np.intp), minlength=trace.n_blocks_unique)
         shared_tokens = int(w[n_sess_of[ids] > 1].sum())
     else:
         shared_tokens = 0
