@@ -8,6 +8,8 @@
 // At most one compute is in flight. While it runs, only the newest further compute is kept
 // (older pending ones resolve as superseded), so dragging a slider never queues stale work.
 // simulate() and call() are not superseded. Promises always resolve (errors in-band).
+// call(fn, args, {buffers: [ArrayBuffer]}) moves large binary inputs (a trace file) to the
+// worker without a string copy: args refer to them as {"$buffer": index}.
 // When the worker dies or start-up fails, onFatal({message, stage, retry}) is called and
 // outstanding requests resolve with error.kind "crash"/"fatal"; retry() starts a new worker.
 
@@ -135,7 +137,7 @@ export function createClient({
     armSilenceTimer();
   }
 
-  function send(msg, { onProgress: progressCb, isCompute = false } = {}) {
+  function send(msg, { onProgress: progressCb, isCompute = false, transfer = [] } = {}) {
     return new Promise((resolve) => {
       if (status === "failed") {
         resolve({ status: "error", error: { field: null, kind: "fatal", message: "the compute worker is not running; retry()" } });
@@ -143,7 +145,7 @@ export function createClient({
       }
       const id = nextId++;
       outstanding.set(id, { resolve, onProgress: progressCb, isCompute });
-      worker.postMessage({ ...msg, id });
+      worker.postMessage({ ...msg, id }, transfer);
     });
   }
 
@@ -171,7 +173,13 @@ export function createClient({
     return send({ type: MSG.SIMULATE, request }, { onProgress: progressCb });
   }
 
-  function call(fn, args = [], { onProgress: progressCb } = {}) {
+  // buffers: ArrayBuffers moved (transferred, not copied) to the worker; they arrive in
+  // Python as bytes wherever args hold {"$buffer": i}. The caller's buffers are detached.
+  function call(fn, args = [], { onProgress: progressCb, buffers } = {}) {
+    if (buffers && buffers.length) {
+      return send({ type: MSG.CALL, fn, args, buffers },
+                  { onProgress: progressCb, transfer: buffers });
+    }
     return send({ type: MSG.CALL, fn, args }, { onProgress: progressCb });
   }
 

@@ -4,7 +4,9 @@ The worker calls :func:`call` with a function name and a JSON string of position
 arguments and gets one JSON string back: ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error": {"field", "message", "kind", ...}}``. JSON strings both ways keep
 proxies out of the payload (only the optional progress callback is a proxy, borrowed for
-the duration of the call). Only the functions kvcalc.api exposes can be called:
+the duration of the call). Binary inputs (a trace file) come as ``buffers``, a list of
+byte buffers (JS Uint8Arrays in Pyodide), and replace each ``{"$buffer": i}`` in the
+arguments by ``bytes``. Only the functions kvcalc.api exposes can be called:
 ``kvcalc.api.ENDPOINTS`` when it defines it, else ``kvcalc.api.__all__``.
 """
 
@@ -56,11 +58,32 @@ def _accepts_progress(fn) -> bool:
     return "progress" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
-def call(fn_name: str, args_json: str = "[]", progress=None) -> str:
+def _as_bytes(buf) -> bytes:
+    if hasattr(buf, "to_bytes"):      # a JsProxy of a Uint8Array (Pyodide)
+        return buf.to_bytes()
+    return bytes(buf)
+
+
+def _with_buffers(value, blobs: list):
+    """``value`` with every ``{"$buffer": i}`` replaced by ``blobs[i]``."""
+    if isinstance(value, dict):
+        if set(value) == {"$buffer"}:
+            i = value["$buffer"]
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(blobs):
+                raise ValueError(f"{{'$buffer': {i!r}}} names no buffer (have {len(blobs)})")
+            return blobs[i]
+        return {k: _with_buffers(v, blobs) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_buffers(v, blobs) for v in value]
+    return value
+
+
+def call(fn_name: str, args_json: str = "[]", progress=None, buffers=None) -> str:
     """Call ``kvcalc.api.<fn_name>(*json.loads(args_json))`` and return the reply as JSON.
 
     ``progress``, when given and the function takes a ``progress`` keyword, is passed on:
-    a callable taking a fraction in [0, 1].
+    a callable taking a fraction in [0, 1]. ``buffers``, when given, are byte buffers that
+    replace the ``{"$buffer": i}`` placeholders in the arguments (as ``bytes``).
     """
     try:
         api = _api()
@@ -78,6 +101,11 @@ def call(fn_name: str, args_json: str = "[]", progress=None) -> str:
     if not isinstance(args, list):
         return _error("protocol", "args: must be a JSON array of positional arguments",
                       field="args")
+    if buffers is not None:
+        try:
+            args = _with_buffers(args, [_as_bytes(b) for b in buffers])
+        except (TypeError, ValueError) as exc:
+            return _error("protocol", f"buffers: {exc}", field="buffers")
     fn = getattr(api, fn_name)
     kwargs = {"progress": progress} if progress is not None and _accepts_progress(fn) else {}
     input_error = _input_error_class()

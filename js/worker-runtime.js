@@ -224,6 +224,7 @@ export function createWorkerRuntime(post, config = {}) {
     const { id, type } = msg;
     let fn;
     let args;
+    let buffers;                // call only: ArrayBuffers -> bytes where args say {"$buffer": i}
     if (type === MSG.COMPUTE || type === MSG.SIMULATE) {
       fn = type;
       args = [msg.request];
@@ -233,6 +234,13 @@ export function createWorkerRuntime(post, config = {}) {
       if (typeof fn !== "string" || !Array.isArray(args)) {
         post(errorReply(id, "protocol", "call needs {fn: string, args: array}"));
         return;
+      }
+      if (msg.buffers !== undefined) {
+        if (!Array.isArray(msg.buffers) || !msg.buffers.every((b) => b instanceof ArrayBuffer)) {
+          post(errorReply(id, "protocol", "call: buffers must be an array of ArrayBuffers"));
+          return;
+        }
+        buffers = msg.buffers.map((b) => new Uint8Array(b));
       }
     }
     let last = -1;
@@ -246,7 +254,8 @@ export function createWorkerRuntime(post, config = {}) {
     const t = env.now();
     let text;
     try {
-      text = bridgeCall(fn, JSON.stringify(args), onProgress);
+      text = buffers ? bridgeCall(fn, JSON.stringify(args), onProgress, buffers)
+                     : bridgeCall(fn, JSON.stringify(args), onProgress);
     } catch (err) {
       // The bridge catches Python exceptions; reaching here means Pyodide itself failed.
       const message = String(err && err.message ? err.message : err);

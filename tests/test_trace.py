@@ -303,6 +303,39 @@ def test_api_sample_and_text():
     assert trace_analyze_safe({"sample": "synthetic", "bogus": 1})["error"]["field"] == "bogus"
 
 
+
+def test_api_units_operating_point_and_model_curve():
+    """kv_bytes_per_token -> GiB capacities; operating_capacity_tokens -> the exact rates there."""
+    bpt = 131072.0                       # Llama-3.1-8B, bf16 KV, TP 1: 128 KiB per token
+    seen = []
+    res = trace_analyze({"sample": "synthetic", "kv_bytes_per_token": bpt, "capacities_blocks": [1000],
+                         "operating_capacity_tokens": 1000 * 512 + 511, "model_curve": True},
+                        progress=seen.append)
+    json.dumps(res, allow_nan=False)
+    assert seen[0] == 0.0 and seen[-1] == 1.0 and seen == sorted(seen)
+    c = res["curve"]
+    bs = c["block_size_tokens"]
+    assert c["capacity_tokens"] == [b * bs for b in c["capacities_blocks"]]
+    # 1 GiB = 2**30 bytes = 8192 tokens of 128 KiB
+    assert c["capacity_gib"] == pytest.approx([t / 8192 for t in c["capacity_tokens"]], rel=1e-12)
+    assert c["saturation_capacity_gib"] == pytest.approx(c["saturation_capacity_tokens"] / 8192)
+    assert res["capacities"][0]["capacity_gib"] == pytest.approx(1000 * bs / 8192)
+    op = res["operating_point"]
+    assert op["capacity_blocks"] == 1000             # a partial block holds nothing
+    assert op["token_hit_rate"] == res["capacities"][0]["token_hit_rate"]
+    assert op["block_hit_rate"] == res["capacities"][0]["block_hit_rate"]
+    assert op["capacity_gib"] == pytest.approx((1000 * 512 + 511) / 8192)
+    m = res["model_curve"]
+    assert m["available"] and len(m["token_hit_rate"]) == len(c["capacities_blocks"])
+    assert all(0.0 <= h <= 1.0 for h in m["token_hit_rate"])
+    assert np.all(np.diff(m["token_hit_rate"]) >= -1e-12)          # monotone in capacity
+    assert 0.0 <= op["model_token_hit_rate"] <= 1.0
+    plain = trace_analyze({"sample": "synthetic"})
+    assert "capacity_gib" not in plain["curve"] and "operating_point" not in plain
+    assert "model_curve" not in plain
+    for bad in ({"kv_bytes_per_token": 0}, {"operating_capacity_tokens": -1}, {"model_curve": "yes"}):
+        assert trace_analyze_safe({"sample": "synthetic", **bad})["error"]["field"] == next(iter(bad))
+
 def test_cli(capsys, tmp_path):
     path = str(MOONCAKE / "synthetic_trace.jsonl")
     assert trace_main([path, "--capacities", "1000,10000", "--json"]) == 0

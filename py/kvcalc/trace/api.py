@@ -18,11 +18,21 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     max_requests         read at most this many requests (the rest is ignored, reported)
     max_bytes            refuse larger inputs (decompressed bytes)
     service_time_s       service time for the workload fit (default: from output lengths)
+    kv_bytes_per_token   KV bytes per token of a model/GPU/TP (from compute()): adds the
+                         capacities in GiB (curve.capacity_gib, capacities[].capacity_gib)
+    operating_capacity_tokens  a cache size [tokens]: adds operating_point, the exact
+                         rates there (and its GiB with kv_bytes_per_token)
+    model_curve          true: also the analytic model (Che, LRU) of the fitted workload at
+                         the curve's capacities (model_curve), for drawing over the exact curve
 
-Result keys: detection, stats, curve (see :meth:`HitCurve.to_dict`), capacities
-(exact rows at the requested capacities), ideal_block_hit_rate,
+Result keys: detection, stats, curve (see :meth:`HitCurve.to_dict`, plus
+capacity_tokens and, with kv_bytes_per_token, capacity_gib, one per capacities_blocks),
+capacities (exact rows at the requested capacities), ideal_block_hit_rate,
 ideal_token_hit_rate, counting_rule, fit {workload, notes, measured}, and when
-asked fifo and targets.
+asked fifo, targets, operating_point and model_curve.
+
+``progress``, when given, is called with fractions in [0, 1] between the stages
+(load, curve, statistics and fit).
 """
 
 from __future__ import annotations
@@ -30,6 +40,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
+from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, fifo_replay, lru_curve
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .stats import fit_workload_report, trace_stats
@@ -39,7 +50,8 @@ __all__ = ["trace_analyze", "trace_analyze_safe", "SAMPLES", "REQUEST_KEYS", "sa
 SAMPLES = {"conversation": "conversation_trace.jsonl", "synthetic": "synthetic_trace.jsonl"}
 REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens", "warmup_fraction",
                 "full_blocks_only", "capacities_blocks", "max_points", "fifo", "targets",
-                "skip_bad_lines", "max_requests", "max_bytes", "service_time_s")
+                "skip_bad_lines", "max_requests", "max_bytes", "service_time_s",
+                "kv_bytes_per_token", "operating_capacity_tokens", "model_curve")
 _MAX_CAPACITIES = 200
 
 
@@ -66,8 +78,28 @@ def _int_list(request: dict, key: str) -> list[int]:
     return [require_int(f"{key}[{i}]", x, 0, 10 ** 15) for i, x in enumerate(v)]
 
 
-def trace_analyze(request: dict) -> dict:
+def _model_curve(fit: dict, capacities_tokens: list, block_size_tokens: int) -> dict:
+    """The analytic model (Che, LRU) of the fitted workload at the trace curve's capacities."""
+    from ..sweeps import curve_vs_capacity
+    from ..workload import CacheConfig, Workload
+
+    try:
+        w = Workload.from_dict(fit["workload"])
+        c = CacheConfig(capacity_tokens=float(max(capacities_tokens[-1], 1)),
+                        block_size_tokens=min(block_size_tokens, 4096), eviction="lru")
+        m = curve_vs_capacity(w, c, capacities_tokens=[float(x) for x in capacities_tokens], model="che")
+    except InputError as exc:  # a fit outside the model's limits: say so, keep the trace result
+        return {"available": False, "message": f"the fitted workload cannot be modelled: {exc}"}
+    return {"available": True, "model": m["model"], "token_hit_rate": m["token_hit_rate"],
+            "ideal_token_hit_rate": m["ideal_token_hit_rate"]}
+
+
+def trace_analyze(request: dict, progress=None) -> dict:
     """Load a trace and return its statistics, exact LRU curve, workload fit and detection."""
+    def report(fraction: float) -> None:
+        if progress is not None:
+            progress(fraction)
+
     if not isinstance(request, dict):
         raise InputError("request", request, "a JSON object", "not an object")
     unknown = sorted(set(request) - set(REQUEST_KEYS))
@@ -102,6 +134,12 @@ def trace_analyze(request: dict) -> dict:
             limits[key] = require_int(key, request[key], 1, 1 << 50)
     service = request.get("service_time_s")
     service = None if service is None else require_number("service_time_s", service, 0.0, 1e5)
+    bpt = request.get("kv_bytes_per_token")
+    bpt = None if bpt is None else require_number("kv_bytes_per_token", bpt, 0.0, 1e12, lo_open=True)
+    op = request.get("operating_capacity_tokens")
+    op = None if op is None else require_number("operating_capacity_tokens", op, 0.0, 1e15)
+    want_model = _bool(request, "model_curve", False)
+    report(0.0)
 
     opts = dict(format=fmt, block_size_tokens=bs, skip_bad_lines=skip, chain=chain, **limits)
     if "text" in given:
@@ -118,12 +156,24 @@ def trace_analyze(request: dict) -> dict:
     else:
         trace = load_trace(sample_path(request["sample"]), **opts)
 
+    report(0.5)
     curve = lru_curve(trace, full_blocks_only=full, warmup_fraction=warm)
     curve_dict = curve.to_dict(caps, max_points)
+    report(0.8)
     bsz = trace.block_size_tokens
+    gib = (lambda tokens: tokens * bpt / GIB_BYTES) if bpt else None
+    curve_dict["capacity_tokens"] = [c * bsz for c in curve_dict["capacities_blocks"]]
+    curve_dict["saturation_capacity_tokens"] = curve_dict["saturation_capacity_blocks"] * bsz
+    if gib:
+        curve_dict["kv_bytes_per_token"] = bpt
+        curve_dict["capacity_gib"] = [gib(t) for t in curve_dict["capacity_tokens"]]
+        curve_dict["saturation_capacity_gib"] = gib(curve_dict["saturation_capacity_tokens"])
     rows = [{"capacity_blocks": r["capacity_blocks"], "capacity_tokens": r["capacity_blocks"] * bsz,
              "block_hit_rate": r["block_hit_rate"], "token_hit_rate": r["token_hit_rate"]}
             for r in curve_dict.pop("at_capacities", [])]
+    if gib:
+        for r in rows:
+            r["capacity_gib"] = gib(r["capacity_tokens"])
     result = {
         "detection": trace.info,
         "stats": trace_stats(trace),
@@ -134,6 +184,19 @@ def trace_analyze(request: dict) -> dict:
         "counting_rule": curve.counting_rule,
         "fit": fit_workload_report(trace, service_time_s=service),
     }
+    report(0.9)
+    if op is not None:
+        blocks = int(op // bsz)
+        b, t = curve.rates_at([blocks])
+        result["operating_point"] = {
+            "capacity_tokens": op, "capacity_blocks": blocks,
+            "capacity_gib": gib(op) if gib else None,
+            "block_hit_rate": float(b[0]), "token_hit_rate": float(t[0])}
+    if want_model:
+        result["model_curve"] = _model_curve(result["fit"], curve_dict["capacity_tokens"], bsz)
+        if op is not None and result["model_curve"]["available"]:
+            result["operating_point"]["model_token_hit_rate"] = _model_curve(
+                result["fit"], [op], bsz)["token_hit_rate"][0]
     if fifo:
         result["fifo"] = [
             {k: v for k, v in fifo_replay(trace, c, full_blocks_only=full, warmup_fraction=warm).items()}
@@ -141,6 +204,7 @@ def trace_analyze(request: dict) -> dict:
     if targets:
         result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
                              for t in targets]
+    report(1.0)
     return result
 
 
