@@ -16,6 +16,7 @@ Request keys (all optional unless a question needs them)::
     cache.block_size_tokens, cache.eviction (lru|fifo|ttl|lfu), cache.ttl_s
     hit_model             refined (default) | che | closed | seed
     target_token_hit_rate target of the inverse question (default 0.8)
+    mfu                   prefill model-FLOPs utilisation for the "what a hit buys" block (0.4)
     figures               list of: "curve", "sweeps", "tornado", "heatmap"
     tornado_change_fraction  +-X of the tornado (default 0.2)
 
@@ -46,7 +47,7 @@ FIGURES = ("curve", "sweeps", "tornado", "heatmap")
 REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
                 "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
                 "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
-                "simulation")
+                "simulation", "mfu")
 _CACHE_KEYS = ("capacity_tokens", "block_size_tokens", "eviction", "ttl_s")
 
 
@@ -83,8 +84,8 @@ def _cache_dict(request: dict) -> dict:
     return cache
 
 
-def _memory(request: dict, workload: Workload | None, block_size_tokens: int) -> dict | None:
-    """Memory-side results, or None when no model is given."""
+def _memory(request: dict, workload: Workload | None, block_size_tokens: int):
+    """(memory-side results, model, gpu, tensor_parallel), or None when no model is given."""
     if request.get("model") is None:
         if request.get("gpu") is not None:
             raise InputError("model", None, "a preset id or {\"hf_config\": {...}} (a GPU alone gives no KV size)", "missing")
@@ -106,9 +107,10 @@ def _memory(request: dict, workload: Workload | None, block_size_tokens: int) ->
         ctx = mean_context_tokens(workload)
     if ctx is not None:
         ctx = require_number("context_tokens", ctx, 1.0, 1e8)
-    return memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=util,
-                         kv_cache_dtype=request.get("kv_cache_dtype", "auto"),
-                         block_size_tokens=block_size_tokens, context_tokens=ctx, **kwargs)
+    report = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=util,
+                           kv_cache_dtype=request.get("kv_cache_dtype", "auto"),
+                           block_size_tokens=block_size_tokens, context_tokens=ctx, **kwargs)
+    return report, model, gpu, tp
 
 
 def mean_context_tokens(w: Workload) -> float:
@@ -134,7 +136,8 @@ def compute(request: dict) -> dict:
     block = require_int("cache.block_size_tokens", cache_in.get("block_size_tokens", 16), 1, 4096)
     has_workload = "workload" in request or "capacity_tokens" in cache_in
     workload = _workload(request) if has_workload else None
-    memory = _memory(request, workload, block)
+    mem = _memory(request, workload, block)
+    memory = mem[0] if mem else None
     result: dict = {"hit_model": hit_model, "warnings": []}
     if memory is not None:
         result.update({k: v for k, v in memory.items() if k != "notes"})
@@ -201,6 +204,13 @@ def compute(request: dict) -> dict:
     result["inverse"] = {k: (_f(v) if isinstance(v, (float, np.floating)) else v) for k, v in inverse.items()}
     if bpt:
         result["cache_capacity_gib"] = float(capacity) * bpt / GIB_BYTES
+    if mem is not None and mem[2] is not None and not result["overload"]:
+        from .benefit import DEFAULT_MFU, benefit_report
+        mfu = require_number("mfu", request.get("mfu", DEFAULT_MFU), 0.0, 1.0, lo_open=True)
+        result["benefit"] = benefit_report(
+            mem[1], mem[2], mem[3], mean_prompt_tokens=float(r["prompt_tokens_per_conversation"]) / float(r["mean_turns"]),
+            token_hit_rate=result["token_hit_rate"],
+            requests_per_s=float(workload.conversation_rate_per_s) * float(r["mean_turns"]), mfu=mfu)
     result["figures"] = _figures(request, workload, cache, hit_model, bpt)
     return result
 
