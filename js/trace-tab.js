@@ -364,8 +364,12 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     if (!error) return "unknown error";
     // InputError.message names the field (for a bad line: "line N: ...") and the bad value.
     let text = error.message || `${error.field}: ${error.problem}`;
-    if (error.field && /^line \d+$/.test(error.field) && !skipBad.checked) {
-      text += "\nTick \"skip bad lines\" to skip and count such lines instead.";
+    if (error.field && /^line \d+$/.test(error.field)) {
+      if (format.value !== "auto") {
+        text += `\nThe format is set to "${format.value}": try "auto".`;
+      } else if (!skipBad.checked) {
+        text += "\nTick \"skip bad lines\" to skip and count such lines instead.";
+      }
     }
     return text;
   }

@@ -136,6 +136,17 @@ def test_gzip_upload_without_memory_context(page, server):
     # no model/GPU: no GiB axis, no operating point
     assert page.locator("select[name=capacity_axis] option[value=gib]").is_disabled()
     assert page.locator('[data-result="trace.operating_point.token_hit_rate"]').count() == 0
+    # the main page gets a model and GPU: refresh() re-analyses with the new memory context
+    memory = {"kv_bytes_per_token": 131072, "kv_capacity_tokens": 2048}
+    page.evaluate(f"(m) => {{ {STATE} = 'idle'; __trace.memory = m; __trace.tab.refresh(); }}", memory)
+    assert wait_done(page) == "done"
+    ref = trace_analyze({"text": data, "kv_bytes_per_token": 131072, "operating_capacity_tokens": 2048})
+    got, text = value(page, "operating_point.token_hit_rate")
+    assert got == pytest.approx(ref["operating_point"]["token_hit_rate"])
+    assert not page.locator("select[name=capacity_axis] option[value=gib]").is_disabled()
+    page.evaluate(f"{STATE} = 'idle'; __trace.tab.refresh()")        # same context: no re-run
+    page.wait_for_timeout(200)
+    assert page.evaluate(STATE) == "idle"
     no_request_left_localhost(page)
 
 
