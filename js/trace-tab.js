@@ -269,8 +269,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     for (const b of sampleButtons) b.disabled = false;
   }
 
-  function showError(message) {
-    errorBox.replaceChildren(el("strong", { text: "Cannot analyse this trace. " }), message);
+  function showError(message, name = null) {
+    errorBox.replaceChildren(el("strong", { text: name ? `Cannot analyse ${name}. ` : "Cannot analyse this trace. " }),
+                             message);
     errorBox.hidden = false;
   }
 
@@ -318,7 +319,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
       t.pythonMs = reply.ms;
       if (cancelled) return;
       if (reply.status !== "ok") {
-        showError(describeError(reply.error));
+        showError(describeError(reply.error), name);
         setIdle("", "error");
         return;
       }
