@@ -272,8 +272,8 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
             inc[~is_first] = S + pgaps
             cs = np.cumsum(inc)
             base = cs[first] - inc[first]
-            starts = cs - np.repeat(base, pturns)
-            conv = np.repeat(np.arange(m), pturns)
+            starts = cs - np.repeat(base, pturns.astype(np.intp))
+            conv = np.repeat(np.arange(m), pturns.astype(np.intp))
             idx = np.flatnonzero(starts >= 0.0)
             alive, pos = np.unique(conv[idx], return_index=True)
             hit = idx[pos]
@@ -282,7 +282,7 @@ def draw_trace(workload: Workload, n_conversations: int, rng: np.random.Generato
             keep = np.zeros(m, dtype=bool)
             keep[alive] = True
             kturns = pturns[alive]
-            kgaps = pgaps[np.repeat(keep, pturns - 1)]
+            kgaps = pgaps[np.repeat(keep, (pturns - 1).astype(np.intp))]
             kgoff = np.concatenate(([0], np.cumsum(kturns - 1)[:-1])).astype(np.int64) + len(gaps)
             ids = n + np.arange(len(alive))
             order = np.argsort(starts[hit], kind="stable")
