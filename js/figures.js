@@ -1,0 +1,250 @@
+// Plotly figures as pure functions: figureFor(name, state, result, view) -> {data, layout}.
+// They only place Python's numbers on axes (hit rates stay fractions: Plotly's ".0%" tick
+// format shows them as percent). A fixed layout.uirevision per figure keeps the user's zoom
+// across recomputes (Plotly.react).
+//
+// view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null}
+
+import { PARAM_BY_KEY } from "./params.js";
+import * as fmt from "./format.js";
+
+export const THEMES = {
+  light: { paper: "rgba(0,0,0,0)", plot: "#ffffff", font: "#1d2127", grid: "#e3e7ec", zero: "#c9ced6",
+           line: "#2f6fd6", seed: "#8a8f98", ideal: "#2a9d5c", point: "#d6336c", sim: "#e08a1e",
+           low: "#2f6fd6", high: "#e08a1e", target: "#7048e8", hover: "#ffffff" },
+  dark: { paper: "rgba(0,0,0,0)", plot: "#1b1f26", font: "#e3e6ea", grid: "#2e343d", zero: "#48505c",
+          line: "#6ea0ff", seed: "#a3a9b3", ideal: "#4cc38a", point: "#ff6b9a", sim: "#ffb057",
+          low: "#6ea0ff", high: "#ffb057", target: "#b197fc", hover: "#262b33" },
+};
+
+export const PLOT_CONFIG = {
+  responsive: true, displaylogo: false,
+  modeBarButtonsToRemove: ["select2d", "lasso2d", "autoScale2d", "toggleSpikelines"],
+};
+
+function baseLayout(theme, name, extra = {}) {
+  const t = THEMES[theme] || THEMES.light;
+  return {
+    uirevision: `kvcalc-${name}`,
+    paper_bgcolor: t.paper,
+    plot_bgcolor: t.plot,
+    font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 12, color: t.font },
+    margin: { l: 56, r: 16, t: 16, b: 48 },
+    hoverlabel: { bgcolor: t.hover, font: { color: t.font } },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)" },
+    ...extra,
+  };
+}
+
+function axis(theme, title, more = {}) {
+  const t = THEMES[theme] || THEMES.light;
+  return { title: { text: title }, gridcolor: t.grid, zerolinecolor: t.zero, linecolor: t.zero,
+           automargin: true, ...more };
+}
+
+const PCT_AXIS = { tickformat: ".0%", range: [0, 1.02], hoverformat: ".1%" };
+
+// Which capacity axis: GiB of KV per GPU when Python gave it, else tokens.
+function capacityAxis(obj) {
+  return obj && Array.isArray(obj.capacity_gib)
+    ? { key: "capacity_gib", title: "KV cache per GPU [GiB]", unit: "GiB" }
+    : { key: "capacity_tokens", title: "KV cache [tokens]", unit: "tokens" };
+}
+
+const empty = (theme, name, message) => ({
+  data: [],
+  layout: baseLayout(theme, name, {
+    xaxis: { visible: false }, yaxis: { visible: false },
+    annotations: message ? [{ text: message, showarrow: false, xref: "paper", yref: "paper", x: 0.5, y: 0.5 }] : [],
+  }),
+});
+
+// ---------------------------------------------------------------- hit rate vs memory
+
+export function curveFigure(state, result, view) {
+  const { theme = "light", sim = null } = view || {};
+  const t = THEMES[theme] || THEMES.light;
+  const curve = result && result.figures && result.figures.curve;
+  if (!curve) return empty(theme, "curve", "no curve yet");
+  const ax = capacityAxis(curve);
+  const x = curve[ax.key];
+  const usesGib = ax.key === "capacity_gib";
+  const data = [
+    { type: "scatter", mode: "lines", name: `model (${curve.model})`, x, y: curve.token_hit_rate,
+      line: { color: t.line, width: 2.5 },
+      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>model</extra>` },
+    { type: "scatter", mode: "lines", name: "seed (legacy) formula", x, y: curve.seed_token_hit_rate,
+      line: { color: t.seed, width: 1.5, dash: "dash" },
+      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>seed formula</extra>` },
+    { type: "scatter", mode: "lines", name: "ideal ceiling", x: [x[0], x[x.length - 1]],
+      y: [curve.ideal_token_hit_rate, curve.ideal_token_hit_rate],
+      line: { color: t.ideal, width: 1.5, dash: "dot" }, hovertemplate: "ideal %{y:.1%}<extra></extra>" },
+  ];
+  const curX = usesGib ? result.cache_capacity_gib : result.cache_capacity_tokens;
+  if (typeof curX === "number" && typeof result.token_hit_rate === "number") {
+    data.push({ type: "scatter", mode: "markers", name: `current (${result.hit_model})`,
+                x: [curX], y: [result.token_hit_rate],
+                marker: { color: t.point, size: 12, symbol: "circle", line: { color: t.plot, width: 2 } },
+                hovertemplate: `current: %{x:.3s} ${ax.unit}, %{y:.1%}<extra></extra>` });
+  }
+  const inv = result.inverse;
+  const invX = inv && (usesGib ? inv.kv_gib_per_gpu : inv.capacity_tokens);
+  if (typeof invX === "number") {
+    data.push({ type: "scatter", mode: "markers", name: "needed for target",
+                x: [invX], y: [inv.target_token_hit_rate],
+                marker: { color: t.target, size: 11, symbol: "diamond", line: { color: t.plot, width: 1.5 } },
+                hovertemplate: `target %{y:.1%}: %{x:.3s} ${ax.unit}<extra></extra>` });
+  }
+  if (sim && Array.isArray(sim.points) && sim.points.length) {
+    const key = usesGib && sim.points.every((p) => typeof p.capacity_gib === "number") ? "capacity_gib" : "capacity_tokens";
+    if (key === ax.key) {
+      const bx = [];
+      const by = [];
+      for (const p of sim.points) {
+        bx.push(p[key], p[key], null);
+        by.push(p.token_hit_rate_ci95_low, p.token_hit_rate_ci95_high, null);
+      }
+      data.push({ type: "scatter", mode: "lines", name: "simulator 95 % CI", x: bx, y: by, showlegend: false,
+                  line: { color: t.sim, width: 2 }, hoverinfo: "skip" });
+      data.push({ type: "scatter", mode: "markers", name: `simulator (seed ${sim.seed})`,
+                  x: sim.points.map((p) => p[key]), y: sim.points.map((p) => p.token_hit_rate),
+                  customdata: sim.points.map((p) => [p.token_hit_rate_ci95_low, p.token_hit_rate_ci95_high]),
+                  marker: { color: t.sim, size: 9, symbol: "square" },
+                  hovertemplate: `simulated %{x:.3s} ${ax.unit}: %{y:.1%} (95 %: %{customdata[0]:.1%} to %{customdata[1]:.1%})<extra></extra>` });
+    }
+  }
+  return {
+    data,
+    layout: baseLayout(theme, "curve", {
+      xaxis: axis(theme, ax.title, { type: "log" }),
+      yaxis: axis(theme, "token hit rate", PCT_AXIS),
+      margin: { l: 56, r: 16, t: 40, b: 48 },
+    }),
+  };
+}
+
+// ---------------------------------------------------------------- sensitivity sweeps
+
+function paramLabel(name) {
+  const p = PARAM_BY_KEY.get(`workload.${name}`) || PARAM_BY_KEY.get(`cache.${name}`) || PARAM_BY_KEY.get(name);
+  if (name === "capacity_tokens") return "cache capacity [tokens]";
+  return p ? `${p.label}${p.unit ? ` [${p.unit}]` : ""}` : name.replaceAll("_", " ");
+}
+
+export function sweepsFigure(state, result, view) {
+  const { theme = "light", width = 800 } = view || {};
+  const t = THEMES[theme] || THEMES.light;
+  const sw = result && result.figures && result.figures.sweeps;
+  if (!sw) return empty(theme, "sweeps", "computing…");
+  const names = Object.keys(sw).filter((k) => sw[k] && Array.isArray(sw[k].values));
+  const columns = width < 560 ? 2 : width < 900 ? 3 : 4;
+  const rows = Math.ceil(names.length / columns);
+  const data = [];
+  const shapes = [];
+  const layout = baseLayout(theme, "sweeps", {
+    grid: { rows, columns, pattern: "independent", xgap: 0.12, ygap: 0.35 },
+    showlegend: false,
+    margin: { l: 48, r: 12, t: 12, b: 40 },
+  });
+  names.forEach((name, i) => {
+    const s = sw[name];
+    const n = i === 0 ? "" : String(i + 1);
+    data.push({ type: "scatter", mode: "lines", x: s.values, y: s.token_hit_rate, xaxis: `x${n}`, yaxis: `y${n}`,
+                line: { color: t.line, width: 2 }, name: paramLabel(name),
+                hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
+    layout[`xaxis${n}`] = axis(theme, paramLabel(name), { type: s.scale === "log" ? "log" : "linear",
+                                                          title: { text: paramLabel(name), font: { size: 11 } } });
+    layout[`yaxis${n}`] = axis(theme, i % columns === 0 ? "token hit rate" : "", PCT_AXIS);
+    if (typeof s.current === "number") {
+      shapes.push({ type: "line", xref: `x${n}`, yref: `y${n} domain`, x0: s.current, x1: s.current, y0: 0, y1: 1,
+                    line: { color: t.point, width: 1.5, dash: "dot" } });
+    }
+  });
+  layout.shapes = shapes;
+  return { data, layout };
+}
+
+// ---------------------------------------------------------------- tornado
+
+export function tornadoFigure(state, result, view) {
+  const { theme = "light" } = view || {};
+  const t = THEMES[theme] || THEMES.light;
+  const tor = result && result.figures && result.figures.tornado;
+  if (!tor) return empty(theme, "tornado", "computing…");
+  const base = tor.base_token_hit_rate;
+  const labels = tor.rows.map((r) => `${paramLabel(r.parameter)}  ${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`);
+  const seg = (which) => {
+    const x = [];
+    const y = [];
+    tor.rows.forEach((r, i) => { x.push(base, r[`${which}_token_hit_rate`], null); y.push(labels[i], labels[i], null); });
+    return { x, y };
+  };
+  const lo = seg("low");
+  const hi = seg("high");
+  const frac = tor.change_fraction;
+  return {
+    data: [
+      { type: "scatter", mode: "lines", name: `input −${fmt.pct(frac, 0)}`, ...lo,
+        line: { color: t.low, width: 16 }, hoverinfo: "skip" },
+      { type: "scatter", mode: "lines", name: `input +${fmt.pct(frac, 0)}`, ...hi,
+        line: { color: t.high, width: 16 }, hoverinfo: "skip" },
+      { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.low_token_hit_rate), y: labels,
+        marker: { color: t.low, size: 4, opacity: 0 }, hovertemplate: `low: %{x:.1%}<extra></extra>` },
+      { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.high_token_hit_rate), y: labels,
+        marker: { color: t.high, size: 4, opacity: 0 }, hovertemplate: `high: %{x:.1%}<extra></extra>` },
+    ],
+    layout: baseLayout(theme, "tornado", {
+      xaxis: axis(theme, "token hit rate", { tickformat: ".0%", hoverformat: ".1%" }),
+      yaxis: axis(theme, "", { autorange: "reversed", type: "category" }),
+      shapes: [{ type: "line", xref: "x", yref: "paper", x0: base, x1: base, y0: 0, y1: 1,
+                 line: { color: t.font, width: 1.5 } }],
+      margin: { l: 12, r: 16, t: 40, b: 48 },
+    }),
+  };
+}
+
+// ---------------------------------------------------------------- heatmap memory x rate
+
+export function heatmapFigure(state, result, view) {
+  const { theme = "light" } = view || {};
+  const t = THEMES[theme] || THEMES.light;
+  const hm = result && result.figures && result.figures.heatmap;
+  if (!hm) return empty(theme, "heatmap", "computing…");
+  const ax = capacityAxis(hm);
+  const usesGib = ax.key === "capacity_gib";
+  const x = hm[ax.key];
+  const target = result.inverse && result.inverse.target_token_hit_rate;
+  const data = [
+    { type: "heatmap", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, zmin: 0, zmax: 1,
+      colorscale: "Viridis", zsmooth: "best",
+      colorbar: { title: { text: "token hit rate", side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
+      hovertemplate: `%{x:.3s} ${ax.unit}, %{y:.3s} conv/s: %{z:.1%}<extra></extra>` },
+  ];
+  if (typeof target === "number") {
+    data.push({ type: "contour", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, showscale: false,
+                contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: true,
+                            labelformat: ".0%", labelfont: { color: "#ffffff" } },
+                line: { color: "#ffffff", width: 2, dash: "dash" }, hoverinfo: "skip", name: "target" });
+  }
+  const curX = usesGib ? result.cache_capacity_gib : result.cache_capacity_tokens;
+  const rate = state && state.values && state.values["workload.conversation_rate_per_s"];
+  if (typeof curX === "number" && typeof rate === "number") {
+    data.push({ type: "scatter", mode: "markers", x: [curX], y: [rate], name: "current",
+                marker: { color: t.point, size: 12, line: { color: "#ffffff", width: 2 } },
+                hovertemplate: `current: %{x:.3s} ${ax.unit}, %{y:.3s} conv/s<extra></extra>` });
+  }
+  return {
+    data,
+    layout: baseLayout(theme, "heatmap", {
+      showlegend: false,
+      xaxis: axis(theme, ax.title, { type: "log" }),
+      yaxis: axis(theme, "new conversations [per s]", { type: "log" }),
+    }),
+  };
+}
+
+export const FIGURES = { curve: curveFigure, sweeps: sweepsFigure, tornado: tornadoFigure, heatmap: heatmapFigure };
+
+export function figureFor(name, state, result, view) {
+  return FIGURES[name](state, result, view);
+}

@@ -1,0 +1,219 @@
+// Page state: parsing and checking what the user typed, the URL and localStorage, and the
+// request sent to Python. Pure functions (no DOM), driven by the table in js/params.js.
+//
+// The state is {values, raw, errors}:
+//   values  the last valid value of every parameter ({key: number | string | null})
+//   raw     what is in each control now, as typed (kept when invalid)
+//   errors  {key: message} for the controls whose text is not valid
+// Only valid values reach the URL, localStorage and compute().
+
+import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
+
+export const STORAGE_KEY = "kvcalc:v1";
+// Query-string names that are not parameters but are understood (js/runtime-source.js, tabs).
+export const NON_PARAM_QUERY = ["runtime", "tab"];
+
+function fmtLimit(x) {
+  return Math.abs(x) >= 1e5 ? x.toExponential().replace("e+", "e") : String(x);
+}
+
+// text -> {value} or {error}. Selects check membership; numbers check finiteness and limits.
+export function parseValue(param, text, options = null) {
+  const s = text === null || text === undefined ? "" : String(text).trim();
+  if (param.kind === "json") return { value: String(text ?? "") };
+  if (param.kind === "select") {
+    const allowed = options || (Array.isArray(param.options) ? param.options.map((o) => String(o[0])) : null);
+    if (allowed && !allowed.includes(s)) return { error: `“${s}” is not one of the choices` };
+    return { value: param.numeric ? Number(s) : s };
+  }
+  if (s === "") {
+    if (param.optional) return { value: null };
+    return { error: "enter a number" };
+  }
+  // Number("") is 0 and Number("0x10") is 16: accept plain decimal notation only.
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return { error: `“${s}” is not a number` };
+  const x = Number(s);
+  if (!Number.isFinite(x)) return { error: "too large: not a finite number" };
+  if (param.loOpen ? !(x > param.lo) : !(x >= param.lo)) {
+    if (x < 0 && param.lo >= 0) return { error: `cannot be negative (must be ${param.loOpen ? ">" : "≥"} ${fmtLimit(param.lo)})` };
+    if (x === 0) return { error: `cannot be zero (must be > ${fmtLimit(param.lo)})` };
+    return { error: `must be ${param.loOpen ? ">" : "≥"} ${fmtLimit(param.lo)}` };
+  }
+  if (x > param.hi) return { error: `too large: at most ${fmtLimit(param.hi)}` };
+  if (param.integer && !Number.isInteger(x)) return { error: "must be a whole number" };
+  return { value: x };
+}
+
+// A value as the text of its control and of the query string.
+export function valueToText(param, value) {
+  if (value === null || value === undefined) return "";
+  return String(value);
+}
+
+export function initialState(values = defaultValues()) {
+  const raw = {};
+  for (const p of PARAMS) raw[p.key] = valueToText(p, values[p.key]);
+  return { values: { ...values }, raw, errors: {} };
+}
+
+// Apply {key: text} from the controls. Returns a new state; never throws.
+export function applyPatch(state, patch, selectOptions = {}) {
+  const values = { ...state.values };
+  const raw = { ...state.raw };
+  const errors = { ...state.errors };
+  for (const [key, text] of Object.entries(patch)) {
+    const p = PARAM_BY_KEY.get(key);
+    if (!p) continue;
+    raw[key] = text === null || text === undefined ? "" : String(text);
+    const r = parseValue(p, text, selectOptions[key]);
+    if ("error" in r) errors[key] = r.error;
+    else {
+      delete errors[key];
+      values[key] = r.value;
+    }
+  }
+  // A custom model needs a parseable config.json: checked here so the message sits at the textarea.
+  const jsonKey = "model.hf_config";
+  if (values.model === CUSTOM_MODEL) {
+    const parsed = parseConfigJson(raw[jsonKey]);
+    if (parsed.error) errors[jsonKey] = parsed.error;
+    else if (errors[jsonKey] !== undefined) delete errors[jsonKey];
+  } else {
+    delete errors[jsonKey];
+  }
+  return { values, raw, errors };
+}
+
+export function parseConfigJson(text) {
+  const s = String(text ?? "").trim();
+  if (!s) return { error: "paste the model's config.json here" };
+  let obj;
+  try {
+    obj = JSON.parse(s);
+  } catch (err) {
+    return { error: `not valid JSON: ${err.message}` };
+  }
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) return { error: "config.json must be a JSON object { ... }" };
+  return { value: obj };
+}
+
+export function isRelevant(param, values) {
+  return !param.when || param.when(values);
+}
+
+export function hasErrors(state) {
+  return PARAMS.some((p) => state.errors[p.key] !== undefined && isRelevant(p, state.values));
+}
+
+function setPath(obj, path, value) {
+  const parts = path.split(".");
+  let o = obj;
+  for (const part of parts.slice(0, -1)) o = (o[part] ??= {});
+  o[parts.at(-1)] = value;
+}
+
+// The request for kvcalc.api.compute(): every relevant, non-empty parameter at its key path.
+export function buildRequest(values, figures = ["curve"]) {
+  const req = {};
+  for (const p of PARAMS) {
+    if (p.request === false || p.key === "model.hf_config" || !isRelevant(p, values)) continue;
+    const v = values[p.key];
+    if (v === null || v === undefined) continue;
+    if (p.key === "model" && v === CUSTOM_MODEL) {
+      const parsed = parseConfigJson(values["model.hf_config"]);
+      req.model = { hf_config: parsed.value ?? {} };
+      continue;
+    }
+    setPath(req, p.key, v);
+  }
+  req.workload ??= {};
+  req.figures = [...figures];
+  return req;
+}
+
+// The request for kvcalc.api.simulate(): the compute request at the given capacities.
+export function buildSimulateRequest(values, capacitiesTokens) {
+  const req = buildRequest(values, []);
+  delete req.figures;
+  req.simulation = { n_conversations: values["simulation.n_conversations"], capacities_tokens: capacitiesTokens };
+  return req;
+}
+
+// ---------------------------------------------------------------- URL and localStorage
+
+// Every parameter, by its key path; the seed included, so a shared link reproduces a run.
+export function toQuery(values, keep = {}) {
+  const q = new URLSearchParams();
+  for (const p of PARAMS) {
+    if (!isRelevant(p, values) && p.kind === "json") continue;   // no stale config text in links
+    q.set(p.key, valueToText(p, values[p.key]));
+  }
+  for (const [k, v] of Object.entries(keep)) if (v !== null && v !== undefined) q.set(k, v);
+  return q.toString();
+}
+
+// Query string -> {values, notices, present}: unknown names and invalid values are ignored
+// (defaults kept) and listed in notices as plain text.
+export function fromQuery(search, base = defaultValues(), selectOptions = {}) {
+  const q = new URLSearchParams(search);
+  const values = { ...base };
+  const notices = [];
+  let present = false;
+  for (const [name, text] of q) {
+    if (NON_PARAM_QUERY.includes(name)) continue;
+    const p = PARAM_BY_KEY.get(name);
+    if (!p) {
+      notices.push(`ignored unknown link parameter “${short(name)}”`);
+      continue;
+    }
+    present = true;
+    const r = parseValue(p, text, selectOptions[name]);
+    if ("error" in r) notices.push(`ignored “${short(name)}=${short(text)}” from the link (${r.error}); using the default`);
+    else values[name] = r.value;
+  }
+  return { values, notices, present };
+}
+
+function short(s) {
+  const t = String(s);
+  return t.length > 60 ? t.slice(0, 57) + "…" : t;
+}
+
+export function saveLocal(values, storage = globalThis.localStorage) {
+  try {
+    storage.setItem(STORAGE_KEY, JSON.stringify(values));
+  } catch { /* private mode or full: the URL still holds the state */ }
+}
+
+// Stored values, each checked like URL values (a stale or tampered entry falls back).
+export function loadLocal(base = defaultValues(), selectOptions = {}, storage = globalThis.localStorage) {
+  let stored;
+  try {
+    stored = JSON.parse(storage.getItem(STORAGE_KEY) || "null");
+  } catch {
+    return null;
+  }
+  if (!stored || typeof stored !== "object") return null;
+  const values = { ...base };
+  for (const p of PARAMS) {
+    if (!(p.key in stored)) continue;
+    const r = parseValue(p, stored[p.key] === null ? "" : String(stored[p.key]), selectOptions[p.key]);
+    if (!("error" in r)) values[p.key] = r.value;
+  }
+  return values;
+}
+
+export function clearLocal(storage = globalThis.localStorage) {
+  try { storage.removeItem(STORAGE_KEY); } catch { /* ignore */ }
+}
+
+// The parameter an error from Python belongs to: the longest key that prefixes error.field.
+export function paramForField(field) {
+  if (!field || typeof field !== "string") return null;
+  let best = null;
+  for (const p of PARAMS) {
+    if ((field === p.key || field.startsWith(p.key + ".") || field.startsWith(p.key + "["))
+        && (!best || p.key.length > best.key.length)) best = p;
+  }
+  return best;
+}

@@ -1,0 +1,199 @@
+// DOM building and updating for the page: the form generated from js/params.js, result
+// fields filled from kvcalc's result by their data-result path, the start-up status.
+// Untrusted text (URL values, pasted config.json, Python's error messages that echo input)
+// only ever reaches the DOM through textContent or attributes, never as HTML.
+
+import { GROUPS, PARAMS, CUSTOM_MODEL } from "./params.js";
+import { isRelevant } from "./state.js";
+import * as fmt from "./format.js";
+
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === "class") node.className = v;
+    else if (k === "text") node.textContent = v;
+    else if (k === "data") for (const [dk, dv] of Object.entries(v)) node.dataset[dk] = dv;
+    else if (k.startsWith("on") && typeof v === "function") node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v === true ? "" : String(v));
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return node;
+}
+
+const idFor = (key) => "in-" + key.replace(/[^a-zA-Z0-9_-]/g, "-");
+
+// ---------------------------------------------------------------- slider <-> value
+
+function sliderRange(p) {
+  if (p.scale === "log") return { min: Math.log10(p.min), max: Math.log10(p.max), step: 0.005 };
+  return { min: p.min, max: p.max, step: p.step ?? (p.max - p.min) / 200 };
+}
+function sliderToValue(p, pos) {
+  const x = p.scale === "log" ? 10 ** Number(pos) : Number(pos);
+  return fmt.sliderText(x, p.integer);
+}
+function valueToSlider(p, x) {
+  if (p.scale === "log") return x > 0 ? Math.log10(x) : Math.log10(p.min);
+  return x;
+}
+
+// ---------------------------------------------------------------- the form
+
+function helpButton(p, describedId) {
+  return el("button", { type: "button", class: "help", "aria-label": `About ${p.label}`,
+                        "data-tip": p.help, "aria-describedby": describedId, tabindex: "0" }, "?");
+}
+
+function selectOptions(p, presets) {
+  if (p.options === "presets:models") {
+    const opts = Object.entries(presets.models || {}).map(([id, m]) => [id, m.name || id]);
+    opts.push([CUSTOM_MODEL, "paste config.json…"]);
+    return opts;
+  }
+  if (p.options === "presets:gpus") return Object.entries(presets.gpus || {}).map(([id, g]) => [id, g.name || id]);
+  return p.options;
+}
+
+// Builds one fieldset per group into `root`; onInput({key: text}) on every edit.
+// Returns {controls: Map(key -> {box, slider, msg, field}), options: {key: [allowed values]}}.
+export function buildForm(root, presets, onInput) {
+  const controls = new Map();
+  const options = {};
+  for (const g of GROUPS) {
+    const fs = el("fieldset", { class: `group group-${g.id}`, "data-group": g.id },
+                  el("legend", { text: g.label }));
+    for (const p of PARAMS.filter((q) => q.group === g.id)) {
+      const id = idFor(p.key);
+      const helpId = id + "-help";
+      const msg = el("div", { class: "msg", id: id + "-msg", role: "status", "aria-live": "polite" });
+      const label = el("label", { for: id }, p.label, p.unit ? el("span", { class: "unit", text: ` [${p.unit}]` }) : null);
+      const help = el("span", { class: "visually-hidden", id: helpId, text: p.help });
+      const head = el("div", { class: "field-head" }, label, helpButton(p, helpId), help);
+      let box;
+      let slider = null;
+      if (p.kind === "select") {
+        const opts = selectOptions(p, presets);
+        options[p.key] = opts.map((o) => String(o[0]));
+        box = el("select", { id, "data-param": p.key, "aria-describedby": `${helpId} ${id}-msg` },
+                 opts.map(([v, text]) => el("option", { value: String(v), text })));
+        box.addEventListener("change", () => onInput({ [p.key]: box.value }));
+      } else if (p.kind === "json") {
+        box = el("textarea", { id, "data-param": p.key, rows: "6", spellcheck: "false",
+                               placeholder: "{ \"num_hidden_layers\": 32, \"num_key_value_heads\": 8, … }",
+                               "aria-describedby": `${helpId} ${id}-msg` });
+        box.addEventListener("input", () => onInput({ [p.key]: box.value }));
+      } else {
+        box = el("input", { id, type: "text", inputmode: "decimal", autocomplete: "off", spellcheck: "false",
+                            "data-param": p.key, "data-role": "box", class: "num",
+                            placeholder: p.optional ? "from memory" : null,
+                            "aria-describedby": `${helpId} ${id}-msg` });
+        box.addEventListener("input", () => onInput({ [p.key]: box.value }));
+        if (p.slider !== false) {
+          const r = sliderRange(p);
+          slider = el("input", { type: "range", min: r.min, max: r.max, step: r.step,
+                                 "data-param": p.key, "data-role": "slider", "data-scale": p.scale,
+                                 "aria-label": `${p.label} (${p.scale === "log" ? "logarithmic " : ""}slider)`,
+                                 tabindex: "0" });
+          slider.addEventListener("input", () => {
+            const text = sliderToValue(p, slider.value);
+            box.value = text;
+            onInput({ [p.key]: text });
+          });
+        }
+      }
+      const row = el("div", { class: `control-row${slider ? " with-slider" : ""}` }, slider, box);
+      const field = el("div", { class: `field field-${p.kind}`, "data-field": p.key }, head, row, msg);
+      fs.append(field);
+      controls.set(p.key, { box, slider, msg, field, param: p });
+    }
+    root.append(fs);
+  }
+  return { controls, options };
+}
+
+// Puts the state into the controls: raw text (never overwriting the control being typed in),
+// slider positions from valid values, inline messages, disabled irrelevant fields.
+export function syncForm(controls, state, serverErrors = {}) {
+  for (const [key, c] of controls) {
+    const p = c.param;
+    const raw = state.raw[key] ?? "";
+    if (document.activeElement !== c.box && c.box.value !== raw) c.box.value = raw;
+    const v = state.values[key];
+    if (c.slider && document.activeElement !== c.slider && typeof v === "number") {
+      c.slider.value = String(valueToSlider(p, v));
+    }
+    const relevant = isRelevant(p, state.values);
+    c.field.hidden = !relevant && (p.kind === "json" || p.when !== undefined);
+    const message = relevant ? (state.errors[key] ?? serverErrors[key] ?? "") : "";
+    c.msg.textContent = message;
+    c.field.classList.toggle("invalid", Boolean(message));
+    c.box.setAttribute("aria-invalid", message ? "true" : "false");
+  }
+}
+
+// ---------------------------------------------------------------- results
+
+export function getPath(obj, path) {
+  let o = obj;
+  for (const part of path.split(".")) {
+    if (o === null || o === undefined) return undefined;
+    o = o[part];
+  }
+  return o;
+}
+
+const FORMATS = {
+  pct: fmt.pct,
+  int: fmt.int,
+  num: fmt.num,
+  gib: fmt.gib,
+  fixed2: (x) => fmt.fixed(x, 2),
+  seconds: fmt.seconds,
+  text: (x) => (x === null || x === undefined ? fmt.DASH : String(x)),
+};
+
+// Fills every [data-result] under root from result (data-format picks the formatter; the raw
+// number goes to data-value for tests). Rows marked data-hide-empty vanish without a value.
+export function renderResults(root, result) {
+  const empty = new Map();   // [data-hide-empty] element -> has an empty data-result inside
+  for (const node of root.querySelectorAll("[data-result]")) {
+    const v = getPath(result, node.dataset.result);
+    const f = FORMATS[node.dataset.format || "num"] || fmt.num;
+    node.textContent = f(v);
+    if (typeof v === "number") node.dataset.value = String(v);
+    else delete node.dataset.value;
+    const row = node.closest("[data-hide-empty]");
+    if (row) empty.set(row, (empty.get(row) || false) || v === null || v === undefined || v === "");
+  }
+  for (const [row, isEmpty] of empty) row.hidden = isEmpty;
+}
+
+// The occupancy bar: one segment per part, sized by flex-grow = its block count (no
+// arithmetic in JS: the browser shares the width out in proportion).
+export function renderOccupancy(bar, legend, occ) {
+  const parts = [["pinned", "in flight (pinned)"], ["system_prompt", "system prompt"],
+                 ["returning", "conversations that come back"], ["finished", "finished (dead weight)"],
+                 ["free", "free"]];
+  bar.replaceChildren();
+  legend.replaceChildren();
+  if (!occ) return;
+  for (const [k, label] of parts) {
+    const blocks = occ[`${k}_blocks`];
+    if (blocks === null || blocks === undefined) continue;
+    const frac = occ[`${k}_fraction`];
+    const seg = el("span", { class: `seg seg-${k}`, title: `${label}: ${fmt.int(blocks)} blocks` });
+    seg.style.flexGrow = String(blocks);
+    bar.append(seg);
+    legend.append(el("li", {}, el("span", { class: `swatch seg-${k}` }), `${label}: `,
+                     el("b", { "data-result": `occupancy.${k}_${frac === undefined ? "blocks" : "fraction"}`,
+                               text: frac === undefined ? `${fmt.int(blocks)} blocks` : fmt.pct(frac) })));
+  }
+}
+
+export function renderList(ul, items) {
+  ul.replaceChildren(...items.map((t) => el("li", { text: String(t) })));
+}
