@@ -36,6 +36,7 @@ const app = {
   client: null,
   traceTab: null,
   renderCount: 0,
+  renderedSeq: 0,         // newest compute whose numbers and chart are on screen
   ready: false,
 };
 window.__kvcalc = app;
@@ -173,6 +174,7 @@ async function requestCompute() {
 async function render(seq) {
   const r = app.result;
   renderResults($("results"), r);
+  renderResults($("mini"), r);
   renderOccupancy($("occupancy-bar"), $("occupancy-legend"), r.occupancy);
   const warnings = [...(r.warnings || [])];
   renderList($("warnings"), warnings);
@@ -182,6 +184,7 @@ async function render(seq) {
   await drawVisible();
   if (app.traceTab) app.traceTab.refresh();
   app.renderCount++;
+  app.renderedSeq = Math.max(app.renderedSeq, seq);
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));
 }
 

@@ -125,10 +125,10 @@ export function curveFigure(state, result, view) {
 
 // ---------------------------------------------------------------- sensitivity sweeps
 
-function paramLabel(name) {
+function paramLabel(name, withUnit = true) {
   const p = PARAM_BY_KEY.get(`workload.${name}`) || PARAM_BY_KEY.get(`cache.${name}`) || PARAM_BY_KEY.get(name);
-  if (name === "capacity_tokens") return "cache capacity [tokens]";
-  return p ? `${p.label}${p.unit ? ` [${p.unit}]` : ""}` : name.replaceAll("_", " ");
+  if (name === "capacity_tokens") return withUnit ? "cache capacity [tokens]" : "cache capacity";
+  return p ? `${p.label}${p.unit && withUnit ? ` [${p.unit}]` : ""}` : name.replaceAll("_", " ");
 }
 
 export function sweepsFigure(state, result, view) {
@@ -137,12 +137,13 @@ export function sweepsFigure(state, result, view) {
   const sw = result && result.figures && result.figures.sweeps;
   if (!sw) return empty(theme, "sweeps", "computing…");
   const names = Object.keys(sw).filter((k) => sw[k] && Array.isArray(sw[k].values));
-  const columns = width < 560 ? 2 : width < 900 ? 3 : 4;
+  const narrow = width < 560;
+  const columns = narrow ? 2 : width < 900 ? 3 : 4;
   const rows = Math.ceil(names.length / columns);
   const data = [];
   const shapes = [];
   const layout = baseLayout(theme, "sweeps", {
-    grid: { rows, columns, pattern: "independent", xgap: 0.12, ygap: 0.35 },
+    grid: { rows, columns, pattern: "independent", xgap: narrow ? 0.18 : 0.12, ygap: narrow ? 0.5 : 0.35 },
     showlegend: false,
     margin: { l: 48, r: 12, t: 12, b: 40 },
   });
@@ -152,9 +153,12 @@ export function sweepsFigure(state, result, view) {
     data.push({ type: "scatter", mode: "lines", x: s.values, y: s.token_hit_rate, xaxis: `x${n}`, yaxis: `y${n}`,
                 line: { color: t.line, width: 2 }, name: paramLabel(name),
                 hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
-    layout[`xaxis${n}`] = axis(theme, paramLabel(name), { type: s.scale === "log" ? "log" : "linear",
-                                                          title: { text: paramLabel(name), font: { size: 11 } } });
-    layout[`yaxis${n}`] = axis(theme, i % columns === 0 ? "token hit rate" : "", PCT_AXIS);
+    const title = paramLabel(name, !narrow);
+    layout[`xaxis${n}`] = axis(theme, title, { type: s.scale === "log" ? "log" : "linear",
+                                               title: { text: title, font: { size: narrow ? 10 : 11 } },
+                                               tickfont: { size: narrow ? 9 : 11 } });
+    layout[`yaxis${n}`] = axis(theme, !narrow && i % columns === 0 ? "token hit rate" : "",
+                               { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 } });
     if (typeof s.current === "number") {
       shapes.push({ type: "line", xref: `x${n}`, yref: `y${n} domain`, x0: s.current, x1: s.current, y0: 0, y1: 1,
                     line: { color: t.point, width: 1.5, dash: "dot" } });
