@@ -36,7 +36,8 @@ const app = {
   client: null,
   traceTab: null,
   renderCount: 0,
-  renderedSeq: 0,         // newest compute whose numbers and chart are on screen
+  renderedSeq: 0,
+  timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs         // newest compute whose numbers and chart are on screen
   ready: false,
 };
 window.__kvcalc = app;
@@ -140,8 +141,10 @@ async function requestCompute() {
   const request = buildRequest(app.state.values, visibleFigures());
   app.lastRequest = request;
   $("results").dataset.state = "computing";
+  const tSent = performance.now();
   const reply = await app.client.compute(request);
   if (reply.status === "superseded") return;
+  app.timings.roundTripMs = performance.now() - tSent;
   if (seq < app.resultSeq) return;
   const errBox = $("compute-error");
   if (reply.status === "error") {
@@ -150,6 +153,11 @@ async function requestCompute() {
     if (p) {
       app.serverErrors = { [p.key]: e.message || e.problem || "not accepted" };
       errBox.hidden = true;
+    } else if (e.kind === "crash" || e.kind === "fatal") {
+      // The worker died or never started: the status bar says so. After a restart (retry,
+      // or the trace tab's cancel) send the request again.
+      errBox.hidden = true;
+      app.client.ready().then((r) => { if (r.ok && seq === app.requested) requestCompute(); });
     } else {
       errBox.textContent = `Could not compute: ${e.message || "unknown error"}`;
       errBox.hidden = false;
@@ -172,6 +180,7 @@ async function requestCompute() {
 // ---------------------------------------------------------------- rendering
 
 async function render(seq) {
+  const t0 = performance.now();
   const r = app.result;
   renderResults($("results"), r);
   renderResults($("mini"), r);
@@ -181,8 +190,12 @@ async function render(seq) {
   $("warnings-card").hidden = warnings.length === 0;
   markStale();
   $("results").dataset.state = seq === app.requested ? "ready" : "computing";
+  const t1 = performance.now();
   await drawVisible();
+  const t2 = performance.now();
   if (app.traceTab) app.traceTab.refresh();
+  app.timings.numbersMs = t1 - t0;
+  app.timings.chartMs = t2 - t1;
   app.renderCount++;
   app.renderedSeq = Math.max(app.renderedSeq, seq);
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));

@@ -370,3 +370,32 @@ def test_no_request_left_localhost(page, ctx):
     assert ctx.blocked == []
     assert ctx.requests and all(_is_local(u) for u in ctx.requests)
     assert not [line for line in page.console_lines if line.startswith("pageerror")]
+
+
+@pytest.mark.browser
+def test_start_up_stall_shows_a_message_and_retry(browser, server):
+    """A .wasm that never arrives: the watchdog's message in the status bar, and a Retry."""
+    context = browser.new_context()
+    try:
+        context.route("**/*.wasm", lambda route: route.abort())
+        pg = context.new_page()
+        pg.goto(server)
+        pg.wait_for_function("document.getElementById('status').dataset.state === 'failed'", timeout=60_000)
+        text = pg.inner_text("#status-text")
+        assert "stalled" in text or "failed" in text, text
+        assert pg.is_visible("#retry")
+        assert pg.is_hidden("#compute-error")
+    finally:
+        context.close()
+
+
+@pytest.mark.browser
+def test_file_protocol_explains_itself(browser):
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto((ROOT / "index.html").as_uri())
+        pg.wait_for_selector("#kvcalc-file-protocol", timeout=10_000)
+        assert "scripts/serve.py" in pg.inner_text("#kvcalc-file-protocol")
+    finally:
+        context.close()

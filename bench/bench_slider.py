@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Slider input -> numbers and chart updated, in headless Chromium (prints figures).
+
+    python bench/bench_slider.py [--inputs 50] [--tab curve|sweeps|tornado|heatmap]
+
+For each input the page's own slider gets a new position and an `input` event; the time is
+taken in the page (performance.now) from the event to the end of the render that shows that
+input's result: numbers written and Plotly.react resolved ("kvcalc:rendered" for the newest
+compute). Inputs are sequential (the next starts when the previous is on screen). Also
+printed: Python's own time per compute (the worker's reply.ms) and a drag at 60 events/s
+(inputs every 16 ms: how many computes ran, and the lag of the last one).
+Target from the issue: p95 <= 33 ms on the curve tab.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import serve  # noqa: E402
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+SETTLED = ("window.__kvcalc && __kvcalc.plotly && __kvcalc.renderedSeq > 0 "
+           "&& __kvcalc.renderedSeq === __kvcalc.requested")
+
+# Runs in the page: sequential inputs on one slider, each timed until its render is done.
+SEQUENTIAL = """async ({key, n}) => {
+  const slider = document.querySelector(`#form [data-param="${key}"][data-role="slider"]`);
+  const lo = Number(slider.min), hi = Number(slider.max);
+  const times = [], python = [], trip = [], numbers = [], chart = [];
+  for (let i = 0; i < n; i++) {
+    const pos = lo + (hi - lo) * (0.3 + 0.4 * ((i * 7) % n) / n);
+    const done = new Promise((resolve) => {
+      const h = (ev) => { if (ev.detail.seq === __kvcalc.requested) { document.removeEventListener("kvcalc:rendered", h); resolve(); } };
+      document.addEventListener("kvcalc:rendered", h);
+    });
+    const t0 = performance.now();
+    slider.value = String(pos);
+    slider.dispatchEvent(new Event("input", {bubbles: true}));
+    await done;
+    times.push(performance.now() - t0);
+    python.push(__kvcalc.computeMs);
+    trip.push(__kvcalc.timings.roundTripMs);
+    numbers.push(__kvcalc.timings.numbersMs);
+    chart.push(__kvcalc.timings.chartMs);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return {times, python, trip, numbers, chart};
+}"""
+
+# A drag: an input every 16 ms for `n` events; newest-wins means only some are computed.
+DRAG = """async ({key, n}) => {
+  const slider = document.querySelector(`#form [data-param="${key}"][data-role="slider"]`);
+  const lo = Number(slider.min), hi = Number(slider.max);
+  const startCount = __kvcalc.renderCount;
+  let t0 = 0;
+  for (let i = 0; i < n; i++) {
+    slider.value = String(lo + (hi - lo) * (0.3 + 0.4 * i / n));
+    t0 = performance.now();
+    slider.dispatchEvent(new Event("input", {bubbles: true}));
+    await new Promise((r) => setTimeout(r, 16));
+  }
+  const last = __kvcalc.requested;
+  await new Promise((resolve) => {
+    const check = () => (__kvcalc.renderedSeq >= last ? resolve() : setTimeout(check, 1));
+    check();
+  });
+  return {renders: __kvcalc.renderCount - startCount, lag: performance.now() - t0 - 0};
+}"""
+
+
+def pct(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--inputs", type=int, default=50)
+    ap.add_argument("--tab", default="curve", choices=["curve", "sweeps", "tornado", "heatmap"])
+    ap.add_argument("--param", default="workload.gap_mean_s")
+    args = ap.parse_args()
+
+    from playwright.sync_api import sync_playwright
+
+    srv = serve.serve_in_thread(root=ROOT, port=0)
+    base = f"http://127.0.0.1:{srv.server_port}/"
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            t = time.perf_counter()
+            page.goto(base)
+            page.wait_for_function(SETTLED, timeout=120_000)
+            print(f"page open -> first result and chart: {time.perf_counter() - t:.2f} s")
+            if args.tab != "curve":
+                n = page.evaluate("__kvcalc.requested")
+                page.click(f'[role="tab"][data-tab="{args.tab}"]')
+                page.wait_for_function(f"__kvcalc.requested > {n} && ({SETTLED})")
+            page.evaluate(SEQUENTIAL, {"key": args.param, "n": 5})          # warm-up
+            r = page.evaluate(SEQUENTIAL, {"key": args.param, "n": args.inputs})
+            times, python = r["times"], [x for x in r["python"] if x is not None]
+            print(f"slider {args.param} on the {args.tab} tab, {len(times)} sequential inputs:")
+            print(f"  input -> numbers + chart: p50 {statistics.median(times):.1f} ms, "
+                  f"p95 {pct(times, 0.95):.1f} ms, max {max(times):.1f} ms "
+                  f"(target p95 <= 33 ms: {'met' if pct(times, 0.95) <= 33 else 'NOT met'})")
+            print(f"  of which Python compute (worker): p50 {statistics.median(python):.1f} ms, "
+                  f"p95 {pct(python, 0.95):.1f} ms")
+            for name, label in (("trip", "worker round trip incl. Python"), ("numbers", "numbers written"),
+                                ("chart", "Plotly.react")):
+                xs = r[name]
+                print(f"  {label}: p50 {statistics.median(xs):.1f} ms, p95 {pct(xs, 0.95):.1f} ms")
+            d = page.evaluate(DRAG, {"key": args.param, "n": 60})
+            print(f"  drag, 60 inputs at 16 ms: {d['renders']} renders (newest wins), "
+                  f"last input -> on screen {d['lag']:.1f} ms")
+            browser.close()
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
+if __name__ == "__main__":
+    main()
