@@ -45,6 +45,9 @@ def main() -> None:
     req = {"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "figures": ["curve"]}
     ms = median_ms(lambda: compute(req), 50)
     print(f"compute() with the curve (drag)    : {ms:7.3f} ms")
+    gaps = iter(np.linspace(30, 90, 10_000))
+    ms = median_ms(lambda: compute(dict(req, workload={"gap_mean_s": float(next(gaps))})), 50)
+    print(f"compute() dragging a workload input: {ms:7.3f} ms  (the inverse is recomputed)")
     req_all = dict(req, figures=["curve", "sweeps", "tornado", "heatmap"])
     ms = median_ms(lambda: compute(req_all), 20)
     print(f"compute() with every figure        : {ms:7.3f} ms")

@@ -233,6 +233,7 @@ def _occupancy(rs: dict, block: int) -> dict:
         out[f"{p}_fraction"] = (v / cap) if (v is not None and cap) else None
     used = sum((out[f"{p}_blocks"] or 0.0) for p in parts)
     out["free_blocks"] = max(cap - used, 0.0) if cap else None
+    out["free_fraction"] = (out["free_blocks"] / cap) if cap else None
     return out
 
 

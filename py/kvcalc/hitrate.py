@@ -291,14 +291,19 @@ def _refined_own_hits(st: Structure, ttl_s, nodes: int):
         m = occupancy_blocks(sub, g)
         s = np.sqrt(np.maximum(occupancy_variance_blocks2(sub, g), 0.0))
         alive = (g < ttl[sl][:, None]).astype(float)                                       # TTL expiry
-        c = sub.Cb[..., None]                                                              # (n, 1, 1)
-        mm, ss = m[..., None], s[..., None]
-        Bk = B[sl][:, None, :]                                                             # (n, 1, K)
-        surv = _expected_clamp(c, mm, ss, Bk)                                              # (n, nodes, K)
-        one = _expected_clamp(c, mm, ss, np.minimum(Bk, 1.0))
-        wk = w_ret[sl][:, None, :]
-        blocks_out[sl] = ((surv * wk).sum(-1) * alive).mean(-1)
-        any_out[sl] = ((one * wk).sum(-1) * alive).mean(-1)
+        c = sub.Cb                                                                         # (n, 1)
+        # E clamp(c - V, 0, B_k) = E(c - V)+ - E(c - B_k - V)+ ; only the second term
+        # needs the k axis. "At least one block" is clamp(., 0, 1) for every B_k >= 1.
+        pos0 = _expected_positive_part(c, m, s)                                            # (n, nodes)
+        pos1 = _expected_positive_part(c - 1.0, m, s)
+        wk = w_ret[sl]                                                                     # (n, K)
+        posB = _expected_positive_part(c[..., None] - B[sl][:, None, :], m[..., None], s[..., None])
+        Bk = B[sl][:, None, :]
+        # difference per cell (not of sums): pos0 and posB are both ~c when c is huge
+        surv = (np.clip(pos0[..., None] - posB, 0.0, Bk) * wk[:, None, :]).sum(-1)        # (n, nodes)
+        any_weight = (wk * (B[sl] >= 1)).sum(-1)[:, None]
+        blocks_out[sl] = (surv * alive).mean(-1)
+        any_out[sl] = ((pos0 - pos1) * any_weight * alive).mean(-1)
     return blocks_out.reshape(st.shape), any_out.reshape(st.shape)
 
 
@@ -538,20 +543,35 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
         cc = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
         return float(hit_rates(w, cc, model)["token_hit_rate"])
 
-    # Secant from the Che answer (a few refined evaluations), then a bracketed
-    # bisection if the secant has not settled.
-    x0, x1 = max(float(cap_che), float(b)), max(float(cap_che) * 1.05, float(b) * 2)
-    f0, f1 = tok_at(x0) - target, tok_at(x1) - target
+    # The refined curve runs close to Che's: bracket the Che answer with two
+    # capacities evaluated in one vectorised call, then the Illinois variant of
+    # regula falsi inside the bracket; a doubling search and bisection otherwise.
     hi = None
-    for _ in range(8):
-        if abs(f1) < 2e-5 and f1 >= 0:
+    grid = max(float(cap_che), float(b)) * np.array([0.94, 1.07])
+    cc = CacheConfig(capacity_tokens=grid, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
+    f_lo, f_hi = np.asarray(hit_rates(w, cc, model)["token_hit_rate"], dtype=float) - target
+    if f_lo < 0 <= f_hi:
+        x0, f0, x1, f1 = grid[0], f_lo, grid[1], f_hi
+        side = 0
+        for _ in range(20):
+            if f1 < 2e-5 or x1 - x0 <= b:
+                hi = x1
+                break
+            x = x0 + (x1 - x0) * (-f0) / (f1 - f0)
+            x = min(max(x, x0 + 0.5 * b), x1 - 0.5 * b)
+            fx = tok_at(x) - target
+            if fx >= 0:
+                x1, f1 = x, fx
+                if side == 1:
+                    f0 *= 0.5
+                side = 1
+            else:
+                x0, f0 = x, fx
+                if side == -1:
+                    f1 *= 0.5
+                side = -1
+        else:
             hi = x1
-            break
-        if f1 == f0:
-            break
-        x2 = max(x1 - f1 * (x1 - x0) / (f1 - f0), float(b))
-        x0, f0, x1 = x1, f1, x2
-        f1 = tok_at(x1) - target
     if hi is None:
         lo, hi = 0.0, max(float(cap_che), float(b))
         for _ in range(80):
