@@ -22,6 +22,7 @@ and every output has the broadcast shape.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -260,15 +261,45 @@ def _expected_clamp(c, m, s, B):
     return _expected_positive_part(c, m, s) - _expected_positive_part(c - B, m, s)
 
 
+def _gap_nodes(distribution: str, nodes: int) -> np.ndarray:
+    """Equal-probability quantile levels representing the gap G."""
+    if distribution == "deterministic":
+        return np.array([0.5])
+    return (np.arange(nodes) + 0.5) / nodes
+
+
+def _node_moments(sub: Structure, q, tau, sigma, ttl):
+    """Gap g at each node, and the Normal mean/sd of V(g) there (capacity-free)."""
+    g = gap_quantile(q, tau, sub.gap_distribution, sigma)
+    m = occupancy_blocks(sub, g)
+    s = np.sqrt(np.maximum(occupancy_variance_blocks2(sub, g), 0.0))
+    alive = (g < ttl).astype(float)                                                        # TTL expiry
+    return m, s, alive
+
+
+def _own_hits_from_moments(c, m, s, alive, B, wk):
+    """(E[surviving own blocks], P(>= 1 survives)) summed over turns with weights wk.
+
+    Shapes: c (n, 1) capacity in blocks; m, s, alive (n, nodes); B, wk (n, K).
+    E clamp(c - V, 0, B_k) = E(c - V)+ - E(c - B_k - V)+ ; only the second term
+    needs the k axis. "At least one block" is clamp(., 0, 1) for every B_k >= 1.
+    """
+    pos0 = _expected_positive_part(c, m, s)                                                # (n, nodes)
+    pos1 = _expected_positive_part(c - 1.0, m, s)
+    posB = _expected_positive_part(c[..., None] - B[:, None, :], m[..., None], s[..., None])
+    # difference per cell (not of sums): pos0 and posB are both ~c when c is huge
+    surv = (np.clip(pos0[..., None] - posB, 0.0, B[:, None, :]) * wk[:, None, :]).sum(-1)  # (n, nodes)
+    any_weight = (wk * (B >= 1)).sum(-1)[:, None]
+    return (surv * alive).mean(-1), ((pos0 - pos1) * any_weight * alive).mean(-1)
+
+
 def _refined_own_hits(st: Structure, ttl_s, nodes: int):
     """Per point: (sum_k P(N>k) E[surviving own blocks], sum_k P(N>k) P(>=1 survives)).
 
     The gap G is represented by ``nodes`` equal-probability quantile nodes; each
     node carries the Normal mean/variance of V(G) at that gap.
     """
-    q = (np.arange(nodes) + 0.5) / nodes
-    if st.gap_distribution == "deterministic":
-        q = np.array([0.5])
+    q = _gap_nodes(st.gap_distribution, nodes)
     flat = int(np.prod(st.shape)) if st.shape else 1
     K = st.B.shape[-1]
     tau = st.tau.reshape(flat)
@@ -287,24 +318,40 @@ def _refined_own_hits(st: Structure, ttl_s, nodes: int):
         sub = Structure(shape=(min(chunk, flat - start), 1), b=st.b, gap_distribution=st.gap_distribution,
                         denom_tokens=None, returning_any=None, w_ret=None, B=None,
                         **{f: flat_fields[f][sl][:, None] for f in sub_fields})
-        g = gap_quantile(q[None, :], tau[sl][:, None], st.gap_distribution, sig[sl][:, None])  # (n, nodes)
-        m = occupancy_blocks(sub, g)
-        s = np.sqrt(np.maximum(occupancy_variance_blocks2(sub, g), 0.0))
-        alive = (g < ttl[sl][:, None]).astype(float)                                       # TTL expiry
-        c = sub.Cb                                                                         # (n, 1)
-        # E clamp(c - V, 0, B_k) = E(c - V)+ - E(c - B_k - V)+ ; only the second term
-        # needs the k axis. "At least one block" is clamp(., 0, 1) for every B_k >= 1.
-        pos0 = _expected_positive_part(c, m, s)                                            # (n, nodes)
-        pos1 = _expected_positive_part(c - 1.0, m, s)
-        wk = w_ret[sl]                                                                     # (n, K)
-        posB = _expected_positive_part(c[..., None] - B[sl][:, None, :], m[..., None], s[..., None])
-        Bk = B[sl][:, None, :]
-        # difference per cell (not of sums): pos0 and posB are both ~c when c is huge
-        surv = (np.clip(pos0[..., None] - posB, 0.0, Bk) * wk[:, None, :]).sum(-1)        # (n, nodes)
-        any_weight = (wk * (B[sl] >= 1)).sum(-1)[:, None]
-        blocks_out[sl] = (surv * alive).mean(-1)
-        any_out[sl] = ((pos0 - pos1) * any_weight * alive).mean(-1)
+        m, s, alive = _node_moments(sub, q[None, :], tau[sl][:, None], sig[sl][:, None], ttl[sl][:, None])
+        blocks_out[sl], any_out[sl] = _own_hits_from_moments(sub.Cb, m, s, alive, B[sl], w_ret[sl])
     return blocks_out.reshape(st.shape), any_out.reshape(st.shape)
+
+
+def _refined_token_hit_fn(w: Workload, c: CacheConfig, nodes: int = REFINED_GAP_NODES):
+    """cap_tokens -> refined token hit rate, for one scalar workload (used by the inverse).
+
+    The node moments of V(g) do not depend on the capacity, so they are computed
+    once; each call then costs one (nodes x K) normal term and a Newton solve for T.
+    """
+    st = structure(w, dataclasses.replace(c, capacity_tokens=1.0))
+    if st.shape:
+        raise InputError("workload", "array", "scalar inputs for the inverse", "not a scalar")
+    q = _gap_nodes(st.gap_distribution, nodes)
+    ttl = c.ttl_s if c.eviction == "ttl" else math.inf
+    sub = dataclasses.replace(st, shape=(1, 1), **{f: np.reshape(getattr(st, f), (1, 1)) for f in (
+        "lam", "tau", "sigma", "S", "Cb", "Ps", "EN", "A1", "A2", "A1sq", "A2sq", "pin_mean", "pin_var")})
+    m, s, alive = _node_moments(sub, q[None, :], sub.tau, sub.sigma, ttl)
+    B = st.B.reshape(1, -1)
+    wk = st.w_ret.reshape(1, -1)
+
+    def token_hit(cap_tokens: float) -> float:
+        cb = math.floor(cap_tokens / st.b)
+        st_c = dataclasses.replace(st, Cb=np.asarray(float(cb)))
+        T, overload = characteristic_time_s(st_c)
+        if bool(overload):
+            return 0.0
+        hs = float(np.where(st.Ps > 0, _shared_presence(st, min(float(T), ttl)), 1.0))
+        own, _ = _own_hits_from_moments(np.array([[float(cb)]]), m, s, alive, B, wk)
+        tok = hs * (float(st.Ps) * st.b * float(st.EN) + st.b * float(own[0])) / float(st.denom_tokens)
+        return min(max(tok, 0.0), 1.0)
+
+    return token_hit
 
 
 def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = REFINED_GAP_NODES) -> dict:
@@ -539,22 +586,24 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
         result.update(capacity_tokens=float(cap_che), reachable=True, model="che")
         return result
 
-    def tok_at(cap):
-        cc = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
-        return float(hit_rates(w, cc, model)["token_hit_rate"])
+    if model == "refined" and c.eviction in ("lru", "ttl"):
+        tok_at = _refined_token_hit_fn(w, c)
+    else:
+        def tok_at(cap):
+            cc = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
+            return float(hit_rates(w, cc, model)["token_hit_rate"])
 
     # The refined curve runs close to Che's: bracket the Che answer with two
-    # capacities evaluated in one vectorised call, then the Illinois variant of
+    # capacities, then the Illinois variant of
     # regula falsi inside the bracket; a doubling search and bisection otherwise.
     hi = None
     grid = max(float(cap_che), float(b)) * np.array([0.94, 1.07])
-    cc = CacheConfig(capacity_tokens=grid, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
-    f_lo, f_hi = np.asarray(hit_rates(w, cc, model)["token_hit_rate"], dtype=float) - target
+    f_lo, f_hi = tok_at(grid[0]) - target, tok_at(grid[1]) - target
     if f_lo < 0 <= f_hi:
         x0, f0, x1, f1 = grid[0], f_lo, grid[1], f_hi
         side = 0
         for _ in range(20):
-            if f1 < 2e-5 or x1 - x0 <= b:
+            if f1 < 1e-4 or x1 - x0 <= b:
                 hi = x1
                 break
             x = x0 + (x1 - x0) * (-f0) / (f1 - f0)
