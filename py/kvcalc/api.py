@@ -192,8 +192,7 @@ def compute(request: dict) -> dict:
             "blocks than the cache holds, so requests would queue or be preempted; no prefix "
             "can be reused. Add memory or lower the rate, the service time or the tokens per turn.")
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
-    if hit_model != "che":
-        result["che_token_hit_rate"] = _f(hit_rates(workload, cache, "che")["token_hit_rate"])
+
     target = require_number("target_token_hit_rate", request.get("target_token_hit_rate", 0.8), 0.0, 1.0)
     inverse = dict(_inverse_cached(tuple(sorted(workload.to_dict().items())), cache.block_size_tokens,
                                    cache.eviction, float(cache.ttl_s), target,
@@ -212,6 +211,12 @@ def compute(request: dict) -> dict:
             token_hit_rate=result["token_hit_rate"],
             requests_per_s=float(workload.conversation_rate_per_s) * float(r["mean_turns"]), mfu=mfu)
     result["figures"] = _figures(request, workload, cache, hit_model, bpt)
+    if hit_model != "che":
+        curve = result["figures"].get("curve")
+        if curve is not None and curve["model"] == "che":  # computed with the curve, same call
+            result["che_token_hit_rate"] = curve["current_token_hit_rate"]
+        else:
+            result["che_token_hit_rate"] = _f(hit_rates(workload, cache, "che")["token_hit_rate"])
     return result
 
 

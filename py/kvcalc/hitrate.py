@@ -184,7 +184,7 @@ def occupancy_parts_blocks(st: Structure, g) -> dict:
     with np.errstate(invalid="ignore"):
         finished = np.where(np.isinf(g), np.where(st.A2 > 0, np.inf, 0.0), st.lam * st.A2 * g)
     return {
-        "pinned": st.pin_mean + 0.0 * g,
+        "pinned": st.pin_mean + np.zeros(np.shape(g)),
         "system_prompt": st.Ps * _shared_presence(st, g),
         "returning": st.lam * st.A1 * emin,
         "finished": finished,
@@ -215,11 +215,12 @@ def _occupancy_slope(st: Structure, g):
     return shared + st.lam * st.A1 * survival + st.lam * st.A2
 
 
-def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e-10):
-    """T with O(T) = C_b, vectorised Newton from T = 0.
+def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e-10, start_s=0.0):
+    """T with O(T) = C_b, vectorised Newton from ``start_s`` (default 0).
 
     O is increasing and concave, so Newton started left of the root stays left
-    of it and converges monotonically. Returns (T, overload): T = 0 where even
+    of it and converges monotonically (``start_s`` must be a known lower bound,
+    e.g. T at a smaller capacity). Returns (T, overload): T = 0 where even
     the in-flight working set does not fit (overload), T = inf where everything
     ever touched fits.
     """
@@ -228,7 +229,7 @@ def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e
     overload = o0 > target
     o_inf = st.pin_mean + st.Ps * (st.Ps > 0) + st.lam * st.A1 * st.tau + np.where(st.A2 > 0, np.inf, 0.0)
     fits_all = o_inf <= target
-    T = np.zeros(st.shape)
+    T = np.zeros(st.shape) + start_s
     active = ~(overload | fits_all)
     for _ in range(iterations):
         if not np.any(active):
@@ -340,10 +341,14 @@ def _refined_token_hit_fn(w: Workload, c: CacheConfig, nodes: int = REFINED_GAP_
     B = st.B.reshape(1, -1)
     wk = st.w_ret.reshape(1, -1)
 
+    known_T = {}  # capacity blocks -> T, to warm-start Newton from a smaller capacity
+
     def token_hit(cap_tokens: float) -> float:
         cb = math.floor(cap_tokens / st.b)
         st_c = dataclasses.replace(st, Cb=np.asarray(float(cb)))
-        T, overload = characteristic_time_s(st_c)
+        below = [t for k, t in known_T.items() if k <= cb and math.isfinite(t)]
+        T, overload = characteristic_time_s(st_c, start_s=max(below, default=0.0))
+        known_T[cb] = float(T)
         if bool(overload):
             return 0.0
         hs = float(np.where(st.Ps > 0, _shared_presence(st, min(float(T), ttl)), 1.0))

@@ -190,6 +190,12 @@ def presets_dir() -> Path:
     env = os.environ.get("KVCALC_PRESETS_DIR")
     if env:
         return Path(env)
+    return _default_presets_dir()
+
+
+@functools.lru_cache(maxsize=1)
+def _default_presets_dir() -> Path:
+    # resolve() touches the file system: once is enough (it runs on every compute)
     return Path(__file__).resolve().parents[2] / "presets"
 
 

@@ -63,14 +63,18 @@ def curve_vs_capacity(w: Workload, c: CacheConfig, capacities_tokens=None, model
     if capacities_tokens is None:
         capacities_tokens = capacity_grid_tokens(w, c, points, around=c.capacity_tokens)
     caps = np.asarray(capacities_tokens, dtype=float)
-    cc = _cache_with(c, caps)
+    # the current capacity rides along in the same vectorised call (last element)
+    cc = _cache_with(c, np.append(caps, float(c.capacity_tokens)))
     r = hit_rates(w, cc, model)
+    seed = hit_rate_seed(w, cc)
     return {
         "capacity_tokens": _list(caps),
-        "token_hit_rate": _list(r["token_hit_rate"]),
-        "request_hit_rate": _list(r["request_hit_rate"]),
-        "seed_token_hit_rate": _list(hit_rate_seed(w, cc)),
+        "token_hit_rate": _list(r["token_hit_rate"][:-1]),
+        "request_hit_rate": _list(r["request_hit_rate"][:-1]),
+        "seed_token_hit_rate": _list(seed[:-1]),
         "ideal_token_hit_rate": float(np.max(r["ideal_token_hit_rate"])),
+        "current_capacity_tokens": float(c.capacity_tokens),
+        "current_token_hit_rate": float(r["token_hit_rate"][-1]),
         "model": model,
     }
 
