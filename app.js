@@ -198,6 +198,10 @@ async function render(seq) {
   app.timings.chartMs = t2 - t1;
   app.renderCount++;
   app.renderedSeq = Math.max(app.renderedSeq, seq);
+  // first numbers on screen, and the first chart (bench/bench_page_load.py --page index.html
+  // reads the first; --expr window.__kvcalcFirstChartMs the second)
+  if (window.__kvcalcFirstResultMs === undefined) window.__kvcalcFirstResultMs = t1;
+  if (window.__kvcalcFirstChartMs === undefined && app.plotly) window.__kvcalcFirstChartMs = t2;
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));
 }
 
