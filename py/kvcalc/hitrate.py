@@ -89,7 +89,8 @@ def gap_quantile(q, tau, distribution: str, sigma=1.0):
     if distribution == "exponential":
         return -tau * np.log1p(-q)
     if distribution == "deterministic":
-        return np.broadcast_to(np.asarray(tau, dtype=float), np.broadcast(q, tau).shape).copy()
+        tau_b = np.broadcast_to(np.asarray(tau, dtype=float), np.broadcast(q, tau).shape)
+        return np.where(q > 0, tau_b, 0.0)
     qc = np.clip(q, 1e-300, 1 - 1e-16)
     return np.where(q > 0, np.exp(_lognormal_mu(tau, sigma) + sigma * norm_ppf(qc)), 0.0)
 
@@ -565,8 +566,10 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
     """Smallest capacity (tokens) whose token hit rate reaches ``target`` (scalar inputs).
 
     Che form: token hit is affine in h = F_G(T), so h* follows directly,
-    T* = F_G^-1(h*) and C* = O(T*) (the shared prompt assumed cached). Refined:
-    bisection on capacity with the Che answer as the starting bracket.
+    T* = F_G^-1(h*) and C* = O(T*) (exact when the shared prompt stays cached).
+    Otherwise, and for the refined model, the forward model is solved for the
+    target starting from that answer, so the capacity returned always reaches
+    the target in the model it names (within 1e-4 of hit rate).
     Returns {"capacity_tokens": x or None, "reachable": bool, "ideal_token_hit_rate": y}.
     """
     st = structure(w, CacheConfig(capacity_tokens=1.0, block_size_tokens=c.block_size_tokens,
@@ -587,16 +590,21 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
         return result
     cap_blocks = float(occupancy_blocks(st, T_star))
     cap_che = math.ceil(cap_blocks) * b
-    if model in ("che", "closed", "seed") and c.eviction != "fifo":
-        result.update(capacity_tokens=float(cap_che), reachable=True, model="che")
-        return result
-
+    # The closed form and the seed answer through Che's forward model.
+    model = "che" if model in ("che", "closed", "seed") else model
     if model == "refined" and c.eviction in ("lru", "ttl"):
         tok_at = _refined_token_hit_fn(w, c)
     else:
         def tok_at(cap):
             cc = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=c.eviction, ttl_s=c.ttl_s)
             return float(hit_rates(w, cc, model)["token_hit_rate"])
+
+    # The analytic Che answer assumes the shared prompt always cached; where that
+    # holds it is exact and two evaluations confirm it. Otherwise solve below.
+    if model == "che" and c.eviction != "fifo" and cap_che >= b:
+        if tok_at(cap_che) >= target > tok_at(cap_che - b):
+            result.update(capacity_tokens=float(cap_che), reachable=True, model=model)
+            return result
 
     # The refined curve runs close to Che's: bracket the Che answer with two
     # capacities, then the Illinois variant of

@@ -133,8 +133,10 @@ def kv_bytes_per_token(model: ModelSpec, kv_dtype_bits: float, tensor_parallel: 
 # weights, budget, capacity
 
 def weights_bytes(model: ModelSpec, weight_dtype_bits=None) -> float:
-    """Bytes of all weights: params_total * bits/8 (default: the native dtype)."""
-    bits = model.weight_bits if weight_dtype_bits is None else require_number("weight_dtype", weight_dtype_bits, 1, 64)
+    """Bytes of all weights: params_total * bits/8 (default: the dtype vLLM loads them in,
+    the checkpoint's own except fp32, which dtype="auto" runs in fp16)."""
+    native = 16 if model.weight_bits == 32 else model.weight_bits
+    bits = native if weight_dtype_bits is None else require_number("weight_dtype", weight_dtype_bits, 1, 64)
     return model.params_total * bits / 8
 
 
@@ -211,11 +213,11 @@ def max_concurrency(capacity_tokens: float, context_tokens: float) -> float:
 def kv_cache_bits(model: ModelSpec, kv_cache_dtype: str = "auto") -> int:
     """KV element width: "auto" is the model's activation dtype, as in vLLM.
 
-    Quantized checkpoints (fp8, mxfp4) compute in bf16, so "auto" gives 16 bits
-    for every model here except fp32 ones.
+    Quantized checkpoints (fp8, mxfp4) compute in bf16, and vLLM's dtype="auto"
+    runs fp32 checkpoints in fp16, so "auto" gives 16 bits for every model.
     """
     if kv_cache_dtype == "auto":
-        return 32 if model.weight_bits == 32 else 16
+        return 16
     return dtype_bits("kv_cache_dtype", kv_cache_dtype)
 
 
@@ -246,7 +248,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         "gpu_id": gpu.id if gpu is not None else None,
         "tensor_parallel": tp,
         "kv_cache_bits": kv_bits,
-        "weight_bits": model.weight_bits if w_bits is None else w_bits,
+        "weight_bits": (16 if model.weight_bits == 32 else model.weight_bits) if w_bits is None else w_bits,
         "context_tokens": float(ctx),
         "kv_heads_per_gpu": br["kv_heads_per_gpu"],
         "global_layers": br["global_layers"],

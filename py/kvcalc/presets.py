@@ -69,7 +69,8 @@ class ModelSpec:
     notes: str = ""
 
     def __post_init__(self):
-        f = f"model[{self.id}]"
+        # a pasted config's problems belong to its field (the page shows them there)
+        f = "model.hf_config" if self.source == "user-supplied config.json" else f"model[{self.id}]"
         if self.attention not in ATTENTION_KINDS:
             raise InputError(f + ".attention", self.attention, ", ".join(ATTENTION_KINDS), "unknown attention kind")
         for name in ("num_layers", "num_attention_heads", "num_kv_heads", "head_dim", "hidden_size", "max_position_embeddings"):
@@ -428,6 +429,47 @@ def spec_from_hf_config(cfg: dict, model_id: str = "hf_config", name: str | None
     """A ModelSpec from a raw Hugging Face config.json dict (see module docstring)."""
     if not isinstance(cfg, dict):
         raise InputError(f"{field}.hf_config", cfg, "a config.json object", "not an object")
+    cfg = _checked_hf_numbers(cfg, f"{field}.hf_config")
+    try:
+        return _spec_from_checked_hf_config(cfg, model_id, name, params_total, params_active, field)
+    except (TypeError, ValueError, KeyError, ZeroDivisionError, AttributeError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{field}.hf_config", "config.json", "a Hugging Face config.json whose architecture "
+                         "fields are numbers", f"cannot read the config ({type(exc).__name__}: {exc})") from None
+
+
+#: config.json keys read as counts; each must be a whole number >= 1 when present
+#: (``num_key_value_heads: 0`` would otherwise silently mean MHA).
+_HF_COUNT_KEYS = ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
+                  "max_position_embeddings", "sliding_window", "attention_chunk_size", "kv_lora_rank",
+                  "q_lora_rank", "vocab_size", "intermediate_size", "moe_intermediate_size", "num_experts",
+                  "n_routed_experts", "num_local_experts", "num_experts_per_tok", "n_shared_experts",
+                  "sliding_window_pattern", "v_head_dim", "qk_nope_head_dim", "shared_expert_intermediate_size")
+#: counts that may be 0
+_HF_COUNT_KEYS_ZERO = ("qk_rope_head_dim", "first_k_dense_replace", "max_window_layers", "num_shared_experts")
+
+
+def _checked_hf_numbers(cfg: dict, path: str) -> dict:
+    """Copy of cfg (and its text_config) with count fields checked and integral floats made ints."""
+    out = dict(cfg)
+    for key in _HF_COUNT_KEYS + _HF_COUNT_KEYS_ZERO:
+        v = out.get(key)
+        if v is None:
+            continue
+        lo = 0 if key in _HF_COUNT_KEYS_ZERO else 1
+        if isinstance(v, float) and v.is_integer():
+            v = int(v)
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise InputError(f"{path}.{key}", v, f"a whole number >= {lo}", "not a count")
+        out[key] = v
+    if isinstance(out.get("text_config"), dict):
+        out["text_config"] = _checked_hf_numbers(out["text_config"], f"{path}.text_config")
+    return out
+
+
+def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, params_active,
+                                 field: str) -> ModelSpec:
     c = _text_config(cfg)
     a = _arch(c, field)
     windows = _hf_windows(c, a["layers"], a["max_pos"])

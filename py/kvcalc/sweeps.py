@@ -11,7 +11,7 @@ import dataclasses
 import numpy as np
 
 from .hitrate import hit_rate_seed, hit_rates
-from .workload import WORKLOAD_LIMITS, CacheConfig, Workload
+from .workload import CACHE_LIMITS, WORKLOAD_LIMITS, CacheConfig, Workload
 
 __all__ = ["SWEEP_PARAMS", "capacity_grid_tokens", "curve_vs_capacity", "sweep_parameter",
            "sweeps_all", "tornado", "heatmap_capacity_rate"]
@@ -40,6 +40,13 @@ def _list(x) -> list:
     return [float(v) for v in np.asarray(x, dtype=float).ravel()]
 
 
+def _log_grid(lo: float, hi: float, points: int, lim_lo: float, lim_hi: float) -> np.ndarray:
+    """Log-spaced points in [lo, hi], kept inside the field's limits (logspace can overshoot)."""
+    lo = max(lo, lim_lo)
+    hi = max(min(hi, lim_hi), lo)
+    return np.clip(np.logspace(np.log10(lo), np.log10(hi), points), lim_lo, lim_hi)
+
+
 def capacity_grid_tokens(w: Workload, c: CacheConfig, points: int = 120, around=None) -> np.ndarray:
     """Log-spaced capacities from the in-flight working set to past the ideal knee.
 
@@ -51,10 +58,10 @@ def capacity_grid_tokens(w: Workload, c: CacheConfig, points: int = 120, around=
     b = c.block_size_tokens
     lo = max(float(occupancy_blocks(st, 0.0)) * b * 1.05, b)
     hi = max(float(occupancy_blocks(st, 10.0 * float(np.max(st.tau)))) * b, lo * 10)
-    if around is not None:
+    if around is not None and float(around) > 0:
         lo = min(lo, float(around) / 4)
         hi = max(hi, float(around) * 4)
-    return np.logspace(np.log10(lo), np.log10(hi), points)
+    return _log_grid(lo, hi, points, float(b), CACHE_LIMITS["capacity_tokens"][1])
 
 
 def curve_vs_capacity(w: Workload, c: CacheConfig, capacities_tokens=None, model: str = "che",
@@ -83,9 +90,10 @@ def _param_values(w: Workload, key: str, points: int) -> np.ndarray:
     cur = float(getattr(w, key))
     lo_lim, hi_lim, _ = WORKLOAD_LIMITS[key]
     if SWEEP_PARAMS[key] == "log":
-        lo = max(cur / 10.0, lo_lim if lo_lim > 0 else cur / 10.0)
-        hi = min(cur * 10.0, hi_lim)
-        return np.logspace(np.log10(lo), np.log10(hi), points)
+        # a log axis needs a positive centre: 0 output tokens sweeps 0.1 .. 10
+        centre = cur if cur > 0 else 1.0
+        floor = lo_lim if lo_lim > 0 else centre / 10.0
+        return _log_grid(centre / 10.0, centre * 10.0, points, floor, hi_lim)
     span = max(cur, 1.0)
     return np.linspace(max(lo_lim, 0.0), min(cur + 2 * span, hi_lim), points)
 
@@ -136,9 +144,10 @@ def tornado(w: Workload, c: CacheConfig, change_fraction: float = 0.2, model: st
         target = caps if k == "capacity_tokens" else base[k]
         cur = target[i, 0]
         lo_v, hi_v = cur * lo_f, cur * hi_f
-        if k in WORKLOAD_LIMITS:
-            lim_lo, lim_hi, _ = WORKLOAD_LIMITS[k]
-            lo_v = min(max(lo_v, lim_lo if not WORKLOAD_LIMITS[k][2] else max(lim_lo, cur * 1e-9)), lim_hi)
+        limits = WORKLOAD_LIMITS if k in WORKLOAD_LIMITS else CACHE_LIMITS
+        if k in limits:
+            lim_lo, lim_hi, _ = limits[k]
+            lo_v = min(max(lo_v, lim_lo if not limits[k][2] else max(lim_lo, cur * 1e-9)), lim_hi)
             hi_v = min(max(hi_v, lim_lo), lim_hi)
         target[i] = (lo_v, hi_v)
     r = hit_rates(_with(w, **base), _cache_with(c, caps), model)
@@ -160,7 +169,8 @@ def heatmap_capacity_rate(w: Workload, c: CacheConfig, capacities_tokens=None, r
     """Token hit rate over capacity (x) x conversation rate (y)."""
     rate = float(w.conversation_rate_per_s)
     if rates_per_s is None:
-        rates_per_s = np.logspace(np.log10(rate / 10), np.log10(rate * 10), points)
+        lim_lo, lim_hi, _ = WORKLOAD_LIMITS["conversation_rate_per_s"]
+        rates_per_s = _log_grid(rate / 10, rate * 10, points, max(lim_lo, rate / 10), lim_hi)
     if capacities_tokens is None:
         capacities_tokens = capacity_grid_tokens(w, c, points, around=c.capacity_tokens)
     rates = np.asarray(rates_per_s, dtype=float)[:, None]
