@@ -460,6 +460,29 @@ def hit_rate_seed(w: Workload, c: CacheConfig):
 # FIFO: TTL approximation on insertion time with a renewal recursion
 # --------------------------------------------------------------------------
 
+_ERLANG_EXACT_MAX = 40
+
+
+def _series_inverse(a, n: int) -> np.ndarray:
+    """First n coefficients of 1 / a(z) (a[0] != 0), by Newton doubling: b <- b (2 - a b)."""
+    b = np.array([1.0 / a[0]])
+    k = 1
+    while k < n:
+        k = min(2 * k, n)
+        t = -_convolve_head(a[:k], b, k)
+        t[0] += 2.0
+        b = _convolve_head(b, t, k)
+    return b
+
+
+def _convolve_head(x, y, k: int) -> np.ndarray:
+    """First k coefficients of the product x*y (direct for short series, FFT for long)."""
+    if k <= 256:
+        return np.convolve(x, y)[:k]
+    size = 1 << int(np.ceil(np.log2(x.size + y.size - 1)))
+    return np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(y, size), size)[:k]
+
+
 def _sum_of_gaps_cdf(m, x, tau: float, distribution: str, sigma: float):
     """P(G_1 + ... + G_m <= x_m) for i.i.d. gaps, vectorised over m = 1, 2, ...
 
@@ -473,11 +496,21 @@ def _sum_of_gaps_cdf(m, x, tau: float, distribution: str, sigma: float):
         return np.where(x >= m * tau, 1.0, 0.0)
     if distribution == "exponential":
         y = np.maximum(x, 1e-300) / tau
-        i = np.arange(int(m.max()), dtype=float)
-        log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, i.size + 1, dtype=float)))])[:i.size]
-        log_pmf = -y[:, None] + i[None, :] * np.log(y)[:, None] - log_fact[None, :]
-        below = np.where(i[None, :] < m[:, None], np.exp(log_pmf), 0.0).sum(axis=1)
-        return np.where(x > 0, np.clip(1.0 - below, 0.0, 1.0), 0.0)
+        out = np.empty_like(y)
+        # m <= 40: exact Erlang sum (masked matrix); m > 40: Wilson-Hilferty's
+        # cube-root normal approximation of the gamma CDF (error below 1e-4 there).
+        small = m <= _ERLANG_EXACT_MAX
+        if np.any(small):
+            ms, ys = m[small], y[small]
+            i = np.arange(int(ms.max()), dtype=float)
+            log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, i.size + 1, dtype=float)))])[:i.size]
+            log_pmf = -ys[:, None] + i[None, :] * np.log(ys)[:, None] - log_fact[None, :]
+            out[small] = 1.0 - np.where(i[None, :] < ms[:, None], np.exp(log_pmf), 0.0).sum(axis=1)
+        if np.any(~small):
+            mb, yb = m[~small], y[~small]
+            v = 1.0 / (9.0 * mb)
+            out[~small] = norm_cdf((np.cbrt(yb / mb) - (1.0 - v)) / np.sqrt(v))
+        return np.where(x > 0, np.clip(out, 0.0, 1.0), 0.0)
     var1 = (math.exp(sigma * sigma) - 1.0) * tau * tau
     mean_m, var_m = m * tau, m * var1
     s2 = np.log1p(var_m / (mean_m * mean_m))
@@ -488,7 +521,7 @@ def _sum_of_gaps_cdf(m, x, tau: float, distribution: str, sigma: float):
 
 
 def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
-    """FIFO hit rates of one point (FIFO is not swept).
+    """FIFO hit rates of one point (a scalar solve: FIFO figures use coarser grids).
 
     A chain's head is its oldest block, so a conversation hits while the age of
     its chain since the last full re-insertion (a miss) is below the FIFO
@@ -499,8 +532,8 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
     lam, tau, sigma, S = (float(getattr(st, f)[idx]) for f in ("lam", "tau", "sigma", "S"))
     Cb, Ps, EN = float(st.Cb[idx]), float(st.Ps[idx]), float(st.EN[idx])
     w_ret_all = st.w_ret[idx]
-    # Turns beyond which fewer than 1e-7 of conversations go add nothing visible.
-    K = int(max(2, min(w_ret_all.size, np.searchsorted(-w_ret_all, -1e-7) + 2)))
+    # Turns beyond which fewer than 1e-6 of conversations go add nothing visible.
+    K = int(max(2, min(w_ret_all.size, np.searchsorted(-w_ret_all, -1e-6) + 2)))
     B = st.B[idx][:K]
     w_ret = w_ret_all[:K]
     ge = np.concatenate([[1.0], w_ret[:-1]])                 # P(N>=k)
@@ -511,11 +544,11 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
     def per_turn_hits(T):
         F = np.concatenate([[1.0], _sum_of_gaps_cdf(m, T - (m - 1.0) * S, tau, dist, sigma)])
         D = F[:-1] - F[1:]                                    # D[r-1]: run of exactly r-1 hits then a miss
-        reset = np.zeros(K + 1)                               # reset[k]: turn k re-inserts its chain
-        reset[1] = 1.0
-        for k in range(2, K + 1):
-            reset[k] = float(np.dot(reset[1:k], D[k - 2::-1][:k - 1]))
-        return 1.0 - reset[1:]                                # hit probability of turn k (turn 1 -> 0)
+        # reset[k] (turn k re-inserts its chain) obeys the renewal equation
+        # reset[1] = 1, reset[k] = sum_j reset[j] D[k-1-j]: R(z) = z / (1 - z D(z)).
+        a = np.concatenate([[1.0], -D[:K - 1]])
+        reset = _series_inverse(a, K)                         # reset[k-1] for k = 1..K
+        return 1.0 - reset                                    # hit probability of turn k (turn 1 -> 0)
 
     def occupancy(T):
         hit = per_turn_hits(T)
@@ -528,17 +561,17 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
         return 0.0, 0.0, 0.0
     # O_F(T) can fall where hits start (fewer insertions), so several roots may
     # exist; the first crossing from below is the one a cache filling up reaches.
-    hi = max(tau, 1e-6) * 1e-4
+    hi = max(tau, 1e-6) * 1e-3
     while occupancy(hi)[0] < Cb and hi < 1e15:
-        hi *= 1.25
-    lo = hi / 1.25
+        hi *= 1.5
+    lo = hi / 1.5
     for _ in range(40):
         mid = 0.5 * (lo + hi)
         if occupancy(mid)[0] < Cb:
             lo = mid
         else:
             hi = mid
-        if hi - lo <= 1e-6 * hi:
+        if hi - lo <= 1e-5 * hi:
             break
     _, hit, hs = occupancy(0.5 * (lo + hi))
     # turn k+1 reuses chain B_k when it hits
