@@ -453,7 +453,8 @@ def hit_rate_seed(w: Workload, c: CacheConfig):
     active = np.asarray(w.conversation_rate_per_s, float) * L * np.asarray(w.gap_mean_s, float)
     s = np.asarray(w.user_tokens_per_turn, float) + np.asarray(w.output_tokens_per_turn, float)
     cached = np.asarray(c.capacity_tokens, float) / (L * s)
-    return (1.0 - 1.0 / L) * np.minimum(1.0, cached / active)
+    with np.errstate(over="ignore", divide="ignore"):  # tiny traffic: the ratio is huge, min() caps it at 1
+        return (1.0 - 1.0 / L) * np.minimum(1.0, cached / active)
 
 
 # --------------------------------------------------------------------------
