@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
-from .special import erfc, lambertw0_of_log, norm_cdf, norm_pdf, norm_ppf
+from .special import lambertw0_of_log, norm_cdf, norm_pdf, norm_ppf
 from .workload import CacheConfig, Workload, turn_pmf, turn_support
 
 __all__ = [
@@ -256,11 +256,6 @@ def _expected_positive_part(c, m, s):
     z = d / s_safe
     smooth = d * norm_cdf(z) + s_safe * norm_pdf(z)
     return np.where(s > 0, smooth, np.maximum(d, 0.0))
-
-
-def _expected_clamp(c, m, s, B):
-    """E[clamp(c - V, 0, B)] = E(c - V)+ - E(c - B - V)+ for V ~ Normal(m, s^2)."""
-    return _expected_positive_part(c, m, s) - _expected_positive_part(c - B, m, s)
 
 
 def _gap_nodes(distribution: str, nodes: int) -> np.ndarray:

@@ -10,8 +10,6 @@ printed table).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
 from .hitrate import hit_rates, occupancy_blocks, structure
@@ -102,6 +100,3 @@ def table(rows: list[dict]) -> str:
                      f"{100*r['seed']:>8.2f}{100*(r['seed']-r['sim']):>+7.2f}")
     return "\n".join(lines)
 
-
-def replace_capacity(c: CacheConfig, capacity_tokens: float) -> CacheConfig:
-    return dataclasses.replace(c, capacity_tokens=capacity_tokens)
