@@ -82,7 +82,7 @@ export function createClient({
           const entry = outstanding.get(msg.id);
           if (entry && entry.onProgress) entry.onProgress(msg.fraction);
         } else {
-          onProgress({ stage: msg.stage, fraction: msg.fraction });
+          onProgress({ stage: msg.stage, fraction: msg.fraction, detail: msg.detail });
         }
         break;
       case MSG.READY:

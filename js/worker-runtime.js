@@ -69,7 +69,9 @@ export function createWorkerRuntime(post, config = {}) {
       total_bytes: total,
       elapsed_s: Math.round(seconds * 10) / 10,
       rate_bytes_per_s: seconds ? Math.round(received / seconds) : 0,
-      file: waiting ? waiting.name : null,
+      file: waiting ? waiting.name : null,               // the unfinished file with most to go
+      file_received_bytes: waiting ? waiting.received : 0,
+      file_total_bytes: waiting ? waiting.total : 0,
     };
   }
 
@@ -83,7 +85,7 @@ export function createWorkerRuntime(post, config = {}) {
       if (d.file) {
         const mb = (b) => (b / 1e6).toFixed(1);
         what = `downloading ${d.file} from ${resolved ? resolved.indexURL : "the runtime host"} ` +
-               `(${mb(d.received_bytes)} of ${d.total_bytes ? mb(d.total_bytes) : "?"} MB so far, ` +
+               `(${mb(d.file_received_bytes)} of ${d.file_total_bytes ? mb(d.file_total_bytes) : "?"} MB so far, ` +
                `${Math.round(d.rate_bytes_per_s / 1000)} kB/s on average)`;
         hint = "the connection is too slow or has stopped: check the network (firewall, proxy, " +
                "ad blocker) and press Retry";

@@ -45,3 +45,18 @@ def route_cdn_to(context, origin: str, tamper: str | None = None) -> list[str]:
 
     context.route(CDN_PYODIDE + "**", handler)
     return served
+
+
+def wait_js(pg, expression: str, timeout: int = 30_000, interval_s: float = 0.05):
+    """Like ``page.wait_for_function(expression)``, for pages under index.html's CSP: Playwright
+    polls its predicate through eval, which the CSP blocks (script-src has no 'unsafe-eval'),
+    so poll from here with ``page.evaluate`` (a DevTools call the CSP does not govern)."""
+    import time
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = pg.evaluate(f"!!({expression})")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} ms for: {expression}")
+        time.sleep(interval_s)
