@@ -107,7 +107,6 @@ def test_csp_meta_has_the_right_directives():
     assert d["object-src"] == ["'none'"] and d["base-uri"] == ["'none'"]
 
 
-@pytest.mark.nobrowser
 def test_runtime_files_match_their_pins(runtime_dir):
     """runtime/ (npm pyodide@0.27.7, the bytes jsDelivr serves) hashes to runtime.json's pins."""
     import base64
@@ -410,6 +409,31 @@ def test_presets_failure_is_not_overwritten(browser, server):
         assert "Could not load the model and GPU presets" in pg.inner_text("#presets-error")
     finally:
         ctx.close()
+
+
+# ---------------------------------------------------------------- 5. CI/CD
+
+@pytest.mark.nobrowser
+def test_pages_workflow_least_privilege_and_pinned():
+    text = (ROOT / ".github" / "workflows" / "pages.yml").read_text()
+    jobs = text.split("\njobs:\n", 1)
+    assert len(jobs) == 2
+    head, body = jobs
+    assert "\npermissions: {}\n" in head, "the workflow grants nothing by default"
+    test_job, deploy_job = body.split("\n  deploy:\n", 1)
+    assert re.search(r"\n    permissions:\n      contents: read\n    steps:", test_job)
+    assert "write" not in test_job
+    assert "pages: write" in deploy_job and "id-token: write" in deploy_job
+    uses = re.findall(r"uses: (\S+)(.*)", text)
+    assert len(uses) >= 6
+    for action, rest in uses:
+        assert re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", action), action
+        assert re.fullmatch(r" # v\d+\.\d+\.\d+", rest), f"{action}: tag comment missing"
+    assert "pip install -c .github/requirements-ci.txt" in test_job
+    pins = dict(line.split("==") for line in (ROOT / ".github" / "requirements-ci.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert {"numpy", "pytest", "hypothesis", "playwright"} <= set(pins)
+    assert all(re.fullmatch(r"\d+(\.\d+)+", v) for v in pins.values()), pins
 
 
 # ---------------------------------------------------------------- 4. smaller page defects
