@@ -52,7 +52,7 @@ export function createWorkerRuntime(post, config = {}) {
   // Download telemetry for the watchdog and the status line: every chunk counts as progress,
   // so a slow but moving download never trips the watchdog; a stopped one is reported with
   // the bytes and the rate so far (not as a MIME problem).
-  const dl = { files: new Map(), startedAt: 0, lastPostAt: 0, activity: "starting" };
+  const dl = { files: new Map(), startedAt: 0, lastPostAt: 0, fraction: 0, activity: "starting" };
 
   function downloadSummary() {
     let received = 0;
@@ -144,8 +144,10 @@ export function createWorkerRuntime(post, config = {}) {
       if (t - dl.lastPostAt >= 250) {
         dl.lastPostAt = t;
         const d = downloadSummary();
+        // the total grows as each response's Content-Length arrives: never step back
         const frac = d.total_bytes ? d.received_bytes / d.total_bytes : 0;
-        progress("runtime", 0.05 + 0.6 * frac, d);
+        dl.fraction = Math.max(dl.fraction, 0.05 + 0.6 * frac);
+        progress("runtime", dl.fraction, d);
       }
     };
     const wasmCheck = (resp, type) => {
