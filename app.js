@@ -4,11 +4,11 @@
 // state for the browser tests and bench/bench_slider.py.
 
 import { createClient } from "./js/client.js";
-import { resolveRuntime, runtimeChoiceFromLocation, loadPlotly } from "./js/runtime-source.js";
+import { resolveRuntime, readRuntimeParam, loadPlotly, RUNTIME_PARAM_REFUSED } from "./js/runtime-source.js";
 import { PARAMS, defaultValues } from "./js/params.js";
 import {
   applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
-  saveLocal, loadLocal, clearLocal, paramForField,
+  saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderList, el } from "./js/ui.js";
 import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
@@ -28,6 +28,9 @@ const app = {
   requested: 0,           // sequence number of the newest compute asked for
   lastRequest: null,
   serverErrors: {},       // {param key: message} from Python's InputError
+  savedValues: null,      // the last values Python accepted: the only ones in the URL and localStorage
+  lastEdited: [],         // keys of the newest edit (where a Python error about them is shown)
+  presetsError: null,     // the presets could not be loaded: nothing else may hide that
   sim: null,              // simulate() result shown on the curve
   simToken: 0,
   tab: "curve",
@@ -37,7 +40,7 @@ const app = {
   traceTab: null,
   renderCount: 0,
   renderedSeq: 0,
-  timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs         // newest compute whose numbers and chart are on screen
+  timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs
   ready: false,
 };
 window.__kvcalc = app;
@@ -56,11 +59,24 @@ function setStatus(state, text) {
   $("status-text").textContent = text;
 }
 
-function onProgress({ stage, fraction }) {
+// Download telemetry from the worker, in words: "3.1 of 10.1 MB, 420 kB/s" (slow when it is).
+const SLOW_AFTER_S = 8;
+const SLOW_BELOW_BYTES_PER_S = 300e3;
+function downloadText(d) {
+  const mb = (b) => (b / 1e6).toFixed(1);
+  const rate = `${Math.round(d.rate_bytes_per_s / 1000)} kB/s`;
+  const slow = d.elapsed_s >= SLOW_AFTER_S && d.rate_bytes_per_s < SLOW_BELOW_BYTES_PER_S;
+  return `downloading ${mb(d.received_bytes)} of ${d.total_bytes ? mb(d.total_bytes) : "?"} MB, ${rate}` +
+    (slow ? ` (slow connection: ${Math.round(d.elapsed_s)} s so far; still loading)` : "");
+}
+
+function onProgress({ stage, fraction, detail }) {
   const node = document.querySelector(`#status .stage[data-stage="${stage}"] progress`);
   if (node) node.value = fraction;
   for (const s of document.querySelectorAll("#status .stage")) s.classList.toggle("active", s.dataset.stage === stage);
-  setStatus("starting", `Starting: ${STAGE_LABEL[stage] || stage}…`);
+  if (app.presetsError) return;
+  const extra = detail && detail.file && typeof detail.received_bytes === "number" ? `: ${downloadText(detail)}` : "…";
+  setStatus("starting", `Starting: ${STAGE_LABEL[stage] || stage}${extra}`);
 }
 
 function onReady(info) {
@@ -68,7 +84,7 @@ function onReady(info) {
   for (const p of document.querySelectorAll("#status progress")) p.value = 1;
   const v = info.versions || {};
   const secs = info.timings && typeof info.timings.total === "number" ? ` in ${(info.timings.total / 1000).toFixed(1)} s` : "";
-  setStatus("ready", `Ready${secs}`);
+  if (!app.presetsError) setStatus("ready", `Ready${secs}`);
   markStale();
   $("versions").textContent = `Python ${v.python ?? "?"}, Pyodide ${v.pyodide ?? "?"}, numpy ${v.numpy ?? "?"}, kvcalc ${v.kvcalc ?? "?"} (${info.source} runtime).`;
 }
@@ -76,7 +92,9 @@ function onReady(info) {
 function onFatal({ message, retry }) {
   app.ready = false;
   const stalled = /stall/i.test(message);
-  setStatus("failed", (stalled ? "The Python runtime stopped loading. " : "The Python runtime failed. ") + message);
+  const text = (stalled ? "The Python runtime stopped loading. " : "The Python runtime failed. ") + message;
+  // A presets failure came first and is the cause to fix: keep it in front.
+  setStatus("failed", app.presetsError ? `${app.presetsError} (Also: ${text})` : text);
   const btn = $("retry");
   btn.hidden = false;
   btn.onclick = () => {
@@ -95,12 +113,29 @@ function visibleFigures() {
   return ["curve", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : [])];
 }
 
+// The URL ("Copy link") and localStorage hold only values Python accepted (app.savedValues),
+// and the tab; never the runtime parameter. A value Python refuses (TP = 3 on a model with 8
+// KV heads) stays in its box with the message, but is not saved or shared.
 function saveState() {
-  const here = new URL(location.href).searchParams;
-  const keep = { runtime: here.get("runtime"), tab: app.tab === "curve" ? null : app.tab };
-  const query = toQuery(app.state.values, keep);
+  const tab = app.tab === "curve" ? null : app.tab;
+  if (!app.savedValues) {
+    stripRuntimeParam();
+    return;
+  }
+  const query = toQuery(app.savedValues, { tab });
   history.replaceState(null, "", `${location.pathname}?${query}`);
-  saveLocal(app.state.values);
+  saveLocal(app.savedValues, globalThis.localStorage, tab);
+}
+
+function stripRuntimeParam() {
+  const url = new URL(location.href);
+  if (!url.searchParams.has("runtime")) return;
+  url.searchParams.delete("runtime");
+  history.replaceState(null, "", url.pathname + (url.search || "") + url.hash);
+}
+
+function sameValues(a, b) {
+  return Object.keys(a).every((k) => a[k] === b[k]) && Object.keys(b).every((k) => a[k] === b[k]);
 }
 
 // The one way anything changes.
@@ -108,6 +143,7 @@ function setState(patch) {
   const before = app.state.values;
   app.state = applyPatch(app.state, patch, app.options);
   app.serverErrors = {};
+  if (Object.keys(patch).length) app.lastEdited = Object.keys(patch);
   const changed = Object.keys(patch).some((k) => before[k] !== app.state.values[k]);
   if (changed && app.sim) {
     app.sim = null;
@@ -119,7 +155,6 @@ function setState(patch) {
     markStale();
     return;
   }
-  saveState();
   requestCompute();
 }
 
@@ -142,14 +177,20 @@ async function requestCompute() {
   app.lastRequest = request;
   $("results").dataset.state = "computing";
   const tSent = performance.now();
-  const reply = await app.client.compute(request);
+  const values = { ...app.state.values };
+  let reply;
+  try {
+    reply = await app.client.compute(request);
+  } catch (err) {   // the client settles in-band; this is only a last resort
+    reply = { status: "error", error: { kind: "internal", message: String(err && err.message ? err.message : err) } };
+  }
   if (reply.status === "superseded") return;
   app.timings.roundTripMs = performance.now() - tSent;
   if (seq < app.resultSeq) return;
   const errBox = $("compute-error");
   if (reply.status === "error") {
     const e = reply.error || {};
-    const p = e.kind === "input" ? paramForField(e.field) : null;
+    const p = e.kind === "input" ? errorParam(e) : null;
     if (p) {
       app.serverErrors = { [p.key]: e.message || e.problem || "not accepted" };
       errBox.hidden = true;
@@ -170,11 +211,31 @@ async function requestCompute() {
   errBox.hidden = true;
   app.serverErrors = {};
   syncForm(app.controls, app.state, app.serverErrors);
+  if (seq === app.requested || !app.savedValues) {
+    app.savedValues = values;
+    saveState();
+  }
   app.result = reply.result;
   app.resultRequest = request;
   app.resultSeq = seq;
   app.computeMs = reply.ms;
   await render(seq);
+}
+
+// The control a Python InputError belongs to. Python names the request field it checked
+// (error.field); when the user's newest edit is a different control that the message names
+// ("... raise tensor_parallel or gpu_memory_utilization ..."), the message goes there: it is
+// the value just changed that made the request invalid (a utilization too low for the
+// weights is reported by Python under "model").
+function errorParam(e) {
+  const named = paramForField(e.field);
+  const text = `${e.message || ""} ${e.problem || ""}`;
+  for (const key of app.lastEdited) {
+    if (named && key === named.key) return named;
+    const p = paramForField(key);
+    if (p && p.key === key && text.includes(key)) return p;
+  }
+  return named;
 }
 
 // ---------------------------------------------------------------- rendering
@@ -321,8 +382,12 @@ function showNotices(notices) {
 }
 
 async function main() {
-  app.client = createClient({ onProgress, onReady, onFatal, runtime: runtimeChoiceFromLocation() });
-  const plotlyReady = resolveRuntime({ baseURL: location.href, choice: runtimeChoiceFromLocation() })
+  // ?runtime= takes only auto/local/cdn; anything else (a URL, a path) is refused, said so,
+  // and removed from the address bar, as is a valid word (a shared link never carries it).
+  const runtimeParam = readRuntimeParam();
+  stripRuntimeParam();
+  app.client = createClient({ onProgress, onReady, onFatal, runtime: runtimeParam.choice });
+  const plotlyReady = resolveRuntime({ baseURL: location.href, choice: runtimeParam.choice })
     .then((rt) => loadPlotly(rt))
     .then((P) => { app.plotly = P; })
     .catch((err) => {
@@ -334,7 +399,12 @@ async function main() {
   try {
     presets = await loadPresets();
   } catch (err) {
-    setStatus("failed", `Cannot load the presets: ${err.message}`);
+    app.presetsError = `Could not load the model and GPU presets (${err.message}). ` +
+      "Check the connection and reload the page; if it keeps failing, the site is incomplete " +
+      "(presets/ is missing).";
+    setStatus("failed", app.presetsError);
+    const msg = el("p", { class: "error", role: "alert", id: "presets-error", text: app.presetsError });
+    $("form").replaceChildren(msg);
     return;
   }
   const built = buildForm($("form"), presets, (patch) => setState(patch));
@@ -344,8 +414,9 @@ async function main() {
   const search = location.search;
   const fromUrl = fromQuery(search, defaultValues(), app.options);
   let values = fromUrl.values;
-  if (!fromUrl.present) values = loadLocal(defaultValues(), app.options) || values;
-  showNotices(fromUrl.notices);
+  const stored = fromUrl.present ? null : loadLocal(defaultValues(), app.options);
+  if (stored) values = stored;
+  showNotices([...(runtimeParam.refused ? [RUNTIME_PARAM_REFUSED] : []), ...fromUrl.notices]);
   app.state = applyPatch(initialState(values), {}, app.options);
   syncForm(app.controls, app.state, {});
 
@@ -359,9 +430,11 @@ async function main() {
     setState({});
   });
   $("share").addEventListener("click", async () => {
+    // The address bar holds the last inputs Python accepted (see saveState).
+    const partial = isStale() && app.savedValues && !sameValues(app.savedValues, app.state.values);
     try {
       await navigator.clipboard.writeText(location.href);
-      $("share").textContent = "Link copied";
+      $("share").textContent = partial ? "Link copied (last valid inputs)" : "Link copied";
     } catch {
       $("share").textContent = "Copy the address bar";
     }
@@ -372,9 +445,10 @@ async function main() {
   $("form").addEventListener("submit", (ev) => ev.preventDefault());
   wireTabs();
 
-  const tab = new URLSearchParams(search).get("tab");
+  // The tab: from the link, else (when the inputs come from localStorage) the saved one.
+  const urlTab = new URLSearchParams(search).get("tab");
+  const tab = urlTab ?? (stored ? loadLocalTab() : null);
   selectTab(TABS.includes(tab) ? tab : "curve", { save: false, compute: false });
-  if (!hasErrors(app.state)) saveState();
   requestCompute();
   await plotlyReady;
   if (app.result) await drawVisible();

@@ -66,7 +66,7 @@ def build_wheel() -> Path:
 
 
 def cold_load(browser, url: str, expr: str, timeout_ms: int = 120_000):
-    ctx = browser.new_context()
+    ctx = browser.new_context(bypass_csp=True)  # index.html's CSP blocks wait_for_function's eval
     remote: list[str] = []
 
     def note(request):

@@ -95,7 +95,7 @@ def main() -> None:
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, bypass_csp=True)  # CSP vs wait_for_function
             t = time.perf_counter()
             page.goto(base)
             page.wait_for_function(SETTLED, timeout=120_000)

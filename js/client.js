@@ -10,11 +10,15 @@
 // simulate() and call() are not superseded. Promises always resolve (errors in-band).
 // call(fn, args, {buffers: [ArrayBuffer]}) moves large binary inputs (a trace file) to the
 // worker without a string copy: args refer to them as {"$buffer": index}.
+// Every promise settles, whatever happens: a request nested too deeply to post (see
+// checkDepth) or one that postMessage cannot clone resolves at once as an error and never
+// leaves the client busy.
+// runtime: only "auto" | "local" | "cdn"; anything else is replaced by "auto".
 // When the worker dies or start-up fails, onFatal({message, stage, retry}) is called and
 // outstanding requests resolve with error.kind "crash"/"fatal"; retry() starts a new worker.
 
-import { MSG, WORKER_URL, DEFAULT_STALL_MS } from "./worker-protocol.js";
-import { runtimeChoiceFromLocation } from "./runtime-source.js";
+import { MSG, WORKER_URL, DEFAULT_STALL_MS, MAX_MESSAGE_DEPTH, checkDepth } from "./worker-protocol.js";
+import { runtimeChoiceFromLocation, RUNTIME_CHOICES } from "./runtime-source.js";
 
 export const FILE_PROTOCOL_MESSAGE =
   "kvcalc cannot run from a file:// URL (browsers block module workers there). " +
@@ -28,6 +32,7 @@ export function createClient({
   workerURL = WORKER_URL,
   stallMs = DEFAULT_STALL_MS,
 } = {}) {
+  if (!RUNTIME_CHOICES.includes(runtime)) runtime = "auto";
   let worker = null;
   let nextId = 1;
   let status = "starting";         // starting | ready | failed
@@ -77,7 +82,7 @@ export function createClient({
           const entry = outstanding.get(msg.id);
           if (entry && entry.onProgress) entry.onProgress(msg.fraction);
         } else {
-          onProgress({ stage: msg.stage, fraction: msg.fraction });
+          onProgress({ stage: msg.stage, fraction: msg.fraction, detail: msg.detail });
         }
         break;
       case MSG.READY:
@@ -98,14 +103,7 @@ export function createClient({
         entry.resolve(msg.ok
           ? { status: "ok", id: msg.id, result: msg.result, ms: msg.ms }
           : { status: "error", id: msg.id, error: msg.error });
-        if (entry.isCompute) {
-          computeInFlight = false;
-          if (pendingCompute) {
-            const next = pendingCompute;
-            pendingCompute = null;
-            sendCompute(next);
-          }
-        }
+        if (entry.isCompute) releaseCompute();
         break;
       }
       default:
@@ -137,21 +135,61 @@ export function createClient({
     armSilenceTimer();
   }
 
+  // The request (or call args) of msg, refused before postMessage when it is too deep to clone.
+  function refusal(msg) {
+    const payload = msg.type === MSG.CALL ? msg.args : msg.request;
+    const bad = checkDepth(payload);
+    if (!bad) return null;
+    const where = bad.field || "the request";
+    return {
+      field: bad.field || null, kind: "input", value: null, problem: bad.problem,
+      message: bad.problem === "nested too deeply"
+        ? `nested too deeply at ${where} (more than ${MAX_MESSAGE_DEPTH} levels): not sent to Python`
+        : `${where}: too many values to send to Python`,
+    };
+  }
+
   function send(msg, { onProgress: progressCb, isCompute = false, transfer = [] } = {}) {
     return new Promise((resolve) => {
       if (status === "failed") {
         resolve({ status: "error", error: { field: null, kind: "fatal", message: "the compute worker is not running; retry()" } });
         return;
       }
+      const refused = refusal(msg);
+      if (refused) {
+        resolve({ status: "error", error: refused });
+        if (isCompute) releaseCompute();
+        return;
+      }
       const id = nextId++;
       outstanding.set(id, { resolve, onProgress: progressCb, isCompute });
-      worker.postMessage({ ...msg, id }, transfer);
+      try {
+        worker.postMessage({ ...msg, id }, transfer);
+      } catch (err) {
+        // DataCloneError, a stack overflow in the clone, a detached buffer: answer in-band.
+        outstanding.delete(id);
+        resolve({ status: "error", id, error: {
+          field: null, kind: "input", message: `the request could not be sent to the worker: ${err && err.message ? err.message : err}`,
+        } });
+        if (isCompute) releaseCompute();
+      }
     });
   }
 
+  // Sends one compute; when it settles, the newest pending one (if any) goes next. Never
+  // leaves computeInFlight set after its promise has settled.
   function sendCompute({ request, resolve }) {
     computeInFlight = true;
     send({ type: MSG.COMPUTE, request }, { isCompute: true }).then(resolve);
+  }
+
+  function releaseCompute() {
+    computeInFlight = false;
+    if (pendingCompute && status !== "failed") {
+      const next = pendingCompute;
+      pendingCompute = null;
+      sendCompute(next);
+    }
   }
 
   function compute(request) {

@@ -8,10 +8,14 @@
 // Only valid values reach the URL, localStorage and compute().
 
 import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
+import { checkDepth } from "./worker-protocol.js";
 
 export const STORAGE_KEY = "kvcalc:v1";
-// Query-string names that are not parameters but are understood (js/runtime-source.js, tabs).
+// Query-string names that are not parameters but are understood: the tab, and runtime
+// (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
 export const NON_PARAM_QUERY = ["runtime", "tab"];
+// Saved with the values in localStorage (not a parameter key).
+const STORED_TAB = "$tab";
 
 function fmtLimit(x) {
   return Math.abs(x) >= 1e5 ? x.toExponential().replace("e+", "e") : String(x);
@@ -84,9 +88,16 @@ export function applyPatch(state, patch, selectOptions = {}) {
   return { values, raw, errors };
 }
 
+// A real config.json is a few kB and nests 2-3 levels (text_config, rope_scaling, ...).
+export const CONFIG_JSON_MAX_CHARS = 1_000_000;
+export const CONFIG_JSON_MAX_DEPTH = 32;
+
 export function parseConfigJson(text) {
   const s = String(text ?? "").trim();
   if (!s) return { error: "paste the model's config.json here" };
+  if (s.length > CONFIG_JSON_MAX_CHARS) {
+    return { error: `too long: ${s.length} characters (a config.json has a few thousand; at most ${CONFIG_JSON_MAX_CHARS})` };
+  }
   let obj;
   try {
     obj = JSON.parse(s);
@@ -94,6 +105,10 @@ export function parseConfigJson(text) {
     return { error: `not valid JSON: ${err.message}` };
   }
   if (!obj || typeof obj !== "object" || Array.isArray(obj)) return { error: "config.json must be a JSON object { ... }" };
+  const bad = checkDepth(obj, { maxDepth: CONFIG_JSON_MAX_DEPTH });
+  if (bad) {
+    return { error: `nested too deeply at ${bad.field} (more than ${CONFIG_JSON_MAX_DEPTH} levels; a config.json has 2 or 3)` };
+  }
   return { value: obj };
 }
 
@@ -179,10 +194,24 @@ function short(s) {
   return t.length > 60 ? t.slice(0, 57) + "…" : t;
 }
 
-export function saveLocal(values, storage = globalThis.localStorage) {
+// values: the last values Python accepted; tab: the open chart tab (kept across reloads).
+export function saveLocal(values, storage = globalThis.localStorage, tab = null) {
   try {
-    storage.setItem(STORAGE_KEY, JSON.stringify(values));
+    const stored = { ...values };
+    if (tab) stored[STORED_TAB] = tab;
+    storage.setItem(STORAGE_KEY, JSON.stringify(stored));
   } catch { /* private mode or full: the URL still holds the state */ }
+}
+
+// The tab saved with the values, or null (the caller checks it is a known tab).
+export function loadLocalTab(storage = globalThis.localStorage) {
+  try {
+    const stored = JSON.parse(storage.getItem(STORAGE_KEY) || "null");
+    const tab = stored && typeof stored === "object" ? stored[STORED_TAB] : null;
+    return typeof tab === "string" ? tab : null;
+  } catch {
+    return null;
+  }
 }
 
 // Stored values, each checked like URL values (a stale or tampered entry falls back).

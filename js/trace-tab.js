@@ -42,6 +42,9 @@ const SAMPLES = [
     hint: "3,993 requests" },
 ];
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
+// Sent as max_bytes with every upload (issue 12): Python refuses a trace whose decompressed
+// size exceeds it, so a small gzip of blank lines cannot run the worker out of memory.
+const MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024;
 const OPTION_DEBOUNCE_MS = 300;
 const COLORS = { token: "#2f6fd6", block: "#e08a1e", model: "#2a9d5c", ceiling: "#8a8f98",
                  op: "#d6336c", gap: "#2f6fd6", turn: "#e08a1e" };
@@ -310,7 +313,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
       setBusy(`analysing ${name} (${fmtBytes(bytes.byteLength)}) in Python…`);
       const tCall = performance.now();
       inPython = true;
-      const reply = await callTrace({ ...req, text: { $buffer: 0 } }, {
+      const reply = await callTrace({ ...req, max_bytes: req.max_bytes ?? MAX_DECOMPRESSED_BYTES, text: { $buffer: 0 } }, {
         buffers: [bytes],
         onProgress: (f) => setBusy(`analysing ${name} in Python… ${Math.round(f * 100)} %`, f),
       });

@@ -1,9 +1,12 @@
 // The compute worker's logic, as a factory that takes `post` (postMessage), so it can be
 // driven without a page. worker.js only wires it to `self`. Message shapes: worker-protocol.js.
 //
-// Start-up stages, each reported as event:progress {stage, fraction}:
-//   runtime: pick the source (local runtime/ if present, else the pinned CDN), import
-//            pyodide.mjs, loadPyodide;
+// Start-up stages, each reported as event:progress {stage, fraction[, detail]}:
+//   runtime: pick the source (local runtime/ if present, else the pinned CDN; never a URL
+//            from outside), download Pyodide's five files with byte progress (detail),
+//            check each against runtime.json's sha384, import the checked pyodide.asm.js and
+//            pyodide.mjs from blob: URLs, loadPyodide with the checked wasm, stdlib and lock
+//            file answered from memory (the lock file's sha256s then check the wheels);
 //   numpy:   loadPackage numpy from the same source's lock file and wheels, import it;
 //   core:    write kvcalc's .py files and the presets into the FS (fetched in parallel with
 //            the runtime stage), mirroring the repo layout so the core finds
@@ -12,13 +15,16 @@
 // fetch + write the files + import kvcalc.api 118 ms; micropip + a wheel + import 420 ms.
 
 import { MSG, DEFAULT_STALL_MS, errorReply } from "./worker-protocol.js";
-import { resolveRuntime } from "./runtime-source.js";
+import { resolveRuntime, fetchVerified, RUNTIME_CHOICES } from "./runtime-source.js";
 
 const HOME = "/home/pyodide";
 const PY_ROOT = `${HOME}/py`;
 const BRIDGE_FILE = "js/kvcalc_bridge.py";
 const MANIFEST = "py/kvcalc/MANIFEST.json";
 const PROGRESS_MIN_STEP = 0.01;
+
+const firstLine = (m) => String(m).trim().split("\n")[0];
+const lastLine = (m) => String(m).trim().split("\n").slice(-1)[0];
 
 export function createWorkerRuntime(post, config = {}) {
   const env = {
@@ -28,6 +34,7 @@ export function createWorkerRuntime(post, config = {}) {
     now: config.now || (() => performance.now()),
     setTimer: config.setTimeout || ((f, ms) => setTimeout(f, ms)),
     clearTimer: config.clearTimeout || ((t) => clearTimeout(t)),
+    scope: config.scope || globalThis,              // whose fetch Pyodide uses
   };
   if (!env.baseURL) throw new Error("createWorkerRuntime: config.baseURL is required");
 
@@ -42,21 +49,57 @@ export function createWorkerRuntime(post, config = {}) {
   const queue = [];             // requests that arrived before ready
   const timings = {};
 
+  // Download telemetry for the watchdog and the status line: every chunk counts as progress,
+  // so a slow but moving download never trips the watchdog; a stopped one is reported with
+  // the bytes and the rate so far (not as a MIME problem).
+  const dl = { files: new Map(), startedAt: 0, lastPostAt: 0, fraction: 0, activity: "starting" };
+
+  function downloadSummary() {
+    let received = 0;
+    let total = 0;
+    let waiting = null;
+    for (const [name, f] of dl.files) {
+      received += f.received;
+      total += f.total || f.received;
+      if (!f.done && (!waiting || f.total - f.received > waiting.total - waiting.received)) waiting = { name, ...f };
+    }
+    const seconds = dl.startedAt ? Math.max((env.now() - dl.startedAt) / 1000, 1e-3) : 0;
+    return {
+      received_bytes: received,
+      total_bytes: total,
+      elapsed_s: Math.round(seconds * 10) / 10,
+      rate_bytes_per_s: seconds ? Math.round(received / seconds) : 0,
+      file: waiting ? waiting.name : null,               // the unfinished file with most to go
+      file_received_bytes: waiting ? waiting.received : 0,
+      file_total_bytes: waiting ? waiting.total : 0,
+    };
+  }
+
   function armWatchdog() {
     if (watchdog !== null) env.clearTimer(watchdog);
     watchdog = env.setTimer(() => {
-      const hint = resolved && resolved.source === "cdn"
-        ? `check that ${resolved.indexURL} is reachable (network, firewall, ad blocker)`
-        : "check that the server sends .wasm as application/wasm and .mjs as text/javascript " +
-          "(python scripts/serve.py does)";
-      fail(`start-up stalled in stage "${stage}": no progress for ${Math.round(stallMs / 1000)} s; ${hint}`);
+      const secs = Math.round(stallMs / 1000);
+      let what = dl.activity;
+      let hint = "reload the page to try again";
+      const d = downloadSummary();
+      if (d.file) {
+        const mb = (b) => (b / 1e6).toFixed(1);
+        what = `downloading ${d.file} from ${resolved ? resolved.indexURL : "the runtime host"} ` +
+               `(${mb(d.file_received_bytes)} of ${d.file_total_bytes ? mb(d.file_total_bytes) : "?"} MB so far, ` +
+               `${Math.round(d.rate_bytes_per_s / 1000)} kB/s on average)`;
+        hint = "the connection is too slow or has stopped: check the network (firewall, proxy, " +
+               "ad blocker) and press Retry";
+      }
+      fail(`start-up stalled in stage "${stage}": no progress for ${secs} s while ${what}; ${hint}`);
     }, stallMs);
   }
 
-  function progress(name, fraction) {
+  function progress(name, fraction, detail) {
     if (state !== "starting") return;
     stage = name;
-    post({ type: MSG.PROGRESS, stage: name, fraction });
+    const msg = { type: MSG.PROGRESS, stage: name, fraction };
+    if (detail) msg.detail = detail;
+    post(msg);
     armWatchdog();
   }
 
@@ -84,16 +127,97 @@ export function createWorkerRuntime(post, config = {}) {
     return { files, bridge: await fetchText(BRIDGE_FILE) };
   }
 
-  // Fails fast on the one misconfiguration that otherwise hangs Pyodide with no error.
-  async function checkWasmMime(indexURL) {
-    try {
-      const resp = await env.fetchFn(new URL("pyodide.asm.wasm", indexURL), { method: "HEAD" });
-      const type = resp.headers.get("content-type") || "";
-      if (resp.ok && !type.startsWith("application/wasm")) {
-        fail(`${indexURL}pyodide.asm.wasm is served as "${type}", not application/wasm: ` +
-             "Pyodide cannot start. Serve the page with python scripts/serve.py.");
+  // Pyodide's files, each downloaded in parallel and checked against runtime.json's sha384
+  // before anything runs. The wasm's Content-Type is checked from the response headers:
+  // a server that sends it as something else is misconfigured and is named as such.
+  async function fetchRuntimeFiles() {
+    dl.startedAt = env.now();
+    dl.activity = `downloading the Python runtime from ${resolved.indexURL}`;
+    const names = resolved.config.pyodide.files;
+    for (const name of names) dl.files.set(name, { received: 0, total: 0, done: false });
+    const onBytes = (name) => (received, total) => {
+      const f = dl.files.get(name);
+      f.received = received;
+      f.total = total;
+      armWatchdog();                       // bytes moving = progress
+      const t = env.now();
+      if (t - dl.lastPostAt >= 250) {
+        dl.lastPostAt = t;
+        const d = downloadSummary();
+        // the total grows as each response's Content-Length arrives: never step back
+        const frac = d.total_bytes ? d.received_bytes / d.total_bytes : 0;
+        dl.fraction = Math.max(dl.fraction, 0.05 + 0.6 * frac);
+        progress("runtime", dl.fraction, d);
       }
-    } catch { /* the real load reports network errors */ }
+    };
+    const wasmCheck = (resp, type) => {
+      if (!type.startsWith("application/wasm")) {
+        throw new Error(`${resp.url || resolved.indexURL + "pyodide.asm.wasm"} is served with ` +
+          `Content-Type "${type || "(none)"}", not application/wasm: the web server is ` +
+          "misconfigured. Serve the page with python scripts/serve.py (GitHub Pages and the " +
+          "CDN send the right type).");
+      }
+    };
+    const out = {};
+    await Promise.all(names.map(async (name) => {
+      const url = new URL(name, resolved.indexURL).href;
+      const { bytes } = await fetchVerified(url, resolved.integrity[url], {
+        fetchFn: env.fetchFn, onBytes: onBytes(name),
+        check: name === "pyodide.asm.wasm" ? wasmCheck : undefined,
+      });
+      dl.files.get(name).done = true;
+      out[name] = bytes;
+    }));
+    dl.activity = "starting the Python runtime";
+    return out;
+  }
+
+  const TYPES = {
+    "pyodide.asm.wasm": "application/wasm",
+    "python_stdlib.zip": "application/zip",
+    "pyodide-lock.json": "application/json",
+  };
+
+  // Pyodide fetches the wasm, the standard library and the lock file itself with fetch():
+  // answer those URLs from the checked bytes, pass everything else through. Removed once
+  // loadPyodide returns. (Pyodide 0.27.7's loader has no option to hand it the wasm bytes.)
+  function serveCheckedFiles(files) {
+    const scope = env.scope;
+    const table = new Map();
+    for (const [name, type] of Object.entries(TYPES)) {
+      table.set(new URL(name, resolved.indexURL).href, { bytes: files[name], type });
+    }
+    const original = scope.fetch;
+    scope.fetch = function checkedFetch(input, init) {
+      let href = null;
+      try {
+        href = new URL(typeof input === "string" || input instanceof URL ? String(input) : input.url,
+                       env.baseURL).href;
+      } catch { /* not a URL we serve */ }
+      const hit = href && table.get(href);
+      if (hit) {
+        return Promise.resolve(new Response(hit.bytes, { status: 200, headers: { "Content-Type": hit.type } }));
+      }
+      return original.call(scope, input, init);
+    };
+    return () => { scope.fetch = original; table.clear(); };
+  }
+
+  // Imports checked JavaScript from a blob: URL, so the bytes run are the bytes hashed.
+  async function importChecked(bytes) {
+    const url = URL.createObjectURL(new Blob([bytes], { type: "text/javascript" }));
+    try {
+      return await env.importModule(url);
+    } finally {
+      URL.revokeObjectURL(url);
+    }
+  }
+
+  function numpyFailure(detail) {
+    const where = resolved ? resolved.indexURL : "the runtime host";
+    return new Error(`could not load the numpy package from ${where}` +
+      (detail ? ` (${detail})` : "") + ". Check the connection and press Retry; if it keeps " +
+      "failing, the site's runtime files are incomplete (tell the site's maintainer).");
   }
 
   async function start(initConfig = {}) {
@@ -107,39 +231,64 @@ export function createWorkerRuntime(post, config = {}) {
       progress("runtime", 0);
       const corePromise = fetchCore();
       corePromise.catch(() => {});   // handled when awaited in the core stage
-      resolved = await resolveRuntime({
-        baseURL: env.baseURL, choice: initConfig.runtime || config.runtime || "auto",
-        fetchFn: env.fetchFn,
-      });
-      checkWasmMime(resolved.indexURL);
-      progress("runtime", 0.1);
-      const { loadPyodide } = await env.importModule(resolved.indexURL + "pyodide.mjs");
+      const choice = initConfig.runtime || config.runtime || "auto";
+      if (!RUNTIME_CHOICES.includes(choice)) {
+        throw new Error(`the runtime source ${JSON.stringify(String(choice).slice(0, 80))} is not ` +
+                        `accepted (only ${RUNTIME_CHOICES.join(", ")}): kvcalc runs only its own pinned runtime`);
+      }
+      resolved = await resolveRuntime({ baseURL: env.baseURL, choice, fetchFn: env.fetchFn });
+      progress("runtime", 0.05);
+      const files = await fetchRuntimeFiles();
       if (state !== "starting") return;
-      progress("runtime", 0.2);
-      pyodide = await loadPyodide({
-        indexURL: resolved.indexURL,
-        stdout: (s) => console.log("[py]", s),
-        stderr: (s) => console.warn("[py]", s),
-      });
+      progress("runtime", 0.7);
+      // pyodide.asm.js first: it defines globalThis._createPyodideModule, and loadPyodide
+      // then does not load it again from indexURL.
+      await importChecked(files["pyodide.asm.js"]);
+      const { loadPyodide } = await importChecked(files["pyodide.mjs"]);
+      if (state !== "starting") return;
+      progress("runtime", 0.75);
+      const restoreFetch = serveCheckedFiles(files);
+      try {
+        pyodide = await loadPyodide({
+          indexURL: resolved.indexURL,
+          stdout: (s) => console.log("[py]", s),
+          stderr: (s) => console.warn("[py]", s),
+        });
+      } finally {
+        restoreFetch();
+      }
       if (state !== "starting") return;
       mark("runtime");
       progress("runtime", 1);
 
       progress("numpy", 0);
+      dl.activity = `loading numpy from ${resolved.indexURL}`;
       const packages = resolved.config.pyodide.load;
       let loaded = 0;
-      await pyodide.loadPackage(packages, {
-        messageCallback: (m) => { if (/^Loaded /.test(m)) progress("numpy", 0.7 * (++loaded) / packages.length); },
-        errorCallback: (m) => console.warn("[pyodide]", m),
-        checkIntegrity: true,
-      });
+      const packageErrors = [];
+      try {
+        await pyodide.loadPackage(packages, {
+          messageCallback: (m) => { if (/^Loaded /.test(m)) progress("numpy", 0.7 * (++loaded) / packages.length); },
+          errorCallback: (m) => { packageErrors.push(String(m)); console.warn("[pyodide]", m); },
+          checkIntegrity: true,
+        });
+      } catch (err) {
+        throw numpyFailure(firstLine(err && err.message ? err.message : err));
+      }
       if (state !== "starting") return;
+      const missing = packages.filter((p) => !(p in (pyodide.loadedPackages || {})));
+      if (missing.length) throw numpyFailure(packageErrors.map(firstLine).join("; ") || `${missing.join(", ")} not loaded`);
       progress("numpy", 0.7);
-      pyodide.pyimport("numpy").destroy();  // the first import costs ~0.35 s: pay it here
+      try {
+        pyodide.pyimport("numpy").destroy();  // the first import costs ~0.35 s: pay it here
+      } catch (err) {
+        throw numpyFailure(lastLine(err && err.message ? err.message : err));
+      }
       mark("numpy");
       progress("numpy", 1);
 
       progress("core", 0);
+      dl.activity = "loading kvcalc's Python files";
       const core = await corePromise;
       if (state !== "starting") return;
       writeCore(core);
@@ -178,7 +327,7 @@ export function createWorkerRuntime(post, config = {}) {
         apiError,
         timings,
       });
-      for (const msg of queue.splice(0)) run(msg);
+      for (const msg of queue.splice(0)) handle(msg);
     } catch (err) {
       fail(`${stage} stage failed: ${err && err.message ? err.message : err}`);
     }
@@ -254,20 +403,32 @@ export function createWorkerRuntime(post, config = {}) {
     const t = env.now();
     let text;
     try {
-      text = buffers ? bridgeCall(fn, JSON.stringify(args), onProgress, buffers)
-                     : bridgeCall(fn, JSON.stringify(args), onProgress);
+      const argsJson = JSON.stringify(args);
+      text = buffers ? bridgeCall(fn, argsJson, onProgress, buffers)
+                     : bridgeCall(fn, argsJson, onProgress);
     } catch (err) {
-      // The bridge catches Python exceptions; reaching here means Pyodide itself failed.
+      // The bridge catches Python exceptions; reaching here means Pyodide itself failed
+      // (or the arguments could not be serialised).
       const message = String(err && err.message ? err.message : err);
       post(errorReply(id, "internal", message));
       if (/fatal error/i.test(message)) fail(`Pyodide failed: ${message}`);
       return;
     }
-    const reply = JSON.parse(text);
+    let reply;
+    try {
+      reply = JSON.parse(text);
+    } catch (err) {
+      post(errorReply(id, "internal", `unreadable reply from Python: ${err.message}`));
+      return;
+    }
     reply.id = id;
     reply.type = MSG.REPLY;
     reply.ms = Math.round((env.now() - t) * 10) / 10;
-    post(reply);
+    try {
+      post(reply);
+    } catch (err) {
+      post(errorReply(id, "internal", `the result could not be sent to the page: ${err.message}`));
+    }
   }
 
   function handle(msg) {
@@ -280,7 +441,13 @@ export function createWorkerRuntime(post, config = {}) {
       post(errorReply(msg.id ?? null, "protocol", `unknown message type ${JSON.stringify(msg.type)}`));
       return;
     }
-    if (state === "ready") run(msg);
+    if (state === "ready") {
+      try {
+        run(msg);
+      } catch (err) {   // exactly one reply per request, whatever happens
+        post(errorReply(msg.id, "internal", String(err && err.message ? err.message : err)));
+      }
+    }
     else if (state === "failed") post(errorReply(msg.id, "fatal", "the Python runtime did not start"));
     else queue.push(msg);
   }

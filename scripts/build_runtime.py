@@ -3,7 +3,8 @@
 
 What ends up in runtime/:
   pyodide.mjs, pyodide.asm.js, pyodide.asm.wasm, python_stdlib.zip, pyodide-lock.json
-      from npm ``pyodide@<version>`` (npm checks the tarball's integrity);
+      from npm ``pyodide@<version>`` (npm checks the tarball's integrity), each checked
+      against the sha384 pinned in runtime.json (the worker checks the same pins at run time);
   numpy / micropip / packaging wheels
       copied from the vendored folder named in runtime.json and checked against the
       sha256 in pyodide-lock.json (PyPI's own micropip/packaging wheels are other bytes);
@@ -140,6 +141,12 @@ def build(force: bool = False, quiet: bool = False) -> None:
         if lock["info"]["version"] != cfg["pyodide"]["version"]:
             raise BuildError(f"pyodide-lock.json is for {lock['info']['version']}, "
                              f"runtime.json pins {cfg['pyodide']['version']}")
+        for name in cfg["pyodide"]["files"]:
+            pinned = cfg["pyodide"].get("integrity", {}).get(name)
+            got = _sri384(stage / name)
+            if got != pinned:
+                raise BuildError(f"{name}: {got} != runtime.json integrity {pinned} (the worker "
+                                 "refuses files that do not match: update the pin with the version)")
         print("copying and checking wheels ...", flush=True)
         wheels = _wheels(cfg, lock, stage)
         print(f"npm pack {cfg['plotly']['npm']} ...", flush=True)

@@ -23,3 +23,40 @@ def open_harness(page, base: str, query: str = "", wait_ready: bool = True) -> d
         pytest.fail(f"worker start-up failed: {h['fatal']}\nconsole:\n" +
                     "\n".join(page.console_lines[-30:]))
     return h
+
+
+CDN_PYODIDE = "https://cdn.jsdelivr.net/pyodide/v0.27.7/full/"
+
+
+def route_cdn_to(context, origin: str, tamper: str | None = None) -> list[str]:
+    """Answer the pinned Pyodide CDN URLs from ``origin``/runtime/ (a second local origin that
+    sends CORS headers, standing in for jsDelivr: no internet here). With ``tamper`` = a file
+    name, that file is served with one byte changed. Returns the list of CDN URLs served."""
+    served: list[str] = []
+
+    def handler(route):
+        name = route.request.url[len(CDN_PYODIDE):].split("?")[0]
+        resp = route.fetch(url=f"{origin}runtime/{name}")
+        body = resp.body()
+        if name == tamper:
+            body = bytes([body[0] ^ 0x01]) + body[1:]
+        served.append(route.request.url)
+        route.fulfill(status=resp.status, headers=resp.headers, body=body)
+
+    context.route(CDN_PYODIDE + "**", handler)
+    return served
+
+
+def wait_js(pg, expression: str, timeout: int = 30_000, interval_s: float = 0.05):
+    """Like ``page.wait_for_function(expression)``, for pages under index.html's CSP: Playwright
+    polls its predicate through eval, which the CSP blocks (script-src has no 'unsafe-eval'),
+    so poll from here with ``page.evaluate`` (a DevTools call the CSP does not govern)."""
+    import time
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = pg.evaluate(f"!!({expression})")
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} ms for: {expression}")
+        time.sleep(interval_s)

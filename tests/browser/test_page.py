@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute, simulate  # noqa: E402
+from browser_helpers import wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
 
 TIMEOUT_MS = 90_000
 SETTLED = ("window.__kvcalc && __kvcalc.plotly && __kvcalc.renderedSeq > 0 "
@@ -71,7 +72,7 @@ def open_page(ctx, url: str):
     pg.on("pageerror", lambda e: pg.console_lines.append(f"pageerror: {e}"))
     pg.goto(url)
     try:
-        pg.wait_for_function(SETTLED, timeout=TIMEOUT_MS)
+        wait_js(pg, SETTLED, timeout=TIMEOUT_MS)
     except Exception:  # noqa: BLE001 - say why
         pytest.fail("the page never showed a result:\n" + "\n".join(pg.console_lines[-30:]) +
                     "\nstatus: " + pg.inner_text("#status"))
@@ -89,8 +90,8 @@ def page(ctx, server):
 def settle(pg, before: int | None = None):
     """Wait until the newest compute asked for is on screen (numbers and chart)."""
     if before is not None:
-        pg.wait_for_function(f"__kvcalc.requested > {before}", timeout=10_000)
-    pg.wait_for_function(SETTLED, timeout=30_000)
+        wait_js(pg, f"__kvcalc.requested > {before}", timeout=10_000)
+    wait_js(pg, SETTLED, timeout=30_000)
 
 
 def box(key: str) -> str:
@@ -194,7 +195,7 @@ def test_other_tabs_draw_their_figures(page):
         page.click(f'[role="tab"][data-tab="{tab}"]')
         settle(page, n)
         assert key in page.evaluate("__kvcalc.resultRequest.figures")
-        page.wait_for_function(f"document.querySelector('#chart-{tab} .main-svg')")
+        wait_js(page, f"document.querySelector('#chart-{tab} .main-svg')")
         ref = compute(page.evaluate("__kvcalc.resultRequest"))
         if tab == "tornado":
             xs = page.evaluate("document.getElementById('chart-tornado').data[0].x")
@@ -243,8 +244,8 @@ def test_python_error_shown_at_its_field(page):
     msg = page.locator('#form [data-field="model.hf_config"] .msg')
     assert "paste" in msg.inner_text()                            # empty textarea: JS says so
     page.fill(ta, json.dumps({"num_hidden_layers": XSS_PAYLOAD, "hidden_size": 4096}))
-    page.wait_for_function(f"__kvcalc.requested > {n}")
-    page.wait_for_function("document.querySelector('[data-field=\"model.hf_config\"] .msg').textContent.length > 0"
+    wait_js(page, f"__kvcalc.requested > {n}")
+    wait_js(page, "document.querySelector('[data-field=\"model.hf_config\"] .msg').textContent.length > 0"
                            " && __kvcalc.serverErrors['model.hf_config']", timeout=30_000)
     assert page.get_attribute("#results", "data-stale") == "true"
     assert page.evaluate("window.__xss") is None
@@ -271,7 +272,7 @@ def test_python_error_shown_at_its_field(page):
 def test_simulate_overlays_points(page):
     page.click('[role="tab"][data-tab="curve"]')
     page.click("#simulate")
-    page.wait_for_function("__kvcalc.sim && document.getElementById('chart-curve').data"
+    wait_js(page, "__kvcalc.sim && document.getElementById('chart-curve').data"
                            ".some(t => (t.name || '').startsWith('simulator'))", timeout=120_000)
     request = page.evaluate("__kvcalc.lastSimRequest")
     assert len(request["simulation"]["capacities_tokens"]) == 6
@@ -380,7 +381,7 @@ def test_start_up_stall_shows_a_message_and_retry(browser, server):
         context.route("**/*.wasm", lambda route: route.abort())
         pg = context.new_page()
         pg.goto(server)
-        pg.wait_for_function("document.getElementById('status').dataset.state === 'failed'", timeout=60_000)
+        wait_js(pg, "document.getElementById('status').dataset.state === 'failed'", timeout=60_000)
         text = pg.inner_text("#status-text")
         assert "stalled" in text or "failed" in text, text
         assert pg.is_visible("#retry")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from browser_helpers import ROOT, open_harness
+from browser_helpers import CDN_PYODIDE, ROOT, open_harness, route_cdn_to
 
 pytestmark = pytest.mark.browser
 
@@ -118,11 +118,16 @@ def test_crash_then_retry(page, server, stub_api):
     assert r["status"] == "ok" and r["result"]["sum"] == 2
 
 
-def test_cross_origin_runtime(page, server, cors_server):
-    """The CDN case: the runtime from another origin that sends CORS headers."""
-    h = open_harness(page, server, f"?runtime={cors_server}runtime/")
-    assert h["ready"]["source"] == "custom"
-    assert h["ready"]["indexURL"] == f"{cors_server}runtime/"
+def test_cross_origin_runtime(page, server, cors_server, context):
+    """The CDN case: the pinned jsDelivr URLs answered by another local origin with CORS;
+    every file passes the sha384 check of runtime.json."""
+    served = route_cdn_to(context, cors_server)
+    h = open_harness(page, server, "?runtime=cdn")
+    assert h["ready"]["source"] == "cdn"
+    assert h["ready"]["indexURL"] == CDN_PYODIDE
+    names = {u.rsplit("/", 1)[1] for u in served}
+    assert {"pyodide.mjs", "pyodide.asm.js", "pyodide.asm.wasm", "python_stdlib.zip",
+            "pyodide-lock.json"} <= names
     assert page.blocked == []
 
 
@@ -132,6 +137,7 @@ def test_cdn_blocked_fails_fast_with_a_message(page, server):
     page.wait_for_function("window.__harness && window.__harness.fatal", timeout=30_000)
     fatal = page.evaluate("__harness.fatal")
     assert "runtime" in fatal["message"] and "cdn.jsdelivr.net" in fatal["message"]
+    assert "check the network connection" in fatal["message"]
     assert any("cdn.jsdelivr.net/pyodide/v0.27.7/full/" in u for u in page.blocked)
 
 
