@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from .errors import InputError, require_int, require_number
+from .errors import InputError, require_limit, require_number
+from .limits import LIMITS
 from .presets import GpuSpec, ModelSpec, get_gpu, get_model
 from .units import GIB_BYTES, dtype_bits
 
@@ -51,7 +52,7 @@ def _check_bits(bits) -> float:
 
 
 def _check_tp(tensor_parallel) -> int:
-    return require_int("tensor_parallel", tensor_parallel, 1, 1024)
+    return require_limit("tensor_parallel", tensor_parallel, LIMITS["tensor_parallel"])
 
 
 def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
@@ -96,7 +97,7 @@ def kv_bytes_per_token_breakdown(model: ModelSpec, kv_dtype_bits: float, tensor_
     """
     per_layer = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
     if context_tokens is not None:
-        context_tokens = require_number("context_tokens", context_tokens, 1.0, 1e10)
+        context_tokens = require_limit("context_tokens", context_tokens, LIMITS["context_tokens"])
     global_bytes = model.global_layers * per_layer
     local_all_global = model.local_layers * per_layer
     if context_tokens is None:
@@ -163,10 +164,10 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
     Raises InputError on "model" when the weights do not fit.
     """
     tp = _check_tp(tensor_parallel)
-    util = require_number("gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True)
+    util = require_limit("gpu_memory_utilization", gpu_memory_utilization, LIMITS["gpu_memory_utilization"])
     if runtime_reserve_gib is None:
         runtime_reserve_gib = default_runtime_reserve_gib(model)
-    reserve = require_number("runtime_reserve_gib", runtime_reserve_gib, 0.0, 1e5) * GIB_BYTES
+    reserve = require_limit("runtime_reserve_gib", runtime_reserve_gib, LIMITS["runtime_reserve_gib"]) * GIB_BYTES
     usable = gpu.memory_bytes * util
     weights = weights_bytes(model, weight_dtype_bits) / tp
     budget = usable - weights - reserve
@@ -195,7 +196,7 @@ def kv_capacity(budget_bytes: float, bytes_per_token: float, block_size_tokens: 
     """
     budget = require_number("kv_budget_bytes", budget_bytes, 0.0)
     bpt = require_number("kv_bytes_per_token", bytes_per_token, 0.0, lo_open=True)
-    block = require_int("block_size_tokens", block_size_tokens, 1, 4096)
+    block = require_limit("cache.block_size_tokens", block_size_tokens, LIMITS["cache.block_size_tokens"])
     blocks = int(math.floor(budget / (bpt * block)))
     return {"blocks": blocks, "tokens": blocks * block}
 
