@@ -122,7 +122,7 @@ export const PARAMS = [
     slider: false,
     help: "Random seed of the simulator. The same seed and inputs give the same simulated points." },
   { key: "simulation.n_conversations", group: "advanced", kind: "number", label: "Simulated conversations",
-    unit: "", default: 4000, min: 500, max: 10000, step: 1, scale: "log",
+    unit: "", default: 4000, min: 500, max: 5000, step: 1, scale: "log",
     request: false,
     help: "Conversations per simulated point. More = tighter error bars, slower." },
 ];

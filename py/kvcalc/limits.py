@@ -42,9 +42,11 @@ SIMULATION_MAX_CONVERSATIONS = 25_000
 #: Work of one simulate() call, in request-equivalents: capacities x conversations x
 #: turns_mean x max(1, (turns_mean / SIMULATION_LONG_TURNS)**2) (long conversations cost
 #: more per request: measured 10 us/request at 5-50 turns, 52 at 100, 186 at 200 on
-#: CPython). 300,000 is ~3 s on CPython on a busy 2-core machine, ~10 s under Pyodide
-#: (3-5x slower); see bench/audit_inputs.py.
-SIMULATION_MAX_WORK = 300_000
+#: CPython, busy 2-core machine). The largest allowed runs (150,000) took 2.1-2.3 s on
+#: CPython and 4.3-7.2 s in the page's worker under Pyodide (headless Chromium, same busy
+#: machine: 6 capacities x 5,000 conversations x 5 turns, and 1 x 25,000 x 6).
+#: Conversations longer than ~145 turns cannot be simulated (even 100 exceed it).
+SIMULATION_MAX_WORK = 150_000
 SIMULATION_LONG_TURNS = 45.0
 
 #: Problem text for architecture sizes beyond the table.
