@@ -138,10 +138,18 @@ def _compute(request: dict) -> dict:
     workload = Workload.from_dict(request.get("workload", {})) if has_workload else None
     mem = _memory(request, workload, block)
     memory = mem[0] if mem else None
-    result: dict = {"hit_model": hit_model, "warnings": []}
+    # warnings: English strings (the page shows them); warning_details: the same as
+    # {"code", "params", "message"} for a page that renders from message catalogues
+    result: dict = {"hit_model": hit_model, "warnings": [], "warning_details": []}
+
+    def warn(code: str, message: str, **params):
+        result["warnings"].append(message)
+        result["warning_details"].append({"code": code, "params": params, "message": message})
+
     if memory is not None:
-        result.update({k: v for k, v in memory.items() if k != "notes"})
-        result["warnings"] += memory.get("notes", [])
+        result.update({k: v for k, v in memory.items() if k not in ("notes", "note_details")})
+        for n in memory.get("note_details", []):
+            warn(n["code"], n["message"], **n["params"])
     if workload is None:
         if memory is None:
             raise InputError("model", None, "a model preset (memory question) or a workload (hit-rate question)", "missing")
@@ -161,13 +169,14 @@ def _compute(request: dict) -> dict:
                         ttl_s=math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"])
     model_for_hits = hit_model
     if cache.eviction == "lfu":
-        result["warnings"].append(
+        warn("lfu_as_lru",
             "LFU is not modelled: plain LFU is pathological for conversations (finished ones "
             "accumulate counts and never leave; own-history hits collapse to near zero in "
             "simulation). LFU with aging behaves like LRU: the numbers shown are LRU's.")
         cache = CacheConfig(capacity_tokens=capacity, block_size_tokens=block, eviction="lru")
     if hit_model == "closed" and block != 1:
-        result["warnings"].append("the closed form counts tokens, not blocks (block size 1)")
+        warn("closed_form_tokens", "the closed form counts tokens, not blocks (block size 1)",
+             block_size_tokens=block)
     r = hit_rates(workload, cache, model_for_hits)
     rs = _scalar_dict(r)
     result.update({
@@ -191,6 +200,8 @@ def _compute(request: dict) -> dict:
             "overload: the requests in flight (and the shared system prompt) need more KV "
             "blocks than the cache holds, so requests would queue or be preempted; no prefix "
             "can be reused. Add memory or lower the rate, the service time or the tokens per turn.")
+        result["overload_detail"] = {"code": "overload", "params": {"capacity_blocks": rs.get("capacity_blocks")},
+                                     "message": result["overload_message"]}
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))

@@ -238,7 +238,10 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
     tp = _check_tp(tensor_parallel)
     kv_bits = kv_cache_bits(model, kv_cache_dtype)
     w_bits = None if weight_dtype is None else dtype_bits("weight_dtype", weight_dtype)
-    notes: list[str] = []
+    notes: list[dict] = []  # {"code", "params", "message"}; report["notes"] keeps the messages
+
+    def note(code: str, message: str, **params):
+        notes.append({"code": code, "params": params, "message": message})
     ctx = context_tokens if context_tokens is not None else model.max_position_embeddings
     br = kv_bytes_per_token_breakdown(model, kv_bits, tp, ctx)
     bpt = br["total_bytes_per_token"]
@@ -268,24 +271,29 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         "params_estimated": model.params_estimated,
     }
     if model.params_estimated:
-        notes.append(f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
-                     "from the architecture; weights memory follows from it.")
+        note("params_estimated", f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
+                     "from the architecture; weights memory follows from it.", model=model.name,
+             params_total=model.params_total)
     if model.attention == "mla" and tp > 1:
-        notes.append("MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
-                     "KV bytes per token do not shrink with TP.")
+        note("mla_not_split", "MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
+             "KV bytes per token do not shrink with TP.", tensor_parallel=tp)
     elif model.attention != "mla" and tp > model.num_kv_heads:
-        notes.append(f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a replica of one head.")
+        note("kv_heads_replicated", f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a "
+             "replica of one head.", tensor_parallel=tp, kv_heads=model.num_kv_heads)
     if model.local_layers:
         windows = sorted({w for w in model.layer_window_tokens if w is not None})
-        notes.append(f"{model.local_layers} of {model.num_layers} layers keep only a window of "
+        note("windowed_layers", f"{model.local_layers} of {model.num_layers} layers keep only a window of "
                      f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
-                     f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).")
+             f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).",
+             local_layers=model.local_layers, layers=model.num_layers, windows_tokens=windows,
+             context_tokens=float(ctx), all_global_bytes_per_token=br["total_bytes_per_token_all_global"])
     if model.weight_dtype.lower() in ("mxfp4",) and w_bits is None:
-        notes.append("Only the MoE experts are MXFP4; other weights are bf16, so the weights figure "
-                     "is somewhat low.")
+        note("mxfp4_weights_low", "Only the MoE experts are MXFP4; other weights are bf16, so the weights "
+             "figure is somewhat low.")
     if context_tokens is not None and context_tokens > model.max_position_embeddings:
-        notes.append(f"context_tokens {context_tokens:g} exceeds the model's max_position_embeddings "
-                     f"{model.max_position_embeddings}.")
+        note("context_beyond_model", f"context_tokens {context_tokens:g} exceeds the model's "
+             f"max_position_embeddings {model.max_position_embeddings}.", context_tokens=float(context_tokens),
+             max_position_embeddings=model.max_position_embeddings)
     if gpu is not None:
         b = kv_budget(gpu, model, tp, gpu_memory_utilization, w_bits, runtime_reserve_gib)
         cap = kv_capacity(b["kv_budget_bytes_per_gpu"], bpt, block_size_tokens)
@@ -301,10 +309,12 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
             "max_concurrency": max_concurrency(cap["tokens"], ctx),
         })
         if runtime_reserve_gib is None:
-            notes.append(f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default estimate "
-                         "(CUDA context and activations); vLLM measures it at start-up.")
+            note("reserve_estimated", f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default "
+                 "estimate (CUDA context and activations); vLLM measures it at start-up.",
+                 runtime_reserve_gib=b["runtime_reserve_gib"])
         if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
-            notes.append(f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
+            note("fp8_dequantized", f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
                          "but dequantized for attention.")
-    report["notes"] = notes
+    report["notes"] = [n["message"] for n in notes]
+    report["note_details"] = notes
     return report
