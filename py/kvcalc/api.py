@@ -358,6 +358,11 @@ def trace(request: dict, progress=None) -> dict:
     if not isinstance(request, dict):
         raise InputError("request", request, "a JSON object", "not an object")
     check_shape(request, max_string_chars=None)  # depth and size; the loaders bound the text itself
+    from .trace.api import SAMPLES
+    from .trace.loaders import CHAIN_MODES, FORMATS
+    for key, choices in (("sample", SAMPLES), ("format", FORMATS), ("chain", CHAIN_MODES)):
+        if request.get(key) is not None and not isinstance(request[key], str):  # the loaders check the names
+            raise InputError(key, request[key], "one of " + ", ".join(map(str, choices)), "not a string")
     return finite_json(_guarded(trace_analyze, request, progress=progress))
 
 
