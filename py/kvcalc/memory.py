@@ -178,7 +178,9 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
             f"model weights {weights / GIB_BYTES:.2f} GiB per GPU exceed the usable "
             f"{(usable - reserve) / GIB_BYTES:.2f} GiB (of {gpu.memory_bytes / GIB_BYTES:.2f} GiB x "
             f"{util:g}, less a {reserve / GIB_BYTES:.2f} GiB runtime reserve) on {gpu.name}: "
-            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype")
+            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype",
+            code="weights_do_not_fit",
+            params={"weights_gib_per_gpu": weights / GIB_BYTES, "usable_gib_per_gpu": (usable - reserve) / GIB_BYTES})
     return {
         "kv_budget_bytes_per_gpu": budget,
         "kv_budget_gib_per_gpu": budget / GIB_BYTES,
