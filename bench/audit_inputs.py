@@ -222,8 +222,8 @@ def audit_config() -> Area:
             bads = generic_bad() + ([-1, lim.hi + 1, 1e308, 2.5] + ([100_000_000] if lim.hi < 1e8 else [])
                                     if lim else ["garbage", 7])
             for bad in bads:
-                if name == "quantization_config" and isinstance(bad, dict):
-                    continue  # any object is a valid quantization_config (unknown methods mean unquantized)
+                if (name == "quantization_config" and isinstance(bad, dict)) or (name == "layer_types" and bad == []):
+                    continue  # valid: any object is a quantization_config (unknown methods: unquantized); [] = none
                 if name == "text_config" and (nested or isinstance(bad, dict) and bad == {"a": 1}):
                     continue
                 cfg = {**HF_BASE, name: bad}

@@ -144,9 +144,9 @@ def check_hf_config(cfg, field: str = "model.hf_config", depth: int = 0) -> dict
             if not isinstance(value, list):
                 raise InputError(f"{field}.{key}", value, "a list (one entry per layer)", "not a list")
             want = (str,) if key == "layer_types" else (int, bool)
-            if not value or not all(isinstance(v, want) for v in value):
+            if not all(isinstance(v, want) for v in value):  # [] is valid: Llama 4 ships no_rope_layers: []
                 raise InputError(f"{field}.{key}", value,
-                                 "a non-empty list of " + ("layer type names" if key == "layer_types" else
+                                 "a list of " + ("layer type names" if key == "layer_types" else
                                                            "0/1 flags") + ", one per layer", "not a list")
             if len(value) > LIMITS["model.hf_config.num_hidden_layers"].hi:
                 raise InputError(f"{field}.{key}", f"{len(value)} entries",
