@@ -14,7 +14,8 @@ Keys are request key paths ("workload.turns_mean"); config.json fields are under
 Choices made where older literals disagreed: runtime_reserve_gib <= 1e4 GiB
 (more than any accelerator holds; memory.py said 1e5), context_tokens <= 1e8
 (100 M tokens, 10x the longest context of any released model; memory.py said
-1e10), seed <= 2**32 - 1 (the page's box; simulate.py said 2**63 - 1), block size
+1e10), seed <= 2**32 - 1 for requests (the page's box; the library function
+kvcalc.simulate.simulate keeps numpy's 2**63 - 1 for direct callers), block size
 1..4096 tokens everywhere. Architecture sizes stop at what real models have, with
 room: the largest released models have 126 layers (Llama-3.1-405B), hidden
 16384, 128 heads, 256-384 routed experts, 262k vocabulary and 10 M context.
