@@ -72,8 +72,8 @@ def check_shape(obj, field: str = "request", max_string_chars: int | None = MAX_
             if max_string_chars is not None and len(x) > max_string_chars:
                 raise InputError(path, x, f"a string of at most {max_string_chars} characters", "too large",
                                  params={"hi": max_string_chars})
-        elif x is None or isinstance(x, (bool, int, float)):
-            pass
+        elif x is None or isinstance(x, (bool, int, float, bytes, bytearray, memoryview)):
+            pass  # bytes: a trace's text from the page's buffers (fields that want numbers refuse them)
         else:
             raise InputError(path, x, "JSON values only (object, list, string, number, true/false, null)",
                              "not a JSON value")
