@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass
 __all__ = ["Limit", "LIMITS", "limit", "limits_json", "MAX_DEPTH", "MAX_NODES", "MAX_STRING_CHARS",
            "MAX_CAPACITY_POINTS", "SIMULATION_MAX_CONVERSATIONS", "SIMULATION_MAX_WORK", "simulation_work", "ARCH_MESSAGE"]
 
-#: Nesting depth of a request (objects and lists); config.json files nest 3-4 deep.
-MAX_DEPTH = 32
+#: Nesting depth of a request (objects and lists); config.json files nest 3-4 deep. Equal to
+#: the page's MAX_MESSAGE_DEPTH (js/worker-protocol.js), so what the page sends is never deeper.
+MAX_DEPTH = 64
 #: Values (scalars, objects, lists) in one request; a config.json with a per-layer list holds ~1,000.
 MAX_NODES = 100_000
 #: Longest string in a request (a model name, an id).
