@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import math
 
-from .errors import InputError, require_int, require_number
+from .errors import InputError, require_limit, require_number
+from .limits import LIMITS
 from .presets import GpuSpec, ModelSpec, get_gpu, get_model
 from .units import GIB_BYTES, dtype_bits
 
@@ -51,7 +52,7 @@ def _check_bits(bits) -> float:
 
 
 def _check_tp(tensor_parallel) -> int:
-    return require_int("tensor_parallel", tensor_parallel, 1, 1024)
+    return require_limit("tensor_parallel", tensor_parallel, LIMITS["tensor_parallel"])
 
 
 def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
@@ -96,7 +97,7 @@ def kv_bytes_per_token_breakdown(model: ModelSpec, kv_dtype_bits: float, tensor_
     """
     per_layer = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
     if context_tokens is not None:
-        context_tokens = require_number("context_tokens", context_tokens, 1.0, 1e10)
+        context_tokens = require_limit("context_tokens", context_tokens, LIMITS["context_tokens"])
     global_bytes = model.global_layers * per_layer
     local_all_global = model.local_layers * per_layer
     if context_tokens is None:
@@ -163,10 +164,10 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
     Raises InputError on "model" when the weights do not fit.
     """
     tp = _check_tp(tensor_parallel)
-    util = require_number("gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True)
+    util = require_limit("gpu_memory_utilization", gpu_memory_utilization, LIMITS["gpu_memory_utilization"])
     if runtime_reserve_gib is None:
         runtime_reserve_gib = default_runtime_reserve_gib(model)
-    reserve = require_number("runtime_reserve_gib", runtime_reserve_gib, 0.0, 1e5) * GIB_BYTES
+    reserve = require_limit("runtime_reserve_gib", runtime_reserve_gib, LIMITS["runtime_reserve_gib"]) * GIB_BYTES
     usable = gpu.memory_bytes * util
     weights = weights_bytes(model, weight_dtype_bits) / tp
     budget = usable - weights - reserve
@@ -177,7 +178,9 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
             f"model weights {weights / GIB_BYTES:.2f} GiB per GPU exceed the usable "
             f"{(usable - reserve) / GIB_BYTES:.2f} GiB (of {gpu.memory_bytes / GIB_BYTES:.2f} GiB x "
             f"{util:g}, less a {reserve / GIB_BYTES:.2f} GiB runtime reserve) on {gpu.name}: "
-            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype")
+            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype",
+            code="weights_do_not_fit",
+            params={"weights_gib_per_gpu": weights / GIB_BYTES, "usable_gib_per_gpu": (usable - reserve) / GIB_BYTES})
     return {
         "kv_budget_bytes_per_gpu": budget,
         "kv_budget_gib_per_gpu": budget / GIB_BYTES,
@@ -195,7 +198,7 @@ def kv_capacity(budget_bytes: float, bytes_per_token: float, block_size_tokens: 
     """
     budget = require_number("kv_budget_bytes", budget_bytes, 0.0)
     bpt = require_number("kv_bytes_per_token", bytes_per_token, 0.0, lo_open=True)
-    block = require_int("block_size_tokens", block_size_tokens, 1, 4096)
+    block = require_limit("cache.block_size_tokens", block_size_tokens, LIMITS["cache.block_size_tokens"])
     blocks = int(math.floor(budget / (bpt * block)))
     return {"blocks": blocks, "tokens": blocks * block}
 
@@ -237,7 +240,10 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
     tp = _check_tp(tensor_parallel)
     kv_bits = kv_cache_bits(model, kv_cache_dtype)
     w_bits = None if weight_dtype is None else dtype_bits("weight_dtype", weight_dtype)
-    notes: list[str] = []
+    notes: list[dict] = []  # {"code", "params", "message"}; report["notes"] keeps the messages
+
+    def note(code: str, message: str, **params):
+        notes.append({"code": code, "params": params, "message": message})
     ctx = context_tokens if context_tokens is not None else model.max_position_embeddings
     br = kv_bytes_per_token_breakdown(model, kv_bits, tp, ctx)
     bpt = br["total_bytes_per_token"]
@@ -267,24 +273,29 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         "params_estimated": model.params_estimated,
     }
     if model.params_estimated:
-        notes.append(f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
-                     "from the architecture; weights memory follows from it.")
+        note("params_estimated", f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
+                     "from the architecture; weights memory follows from it.", model=model.name,
+             params_total=model.params_total)
     if model.attention == "mla" and tp > 1:
-        notes.append("MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
-                     "KV bytes per token do not shrink with TP.")
+        note("mla_not_split", "MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
+             "KV bytes per token do not shrink with TP.", tensor_parallel=tp)
     elif model.attention != "mla" and tp > model.num_kv_heads:
-        notes.append(f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a replica of one head.")
+        note("kv_heads_replicated", f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a "
+             "replica of one head.", tensor_parallel=tp, kv_heads=model.num_kv_heads)
     if model.local_layers:
         windows = sorted({w for w in model.layer_window_tokens if w is not None})
-        notes.append(f"{model.local_layers} of {model.num_layers} layers keep only a window of "
+        note("windowed_layers", f"{model.local_layers} of {model.num_layers} layers keep only a window of "
                      f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
-                     f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).")
+             f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).",
+             local_layers=model.local_layers, layers=model.num_layers, windows_tokens=windows,
+             context_tokens=float(ctx), all_global_bytes_per_token=br["total_bytes_per_token_all_global"])
     if model.weight_dtype.lower() in ("mxfp4",) and w_bits is None:
-        notes.append("Only the MoE experts are MXFP4; other weights are bf16, so the weights figure "
-                     "is somewhat low.")
+        note("mxfp4_weights_low", "Only the MoE experts are MXFP4; other weights are bf16, so the weights "
+             "figure is somewhat low.")
     if context_tokens is not None and context_tokens > model.max_position_embeddings:
-        notes.append(f"context_tokens {context_tokens:g} exceeds the model's max_position_embeddings "
-                     f"{model.max_position_embeddings}.")
+        note("context_beyond_model", f"context_tokens {context_tokens:g} exceeds the model's "
+             f"max_position_embeddings {model.max_position_embeddings}.", context_tokens=float(context_tokens),
+             max_position_embeddings=model.max_position_embeddings)
     if gpu is not None:
         b = kv_budget(gpu, model, tp, gpu_memory_utilization, w_bits, runtime_reserve_gib)
         cap = kv_capacity(b["kv_budget_bytes_per_gpu"], bpt, block_size_tokens)
@@ -300,10 +311,12 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
             "max_concurrency": max_concurrency(cap["tokens"], ctx),
         })
         if runtime_reserve_gib is None:
-            notes.append(f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default estimate "
-                         "(CUDA context and activations); vLLM measures it at start-up.")
+            note("reserve_estimated", f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default "
+                 "estimate (CUDA context and activations); vLLM measures it at start-up.",
+                 runtime_reserve_gib=b["runtime_reserve_gib"])
         if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
-            notes.append(f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
+            note("fp8_dequantized", f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
                          "but dequantized for attention.")
-    report["notes"] = notes
+    report["notes"] = [n["message"] for n in notes]
+    report["note_details"] = notes
     return report

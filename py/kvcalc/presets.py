@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .limits import LIMITS
 from .units import DTYPE_BITS, dtype_bits
 
 __all__ = [
@@ -87,8 +88,9 @@ class ModelSpec:
         object.__setattr__(self, "layer_window_tokens", windows)
         for name in ("params_total", "params_active"):
             x = getattr(self, name)
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not (0 < x < 1e14):
-                raise InputError(f"{f}.{name}", x, "a positive number of parameters below 1e14")
+            lim = LIMITS[f"model.{name}"]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not lim.contains(x):
+                raise InputError(f"{f}.{name}", x, lim.range_text(), "out of range")
         if self.params_active > self.params_total * (1 + 1e-9):
             raise InputError(f + ".params_active", self.params_active, f"at most params_total ({self.params_total:g})")
         dtype_bits(f + ".weight_dtype", self.weight_dtype)
@@ -439,33 +441,12 @@ def spec_from_hf_config(cfg: dict, model_id: str = "hf_config", name: str | None
                          "fields are numbers", f"cannot read the config ({type(exc).__name__}: {exc})") from None
 
 
-#: config.json keys read as counts; each must be a whole number >= 1 when present
-#: (``num_key_value_heads: 0`` would otherwise silently mean MHA).
-_HF_COUNT_KEYS = ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
-                  "max_position_embeddings", "sliding_window", "attention_chunk_size", "kv_lora_rank",
-                  "q_lora_rank", "vocab_size", "intermediate_size", "moe_intermediate_size", "num_experts",
-                  "n_routed_experts", "num_local_experts", "num_experts_per_tok", "n_shared_experts",
-                  "sliding_window_pattern", "v_head_dim", "qk_nope_head_dim", "shared_expert_intermediate_size")
-#: counts that may be 0
-_HF_COUNT_KEYS_ZERO = ("qk_rope_head_dim", "first_k_dense_replace", "max_window_layers", "num_shared_experts")
-
-
 def _checked_hf_numbers(cfg: dict, path: str) -> dict:
-    """Copy of cfg (and its text_config) with count fields checked and integral floats made ints."""
-    out = dict(cfg)
-    for key in _HF_COUNT_KEYS + _HF_COUNT_KEYS_ZERO:
-        v = out.get(key)
-        if v is None:
-            continue
-        lo = 0 if key in _HF_COUNT_KEYS_ZERO else 1
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InputError(f"{path}.{key}", v, f"a whole number >= {lo}", "not a count")
-        out[key] = v
-    if isinstance(out.get("text_config"), dict):
-        out["text_config"] = _checked_hf_numbers(out["text_config"], f"{path}.text_config")
-    return out
+    """Copy of cfg (and its text_config) with count fields checked against the table of
+    limits (kvcalc.limits: "larger than any real model" above it), integral floats made
+    ints, and torch_dtype checked."""
+    from .request import check_hf_config
+    return check_hf_config(cfg, path)
 
 
 def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, params_active,
@@ -482,9 +463,10 @@ def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, p
         if params_active is None:
             params_active = est_a if params_total == est_t else min(est_a, params_total)
             estimated = True
-    torch_dtype = str(_first(cfg, "torch_dtype", "dtype", default=c.get("torch_dtype") or "bfloat16"))
+    from .request import HF_DTYPES
+    torch_dtype = str(_first(cfg, "torch_dtype", "dtype", default=c.get("torch_dtype") or c.get("dtype") or "bfloat16"))
     quant = cfg.get("quantization_config") or {}
-    wdtype = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(torch_dtype, "bf16")
+    wdtype = HF_DTYPES[torch_dtype.lower()]  # checked by _checked_hf_numbers
     qm = str(quant.get("quant_method", "")).lower() if isinstance(quant, dict) else ""
     if qm in ("fp8", "mxfp4"):
         wdtype = qm
