@@ -1,0 +1,148 @@
+"""The page's figures (kvcalc.sweeps) against a second method: the model called point by point.
+
+Every figure evaluates the hit-rate model once on broadcast arrays; here each
+plotted point is recomputed by a separate scalar call of kvcalc.hitrate.hit_rates
+with that one parameter changed, and the axes are checked against their stated
+construction (log-spaced around the current value, inside the field's limits).
+Tolerance 1e-6: the vectorised and the scalar solves of T stop at their own
+Newton tolerances (differences ~1e-8 seen); a swapped or shifted point moves by
+far more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kvcalc.hitrate import hit_rate_seed, hit_rates
+from kvcalc.sweeps import SWEEP_PARAMS, capacity_grid_tokens, curve_vs_capacity, heatmap_capacity_rate, \
+    sweeps_all, tornado
+from kvcalc.workload import CacheConfig, Workload
+
+W = Workload(conversation_rate_per_s=1.0, turns_mean=5.0, gap_mean_s=60.0, user_tokens_per_turn=200.0,
+             output_tokens_per_turn=300.0, system_prompt_tokens=1000.0, service_time_s=2.0)
+C = CacheConfig(capacity_tokens=3e5)
+TOL = 1e-6
+
+
+def _tok(w, cap, model="che"):
+    return float(hit_rates(w, CacheConfig(capacity_tokens=cap), model)["token_hit_rate"])
+
+
+def _geometric(x):
+    r = np.diff(np.log(np.asarray(x)))
+    return np.allclose(r, r[0], rtol=1e-9, atol=1e-12) and r[0] > 0
+
+
+def test_curve_points_equal_direct_calls():
+    caps = [5e4, 1.5e5, 4e5, 2e6]
+    out = curve_vs_capacity(W, C, capacities_tokens=caps, model="che")
+    assert out["capacity_tokens"] == caps and out["model"] == "che"
+    for cap, tok, req, seed in zip(caps, out["token_hit_rate"], out["request_hit_rate"], out["seed_token_hit_rate"]):
+        direct = hit_rates(W, CacheConfig(capacity_tokens=cap), "che")
+        assert tok == pytest.approx(float(direct["token_hit_rate"]), abs=TOL)
+        assert req == pytest.approx(float(direct["request_hit_rate"]), abs=TOL)
+        assert seed == pytest.approx(float(hit_rate_seed(W, CacheConfig(capacity_tokens=cap))), abs=1e-12)
+    assert out["current_capacity_tokens"] == 3e5
+    assert out["current_token_hit_rate"] == pytest.approx(_tok(W, 3e5), abs=TOL)
+    # ideal: geometric turns, b = 16 (see test_hitrate's enumeration): the same at any capacity
+    assert out["ideal_token_hit_rate"] == pytest.approx(
+        float(hit_rates(W, CacheConfig(capacity_tokens=1e12), "che")["ideal_token_hit_rate"]), rel=1e-12)
+    assert out["token_hit_rate"] == sorted(out["token_hit_rate"])    # more memory, more hits
+
+
+def test_capacity_grid_spans_working_set_to_ten_gaps():
+    grid = capacity_grid_tokens(W, C, points=50)
+    assert len(grid) == 50 and _geometric(grid)
+    # low end: 5 % above the in-flight working set (T = 0): just below it the model overloads
+    assert not bool(hit_rates(W, CacheConfig(capacity_tokens=grid[0]), "che")["overload"])
+    assert bool(hit_rates(W, CacheConfig(capacity_tokens=grid[0] / 1.05 * 0.99), "che")["overload"])
+    assert not bool(hit_rates(W, CacheConfig(capacity_tokens=grid[0] / 1.05 * 1.01), "che")["overload"])
+    # high end: where the characteristic time reaches ten mean gaps (600 s)
+    T_hi = float(hit_rates(W, CacheConfig(capacity_tokens=grid[-1]), "che")["characteristic_time_s"])
+    assert T_hi == pytest.approx(600.0, rel=1e-3)
+    # a current capacity far outside is still inside the grid, with a factor 4 of margin
+    for around in (1e3, 1e9):
+        g = capacity_grid_tokens(W, C, points=30, around=around)
+        assert g[0] <= around / 4 * (1 + 1e-9) and g[-1] >= around * 4 * (1 - 1e-9) and _geometric(g)
+        assert g[0] >= 16   # never below one block
+
+
+def test_every_sweep_row_equals_direct_calls():
+    out = sweeps_all(W, C, model="che", points=7)
+    assert out["model"] == "che" and set(out) == set(SWEEP_PARAMS) | {"model"}
+    for key, scale in SWEEP_PARAMS.items():
+        row = out[key]
+        cur = float(getattr(W, key))
+        assert row["parameter"] == key and row["scale"] == scale and row["current"] == cur
+        vals = np.array(row["values"])
+        assert len(vals) == 7
+        if scale == "log":   # a decade each side of the current value
+            assert _geometric(vals)
+            lo = 1.0 if key == "turns_mean" else cur / 10   # 0.5 turns is below the 1-turn limit
+            assert vals[0] == pytest.approx(lo, rel=1e-9) and vals[-1] == pytest.approx(cur * 10, rel=1e-9)
+        else:                # from 0 to the current value + 2 x max(current, 1)
+            assert vals[0] == 0.0 and vals[-1] == pytest.approx(cur + 2 * max(cur, 1.0), rel=1e-12)
+            assert np.allclose(np.diff(vals), vals[1] - vals[0])
+        for i in (0, 3, 6):
+            w_i = dataclasses.replace(W, **{key: float(vals[i])})
+            assert row["token_hit_rate"][i] == pytest.approx(_tok(w_i, 3e5), abs=TOL), (key, i)
+
+
+def test_sweep_of_zero_output_tokens_uses_a_positive_log_axis():
+    w = dataclasses.replace(W, output_tokens_per_turn=0.0)
+    vals = sweeps_all(w, C, model="che", points=5)["output_tokens_per_turn"]["values"]
+    assert vals[0] == pytest.approx(0.1, rel=1e-9) and vals[-1] == pytest.approx(10.0, rel=1e-9)
+
+
+def test_tornado_rows_equal_direct_calls_and_respect_limits():
+    w = dataclasses.replace(W, turns_mean=1.1, system_prompt_tokens=0.0)
+    out = tornado(w, C, 0.3, model="che")
+    assert out["change_fraction"] == 0.3 and out["model"] == "che"
+    assert out["base_token_hit_rate"] == pytest.approx(_tok(w, 3e5), abs=TOL)
+    rows = {r["parameter"]: r for r in out["rows"]}
+    assert set(rows) == set(SWEEP_PARAMS) | {"capacity_tokens"}
+    swings = [r["swing"] for r in out["rows"]]
+    assert swings == sorted(swings, reverse=True)
+    for key, r in rows.items():
+        cur = 3e5 if key == "capacity_tokens" else float(getattr(w, key))
+        lo, hi = cur * 0.7, cur * 1.3
+        if key == "turns_mean":
+            lo = 1.0          # 0.77 is below the field's closed lower limit of 1 turn
+        assert r["low_value"] == pytest.approx(lo, rel=1e-12) and r["high_value"] == pytest.approx(hi, rel=1e-12)
+        if key == "capacity_tokens":
+            low, high = _tok(w, lo), _tok(w, hi)
+        else:
+            low = _tok(dataclasses.replace(w, **{key: lo}), 3e5)
+            high = _tok(dataclasses.replace(w, **{key: hi}), 3e5)
+        assert r["low_token_hit_rate"] == pytest.approx(low, abs=TOL), key
+        assert r["high_token_hit_rate"] == pytest.approx(high, abs=TOL), key
+        assert r["swing"] == pytest.approx(abs(high - low), abs=2 * TOL), key
+
+
+def test_tornado_keeps_open_limits_open():
+    # a parameter at its closed lower limit 0 stays 0 on the low side (0 x 0.7)
+    w = dataclasses.replace(W, service_time_s=0.0)
+    rows = {r["parameter"]: r for r in tornado(w, C, 0.5, model="che")["rows"]}
+    assert rows["service_time_s"]["low_value"] == 0.0 and rows["service_time_s"]["high_value"] == 0.0
+    # with a change of 0.9 the low side of an open-limit field stays positive
+    rows = {r["parameter"]: r for r in tornado(W, C, 0.9, model="che")["rows"]}
+    assert rows["gap_mean_s"]["low_value"] == pytest.approx(6.0, rel=1e-12)
+    assert rows["conversation_rate_per_s"]["low_value"] == pytest.approx(0.1, rel=1e-12)
+
+
+def test_heatmap_cells_equal_direct_calls():
+    caps = [1e5, 3e5, 1e6]
+    out = heatmap_capacity_rate(W, C, capacities_tokens=caps, model="che", points=5)
+    rates = out["conversation_rate_per_s"]
+    assert out["capacity_tokens"] == caps and len(rates) == 5 and _geometric(rates)
+    assert rates[0] == pytest.approx(0.1, rel=1e-9) and rates[-1] == pytest.approx(10.0, rel=1e-9)
+    assert len(out["token_hit_rate"]) == 5 and all(len(row) == 3 for row in out["token_hit_rate"])
+    for i in (0, 2, 4):
+        for j in range(3):
+            direct = _tok(dataclasses.replace(W, conversation_rate_per_s=rates[i]), caps[j])
+            assert out["token_hit_rate"][i][j] == pytest.approx(direct, abs=TOL), (i, j)
+    default = heatmap_capacity_rate(W, C, model="che", points=4)
+    assert len(default["capacity_tokens"]) == 4 and _geometric(default["capacity_tokens"])
