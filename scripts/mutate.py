@@ -6,8 +6,9 @@
     python3 scripts/mutate.py benefit --tests tests/test_benefit.py tests/test_derived_values.py
     python3 scripts/mutate.py --issue-mutations               # the eight hand mutations of issue #10
 
-Prints, per module: mutants, killed, survived, timeouts/other, mutants listed as
-equivalent in tests/EQUIVALENT_MUTANTS.md, and the score = killed / (mutants - equivalent).
+Prints, per module: mutants, killed, survived, "no tests" (code no selected test runs),
+timeouts/other, mutants listed as equivalent in tests/EQUIVALENT_MUTANTS.md, and the
+score = (killed + timed out) / (mutants - equivalent); uncovered mutants count against it.
 Survivors not listed as equivalent are printed by name (``--show`` prints their diffs).
 
 Why a staging copy: mutmut 3 only imports mutated code from ./, src/ or source/
@@ -155,7 +156,8 @@ def run_mutmut(modules: list[str], tests: list[str], max_children: int, workdir:
     print(f"mutmut run exited {proc.returncode}; {tail[-1] if tail else ''} (log: {work / 'mutmut-run.log'})")
     base = work / "mutants" / "src"
     equivalent = _equivalents()
-    print(f"\n{'module':28s} {'mutants':>7s} {'killed':>6s} {'survived':>8s} {'other':>5s} {'equiv':>5s} {'score':>6s}")
+    print(f"\n{'module':28s} {'mutants':>7s} {'killed':>6s} {'survived':>8s} {'no tests':>8s} {'other':>5s} "
+          f"{'equiv':>5s} {'score':>6s}")
     survivors = []
     for meta in sorted(base.rglob("*.py.meta")):
         mod = _module_of(meta, base)
@@ -168,9 +170,10 @@ def run_mutmut(modules: list[str], tests: list[str], max_children: int, workdir:
         survivors += [k for k in surv if k not in equivalent]
         n, killed = len(codes), count["killed"]
         denom = n - len(eq)
-        score = killed / denom if denom else 1.0
-        other = n - killed - count["survived"]
-        print(f"{mod:28s} {n:7d} {killed:6d} {count['survived']:8d} {other:5d} {len(eq):5d} {score:6.1%}")
+        score = (killed + count["timeout"]) / denom if denom else 1.0   # a mutant that hangs the tests is caught
+        other = n - killed - count["survived"] - count["no tests"]
+        print(f"{mod:28s} {n:7d} {killed:6d} {count['survived']:8d} {count['no tests']:8d} {other:5d} "
+              f"{len(eq):5d} {score:6.1%}")
     if survivors:
         print(f"\n{len(survivors)} surviving mutants not listed in tests/EQUIVALENT_MUTANTS.md:")
         for name in survivors:

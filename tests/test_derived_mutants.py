@@ -3,7 +3,8 @@
 Expected values are derived by hand or by a second method, as in
 tests/test_derived_values.py. Relative tolerances of 1e-13 are float-rounding
 bounds (a handful of operations, each within 1.1e-16), tight enough to see a
-constant changed in its twelfth digit.
+constant changed in its twelfth digit (abs=0: pytest.approx otherwise also
+accepts any difference below 1e-12 in absolute terms).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ def test_benefit_report_keys_and_peak_by_hand():
     assert "50% MFU" in r["note"] and f"{g.dense_bf16_tflops:g} dense TFLOPS" in r["note"]
     # TTFT without cache: FLOPs by hand / (peak x 1e12 x MFU x TP)
     miss = 2 * m.params_active * 2000 + 4 * 32 * 4096 * (2000 * 1999 / 2)
-    assert r["prefill_ttft_no_cache_s"] == pytest.approx(miss / (g.dense_bf16_tflops * 1e12 * 0.5), rel=1e-13)
+    assert r["prefill_ttft_no_cache_s"] == pytest.approx(miss / (g.dense_bf16_tflops * 1e12 * 0.5), rel=1e-13, abs=0)
     assert r["prefill_gpus_busy_no_cache"] == pytest.approx(2.0 * miss / (g.dense_bf16_tflops * 1e12 * 0.5),
-                                                            rel=1e-13)
+                                                            rel=1e-13, abs=0)
 
 
 def test_fp8_uses_the_fp8_peak_when_the_gpu_has_one():
@@ -48,7 +49,7 @@ def test_fp8_uses_the_fp8_peak_when_the_gpu_has_one():
     assert r8["peak_tflops_per_gpu"] == g.dense_fp8_tflops
     # same FLOPs at a higher peak: time scales by the ratio of the peaks
     assert r8["prefill_ttft_no_cache_s"] == pytest.approx(
-        r16["prefill_ttft_no_cache_s"] * g.dense_bf16_tflops / g.dense_fp8_tflops, rel=1e-13)
+        r16["prefill_ttft_no_cache_s"] * g.dense_bf16_tflops / g.dense_fp8_tflops, rel=1e-13, abs=0)
 
 
 def test_everything_cached_has_no_speedup_figure():
@@ -126,7 +127,9 @@ def test_byte_multiples_and_dtype_widths():
     for bad in ("fp7", "", None, 8):
         with pytest.raises(InputError) as e:
             dtype_bits("kv_cache_dtype", bad)
-        assert e.value.field == "kv_cache_dtype" and "fp8" in e.value.allowed
+        # the error names the field, echoes the value, lists every accepted name, says what is wrong
+        assert e.value.field == "kv_cache_dtype" and e.value.value == bad
+        assert e.value.allowed == "one of " + ", ".join(widths) and e.value.problem == "unknown dtype"
 
 
 def test_kv_bytes_per_token_follow_the_dtype_width():

@@ -45,6 +45,8 @@ def test_curve_points_equal_direct_calls():
         assert tok == pytest.approx(float(direct["token_hit_rate"]), abs=TOL)
         assert req == pytest.approx(float(direct["request_hit_rate"]), abs=TOL)
         assert seed == pytest.approx(float(hit_rate_seed(W, CacheConfig(capacity_tokens=cap))), abs=1e-12)
+    for key in ("token_hit_rate", "request_hit_rate", "seed_token_hit_rate"):
+        assert len(out[key]) == len(caps), key
     assert out["current_capacity_tokens"] == 3e5
     assert out["current_token_hit_rate"] == pytest.approx(_tok(W, 3e5), abs=TOL)
     # ideal: geometric turns, b = 16 (see test_hitrate's enumeration): the same at any capacity
@@ -63,11 +65,21 @@ def test_capacity_grid_spans_working_set_to_ten_gaps():
     # high end: where the characteristic time reaches ten mean gaps (600 s)
     T_hi = float(hit_rates(W, CacheConfig(capacity_tokens=grid[-1]), "che")["characteristic_time_s"])
     assert T_hi == pytest.approx(600.0, rel=1e-3)
-    # a current capacity far outside is still inside the grid, with a factor 4 of margin
-    for around in (1e3, 1e9):
-        g = capacity_grid_tokens(W, C, points=30, around=around)
-        assert g[0] <= around / 4 * (1 + 1e-9) and g[-1] >= around * 4 * (1 - 1e-9) and _geometric(g)
-        assert g[0] >= 16   # never below one block
+    # a current capacity far outside widens the grid to a factor 4 beyond it
+    g = capacity_grid_tokens(W, C, points=30, around=1e3)
+    assert g[0] == pytest.approx(1e3 / 4, rel=1e-12) and g[-1] == pytest.approx(grid[-1], rel=1e-12)
+    g = capacity_grid_tokens(W, C, points=30, around=1e9)
+    assert g[0] == pytest.approx(grid[0], rel=1e-12) and g[-1] == pytest.approx(4e9, rel=1e-12)
+    # a zero capacity is ignored; a tiny one stops at one block (64 tokens here: logspace
+    # returns 63.99999999999999 for 10**log10(64), the clip keeps it at the limit)
+    assert np.array_equal(capacity_grid_tokens(W, C, points=50, around=0.0), grid)
+    g = capacity_grid_tokens(W, CacheConfig(capacity_tokens=3e5, block_size_tokens=64), points=30, around=0.5)
+    assert g[0] >= 64 and g[0] == pytest.approx(64, rel=1e-12)
+    # the grid spans at least a decade: with one turn, 1 s gaps and 100 s of service, the
+    # in-flight working set (T = 0) is most of the cache even after ten gaps, so hi = 10 x lo
+    w1 = Workload(turns_mean=1, gap_mean_s=1, service_time_s=100, system_prompt_tokens=0)
+    g = capacity_grid_tokens(w1, C, points=10)
+    assert g[-1] / g[0] == pytest.approx(10.0, rel=1e-12)
 
 
 def test_every_sweep_row_equals_direct_calls():
@@ -140,9 +152,46 @@ def test_heatmap_cells_equal_direct_calls():
     assert out["capacity_tokens"] == caps and len(rates) == 5 and _geometric(rates)
     assert rates[0] == pytest.approx(0.1, rel=1e-9) and rates[-1] == pytest.approx(10.0, rel=1e-9)
     assert len(out["token_hit_rate"]) == 5 and all(len(row) == 3 for row in out["token_hit_rate"])
+    assert out["model"] == "che"
     for i in (0, 2, 4):
         for j in range(3):
             direct = _tok(dataclasses.replace(W, conversation_rate_per_s=rates[i]), caps[j])
             assert out["token_hit_rate"][i][j] == pytest.approx(direct, abs=TOL), (i, j)
     default = heatmap_capacity_rate(W, C, model="che", points=4)
     assert len(default["capacity_tokens"]) == 4 and _geometric(default["capacity_tokens"])
+
+
+def test_default_arguments_of_the_figures():
+    # the grids and models the page gets when it passes nothing
+    curve = curve_vs_capacity(W, CacheConfig(capacity_tokens=1e9))
+    assert curve["model"] == "che" and len(curve["capacity_tokens"]) == 120
+    assert curve["capacity_tokens"] == list(capacity_grid_tokens(W, C, 120, around=1e9))
+    hm = heatmap_capacity_rate(W, CacheConfig(capacity_tokens=1e9))
+    assert hm["model"] == "che" and len(hm["conversation_rate_per_s"]) == 30
+    assert hm["capacity_tokens"] == list(capacity_grid_tokens(W, C, 30, around=1e9))
+    sw = sweeps_all(W, C)
+    assert sw["model"] == "che" and all(len(sw[k]["values"]) == 40 for k in SWEEP_PARAMS)
+    td = tornado(W, C)
+    assert td["model"] == "che" and td["change_fraction"] == 0.2
+
+
+def test_sweep_axes_for_small_current_values():
+    # a log parameter below 1 is centred on itself (0.5/s -> 0.05 .. 5/s); a linear one
+    # below 1 spans 0 .. current + 2 (span max(current, 1))
+    w = dataclasses.replace(W, conversation_rate_per_s=0.5, service_time_s=0.5)
+    out = sweeps_all(w, C, points=5)
+    assert out["conversation_rate_per_s"]["values"][0] == pytest.approx(0.05, rel=1e-9)
+    assert out["conversation_rate_per_s"]["values"][-1] == pytest.approx(5.0, rel=1e-9)
+    assert out["service_time_s"]["values"][-1] == pytest.approx(2.5, rel=1e-12)
+
+
+def test_tornado_at_a_full_change_keeps_limits():
+    # change 1.0: the low side is 0, allowed for closed-limit fields (system prompt), replaced
+    # by 1e-9 x the value for open ones (rate, gap); the high side of capacity stops at 1e13
+    rows = {r["parameter"]: r for r in tornado(W, C, 1.0, model="che")["rows"]}
+    assert rows["system_prompt_tokens"]["low_value"] == 0.0
+    assert rows["gap_mean_s"]["low_value"] == pytest.approx(60e-9, rel=1e-12)
+    assert rows["conversation_rate_per_s"]["low_value"] == pytest.approx(1e-9, rel=1e-12)
+    assert rows["turns_mean"]["low_value"] == 1.0
+    big = {r["parameter"]: r for r in tornado(W, CacheConfig(capacity_tokens=1e13), 0.2, model="che")["rows"]}
+    assert big["capacity_tokens"]["high_value"] == 1e13 and big["capacity_tokens"]["low_value"] == 8e12
