@@ -195,3 +195,12 @@ def test_tornado_at_a_full_change_keeps_limits():
     assert rows["turns_mean"]["low_value"] == 1.0
     big = {r["parameter"]: r for r in tornado(W, CacheConfig(capacity_tokens=1e13), 0.2, model="che")["rows"]}
     assert big["capacity_tokens"]["high_value"] == 1e13 and big["capacity_tokens"]["low_value"] == 8e12
+
+
+def test_grid_sizes_and_the_upper_limit_of_a_log_axis():
+    assert len(capacity_grid_tokens(W, C)) == 120
+    assert len(curve_vs_capacity(W, C, points=17)["capacity_tokens"]) == 17
+    # 50 turns: the turns axis runs to 10 x 50 = 500, cut at the field's limit of 200 turns;
+    # 10**log10(200) is 200.00000000000003 in floats, so the clip must bring it back
+    vals = sweeps_all(dataclasses.replace(W, turns_mean=50.0), C, points=5)["turns_mean"]["values"]
+    assert vals[0] == pytest.approx(5.0, rel=1e-12) and vals[-1] == 200.0
