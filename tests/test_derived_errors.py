@@ -23,7 +23,7 @@ from kvcalc.errors import InputError
 # once given explicitly as null. TTL accepts +inf and None (no TTL) and huge values.
 _BAD_NUMBER = [math.nan, -math.inf, math.inf, -5.0, "abc", True, None, [1.0], 1e30]
 _BAD_TTL = [math.nan, -math.inf, -5.0, 0.0, "abc", True, [1.0]]
-_BAD_CAPACITY = [math.nan, math.inf, -5.0, "abc", True, None, 1e30]   # a list: see the xfail below
+_BAD_CAPACITY = [math.nan, math.inf, -5.0, "abc", True, None, [1.0], 1e30]
 
 _VALID = {
     "workload.conversation_rate_per_s": st.floats(1e-3, 1e4),
@@ -69,13 +69,7 @@ def test_a_request_raises_iff_a_field_is_bad_and_names_it(marked):
         assert e.value.field in bad, (e.value.field, bad)
         assert e.value.allowed
         return
-    try:
-        r = compute(req)
-    except InputError as e:
-        # the one known exception, tracked by test_inverse_beyond_the_capacity_limit (strict xfail)
-        if e.field == "cache.capacity_tokens" and isinstance(e.value, float) and e.value > 1e13:
-            return
-        raise
+    r = compute(req)
     for key in ("token_hit_rate", "request_hit_rate", "ideal_token_hit_rate"):
         assert r[key] is not None and 0.0 <= r[key] <= 1.0, (key, r[key])
     json.dumps(r, allow_nan=False)
@@ -92,19 +86,13 @@ def test_every_bad_value_of_every_field_is_named(path):
         assert e.value.field == path, (value, e.value.field)
 
 
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "a list as cache.capacity_tokens escapes compute() as TypeError (api.py rejects lists in "
-    "workload.* only); remove this mark when the validation names the field"))
 def test_a_list_capacity_is_named():
     with pytest.raises(InputError) as e:
         compute({"workload": {}, "cache": {"capacity_tokens": [1.0]}})
     assert e.value.field == "cache.capacity_tokens"
 
 
-@pytest.mark.xfail(strict=True, raises=InputError, reason=(
-    "capacity_for_token_hit_rate (FIFO) tries capacities above the 1e13-token limit and the "
-    "CacheConfig it builds raises InputError('cache.capacity_tokens', 1.0001e13) although the "
-    "request's capacity (0) is valid; the inverse should answer 'not reachable within the limits'"))
+# Was a bug (FIFO inverse built a CacheConfig above the 1e13-token limit and raised on a valid request).
 def test_inverse_beyond_the_capacity_limit():
     req = {"workload": {"conversation_rate_per_s": 7953.0, "turns_mean": 16.0, "gap_mean_s": 1180.0,
                         "user_tokens_per_turn": 1.0, "output_tokens_per_turn": 2446.0,
