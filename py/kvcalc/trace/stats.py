@@ -120,8 +120,7 @@ def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
     need = None
     while rows.size:
         ids = trace.block_ids[off[rows] + depth]
-        pairs = np.unique(np.stack([ids, session[rows]], axis=1), axis=0)
-        u, c = np.unique(pairs[:, 0], return_counts=True)
+        u, c = np.unique(_unique_pairs(ids, session[rows])[0], return_counts=True)
         best = int(np.argmax(c))
         if need is None:
             need = max(2, int(math.ceil(0.5 * c[best])))
@@ -130,6 +129,18 @@ def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
         depth += 1
         rows = rows[(ids == u[best]) & (full[rows] > depth)]
     return depth
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs of two non-negative int arrays, sorted (one 1-D sort of a*B + b)."""
+    if a.size == 0:
+        return a[:0], b[:0]
+    nb = int(b.max()) + 1
+    if int(a.max()) < (1 << 62) // max(nb, 1):
+        u = np.unique(a.astype(np.int64) * nb + b)
+        return u // nb, u % nb
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)  # pragma: no cover - huge ids
+    return pairs[:, 0], pairs[:, 1]
 
 
 def trace_stats(trace: Trace) -> dict:
@@ -151,8 +162,8 @@ def trace_stats(trace: Trace) -> dict:
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
     w = _block_tokens(trace)
     if ids.size:
-        pairs = np.unique(np.stack([ids, session[req]], axis=1), axis=0)
-        n_sess_of = np.bincount(pairs[:, 0].astype(np.intp), minlength=trace.n_blocks_unique)
+        first, _ = _unique_pairs(ids, session[req])
+        n_sess_of = np.bincount(first.astype(np.intp), minlength=trace.n_blocks_unique)
         shared_tokens = int(w[n_sess_of[ids] > 1].sum())
     else:
         shared_tokens = 0

@@ -1,0 +1,248 @@
+"""Sampled LRU curves: SHARDS (Waldspurger et al., FAST 2015), spatially hashed sampling.
+
+A block reference is kept iff ``hash(block id) mod P < T`` (``P = 2^24``), so
+every reference of a kept block is kept and the kept stream is the trace of a
+``R = T / P`` share of the blocks. Its LRU stack distances, divided by ``R``,
+estimate the full stream's; the miss count at capacity ``C`` is estimated by
+the kept misses at scaled distance ``> C`` divided by ``R``. SHARDS-adj (the
+paper's correction for the sample's size): the miss ratio is divided by the
+expected number of kept references ``R * N``, not the actual one, which removes
+the bias of a sample that is by chance too large or too small (a few hot
+blocks in or out). Token rates weight each kept reference by its tokens.
+
+Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
+references with ``hash >= T`` dropped) whenever more than ``max_refs``
+references are kept, so memory is bounded whatever the trace length; the curve
+is then the fixed-rate estimate at the final rate (every reference of the
+final sample was kept from the start, so no rescaling of earlier counts is
+needed, unlike the paper's online histogram).
+
+Capacities below ``1/R`` (one sampled block) are below the sample's
+resolution: there the rate is interpolated linearly from 0 at ``C = 0``.
+
+Error estimate: the kept blocks are split by other hash bits into ``G = 8``
+groups, each a SHARDS sample at rate ``R / G``; the spread of their curves
+gives the standard error of the rate-``R`` curve (``sd / sqrt(G)``) at each
+capacity. ``error_bound_pp`` is 3 standard errors at the worst capacity.
+
+Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
+of BLAKE2b), seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .curve import _INF, _kept, _n_warm, lookup_distances
+
+__all__ = ["SampledRefs", "hash_ids", "sample_threshold", "refs_from_trace", "shards_curve", "HASH_BITS",
+           "SAMPLE_GROUPS"]
+
+HASH_BITS = 24
+_P = 1 << HASH_BITS
+SAMPLE_GROUPS = 8
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def hash_ids(ids, seed: int = 0) -> np.ndarray:
+    """64-bit hashes (uint64) of block ids: an int64/uint64 array, or a list of ints / strings."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
+        x = ids.astype(np.uint64, copy=False) if ids.dtype.kind == "u" else ids.view(np.uint64) \
+            if ids.dtype == np.int64 else ids.astype(np.int64).view(np.uint64)
+    else:
+        vals = []
+        for v in ids:
+            if isinstance(v, str):
+                vals.append(int.from_bytes(hashlib.blake2b(v.encode("utf-8"), digest_size=8).digest(), "little"))
+            else:
+                vals.append(int(v) & _M64)
+        x = np.asarray(vals, dtype=np.uint64)
+    s = np.uint64((seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & _M64)
+    with np.errstate(over="ignore"):
+        return _splitmix64(x ^ s)
+
+
+def sample_threshold(rate: float) -> int:
+    """T with T / 2^24 the sampling rate actually used (at least 1)."""
+    return max(1, min(_P, int(round(rate * _P))))
+
+
+def _sample_bits(h: np.ndarray) -> np.ndarray:
+    return (h >> np.uint64(64 - HASH_BITS)).astype(np.int64)
+
+
+def _group_of(h: np.ndarray) -> np.ndarray:
+    return (h & np.uint64(SAMPLE_GROUPS - 1)).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class SampledRefs:
+    """The kept references of a trace, head first per request, with the trace's totals.
+
+    ``ids`` (block ids), ``hashes`` (uint64), ``req`` (request row), ``weight``
+    (tokens) of the kept looked-up references; ``n_requests``; per request the
+    looked-up blocks ``m_all`` and prompt tokens ``tokens`` (for the totals).
+    ``threshold``: kept iff the top 24 hash bits are below it.
+    """
+
+    ids: np.ndarray
+    hashes: np.ndarray
+    req: np.ndarray
+    weight: np.ndarray
+    m_all: np.ndarray
+    tokens: np.ndarray
+    looked_tokens: np.ndarray
+    threshold: int
+    block_size_tokens: int
+    full_blocks_only: bool
+
+    @property
+    def rate(self) -> float:
+        return self.threshold / _P
+
+    def lowered(self, threshold: int) -> "SampledRefs":
+        keep = _sample_bits(self.hashes) < threshold
+        return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
+                           self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only)
+
+
+def check_rate(rate, field: str = "sampling") -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(float(rate)) \
+            or not 0.0 < float(rate) <= 1.0:
+        raise InputError(field, rate, "a sampling rate in (0, 1] (e.g. 0.01 for 1 %), 'auto' or 'exact'",
+                         "sampling rate outside (0, 1]")
+    if float(rate) < 1.0 / _P:
+        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small")
+    return float(rate)
+
+
+def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: int = 0) -> SampledRefs:
+    """Sample a loaded trace's looked-up references by a hash of the (dense) block id."""
+    rate = check_rate(rate)
+    ids, req, pos, weight, m, starts = _kept(trace, full_blocks_only)
+    h = hash_ids(ids, seed)
+    t = sample_threshold(rate)
+    keep = _sample_bits(h) < t
+    looked = np.bincount(req, weights=weight, minlength=trace.n_requests).astype(np.int64)
+    return SampledRefs(ids[keep], h[keep], req[keep], weight[keep], m.astype(np.int64),
+                       trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only)
+
+
+def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
+    m = np.bincount(req, minlength=n_requests).astype(np.int64)
+    starts = np.zeros(n_requests + 1, dtype=np.int64)
+    np.cumsum(m, out=starts[1:])
+    return lookup_distances(ids, req, m, starts)
+
+
+def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: float, caps: np.ndarray,
+                blocks_total: int, tokens_total: int, looked_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """SHARDS-adj block and token hit rates at capacities ``caps`` [blocks].
+
+    Hit tokens = looked-up tokens - kept missed tokens / R (tokens never looked
+    up, the partial last blocks under full_blocks_only, always miss).
+    """
+    dc = d[counted]
+    wc = weight[counted]
+    scaled = np.where(dc == _INF, np.inf, dc / rate)
+    caps = np.minimum(np.asarray(caps, dtype=np.float64), 1e300)
+    order = np.argsort(scaled, kind="stable")
+    ss = scaled[order]
+    cw = np.concatenate([[0], np.cumsum(wc[order])])
+    k = np.searchsorted(ss, caps, side="right")        # kept hits at capacity C: scaled distance <= C
+    miss_b = dc.size - k
+    miss_t = cw[-1] - cw[k]
+    rb = 1.0 - miss_b / (rate * blocks_total) if blocks_total else np.zeros(caps.shape)
+    rt = (looked_tokens - miss_t / rate) / tokens_total if tokens_total else np.zeros(caps.shape)
+    # Below one sampled block (C < 1/R) the sample says nothing: the rate is
+    # interpolated from 0 at C = 0 (an empty cache hits nothing) to its value at 1/R.
+    small = caps < 1.0 / rate
+    if small.any():
+        kk = np.searchsorted(ss, 1.0 / rate, side="right")
+        at_b = 1.0 - (dc.size - kk) / (rate * blocks_total) if blocks_total else 0.0
+        at_t = (looked_tokens - (cw[-1] - cw[kk]) / rate) / tokens_total if tokens_total else 0.0
+        f = caps[small] * rate
+        rb = np.where(small, 0.0, rb)
+        rt = np.where(small, 0.0, rt)
+        rb[small] = f * at_b
+        rt[small] = f * at_t
+    return np.clip(rb, 0.0, 1.0), np.clip(rt, 0.0, 1.0)
+
+
+def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_blocks=None,
+                 max_points: int = 400, with_error: bool = True) -> dict:
+    """The SHARDS-adj LRU curve (block and token hit rates) from sampled references."""
+    n = refs.m_all.shape[0]
+    n_warm = _n_warm(n, warmup_fraction)
+    blocks_total = int(refs.m_all[n_warm:].sum())
+    tokens_total = int(refs.tokens[n_warm:].sum())
+    looked = (refs.block_size_tokens * blocks_total if refs.full_blocks_only
+              else int(refs.looked_tokens[n_warm:].sum()))
+    rate = refs.rate
+    d = _distances(refs.ids, refs.req, n)
+    counted = refs.req >= n_warm
+    finite = d[counted & (d != _INF)]
+    sat = int(math.ceil(finite.max() / rate)) if finite.size else 0
+    if capacities_blocks is None:
+        hi = max(sat, 1)
+        grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2)))]))
+    else:
+        grid = np.asarray(capacities_blocks, dtype=np.float64)
+    rb, rt = _curve_from(d, refs.weight, counted, rate, grid, blocks_total, tokens_total, looked)
+    out = {
+        "method": "SHARDS-adj (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids",
+        "rate": rate,
+        "threshold": refs.threshold,
+        "hash_bits": HASH_BITS,
+        "sampled_references": int(counted.sum()),
+        "expected_references": rate * blocks_total,
+        "capacities_blocks": grid.astype(np.int64).tolist(),
+        "block_hit_rate": rb.tolist(),
+        "token_hit_rate": rt.tolist(),
+        "saturation_capacity_blocks": sat,
+        "ideal_block_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
+                                                  blocks_total, tokens_total, looked)[0][0]),
+        "ideal_token_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
+                                                  blocks_total, tokens_total, looked)[1][0]),
+        "blocks_looked_up": blocks_total,
+        "prompt_tokens": tokens_total,
+    }
+    if with_error:
+        g = _group_of(refs.hashes)
+        curves_b, curves_t = [], []
+        for j in range(SAMPLE_GROUPS):
+            sel = g == j
+            if not sel.any():
+                curves_b.append(np.zeros(grid.shape))
+                curves_t.append(np.zeros(grid.shape))
+                continue
+            dj = _distances(refs.ids[sel], refs.req[sel], n)
+            bj, tj = _curve_from(dj, refs.weight[sel], refs.req[sel] >= n_warm, rate / SAMPLE_GROUPS, grid,
+                                 blocks_total, tokens_total, looked)
+            curves_b.append(bj)
+            curves_t.append(tj)
+        se_b = np.std(np.array(curves_b), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        se_t = np.std(np.array(curves_t), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        out["standard_error_block"] = se_b.tolist()
+        out["standard_error_token"] = se_t.tolist()
+        out["error_bound_pp"] = float(300 * max(se_b.max(), se_t.max())) if grid.size else 0.0
+        out["error_mean_pp"] = float(100 * max(se_b.mean(), se_t.mean())) if grid.size else 0.0
+        out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a SHARDS sample at rate R/{SAMPLE_GROUPS}: "
+                                 "standard error = sd of their curves / sqrt(groups); bound = 3 standard errors "
+                                 "at the worst capacity")
+    return out
