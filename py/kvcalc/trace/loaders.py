@@ -283,7 +283,7 @@ def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = 
                skip_bad_lines: bool = False, max_requests: int | None = None,
                max_bytes: int | None = None, max_lines: int | None = None,
                max_line_bytes: int | None = None, chain: str = "auto", keep_partial: bool = False,
-               progress=None, cancel=None, chunk_bytes: int = CHUNK_BYTES) -> Trace:
+               progress=None, cancel=None, chunk_bytes: int = CHUNK_BYTES, fast_path: bool = True) -> Trace:
     """Load a trace: a path (``.jsonl`` or ``.jsonl.gz``), raw ``bytes`` or an iterable of byte chunks.
 
     The input is read in chunks of ``chunk_bytes`` (see :mod:`.reader`): memory
@@ -301,6 +301,9 @@ def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = 
     ``progress(status)``: called after each chunk with bytes read, requests and
     requests per second; ``cancel()``: checked between chunks, true stops
     (:class:`~.reader.TraceCancelled`, an InputError; kept with ``keep_partial``).
+    ``fast_path``: parse canonical Mooncake files (path or bytes) a chunk at a
+    time (:mod:`.fastload`; same result, several times faster), falling back to
+    the general loader at the first line that is not canonical.
     """
     if isinstance(source, str) and not isinstance(source, os.PathLike):
         raise InputError("path", source[:80], "load_trace(Path(...)) for a path, loads_trace(text) for content",
@@ -308,14 +311,27 @@ def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = 
     _check_load_options(format, chain, block_size_tokens, max_requests, skip_bad_lines, keep_partial)
     limits = ReadLimits(max_bytes, max_lines, max_line_bytes)
     counter = [0]
-    reader = LineReader(source, limits, progress=progress, cancel=cancel, chunk_bytes=chunk_bytes,
-                        requests_seen=lambda: counter[0])
-    try:
-        return _parse(reader, format=format, block_size_tokens=block_size_tokens,
-                      skip_bad_lines=skip_bad_lines, max_requests=max_requests, chain=chain,
-                      keep_partial=keep_partial, counter=counter)
-    finally:
-        reader.close()
+
+    def new_reader():
+        return LineReader(source, limits, progress=progress, cancel=cancel, chunk_bytes=chunk_bytes,
+                          requests_seen=lambda: counter[0])
+
+    restartable = isinstance(source, (bytes, bytearray, memoryview, os.PathLike))
+    for fast in ((True, False) if restartable and fast_path else (False,)):
+        reader = new_reader()
+        try:
+            return _parse(reader, format=format, block_size_tokens=block_size_tokens,
+                          skip_bad_lines=skip_bad_lines, max_requests=max_requests, chain=chain,
+                          keep_partial=keep_partial, counter=counter, fast=new_reader if fast else None)
+        except _Fallback:
+            counter[0] = 0
+        finally:
+            reader.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Fallback(Exception):
+    """The fast path declined: parse again with the general loader."""
 
 
 def loads_trace(data: bytes | str, **kwargs) -> Trace:
@@ -348,7 +364,7 @@ _PEEK_MAX_BYTES = 16 << 20
 
 
 def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines: bool,
-           max_requests, chain: str, keep_partial: bool, counter: list) -> Trace:
+           max_requests, chain: str, keep_partial: bool, counter: list, fast=None) -> Trace:
     bad_counts: dict[str, int] = {}
     first_bad: dict[str, str] = {}
     stopped: dict = {}
@@ -469,6 +485,14 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     else:
         rechain = chain == "rechain"
 
+    if fast is not None:
+        if fmt != "mooncake" or rechain:
+            raise _Fallback
+        trace = _fast_build(fast(), bs, max_requests, detection, counter)
+        if trace is None:
+            raise _Fallback
+        return trace
+
     def all_lines():
         yield from peeked
         peeked.clear()
@@ -491,6 +515,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     finally:
         pass
     trace.info["stopped"] = stopped or None
+    trace.info["loader"] = "general (one JSON line at a time)"
     trace.info["read"] = {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
                           "gzip": reader.gzip, "lines": reader.lines, "blank_lines": reader.blank_lines,
                           "limits": reader.limits.as_dict()}
@@ -674,6 +699,55 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
         format=fmt,
         session_ids=sessions,
         parent_index=parent_index,
+        info=detection,
+    )
+
+
+def _fast_build(reader: LineReader, bs: int, max_requests, detection: dict, counter: list) -> Trace | None:
+    """The Trace of a canonical Mooncake input via :mod:`.fastload`, or None to fall back."""
+    from .fastload import NotCanonical, densify_verified, scan_mooncake
+    try:
+        arr = scan_mooncake(reader, bs, max_requests=max_requests, counter=counter)
+        dense, nu = densify_verified(arr["raw_ids"], arr["counts"])
+    except NotCanonical:
+        return None
+    finally:
+        reader.close()
+    del arr["raw_ids"]
+    n = arr["counts"].shape[0]
+    ts = arr["ts_ms"].astype(np.float64) * 1e-3
+    t0 = ts[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(arr["counts"], out=offsets[1:])
+    detection.update({
+        "ids_prefix_chained": True,
+        "chaining": "verified prefix-chained (each id at one position after one predecessor)",
+        "session_source": None,
+        "n_requests": n,
+        "n_blocks_total": int(dense.shape[0]),
+        "n_blocks_unique": int(nu),
+        "timestamp_unit": "ms",
+        "t0_s": float(t0),
+        "bytes_read": int(reader.bytes_in),
+        "truncated": bool(arr["truncated"]),
+        "bad_lines_skipped": 0,
+        "bad_lines_by_reason": {},
+        "bad_lines_first": {},
+        "stopped": None,
+        "loader": "fast path (canonical Mooncake lines, parsed a chunk at a time)",
+        "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out, "gzip": reader.gzip,
+                 "lines": arr["lines"], "blank_lines": 0, "limits": reader.limits.as_dict()},
+    })
+    return Trace(
+        timestamps_s=ts - t0,
+        input_tokens=arr["input_tokens"],
+        output_tokens=arr["output_tokens"],
+        block_offsets=offsets,
+        block_ids=dense,
+        block_size_tokens=int(bs),
+        format="mooncake",
+        session_ids=np.full(n, -1, dtype=np.int64),
+        parent_index=np.full(n, -1, dtype=np.int64),
         info=detection,
     )
 
