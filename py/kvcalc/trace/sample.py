@@ -185,7 +185,7 @@ def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: fl
 
 
 def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_blocks=None,
-                 max_points: int = 400, with_error: bool = True) -> dict:
+                 max_points: int = 400, with_error: bool = True, extra_capacities=()) -> dict:
     """The SHARDS-adj LRU curve (block and token hit rates) from sampled references."""
     n = refs.m_all.shape[0]
     n_warm = _n_warm(n, warmup_fraction)
@@ -200,7 +200,8 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     sat = int(math.ceil(finite.max() / rate)) if finite.size else 0
     if capacities_blocks is None:
         hi = max(sat, 1)
-        grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2)))]))
+        grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2))),
+                                         np.asarray(list(extra_capacities), dtype=np.float64)]))
     else:
         grid = np.asarray(capacities_blocks, dtype=np.float64)
     rb, rt = _curve_from(d, refs.weight, counted, rate, grid, blocks_total, tokens_total, looked)
@@ -246,3 +247,102 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                                  "standard error = sd of their curves / sqrt(groups); bound = 3 standard errors "
                                  "at the worst capacity")
     return out
+
+
+def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) -> SampledRefs:
+    """SampledRefs from :func:`.fastload.scan_mooncake` run with a sampling threshold."""
+    bs = block_size_tokens
+    cnt = arr["counts"]
+    inp = arr["input_tokens"]
+    req, pos = arr["req"], arr["pos"]
+    if full_blocks_only:
+        m_all = np.minimum(inp // bs, cnt)
+        keep = pos < m_all[req]
+        weight = np.full(int(keep.sum()), bs, dtype=np.int64)
+        looked = m_all * bs
+    else:
+        m_all = cnt
+        keep = np.ones(pos.shape[0], dtype=bool)
+        weight = np.where(pos == cnt[req] - 1, inp[req] - (cnt[req] - 1) * bs, bs).astype(np.int64)
+        looked = inp
+    return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all.astype(np.int64),
+                       inp.astype(np.int64), looked.astype(np.int64), int(arr["threshold"]), bs, full_blocks_only)
+
+
+def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
+    from .stats import _quantiles
+    n = int(ts_s.shape[0])
+    span = float(ts_s[-1] - ts_s[0]) if n else 0.0
+    return {"n_requests": n, "duration_s": span, "arrival_rate_per_s": n / span if span > 0 else None,
+            "block_size_tokens": bs, "n_blocks_total": int(n_blocks_total),
+            "input_tokens": _quantiles(inp.astype(np.float64)), "output_tokens": _quantiles(out.astype(np.float64)),
+            "sessions": None,
+            "note": "sampled mode: per-request statistics only (sessions, reuse gaps, shared prefixes and the "
+                    "workload fit need every block)"}
+
+
+def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
+    while max_refs is not None and refs.ids.shape[0] > max_refs and refs.threshold > 1:
+        refs = refs.lowered(refs.threshold // 2)
+    return refs
+
+
+def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int = 0, full_blocks_only: bool = True,
+                 **load_opts) -> tuple[SampledRefs, dict, dict]:
+    """Read a trace keeping only a hashed sample of its block references.
+
+    Canonical Mooncake inputs (path or bytes) are scanned by :mod:`.fastload`
+    with the sample filter, so memory holds per-request numbers (4 per
+    request) and the sample, never the trace's block ids. Other inputs are
+    loaded exactly, then sampled (memory as in exact mode; said in
+    ``info["loader"]``). Returns (refs, detection info, light statistics).
+    """
+    from .fastload import NotCanonical, scan_mooncake
+    from .loaders import load_trace
+    from .reader import LineReader, ReadLimits
+
+    rate = check_rate(rate)
+    if max_refs is not None and (isinstance(max_refs, bool) or not isinstance(max_refs, int) or max_refs < 1):
+        raise InputError("sampling_max_refs", max_refs, "a positive integer")
+    head_opts = {k: v for k, v in load_opts.items() if k not in ("max_requests", "progress", "cancel", "keep_partial")}
+    head = load_trace(source, max_requests=200, fast_path=False, **head_opts)
+    bs = head.block_size_tokens
+    if head.format == "mooncake" and head.info["chaining"].startswith("verified") \
+            and (isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "__fspath__")):
+        if True:
+            reader = LineReader(source, ReadLimits(load_opts.get("max_bytes"), load_opts.get("max_lines"),
+                                                   load_opts.get("max_line_bytes")),
+                                progress=load_opts.get("progress"), cancel=load_opts.get("cancel"))
+            try:
+                arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
+                                    sample_threshold=sample_threshold(rate), sample_seed=seed,
+                                    max_sampled_refs=max_refs)
+                ids, pos = arr["ids"], arr["pos"]
+                if ids.size:
+                    _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+                    if not np.array_equal(pos[first][inv.reshape(-1)], pos):
+                        raise NotCanonical("sampled ids at two positions")
+                refs = refs_from_scan(arr, bs, full_blocks_only)
+                ts = arr["ts_ms"].astype(np.float64) * 1e-3
+                info = dict(head.info)
+                info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum()),
+                             "n_blocks_unique": None, "t0_s": float(ts[0]), "truncated": arr["truncated"],
+                             "bytes_read": reader.bytes_in, "stopped": None,
+                             "chaining": "verified prefix-chained on the sampled ids",
+                             "loader": "fast path with sampling (per-request numbers and the sample kept)",
+                             "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
+                                      "gzip": reader.gzip, "lines": arr["lines"], "blank_lines": 0,
+                                      "limits": reader.limits.as_dict()}})
+                stats = _light_stats(ts - ts[0], arr["input_tokens"], arr["output_tokens"],
+                                     info["n_blocks_total"], bs)
+                return refs, info, stats
+            except NotCanonical:
+                pass
+            finally:
+                reader.close()
+    trace = load_trace(source, **load_opts)
+    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed), max_refs)
+    info = dict(trace.info)
+    info["loader"] = info.get("loader", "") + "; then sampled (memory as in exact mode: not a canonical Mooncake file)"
+    stats = _light_stats(trace.timestamps_s, trace.input_tokens, trace.output_tokens, trace.n_blocks_total, bs)
+    return refs, info, stats
