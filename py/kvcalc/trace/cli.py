@@ -56,6 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad lines")
     p.add_argument("--fifo", action="store_true", help="also replay FIFO at the capacities")
     p.add_argument("--max-points", type=int, default=400, help="curve grid points (default 400)")
+    p.add_argument("--sample", default="auto", metavar="auto|exact|RATE",
+                   help="auto (default: exact up to 256 MiB of trace, SHARDS sampling above), exact, "
+                        "or a sampling rate in (0, 1], e.g. 0.01")
+    p.add_argument("--sample-max-refs", type=int, default=None, metavar="N",
+                   help="fixed-size sampling: halve the rate whenever more than N references are kept")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling hash (default 0)")
+    p.add_argument("--max-bytes", type=int, default=None, metavar="B",
+                   help="refuse traces larger than B decompressed bytes (default 8 GiB)")
+    p.add_argument("--max-lines", type=int, default=None, metavar="N", help="refuse traces of more lines")
+    p.add_argument("--max-line-bytes", type=int, default=None, metavar="B",
+                   help="a longer line is a bad line (default 8 MiB)")
+    p.add_argument("--max-requests", type=int, default=None, metavar="N", help="read at most N requests")
+    p.add_argument("--keep-partial", action="store_true",
+                   help="if the file breaks (truncated gzip, a limit, a bad line), analyse what was read")
+    p.add_argument("--progress", action="store_true", help="print reading progress to stderr")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--csv", action="store_true", help="print the curve as CSV")
     return p
@@ -69,7 +84,46 @@ def _num(x, fmt="{:.4g}") -> str:
     return "-" if x is None else fmt.format(x)
 
 
+def _sampled_report(res: dict) -> str:
+    det, st, cv, sm = res["detection"], res["stats"], res["curve"], res["sampling"]
+    bs = det["block_size_tokens"]
+    lines = [
+        f"format: {det['format']} ({det['format_source']}); block size {bs} tokens ({det['block_size_source']})",
+        f"requests: {st['n_requests']} over {st['duration_s']:.1f} s ({_num(st['arrival_rate_per_s'])} req/s); "
+        f"blocks: {st['n_blocks_total']}" + ("; TRUNCATED at max_requests" if det.get("truncated") else ""),
+        f"SAMPLED: {sm['method']}; rate {100 * sm['rate']:.4g} % ({sm['sampled_references']} references kept); "
+        f"{sm['why']}",
+        f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (3 standard errors), "
+        f"{sm['error_mean_pp']:.2f} pp mean standard error",
+        "input tokens:  mean {} p50 {} p90 {} p99 {}".format(*(_num(st['input_tokens'][k], '{:.0f}')
+                                                              for k in ('mean', 'p50', 'p90', 'p99'))),
+        "",
+        f"counting rule: {res['counting_rule']}",
+        f"ideal (infinite cache): block hit {_pct(res['ideal_block_hit_rate'])}, "
+        f"token hit {_pct(res['ideal_token_hit_rate'])}",
+        "",
+        f"{'capacity_blocks':>16} {'capacity_tokens':>16} {'block_hit':>10} {'token_hit':>10}",
+    ]
+    lines += _rows(res, bs)
+    if det.get("stopped"):
+        lines.append(f"STOPPED EARLY: {det['stopped']['message']}")
+    return "\n".join(lines)
+
+
+def _rows(res: dict, bs: int) -> list[str]:
+    cv = res["curve"]
+    if res["capacities"]:
+        rows = [(r["capacity_blocks"], r["block_hit_rate"], r["token_hit_rate"]) for r in res["capacities"]]
+    else:
+        caps = np.asarray(cv["capacities_blocks"])
+        pick = np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 16), side="right") - 1)
+        rows = [(cv["capacities_blocks"][i], cv["block_hit_rate"][i], cv["token_hit_rate"][i]) for i in pick]
+    return [f"{c:>16} {c * bs:>16} {_pct(b):>10} {_pct(t):>10}" for c, b, t in rows]
+
+
 def _text_report(res: dict) -> str:
+    if res.get("sampling", {}).get("mode") == "sampled":
+        return _sampled_report(res)
     det, st, cv = res["detection"], res["stats"], res["curve"]
     bs = det["block_size_tokens"]
     lines = [
@@ -101,20 +155,16 @@ def _text_report(res: dict) -> str:
         "",
         f"{'capacity_blocks':>16} {'capacity_tokens':>16} {'block_hit':>10} {'token_hit':>10}",
     ]
-    if res["capacities"]:
-        rows = [(r["capacity_blocks"], r["block_hit_rate"], r["token_hit_rate"]) for r in res["capacities"]]
-    else:
-        caps = np.asarray(cv["capacities_blocks"])
-        pick = np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 16), side="right") - 1)
-        rows = [(cv["capacities_blocks"][i], cv["block_hit_rate"][i], cv["token_hit_rate"][i]) for i in pick]
-    for c, b, t in rows:
-        lines.append(f"{c:>16} {c * bs:>16} {_pct(b):>10} {_pct(t):>10}")
+    lines += _rows(res, bs)
+    if det.get("stopped"):
+        lines.append(f"STOPPED EARLY: {det['stopped']['message']}")
     if "fifo" in res:
         lines += ["", "FIFO (replay):"]
         for r in res["fifo"]:
             lines.append(f"{r['capacity_blocks']:>16} {r['capacity_blocks'] * bs:>16} "
                          f"{_pct(r['block_hit_rate']):>10} {_pct(r['token_hit_rate']):>10}")
     wl = res["fit"]["workload"]
+    lines += ["", "sampling: " + res["sampling"]["why"]]
     lines += ["", "fitted workload: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                  for k, v in wl.items())]
     return "\n".join(lines)
@@ -129,6 +179,32 @@ def _csv(res: dict) -> str:
     return "\n".join(out)
 
 
+def _sampling_arg(text: str):
+    if text in ("auto", "exact"):
+        return text
+    try:
+        return float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+    except ValueError:
+        raise InputError("--sample", text, "auto, exact or a rate in (0, 1] such as 0.01 or 1%",
+                         "not a sampling mode") from None
+
+
+def _progress_printer():
+    import time
+    last = [0.0]
+
+    def show(st: dict) -> None:
+        now = time.perf_counter()
+        if now - last[0] < 0.5:
+            return
+        last[0] = now
+        frac = f" ({100 * st['fraction']:.0f} %)" if st.get("fraction") is not None else ""
+        rps = st.get("requests_per_s")
+        print(f"\rread {st['bytes_read'] / 1e6:.1f} MB{frac}, {st.get('requests') or 0} requests"
+              + (f", {rps:,.0f} requests/s" if rps else ""), end="", file=sys.stderr, flush=True)
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -140,7 +216,17 @@ def main(argv: list[str] | None = None) -> int:
                "max_points": ns.max_points, "skip_bad_lines": ns.skip_bad_lines, "fifo": ns.fifo}
         if ns.block_size is not None:
             req["block_size_tokens"] = ns.block_size
-        res = trace_analyze(req)
+        req["sampling"] = _sampling_arg(ns.sample)
+        req["sampling_seed"] = ns.seed
+        req["keep_partial"] = ns.keep_partial
+        for key in ("sample_max_refs", "max_bytes", "max_lines", "max_line_bytes", "max_requests"):
+            v = getattr(ns, key)
+            if v is not None:
+                req["sampling_max_refs" if key == "sample_max_refs" else key] = v
+        status = _progress_printer() if ns.progress else None
+        res = trace_analyze(req, status=status)
+        if ns.progress:
+            print(file=sys.stderr)
         if ns.json:
             print(json.dumps(res, indent=2))
         elif ns.csv:
@@ -153,6 +239,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (MemoryError, RecursionError) as exc:
+        print(f"error: trace: {type(exc).__name__}: the trace is too large or too deeply nested; "
+              "try --sample 0.01 or --max-bytes", file=sys.stderr)
         return 2
     except SystemExit as exc:  # --help
         return int(exc.code or 0)

@@ -361,6 +361,8 @@ def _check_load_options(format, chain, block_size_tokens, max_requests, skip_bad
 
 #: The peek that detects format and block size keeps at most this many bytes of lines.
 _PEEK_MAX_BYTES = 16 << 20
+#: With skip_bad_lines, the peek steps over at most this many bad lines looking for requests.
+_PEEK_MAX_BAD_LINES = 100_000
 
 
 def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines: bool,
@@ -395,6 +397,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     sample: list[dict] = []
     header: dict | None = None
     peek_bytes = 0
+    n_peek_bad = 0
     exhausted = False
     try:
         while True:
@@ -403,8 +406,6 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
             except StopIteration:
                 exhausted = True
                 break
-            peeked.append((lineno, raw))
-            peek_bytes += len(raw) if raw is not None else 0
             try:
                 text = _decode(raw)
                 if text is None:  # pragma: no cover - the reader drops blank lines
@@ -412,14 +413,25 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                 obj = _parse_obj(text)
             except _BadLine as exc:
                 if lineno == reader.unterminated_line and exc.reason == "malformed_json":
-                    exc = _BadLine("truncated_line", exc.detail)
+                    exc = _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
+                                   "(file cut in half?): " + exc.detail)
                 peek_bad[exc.reason] = peek_bad.get(exc.reason, 0) + 1
                 peek_first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
+                n_peek_bad += 1
+                if not skip_bad_lines:
+                    peeked.append((lineno, raw))
+                    peek_bytes += len(raw) if raw is not None else 0
+                elif n_peek_bad >= _PEEK_MAX_BAD_LINES:
+                    break
+                if len(peeked) >= _PEEK_LINES or peek_bytes > _PEEK_MAX_BYTES:
+                    break
+                continue
+            peeked.append((lineno, raw))
+            peek_bytes += len(raw)
+            if header is None and not sample and "kvcalc_trace" in obj:
+                header = obj
             else:
-                if header is None and not sample and "kvcalc_trace" in obj:
-                    header = obj
-                else:
-                    sample.append(obj)
+                sample.append(obj)
             if len(sample) >= _PEEK_LINES or len(peeked) >= _PEEK_LINES or peek_bytes > _PEEK_MAX_BYTES:
                 break
     except StreamError as exc:
@@ -432,13 +444,14 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     if fmt == "auto":
         fmt = "generic" if header is not None else (_detect_format(sample) or "")
         if not fmt:
-            if not peeked:
+            if not peeked and not n_peek_bad:
                 raise InputError("input", f"{reader.lines} lines", "one JSON object per line",
                                  "empty trace: no requests" + (" (only blank lines)" if reader.lines else ""))
             if not sample:
-                where = f"the first {len(peeked)} non-blank lines" if not exhausted else \
-                    f"the {len(peeked)} non-blank lines"
-                if not skip_bad_lines and len(peek_bad) >= 1:
+                n_seen = len(peeked) if not skip_bad_lines else n_peek_bad
+                where = f"the first {n_seen} non-blank lines" if not exhausted else \
+                    f"the {n_seen} non-blank lines"
+                if not skip_bad_lines and peeked:
                     first_line = peeked[0][0]
                     reason, detail = next(iter(peek_first_bad.items()))
                     raise InputError(f"line {first_line}", detail.split(": ", 1)[-1], "one JSON object per line",
@@ -492,6 +505,11 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
         if trace is None:
             raise _Fallback
         return trace
+
+    if skip_bad_lines:
+        for reason, k in peek_bad.items():
+            bad_counts[reason] = bad_counts.get(reason, 0) + k
+        first_bad.update({r: d for r, d in peek_first_bad.items() if r not in first_bad})
 
     def all_lines():
         yield from peeked

@@ -310,13 +310,15 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
     if head.format == "mooncake" and head.info["chaining"].startswith("verified") \
             and (isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "__fspath__")):
         if True:
+            counter = [0]
             reader = LineReader(source, ReadLimits(load_opts.get("max_bytes"), load_opts.get("max_lines"),
                                                    load_opts.get("max_line_bytes")),
-                                progress=load_opts.get("progress"), cancel=load_opts.get("cancel"))
+                                progress=load_opts.get("progress"), cancel=load_opts.get("cancel"),
+                                requests_seen=lambda: counter[0])
             try:
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
-                                    max_sampled_refs=max_refs)
+                                    max_sampled_refs=max_refs, counter=counter)
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
