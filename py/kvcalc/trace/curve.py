@@ -137,40 +137,41 @@ def _count_within_blocks(a: np.ndarray, block: int) -> np.ndarray:
     return out
 
 
-#: Block of the merge passes; above it, batches are counted against the sorted union of earlier ones.
-_LEAF = 1 << 11
-_FANOUT = 32
+#: Block of the merge passes; above, batches are counted against the sorted union of earlier ones.
+_LEAF = 1 << 8
+_FANOUT = 16
 
 
-def _count_batched(a: np.ndarray, lo: int, within: np.ndarray, out: np.ndarray) -> None:
+def _count_batched(a: np.ndarray, lo: int, within: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add to ``out[lo:lo+n]`` the counts from earlier batches; return ``a`` sorted and its order."""
     n = a.shape[0]
     if n <= _LEAF:
         out[lo:lo + n] = within[lo:lo + n]
-        return
+        order = np.argsort(a, kind="stable")
+        return a[order], order
     size = max(_LEAF, -(-n // _FANOUT))
     size = 1 << (size - 1).bit_length()          # a multiple of the leaf block
-    done = np.empty(0, dtype=a.dtype)
+    done_v = np.empty(0, dtype=a.dtype)
+    done_i = np.empty(0, dtype=np.int64)
     for s in range(0, n, size):
-        b = a[s:s + size]
-        _count_batched(b, lo + s, within, out)
-        if done.size:
-            order = np.argsort(b, kind="stable")
-            bs = b[order]
-            pos = np.searchsorted(done, bs, side="left")     # sorted keys: a forward scan
-            add = np.empty(b.size, dtype=np.int64)
-            add[order] = pos
-            out[lo + s:lo + s + b.size] += add
+        bv, bi = _count_batched(a[s:s + size], lo + s, within, out)
+        bi = bi + s
+        if done_v.size:
+            pos = np.searchsorted(done_v, bv, side="left")     # sorted keys: a forward scan
+            out[lo + bi] += pos
+            pos += np.arange(bv.size)
         else:
-            bs = np.sort(b, kind="stable")
-            pos = np.zeros(b.size, dtype=np.int64)
-        if s + size < n:
-            pos = pos + np.arange(bs.size)
-            merged = np.empty(done.size + bs.size, dtype=a.dtype)
-            keep = np.ones(merged.size, dtype=bool)
-            keep[pos] = False
-            merged[pos] = bs
-            merged[keep] = done
-            done = merged
+            pos = np.arange(bv.size)
+        mv = np.empty(done_v.size + bv.size, dtype=a.dtype)
+        mi = np.empty(mv.size, dtype=np.int64)
+        keep = np.ones(mv.size, dtype=bool)
+        keep[pos] = False
+        mv[pos] = bv
+        mi[pos] = bi
+        mv[keep] = done_v
+        mi[keep] = done_i
+        done_v, done_i = mv, mi
+    return done_v, done_i
 
 
 def _count_earlier_smaller(a: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
