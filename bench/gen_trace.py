@@ -3,7 +3,7 @@
     PYTHONPATH=py python bench/gen_trace.py N OUT.jsonl[.gz] [--seed S] [--rate R]
 
 Structure: conversations start as a Poisson process (``--rate`` per second); each picks one of
-16 system prompts (Zipf weights, 1,000-6,000 tokens), has a geometric number of turns (mean 4)
+16 (``--system-prompts``) system prompts (Zipf weights, 1,000-6,000 tokens), has a geometric number of turns (mean 4)
 separated by exponential gaps (mean 60 s), and each turn sends the whole history again
 (system prompt + earlier user and output tokens + new user tokens, lognormal, mean 900 and
 300 tokens), capped at 64k tokens. Block ids are prefix-chained over 512-token blocks: a
@@ -24,7 +24,7 @@ BS = 512
 MAX_CONTEXT_TOKENS = 65536
 
 
-def generate(n_requests: int, seed: int = 0, rate_per_s: float | None = None):
+def generate(n_requests: int, seed: int = 0, rate_per_s: float | None = None, system_prompts: int = 16):
     """Yield the trace lines (str, with newline) in arrival order."""
     rng = np.random.default_rng(seed)
     turns_mean = 4.0
@@ -32,8 +32,8 @@ def generate(n_requests: int, seed: int = 0, rate_per_s: float | None = None):
     rate = rate_per_s if rate_per_s else max(n_requests / 86400.0 / turns_mean * 1.0, 0.5)
     starts = np.cumsum(rng.exponential(1.0 / rate, n_sessions))
     turns = rng.geometric(1.0 / turns_mean, n_sessions)
-    n_sys = 16
-    sys_len = rng.integers(1000, 6001, n_sys)
+    n_sys = max(system_prompts, 1)
+    sys_len = rng.integers(1000, 6001, n_sys) if system_prompts else np.zeros(1, dtype=np.int64)
     sys_w = 1.0 / np.arange(1, n_sys + 1)
     sys_kind = rng.choice(n_sys, n_sessions, p=sys_w / sys_w.sum())
     sess = np.repeat(np.arange(n_sessions), turns)
@@ -78,11 +78,12 @@ def main(argv=None) -> int:
     p.add_argument("out")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--rate", type=float, default=None, help="conversations per second")
+    p.add_argument("--system-prompts", type=int, default=16, help="shared system prompts (0: none)")
     a = p.parse_args(argv)
     opener = (lambda f: gzip.open(f, "wt", compresslevel=1)) if a.out.endswith(".gz") else (lambda f: open(f, "w"))
     with opener(a.out) as fh:
         buf = []
-        for line in generate(a.n, a.seed, a.rate):
+        for line in generate(a.n, a.seed, a.rate, a.system_prompts):
             buf.append(line)
             if len(buf) >= 20000:
                 fh.write("".join(buf))

@@ -2,8 +2,10 @@
 
 A block reference is kept iff ``hash(block id) mod P < T`` (``P = 2^24``), so
 every reference of a kept block is kept and the kept stream is the trace of a
-``R = T / P`` share of the blocks. Its LRU stack distances, divided by ``R``,
-estimate the full stream's; the miss count at capacity ``C`` is estimated by
+``R = T / P`` share of the blocks. Its LRU stack distances ``d``, scaled by ``1/R``,
+estimate the full stream's (a block's own place counts once: ``D = 1 + (d - 1) / R``,
+since the other blocks between two uses are sampled independently of it,
+which keeps the small distances of hot blocks unbiased); the miss count at capacity ``C`` is estimated by
 the kept misses at scaled distance ``> C`` divided by ``R``. SHARDS-adj (the
 paper's correction for the sample's size): the miss ratio is divided by the
 expected number of kept references ``R * N``, not the actual one, which removes
@@ -16,9 +18,6 @@ references are kept, so memory is bounded whatever the trace length; the curve
 is then the fixed-rate estimate at the final rate (every reference of the
 final sample was kept from the start, so no rescaling of earlier counts is
 needed, unlike the paper's online histogram).
-
-Capacities below ``1/R`` (one sampled block) are below the sample's
-resolution: there the rate is interpolated linearly from 0 at ``C = 0``.
 
 Error estimate: the kept blocks are split by other hash bits into ``G = 8``
 groups, each a SHARDS sample at rate ``R / G``; the spread of their curves
@@ -159,7 +158,7 @@ def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: fl
     """
     dc = d[counted]
     wc = weight[counted]
-    scaled = np.where(dc == _INF, np.inf, dc / rate)
+    scaled = np.where(dc == _INF, np.inf, 1.0 + (dc - 1) / rate)
     caps = np.minimum(np.asarray(caps, dtype=np.float64), 1e300)
     order = np.argsort(scaled, kind="stable")
     ss = scaled[order]
@@ -169,18 +168,6 @@ def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: fl
     miss_t = cw[-1] - cw[k]
     rb = 1.0 - miss_b / (rate * blocks_total) if blocks_total else np.zeros(caps.shape)
     rt = (looked_tokens - miss_t / rate) / tokens_total if tokens_total else np.zeros(caps.shape)
-    # Below one sampled block (C < 1/R) the sample says nothing: the rate is
-    # interpolated from 0 at C = 0 (an empty cache hits nothing) to its value at 1/R.
-    small = caps < 1.0 / rate
-    if small.any():
-        kk = np.searchsorted(ss, 1.0 / rate, side="right")
-        at_b = 1.0 - (dc.size - kk) / (rate * blocks_total) if blocks_total else 0.0
-        at_t = (looked_tokens - (cw[-1] - cw[kk]) / rate) / tokens_total if tokens_total else 0.0
-        f = caps[small] * rate
-        rb = np.where(small, 0.0, rb)
-        rt = np.where(small, 0.0, rt)
-        rb[small] = f * at_b
-        rt[small] = f * at_t
     return np.clip(rb, 0.0, 1.0), np.clip(rt, 0.0, 1.0)
 
 
@@ -197,7 +184,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     d = _distances(refs.ids, refs.req, n)
     counted = refs.req >= n_warm
     finite = d[counted & (d != _INF)]
-    sat = int(math.ceil(finite.max() / rate)) if finite.size else 0
+    sat = int(math.ceil(1 + (finite.max() - 1) / rate)) if finite.size else 0
     if capacities_blocks is None:
         hi = max(sat, 1)
         grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2))),
