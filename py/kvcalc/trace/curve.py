@@ -71,8 +71,16 @@ def _check_options(full_blocks_only, warmup_fraction) -> tuple[bool, float]:
     return full_blocks_only, float(warmup_fraction)
 
 
+def _index_dtype(total: int):
+    """int32 for index arrays while they fit (half the memory), else int64."""
+    return np.int32 if total < (1 << 31) - 2 else np.int64
+
+
 def _kept(trace: Trace, full_blocks_only: bool):
-    """Per request the looked-up blocks (head first): flat ids, request, position, tokens."""
+    """Per request the looked-up blocks (head first): flat ids, request, position, tokens.
+
+    ``ids``, ``req`` and ``pos`` are int32 while they fit; ``m`` and ``starts`` int64.
+    """
     bs = trace.block_size_tokens
     n_ids = np.diff(trace.block_offsets)
     inp = trace.input_tokens
@@ -82,9 +90,12 @@ def _kept(trace: Trace, full_blocks_only: bool):
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
     total = int(starts[-1])
-    req = np.repeat(np.arange(n, dtype=np.int64), m.astype(np.intp))
-    pos = np.arange(total, dtype=np.int64) - starts[req]
-    ids = trace.block_ids[trace.block_offsets[req] + pos]
+    it = _index_dtype(max(total, trace.n_blocks_total, n))
+    req = np.repeat(np.arange(n, dtype=it), m.astype(np.intp))
+    pos = np.arange(total, dtype=it) - starts[:-1].astype(it)[req]
+    ids = trace.block_ids[trace.block_offsets[:-1][req] + pos]
+    if ids.size and it is np.int32 and int(ids.max()) < (1 << 31) - 2:
+        ids = ids.astype(np.int32)
     weight = np.full(total, bs, dtype=np.int64)
     if not full_blocks_only:
         last = starts[1:] - 1
@@ -203,27 +214,32 @@ def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np
     total = ids.shape[0]
     if total == 0:
         return np.zeros(0, dtype=np.int64)
-    rank = np.arange(total, dtype=np.int64) - starts[req]
-    back = m[req] - 1 - rank                # own blocks used before this one within its request
-    acc_index = starts[req] + back          # position of each reference in the access sequence
-    del rank
+    it = _index_dtype(total)
+    st = starts.astype(it)
+    back = m.astype(it)[req] - 1 - (np.arange(total, dtype=it) - st[req])   # own blocks used before
+    acc_index = st[req] + back              # position of each reference in the access sequence
+    del st
     x = np.empty(total, dtype=ids.dtype)
     x[acc_index] = ids
-    order = np.argsort(x, kind="stable")
+    order = np.argsort(x, kind="stable").astype(it, copy=False)
     same = x[order[1:]] == x[order[:-1]]
     del x
-    prev = np.full(total, -1, dtype=np.int64)
+    prev = np.full(total, -1, dtype=it)
     prev[order[1:][same]] = order[:-1][same]
     del order, same
     # First uses (prev = -1) are smaller than every re-use: count them with a
     # cumulative sum and run the merge passes over the re-uses alone.
-    q = np.nonzero(prev >= 0)[0]
-    firsts_before = np.cumsum(prev < 0) - (prev < 0)
-    dist_acc = np.full(total, _INF, dtype=np.int64)
+    first = prev < 0
+    q = np.nonzero(~first)[0].astype(it, copy=False)
+    firsts_before = (np.cumsum(first, dtype=it) - first)[q]
+    del first
     pq = prev[q]
     del prev
-    dist_acc[q] = (firsts_before[q] + _count_earlier_smaller(pq)) - pq
-    del firsts_before, pq, q
+    dq = (firsts_before + _count_earlier_smaller(pq).astype(it, copy=False)) - pq
+    del firsts_before, pq
+    dist_acc = np.full(total, _INF, dtype=np.int64)
+    dist_acc[q] = dq
+    del dq, q
     d = dist_acc[acc_index]                 # back to head-first order
     del dist_acc, acc_index
     finite = d != _INF
@@ -246,7 +262,7 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     # along the prompt; kept so the prefix rule holds by construction).
     cap = total + 2
     dc = np.minimum(d, cap)
-    seg = req * (cap + 1)
+    seg = req.astype(np.int64) * (cap + 1)
     pm = np.maximum.accumulate(seg + dc) - seg
     pm = np.where(pm >= cap, _INF, pm)
     return ids, req, pos, weight, pm, m
