@@ -387,3 +387,13 @@ def test_sampled_api_fast_scan_and_fixed_size(no_shared_prompt):
     text = generated.read_text().replace('"timestamp": ', '"timestamp":', 1)
     res2 = trace_analyze({"text": text, "sampling": 0.05})
     assert "then sampled" in res2["sampling"]["loader"]
+
+
+def test_sampled_result_warns_about_heavy_hitters(generated, no_shared_prompt):
+    """16 shared system prompts (~40 % of references on ~100 blocks) vs none: the sample-size check
+    (|kept / (R N) - 1| > 20 %) flags the first, never the second (deterministic files and seeds)."""
+    for seed in range(3):
+        heavy = trace_analyze({"path": str(generated), "sampling": 0.01, "sampling_seed": seed})
+        assert heavy["sampling"]["warning"] and abs(heavy["sampling"]["sample_size_deviation"]) > 0.2
+        plain = trace_analyze({"path": str(no_shared_prompt), "sampling": 0.01, "sampling_seed": seed})
+        assert plain["sampling"]["warning"] is None

@@ -350,6 +350,8 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
         rows.append(row)
     sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
                                    "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate")}
+    sampling["warning"] = sc.get("warning")
+    sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
     sampling.update({"mode": "sampled", "why": why, "seed": seed, "max_refs": max_refs,
                      "loader": info.get("loader")})
     result = {

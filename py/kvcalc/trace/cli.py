@@ -95,6 +95,7 @@ def _sampled_report(res: dict) -> str:
         f"{sm['why']}",
         f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (3 standard errors), "
         f"{sm['error_mean_pp']:.2f} pp mean standard error",
+        *( [f"WARNING: {sm['warning']}"] if sm.get("warning") else [] ),
         "input tokens:  mean {} p50 {} p90 {} p99 {}".format(*(_num(st['input_tokens'][k], '{:.0f}')
                                                               for k in ('mean', 'p50', 'p90', 'p99'))),
         "",

@@ -210,6 +210,16 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "blocks_looked_up": blocks_total,
         "prompt_tokens": tokens_total,
     }
+    # Heavy hitters: SHARDS samples blocks, so a few blocks carrying a large share of the
+    # references (a shared system prompt's blocks) make the estimate jumpy. They show as a
+    # sample size far from its expectation R * N (hot blocks missed: too few; caught: too many).
+    expected = rate * blocks_total
+    dev = (int(counted.sum()) / expected - 1.0) if expected > 0 else 0.0
+    out["sample_size_deviation"] = dev
+    out["warning"] = (f"the sample holds {100 * dev:+.0f} % references against its expectation R x N: a few blocks "
+                      "shared by many requests (a system prompt) dominate; the sampled curve is unreliable "
+                      "(errors of several points, possibly beyond the stated bound); use exact mode or a "
+                      "higher rate" if abs(dev) > 0.2 else None)
     if with_error:
         g = _group_of(refs.hashes)
         curves_b, curves_t = [], []
