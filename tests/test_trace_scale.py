@@ -397,3 +397,74 @@ def test_sampled_result_warns_about_heavy_hitters(generated, no_shared_prompt):
         assert heavy["sampling"]["warning"] and abs(heavy["sampling"]["sample_size_deviation"]) > 0.2
         plain = trace_analyze({"path": str(no_shared_prompt), "sampling": 0.01, "sampling_seed": seed})
         assert plain["sampling"]["warning"] is None
+
+
+# ----------------------------------------------------------------------------- fleets and tiers
+
+def test_fleet_k1_and_pooled_equal_the_single_cache():
+    from kvcalc.trace.fleet import fleet_at, fleet_curves
+    tr = load_trace(CONV)
+    single = lru_curve(tr)
+    caps = [0, 10, 500, 5859, 30000]
+    b, t = single.hits_at(caps)
+    for routing in ("affinity", "random", "round_robin", "pooled"):
+        curves, _ = fleet_curves(tr, 1, routing)
+        at = fleet_at(curves, caps)
+        assert np.array_equal(at["block_hits"], b) and np.array_equal(at["token_hits"], t)
+    # Pooled K instances of C blocks = one cache of K x C (exact hits).
+    res = trace_analyze({"sample": "conversation", "cluster": {"instances": 10, "routing": "pooled"}})
+    f = res["fleet"]
+    kc = np.asarray(f["capacities_blocks_per_instance"]) * 10
+    _, t10 = single.rates_at(kc)
+    assert np.allclose(f["token_hit_rate"], t10, rtol=0, atol=1e-15)
+    # Split K ways, each instance gets fewer reuses: never above the pool of K x C.
+    rr = trace_analyze({"sample": "conversation", "cluster": {"instances": 10, "routing": "round_robin"}})["fleet"]
+    assert np.all(np.asarray(rr["token_hit_rate"]) <= np.asarray(f["token_hit_rate"]) + 1e-12)
+
+
+def test_fleet_routing_by_instance_is_a_partition_and_affinity_keeps_sessions():
+    from kvcalc.trace.fleet import route
+    rows = [{"timestamp_s": float(i), "input_tokens": 32, "output_tokens": 1, "block_hashes": [f"s{i % 7}", f"t{i}"],
+             "session_id": f"u{i % 7}"} for i in range(70)]
+    text = json.dumps({"kvcalc_trace": 1, "block_size_tokens": 16}) + "\n" + "\n".join(json.dumps(r) for r in rows)
+    tr = loads_trace(text)
+    inst, how = route(tr, 3, "affinity", seed=1)
+    assert how == "hash of the session"
+    for s in range(7):
+        assert len(set(inst[tr.session_ids == s].tolist())) == 1
+    rr, _ = route(tr, 3, "round_robin")
+    assert rr.tolist() == [i % 3 for i in range(70)]
+    rnd, _ = route(tr, 3, "random", seed=5)
+    assert np.array_equal(rnd, route(tr, 3, "random", seed=5)[0]) and set(rnd.tolist()) <= {0, 1, 2}
+
+
+def test_exclusive_tiers_sum_to_the_single_cache_at_the_summed_capacity():
+    tiers = [{"name": "gpu", "capacity_tokens": 512 * 700, "read_gb_per_s": 1000},
+             {"name": "cpu", "capacity_gib": 40, "read_gb_per_s": 50},
+             {"name": "ssd", "capacity_tokens": 512 * 20000, "read_gb_per_s": 5}]
+    for cluster in (None, {"instances": 4, "routing": "random", "seed": 2}):
+        req = {"sample": "conversation", "tiers": tiers, "kv_bytes_per_token": 131072}
+        if cluster:
+            req["cluster"] = cluster
+        res = trace_analyze(req)
+        rows = res["fleet"]["tiers"]
+        total_blocks = rows[-1]["cumulative_capacity_blocks"]
+        assert rows[1]["capacity_blocks"] == int(40 * 2 ** 30 / 131072) // 512
+        f = res["fleet"]
+        from kvcalc.trace.fleet import fleet_at, fleet_curves
+        tr = load_trace(CONV)
+        curves, _ = fleet_curves(tr, (cluster or {}).get("instances", 1), (cluster or {}).get("routing", "pooled"),
+                                 seed=(cluster or {}).get("seed", 0))
+        at = fleet_at(curves, [total_blocks])
+        assert sum(r["token_hits"] for r in rows) == int(at["token_hits"][0])
+        assert sum(r["block_hits"] for r in rows) == int(at["block_hits"][0])
+        assert all(r["read_s_per_request"] >= 0 for r in rows) and f["instances"] == (cluster or {}).get("instances", 1)
+    with pytest.raises(InputError) as ei:
+        trace_analyze({"sample": "conversation", "tiers": [{"name": "x", "capacity_gib": 1}]})
+    assert ei.value.field == "tiers[0].capacity_gib"
+    with pytest.raises(InputError) as ei:
+        trace_analyze({"sample": "conversation", "cluster": {"instances": 2, "routing": "nearest"}})
+    assert ei.value.field == "cluster.routing"
+    with pytest.raises(InputError) as ei:
+        trace_analyze({"sample": "conversation", "cluster": {"instances": 2}, "sampling": 0.1})
+    assert ei.value.field == "cluster"

@@ -27,6 +27,11 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     sampling_max_refs    fixed-size sampling: the rate is halved whenever more references
                          are kept (default 2,000,000 with auto; none with a given rate)
     sampling_seed        seed of the sampling hash (default 0)
+    cluster              {"instances": K, "routing": affinity|random|round_robin|pooled, "seed": s}:
+                         adds fleet, the replay across K instances of capacities_blocks each
+                         (see fleet.py); exact mode only
+    tiers                [{"name", "capacity_tokens" | "capacity_gib", "read_gb_per_s"}, ...]:
+                         exclusive tiers per instance from one LRU stack (adds fleet.tiers)
     service_time_s       service time for the workload fit (default: from output lengths)
     kv_bytes_per_token   KV bytes per token of a model/GPU/TP (from compute()): adds the
                          capacities in GiB (curve.capacity_gib, capacities[].capacity_gib)
@@ -60,6 +65,7 @@ from pathlib import Path
 from ..errors import InputError, require_int, require_number
 from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
+from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .stats import fit_workload_report, trace_stats
 
@@ -70,7 +76,8 @@ REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens"
                 "full_blocks_only", "capacities_blocks", "max_points", "fifo", "targets",
                 "skip_bad_lines", "max_requests", "max_bytes", "service_time_s",
                 "kv_bytes_per_token", "operating_capacity_tokens", "model_curve", "max_lines",
-                "max_line_bytes", "keep_partial", "sampling", "sampling_max_refs", "sampling_seed")
+                "max_line_bytes", "keep_partial", "sampling", "sampling_max_refs", "sampling_seed",
+                "cluster", "tiers")
 _MAX_CAPACITIES = 200
 
 
@@ -255,6 +262,12 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
         source = Path(request["path"])
     else:
         source = sample_path(request["sample"])
+    cluster = None if request.get("cluster") is None else parse_cluster(request["cluster"])
+    tiers_req = request.get("tiers")
+    if (cluster is not None or tiers_req is not None) and rate is not None:
+        raise InputError("cluster" if cluster is not None else "tiers", request.get("cluster") or tiers_req,
+                         "sampling: 'exact' (fleets and tiers are replayed exactly)",
+                         "fleets and tiers need exact mode")
     if rate is not None:
         return _analyze_sampled(source, opts, rate=rate, max_refs=max_refs, seed=seed, full=full, warm=warm,
                                 caps=caps, max_points=max_points, targets=targets, bpt=bpt, op=op, why=why,
@@ -309,8 +322,39 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if targets:
         result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
                              for t in targets]
+    if cluster is not None or tiers_req is not None:
+        result["fleet"] = _fleet(trace, curve, curve_dict, cluster or {"instances": 1, "routing": "pooled", "seed": 0},
+                                 tiers_req, full, warm, bpt)
     report(1.0)
     return result
+
+
+def _fleet(trace, curve, curve_dict: dict, cluster: dict, tiers_req, full: bool, warm: float, bpt) -> dict:
+    """The replay across instances (and tiers) at the curve's capacities per instance."""
+    from .fleet import fleet_at, fleet_curves, parse_tiers, tier_split
+    k, routing = cluster["instances"], cluster["routing"]
+    pooled = routing == "pooled" and k > 1
+    if routing == "pooled" or k == 1:
+        curves, how = [curve], ("one shared pool of K x C" if pooled else "one cache")
+    else:
+        curves, how = fleet_curves(trace, k, routing, seed=cluster["seed"], full_blocks_only=full,
+                                   warmup_fraction=warm)
+    caps = curve_dict["capacities_blocks"]
+    at = fleet_at(curves, caps, k if pooled else 1)
+    shares = sorted((c.n_requests / trace.n_requests for c in curves), reverse=True)
+    out = {"instances": k, "routing": routing, "routing_key": how, "seed": cluster["seed"],
+           "capacities_blocks_per_instance": caps,
+           "capacity_tokens_per_instance": [c * trace.block_size_tokens for c in caps],
+           "block_hit_rate": at["block_hit_rate"].tolist(), "token_hit_rate": at["token_hit_rate"].tolist(),
+           "busiest_instance_request_share": shares[0] if not pooled else 1.0 / k,
+           "instances_used": len(curves) if not pooled else k,
+           "note": "each instance an exact LRU cache of the capacity per instance; fleet rate = all hits / all "
+                   "lookups; warm-up per instance" + ("; pooled: one cache of K x the capacity" if pooled else "")}
+    if tiers_req is not None:
+        tiers = parse_tiers(tiers_req, trace.block_size_tokens, bpt)
+        counted = sum(c.n_requests_counted for c in curves)
+        out["tiers"] = tier_split(curves, tiers, k if pooled else 1, bpt, counted)
+    return out
 
 
 def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, caps, max_points, targets,
