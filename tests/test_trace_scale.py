@@ -468,3 +468,12 @@ def test_exclusive_tiers_sum_to_the_single_cache_at_the_summed_capacity():
     with pytest.raises(InputError) as ei:
         trace_analyze({"sample": "conversation", "cluster": {"instances": 2}, "sampling": 0.1})
     assert ei.value.field == "cluster"
+
+
+def test_cli_fleet_and_tiers(capsys):
+    assert trace_main([str(CONV), "--instances", "10", "--routing", "random", "--capacities", "5859",
+                       "--tier", "gpu:1e6:1000", "--tier", "cpu:2e6:50"]) == 0
+    out = capsys.readouterr().out
+    assert "fleet: 10 instances, routing random" in out and "tier gpu: 1953 blocks" in out
+    assert trace_main([str(CONV), "--tier", "gpu"]) == 2
+    assert "--tier" in capsys.readouterr().err

@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-partial", action="store_true",
                    help="if the file breaks (truncated gzip, a limit, a bad line), analyse what was read")
     p.add_argument("--progress", action="store_true", help="print reading progress to stderr")
+    p.add_argument("--instances", type=int, default=None, metavar="K",
+                   help="replay across K instances, each of the capacity (cluster.instances)")
+    p.add_argument("--routing", default="affinity", choices=["affinity", "random", "round_robin", "pooled"],
+                   help="routing across instances (default affinity: by session, else by first block)")
+    p.add_argument("--tier", action="append", default=[], metavar="NAME:TOKENS[:GB_PER_S]",
+                   help="an exclusive cache tier per instance, fastest first (repeat: --tier gpu:3e6:1000 "
+                        "--tier cpu:2e7:50)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--csv", action="store_true", help="print the curve as CSV")
     return p
@@ -165,6 +172,7 @@ def _text_report(res: dict) -> str:
             lines.append(f"{r['capacity_blocks']:>16} {r['capacity_blocks'] * bs:>16} "
                          f"{_pct(r['block_hit_rate']):>10} {_pct(r['token_hit_rate']):>10}")
     wl = res["fit"]["workload"]
+    lines += _fleet_report(res)
     lines += ["", "sampling: " + res["sampling"]["why"]]
     lines += ["", "fitted workload: " + ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                                                  for k, v in wl.items())]
@@ -178,6 +186,41 @@ def _csv(res: dict) -> str:
     for c, b, t in zip(cv["capacities_blocks"], cv["block_hit_rate"], cv["token_hit_rate"]):
         out.append(f"{c},{c * bs},{b:.6f},{t:.6f}")
     return "\n".join(out)
+
+
+def _tier_arg(text: str) -> dict:
+    parts = text.split(":")
+    try:
+        if not 2 <= len(parts) <= 3:
+            raise ValueError
+        tier = {"name": parts[0], "capacity_tokens": float(parts[1])}
+        if len(parts) == 3:
+            tier["read_gb_per_s"] = float(parts[2])
+        return tier
+    except ValueError:
+        raise InputError("--tier", text, "NAME:TOKENS or NAME:TOKENS:GB_PER_S, e.g. cpu:2e7:50",
+                         "not a tier") from None
+
+
+def _fleet_report(res: dict) -> list[str]:
+    f = res.get("fleet")
+    if not f:
+        return []
+    bs = res["curve"]["block_size_tokens"]
+    lines = ["", f"fleet: {f['instances']} instances, routing {f['routing']} ({f['routing_key']}); "
+             f"busiest instance takes {100 * f['busiest_instance_request_share']:.0f} % of requests"]
+    caps = np.asarray(f["capacities_blocks_per_instance"])
+    want = [r["capacity_blocks"] for r in res["capacities"]] or \
+        caps[np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 8), side="right") - 1)].tolist()
+    for c in want:
+        i = int(np.searchsorted(caps, c))
+        if i < caps.size:
+            lines.append(f"{int(caps[i]):>16} {int(caps[i]) * bs:>16} per instance: fleet token hit "
+                         f"{_pct(f['token_hit_rate'][i])}")
+    for t in f.get("tiers", []):
+        extra = f", read {t['read_s_per_request'] * 1e3:.2f} ms/request" if "read_s_per_request" in t else ""
+        lines.append(f"tier {t['name']}: {t['capacity_blocks']} blocks, token hit {_pct(t['token_hit_rate'])}{extra}")
+    return lines
 
 
 def _sampling_arg(text: str):
@@ -224,6 +267,10 @@ def main(argv: list[str] | None = None) -> int:
             v = getattr(ns, key)
             if v is not None:
                 req["sampling_max_refs" if key == "sample_max_refs" else key] = v
+        if ns.instances is not None:
+            req["cluster"] = {"instances": ns.instances, "routing": ns.routing, "seed": ns.seed}
+        if ns.tier:
+            req["tiers"] = [_tier_arg(t) for t in ns.tier]
         status = _progress_printer() if ns.progress else None
         res = trace_analyze(req, status=status)
         if ns.progress:
