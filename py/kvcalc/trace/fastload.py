@@ -114,8 +114,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 id_parts.append(ids)
             else:
                 starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-                req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=np.int64), cnt)
-                pos = np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt)
+                req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=np.int64), cnt.astype(np.intp))
+                pos = np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))
                 h = hash_ids(ids, sample_seed)
                 keep = _sample_bits(h) < threshold
                 id_parts.append(ids[keep])
@@ -175,7 +175,7 @@ def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, i
     rank[np.argsort(first, kind="stable")] = np.arange(nu, dtype=np.int64)
     dense = rank[inv]
     del rank
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts)
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts.astype(np.intp))
     if not np.array_equal(pos[first][inv], pos):
         raise NotCanonical("id at two positions")
     pred = np.empty(total, dtype=np.int64)

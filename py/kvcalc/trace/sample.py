@@ -137,13 +137,13 @@ def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: 
     h = hash_ids(ids, seed)
     t = sample_threshold(rate)
     keep = _sample_bits(h) < t
-    looked = np.bincount(req, weights=weight, minlength=trace.n_requests).astype(np.int64)
+    looked = np.bincount(req.astype(np.intp), weights=weight, minlength=trace.n_requests).astype(np.int64)
     return SampledRefs(ids[keep], h[keep], req[keep], weight[keep], m.astype(np.int64),
                        trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only)
 
 
 def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
-    m = np.bincount(req, minlength=n_requests).astype(np.int64)
+    m = np.bincount(req.astype(np.intp), minlength=n_requests).astype(np.int64)
     starts = np.zeros(n_requests + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
     return lookup_distances(ids, req, m, starts)
