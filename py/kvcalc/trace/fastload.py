@@ -107,9 +107,9 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 raise NotCanonical("timestamps not monotone")
             last_ts = int(ts[-1])
             ts_parts.append(ts)
-            in_parts.append(x)
-            out_parts.append(y)
-            cnt_parts.append(cnt)
+            in_parts.append(_narrow(x))
+            out_parts.append(_narrow(y))
+            cnt_parts.append(_narrow(cnt))
             if threshold is None:
                 id_parts.append(ids)
             else:
@@ -144,16 +144,26 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         raise NotCanonical("empty")
 
     def cat(parts, dtype=np.int64):
-        return np.concatenate(parts) if parts else np.zeros(0, dtype)
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        parts.clear()            # free the chunks as soon as they are joined
+        return out
 
     out = {"ts_ms": cat(ts_parts), "input_tokens": cat(in_parts), "output_tokens": cat(out_parts),
            "counts": cat(cnt_parts), "truncated": truncated, "lines": lines}
+    if threshold is None:       # a Trace holds int64 (sampling keeps the narrow arrays)
+        for k in ("input_tokens", "output_tokens", "counts"):
+            out[k] = out[k].astype(np.int64, copy=False)
     if threshold is None:
         out["raw_ids"] = cat(id_parts)
     else:
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
                     "pos": cat(pos_parts), "threshold": threshold})
     return out
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """int32 when every value fits (half the memory per request), else unchanged."""
+    return a.astype(np.int32) if a.size and int(a.max()) < (1 << 31) - 1 and int(a.min()) >= 0 else a
 
 
 def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, int]:

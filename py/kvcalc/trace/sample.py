@@ -176,10 +176,10 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     """The SHARDS-adj LRU curve (block and token hit rates) from sampled references."""
     n = refs.m_all.shape[0]
     n_warm = _n_warm(n, warmup_fraction)
-    blocks_total = int(refs.m_all[n_warm:].sum())
-    tokens_total = int(refs.tokens[n_warm:].sum())
+    blocks_total = int(refs.m_all[n_warm:].sum(dtype=np.int64))
+    tokens_total = int(refs.tokens[n_warm:].sum(dtype=np.int64))
     looked = (refs.block_size_tokens * blocks_total if refs.full_blocks_only
-              else int(refs.looked_tokens[n_warm:].sum()))
+              else int(refs.looked_tokens[n_warm:].sum(dtype=np.int64)))
     rate = refs.rate
     d = _distances(refs.ids, refs.req, n)
     counted = refs.req >= n_warm
@@ -256,14 +256,16 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
         m_all = np.minimum(inp // bs, cnt)
         keep = pos < m_all[req]
         weight = np.full(int(keep.sum()), bs, dtype=np.int64)
-        looked = m_all * bs
+        looked = m_all              # unused with full blocks (looked-up tokens = bs x blocks)
     else:
         m_all = cnt
         keep = np.ones(pos.shape[0], dtype=bool)
-        weight = np.where(pos == cnt[req] - 1, inp[req] - (cnt[req] - 1) * bs, bs).astype(np.int64)
+        c = cnt[req].astype(np.int64)
+        weight = np.where(pos == c - 1, inp[req].astype(np.int64) - (c - 1) * bs, bs).astype(np.int64)
         looked = inp
-    return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all.astype(np.int64),
-                       inp.astype(np.int64), looked.astype(np.int64), int(arr["threshold"]), bs, full_blocks_only)
+    # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
+    return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
+                       int(arr["threshold"]), bs, full_blocks_only)
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -324,7 +326,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                 refs = refs_from_scan(arr, bs, full_blocks_only)
                 ts = arr["ts_ms"].astype(np.float64) * 1e-3
                 info = dict(head.info)
-                info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum()),
+                info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum(dtype=np.int64)),
                              "n_blocks_unique": None, "t0_s": float(ts[0]), "truncated": arr["truncated"],
                              "bytes_read": reader.bytes_in, "stopped": None,
                              "chaining": "verified prefix-chained on the sampled ids",
