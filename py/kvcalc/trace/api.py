@@ -16,7 +16,22 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     targets              token hit rates to size for, e.g. [0.2, 0.3] (default none)
     skip_bad_lines       skip and count bad lines instead of failing (default false)
     max_requests         read at most this many requests (the rest is ignored, reported)
-    max_bytes            refuse larger inputs (decompressed bytes)
+    max_bytes            refuse larger inputs (decompressed bytes; default 8 GiB)
+    max_lines            refuse inputs with more lines (blank ones included; default 10^9)
+    max_line_bytes       a longer line is a bad line, never read into memory (default 8 MiB)
+    keep_partial         a stream that breaks (truncated gzip, a limit, a bad line without
+                         skip_bad_lines): keep the analysis of what was read, say where it
+                         stopped in detection.stopped (default false: an error)
+    sampling             "auto" (default: exact up to 256 MiB of trace, sampled above, and
+                         says so) | "exact" | a rate in (0, 1] (SHARDS, see sample.py)
+    sampling_max_refs    fixed-size sampling: the rate is halved whenever more references
+                         are kept (default 2,000,000 with auto; none with a given rate)
+    sampling_seed        seed of the sampling hash (default 0)
+    cluster              {"instances": K, "routing": affinity|random|round_robin|pooled, "seed": s}:
+                         adds fleet, the replay across K instances of capacities_blocks each
+                         (see fleet.py); exact mode only
+    tiers                [{"name", "capacity_tokens" | "capacity_gib", "read_gb_per_s"}, ...]:
+                         exclusive tiers per instance from one LRU stack (adds fleet.tiers)
     service_time_s       service time for the workload fit (default: from output lengths)
     kv_bytes_per_token   KV bytes per token of a model/GPU/TP (from compute()): adds the
                          capacities in GiB (curve.capacity_gib, capacities[].capacity_gib)
@@ -32,7 +47,15 @@ ideal_token_hit_rate, counting_rule, fit {workload, notes, measured}, and when
 asked fifo, targets, operating_point and model_curve.
 
 ``progress``, when given, is called with fractions in [0, 1] between the stages
-(load, curve, statistics and fit).
+(load, curve, statistics and fit). ``status``, when given, is called after each
+chunk read with ``{bytes_read, bytes_total, requests, requests_per_s, ...}``;
+``cancel``, when given, is checked between chunks (true: stop, an InputError
+with field "cancel", or the partial analysis with keep_partial).
+
+With sampling the result has ``sampling`` (mode, rate, error estimate, why),
+``curve`` from the sampled references (SHARDS-adj), light statistics (no
+sessions, reuse gaps or workload fit: those need every block) and
+``fit: {"available": false}``.
 """
 
 from __future__ import annotations
@@ -41,7 +64,8 @@ from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
 from ..units import GIB_BYTES
-from .curve import capacity_for_hit_rate, fifo_replay, lru_curve
+from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
+from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .stats import fit_workload_report, trace_stats
 
@@ -51,13 +75,33 @@ SAMPLES = {"conversation": "conversation_trace.jsonl", "synthetic": "synthetic_t
 REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens", "warmup_fraction",
                 "full_blocks_only", "capacities_blocks", "max_points", "fifo", "targets",
                 "skip_bad_lines", "max_requests", "max_bytes", "service_time_s",
-                "kv_bytes_per_token", "operating_capacity_tokens", "model_curve")
+                "kv_bytes_per_token", "operating_capacity_tokens", "model_curve", "max_lines",
+                "max_line_bytes", "keep_partial", "sampling", "sampling_max_refs", "sampling_seed",
+                "cluster", "tiers")
 _MAX_CAPACITIES = 200
+
+
+#: auto sampling: exact up to this many (estimated decompressed) bytes of trace, sampled above.
+AUTO_SAMPLE_ABOVE_BYTES = 256 << 20
+#: fixed-size sampling with auto: at most this many kept references.
+AUTO_MAX_SAMPLED_REFS = 2_000_000
+_GZIP_RATIO_GUESS = 6
+_BIG_INT = 1 << 62
+
+
+def _no_huge_ints(request: dict) -> None:
+    """Integers beyond 2^62 anywhere at the top level or in a list value: refused by name."""
+    for k, v in request.items():
+        vals = v if isinstance(v, (list, tuple)) else [v]
+        for i, x in enumerate(vals[:_MAX_CAPACITIES + 1]):
+            if isinstance(x, int) and not isinstance(x, bool) and abs(x) > _BIG_INT:
+                name = k if vals is not v else f"{k}[{i}]"
+                raise InputError(name, x, "an integer of at most 2^62", "integer too large")
 
 
 def sample_path(name: str) -> Path:
     """The shipped copy of a Mooncake sample trace (``data/traces/mooncake`` of the repo)."""
-    if name not in SAMPLES:
+    if not isinstance(name, str) or name not in SAMPLES:
         raise InputError("sample", name, "one of " + ", ".join(SAMPLES), "unknown sample")
     return Path(__file__).resolve().parents[3] / "data" / "traces" / "mooncake" / SAMPLES[name]
 
@@ -94,27 +138,63 @@ def _model_curve(fit: dict, capacities_tokens: list, block_size_tokens: int) -> 
             "ideal_token_hit_rate": m["ideal_token_hit_rate"]}
 
 
-def trace_analyze(request: dict, progress=None) -> dict:
+def _sampling_option(request: dict):
+    v = request.get("sampling", "auto")
+    if isinstance(v, str):
+        if v not in ("auto", "exact"):
+            raise InputError("sampling", v, "'auto', 'exact' or a rate in (0, 1]", "unknown value")
+        return v
+    from .sample import check_rate
+    return check_rate(v, "sampling")
+
+
+def _source_size(request: dict, given: str) -> tuple[int | None, bool]:
+    """(bytes on disk or in memory, gzip?) of the trace source."""
+    try:
+        if given == "text":
+            t = request["text"]
+            b = t if isinstance(t, (bytes, bytearray)) else None
+            return len(t), bool(b is not None and bytes(b[:2]) == b"\x1f\x8b")
+        path = Path(request["path"]) if given == "path" else sample_path(request["sample"])
+        with open(path, "rb") as fh:
+            head = fh.read(2)
+        return path.stat().st_size, head == b"\x1f\x8b"
+    except OSError:
+        return None, False
+
+
+def trace_analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     """Load a trace and return its statistics, exact LRU curve, workload fit and detection."""
+    try:
+        return _analyze(request, progress, status, cancel)
+    except RecursionError:
+        raise InputError("trace", "nested", "a trace without deep nesting", "input nested too deeply") from None
+    except MemoryError:
+        raise InputError("trace", "too large", "a smaller trace, or sampling (sampling: 0.01)",
+                         "out of memory while analysing the trace") from None
+
+
+def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     def report(fraction: float) -> None:
         if progress is not None:
             progress(fraction)
 
     if not isinstance(request, dict):
         raise InputError("request", request, "a JSON object", "not an object")
-    unknown = sorted(set(request) - set(REQUEST_KEYS))
+    unknown = sorted(str(k) for k in set(request) - set(REQUEST_KEYS))
     if unknown:
-        raise InputError(unknown[0], request[unknown[0]], "one of the keys " + ", ".join(REQUEST_KEYS),
+        raise InputError(unknown[0], request.get(unknown[0]), "one of the keys " + ", ".join(REQUEST_KEYS),
                          "unknown key")
+    _no_huge_ints(request)
     given = [k for k in ("text", "path", "sample") if request.get(k) is not None]
     if len(given) != 1:
         raise InputError("text", None if not given else given, "exactly one of text, path, sample",
                          "no trace given" if not given else "more than one trace source")
     fmt = request.get("format", "auto")
-    if fmt not in FORMATS:
+    if not isinstance(fmt, str) or fmt not in FORMATS:
         raise InputError("format", fmt, "one of " + ", ".join(FORMATS), "unknown format")
     chain = request.get("chain", "auto")
-    if chain not in CHAIN_MODES:
+    if not isinstance(chain, str) or chain not in CHAIN_MODES:
         raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
     bs = request.get("block_size_tokens")
     bs = None if bs is None else require_int("block_size_tokens", bs, 1, 1 << 20)
@@ -128,10 +208,12 @@ def trace_analyze(request: dict, progress=None) -> dict:
         raise InputError("targets", targets, "a list of at most 50 hit rates in [0, 1]", "not a list")
     targets = [require_number(f"targets[{i}]", t, 0.0, 1.0) for i, t in enumerate(targets)]
     skip = _bool(request, "skip_bad_lines", False)
+    keep_partial = _bool(request, "keep_partial", False)
     limits = {}
-    for key in ("max_requests", "max_bytes"):
+    for key in ("max_requests", "max_bytes", "max_lines", "max_line_bytes"):
         if request.get(key) is not None:
-            limits[key] = require_int(key, request[key], 1, 1 << 50)
+            lo = 64 if key == "max_line_bytes" else 1
+            limits[key] = require_int(key, request[key], lo, 1 << 50)
     service = request.get("service_time_s")
     service = None if service is None else require_number("service_time_s", service, 0.0, 1e5)
     bpt = request.get("kv_bytes_per_token")
@@ -139,23 +221,58 @@ def trace_analyze(request: dict, progress=None) -> dict:
     op = request.get("operating_capacity_tokens")
     op = None if op is None else require_number("operating_capacity_tokens", op, 0.0, 1e15)
     want_model = _bool(request, "model_curve", False)
-    report(0.0)
-
-    opts = dict(format=fmt, block_size_tokens=bs, skip_bad_lines=skip, chain=chain, **limits)
+    sampling = _sampling_option(request)
+    max_refs = request.get("sampling_max_refs")
+    max_refs = None if max_refs is None else require_int("sampling_max_refs", max_refs, 1000, 1 << 40)
+    seed = require_int("sampling_seed", request.get("sampling_seed", 0), 0, 1 << 31)
     if "text" in given:
         text = request["text"]
         if isinstance(text, memoryview):
             text = text.tobytes()
         if not isinstance(text, (str, bytes, bytearray)):
             raise InputError("text", type(text).__name__, "the trace as text or bytes", "not text")
-        trace = loads_trace(text, **opts)
-    elif "path" in given:
-        if not isinstance(request["path"], str):
-            raise InputError("path", request["path"], "a file path", "not a string")
-        trace = load_trace(Path(request["path"]), **opts)
-    else:
-        trace = load_trace(sample_path(request["sample"]), **opts)
+    elif "path" in given and not isinstance(request["path"], str):
+        raise InputError("path", request["path"], "a file path", "not a string")
+    elif "sample" in given:
+        sample_path(request["sample"])
+    report(0.0)
 
+    # Exact or sampled.
+    size, gz = _source_size(request, given[0])
+    est = None if size is None else size * (_GZIP_RATIO_GUESS if gz else 1)
+    if sampling == "auto":
+        if est is not None and est > AUTO_SAMPLE_ABOVE_BYTES:
+            rate, max_refs = 1.0, max_refs or AUTO_MAX_SAMPLED_REFS
+            why = (f"auto: the trace ({size} bytes{', gzip' if gz else ''}, about {est // (1 << 20)} MiB of text) "
+                   f"is above {AUTO_SAMPLE_ABOVE_BYTES >> 20} MiB: sampled, at most {max_refs} references kept")
+        else:
+            rate = None
+            why = f"auto: exact (the trace is at most {AUTO_SAMPLE_ABOVE_BYTES >> 20} MiB)"
+    elif sampling == "exact":
+        rate, why = None, "exact (asked)"
+    else:
+        rate, why = sampling, f"sampled at the rate asked ({sampling:g})"
+
+    opts = dict(format=fmt, block_size_tokens=bs, skip_bad_lines=skip, chain=chain, keep_partial=keep_partial,
+                progress=status, cancel=cancel, **limits)
+    if "text" in given:
+        source = request["text"]
+        source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+    elif "path" in given:
+        source = Path(request["path"])
+    else:
+        source = sample_path(request["sample"])
+    cluster = None if request.get("cluster") is None else parse_cluster(request["cluster"])
+    tiers_req = request.get("tiers")
+    if (cluster is not None or tiers_req is not None) and rate is not None:
+        raise InputError("cluster" if cluster is not None else "tiers", request.get("cluster") or tiers_req,
+                         "sampling: 'exact' (fleets and tiers are replayed exactly)",
+                         "fleets and tiers need exact mode")
+    if rate is not None:
+        return _analyze_sampled(source, opts, rate=rate, max_refs=max_refs, seed=seed, full=full, warm=warm,
+                                caps=caps, max_points=max_points, targets=targets, bpt=bpt, op=op, why=why,
+                                report=report)
+    trace = load_trace(source, **opts)
     report(0.5)
     curve = lru_curve(trace, full_blocks_only=full, warmup_fraction=warm)
     curve_dict = curve.to_dict(caps, max_points)
@@ -183,6 +300,7 @@ def trace_analyze(request: dict, progress=None) -> dict:
         "ideal_token_hit_rate": curve.ideal_token_hit_rate,
         "counting_rule": curve.counting_rule,
         "fit": fit_workload_report(trace, service_time_s=service),
+        "sampling": {"mode": "exact", "rate": 1.0, "why": why, "error_bound_pp": 0.0},
     }
     report(0.9)
     if op is not None:
@@ -201,6 +319,104 @@ def trace_analyze(request: dict, progress=None) -> dict:
         result["fifo"] = [
             {k: v for k, v in fifo_replay(trace, c, full_blocks_only=full, warmup_fraction=warm).items()}
             for c in sorted(set(caps))]
+    if targets:
+        result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
+                             for t in targets]
+    if cluster is not None or tiers_req is not None:
+        result["fleet"] = _fleet(trace, curve, curve_dict, cluster or {"instances": 1, "routing": "pooled", "seed": 0},
+                                 tiers_req, full, warm, bpt)
+    report(1.0)
+    return result
+
+
+def _fleet(trace, curve, curve_dict: dict, cluster: dict, tiers_req, full: bool, warm: float, bpt) -> dict:
+    """The replay across instances (and tiers) at the curve's capacities per instance."""
+    from .fleet import fleet_at, fleet_curves, parse_tiers, tier_split
+    k, routing = cluster["instances"], cluster["routing"]
+    pooled = routing == "pooled" and k > 1
+    if routing == "pooled" or k == 1:
+        curves, how = [curve], ("one shared pool of K x C" if pooled else "one cache")
+    else:
+        curves, how = fleet_curves(trace, k, routing, seed=cluster["seed"], full_blocks_only=full,
+                                   warmup_fraction=warm)
+    caps = curve_dict["capacities_blocks"]
+    at = fleet_at(curves, caps, k if pooled else 1)
+    shares = sorted((c.n_requests / trace.n_requests for c in curves), reverse=True)
+    out = {"instances": k, "routing": routing, "routing_key": how, "seed": cluster["seed"],
+           "capacities_blocks_per_instance": caps,
+           "capacity_tokens_per_instance": [c * trace.block_size_tokens for c in caps],
+           "block_hit_rate": at["block_hit_rate"].tolist(), "token_hit_rate": at["token_hit_rate"].tolist(),
+           "busiest_instance_request_share": shares[0] if not pooled else 1.0 / k,
+           "instances_used": len(curves) if not pooled else k,
+           "note": "each instance an exact LRU cache of the capacity per instance; fleet rate = all hits / all "
+                   "lookups; warm-up per instance" + ("; pooled: one cache of K x the capacity" if pooled else "")}
+    if tiers_req is not None:
+        tiers = parse_tiers(tiers_req, trace.block_size_tokens, bpt)
+        counted = sum(c.n_requests_counted for c in curves)
+        out["tiers"] = tier_split(curves, tiers, k if pooled else 1, bpt, counted)
+    return out
+
+
+def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, caps, max_points, targets,
+                     bpt, op, why, report) -> dict:
+    """The SHARDS curve with light statistics (see the module docstring)."""
+    import numpy as np
+
+    from .sample import load_sampled, shards_curve
+    refs, info, per_request = load_sampled(source, rate, max_refs=max_refs, seed=seed, full_blocks_only=full,
+                                           **opts)
+    report(0.5)
+    sc = shards_curve(refs, warmup_fraction=warm, max_points=max_points, extra_capacities=caps)
+    report(0.8)
+    bsz = refs.block_size_tokens
+    gib = (lambda tokens: tokens * bpt / GIB_BYTES) if bpt else None
+    grid = np.asarray(sc["capacities_blocks"])
+    curve = {k: sc[k] for k in ("capacities_blocks", "block_hit_rate", "token_hit_rate", "ideal_block_hit_rate",
+                                "ideal_token_hit_rate", "saturation_capacity_blocks", "blocks_looked_up",
+                                "prompt_tokens")}
+    curve.update({"policy": "lru", "full_blocks_only": full, "warmup_fraction": warm,
+                  "block_size_tokens": bsz, "n_requests": info["n_requests"],
+                  "counting_rule": counting_rule_text(full, warm) + "; estimated from a hashed sample of blocks",
+                  "capacity_tokens": [int(c) * bsz for c in sc["capacities_blocks"]],
+                  "saturation_capacity_tokens": sc["saturation_capacity_blocks"] * bsz,
+                  "standard_error_token": sc.get("standard_error_token"),
+                  "standard_error_block": sc.get("standard_error_block")})
+    if gib:
+        curve["kv_bytes_per_token"] = bpt
+        curve["capacity_gib"] = [gib(t) for t in curve["capacity_tokens"]]
+    rows = []
+    for c in sorted(set(caps)):
+        i = int(np.searchsorted(grid, c))
+        row = {"capacity_blocks": c, "capacity_tokens": c * bsz, "block_hit_rate": sc["block_hit_rate"][i],
+               "token_hit_rate": sc["token_hit_rate"][i]}
+        if gib:
+            row["capacity_gib"] = gib(c * bsz)
+        rows.append(row)
+    sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
+                                   "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate")}
+    sampling["warning"] = sc.get("warning")
+    sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
+    sampling.update({"mode": "sampled", "why": why, "seed": seed, "max_refs": max_refs,
+                     "loader": info.get("loader")})
+    result = {
+        "detection": info,
+        "stats": per_request,
+        "curve": curve,
+        "capacities": rows,
+        "ideal_block_hit_rate": sc["ideal_block_hit_rate"],
+        "ideal_token_hit_rate": sc["ideal_token_hit_rate"],
+        "counting_rule": curve["counting_rule"],
+        "fit": {"available": False, "workload": {}, "notes": ["no workload fit with sampling: the fit needs "
+                                                               "every block (use sampling: 'exact')"]},
+        "sampling": sampling,
+    }
+    if op is not None:
+        blocks = int(op // bsz)
+        sb = shards_curve(refs, warmup_fraction=warm, capacities_blocks=[blocks], with_error=False)
+        result["operating_point"] = {"capacity_tokens": op, "capacity_blocks": blocks,
+                                     "capacity_gib": gib(op) if gib else None,
+                                     "block_hit_rate": sb["block_hit_rate"][0],
+                                     "token_hit_rate": sb["token_hit_rate"][0]}
     if targets:
         result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
                              for t in targets]

@@ -71,8 +71,16 @@ def _check_options(full_blocks_only, warmup_fraction) -> tuple[bool, float]:
     return full_blocks_only, float(warmup_fraction)
 
 
+def _index_dtype(total: int):
+    """int32 for index arrays while they fit (half the memory), else int64."""
+    return np.int32 if total < (1 << 31) - 2 else np.int64
+
+
 def _kept(trace: Trace, full_blocks_only: bool):
-    """Per request the looked-up blocks (head first): flat ids, request, position, tokens."""
+    """Per request the looked-up blocks (head first): flat ids, request, position, tokens.
+
+    ``ids``, ``req`` and ``pos`` are int32 while they fit; ``m`` and ``starts`` int64.
+    """
     bs = trace.block_size_tokens
     n_ids = np.diff(trace.block_offsets)
     inp = trace.input_tokens
@@ -82,9 +90,12 @@ def _kept(trace: Trace, full_blocks_only: bool):
     starts = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
     total = int(starts[-1])
-    req = np.repeat(np.arange(n, dtype=np.int64), m.astype(np.intp))
-    pos = np.arange(total, dtype=np.int64) - starts[req]
-    ids = trace.block_ids[trace.block_offsets[req] + pos]
+    it = _index_dtype(max(total, trace.n_blocks_total, n))
+    req = np.repeat(np.arange(n, dtype=it), m.astype(np.intp))
+    pos = np.arange(total, dtype=it) - starts[:-1].astype(it)[req]
+    ids = trace.block_ids[trace.block_offsets[:-1][req] + pos]
+    if ids.size and it is np.int32 and int(ids.max()) < (1 << 31) - 2:
+        ids = ids.astype(np.int32)
     weight = np.full(total, bs, dtype=np.int64)
     if not full_blocks_only:
         last = starts[1:] - 1
@@ -107,29 +118,133 @@ def _check_chained(ids: np.ndarray, pos: np.ndarray) -> None:
                              "block ids are not prefix-chained")
 
 
-def _count_earlier_smaller(a: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """For each t in ``queries``: #{s < t : a[s] < a[t]} (bottom-up merge sort, numpy passes)."""
+def _count_within_blocks(a: np.ndarray, block: int) -> np.ndarray:
+    """For each t: #{s < t in t's block of ``block`` (a power of 2) positions : a[s] < a[t]}.
+
+    Bottom-up merge sort in numpy passes (one pass per doubling of the block).
+    """
     n = a.shape[0]
-    out = np.zeros(queries.shape[0], dtype=np.int64)
-    if n == 0 or queries.size == 0:
+    out = np.zeros(n, dtype=np.int64)
+    if n == 0:
         return out
     v = a - a.min()
     span = int(v.max()) + 1
     idx = np.arange(n, dtype=np.int64)
     sorted_vals = v.copy()          # sorted within blocks of size 2**shift
-    qv = v[queries]
     shift = 0
-    while (1 << shift) < n:
-        qb = queries >> shift
+    while (1 << shift) < min(n, block):
+        qb = idx >> shift
         odd = (qb & 1) == 1
         if odd.any():
+            q = idx[odd]
             left = qb[odd] - 1
             keys = (idx >> shift) * span + sorted_vals     # globally sorted
-            out[odd] += np.searchsorted(keys, left * span + qv[odd], side="left") - (left << shift)
+            out[odd] += np.searchsorted(keys, left * span + v[q], side="left") - (left << shift)
+            del keys
         shift += 1
         base = (idx >> shift) * span
         sorted_vals = np.sort(base + sorted_vals, kind="stable") - base
+        del base
     return out
+
+
+#: Block of the merge passes; above, batches are counted against the sorted union of earlier ones.
+_LEAF = 1 << 8
+_FANOUT = 16
+
+
+def _count_batched(a: np.ndarray, lo: int, within: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Add to ``out[lo:lo+n]`` the counts from earlier batches; return ``a`` sorted and its order."""
+    n = a.shape[0]
+    if n <= _LEAF:
+        out[lo:lo + n] = within[lo:lo + n]
+        order = np.argsort(a, kind="stable")
+        return a[order], order
+    size = max(_LEAF, -(-n // _FANOUT))
+    size = 1 << (size - 1).bit_length()          # a multiple of the leaf block
+    done_v = np.empty(0, dtype=a.dtype)
+    done_i = np.empty(0, dtype=np.int64)
+    for s in range(0, n, size):
+        bv, bi = _count_batched(a[s:s + size], lo + s, within, out)
+        bi = bi + s
+        if done_v.size:
+            pos = np.searchsorted(done_v, bv, side="left")     # sorted keys: a forward scan
+            out[lo + bi] += pos
+            pos += np.arange(bv.size)
+        else:
+            pos = np.arange(bv.size)
+        mv = np.empty(done_v.size + bv.size, dtype=a.dtype)
+        mi = np.empty(mv.size, dtype=np.int64)
+        keep = np.ones(mv.size, dtype=bool)
+        keep[pos] = False
+        mv[pos] = bv
+        mi[pos] = bi
+        mv[keep] = done_v
+        mi[keep] = done_i
+        done_v, done_i = mv, mi
+    return done_v, done_i
+
+
+def _count_earlier_smaller(a: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
+    """#{s < t : a[s] < a[t]} for every t (or the ``queries`` positions).
+
+    Merge passes inside blocks of ``_LEAF`` positions; above, the sequence is cut
+    into up to ``_FANOUT`` batches recursively and each batch is counted
+    against the sorted union of the earlier ones by a binary search of its own
+    sorted values (a forward scan), then merged into it.
+    """
+    n = a.shape[0]
+    if n == 0:
+        return np.zeros(0 if queries is None else queries.shape[0], dtype=np.int64)
+    within = _count_within_blocks(a, _LEAF)
+    out = np.empty(n, dtype=np.int64)
+    _count_batched(a, 0, within, out)
+    return out if queries is None else out[queries]
+
+
+def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """LRU stack distance at lookup time of each reference (``_INF`` for a first use).
+
+    ``ids`` head first per request, ``req`` the request of each reference,
+    ``m`` the references per request and ``starts`` their offsets (``m.cumsum()``
+    with a leading 0). Each request's references are accessed tail first; the
+    distance at lookup is the one at access minus the request's own newer
+    references (its tail blocks, used just before).
+    """
+    total = ids.shape[0]
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    it = _index_dtype(total)
+    st = starts.astype(it)
+    back = m.astype(it)[req] - 1 - (np.arange(total, dtype=it) - st[req])   # own blocks used before
+    acc_index = st[req] + back              # position of each reference in the access sequence
+    del st
+    x = np.empty(total, dtype=ids.dtype)
+    x[acc_index] = ids
+    order = np.argsort(x, kind="stable").astype(it, copy=False)
+    same = x[order[1:]] == x[order[:-1]]
+    del x
+    prev = np.full(total, -1, dtype=it)
+    prev[order[1:][same]] = order[:-1][same]
+    del order, same
+    # First uses (prev = -1) are smaller than every re-use: count them with a
+    # cumulative sum and run the merge passes over the re-uses alone.
+    first = prev < 0
+    q = np.nonzero(~first)[0].astype(it, copy=False)
+    firsts_before = (np.cumsum(first, dtype=it) - first)[q]
+    del first
+    pq = prev[q]
+    del prev
+    dq = (firsts_before + _count_earlier_smaller(pq).astype(it, copy=False)) - pq
+    del firsts_before, pq
+    dist_acc = np.full(total, _INF, dtype=np.int64)
+    dist_acc[q] = dq
+    del dq, q
+    d = dist_acc[acc_index]                 # back to head-first order
+    del dist_acc, acc_index
+    finite = d != _INF
+    d[finite] -= back[finite]
+    return d
 
 
 def _stack_distances(trace: Trace, full_blocks_only: bool):
@@ -139,33 +254,15 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     total = ids.shape[0]
     if total == 0:
         return ids, req, pos, weight, np.zeros(0, dtype=np.int64), m
-    # Access order: each request's blocks tail first.
-    back = m[req] - 1 - pos                 # own blocks used before this one within its request
-    acc_index = starts[req] + back          # position of each reference in the access sequence
-    x = np.empty(total, dtype=np.int64)
-    x[acc_index] = ids
-    order = np.argsort(x, kind="stable")
-    xs = x[order]
-    prev = np.full(total, -1, dtype=np.int64)
-    same = xs[1:] == xs[:-1]
-    prev[order[1:][same]] = order[:-1][same]
-    # First uses (prev = -1) are smaller than every re-use: count them with a
-    # cumulative sum and run the merge passes over the re-uses alone.
-    q = np.nonzero(prev >= 0)[0]
-    firsts_before = np.cumsum(prev < 0) - (prev < 0)
-    dist_acc = np.full(total, _INF, dtype=np.int64)
-    pq = prev[q]
-    dist_acc[q] = (firsts_before[q] + _count_earlier_smaller(pq, np.arange(q.size, dtype=np.int64))) - pq
-    d = dist_acc[acc_index]                 # back to head-first order
+    d = lookup_distances(ids, req, m, starts)
     finite = d != _INF
-    d[finite] -= back[finite]
     if np.any(d[finite] < 1):  # pragma: no cover - impossible for chained ids
         raise AssertionError("negative stack distance: ids not prefix-chained")
     # Prefix maximum per request (a no-op for chained ids, where distances rise
     # along the prompt; kept so the prefix rule holds by construction).
     cap = total + 2
     dc = np.minimum(d, cap)
-    seg = req * (cap + 1)
+    seg = req.astype(np.int64) * (cap + 1)
     pm = np.maximum.accumulate(seg + dc) - seg
     pm = np.where(pm >= cap, _INF, pm)
     return ids, req, pos, weight, pm, m

@@ -42,6 +42,7 @@ import io
 import json
 import math
 import os
+import re
 from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
+from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError
 
 __all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
 
@@ -58,7 +60,7 @@ FORMATS = ("auto", "mooncake", "bailian", "generic")
 FORMAT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16}
 CHAIN_MODES = ("auto", "verify", "rechain")
 BAD_LINE_REASONS = (
-    "not_text", "malformed_json", "not_an_object", "missing_field", "bad_value",
+    "line_too_long", "truncated_line", "too_deep", "not_text", "malformed_json", "not_an_object", "missing_field", "bad_value",
     "negative_length", "non_monotone_timestamp", "hash_ids_inconsistent_with_input_length",
     "prefix_chain_broken",
 )
@@ -115,42 +117,38 @@ class _BadLine(Exception):
         self.detail = detail
 
 
-# ----------------------------------------------------------------------------- sources
-
-def _byte_lines(raw: io.BufferedIOBase) -> Iterator[bytes]:
-    head = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    if head == _GZIP_MAGIC:
-        raw = gzip.GzipFile(fileobj=raw)
-    for line in raw:
-        yield line
-
-
-def _open_lines(source) -> tuple[Iterator[bytes], object]:
-    """Lines (bytes) of a path, bytes or text; returns (iterator, closer)."""
-    if isinstance(source, (bytes, bytearray, memoryview)):
-        return _byte_lines(io.BufferedReader(io.BytesIO(bytes(source)))), None
-    if isinstance(source, str) and not isinstance(source, os.PathLike):
-        raise TypeError("use loads_trace(text) for text input, load_trace(Path(...)) for a path")
-    path = Path(source)
-    if not path.is_file():
-        raise InputError("path", str(source), "an existing trace file (.jsonl or .jsonl.gz)", "file not found")
-    fh = open(path, "rb")
-    return _byte_lines(fh), fh
-
-
 # ----------------------------------------------------------------------------- field checks
+
+#: Largest prompt or output length accepted [tokens]; larger values are bad lines.
+MAX_LENGTH_TOKENS = 1 << 40
+#: Largest |timestamp| accepted (in the format's unit).
+MAX_ABS_TIMESTAMP = 1e15
+#: Integer block / chat ids must lie in [-2^63, 2^64) (64-bit hashes, signed or not).
+_ID_LO, _ID_HI = -(1 << 63), 1 << 64
+#: Deepest JSON nesting accepted in a line (a trace line needs 2).
+MAX_LINE_DEPTH = 32
+
 
 def _int_field(obj: dict, name: str) -> int:
     if name not in obj:
         raise _BadLine("missing_field", f"missing field {name!r}")
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}"[:160])
-    if isinstance(v, float):
-        if not math.isfinite(v) or v != int(v):
-            raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}")
-        v = int(v)
-    return v
+        raise _BadLine("bad_value", f"field {name!r} is not an integer: {_short(v)}")
+    if isinstance(v, int):
+        if abs(v) > MAX_LENGTH_TOKENS:
+            raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_LENGTH_TOKENS} tokens")
+        return v
+    if not math.isfinite(v) or v != int(v):
+        raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}")
+    if abs(v) > MAX_LENGTH_TOKENS:
+        raise _BadLine("bad_value", f"field {name!r} = {v!r} is beyond {MAX_LENGTH_TOKENS} tokens")
+    return int(v)
+
+
+def _short(v) -> str:
+    r = repr(v) if not isinstance(v, int) or v.bit_length() < 200 else f"an integer of {len(str(v))} digits"
+    return r if len(r) <= 80 else r[:77] + "..."
 
 
 def _length_field(obj: dict, name: str) -> int:
@@ -164,9 +162,14 @@ def _time_field(obj: dict, name: str) -> float:
     if name not in obj:
         raise _BadLine("missing_field", f"missing field {name!r}")
     v = obj[name]
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise _BadLine("bad_value", f"field {name!r} is not a finite number: {v!r}"[:160])
-    return float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise _BadLine("bad_value", f"field {name!r} is not a finite number: {_short(v)}")
+    if isinstance(v, int) and abs(v) > MAX_ABS_TIMESTAMP:
+        raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_ABS_TIMESTAMP:g}")
+    v = float(v)
+    if not math.isfinite(v) or abs(v) > MAX_ABS_TIMESTAMP:
+        raise _BadLine("bad_value", f"field {name!r} is not a finite number within {MAX_ABS_TIMESTAMP:g}: {v!r}")
+    return v
 
 
 def _ids_field(obj: dict, name: str) -> list:
@@ -174,14 +177,18 @@ def _ids_field(obj: dict, name: str) -> list:
         raise _BadLine("missing_field", f"missing field {name!r}")
     v = obj[name]
     if not isinstance(v, list):
-        raise _BadLine("bad_value", f"field {name!r} is not a list")
+        raise _BadLine("bad_value", f"field {name!r} is not a list: {_short(v)}")
     for x in v:
         if isinstance(x, bool) or not isinstance(x, (int, str)):
-            raise _BadLine("bad_value", f"field {name!r} holds a non-integer, non-string id: {x!r}"[:160])
+            raise _BadLine("bad_value", f"field {name!r} holds a non-integer, non-string id: {_short(x)}")
+        if isinstance(x, int) and not _ID_LO <= x < _ID_HI:
+            raise _BadLine("bad_value", f"field {name!r} holds an id outside [-2^63, 2^64): {_short(x)}")
     return v
 
 
-def _decode(line: bytes) -> str | None:
+def _decode(line: bytes | None) -> str | None:
+    if line is None:
+        raise _BadLine("line_too_long", "line longer than max_line_bytes (not read)")
     if b"\x00" in line:
         raise _BadLine("not_text", "binary data (NUL byte); expected UTF-8 JSON lines")
     try:
@@ -192,11 +199,31 @@ def _decode(line: bytes) -> str | None:
     return text or None
 
 
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _check_depth(text: str) -> None:
+    """Refuse lines nested deeper than MAX_LINE_DEPTH before json.loads sees them."""
+    if text.count("[") + text.count("{") <= MAX_LINE_DEPTH:
+        return
+    bare = _STRINGS.sub("", text).encode("utf-8", "replace")
+    a = np.frombuffer(bare, dtype=np.uint8)
+    step = ((a == 91) | (a == 123)).astype(np.int32) - ((a == 93) | (a == 125)).astype(np.int32)
+    depth = int(np.cumsum(step).max()) if step.size else 0
+    if depth > MAX_LINE_DEPTH:
+        raise _BadLine("too_deep", f"JSON nested {depth} levels deep; at most {MAX_LINE_DEPTH}")
+
+
 def _parse_obj(text: str) -> dict:
+    _check_depth(text)
     try:
         obj = json.loads(text)
+    except RecursionError:  # pragma: no cover - _check_depth comes first
+        raise _BadLine("too_deep", "JSON nested too deeply") from None
     except ValueError as exc:
-        raise _BadLine("malformed_json", f"malformed JSON ({exc.msg} at column {exc.colno})") from None
+        where = f" at column {exc.colno}" if hasattr(exc, "colno") else ""
+        msg = getattr(exc, "msg", str(exc))[:100]
+        raise _BadLine("malformed_json", f"malformed JSON ({msg}{where})") from None
     if not isinstance(obj, dict):
         raise _BadLine("not_an_object", "a line must be one JSON object")
     return obj
@@ -254,24 +281,57 @@ def _infer_block_size(pairs) -> tuple[int | None, float]:
 
 def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = None,
                skip_bad_lines: bool = False, max_requests: int | None = None,
-               max_bytes: int | None = None, chain: str = "auto") -> Trace:
-    """Load a trace file (path, ``.jsonl`` or ``.jsonl.gz``) or raw ``bytes``.
+               max_bytes: int | None = None, max_lines: int | None = None,
+               max_line_bytes: int | None = None, chain: str = "auto", keep_partial: bool = False,
+               progress=None, cancel=None, chunk_bytes: int = CHUNK_BYTES, fast_path: bool = True) -> Trace:
+    """Load a trace: a path (``.jsonl`` or ``.jsonl.gz``), raw ``bytes`` or an iterable of byte chunks.
 
+    The input is read in chunks of ``chunk_bytes`` (see :mod:`.reader`): memory
+    holds the compact arrays of the requests read, not the file.
     ``format``: auto|mooncake|bailian|generic. ``block_size_tokens``: overrides
     the format default / header / inference. ``skip_bad_lines``: skip and count
     bad lines by reason instead of raising :class:`InputError`.
     ``max_requests``: stop after that many requests (``info["truncated"]``).
-    ``max_bytes``: refuse inputs larger than that (decompressed) size.
+    ``max_bytes`` / ``max_lines`` / ``max_line_bytes``: reading limits checked
+    before parsing (decompressed bytes; lines, blank ones included; one line).
     ``chain``: auto (verify Mooncake/generic, re-chain Bailian) | verify | rechain.
+    ``keep_partial``: when the stream breaks (corrupt or truncated gzip, a limit,
+    a bad line without ``skip_bad_lines``), keep the requests read so far and
+    say where and why in ``info["stopped"]`` instead of raising.
+    ``progress(status)``: called after each chunk with bytes read, requests and
+    requests per second; ``cancel()``: checked between chunks, true stops
+    (:class:`~.reader.TraceCancelled`, an InputError; kept with ``keep_partial``).
+    ``fast_path``: parse canonical Mooncake files (path or bytes) a chunk at a
+    time (:mod:`.fastload`; same result, several times faster), falling back to
+    the general loader at the first line that is not canonical.
     """
-    lines, closer = _open_lines(source)
-    try:
-        return _parse(lines, format=format, block_size_tokens=block_size_tokens,
-                      skip_bad_lines=skip_bad_lines, max_requests=max_requests,
-                      max_bytes=max_bytes, chain=chain)
-    finally:
-        if closer is not None:
-            closer.close()
+    if isinstance(source, str) and not isinstance(source, os.PathLike):
+        raise InputError("path", source[:80], "load_trace(Path(...)) for a path, loads_trace(text) for content",
+                         "a str is ambiguous")
+    _check_load_options(format, chain, block_size_tokens, max_requests, skip_bad_lines, keep_partial)
+    limits = ReadLimits(max_bytes, max_lines, max_line_bytes)
+    counter = [0]
+
+    def new_reader():
+        return LineReader(source, limits, progress=progress, cancel=cancel, chunk_bytes=chunk_bytes,
+                          requests_seen=lambda: counter[0])
+
+    restartable = isinstance(source, (bytes, bytearray, memoryview, os.PathLike))
+    for fast in ((True, False) if restartable and fast_path else (False,)):
+        reader = new_reader()
+        try:
+            return _parse(reader, format=format, block_size_tokens=block_size_tokens,
+                          skip_bad_lines=skip_bad_lines, max_requests=max_requests, chain=chain,
+                          keep_partial=keep_partial, counter=counter, fast=new_reader if fast else None)
+        except _Fallback:
+            counter[0] = 0
+        finally:
+            reader.close()
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Fallback(Exception):
+    """The fast path declined: parse again with the general loader."""
 
 
 def loads_trace(data: bytes | str, **kwargs) -> Trace:
@@ -283,136 +343,205 @@ def loads_trace(data: bytes | str, **kwargs) -> Trace:
     return load_trace(bytes(data), **kwargs)
 
 
-def _parse(lines: Iterable[bytes], *, format: str, block_size_tokens, skip_bad_lines: bool,
-           max_requests, max_bytes, chain: str) -> Trace:
-    if format not in FORMATS:
+def _check_load_options(format, chain, block_size_tokens, max_requests, skip_bad_lines, keep_partial):
+    if not isinstance(format, str) or format not in FORMATS:
         raise InputError("format", format, "one of " + ", ".join(FORMATS), "unknown format")
-    if chain not in CHAIN_MODES:
+    if not isinstance(chain, str) or chain not in CHAIN_MODES:
         raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
     if block_size_tokens is not None:
         if isinstance(block_size_tokens, bool) or not isinstance(block_size_tokens, int) or not 1 <= block_size_tokens <= 1 << 20:
             raise InputError("block_size_tokens", block_size_tokens, "an integer in [1, 1048576]")
-    if max_requests is not None and (isinstance(max_requests, bool) or not isinstance(max_requests, int) or max_requests < 1):
-        raise InputError("max_requests", max_requests, "a positive integer")
-    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 1):
-        raise InputError("max_bytes", max_bytes, "a positive integer")
+    if max_requests is not None and (isinstance(max_requests, bool) or not isinstance(max_requests, int)
+                                     or not 1 <= max_requests <= 1 << 50):
+        raise InputError("max_requests", max_requests, "an integer in [1, 2^50]")
+    for name, v in (("skip_bad_lines", skip_bad_lines), ("keep_partial", keep_partial)):
+        if not isinstance(v, bool):
+            raise InputError(name, v, "true or false", "not a boolean")
 
+
+#: The peek that detects format and block size keeps at most this many bytes of lines.
+_PEEK_MAX_BYTES = 16 << 20
+#: With skip_bad_lines, the peek steps over at most this many bad lines looking for requests.
+_PEEK_MAX_BAD_LINES = 100_000
+
+
+def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines: bool,
+           max_requests, chain: str, keep_partial: bool, counter: list, fast=None) -> Trace:
     bad_counts: dict[str, int] = {}
     first_bad: dict[str, str] = {}
-    n_bytes = 0
-    it = iter(lines)
+    stopped: dict = {}
+
+    class _Stop(Exception):
+        pass
 
     def bad(lineno: int, exc: _BadLine):
+        if lineno == reader.unterminated_line and exc.reason == "malformed_json":
+            exc = _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
+                           "(file cut in half?): " + exc.detail)
         if not skip_bad_lines:
-            raise InputError(f"line {lineno}", exc.detail, "see the trace format documentation",
+            err = InputError(f"line {lineno}", exc.detail, "see the trace format documentation",
                              f"bad trace line {lineno}: {exc.reason.replace('_', ' ')}")
+            if keep_partial and counter[0] > 0:
+                stopped.update({"line": lineno, "bytes_read": reader.bytes_in, "reason": exc.reason,
+                                "message": str(err)})
+                raise _Stop
+            raise err
         bad_counts[exc.reason] = bad_counts.get(exc.reason, 0) + 1
         first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
 
-    def counted(source_iter):
-        nonlocal n_bytes
-        for raw in source_iter:
-            n_bytes += len(raw)
-            if max_bytes is not None and n_bytes > max_bytes:
-                raise InputError("input", f"more than {max_bytes} bytes", f"at most {max_bytes} bytes",
-                                 "trace too large")
-            yield raw
-
+    it = iter(reader)
+    # Peek a sample of parsed lines to detect format, header and block size.
+    peeked: list[tuple[int, bytes | None]] = []
+    peek_bad: dict[str, int] = {}
+    peek_first_bad: dict[str, str] = {}
+    sample: list[dict] = []
+    header: dict | None = None
+    peek_bytes = 0
+    n_peek_bad = 0
+    exhausted = False
     try:
-        # Peek a sample of parsed lines to detect format, header and block size.
-        src = counted(it)
-        peeked: list[tuple[int, bytes]] = []
-        sample: list[dict] = []
-        header: dict | None = None
-        lineno = 0
-        for raw in src:
-            lineno += 1
-            peeked.append((lineno, raw))
+        while True:
+            try:
+                lineno, raw = next(it)
+            except StopIteration:
+                exhausted = True
+                break
             try:
                 text = _decode(raw)
-                if text is None:
+                if text is None:  # pragma: no cover - the reader drops blank lines
                     continue
                 obj = _parse_obj(text)
-            except _BadLine:
-                if len(peeked) >= _PEEK_LINES:
+            except _BadLine as exc:
+                if lineno == reader.unterminated_line and exc.reason == "malformed_json":
+                    exc = _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
+                                   "(file cut in half?): " + exc.detail)
+                peek_bad[exc.reason] = peek_bad.get(exc.reason, 0) + 1
+                peek_first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
+                n_peek_bad += 1
+                if not skip_bad_lines:
+                    peeked.append((lineno, raw))
+                    peek_bytes += len(raw) if raw is not None else 0
+                elif n_peek_bad >= _PEEK_MAX_BAD_LINES:
+                    break
+                if len(peeked) >= _PEEK_LINES or peek_bytes > _PEEK_MAX_BYTES:
                     break
                 continue
+            peeked.append((lineno, raw))
+            peek_bytes += len(raw)
             if header is None and not sample and "kvcalc_trace" in obj:
                 header = obj
-                continue
-            sample.append(obj)
-            if len(sample) >= _PEEK_LINES:
+            else:
+                sample.append(obj)
+            if len(sample) >= _PEEK_LINES or len(peeked) >= _PEEK_LINES or peek_bytes > _PEEK_MAX_BYTES:
                 break
+    except StreamError as exc:
+        if not (keep_partial and sample):
+            raise
+        stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason, "message": str(exc)})
+        exhausted = True
 
-        fmt = format
-        if fmt == "auto":
-            fmt = "generic" if header is not None else (_detect_format(sample) or "")
-            if not fmt:
-                if not sample and skip_bad_lines:
-                    raise InputError("input", f"{len(peeked)} lines", "at least one valid request line",
-                                     "empty trace: no valid requests (no line parses as a JSON object)")
-                if not sample:
-                    first = next((p for p in peeked if p[1].strip()), None)
-                    if first is None:
-                        raise InputError("input", "", "one JSON object per line", "empty trace: no requests")
-                    try:
-                        _parse_obj(_decode(first[1]) or "")
-                    except _BadLine as exc:
-                        raise InputError(f"line {first[0]}", exc.detail, "one JSON object per line",
-                                         f"bad trace line {first[0]}: {exc.reason.replace('_', ' ')}") from None
-                raise InputError("format", "auto", "mooncake, bailian or generic fields",
-                                 "cannot detect the trace format from the field names")
-        detection = {"format": fmt, "format_source": "user" if format != "auto" else "detected"}
+    fmt = format
+    if fmt == "auto":
+        fmt = "generic" if header is not None else (_detect_format(sample) or "")
+        if not fmt:
+            if not peeked and not n_peek_bad:
+                raise InputError("input", f"{reader.lines} lines", "one JSON object per line",
+                                 "empty trace: no requests" + (" (only blank lines)" if reader.lines else ""))
+            if not sample:
+                n_seen = len(peeked) if not skip_bad_lines else n_peek_bad
+                where = f"the first {n_seen} non-blank lines" if not exhausted else \
+                    f"the {n_seen} non-blank lines"
+                if not skip_bad_lines and peeked:
+                    first_line = peeked[0][0]
+                    reason, detail = next(iter(peek_first_bad.items()))
+                    raise InputError(f"line {first_line}", detail.split(": ", 1)[-1], "one JSON object per line",
+                                     f"bad trace line {first_line}: {reason.replace('_', ' ')}")
+                counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(peek_bad.items()))
+                raise InputError("input", f"{sum(peek_bad.values())} bad lines skipped",
+                                 "lines that are JSON objects with trace fields",
+                                 f"cannot detect the trace format: none of {where} is a JSON object "
+                                 f"(skipped: {counts}; first: {_summary(peek_first_bad)})")
+            keys = sorted({k for o in sample for k in o})[:12]
+            raise InputError("format", "auto", "mooncake, bailian or generic fields",
+                             f"cannot detect the trace format from the field names (seen: {', '.join(keys)})")
+    detection = {"format": fmt, "format_source": "user" if format != "auto" else "detected"}
 
-        # Block size.
-        pairs = _sample_sizes(sample, fmt)
-        header_bs = None
-        if header is not None:
-            hb = header.get("block_size_tokens")
-            if isinstance(hb, int) and not isinstance(hb, bool) and hb >= 1:
-                header_bs = hb
-            elif hb is not None:
-                raise InputError("line 1", hb, "a positive integer", "bad header block_size_tokens")
-        default = FORMAT_BLOCK_SIZE.get(fmt)
-        if block_size_tokens is not None:
-            bs, bs_source = block_size_tokens, "user"
-        elif header_bs is not None:
-            bs, bs_source = header_bs, "header"
-        elif default is not None and (not pairs or 2 * _consistent(default, pairs) >= len(pairs)):
-            bs, bs_source = default, "format default"
-        else:
-            bs, share = _infer_block_size(pairs)
-            if bs is None or share < 0.5:
-                raise InputError("block_size_tokens", None, "a block size in tokens (--block-size N)",
-                                 "cannot infer the block size from ceil(input_length / len(hash_ids)); give it")
-            bs_source = "inferred from ceil(input_length / len(hash_ids))"
-        detection.update({"block_size_tokens": bs, "block_size_source": bs_source,
-                          "block_size_consistent_share": (_consistent(bs, pairs) / len(pairs)) if pairs else None,
-                          "block_size_sample_lines": len(pairs)})
+    # Block size.
+    pairs = _sample_sizes(sample, fmt)
+    header_bs = None
+    if header is not None:
+        hb = header.get("block_size_tokens")
+        if isinstance(hb, int) and not isinstance(hb, bool) and 1 <= hb <= 1 << 20:
+            header_bs = hb
+        elif hb is not None:
+            raise InputError(f"line {peeked[0][0]}", _short(hb), "an integer in [1, 1048576]",
+                             "bad header block_size_tokens")
+    default = FORMAT_BLOCK_SIZE.get(fmt)
+    if block_size_tokens is not None:
+        bs, bs_source = block_size_tokens, "user"
+    elif header_bs is not None:
+        bs, bs_source = header_bs, "header"
+    elif default is not None and (not pairs or 2 * _consistent(default, pairs) >= len(pairs)):
+        bs, bs_source = default, "format default"
+    else:
+        bs, share = _infer_block_size(pairs)
+        if bs is None or share < 0.5:
+            raise InputError("block_size_tokens", None, "a block size in tokens (--block-size N)",
+                             "cannot infer the block size from ceil(input_length / len(hash_ids)); give it")
+        bs_source = "inferred from ceil(input_length / len(hash_ids))"
+    detection.update({"block_size_tokens": bs, "block_size_source": bs_source,
+                      "block_size_consistent_share": (_consistent(bs, pairs) / len(pairs)) if pairs else None,
+                      "block_size_sample_lines": len(pairs)})
 
-        if chain == "auto":
-            rechain = fmt == "bailian" or (header is not None and header.get("prefix_chained") is False)
-        else:
-            rechain = chain == "rechain"
+    if chain == "auto":
+        rechain = fmt == "bailian" or (header is not None and header.get("prefix_chained") is False)
+    else:
+        rechain = chain == "rechain"
 
-        def all_lines():
-            yield from peeked
-            n = lineno
-            for raw in src:
-                n += 1
-                yield n, raw
+    if fast is not None:
+        if fmt != "mooncake" or rechain:
+            raise _Fallback
+        trace = _fast_build(fast(), bs, max_requests, detection, counter)
+        if trace is None:
+            raise _Fallback
+        return trace
 
-        return _build(all_lines(), fmt, bs, rechain, header is not None, bad, bad_counts, first_bad,
-                      max_requests, detection, lambda: n_bytes)
-    except UnicodeDecodeError:  # pragma: no cover - defensive
-        raise InputError("input", "binary", "UTF-8 JSON lines", "not a text file") from None
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise InputError("input", str(exc)[:120], "a readable .jsonl or .jsonl.gz file",
-                         "cannot read the trace (corrupt gzip?)") from None
+    if skip_bad_lines:
+        for reason, k in peek_bad.items():
+            bad_counts[reason] = bad_counts.get(reason, 0) + k
+        first_bad.update({r: d for r, d in peek_first_bad.items() if r not in first_bad})
+
+    def all_lines():
+        yield from peeked
+        peeked.clear()
+        if exhausted:
+            return
+        try:
+            yield from it
+        except StreamError as exc:
+            if not (keep_partial and counter[0] > 0):
+                raise
+            stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason,
+                            "message": str(exc)})
+
+    def on_stop():
+        raise _Stop
+
+    try:
+        trace = _build(all_lines(), fmt, bs, rechain, header is not None, bad, bad_counts, first_bad,
+                       max_requests, detection, reader, counter, _Stop)
+    finally:
+        pass
+    trace.info["stopped"] = stopped or None
+    trace.info["loader"] = "general (one JSON line at a time)"
+    trace.info["read"] = {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
+                          "gzip": reader.gzip, "lines": reader.lines, "blank_lines": reader.blank_lines,
+                          "limits": reader.limits.as_dict()}
+    return trace
 
 
 def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_bad,
-           max_requests, detection, get_bytes) -> Trace:
+           max_requests, detection, reader, counter, stop_exc) -> Trace:
     f_ts, f_in, f_out, f_ids = _FIELDS[fmt][-4:]
     ts_scale = 1e-3 if fmt == "mooncake" else 1.0
     ts_arr, in_arr, out_arr = array("d"), array("q"), array("q")
@@ -431,105 +560,111 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
     truncated = False
     header_skipped = not has_header
 
-    for lineno, raw in numbered_lines:
-        try:
-            text = _decode(raw)
-            if text is None:
-                continue
-            obj = _parse_obj(text)
-            if not header_skipped:
-                header_skipped = True
-                if "kvcalc_trace" in obj:
+    try:
+        for lineno, raw in numbered_lines:
+            try:
+                text = _decode(raw)
+                if text is None:
                     continue
-            if max_requests is not None and n_req >= max_requests:
-                truncated = True
-                break
-            ts = _time_field(obj, f_ts) * ts_scale
-            x_in = _length_field(obj, f_in)
-            x_out = _length_field(obj, f_out)
-            ids = _ids_field(obj, f_ids)
-            if len(ids) != -(-x_in // bs):
-                raise _BadLine("hash_ids_inconsistent_with_input_length",
-                               f"{len(ids)} block ids for {f_in}={x_in}; expected ceil({x_in}/{bs}) = {-(-x_in // bs)}")
-            if ts < last_ts:
-                raise _BadLine("non_monotone_timestamp",
-                               f"timestamp {obj[f_ts]!r} is earlier than the previous request's")
-            if fmt == "bailian":
-                chat = obj.get("chat_id")
-                par = obj.get("parent_chat_id")
-                if chat is None or par is None:
-                    raise _BadLine("missing_field", "missing field 'chat_id' or 'parent_chat_id'")
-                for nm, v in (("chat_id", chat), ("parent_chat_id", par)):
-                    if isinstance(v, bool) or not isinstance(v, (int, str)):
-                        raise _BadLine("bad_value", f"field {nm!r} is not an integer or string: {v!r}"[:160])
-            # Chain the ids (check everything before mutating any state).
-            if rechain:
-                new_keys = 0
-                out_ids = []
-                prev = -1
-                pending: dict = {}
-                for r in ids:
-                    key = (prev, r)
-                    d = dense.get(key)
-                    if d is None:
-                        d = pending.get(key)
+                obj = _parse_obj(text)
+                if not header_skipped:
+                    header_skipped = True
+                    if "kvcalc_trace" in obj:
+                        continue
+                if max_requests is not None and n_req >= max_requests:
+                    truncated = True
+                    break
+                ts = _time_field(obj, f_ts) * ts_scale
+                x_in = _length_field(obj, f_in)
+                x_out = _length_field(obj, f_out)
+                ids = _ids_field(obj, f_ids)
+                if len(ids) != -(-x_in // bs):
+                    raise _BadLine("hash_ids_inconsistent_with_input_length",
+                                   f"{len(ids)} block ids for {f_in}={x_in}; expected ceil({x_in}/{bs}) = {-(-x_in // bs)}")
+                if ts < last_ts:
+                    raise _BadLine("non_monotone_timestamp",
+                                   f"timestamp {obj[f_ts]!r} is earlier than the previous request's")
+                if fmt == "bailian":
+                    chat = obj.get("chat_id")
+                    par = obj.get("parent_chat_id")
+                    if chat is None or par is None:
+                        raise _BadLine("missing_field", "missing field 'chat_id' or 'parent_chat_id'")
+                    for nm, v in (("chat_id", chat), ("parent_chat_id", par)):
+                        if isinstance(v, bool) or not isinstance(v, (int, str)) or (
+                                isinstance(v, int) and not _ID_LO <= v < _ID_HI):
+                            raise _BadLine("bad_value", f"field {nm!r} is not an integer in [-2^63, 2^64) "
+                                           f"or a string: {_short(v)}")
+                # Chain the ids (check everything before mutating any state).
+                if rechain:
+                    new_keys = 0
+                    out_ids = []
+                    prev = -1
+                    pending: dict = {}
+                    for r in ids:
+                        key = (prev, r)
+                        d = dense.get(key)
                         if d is None:
-                            d = len(dense) + new_keys
-                            new_keys += 1
-                            pending[key] = d
-                    out_ids.append(d)
-                    prev = d
-                dense.update(pending)
-                for r, d in zip(ids, out_ids):
-                    seen = raw_to_chained.setdefault(r, d)
-                    if seen != d:
-                        raw_chained_violations += 1
-                        raw_to_chained[r] = d
-            else:
-                out_ids = []
-                prev = -1
-                pending = {}
-                for i, r in enumerate(ids):
-                    d = dense.get(r)
-                    if d is not None:
-                        if pos_of[d] != i or pred_of[d] != prev:
-                            raise _BadLine("prefix_chain_broken",
-                                           f"block id {r!r} at position {i} was seen at position {pos_of[d]} "
-                                           "or after a different id; ids are not prefix-chained "
-                                           "(use chain='rechain' / --rechain)")
-                    else:
-                        p = pending.get(r)
-                        if p is not None:
-                            raise _BadLine("prefix_chain_broken",
-                                           f"block id {r!r} repeats inside the request at position {i}")
-                        d = len(dense) + len(pending)
-                        pending[r] = (d, i, prev)
-                    out_ids.append(d)
-                    prev = d
-                for r, (d, i, p) in sorted(pending.items(), key=lambda kv: kv[1][0]):
-                    dense[r] = d
-                    pos_of.append(i)
-                    pred_of.append(p)
-            # Commit the request.
-            last_ts = ts
-            ts_arr.append(ts)
-            in_arr.append(x_in)
-            out_arr.append(x_out)
-            blocks.extend(out_ids)
-            offsets.append(len(blocks))
-            if fmt == "bailian":
-                chat_arr.append(_chat_int(chat, chat_map))
-                parent_arr.append(-1 if par == -1 else _chat_int(par, chat_map))
-            elif fmt == "generic" and obj.get("session_id") is not None:
-                sid = obj["session_id"]
-                if isinstance(sid, (list, dict)):
-                    sid = json.dumps(sid, sort_keys=True)
-                session_arr.append(session_map.setdefault(sid, len(session_map)))
-            else:
-                session_arr.append(-1)
-            n_req += 1
-        except _BadLine as exc:
-            bad(lineno, exc)
+                            d = pending.get(key)
+                            if d is None:
+                                d = len(dense) + new_keys
+                                new_keys += 1
+                                pending[key] = d
+                        out_ids.append(d)
+                        prev = d
+                    dense.update(pending)
+                    for r, d in zip(ids, out_ids):
+                        seen = raw_to_chained.setdefault(r, d)
+                        if seen != d:
+                            raw_chained_violations += 1
+                            raw_to_chained[r] = d
+                else:
+                    out_ids = []
+                    prev = -1
+                    pending = {}
+                    for i, r in enumerate(ids):
+                        d = dense.get(r)
+                        if d is not None:
+                            if pos_of[d] != i or pred_of[d] != prev:
+                                raise _BadLine("prefix_chain_broken",
+                                               f"block id {r!r} at position {i} was seen at position {pos_of[d]} "
+                                               "or after a different id; ids are not prefix-chained "
+                                               "(use chain='rechain' / --rechain)")
+                        else:
+                            p = pending.get(r)
+                            if p is not None:
+                                raise _BadLine("prefix_chain_broken",
+                                               f"block id {r!r} repeats inside the request at position {i}")
+                            d = len(dense) + len(pending)
+                            pending[r] = (d, i, prev)
+                        out_ids.append(d)
+                        prev = d
+                    for r, (d, i, p) in sorted(pending.items(), key=lambda kv: kv[1][0]):
+                        dense[r] = d
+                        pos_of.append(i)
+                        pred_of.append(p)
+                # Commit the request.
+                last_ts = ts
+                ts_arr.append(ts)
+                in_arr.append(x_in)
+                out_arr.append(x_out)
+                blocks.extend(out_ids)
+                offsets.append(len(blocks))
+                if fmt == "bailian":
+                    chat_arr.append(_chat_int(chat, chat_map))
+                    parent_arr.append(-1 if par == -1 else _chat_int(par, chat_map))
+                elif fmt == "generic" and obj.get("session_id") is not None:
+                    sid = obj["session_id"]
+                    if isinstance(sid, (list, dict)):
+                        sid = json.dumps(sid, sort_keys=True)
+                    session_arr.append(session_map.setdefault(sid, len(session_map)))
+                else:
+                    session_arr.append(-1)
+                n_req += 1
+                counter[0] = n_req
+            except _BadLine as exc:
+                bad(lineno, exc)
+    except stop_exc:
+        pass
 
     if n_req == 0:
         skipped = sum(bad_counts.values())
@@ -566,7 +701,7 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
         "n_blocks_unique": len(dense),
         "timestamp_unit": "ms" if fmt == "mooncake" else "s",
         "t0_s": float(t0),
-        "bytes_read": int(get_bytes()),
+        "bytes_read": int(reader.bytes_in),
         "truncated": truncated,
         "bad_lines_skipped": int(sum(bad_counts.values())),
         "bad_lines_by_reason": dict(sorted(bad_counts.items())),
@@ -582,6 +717,55 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
         format=fmt,
         session_ids=sessions,
         parent_index=parent_index,
+        info=detection,
+    )
+
+
+def _fast_build(reader: LineReader, bs: int, max_requests, detection: dict, counter: list) -> Trace | None:
+    """The Trace of a canonical Mooncake input via :mod:`.fastload`, or None to fall back."""
+    from .fastload import NotCanonical, densify_verified, scan_mooncake
+    try:
+        arr = scan_mooncake(reader, bs, max_requests=max_requests, counter=counter)
+        dense, nu = densify_verified(arr["raw_ids"], arr["counts"])
+    except NotCanonical:
+        return None
+    finally:
+        reader.close()
+    del arr["raw_ids"]
+    n = arr["counts"].shape[0]
+    ts = arr["ts_ms"].astype(np.float64) * 1e-3
+    t0 = ts[0]
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(arr["counts"], out=offsets[1:])
+    detection.update({
+        "ids_prefix_chained": True,
+        "chaining": "verified prefix-chained (each id at one position after one predecessor)",
+        "session_source": None,
+        "n_requests": n,
+        "n_blocks_total": int(dense.shape[0]),
+        "n_blocks_unique": int(nu),
+        "timestamp_unit": "ms",
+        "t0_s": float(t0),
+        "bytes_read": int(reader.bytes_in),
+        "truncated": bool(arr["truncated"]),
+        "bad_lines_skipped": 0,
+        "bad_lines_by_reason": {},
+        "bad_lines_first": {},
+        "stopped": None,
+        "loader": "fast path (canonical Mooncake lines, parsed a chunk at a time)",
+        "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out, "gzip": reader.gzip,
+                 "lines": arr["lines"], "blank_lines": 0, "limits": reader.limits.as_dict()},
+    })
+    return Trace(
+        timestamps_s=ts - t0,
+        input_tokens=arr["input_tokens"],
+        output_tokens=arr["output_tokens"],
+        block_offsets=offsets,
+        block_ids=dense,
+        block_size_tokens=int(bs),
+        format="mooncake",
+        session_ids=np.full(n, -1, dtype=np.int64),
+        parent_index=np.full(n, -1, dtype=np.int64),
         info=detection,
     )
 

@@ -40,31 +40,58 @@ def infer_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
             parent[r] = last.get(s, -1)
             last[s] = r
         return trace.session_ids, parent, "session_id field"
-    bs = trace.block_size_tokens
-    offsets = trace.block_offsets.tolist()
-    ids = trace.block_ids.tolist()
-    full = (trace.input_tokens // bs).tolist()
-    end_of: dict = {}           # chained id ending a request's full blocks -> latest such request
-    parent = np.full(n, -1, dtype=np.int64)
-    session = np.empty(n, dtype=np.int64)
-    n_sessions = 0
-    for r in range(n):
-        lo, hi = offsets[r], offsets[r + 1]
-        p = -1
-        for k in range(hi - 1, lo, -1):          # deepest match first, positions >= 1
-            q = end_of.get(ids[k])
-            if q is not None:
-                p = q
-                break
-        if p >= 0:
-            parent[r] = p
-            session[r] = session[p]
-        else:
-            session[r] = n_sessions
-            n_sessions += 1
-        if full[r] >= 2:
-            end_of[ids[lo + full[r] - 1]] = r
+    session, parent = _inferred_sessions(trace)
     return session, parent, "inferred: a request extending all full blocks (>= 2) of an earlier one is its follow-up"
+
+
+def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised form of the rule (same result as a loop over requests).
+
+    Loop form: ``end_of`` maps the id ending a request's full blocks (requests
+    with >= 2 full blocks) to the latest such request; request r's parent is
+    ``end_of[ids[k]]`` for the deepest position k >= 1 of r found there, looked
+    up before r itself is entered. Here: every (id, request) end event sorted
+    once; each reference at position >= 1 finds the latest event with its id
+    from an earlier request by one binary search; the deepest hit per request
+    wins; sessions follow parents by pointer jumping and are numbered in the
+    order of their first request.
+    """
+    n = trace.n_requests
+    bs = trace.block_size_tokens
+    off = trace.block_offsets
+    ids = trace.block_ids
+    full = trace.input_tokens // bs
+    parent = np.full(n, -1, dtype=np.int64)
+    has_end = full >= 2
+    ev_req = np.nonzero(has_end)[0]
+    if ids.size and ev_req.size:
+        ev_id = ids[off[ev_req] + full[ev_req] - 1]
+        span = n + 1
+        ev_key = np.sort(ev_id * span + ev_req)
+        cnt = np.diff(off)
+        req = np.repeat(np.arange(n, dtype=np.int64), cnt.astype(np.intp))
+        pos = np.arange(ids.size, dtype=np.int64) - off[req]
+        q = np.nonzero(pos >= 1)[0]
+        qid = ids[q]
+        k = np.searchsorted(ev_key, qid * span + req[q], side="left") - 1
+        kc = np.maximum(k, 0)
+        hit = (k >= 0) & (ev_key[kc] // span == qid)
+        mi = q[hit]
+        if mi.size:
+            rq = req[mi]
+            last = np.ones(mi.size, dtype=bool)
+            last[:-1] = rq[1:] != rq[:-1]
+            parent[rq[last]] = (ev_key[kc[hit]] % span)[last]
+    root = np.arange(n, dtype=np.int64)
+    has = parent >= 0
+    root[has] = parent[has]
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    number = np.cumsum(~has) - 1
+    return number[root].astype(np.int64), parent
 
 
 def _quantiles(x: np.ndarray) -> dict:
@@ -120,8 +147,7 @@ def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
     need = None
     while rows.size:
         ids = trace.block_ids[off[rows] + depth]
-        pairs = np.unique(np.stack([ids, session[rows]], axis=1), axis=0)
-        u, c = np.unique(pairs[:, 0], return_counts=True)
+        u, c = np.unique(_unique_pairs(ids, session[rows])[0], return_counts=True)
         best = int(np.argmax(c))
         if need is None:
             need = max(2, int(math.ceil(0.5 * c[best])))
@@ -130,6 +156,18 @@ def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
         depth += 1
         rows = rows[(ids == u[best]) & (full[rows] > depth)]
     return depth
+
+
+def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (a, b) pairs of two non-negative int arrays, sorted (one 1-D sort of a*B + b)."""
+    if a.size == 0:
+        return a[:0], b[:0]
+    nb = int(b.max()) + 1
+    if int(a.max()) < (1 << 62) // max(nb, 1):
+        u = np.unique(a.astype(np.int64) * nb + b)
+        return u // nb, u % nb
+    pairs = np.unique(np.stack([a, b], axis=1), axis=0)  # pragma: no cover - huge ids
+    return pairs[:, 0], pairs[:, 1]
 
 
 def trace_stats(trace: Trace) -> dict:
@@ -151,8 +189,8 @@ def trace_stats(trace: Trace) -> dict:
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
     w = _block_tokens(trace)
     if ids.size:
-        pairs = np.unique(np.stack([ids, session[req]], axis=1), axis=0)
-        n_sess_of = np.bincount(pairs[:, 0].astype(np.intp), minlength=trace.n_blocks_unique)
+        first, _ = _unique_pairs(ids, session[req])
+        n_sess_of = np.bincount(first.astype(np.intp), minlength=trace.n_blocks_unique)
         shared_tokens = int(w[n_sess_of[ids] > 1].sum())
     else:
         shared_tokens = 0

@@ -1,0 +1,197 @@
+"""Fast path for Mooncake traces written in their canonical form, a chunk at a time.
+
+A chunk of whole lines is parsed with one regular expression (every line must
+be exactly ``{"timestamp": T, "input_length": X, "output_length": Y,
+"hash_ids": [i, j, ...]}`` with decimal integers, as the published traces and
+``bench/gen_trace.py`` write them) and the ids of all its lines are converted
+to one int64 array at once, instead of a ``json.loads`` and a Python loop per
+line. The checks of the general loader are done on whole arrays (block count
+consistent with the input length, timestamps non-decreasing, ids
+prefix-chained: each id at one position after one predecessor); the dense ids
+are numbered in order of first appearance as the general loader does, so the
+result is the same :class:`~.loaders.Trace`. Any line or check that does not
+pass raises :class:`NotCanonical` and the caller falls back to the general
+loader (which then reports the bad line exactly as usual).
+
+With ``sample_threshold`` (SHARDS), only references whose id hash falls under
+the threshold are kept, so memory grows with the sample, not the trace.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from .reader import LineReader, StreamError
+from .sample import _sample_bits, hash_ids
+
+__all__ = ["NotCanonical", "scan_mooncake"]
+
+_LINE = re.compile(
+    rb'^\{"timestamp": (\d{1,15}), "input_length": (\d{1,12}), "output_length": (\d{1,12}), '
+    rb'"hash_ids": \[((?:\d{1,18}(?:, \d{1,18})*)?)\]\}\r?$', re.M)
+
+
+class NotCanonical(Exception):
+    """The input is not (entirely) in canonical Mooncake form: use the general loader."""
+
+
+def _whole_line_chunks(reader: LineReader):
+    """Decompressed data cut at the last newline, with the reader's byte and line limits."""
+    lim = reader.limits
+    carry = b""
+    for chunk in reader._plain():
+        reader.bytes_out += len(chunk)
+        if reader.bytes_out > lim.max_bytes:
+            raise NotCanonical("max_bytes")
+        data = carry + chunk if carry else chunk
+        cut = data.rfind(b"\n") + 1
+        if cut == 0:
+            carry = data
+            if len(carry) > lim.max_line_bytes:
+                raise NotCanonical("long line")
+            continue
+        carry = data[cut:]
+        yield data[:cut]
+    if carry.strip():
+        yield carry + b"\n"
+    elif carry:
+        raise NotCanonical("trailing blank")
+
+
+def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
+                  sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
+                  counter: list | None = None) -> dict:
+    """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
+
+    Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
+    request) and either ``raw_ids`` (all) or, when sampling, ``ids``, ``hashes``,
+    ``req``, ``pos`` of the kept references and the final ``threshold``.
+    """
+    bs = block_size_tokens
+    ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
+    id_parts, h_parts, req_parts, pos_parts = [], [], [], []
+    n_req = 0
+    last_ts = -1
+    kept_refs = 0
+    threshold = sample_threshold
+    truncated = False
+    lines = 0
+    try:
+        for data in _whole_line_chunks(reader):
+            m = _LINE.findall(data)
+            nl = data.count(b"\n")
+            if len(m) != nl:
+                raise NotCanonical("line not in canonical form")
+            lines += nl
+            if lines > reader.limits.max_lines:
+                raise NotCanonical("max_lines")
+            if max_requests is not None and n_req + len(m) > max_requests:
+                m = m[:max_requests - n_req]
+                truncated = True
+            if not m:
+                break
+            t_b, x_b, y_b, ids_b = zip(*m)
+            ts = np.array(t_b).astype(np.int64)
+            x = np.array(x_b).astype(np.int64)
+            y = np.array(y_b).astype(np.int64)
+            cnt = np.fromiter((s.count(b",") + 1 if s else 0 for s in ids_b), dtype=np.int64, count=len(ids_b))
+            joined = b",".join(s for s in ids_b if s)
+            ids = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)  # noqa: NPY201
+            if ids.size != int(cnt.sum()):
+                raise NotCanonical("id count")
+            if not np.array_equal(cnt, -(-x // bs)):
+                raise NotCanonical("block count inconsistent")
+            if ts[0] < last_ts or (ts.size > 1 and (np.diff(ts) < 0).any()):
+                raise NotCanonical("timestamps not monotone")
+            last_ts = int(ts[-1])
+            ts_parts.append(ts)
+            in_parts.append(_narrow(x))
+            out_parts.append(_narrow(y))
+            cnt_parts.append(_narrow(cnt))
+            if threshold is None:
+                id_parts.append(ids)
+            else:
+                starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+                req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=np.int64), cnt.astype(np.intp))
+                pos = np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))
+                h = hash_ids(ids, sample_seed)
+                keep = _sample_bits(h) < threshold
+                id_parts.append(ids[keep])
+                h_parts.append(h[keep])
+                req_parts.append(req[keep])
+                pos_parts.append(pos[keep])
+                kept_refs += int(keep.sum())
+                if max_sampled_refs is not None and kept_refs > max_sampled_refs:
+                    # Fixed size: halve the rate until the sample fits again.
+                    while kept_refs > max_sampled_refs and threshold > 1:
+                        threshold //= 2
+                        kept_refs = 0
+                        for i in range(len(h_parts)):
+                            k = _sample_bits(h_parts[i]) < threshold
+                            id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
+                            req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
+                            kept_refs += int(k.sum())
+            n_req += cnt.size
+            if counter is not None:
+                counter[0] = n_req
+            if truncated:
+                break
+    except StreamError:
+        raise NotCanonical("stream error")
+    if n_req == 0:
+        raise NotCanonical("empty")
+
+    def cat(parts, dtype=np.int64):
+        out = np.concatenate(parts) if parts else np.zeros(0, dtype)
+        parts.clear()            # free the chunks as soon as they are joined
+        return out
+
+    out = {"ts_ms": cat(ts_parts), "input_tokens": cat(in_parts), "output_tokens": cat(out_parts),
+           "counts": cat(cnt_parts), "truncated": truncated, "lines": lines}
+    if threshold is None:       # a Trace holds int64 (sampling keeps the narrow arrays)
+        for k in ("input_tokens", "output_tokens", "counts"):
+            out[k] = out[k].astype(np.int64, copy=False)
+    if threshold is None:
+        out["raw_ids"] = cat(id_parts)
+    else:
+        out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
+                    "pos": cat(pos_parts), "threshold": threshold})
+    return out
+
+
+def _narrow(a: np.ndarray) -> np.ndarray:
+    """int32 when every value fits (half the memory per request), else unchanged."""
+    return a.astype(np.int32) if a.size and int(a.max()) < (1 << 31) - 1 and int(a.min()) >= 0 else a
+
+
+def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Dense ids numbered by first appearance, after checking the ids are prefix-chained.
+
+    Raises :class:`NotCanonical` when an id appears at two positions or after two
+    different predecessors (the general loader then names the line).
+    """
+    total = raw.shape[0]
+    if total == 0:
+        return raw.copy(), 0
+    starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    uniq, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    del uniq
+    nu = first.shape[0]
+    rank = np.empty(nu, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(nu, dtype=np.int64)
+    dense = rank[inv]
+    del rank
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts.astype(np.intp))
+    if not np.array_equal(pos[first][inv], pos):
+        raise NotCanonical("id at two positions")
+    pred = np.empty(total, dtype=np.int64)
+    pred[0] = -1
+    pred[1:] = dense[:-1]
+    pred[pos == 0] = -1
+    if not np.array_equal(pred[first][inv], pred):
+        raise NotCanonical("id after two predecessors")
+    return dense, nu

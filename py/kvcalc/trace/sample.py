@@ -1,0 +1,349 @@
+"""Sampled LRU curves: SHARDS (Waldspurger et al., FAST 2015), spatially hashed sampling.
+
+A block reference is kept iff ``hash(block id) mod P < T`` (``P = 2^24``), so
+every reference of a kept block is kept and the kept stream is the trace of a
+``R = T / P`` share of the blocks. Its LRU stack distances ``d``, scaled by ``1/R``,
+estimate the full stream's (a block's own place counts once: ``D = 1 + (d - 1) / R``,
+since the other blocks between two uses are sampled independently of it,
+which keeps the small distances of hot blocks unbiased); the miss count at capacity ``C`` is estimated by
+the kept misses at scaled distance ``> C`` divided by ``R``. SHARDS-adj (the
+paper's correction for the sample's size): the miss ratio is divided by the
+expected number of kept references ``R * N``, not the actual one, which removes
+the bias of a sample that is by chance too large or too small (a few hot
+blocks in or out). Token rates weight each kept reference by its tokens.
+
+Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
+references with ``hash >= T`` dropped) whenever more than ``max_refs``
+references are kept, so memory is bounded whatever the trace length; the curve
+is then the fixed-rate estimate at the final rate (every reference of the
+final sample was kept from the start, so no rescaling of earlier counts is
+needed, unlike the paper's online histogram).
+
+Error estimate: the kept blocks are split by other hash bits into ``G = 8``
+groups, each a SHARDS sample at rate ``R / G``; the spread of their curves
+gives the standard error of the rate-``R`` curve (``sd / sqrt(G)``) at each
+capacity. ``error_bound_pp`` is 3 standard errors at the worst capacity.
+
+Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
+of BLAKE2b), seeded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from .curve import _INF, _kept, _n_warm, lookup_distances
+
+__all__ = ["SampledRefs", "hash_ids", "sample_threshold", "refs_from_trace", "shards_curve", "HASH_BITS",
+           "SAMPLE_GROUPS"]
+
+HASH_BITS = 24
+_P = 1 << HASH_BITS
+SAMPLE_GROUPS = 8
+_M64 = (1 << 64) - 1
+
+
+def _splitmix64(x: np.ndarray) -> np.ndarray:
+    z = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        z += np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z ^= z >> np.uint64(31)
+    return z
+
+
+def hash_ids(ids, seed: int = 0) -> np.ndarray:
+    """64-bit hashes (uint64) of block ids: an int64/uint64 array, or a list of ints / strings."""
+    if isinstance(ids, np.ndarray) and ids.dtype.kind in "iu":
+        x = ids.astype(np.uint64, copy=False) if ids.dtype.kind == "u" else ids.view(np.uint64) \
+            if ids.dtype == np.int64 else ids.astype(np.int64).view(np.uint64)
+    else:
+        vals = []
+        for v in ids:
+            if isinstance(v, str):
+                vals.append(int.from_bytes(hashlib.blake2b(v.encode("utf-8"), digest_size=8).digest(), "little"))
+            else:
+                vals.append(int(v) & _M64)
+        x = np.asarray(vals, dtype=np.uint64)
+    s = np.uint64((seed * 0xD1B54A32D192ED03 + 0x632BE59BD9B4E019) & _M64)
+    with np.errstate(over="ignore"):
+        return _splitmix64(x ^ s)
+
+
+def sample_threshold(rate: float) -> int:
+    """T with T / 2^24 the sampling rate actually used (at least 1)."""
+    return max(1, min(_P, int(round(rate * _P))))
+
+
+def _sample_bits(h: np.ndarray) -> np.ndarray:
+    return (h >> np.uint64(64 - HASH_BITS)).astype(np.int64)
+
+
+def _group_of(h: np.ndarray) -> np.ndarray:
+    return (h & np.uint64(SAMPLE_GROUPS - 1)).astype(np.int64)
+
+
+@dataclass(frozen=True, eq=False)
+class SampledRefs:
+    """The kept references of a trace, head first per request, with the trace's totals.
+
+    ``ids`` (block ids), ``hashes`` (uint64), ``req`` (request row), ``weight``
+    (tokens) of the kept looked-up references; ``n_requests``; per request the
+    looked-up blocks ``m_all`` and prompt tokens ``tokens`` (for the totals).
+    ``threshold``: kept iff the top 24 hash bits are below it.
+    """
+
+    ids: np.ndarray
+    hashes: np.ndarray
+    req: np.ndarray
+    weight: np.ndarray
+    m_all: np.ndarray
+    tokens: np.ndarray
+    looked_tokens: np.ndarray
+    threshold: int
+    block_size_tokens: int
+    full_blocks_only: bool
+
+    @property
+    def rate(self) -> float:
+        return self.threshold / _P
+
+    def lowered(self, threshold: int) -> "SampledRefs":
+        keep = _sample_bits(self.hashes) < threshold
+        return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
+                           self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only)
+
+
+def check_rate(rate, field: str = "sampling") -> float:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(float(rate)) \
+            or not 0.0 < float(rate) <= 1.0:
+        raise InputError(field, rate, "a sampling rate in (0, 1] (e.g. 0.01 for 1 %), 'auto' or 'exact'",
+                         "sampling rate outside (0, 1]")
+    if float(rate) < 1.0 / _P:
+        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small")
+    return float(rate)
+
+
+def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: int = 0) -> SampledRefs:
+    """Sample a loaded trace's looked-up references by a hash of the (dense) block id."""
+    rate = check_rate(rate)
+    ids, req, pos, weight, m, starts = _kept(trace, full_blocks_only)
+    h = hash_ids(ids, seed)
+    t = sample_threshold(rate)
+    keep = _sample_bits(h) < t
+    looked = np.bincount(req.astype(np.intp), weights=weight, minlength=trace.n_requests).astype(np.int64)
+    return SampledRefs(ids[keep], h[keep], req[keep], weight[keep], m.astype(np.int64),
+                       trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only)
+
+
+def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
+    m = np.bincount(req.astype(np.intp), minlength=n_requests).astype(np.int64)
+    starts = np.zeros(n_requests + 1, dtype=np.int64)
+    np.cumsum(m, out=starts[1:])
+    return lookup_distances(ids, req, m, starts)
+
+
+def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: float, caps: np.ndarray,
+                blocks_total: int, tokens_total: int, looked_tokens: int) -> tuple[np.ndarray, np.ndarray]:
+    """SHARDS-adj block and token hit rates at capacities ``caps`` [blocks].
+
+    Hit tokens = looked-up tokens - kept missed tokens / R (tokens never looked
+    up, the partial last blocks under full_blocks_only, always miss).
+    """
+    dc = d[counted]
+    wc = weight[counted]
+    scaled = np.where(dc == _INF, np.inf, 1.0 + (dc - 1) / rate)
+    caps = np.minimum(np.asarray(caps, dtype=np.float64), 1e300)
+    order = np.argsort(scaled, kind="stable")
+    ss = scaled[order]
+    cw = np.concatenate([[0], np.cumsum(wc[order])])
+    k = np.searchsorted(ss, caps, side="right")        # kept hits at capacity C: scaled distance <= C
+    miss_b = dc.size - k
+    miss_t = cw[-1] - cw[k]
+    rb = 1.0 - miss_b / (rate * blocks_total) if blocks_total else np.zeros(caps.shape)
+    rt = (looked_tokens - miss_t / rate) / tokens_total if tokens_total else np.zeros(caps.shape)
+    return np.clip(rb, 0.0, 1.0), np.clip(rt, 0.0, 1.0)
+
+
+def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_blocks=None,
+                 max_points: int = 400, with_error: bool = True, extra_capacities=()) -> dict:
+    """The SHARDS-adj LRU curve (block and token hit rates) from sampled references."""
+    n = refs.m_all.shape[0]
+    n_warm = _n_warm(n, warmup_fraction)
+    blocks_total = int(refs.m_all[n_warm:].sum(dtype=np.int64))
+    tokens_total = int(refs.tokens[n_warm:].sum(dtype=np.int64))
+    looked = (refs.block_size_tokens * blocks_total if refs.full_blocks_only
+              else int(refs.looked_tokens[n_warm:].sum(dtype=np.int64)))
+    rate = refs.rate
+    d = _distances(refs.ids, refs.req, n)
+    counted = refs.req >= n_warm
+    finite = d[counted & (d != _INF)]
+    sat = int(math.ceil(1 + (finite.max() - 1) / rate)) if finite.size else 0
+    if capacities_blocks is None:
+        hi = max(sat, 1)
+        grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2))),
+                                         np.asarray(list(extra_capacities), dtype=np.float64)]))
+    else:
+        grid = np.asarray(capacities_blocks, dtype=np.float64)
+    rb, rt = _curve_from(d, refs.weight, counted, rate, grid, blocks_total, tokens_total, looked)
+    out = {
+        "method": "SHARDS-adj (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids",
+        "rate": rate,
+        "threshold": refs.threshold,
+        "hash_bits": HASH_BITS,
+        "sampled_references": int(counted.sum()),
+        "expected_references": rate * blocks_total,
+        "capacities_blocks": grid.astype(np.int64).tolist(),
+        "block_hit_rate": rb.tolist(),
+        "token_hit_rate": rt.tolist(),
+        "saturation_capacity_blocks": sat,
+        "ideal_block_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
+                                                  blocks_total, tokens_total, looked)[0][0]),
+        "ideal_token_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
+                                                  blocks_total, tokens_total, looked)[1][0]),
+        "blocks_looked_up": blocks_total,
+        "prompt_tokens": tokens_total,
+    }
+    # Heavy hitters: SHARDS samples blocks, so a few blocks carrying a large share of the
+    # references (a shared system prompt's blocks) make the estimate jumpy. They show as a
+    # sample size far from its expectation R * N (hot blocks missed: too few; caught: too many).
+    expected = rate * blocks_total
+    dev = (int(counted.sum()) / expected - 1.0) if expected > 0 else 0.0
+    out["sample_size_deviation"] = dev
+    out["warning"] = (f"the sample holds {100 * dev:+.0f} % references against its expectation R x N: a few blocks "
+                      "shared by many requests (a system prompt) dominate; the sampled curve is unreliable "
+                      "(errors of several points, possibly beyond the stated bound); use exact mode or a "
+                      "higher rate" if abs(dev) > 0.2 else None)
+    if with_error:
+        g = _group_of(refs.hashes)
+        curves_b, curves_t = [], []
+        for j in range(SAMPLE_GROUPS):
+            sel = g == j
+            if not sel.any():
+                curves_b.append(np.zeros(grid.shape))
+                curves_t.append(np.zeros(grid.shape))
+                continue
+            dj = _distances(refs.ids[sel], refs.req[sel], n)
+            bj, tj = _curve_from(dj, refs.weight[sel], refs.req[sel] >= n_warm, rate / SAMPLE_GROUPS, grid,
+                                 blocks_total, tokens_total, looked)
+            curves_b.append(bj)
+            curves_t.append(tj)
+        se_b = np.std(np.array(curves_b), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        se_t = np.std(np.array(curves_t), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        out["standard_error_block"] = se_b.tolist()
+        out["standard_error_token"] = se_t.tolist()
+        out["error_bound_pp"] = float(300 * max(se_b.max(), se_t.max())) if grid.size else 0.0
+        out["error_mean_pp"] = float(100 * max(se_b.mean(), se_t.mean())) if grid.size else 0.0
+        out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a SHARDS sample at rate R/{SAMPLE_GROUPS}: "
+                                 "standard error = sd of their curves / sqrt(groups); bound = 3 standard errors "
+                                 "at the worst capacity")
+    return out
+
+
+def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) -> SampledRefs:
+    """SampledRefs from :func:`.fastload.scan_mooncake` run with a sampling threshold."""
+    bs = block_size_tokens
+    cnt = arr["counts"]
+    inp = arr["input_tokens"]
+    req, pos = arr["req"], arr["pos"]
+    if full_blocks_only:
+        m_all = np.minimum(inp // bs, cnt)
+        keep = pos < m_all[req]
+        weight = np.full(int(keep.sum()), bs, dtype=np.int64)
+        looked = m_all              # unused with full blocks (looked-up tokens = bs x blocks)
+    else:
+        m_all = cnt
+        keep = np.ones(pos.shape[0], dtype=bool)
+        c = cnt[req].astype(np.int64)
+        weight = np.where(pos == c - 1, inp[req].astype(np.int64) - (c - 1) * bs, bs).astype(np.int64)
+        looked = inp
+    # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
+    return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
+                       int(arr["threshold"]), bs, full_blocks_only)
+
+
+def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
+    from .stats import _quantiles
+    n = int(ts_s.shape[0])
+    span = float(ts_s[-1] - ts_s[0]) if n else 0.0
+    return {"n_requests": n, "duration_s": span, "arrival_rate_per_s": n / span if span > 0 else None,
+            "block_size_tokens": bs, "n_blocks_total": int(n_blocks_total),
+            "input_tokens": _quantiles(inp.astype(np.float64)), "output_tokens": _quantiles(out.astype(np.float64)),
+            "sessions": None,
+            "note": "sampled mode: per-request statistics only (sessions, reuse gaps, shared prefixes and the "
+                    "workload fit need every block)"}
+
+
+def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
+    while max_refs is not None and refs.ids.shape[0] > max_refs and refs.threshold > 1:
+        refs = refs.lowered(refs.threshold // 2)
+    return refs
+
+
+def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int = 0, full_blocks_only: bool = True,
+                 **load_opts) -> tuple[SampledRefs, dict, dict]:
+    """Read a trace keeping only a hashed sample of its block references.
+
+    Canonical Mooncake inputs (path or bytes) are scanned by :mod:`.fastload`
+    with the sample filter, so memory holds per-request numbers (4 per
+    request) and the sample, never the trace's block ids. Other inputs are
+    loaded exactly, then sampled (memory as in exact mode; said in
+    ``info["loader"]``). Returns (refs, detection info, light statistics).
+    """
+    from .fastload import NotCanonical, scan_mooncake
+    from .loaders import load_trace
+    from .reader import LineReader, ReadLimits
+
+    rate = check_rate(rate)
+    if max_refs is not None and (isinstance(max_refs, bool) or not isinstance(max_refs, int) or max_refs < 1):
+        raise InputError("sampling_max_refs", max_refs, "a positive integer")
+    head_opts = {k: v for k, v in load_opts.items() if k not in ("max_requests", "progress", "cancel", "keep_partial")}
+    head = load_trace(source, max_requests=200, fast_path=False, **head_opts)
+    bs = head.block_size_tokens
+    if head.format == "mooncake" and head.info["chaining"].startswith("verified") \
+            and (isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "__fspath__")):
+        if True:
+            counter = [0]
+            reader = LineReader(source, ReadLimits(load_opts.get("max_bytes"), load_opts.get("max_lines"),
+                                                   load_opts.get("max_line_bytes")),
+                                progress=load_opts.get("progress"), cancel=load_opts.get("cancel"),
+                                requests_seen=lambda: counter[0])
+            try:
+                arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
+                                    sample_threshold=sample_threshold(rate), sample_seed=seed,
+                                    max_sampled_refs=max_refs, counter=counter)
+                ids, pos = arr["ids"], arr["pos"]
+                if ids.size:
+                    _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
+                    if not np.array_equal(pos[first][inv.reshape(-1)], pos):
+                        raise NotCanonical("sampled ids at two positions")
+                refs = refs_from_scan(arr, bs, full_blocks_only)
+                ts = arr["ts_ms"].astype(np.float64) * 1e-3
+                info = dict(head.info)
+                info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum(dtype=np.int64)),
+                             "n_blocks_unique": None, "t0_s": float(ts[0]), "truncated": arr["truncated"],
+                             "bytes_read": reader.bytes_in, "stopped": None,
+                             "chaining": "verified prefix-chained on the sampled ids",
+                             "loader": "fast path with sampling (per-request numbers and the sample kept)",
+                             "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
+                                      "gzip": reader.gzip, "lines": arr["lines"], "blank_lines": 0,
+                                      "limits": reader.limits.as_dict()}})
+                stats = _light_stats(ts - ts[0], arr["input_tokens"], arr["output_tokens"],
+                                     info["n_blocks_total"], bs)
+                return refs, info, stats
+            except NotCanonical:
+                pass
+            finally:
+                reader.close()
+    trace = load_trace(source, **load_opts)
+    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed), max_refs)
+    info = dict(trace.info)
+    info["loader"] = info.get("loader", "") + "; then sampled (memory as in exact mode: not a canonical Mooncake file)"
+    stats = _light_stats(trace.timestamps_s, trace.input_tokens, trace.output_tokens, trace.n_blocks_total, bs)
+    return refs, info, stats
