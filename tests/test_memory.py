@@ -127,7 +127,11 @@ def test_windowed_cost_is_monotone_in_context():
 def test_weights_bytes():
     assert weights_bytes(L8) == 8.03e9 * 2
     assert weights_bytes(L8, 8) == 8.03e9
-    assert weights_bytes(DSV3) == 671e9  # native fp8: one byte per parameter
+    # native fp8: one byte per parameter, except the bf16 embeddings and lm_head
+    # (129280 x 7168 each, config.json) at two; fp8 block scales: 4 bytes per 128x128
+    # block of the quantized part (DeepSeek-V3 quantization_config.weight_block_size)
+    emb = 2 * 129280 * 7168
+    assert weights_bytes(DSV3) == pytest.approx(emb * 2 + (671e9 - emb) * (1 + 4 / (128 * 128)), rel=1e-12)
 
 
 def test_kv_budget_arithmetic():
@@ -229,9 +233,11 @@ def test_memory_report_windowed_model_uses_context():
 def test_memory_report_tp_and_weight_dtype():
     h200 = get_gpu("h200-141gb")
     r = memory_report(DSV3, h200, tensor_parallel=8)
-    assert r["weights_gib_per_gpu"] == pytest.approx(671e9 / 8 / GIB_BYTES)
+    emb = 2 * 129280 * 7168  # bf16 embeddings + lm_head; the rest fp8 with 128x128-block fp32 scales
+    assert r["weights_gib_per_gpu"] == pytest.approx((emb * 2 + (671e9 - emb) * (1 + 4 / 128**2)) / 8 / GIB_BYTES)
     r4 = memory_report(L70, get_gpu("h100-sxm-80gb"), tensor_parallel=2, weight_dtype="fp8")
-    assert r4["weights_gib_per_gpu"] == pytest.approx(70.6e9 / 2 / GIB_BYTES)
+    emb70 = 2 * 128256 * 8192  # Llama 3.1 70B: untied embeddings stay bf16 under fp8 (per-tensor scales)
+    assert r4["weights_gib_per_gpu"] == pytest.approx((emb70 * 2 + (70.6e9 - emb70)) / 2 / GIB_BYTES)
     assert r4["kv_bytes_per_token"] == 163840
 
 
