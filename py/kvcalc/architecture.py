@@ -22,7 +22,7 @@ For a model that is neither a preset nor at hand as a config.json. Keys::
     params_experts        routed-expert parameters (for formats that quantize experts only)
     vocab_size, tie_word_embeddings  embedding size (kept 16-bit by every quantization format)
     weight_dtype          "bf16" (omitted), "fp16", "fp8", "int8", "int4", "mxfp4", "nvfp4"
-    weight_group_size     int4 group size (default 128)
+    weight_group_size     int4 group size (default 128), or fp8 values per block scale (128 x 128 = 16384)
     max_position_embeddings  context limit; omitted: none is checked
     name                  display name
 

@@ -283,11 +283,13 @@ def max_concurrency_at_context(model: ModelSpec, kv_budget_bytes: float, kv_dtyp
         blocks_per_request    = sum over layer groups of the group's blocks at N tokens
         max_concurrency       = num_blocks / blocks_per_request
 
-    page_bytes is one layer's block; layers are grouped by kind (full, each
-    window, linear) in groups of ``group_size`` layers, the size of the smallest
-    kind (vLLM's grouping; with uneven counts vLLM pads the last group, which is
-    not modelled). A uniform model has one group of all its layers, so the
-    result is floor(budget / (page * layers)) / cdiv(N, block) exactly.
+    page_bytes is one layer's block. Layers are grouped by kind (full
+    attention, each window size, linear) into groups of ``group_size`` layers:
+    the smallest kind's count, or the largest's when that is under 1.25x the
+    smallest (vLLM _get_kv_cache_groups_uniform_page_size); a kind of c layers
+    takes ceil(c / group_size) groups, the last one padded. A uniform model has
+    one group of all its layers, so the result is
+    floor(budget / (page * layers)) / cdiv(N, block) exactly.
     Sliding-window layers cost what they hold at N tokens (window - 1 +
     max_num_batched_tokens, + 1 block), linear layers one page each (the block
     size grows until one page holds the state; see vllm_block_size_tokens).
@@ -301,12 +303,13 @@ def max_concurrency_at_context(model: ModelSpec, kv_budget_bytes: float, kv_dtyp
     for w in model.layer_window_tokens:
         kinds[w] = kinds.get(w, 0) + 1
     group = min(kinds.values())
-    layer_blocks = sum(count * _layer_blocks(w, n, block, bnt) for w, count in kinds.items())
+    if max(kinds.values()) < 1.25 * group:
+        group = max(kinds.values())
+    per_request = sum(-(-count // group) * _layer_blocks(w, n, block, bnt) for w, count in kinds.items())
     num_blocks = int(math.floor(budget / (page * group)))
-    per_request = layer_blocks / group
     return {"max_concurrency": num_blocks / per_request, "num_blocks": num_blocks,
             "blocks_per_request": per_request, "block_size_tokens": block, "group_size_layers": group,
-            "bytes_per_request": layer_blocks * page, "context_tokens": n}
+            "bytes_per_request": per_request * group * page, "context_tokens": n}
 
 
 def kv_memory_vs_context(model: ModelSpec, kv_dtype_bits: float, tensor_parallel: int = 1,

@@ -77,11 +77,14 @@ def weight_format(name, field: str = "weight_dtype", group_size=None) -> dict:
         raise InputError(field, name, "one of " + ", ".join(WEIGHT_FORMATS), "unknown weight dtype")
     fmt = dict(WEIGHT_FORMATS[key], weight_dtype=key, method=key, derived="")
     if group_size is not None:
-        if key != "int4":
-            raise InputError(field + "_group_size", group_size, "only for int4 (AWQ/GPTQ groups)", "not applicable")
+        if key not in ("int4", "fp8"):
+            raise InputError(field + "_group_size", group_size,
+                             "only for int4 (AWQ/GPTQ group) or fp8 (values per fp32 block scale)", "not applicable")
         if isinstance(group_size, bool) or not isinstance(group_size, int) or not 8 <= group_size <= 65536:
             raise InputError(field + "_group_size", group_size, "an integer in [8, 65536]", "out of range")
         fmt["group_size"] = group_size
+        if key == "fp8":
+            fmt["scale_bits"] = 32
     return fmt
 
 
