@@ -122,7 +122,8 @@ def weight_format_from_config(cfg: dict) -> dict:
         if not isinstance(group, int) or group == -1:
             group = None  # per-channel
         fmt = weight_format("int4" if bits == 4 else "int8")
-        zero = bool(q.get("zero_point", True)) if method == "awq" else not bool(q.get("sym", False))
+        # AWQ stores qzeros when zero_point is on; GPTQ always stores qzeros (AutoGPTQ QuantLinear), sym or not
+        zero = bool(q.get("zero_point", True)) if method == "awq" else True
         fmt.update(method=method, bits=bits, group_size=group, scale_bits=16 if group else 0,
                    zero_bits=(bits if zero else 0) if group else 0,
                    derived=f"quantization_config: {method} {bits}-bit, group {group or 'per-channel'}")

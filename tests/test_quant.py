@@ -1,0 +1,124 @@
+"""Weight quantization rules (kvcalc.quant): bits per value from each format's
+storage layout, formats read from quantization_config, and the 16-bit parts."""
+
+import pytest
+
+from kvcalc.errors import InputError
+from kvcalc.memory import memory_report, weights_breakdown
+from kvcalc.presets import get_model
+from kvcalc.quant import effective_bits, weight_format, weight_format_from_config, weights_bytes_quantized
+
+GIB = 2**30
+
+
+@pytest.mark.parametrize("name,group,bits", [
+    ("bf16", None, 16), ("fp16", None, 16), ("fp8", None, 8), ("int8", None, 8),
+    # AWQ/GPTQ int4, group 128: 4-bit value + (fp16 scale + 4-bit zero) / 128
+    ("int4", 128, 4 + 20 / 128), ("int4", 64, 4 + 20 / 64), ("int4", 32, 4 + 20 / 32),
+    # MXFP4: E2M1 + one E8M0 scale per 32 values; NVFP4: E2M1 + one E4M3 scale per 16
+    ("mxfp4", None, 4.25), ("nvfp4", None, 4.5),
+    # DeepSeek-style block fp8: one fp32 scale per 128 x 128 block
+    ("fp8", 16384, 8 + 32 / 16384),
+])
+def test_effective_bits_by_hand(name, group, bits):
+    assert effective_bits(weight_format(name, group_size=group)) == pytest.approx(bits, rel=1e-15)
+
+
+def test_fp32_is_served_in_16_bit():
+    assert weight_format("fp32")["bits"] == 16  # vLLM dtype="auto" runs fp32 checkpoints in fp16
+
+
+@pytest.mark.parametrize("q,dtype,bits", [
+    ({"quant_method": "fp8", "weight_block_size": [128, 128]}, "fp8", 8 + 32 / 16384),
+    ({"quant_method": "fp8"}, "fp8", 8),
+    ({"quant_method": "awq", "bits": 4, "group_size": 128, "zero_point": True, "version": "gemm"}, "int4", 4 + 20 / 128),
+    # GPTQ stores qzeros (packed, bits wide) even when symmetric
+    ({"quant_method": "gptq", "bits": 4, "group_size": 128, "sym": True, "desc_act": False}, "int4", 4 + 20 / 128),
+    ({"quant_method": "gptq", "bits": 8, "group_size": 128, "sym": True}, "int8", 8 + 24 / 128),
+    ({"quant_method": "awq", "bits": 4, "group_size": 64, "zero_point": False}, "int4", 4 + 16 / 64),
+    ({"quant_method": "compressed-tensors", "format": "pack-quantized", "config_groups": {"group_0": {
+        "targets": ["Linear"], "weights": {"num_bits": 4, "type": "int", "symmetric": True, "strategy": "group",
+                                           "group_size": 128}}}, "ignore": ["lm_head"]}, "int4", 4 + 16 / 128),
+    ({"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "targets": ["Linear"], "weights": {"num_bits": 8, "type": "float", "strategy": "channel"}}}}, "fp8", 8),
+    ({"quant_method": "compressed-tensors", "config_groups": {"group_0": {
+        "targets": ["Linear"], "weights": {"num_bits": 4, "type": "float", "strategy": "tensor_group",
+                                           "group_size": 16}}}}, "nvfp4", 4.5),
+    ({"quant_method": "modelopt", "quant_algo": "NVFP4", "group_size": 16}, "nvfp4", 4.5),
+    ({"quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "lm_head"]}, "mxfp4", 4.25),
+])
+def test_formats_read_from_quantization_config(q, dtype, bits):
+    fmt = weight_format_from_config({"torch_dtype": "bfloat16", "quantization_config": q})
+    assert fmt["weight_dtype"] == dtype
+    assert effective_bits(fmt) == pytest.approx(bits, rel=1e-15)
+    assert fmt["derived"].startswith("quantization_config")
+
+
+def test_gpt_oss_config_quantizes_experts_only():
+    fmt = weight_format_from_config({"quantization_config": {
+        "quant_method": "mxfp4", "modules_to_not_convert": ["model.layers.*.self_attn", "model.layers.*.mlp.router",
+                                                            "model.embed_tokens", "lm_head"]}})
+    assert fmt["scope"] == "experts"
+
+
+def test_unknown_method_names_the_field():
+    with pytest.raises(InputError) as e:
+        weight_format_from_config({"quantization_config": {"quant_method": "bitsandbytes"}})
+    assert e.value.field == "model.hf_config.quantization_config.quant_method"
+    with pytest.raises(InputError) as e:
+        weight_format("int3")
+    assert e.value.field == "weight_dtype"
+    with pytest.raises(InputError) as e:
+        weight_format("mxfp4", group_size=64)
+    assert e.value.field == "weight_dtype_group_size"
+
+
+def test_sixteen_bit_parts_by_hand():
+    # 10e9 parameters, 1e9 of them embeddings: int4 g128 -> 1e9 x 2 + 9e9 x 4.15625 / 8 bytes
+    r = weights_bytes_quantized(10e9, 1e9, weight_format("int4"))
+    assert r["weights_bytes"] == pytest.approx(2e9 + 9e9 * (4 + 20 / 128) / 8, rel=1e-15)
+    assert r["params_16bit"] == 1e9 and r["params_quantized"] == 9e9
+    # experts-only formats keep everything but the experts in 16-bit
+    fmt = dict(weight_format("mxfp4"), scope="experts")
+    r = weights_bytes_quantized(10e9, 1e9, fmt, params_experts=8e9)
+    assert r["weights_bytes"] == pytest.approx(2e9 * 2 + 8e9 * 4.25 / 8, rel=1e-15)
+    # bf16: no quantized part
+    assert weights_bytes_quantized(10e9, 1e9, weight_format("bf16"))["weights_bytes"] == 20e9
+
+
+def test_requantizing_a_preset_keeps_embeddings_16_bit():
+    l8 = get_model("meta-llama/Llama-3.1-8B")
+    emb = 2 * 128256 * 4096  # untied embed_tokens + lm_head (config.json)
+    w = weights_breakdown(l8, "int4")
+    assert w["params_16bit"] == emb
+    assert w["weights_bytes"] == pytest.approx(emb * 2 + (8.03e9 - emb) * (4 + 20 / 128) / 8, rel=1e-12)
+    w = weights_breakdown(l8, "int4", group_size=32)
+    assert w["weights_bytes"] == pytest.approx(emb * 2 + (8.03e9 - emb) * (4 + 20 / 32) / 8, rel=1e-12)
+    r = memory_report(l8, "h100-sxm-80gb", weight_dtype="nvfp4", runtime_reserve_gib=2.0)
+    assert r["weights_gib_total"] == pytest.approx((emb * 2 + (8.03e9 - emb) * 4.5 / 8) / GIB, rel=1e-12)
+    assert r["weight_dtype"] == "nvfp4"
+    assert any(m["code"] == "weights_mixed_precision" for m in r["messages"])
+
+
+# --- published sizes of real quantized checkpoints -------------------------------------------
+
+def test_gpt_oss_120b_checkpoint_size():
+    """openai/gpt-oss-120b: MoE experts MXFP4, everything else bf16.
+
+    Published: llama.cpp's loader prints "file size = 60.87 GiB (4.48 BPW)" for
+    the MXFP4 GGUF of gpt-oss-120b, which keeps the same tensors in MXFP4 (108
+    expert tensors) and bf16/f32 (the rest) as the safetensors release
+    (https://github.com/ollama/ollama/issues/16416). Our rule: 36 layers x 128
+    experts x 3 x 2880 x 2880 values at 4.25 bits, the other parameters of the
+    card's 116.8B at 16 bits. Tolerance 1%: the GGUF keeps norms, biases and
+    sinks in f32 (counted 16-bit here) and rounds the parameter count.
+    """
+    m = get_model("openai/gpt-oss-120b")
+    experts = 36 * 128 * 3 * 2880 * 2880
+    assert m.params_experts == experts
+    hand = experts * 4.25 / 8 + (116.8e9 - experts) * 2
+    got = weights_breakdown(m)["weights_bytes"]
+    assert got == pytest.approx(hand, rel=1e-12)
+    assert got / GIB == pytest.approx(60.87, rel=0.01)
+    # the mean bits per parameter agree with the loader's "4.48 BPW" to 1%
+    assert weights_breakdown(m)["mean_bits_per_param"] == pytest.approx(4.48, rel=0.01)
