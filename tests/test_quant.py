@@ -122,3 +122,24 @@ def test_gpt_oss_120b_checkpoint_size():
     assert got / GIB == pytest.approx(60.87, rel=0.01)
     # the mean bits per parameter agree with the loader's "4.48 BPW" to 1%
     assert weights_breakdown(m)["mean_bits_per_param"] == pytest.approx(4.48, rel=0.01)
+
+
+def test_llama_3_1_70b_w8a8_loaded_size():
+    """neuralmagic/Meta-Llama-3.1-70B-Instruct-quantized.w8a8 (compressed-tensors int8, per-channel scales):
+    vLLM printed "Loading model weights took 67.7229 GB" (its GB = bytes / 2**30) serving it on one GPU
+    (https://github.com/vllm-project/vllm/pull/12569). Our rule: the Linear layers at 8 bits, embed_tokens
+    and lm_head (2 x 128256 x 8192) at 16 bits, of the 70.6B parameters. The per-channel scales
+    (under 0.01 %) are not counted; 0.1 % tolerance."""
+    m = get_model("meta-llama/Llama-3.1-70B")
+    emb = 2 * 128256 * 8192
+    got = weights_breakdown(m, "int8")["weights_bytes"]
+    assert got == pytest.approx(emb * 2 + (70.6e9 - emb), rel=1e-12)
+    assert got / GIB == pytest.approx(67.7229, rel=0.001)
+
+
+def test_bf16_control_llama_3_1_8b_loaded_size():
+    """Control for the 16-bit rule: meta-llama/Llama-3.1-8B-Instruct in bf16, "Loading model weights took
+    14.9888 GB" (https://github.com/vllm-project/vllm/issues/10517): 8.03e9 x 2 bytes = 14.96 GiB (0.2 %)."""
+    got = weights_breakdown(get_model("meta-llama/Llama-3.1-8B-Instruct"))["weights_bytes"]
+    assert got == 8.03e9 * 2
+    assert got / GIB == pytest.approx(14.9888, rel=0.003)
