@@ -143,3 +143,19 @@ def test_bf16_control_llama_3_1_8b_loaded_size():
     got = weights_breakdown(get_model("meta-llama/Llama-3.1-8B-Instruct"))["weights_bytes"]
     assert got == 8.03e9 * 2
     assert got / GIB == pytest.approx(14.9888, rel=0.003)
+
+
+def test_deepseek_r1_fp8_loaded_size_per_device():
+    """deepseek-ai/DeepSeek-R1 (block-FP8, 128 x 128 fp32 scales; bf16 embeddings and lm_head) on 8
+    devices with tensor parallelism: vLLM (Gaudi fork) printed "Pre-loading model weights on hpu:0 took
+    79.41 GiB of device memory" (https://github.com/HabanaAI/vllm-fork/issues/809). Our rule gives the
+    whole model / 8 = 78.33 GiB; vLLM also keeps the MLA down-projections q_a_proj (7168 x 1536) and
+    kv_a_proj_with_mqa (7168 x 576) whole on every device (ReplicatedLinear), +7/8 of 61 x 15.1M fp8
+    values = 0.75 GiB. 0.5 % tolerance for the rest (norms, router gates, per-device scales)."""
+    m = get_model("deepseek-ai/DeepSeek-R1")
+    emb = 2 * 129280 * 7168
+    whole = emb * 2 + (671e9 - emb) * (1 + 32 / 16384 / 8)
+    assert weights_breakdown(m)["weights_bytes"] == pytest.approx(whole, rel=1e-12)
+    replicated = 61 * 7168 * (1536 + 576) * (1 + 32 / 16384 / 8)
+    per_device = whole / 8 + replicated * 7 / 8
+    assert per_device / GIB == pytest.approx(79.41, rel=0.005)
