@@ -96,7 +96,9 @@ def kv_bytes_per_token_breakdown(model: ModelSpec, kv_dtype_bits: float, tensor_
     A local layer keeps at most ``window`` tokens of a sequence, so over a
     sequence of ``context_tokens`` its mean cost per token is
     ``layer_bytes * min(window, ctx) / ctx``. With ``context_tokens`` None the
-    local layers are charged as if global (the upper bound).
+    local layers are charged as if global (the upper bound). Linear-attention /
+    state-space layers hold no per-token KV (their fixed state per sequence:
+    :func:`linear_state_bytes_per_sequence`).
     """
     per_layer = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
     if context_tokens is not None:
@@ -457,7 +459,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
     elif model.attention != "mla" and tp > model.num_kv_heads:
         notes.append(f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a replica of one head.")
     if model.local_layers:
-        windows = sorted({w for w in model.layer_window_tokens if w is not None})
+        windows = sorted({w for w in model.layer_window_tokens if w})
         notes.append(f"{model.local_layers} of {model.num_layers} layers keep only a window of "
                      f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
                      f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).")
