@@ -96,15 +96,16 @@ def call(fn_name: str, args_json: str = "[]", progress=None, buffers=None) -> st
                       field="fn", value=str(fn_name), allowed=allowed, problem="unknown function")
     try:
         args = json.loads(args_json)
-    except ValueError as exc:
-        return _error("protocol", f"args: not JSON: {exc}", field="args")
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
+        return _error("protocol", f"args: not JSON (or nested too deep): {type(exc).__name__}",
+                      field="args")
     if not isinstance(args, list):
         return _error("protocol", "args: must be a JSON array of positional arguments",
                       field="args")
     if buffers is not None:
         try:
             args = _with_buffers(args, [_as_bytes(b) for b in buffers])
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:
             return _error("protocol", f"buffers: {exc}", field="buffers")
     fn = getattr(api, fn_name)
     kwargs = {"progress": progress} if progress is not None and _accepts_progress(fn) else {}

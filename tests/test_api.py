@@ -266,3 +266,125 @@ def test_cli_table_and_errors():
     assert bad.returncode == 2 and "workload.conversation_rate_per_s" in bad.stderr and "allowed" in bad.stderr
     bad_json = _cli("compute", stdin="{not json")
     assert bad_json.returncode == 2 and "request" in bad_json.stderr
+
+
+# --------------------------------------------------------------------------- hardening (issue #12)
+
+def _error(req, fn=compute) -> InputError:
+    with pytest.raises(InputError) as e:
+        fn(req)
+    return e.value
+
+
+def test_keys_are_checked_even_when_unused():
+    # a capacity is given, so tensor_parallel and the simulation block are not used; still refused
+    e = _error({**BASE, "tensor_parallel": "garbage"})
+    assert e.field == "tensor_parallel" and e.code == "not_a_number"
+    e = _error({**BASE, "simulation": {"n_conversations": 1000, "foo": 1}})
+    assert e.field == "simulation.foo" and e.code == "unknown_key"
+    e = _error({**BASE, "weight_dtype": "fp7"})
+    assert e.field == "weight_dtype" and e.code == "unknown_value" and "fp8" in e.params["choices"]
+
+
+def test_error_codes_and_params_for_the_page():
+    d = _error({**BASE, "workload": {"turns_mean": 10**400}}).to_dict()
+    # 10**400 cannot become a float: out of range, not OverflowError; JSON-safe value
+    assert d["code"] == "out_of_range" and d["field"] == "workload.turns_mean"
+    assert d["params"]["lo"] == 1.0 and d["params"]["hi"] == 200.0
+    json.dumps(d, allow_nan=False)
+    d = _error({**BASE, "cache": {"capacity_tokens": [1000]}}).to_dict()
+    assert (d["field"], d["code"]) == ("cache.capacity_tokens", "not_a_number")
+    d = _error({**BASE, "mfu": True}).to_dict()
+    assert (d["field"], d["code"]) == ("mfu", "not_a_number")
+    d = _error({**BASE, "gpu_memory_utilization": float("nan")}).to_dict()
+    assert d["code"] == "not_a_number" and d["value"] == "nan"
+    json.dumps(d, allow_nan=False)
+
+
+def test_architecture_beyond_real_models_is_refused_fast():
+    cfg = {"num_hidden_layers": 100_000_000, "hidden_size": 4096, "num_attention_heads": 32,
+           "num_key_value_heads": 8}
+    t0 = __import__("time").perf_counter()
+    e = _error({"model": {"hf_config": cfg}, "gpu": "h100-sxm-80gb", "workload": {}})
+    assert __import__("time").perf_counter() - t0 < 1.0  # was 41 s before the limit (the audit)
+    assert e.field == "model.hf_config.num_hidden_layers" and "larger than any real model" in str(e)
+    e = _error({"model": {"hf_config": {**cfg, "num_hidden_layers": 32, "torch_dtype": "bfloat17"}}})
+    assert e.field == "model.hf_config.torch_dtype" and e.code == "unknown_value"
+    e = _error({"model": {"hf_config": {"text_config": {**cfg, "num_hidden_layers": 1e308}}}})
+    assert e.field == "model.hf_config.text_config.num_hidden_layers"
+
+
+def test_nesting_depth_and_size_are_refused_without_recursion():
+    d = {}
+    x = d
+    for _ in range(100_000):
+        x["workload"] = {}
+        x = x["workload"]
+    e = _error({"workload": {}, "cache": d})
+    assert e.code in ("too_deep", "unknown_key")  # refused at depth 32, never RecursionError
+    e = _error({**BASE, "figures": [["curve"]] * 10})
+    assert e.field == "figures"
+
+
+def test_inverse_beyond_the_capacity_range_is_a_result():
+    # 1e5 conversations/s of 50 turns of 1e6 tokens, idle 1e6 s: half the prompt tokens
+    # cached needs far more than the 1e13-token limit; the audit saw this as an input error
+    r = compute({"workload": {"conversation_rate_per_s": 1e5, "gap_mean_s": 1e6, "user_tokens_per_turn": 1e6,
+                              "turns_mean": 50}, "cache": {"capacity_tokens": 1e6}, "target_token_hit_rate": 0.5})
+    inv = r["inverse"]
+    assert inv["status"] == "beyond_range" and inv["capacity_tokens"] is None and not inv["reachable"]
+    assert inv["capacity_limit_tokens"] == 1e13
+    assert compute(BASE)["inverse"]["status"] == "ok"
+
+
+def test_denormal_values_give_valid_json_not_infinity_or_nan():
+    r = compute({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "mfu": 5e-324})
+    json.dumps(r, allow_nan=False)
+    assert r["benefit"]["prefill_ttft_no_cache_s"] is None  # 1/5e-324 overflows: null, never Infinity
+    r = compute({**BASE, "workload": {"conversation_rate_per_s": 5e-324}, "figures": ["sweeps", "heatmap"]})
+    json.dumps(r, allow_nan=False)
+    assert 0.0 <= r["token_hit_rate"] <= 1.0
+
+
+def test_warnings_carry_codes_and_english_messages():
+    r = compute({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {},
+                 "cache": {"eviction": "lfu"}})
+    codes = [w["code"] for w in r["warning_details"]]
+    assert "lfu_as_lru" in codes and "reserve_estimated" in codes
+    assert [w["message"] for w in r["warning_details"]] == r["warnings"]
+
+
+def test_simulate_work_is_bounded_before_running():
+    e = _error({**BASE, "workload": {"turns_mean": 40},
+                "simulation": {"n_conversations": 25_000, "capacities_tokens": [1e5] * 6}}, simulate)
+    assert e.field == "simulation.n_conversations" and e.code == "too_large" and e.params["hi"] < 25_000
+    e = _error({**BASE, "simulation": {"n_conversations": 10**7}}, simulate)
+    assert e.field == "simulation.n_conversations" and e.code == "out_of_range"
+
+
+def test_cli_refuses_deep_json_and_prints_only_valid_json():
+    deep = '{"workload":' * 100_000 + "{}" + "}" * 100_000
+    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=deep, capture_output=True, text=True,
+                       cwd=ROOT / "py")
+    assert p.returncode == 2 and "too deep" in p.stderr and "Traceback" not in p.stderr
+    req = json.dumps({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "mfu": 5e-324})
+    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=req, capture_output=True, text=True,
+                       cwd=ROOT / "py")
+    assert p.returncode == 0 and "Infinity" not in p.stdout and "NaN" not in p.stdout
+    json.loads(p.stdout)
+
+
+def test_one_table_of_limits_is_what_the_validators_use():
+    from kvcalc.limits import LIMITS
+    from kvcalc.workload import CACHE_LIMITS, WORKLOAD_LIMITS
+    for name, (lo, hi, lo_open) in WORKLOAD_LIMITS.items():
+        assert (lo, hi, lo_open) == (LIMITS[f"workload.{name}"].lo, LIMITS[f"workload.{name}"].hi,
+                                     LIMITS[f"workload.{name}"].lo_open)
+    # each limit is enforced at its end: just inside passes, just outside names the field
+    for key in ("runtime_reserve_gib", "context_tokens", "tensor_parallel", "cache.block_size_tokens"):
+        lim = LIMITS[key]
+        e = _error({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb",
+                    **({key: lim.hi * 2} if "." not in key else {"cache": {key.split(".")[1]: lim.hi * 2}})})
+        assert e.field == key and e.code == "out_of_range", (key, str(e))
+    assert LIMITS["runtime_reserve_gib"].hi == 1e4 and LIMITS["context_tokens"].hi == 1e8
+    assert LIMITS["seed"].hi == 2**32 - 1 and LIMITS["cache.block_size_tokens"].hi == 4096

@@ -85,5 +85,5 @@ def test_kv_context_figure():
 
 def test_memory_report_messages_are_code_params_message():
     r = memory_report(get_model("openai/gpt-oss-120b"), "h100-sxm-80gb")
-    for m in r["messages"]:
+    for m in r["note_details"]:
         assert set(m) == {"code", "params", "message"} and isinstance(m["message"], str)

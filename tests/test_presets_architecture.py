@@ -75,7 +75,7 @@ def test_minimal_hf_config_does_not_invent_max_position_embeddings():
     derived = {d["field"] for d in spec.to_dict()["derived_fields"]}
     assert {"head_dim", "max_position_embeddings", "params_total", "params_active", "weight_dtype"} <= derived
     r = memory_report(spec, "h100-sxm-80gb", context_tokens=4096)
-    text = " ".join(r["notes"]) + " ".join(m["message"] for m in r["messages"])
+    text = " ".join(r["notes"]) + " ".join(m["message"] for m in r["note_details"])
     assert "2048" not in text and "max_position_embeddings" not in text
 
 
@@ -104,7 +104,9 @@ BASE = {"num_layers": 32, "hidden_size": 4096, "num_attention_heads": 32, "param
     ({"num_kv_heads": 8, "qk_rope_head_dim": 64}, "qk_rope_head_dim", "MLA field without MLA"),
     ({"num_kv_heads": 2.5}, "num_kv_heads", "not a valid count"),
     ({"weight_dtype": "int3"}, "weight_dtype", "unknown weight dtype"),
-    ({"vocab_size": 10**7}, "vocab_size", "exceed params_total"),
+    ({"vocab_size": 10**6}, "vocab_size", "exceed params_total"),
+    ({"vocab_size": 10**7}, "vocab_size", "larger than any real model"),
+    ({"num_layers": 5000}, "num_layers", "larger than any real model"),
     ({"colour": "red"}, "colour", "unknown key"),
 ])
 def test_hand_entry_errors_name_the_field_in_words(extra, field, words):

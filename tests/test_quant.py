@@ -97,7 +97,7 @@ def test_requantizing_a_preset_keeps_embeddings_16_bit():
     r = memory_report(l8, "h100-sxm-80gb", weight_dtype="nvfp4", runtime_reserve_gib=2.0)
     assert r["weights_gib_total"] == pytest.approx((emb * 2 + (8.03e9 - emb) * 4.5 / 8) / GIB, rel=1e-12)
     assert r["weight_dtype"] == "nvfp4"
-    assert any(m["code"] == "weights_mixed_precision" for m in r["messages"])
+    assert any(m["code"] == "weights_mixed_precision" for m in r["note_details"])
 
 
 # --- published sizes of real quantized checkpoints -------------------------------------------

@@ -30,11 +30,20 @@ Request keys (all optional unless a question needs them)::
     tornado_change_fraction  +-X of the tornado (default 0.2)
 
 With a model the result also holds ``engine_commands`` (vllm serve / SGLang
-launch_server lines, kvcalc.engine_cmd) and ``messages`` ({"code", "params",
-"message"}) besides the English ``warnings``.
+launch_server lines, kvcalc.engine_cmd); its notes (weights in mixed precision,
+linear layers, a context that does not fit) come in ``warnings`` and
+``warning_details`` like every other.
 
-Errors raise :class:`kvcalc.errors.InputError`; :func:`compute_safe` returns them
-in-band as {"ok": false, "error": {...}} for the page.
+The whole request is validated first (:func:`kvcalc.request.check_request`:
+types, ranges from :mod:`kvcalc.limits`, unknown keys at every level, nesting
+depth and size), whether or not the question uses a key. Errors raise
+:class:`kvcalc.errors.InputError` (with a stable ``code`` and ``params``) and
+nothing else; results hold only finite numbers or null. :func:`compute_safe`
+returns errors in-band as {"ok": false, "error": {...}}.
+
+``inverse.status`` is "ok" (capacity_tokens reaches the target), "unreachable"
+(at or above the ideal, or capped by the TTL) or "beyond_range" (the capacity
+needed exceeds the largest capacity the calculator takes, 1e13 tokens).
 """
 
 from __future__ import annotations
@@ -45,8 +54,10 @@ import math
 import numpy as np
 
 from . import sweeps
-from .errors import InputError, require_choice, require_int, require_number
-from .hitrate import HIT_MODELS, capacity_for_token_hit_rate, hit_rate_seed, hit_rates
+from .errors import InputError
+from .hitrate import capacity_for_token_hit_rate, hit_rate_seed, hit_rates
+from .limits import LIMITS, SIMULATION_MAX_WORK, simulation_work
+from .request import FIGURES, REQUEST_KEYS, check_request, finite_json
 from .units import GIB_BYTES
 from .workload import CacheConfig, Workload
 
@@ -56,12 +67,9 @@ __all__ = ["compute", "compute_safe", "simulate", "simulate_safe", "trace", "cal
 #: What the page's worker may call (js/kvcalc_bridge.py reads this).
 ENDPOINTS = ("compute", "simulate", "trace")
 
-FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context")
-REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
-                "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
-                "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
-                "simulation", "mfu", "weight_group_size", "engine_log")
-_CACHE_KEYS = ("capacity_tokens", "block_size_tokens", "eviction", "ttl_s")
+
+def _default(key: str):
+    return LIMITS[key].default
 
 
 def _f(x) -> float | None:
@@ -70,31 +78,22 @@ def _f(x) -> float | None:
     return x if math.isfinite(x) else None
 
 
-def _check_request(request) -> dict:
-    if not isinstance(request, dict):
-        raise InputError("request", request, "a JSON object", "not an object")
-    unknown = sorted(set(request) - set(REQUEST_KEYS))
-    if unknown:
-        raise InputError(unknown[0], request[unknown[0]], "one of the keys " + ", ".join(REQUEST_KEYS), "unknown key")
-    return request
+def _guarded(fn, *args, **kwargs):
+    """Run one endpoint on a checked request: InputError passes, nothing else escapes.
 
-
-def _workload(request: dict) -> Workload:
-    wl = request.get("workload", {})
-    for key, value in (wl.items() if isinstance(wl, dict) else []):
-        if isinstance(value, (list, tuple)):
-            raise InputError(f"workload.{key}", value, "a single number (sweeps go through figures)", "not a number")
-    return Workload.from_dict(wl)
-
-
-def _cache_dict(request: dict) -> dict:
-    cache = request.get("cache", {})
-    if not isinstance(cache, dict):
-        raise InputError("cache", cache, "an object of cache fields", "not an object")
-    unknown = sorted(set(cache) - set(_CACHE_KEYS))
-    if unknown:
-        raise InputError(f"cache.{unknown[0]}", cache[unknown[0]], "one of the keys " + ", ".join(_CACHE_KEYS), "unknown key")
-    return cache
+    Any other exception is a defect of the core (the request was valid); it is
+    reported as an InputError with code "internal_error" on the field "request"
+    so callers see one kind of error, and tests (tests/test_fuzz.py) count it as a failure.
+    """
+    try:
+        with np.errstate(all="ignore"):  # overflow to inf in a tail is handled; no stderr noise
+            return fn(*args, **kwargs)
+    except InputError:
+        raise
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError,
+            MemoryError) as exc:
+        raise InputError("request", "(the request)", "a request the model can evaluate",
+                         f"internal error ({type(exc).__name__}: {str(exc)[:200]})", code="internal_error") from None
 
 
 def _memory(request: dict, workload: Workload | None, block_size_tokens: int):
@@ -108,22 +107,20 @@ def _memory(request: dict, workload: Workload | None, block_size_tokens: int):
 
     model = get_model(request["model"], field="model")
     gpu = get_gpu(request["gpu"], field="gpu") if request.get("gpu") is not None else None
-    tp = require_int("tensor_parallel", request.get("tensor_parallel", 1), 1, 1024)
-    util = require_number("gpu_memory_utilization", request.get("gpu_memory_utilization", 0.9), 0.0, 1.0, lo_open=True)
+    tp = request.get("tensor_parallel", _default("tensor_parallel"))
+    util = request.get("gpu_memory_utilization", _default("gpu_memory_utilization"))
     kwargs = {}
     if request.get("runtime_reserve_gib") is not None:
-        kwargs["runtime_reserve_gib"] = require_number("runtime_reserve_gib", request["runtime_reserve_gib"], 0.0, 1e4)
+        kwargs["runtime_reserve_gib"] = request["runtime_reserve_gib"]
     if request.get("weight_dtype") is not None:
         kwargs["weight_dtype"] = request["weight_dtype"]
     if request.get("weight_group_size") is not None:
         kwargs["weight_group_size"] = request["weight_group_size"]
     if request.get("context_tokens") is not None:
-        kwargs["max_model_len_tokens"] = require_number("context_tokens", request["context_tokens"], 1.0, 1e8)
+        kwargs["max_model_len_tokens"] = request["context_tokens"]
     ctx = request.get("context_tokens")
     if ctx is None and workload is not None:
-        ctx = mean_context_tokens(workload)
-    if ctx is not None:
-        ctx = require_number("context_tokens", ctx, 1.0, 1e8)
+        ctx = min(max(mean_context_tokens(workload), LIMITS["context_tokens"].lo), LIMITS["context_tokens"].hi)
     report = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=util,
                            kv_cache_dtype=request.get("kv_cache_dtype", "auto"),
                            block_size_tokens=block_size_tokens, context_tokens=ctx, **kwargs)
@@ -147,18 +144,30 @@ def _scalar_dict(r: dict) -> dict:
 
 def compute(request: dict) -> dict:
     """Answer one calculator question; see the module docstring for keys."""
-    request = _check_request(request)
-    hit_model = require_choice("hit_model", request.get("hit_model", "refined"), HIT_MODELS)
-    cache_in = _cache_dict(request)
-    block = require_int("cache.block_size_tokens", cache_in.get("block_size_tokens", 16), 1, 4096)
+    req = check_request(request, "compute")
+    return finite_json(_guarded(_compute, req))
+
+
+def _compute(request: dict) -> dict:
+    hit_model = request.get("hit_model", "refined")
+    cache_in = request.get("cache", {})
+    block = cache_in.get("block_size_tokens", _default("cache.block_size_tokens"))
     has_workload = "workload" in request or "capacity_tokens" in cache_in
-    workload = _workload(request) if has_workload else None
+    workload = Workload.from_dict(request.get("workload", {})) if has_workload else None
     mem = _memory(request, workload, block)
     memory = mem[0] if mem else None
-    result: dict = {"hit_model": hit_model, "warnings": []}
+    # warnings: English strings (the page shows them); warning_details: the same as
+    # {"code", "params", "message"} for a page that renders from message catalogues
+    result: dict = {"hit_model": hit_model, "warnings": [], "warning_details": []}
+
+    def warn(code: str, message: str, **params):
+        result["warnings"].append(message)
+        result["warning_details"].append({"code": code, "params": params, "message": message})
+
     if memory is not None:
-        result.update({k: v for k, v in memory.items() if k != "notes"})
-        result["warnings"] += memory.get("notes", [])
+        result.update({k: v for k, v in memory.items() if k not in ("notes", "note_details")})
+        for n in memory.get("note_details", []):
+            warn(n["code"], n["message"], **n["params"])
         _engine_extras(request, result, mem, block)
     if workload is None:
         if memory is None:
@@ -179,13 +188,14 @@ def compute(request: dict) -> dict:
                         ttl_s=math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"])
     model_for_hits = hit_model
     if cache.eviction == "lfu":
-        result["warnings"].append(
+        warn("lfu_as_lru",
             "LFU is not modelled: plain LFU is pathological for conversations (finished ones "
             "accumulate counts and never leave; own-history hits collapse to near zero in "
             "simulation). LFU with aging behaves like LRU: the numbers shown are LRU's.")
         cache = CacheConfig(capacity_tokens=capacity, block_size_tokens=block, eviction="lru")
     if hit_model == "closed" and block != 1:
-        result["warnings"].append("the closed form counts tokens, not blocks (block size 1)")
+        warn("closed_form_tokens", "the closed form counts tokens, not blocks (block size 1)",
+             block_size_tokens=block)
     r = hit_rates(workload, cache, model_for_hits)
     rs = _scalar_dict(r)
     result.update({
@@ -209,12 +219,12 @@ def compute(request: dict) -> dict:
             "overload: the requests in flight (and the shared system prompt) need more KV "
             "blocks than the cache holds, so requests would queue or be preempted; no prefix "
             "can be reused. Add memory or lower the rate, the service time or the tokens per turn.")
+        result["overload_detail"] = {"code": "overload", "params": {"capacity_blocks": rs.get("capacity_blocks")},
+                                     "message": result["overload_message"]}
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
 
-    target = require_number("target_token_hit_rate", request.get("target_token_hit_rate", 0.8), 0.0, 1.0)
-    inverse = dict(_inverse_cached(tuple(sorted(workload.to_dict().items())), cache.block_size_tokens,
-                                   cache.eviction, float(cache.ttl_s), target,
-                                   "che" if hit_model == "seed" else hit_model))
+    target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
+    inverse = _inverse(workload, cache, target, "che" if hit_model == "seed" else hit_model)
     bpt = result.get("kv_bytes_per_token")
     if inverse.get("capacity_tokens") is not None and bpt:
         inverse["kv_gib_per_gpu"] = inverse["capacity_tokens"] * bpt / GIB_BYTES
@@ -223,7 +233,7 @@ def compute(request: dict) -> dict:
         result["cache_capacity_gib"] = float(capacity) * bpt / GIB_BYTES
     if mem is not None and mem[2] is not None and not result["overload"]:
         from .benefit import DEFAULT_MFU, benefit_report
-        mfu = require_number("mfu", request.get("mfu", DEFAULT_MFU), 0.0, 1.0, lo_open=True)
+        mfu = request.get("mfu", DEFAULT_MFU)
         result["benefit"] = benefit_report(
             mem[1], mem[2], mem[3], mean_prompt_tokens=float(r["prompt_tokens_per_conversation"]) / float(r["mean_turns"]),
             token_hit_rate=result["token_hit_rate"],
@@ -238,6 +248,29 @@ def compute(request: dict) -> dict:
         else:
             result["che_token_hit_rate"] = _f(hit_rates(workload, cache, "che")["token_hit_rate"])
     return result
+
+
+def _inverse(workload: Workload, cache: CacheConfig, target: float, model: str) -> dict:
+    """The inverse with a status; a capacity beyond the table's range is a result, not an input error."""
+    try:
+        inverse = dict(_inverse_cached(tuple(sorted(workload.to_dict().items())), cache.block_size_tokens,
+                                       cache.eviction, float(cache.ttl_s), target, model))
+    except InputError as exc:
+        if exc.field != "cache.capacity_tokens":
+            raise
+        hi = LIMITS["cache.capacity_tokens"].hi
+        return {"target_token_hit_rate": target, "capacity_tokens": None, "reachable": False,
+                "status": "beyond_range", "capacity_limit_tokens": hi,
+                "message": f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
+                           "beyond the range the calculator takes"}
+    if inverse.get("capacity_tokens") is not None and inverse["capacity_tokens"] > LIMITS["cache.capacity_tokens"].hi:
+        hi = LIMITS["cache.capacity_tokens"].hi
+        inverse.update(capacity_tokens=None, reachable=False, status="beyond_range", capacity_limit_tokens=hi,
+                       message=f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
+                               "beyond the range the calculator takes")
+    else:
+        inverse["status"] = "ok" if inverse.get("reachable") else "unreachable"
+    return inverse
 
 
 @functools.lru_cache(maxsize=256)
@@ -287,8 +320,6 @@ def _occupancy(rs: dict, block: int) -> dict:
 
 def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
     wanted = request.get("figures", [])
-    if not isinstance(wanted, list) or any(f not in FIGURES for f in wanted):
-        raise InputError("figures", wanted, "a list drawn from " + ", ".join(FIGURES), "unknown figure")
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
     # FIFO is solved point by point (a renewal recursion), so its figures use
@@ -304,7 +335,7 @@ def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_p
     if "sweeps" in wanted:
         out["sweeps"] = sweeps.sweeps_all(w, c, model=fast, points=n_sweep)
     if "tornado" in wanted:
-        frac = require_number("tornado_change_fraction", request.get("tornado_change_fraction", 0.2), 0.0, 0.9, lo_open=True)
+        frac = request.get("tornado_change_fraction", _default("tornado_change_fraction"))
         out["tornado"] = sweeps.tornado(w, c, frac, model=fast)
     if "heatmap" in wanted:
         hm = sweeps.heatmap_capacity_rate(w, c, model=fast, points=n_heat)
@@ -320,26 +351,36 @@ def simulate(request: dict, progress=None) -> dict:
     Extra key ``simulation``: {"n_conversations": int, "capacities_tokens": [..]}.
     The seed is ``request["seed"]`` (default 1).
     """
+    req = check_request(request, "simulate")
+    return finite_json(_guarded(_simulate, req, progress))
+
+
+def _simulate(request: dict, progress) -> dict:
     from .simulate import simulate as run_sim
-    request = _check_request(request)
-    cache_in = _cache_dict(request)
-    block = require_int("cache.block_size_tokens", cache_in.get("block_size_tokens", 16), 1, 4096)
-    workload = _workload(request)
-    base = compute({k: v for k, v in request.items() if k not in ("simulation", "figures")})
+    cache_in = request.get("cache", {})
+    block = cache_in.get("block_size_tokens", _default("cache.block_size_tokens"))
+    workload = Workload.from_dict(request.get("workload", {}))
+    base = _compute({k: v for k, v in request.items() if k not in ("simulation", "figures")} | {"workload": workload.to_dict()})
     capacity = base["cache_capacity_tokens"]
-    sim = request.get("simulation", {}) or {}
-    if not isinstance(sim, dict):
-        raise InputError("simulation", sim, "an object", "not an object")
-    n_conv = require_int("simulation.n_conversations", sim.get("n_conversations", 4000), 100, 10_000_000)
+    sim = request.get("simulation", {})
+    n_conv = sim.get("n_conversations", _default("simulation.n_conversations"))
     caps = sim.get("capacities_tokens") or [capacity]
-    if not isinstance(caps, list) or not caps or len(caps) > 50:
-        raise InputError("simulation.capacities_tokens", caps, "a list of 1 to 50 capacities in tokens", "bad list")
-    seed = require_int("seed", request.get("seed", 1), 0, 2**32 - 1)
+    seed = request.get("seed", _default("seed"))
+    work = simulation_work(len(caps), n_conv, float(workload.turns_mean))
+    if work > SIMULATION_MAX_WORK:  # bounded work: refuse before running
+        most = int(n_conv * SIMULATION_MAX_WORK / work)
+        allowed = (f"at most {most} conversations for {len(caps)} capacities at "
+                   f"{float(workload.turns_mean):g} turns (a run must finish in seconds)")
+        if most < LIMITS["simulation.n_conversations"].lo:
+            allowed = (f"fewer capacities than {len(caps)} or fewer turns than "
+                       f"{float(workload.turns_mean):g}: even {LIMITS['simulation.n_conversations'].lo:g} "
+                       "conversations would not finish in seconds")
+        raise InputError("simulation.n_conversations", n_conv, allowed, "too large",
+                         code="too_large", params={"hi": most, "capacities": len(caps)})
     eviction = cache_in.get("eviction", "lru")
     ttl = math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"]
     points = []
     for i, cap in enumerate(caps):
-        cap = require_number(f"simulation.capacities_tokens[{i}]", cap, 0.0, 1e13)
         cache = CacheConfig(capacity_tokens=cap, block_size_tokens=block, eviction=eviction, ttl_s=ttl)
 
         def sub_progress(x, i=i):
@@ -357,8 +398,17 @@ def simulate(request: dict, progress=None) -> dict:
 
 def trace(request: dict, progress=None) -> dict:
     """Exact hit-rate curve and statistics of a request trace (kvcalc.trace.api)."""
+    from .request import check_shape
     from .trace.api import trace_analyze
-    return trace_analyze(request, progress=progress)
+    if not isinstance(request, dict):
+        raise InputError("request", request, "a JSON object", "not an object")
+    check_shape(request, max_string_chars=None)  # depth and size; the loaders bound the text itself
+    from .trace.api import SAMPLES
+    from .trace.loaders import CHAIN_MODES, FORMATS
+    for key, choices in (("sample", SAMPLES), ("format", FORMATS), ("chain", CHAIN_MODES)):
+        if request.get(key) is not None and not isinstance(request[key], str):  # the loaders check the names
+            raise InputError(key, request[key], "one of " + ", ".join(map(str, choices)), "not a string")
+    return finite_json(_guarded(trace_analyze, request, progress=progress))
 
 
 def _error_reply(exc: Exception) -> dict:

@@ -26,8 +26,8 @@ For a model that is neither a preset nor at hand as a config.json. Keys::
     max_position_embeddings  context limit; omitted: none is checked
     name                  display name
 
-The entry is validated as a whole; every error names its field and says what
-is wrong in words ("KV heads (12) must divide attention heads (32)"). Every
+The entry is validated as a whole (ranges: the ``model.architecture.*`` rows of
+:mod:`kvcalc.limits`); every error names its field and says what is wrong in words ("KV heads (12) must divide attention heads (32)"). Every
 value not typed is listed in the spec's ``derived`` with how it was obtained.
 """
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 
 from .errors import InputError
+from .limits import ARCH_MESSAGE, LIMITS
 
 __all__ = ["ARCHITECTURE_KEYS", "spec_from_architecture"]
 
@@ -48,36 +49,33 @@ ARCHITECTURE_KEYS = (
 )
 _GDN_KEYS = ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim")
 
-#: upper bounds of the counts (a typo guard, far above any published model)
-_COUNT_LIMITS = {"num_layers": 1024, "hidden_size": 1 << 20, "num_attention_heads": 4096, "num_kv_heads": 4096,
-                 "head_dim": 4096, "kv_lora_rank": 1 << 16, "qk_rope_head_dim": 4096, "window_tokens": 1 << 30,
-                 "vocab_size": 1 << 24, "max_position_embeddings": 1 << 34, "weight_group_size": 65536,
-                 "linear_num_key_heads": 4096, "linear_num_value_heads": 4096, "linear_key_head_dim": 4096,
-                 "linear_value_head_dim": 4096, "linear_conv_kernel_dim": 64}
-
-
 def _count(a: dict, key: str, path: str, required: bool = False, allow_zero: bool = False):
+    """A count field checked against its row of the table of limits (model.architecture.<key>)."""
     v = a.get(key)
     if v is None:
         if required:
             raise InputError(f"{path}.{key}", None, f"a whole number >= 1 (the model's {key.replace('_', ' ')})",
                              "missing")
         return None
+    row = LIMITS["model.architecture." + key]
     if isinstance(v, float) and v.is_integer():
         v = int(v)
-    lo = 0 if allow_zero else 1
-    hi = _COUNT_LIMITS.get(key, 1 << 40)
-    if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-        raise InputError(f"{path}.{key}", v, f"a whole number in [{lo}, {hi}]", "not a valid count")
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InputError(f"{path}.{key}", v, row.range_text(), "not a valid count")
+    if v > row.hi:
+        raise InputError(f"{path}.{key}", v, row.range_text(), ARCH_MESSAGE, code="too_large")
+    if not row.contains(v):
+        raise InputError(f"{path}.{key}", v, row.range_text(), "not a valid count")
     return v
 
 
-def _number(a: dict, key: str, path: str, lo: float, hi: float):
+def _number(a: dict, key: str, path: str):
     v = a.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not lo < v < hi:
-        raise InputError(f"{path}.{key}", v, f"a number in ({lo:g}, {hi:g})", "out of range")
+    row = LIMITS["model.architecture." + key]
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not row.contains(v):
+        raise InputError(f"{path}.{key}", v, row.range_text(), "out of range")
     return float(v)
 
 
@@ -174,7 +172,7 @@ def spec_from_architecture(model: dict, field: str = "model"):
     if all(w == 0 for w in windows):
         raise InputError(f"{path}.layer_pattern", pattern, "at least one 'global' or 'local' layer",
                          "no attention layer")
-    state = _number(a, "linear_state_bytes_per_layer", path, 0.0, 1e12)
+    state = _number(a, "linear_state_bytes_per_layer", path)
     gdn = {k: _count(a, k, path) for k in _GDN_KEYS + ("linear_conv_kernel_dim",)}
     if "linear" in pattern:
         if state is None:
@@ -190,10 +188,10 @@ def spec_from_architecture(model: dict, field: str = "model"):
     elif state is not None or any(v is not None for v in gdn.values()):
         raise InputError(f"{path}.linear_state_bytes_per_layer", state, "only with 'linear' layers in layer_pattern",
                          "a linear-layer state but no linear layer")
-    p_total = _number(a, "params_total", path, 0.0, 1e14)
+    p_total = _number(a, "params_total", path)
     if p_total is None:
         raise InputError(f"{path}.params_total", None, "the parameter count (e.g. 8.03e9)", "missing")
-    p_active = _number(a, "params_active", path, 0.0, 1e14)
+    p_active = _number(a, "params_active", path)
     if p_active is None:
         p_active = p_total
         derived.append({"field": "params_active", "how": "not given: equal to params_total (dense model)"})
@@ -204,7 +202,7 @@ def spec_from_architecture(model: dict, field: str = "model"):
     tied = a.get("tie_word_embeddings", False)
     if not isinstance(tied, bool):
         raise InputError(f"{path}.tie_word_embeddings", tied, "true or false", "not a boolean")
-    experts = _number(a, "params_experts", path, 0.0, 1e14)
+    experts = _number(a, "params_experts", path)
     if experts is not None and experts > p_total:
         raise InputError(f"{path}.params_experts", experts, f"at most params_total ({p_total:g})", "too many")
     embedding = None if vocab is None else float(vocab * hidden * (1 if tied else 2))

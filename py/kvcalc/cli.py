@@ -4,6 +4,7 @@
     python -m kvcalc compute [--request FILE]     request JSON (stdin) -> result JSON
     python -m kvcalc simulate [--request FILE]    request JSON (stdin) -> simulation JSON
     python -m kvcalc trace FILE [...]             exact hit-rate curve of a request trace
+    python -m kvcalc limits --json                the table of limits (py/kvcalc/limits.json)
 
 Errors print ``error: <field>: <problem>: got <value>; allowed: <range>`` to
 stderr and exit with status 2.
@@ -16,8 +17,12 @@ import json
 import sys
 
 from .errors import InputError
+from .limits import MAX_DEPTH, limits_json
 
-__all__ = ["main"]
+__all__ = ["main", "MAX_REQUEST_CHARS"]
+
+#: Longest request text the CLI reads (a config.json with per-layer lists is ~100 kB).
+MAX_REQUEST_CHARS = 10_000_000
 
 DEFAULT_MODEL = "meta-llama/Llama-3.1-8B"
 DEFAULT_GPU = "h100-sxm-80gb"
@@ -42,11 +47,31 @@ _WORKLOAD_FLAGS = {
 
 
 def _read_request(path: str | None) -> dict:
-    text = sys.stdin.read() if path in (None, "-") else open(path, encoding="utf-8").read()
+    if path in (None, "-"):
+        text = sys.stdin.read(MAX_REQUEST_CHARS + 1)
+    else:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read(MAX_REQUEST_CHARS + 1)
+    if len(text) > MAX_REQUEST_CHARS:
+        raise InputError("request", f"more than {MAX_REQUEST_CHARS} characters",
+                         f"a request of at most {MAX_REQUEST_CHARS} characters", "too large")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InputError("request", text[:60], "a JSON object", f"invalid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise InputError("request", text[:60], "a JSON object", "invalid JSON",
+                         params={"reason": f"{exc.msg} at line {exc.lineno}"}) from None
+    except RecursionError:  # nested deeper than the parser's stack
+        raise InputError("request", "<deeply nested JSON>", f"at most {MAX_DEPTH} levels of nesting",
+                         "too deep") from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts
+        raise InputError("request", text[:60], "a JSON object", "invalid JSON",
+                         params={"reason": str(exc)[:200]}) from None
+
+
+def _dumps(out, indent=None) -> str:
+    """JSON that is always valid: NaN/inf were turned into null by the core; refuse any left."""
+    from .request import finite_json
+    return json.dumps(finite_json(out), indent=indent, allow_nan=False)
 
 
 def _table_parser() -> argparse.ArgumentParser:
@@ -137,17 +162,31 @@ def main(argv: list[str] | None = None) -> int:
             from . import api
             req = _read_request(ns.request)
             out = api.compute(req) if argv[0] == "compute" else api.simulate(req)
-            print(json.dumps(out, indent=ns.indent or None))
+            print(_dumps(out, indent=ns.indent or None))
+            return 0
+        if argv[:1] == ["limits"]:
+            p = argparse.ArgumentParser(prog="python -m kvcalc limits",
+                                        description="the table of limits (py/kvcalc/limits.py) as JSON")
+            p.add_argument("--json", action="store_true", help="JSON (the only format; the page reads it)")
+            p.parse_args(argv[1:])
+            sys.stdout.write(limits_json())
             return 0
         ns = _table_parser().parse_args(argv)
         from .api import compute
         req = _request_from_args(ns)
         result = compute(req)
-        print(json.dumps(result, indent=2) if ns.json else format_table(req, result))
+        print(_dumps(result, indent=2) if ns.json else format_table(req, result))
         return 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except RecursionError:
+        print(f"error: request: too deep: allowed: at most {MAX_DEPTH} levels of nesting", file=sys.stderr)
+        return 2
+    except (ArithmeticError, ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError) as exc:
+        # a defect of the core (trace loaders included): one line, not a traceback
+        print(f"error: internal error ({type(exc).__name__}: {str(exc)[:200]})", file=sys.stderr)
         return 2

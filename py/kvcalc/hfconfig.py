@@ -254,37 +254,11 @@ def estimate_param_groups(cfg: dict) -> dict:
     return {"total": float(total), "active": float(active), "embedding": float(embed), "experts": float(experts)}
 
 
-#: config.json keys read as counts; each must be a whole number >= 1 when present
-#: (``num_key_value_heads: 0`` would otherwise silently mean MHA).
-_HF_COUNT_KEYS = ("num_hidden_layers", "num_attention_heads", "num_key_value_heads", "head_dim", "hidden_size",
-                  "max_position_embeddings", "sliding_window", "attention_chunk_size", "kv_lora_rank",
-                  "q_lora_rank", "vocab_size", "intermediate_size", "moe_intermediate_size", "num_experts",
-                  "n_routed_experts", "num_local_experts", "num_experts_per_tok", "n_shared_experts",
-                  "sliding_window_pattern", "v_head_dim", "qk_nope_head_dim", "shared_expert_intermediate_size",
-                  "full_attention_interval", "linear_num_key_heads", "linear_num_value_heads",
-                  "linear_key_head_dim", "linear_value_head_dim", "linear_conv_kernel_dim", "mamba_d_state",
-                  "mamba_d_conv", "mamba_expand", "attn_layer_period")
-#: counts that may be 0
-_HF_COUNT_KEYS_ZERO = ("qk_rope_head_dim", "first_k_dense_replace", "max_window_layers", "num_shared_experts",
-                       "attn_layer_offset")
-
-
 def _checked_hf_numbers(cfg: dict, path: str) -> dict:
-    """Copy of cfg (and its text_config) with count fields checked and integral floats made ints."""
-    out = dict(cfg)
-    for key in _HF_COUNT_KEYS + _HF_COUNT_KEYS_ZERO:
-        v = out.get(key)
-        if v is None:
-            continue
-        lo = 0 if key in _HF_COUNT_KEYS_ZERO else 1
-        if isinstance(v, float) and v.is_integer():
-            v = int(v)
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise InputError(f"{path}.{key}", v, f"a whole number >= {lo}", "not a count")
-        out[key] = v
-    if isinstance(out.get("text_config"), dict):
-        out["text_config"] = _checked_hf_numbers(out["text_config"], f"{path}.text_config")
-    return out
+    """Copy of cfg (and its text_config) with count fields checked against the table of
+    limits (kvcalc.limits), integral floats made ints, and torch_dtype checked."""
+    from .request import check_hf_config
+    return check_hf_config(cfg, path)
 
 
 def spec_from_hf_config(cfg: dict, model_id: str = "hf_config", name: str | None = None,

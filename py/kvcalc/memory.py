@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from .errors import InputError, require_int, require_number
+from .errors import InputError, require_int, require_limit, require_number
+from .limits import LIMITS
 from .presets import GpuSpec, ModelSpec, get_gpu, get_model
 from .units import GIB_BYTES, dtype_bits
 
@@ -55,7 +56,7 @@ def _check_bits(bits) -> float:
 
 
 def _check_tp(tensor_parallel) -> int:
-    return require_int("tensor_parallel", tensor_parallel, 1, 1024)
+    return require_limit("tensor_parallel", tensor_parallel, LIMITS["tensor_parallel"])
 
 
 def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
@@ -102,7 +103,7 @@ def kv_bytes_per_token_breakdown(model: ModelSpec, kv_dtype_bits: float, tensor_
     """
     per_layer = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
     if context_tokens is not None:
-        context_tokens = require_number("context_tokens", context_tokens, 1.0, 1e10)
+        context_tokens = require_limit("context_tokens", context_tokens, LIMITS["context_tokens"])
     global_bytes = model.global_layers * per_layer
     local_all_global = model.local_layers * per_layer
     if context_tokens is None:
@@ -187,10 +188,10 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
     Raises InputError on "model" when the weights do not fit.
     """
     tp = _check_tp(tensor_parallel)
-    util = require_number("gpu_memory_utilization", gpu_memory_utilization, 0.0, 1.0, lo_open=True)
+    util = require_limit("gpu_memory_utilization", gpu_memory_utilization, LIMITS["gpu_memory_utilization"])
     if runtime_reserve_gib is None:
         runtime_reserve_gib = default_runtime_reserve_gib(model)
-    reserve = require_number("runtime_reserve_gib", runtime_reserve_gib, 0.0, 1e5) * GIB_BYTES
+    reserve = require_limit("runtime_reserve_gib", runtime_reserve_gib, LIMITS["runtime_reserve_gib"]) * GIB_BYTES
     usable = gpu.memory_bytes * util
     weights = weights_bytes(model, weight_dtype_bits, weight_group_size) / tp
     budget = usable - weights - reserve
@@ -201,7 +202,9 @@ def kv_budget(gpu: GpuSpec, model: ModelSpec, tensor_parallel: int = 1, gpu_memo
             f"model weights {weights / GIB_BYTES:.2f} GiB per GPU exceed the usable "
             f"{(usable - reserve) / GIB_BYTES:.2f} GiB (of {gpu.memory_bytes / GIB_BYTES:.2f} GiB x "
             f"{util:g}, less a {reserve / GIB_BYTES:.2f} GiB runtime reserve) on {gpu.name}: "
-            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype")
+            "raise tensor_parallel or gpu_memory_utilization, or use a smaller weight dtype",
+            code="weights_do_not_fit",
+            params={"weights_gib_per_gpu": weights / GIB_BYTES, "usable_gib_per_gpu": (usable - reserve) / GIB_BYTES})
     return {
         "kv_budget_bytes_per_gpu": budget,
         "kv_budget_gib_per_gpu": budget / GIB_BYTES,
@@ -219,7 +222,7 @@ def kv_capacity(budget_bytes: float, bytes_per_token: float, block_size_tokens: 
     """
     budget = require_number("kv_budget_bytes", budget_bytes, 0.0)
     bpt = require_number("kv_bytes_per_token", bytes_per_token, 0.0, lo_open=True)
-    block = require_int("block_size_tokens", block_size_tokens, 1, 4096)
+    block = require_limit("cache.block_size_tokens", block_size_tokens, LIMITS["cache.block_size_tokens"])
     blocks = int(math.floor(budget / (bpt * block)))
     return {"blocks": blocks, "tokens": blocks * block}
 
@@ -254,7 +257,7 @@ def vllm_block_size_tokens(model: ModelSpec, kv_dtype_bits: float, tensor_parall
     linear layers the smallest multiple of 16 tokens whose page holds one layer's
     state (vLLM HybridAttentionMambaModelConfig.verify_and_update_config:
     ``attn_block_size = 16 * cdiv(mamba_page_size, 16 * attn_page_size_1_token)``)."""
-    block = require_int("block_size_tokens", block_size_tokens, 1, 4096)
+    block = require_limit("cache.block_size_tokens", block_size_tokens, LIMITS["cache.block_size_tokens"])
     if not model.linear_layers:
         return block
     per_token = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel)
@@ -297,7 +300,7 @@ def max_concurrency_at_context(model: ModelSpec, kv_budget_bytes: float, kv_dtyp
     size grows until one page holds the state; see vllm_block_size_tokens).
     """
     budget = require_number("kv_budget_bytes", kv_budget_bytes, 0.0)
-    n = require_int("context_tokens", context_tokens, 1, 10**10)
+    n = int(math.ceil(require_limit("context_tokens", context_tokens, LIMITS["context_tokens"])))
     bnt = require_int("max_num_batched_tokens", max_num_batched_tokens, 1, 10**7)
     block = vllm_block_size_tokens(model, kv_dtype_bits, tensor_parallel, block_size_tokens)
     page = _layer_bytes_per_token(model, kv_dtype_bits, tensor_parallel) * block
@@ -347,7 +350,8 @@ def kv_memory_vs_context(model: ModelSpec, kv_dtype_bits: float, tensor_parallel
     else:
         if not isinstance(context_tokens, (list, tuple)) or not context_tokens or len(context_tokens) > 1000:
             raise InputError("context_tokens", context_tokens, "a list of 1 to 1000 lengths", "bad list")
-        grid = [require_int(f"context_tokens[{i}]", c, 1, 10**10) for i, c in enumerate(context_tokens)]
+        grid = [int(math.ceil(require_limit(f"context_tokens[{i}]", c, LIMITS["context_tokens"])))
+                for i, c in enumerate(context_tokens)]
     attn = model.attention_layers
     full, sliding, paged, gpu_b, cpu_b, reload_s = [], [], [], [], [], []
     for n in grid:
@@ -396,7 +400,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
     else max_position_embeddings) is the length of vLLM's "Maximum concurrency
     for N tokens per request" (``max_concurrency_at_context``).
     ``weight_dtype`` re-quantizes the weights (kvcalc.quant; int4 groups of
-    ``weight_group_size``). ``messages`` lists {"code", "params", "message"}.
+    ``weight_group_size``). ``note_details`` lists {"code", "params", "message"}.
     """
     model = get_model(model)  # a ModelSpec passes through; ids and {"hf_config": ...} are resolved
     gpu = None if gpu is None else get_gpu(gpu)
@@ -406,13 +410,14 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         raise InputError("weight_group_size", weight_group_size, "only with weight_dtype int4", "not applicable")
     wb = weights_breakdown(model, weight_dtype, weight_group_size)
     w_bits = weight_dtype  # passed on to kv_budget (a name; None = the model's own format)
-    notes: list[str] = []
-    messages: list[dict] = []
+    notes: list[dict] = []  # {"code", "params", "message"}; report["notes"] keeps the messages
+
+    def note(code: str, message: str, **params):
+        notes.append({"code": code, "params": params, "message": message})
     ctx = context_tokens if context_tokens is not None else (model.max_position_embeddings or 131072)
     if context_tokens is None and model.max_position_embeddings is None:
-        messages.append({"code": "context_assumed", "params": {"context_tokens": 131072},
-                         "message": "The model gives no maximum length: per-token costs of windowed layers "
-                                    "are taken at 131072-token sequences; set context_tokens."})
+        note("context_assumed", "The model gives no maximum length: per-token costs of windowed layers are "
+             "taken at 131072-token sequences; set context_tokens.", context_tokens=131072)
     br = kv_bytes_per_token_breakdown(model, kv_bits, tp, ctx)
     bpt = br["total_bytes_per_token"]
     report = {
@@ -451,35 +456,38 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         "params_estimated": model.params_estimated,
     }
     if model.params_estimated:
-        notes.append(f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
-                     "from the architecture; weights memory follows from it.")
+        note("params_estimated", f"{model.name}: parameter count {model.params_total / 1e9:.1f}B is an estimate "
+                     "from the architecture; weights memory follows from it.", model=model.name,
+             params_total=model.params_total)
     if model.attention == "mla" and tp > 1:
-        notes.append("MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
-                     "KV bytes per token do not shrink with TP.")
+        note("mla_not_split", "MLA keeps one latent per token that every tensor-parallel GPU stores whole: "
+             "KV bytes per token do not shrink with TP.", tensor_parallel=tp)
     elif model.attention != "mla" and tp > model.num_kv_heads:
-        notes.append(f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a replica of one head.")
+        note("kv_heads_replicated", f"TP={tp} exceeds the {model.num_kv_heads} KV heads: each GPU holds a "
+             "replica of one head.", tensor_parallel=tp, kv_heads=model.num_kv_heads)
     if model.local_layers:
         windows = sorted({w for w in model.layer_window_tokens if w})
-        notes.append(f"{model.local_layers} of {model.num_layers} layers keep only a window of "
-                     f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
-                     f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).")
+        note("windowed_layers", f"{model.local_layers} of {model.num_layers} layers keep only a window of "
+             f"{', '.join(str(w) for w in windows)} tokens; per-token KV is averaged over "
+             f"{ctx:g}-token sequences (all-global bound: {br['total_bytes_per_token_all_global']:.0f} B/token).",
+             local_layers=model.local_layers, layers=model.num_layers, windows_tokens=windows,
+             context_tokens=float(ctx), all_global_bytes_per_token=br["total_bytes_per_token_all_global"])
     if wb["params_16bit"] and wb["params_quantized"]:
-        messages.append({"code": "weights_mixed_precision",
-                         "params": {"params_16bit": wb["params_16bit"], "weight_dtype": wb["weight_dtype"],
-                                    "mean_bits_per_param": wb["mean_bits_per_param"]},
-                         "message": f"{wb['params_16bit'] / 1e9:.2f}B parameters (embeddings, lm_head"
-                                    + (", attention" if model.weight_format_dict.get("scope") == "experts" else "")
-                                    + f") stay 16-bit; the rest is {wb['weight_dtype']} "
-                                    f"({wb['mean_bits_per_param']:.2f} bits per parameter overall)."})
+        note("weights_mixed_precision", f"{wb['params_16bit'] / 1e9:.2f}B parameters (embeddings, lm_head"
+             + (", attention" if model.weight_format_dict.get("scope") == "experts" else "")
+             + f") stay 16-bit; the rest is {wb['weight_dtype']} "
+             f"({wb['mean_bits_per_param']:.2f} bits per parameter overall).",
+             params_16bit=wb["params_16bit"], weight_dtype=wb["weight_dtype"],
+             mean_bits_per_param=wb["mean_bits_per_param"])
     if model.linear_layers:
-        messages.append({"code": "linear_layers", "params": {"linear_layers": model.linear_layers,
-                         "state_bytes_per_sequence": linear_state_bytes_per_sequence(model, tp)},
-                         "message": f"{model.linear_layers} of {model.num_layers} layers are linear attention / "
-                                    f"state-space layers: no per-token KV, a fixed "
-                                    f"{linear_state_bytes_per_sequence(model, tp) / 2**20:.1f} MiB per sequence."})
+        note("linear_layers", f"{model.linear_layers} of {model.num_layers} layers are linear attention / "
+             f"state-space layers: no per-token KV, a fixed "
+             f"{linear_state_bytes_per_sequence(model, tp) / 2**20:.1f} MiB per sequence.",
+             linear_layers=model.linear_layers, state_bytes_per_sequence=linear_state_bytes_per_sequence(model, tp))
     if context_tokens is not None and model.max_position_embeddings and context_tokens > model.max_position_embeddings:
-        notes.append(f"context_tokens {context_tokens:g} exceeds the model's max_position_embeddings "
-                     f"{model.max_position_embeddings}.")
+        note("context_beyond_model", f"context_tokens {context_tokens:g} exceeds the model's "
+             f"max_position_embeddings {model.max_position_embeddings}.", context_tokens=float(context_tokens),
+             max_position_embeddings=model.max_position_embeddings)
     if gpu is not None:
         b = kv_budget(gpu, model, tp, gpu_memory_utilization, w_bits, runtime_reserve_gib, weight_group_size)
         cap = kv_capacity(b["kv_budget_bytes_per_gpu"], bpt, block_size_tokens)
@@ -504,17 +512,16 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
                            "vllm_blocks_per_request": mc["blocks_per_request"],
                            "vllm_num_blocks": mc["num_blocks"]})
             if mc["max_concurrency"] < 1:
-                messages.append({"code": "context_does_not_fit",
-                                 "params": {"max_model_len_tokens": mc["context_tokens"],
-                                            "max_concurrency": mc["max_concurrency"]},
-                                 "message": f"One {mc['context_tokens']}-token request needs more KV than the "
-                                            "cache holds: vLLM refuses to start at this max model length."})
+                note("context_does_not_fit", f"One {mc['context_tokens']}-token request needs more KV than the "
+                     "cache holds: vLLM refuses to start at this max model length.",
+                     max_model_len_tokens=mc["context_tokens"], max_concurrency=mc["max_concurrency"])
         if runtime_reserve_gib is None:
-            notes.append(f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default estimate "
-                         "(CUDA context and activations); vLLM measures it at start-up.")
+            note("reserve_estimated", f"Runtime reserve {b['runtime_reserve_gib']:.2f} GiB is a default "
+                 "estimate (CUDA context and activations); vLLM measures it at start-up.",
+                 runtime_reserve_gib=b["runtime_reserve_gib"])
         if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
-            notes.append(f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
+            note("fp8_dequantized", f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
                          "but dequantized for attention.")
-    report["notes"] = notes
-    report["messages"] = messages
+    report["notes"] = [n["message"] for n in notes]
+    report["note_details"] = notes
     return report

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError
+from .limits import LIMITS
 from .units import DTYPE_BITS, dtype_bits
 
 __all__ = [
@@ -112,8 +113,9 @@ class ModelSpec:
         object.__setattr__(self, "layer_window_tokens", windows)
         for name in ("params_total", "params_active"):
             x = getattr(self, name)
-            if isinstance(x, bool) or not isinstance(x, (int, float)) or not (0 < x < 1e14):
-                raise InputError(f"{f}.{name}", x, "a positive number of parameters below 1e14")
+            lim = LIMITS[f"model.{name}"]
+            if isinstance(x, bool) or not isinstance(x, (int, float)) or not lim.contains(x):
+                raise InputError(f"{f}.{name}", x, lim.range_text(), "out of range")
         if self.params_active > self.params_total * (1 + 1e-9):
             raise InputError(f + ".params_active", self.params_active, f"at most params_total ({self.params_total:g})")
         dtype_bits(f + ".weight_dtype", self.weight_dtype)

@@ -99,7 +99,8 @@ def weight_format_from_config(cfg: dict) -> dict:
     torch_dtype = str(cfg.get("torch_dtype") or cfg.get("dtype") or text.get("torch_dtype") or text.get("dtype") or "")
     q = cfg.get("quantization_config")
     if not isinstance(q, dict) or not q:
-        base = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}.get(torch_dtype)
+        from .request import HF_DTYPES
+        base = HF_DTYPES.get(torch_dtype.lower())
         if base is None:
             fmt = weight_format("bf16")
             fmt["derived"] = "no torch_dtype and no quantization_config: bf16 assumed"

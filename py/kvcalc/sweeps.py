@@ -42,7 +42,8 @@ def _list(x) -> list:
 
 def _log_grid(lo: float, hi: float, points: int, lim_lo: float, lim_hi: float) -> np.ndarray:
     """Log-spaced points in [lo, hi], kept inside the field's limits (logspace can overshoot)."""
-    lo = max(lo, lim_lo)
+    # the smallest normal float keeps log10 finite (a denormal current value / 10 is 0)
+    lo = max(lo, lim_lo, float(np.finfo(float).tiny))
     hi = max(min(hi, lim_hi), lo)
     return np.clip(np.logspace(np.log10(lo), np.log10(hi), points), lim_lo, lim_hi)
 

@@ -12,7 +12,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from .errors import InputError, require_choice, require_number
+from .errors import InputError, require_choice, require_limit, require_number
+from .limits import LIMITS
 
 __all__ = [
     "Workload", "CacheConfig", "TURNS_DISTRIBUTIONS", "GAP_DISTRIBUTIONS", "EVICTIONS",
@@ -23,23 +24,12 @@ TURNS_DISTRIBUTIONS = ("geometric", "fixed")
 GAP_DISTRIBUTIONS = ("exponential", "deterministic", "lognormal")
 EVICTIONS = ("lru", "fifo", "ttl", "lfu")
 
-#: (low, high, low_open) for every numeric workload field; the page's parameter
-#: table and the validation share these limits.
+#: (low, high, low_open) for every numeric workload and cache field, read from the
+#: one table of limits (kvcalc.limits), which the page's parameter table also reads.
 WORKLOAD_LIMITS: dict[str, tuple[float, float, bool]] = {
-    "conversation_rate_per_s": (0.0, 1e6, True),
-    "turns_mean": (1.0, 200.0, False),
-    "gap_mean_s": (0.0, 1e7, True),
-    "gap_lognormal_sigma": (0.05, 3.0, False),
-    "user_tokens_per_turn": (1.0, 1e7, False),
-    "output_tokens_per_turn": (0.0, 1e7, False),
-    "system_prompt_tokens": (0.0, 1e7, False),
-    "service_time_s": (0.0, 1e5, False),
-}
+    k.split(".", 1)[1]: (v.lo, v.hi, v.lo_open) for k, v in LIMITS.items() if k.startswith("workload.")}
 CACHE_LIMITS: dict[str, tuple[float, float, bool]] = {
-    "capacity_tokens": (0.0, 1e13, False),
-    "block_size_tokens": (1.0, 4096.0, False),
-    "ttl_s": (0.0, math.inf, True),
-}
+    k.split(".", 1)[1]: (v.lo, v.hi, v.lo_open) for k, v in LIMITS.items() if k.startswith("cache.")}
 
 _ArrayLike = "float | np.ndarray"
 
@@ -48,10 +38,14 @@ def _check_numeric(prefix: str, name: str, value, limits) -> float | np.ndarray:
     lo, hi, lo_open = limits[name]
     field = f"{prefix}.{name}"
     if isinstance(value, (list, tuple, np.ndarray)):
-        arr = np.asarray(value)
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError, OverflowError):
+            arr = np.asarray([])
         if arr.dtype.kind not in "iuf" or arr.size == 0:
             raise InputError(field, value, f"a number or a non-empty list of numbers in {'(' if lo_open else '['}{lo:g}, {hi:g}]", "not a number")
-        arr = arr.astype(float)
+        with np.errstate(over="ignore"):
+            arr = arr.astype(float)
         ok = (arr >= lo) & (arr <= hi) & (arr > lo if lo_open else True)
         if hi != math.inf:
             ok &= np.isfinite(arr)
@@ -133,13 +127,14 @@ class CacheConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "capacity_tokens", _check_numeric("cache", "capacity_tokens", self.capacity_tokens, CACHE_LIMITS))
-        b = require_number("cache.block_size_tokens", self.block_size_tokens, 1, 4096)
-        if b != int(b):
-            raise InputError("cache.block_size_tokens", self.block_size_tokens, "an integer in [1, 4096]", "not an integer")
+        b = require_limit("cache.block_size_tokens", self.block_size_tokens, LIMITS["cache.block_size_tokens"])
         object.__setattr__(self, "block_size_tokens", int(b))
         require_choice("cache.eviction", self.eviction, EVICTIONS)
-        ttl = require_number("cache.ttl_s", self.ttl_s, 0, math.inf, lo_open=True, allow_inf=True)
-        object.__setattr__(self, "ttl_s", ttl)
+        if isinstance(self.ttl_s, float) and self.ttl_s == math.inf:  # no expiry (the default)
+            ttl = math.inf
+        else:
+            ttl = require_limit("cache.ttl_s", self.ttl_s, LIMITS["cache.ttl_s"])
+        object.__setattr__(self, "ttl_s", float(ttl))
 
     @property
     def capacity_blocks(self):

@@ -63,3 +63,11 @@ def test_bridge_accepts_the_real_api_whitelist():
         assert json.loads(mod.call("compute", "[{}]"))["error"]["kind"] == "input"
     finally:
         sys.path.remove(str(ROOT / "py"))
+
+
+def test_args_nested_too_deep_is_a_protocol_error(bridge):
+    # 100k levels overflow json.loads (RecursionError): answered in-band, never raised.
+    deep = "[" * 100_000 + "]" * 100_000
+    reply = json.loads(bridge.call("compute", deep, None))
+    assert reply["ok"] is False and reply["error"]["kind"] == "protocol"
+    assert reply["error"]["field"] == "args"

@@ -1,36 +1,99 @@
-"""The page's parameter table mirrors the core's limits (js/params.js vs kvcalc.workload).
+"""Every row of the page's parameter table agrees with Python (js/params.js vs kvcalc).
 
-The table's lo/hi/loOpen decide the inline messages before a request is sent;
-Python validates again. If the two drifted, the page would accept what Python
-refuses (or the reverse), so every workload and cache field is compared here.
+Numeric rows take their valid range from py/kvcalc/limits.json (written from
+kvcalc.limits); this checks the page really applied it, row by row, so the page
+refuses exactly what Python refuses. Select rows offer only values Python accepts
+(and, for Python's fixed lists, all of them). The committed limits.json must be
+what `python -m kvcalc limits --json` prints now.
 """
+
+import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from kvcalc.workload import CACHE_LIMITS, WORKLOAD_LIMITS
+from kvcalc.hitrate import HIT_MODELS
+from kvcalc.limits import LIMITS, limits_json
+from kvcalc.request import CACHE_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
+from kvcalc.units import DTYPE_BITS
+from kvcalc.workload import EVICTIONS, GAP_DISTRIBUTIONS, TURNS_DISTRIBUTIONS
+
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.browser
 
+#: select rows: (choices Python accepts, whether the page must offer every one of them)
+SELECT_CHOICES = {
+    "workload.turns_distribution": (set(TURNS_DISTRIBUTIONS), True),
+    "workload.gap_distribution": (set(GAP_DISTRIBUTIONS), True),
+    "cache.eviction": (set(EVICTIONS), True),
+    "hit_model": (set(HIT_MODELS), True),
+    "kv_cache_dtype": ({"auto"} | set(DTYPE_BITS), False),
+}
 
-def test_params_table_limits_equal_python_limits(page, server):
+
+def _key_known(key: str) -> bool:
+    head, _, rest = key.partition(".")
+    if not rest:
+        return head in REQUEST_KEYS
+    known = {"workload": WORKLOAD_KEYS, "cache": CACHE_KEYS, "simulation": SIMULATION_KEYS,
+             "model": ("hf_config",)}
+    return head in known and rest in known[head]
+
+
+def test_committed_limits_json_is_current():
+    committed = (ROOT / "py" / "kvcalc" / "limits.json").read_text(encoding="utf-8")
+    assert committed == limits_json(), "run: python -m kvcalc limits --json > py/kvcalc/limits.json"
+    out = subprocess.run([sys.executable, "-m", "kvcalc", "limits", "--json"], cwd=ROOT / "py",
+                         capture_output=True, text=True, check=True).stdout
+    assert out == committed
+
+
+def test_every_page_row_agrees_with_python(page, server):
     page.goto(f"{server}tests/browser/harness.html")
     rows = page.evaluate("""async () => {
         const m = await import('/js/params.js');
-        return m.PARAMS.filter(p => p.kind === 'number')
-                       .map(p => ({key: p.key, lo: p.lo, hi: p.hi, loOpen: !!p.loOpen}));
+        return m.PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
+                                   loOpen: p.loOpen, hiOpen: p.hiOpen, integer: p.integer,
+                                   uiInteger: !!p.uiInteger, options: Array.isArray(p.options) ? p.options.map(o => o[0]) : p.options,
+                                   min: p.min, max: p.max, def: p.default}));
     }""")
-    by_key = {r["key"]: r for r in rows}
-    checked = 0
-    for prefix, limits in (("workload", WORKLOAD_LIMITS), ("cache", CACHE_LIMITS)):
-        for name, (lo, hi, lo_open) in limits.items():
-            key = f"{prefix}.{name}"
-            if key not in by_key:
-                continue
-            row = by_key[key]
-            assert row["lo"] == lo and row["loOpen"] == lo_open, (key, row, (lo, hi, lo_open))
-            if hi != float("inf"):
-                assert row["hi"] == hi, (key, row, hi)
-            checked += 1
-    # every numeric workload field has a control
-    assert all(f"workload.{n}" in by_key for n in WORKLOAD_LIMITS)
-    assert checked >= len(WORKLOAD_LIMITS) + 1
+    assert len(rows) >= 25
+    seen_numbers = 0
+    for row in rows:
+        key = row["key"]
+        assert _key_known(key), f"{key}: the page shows a field Python does not know"
+        if row["kind"] == "number":
+            assert key in LIMITS, f"{key}: numeric row with no limit in kvcalc.limits"
+            lim = LIMITS[key]
+            assert row["lo"] == lim.lo and row["loOpen"] == lim.lo_open, (key, row, lim)
+            assert row["hi"] == ("inf" if lim.hi == math.inf else lim.hi) and row["hiOpen"] == lim.hi_open, (key, row, lim)
+            if row["uiInteger"]:
+                assert row["integer"] is True and not lim.integer, (key, "uiInteger only where Python takes fractions")
+            else:
+                assert row["integer"] == lim.integer, (key, row, lim)
+            # the default and the slider's ends are values Python accepts
+            for x in (row["def"], row["min"], row["max"]):
+                if x is not None:
+                    assert lim.contains(x) and (not lim.integer or x == int(x)), (key, x, lim)
+            if lim.default is not None and row["def"] is not None:
+                assert row["def"] == lim.default, (key, row["def"], lim.default)
+            seen_numbers += 1
+        elif row["kind"] == "select" and key in SELECT_CHOICES:
+            choices, complete = SELECT_CHOICES[key]
+            offered = set(row["options"])
+            assert offered <= choices, (key, offered - choices)
+            if complete:
+                assert offered == choices, (key, choices - offered)
+        elif key == "cache.block_size_tokens":
+            lim = LIMITS[key]
+            assert all(lim.contains(x) and x == int(x) for x in row["options"]), row["options"]
+            assert row["def"] == lim.default
+        else:
+            # model/gpu options come from presets/*.json at start-up; the config.json box is free text
+            assert key in ("model", "gpu", "model.hf_config"), key
+    # every numeric request field with a page control is covered, every workload field has one
+    assert all(f"workload.{n}" in {r["key"] for r in rows} for n in WORKLOAD_KEYS)
+    assert seen_numbers == sum(1 for r in rows if r["kind"] == "number")

@@ -68,6 +68,7 @@ def test_protocol_with_stub_api(page, server, stub_api):
     assert bad["status"] == "error"
     assert bad["error"] == {"field": "bad", "value": 7, "allowed": "nothing",
                             "problem": "not allowed", "kind": "input",
+                            "code": "invalid", "params": {"field": "bad", "value": 7},
                             "message": "bad: not allowed: got 7; allowed: nothing"}
 
     echo = page.evaluate("__harness.client.call('echo', [1, 'two', {three: 3}])")
