@@ -212,7 +212,13 @@ def test_inverse_round_trips(model, dist, rate):
 def test_inverse_above_ideal_says_so():
     inv = capacity_for_token_hit_rate(W(), CacheConfig(capacity_tokens=1.0), 0.99)
     assert not inv["reachable"] and "ideal" in inv["message"]
-    assert inv["ideal_token_hit_rate"] == pytest.approx(0.93542, abs=1e-4)
+    # Ideal by direct enumeration (geometric turns of mean 5: P(N > k) = 0.8**k, E[N] = 5).
+    # Returning turn k+1 reuses the own blocks of turn k, B_k = floor((1000 + 500 k)/16) - 62;
+    # every request hits the 62 shared blocks. Prompt tokens per conversation:
+    # sum_k P(N >= k) (1200 + 500 (k - 1)) = 700 E[N] + 500 E[N(N+1)/2] = 3500 + 500 * 25 = 16000.
+    own = sum(0.8 ** k * ((1000 + 500 * k) // 16 - 62) for k in range(1, 400))
+    ideal = (16 * 62 * 5 + 16 * own) / 16000
+    assert inv["ideal_token_hit_rate"] == pytest.approx(ideal, rel=1e-9)
 
 
 def test_unknown_model_is_named():

@@ -268,7 +268,12 @@ def test_stats_and_fit(real_traces):
     tr = real_traces["conversation"]
     s = trace_stats(tr)
     json.dumps(s)
-    assert s["n_requests"] == 12031 and s["arrival_rate_per_s"] == pytest.approx(12031 / 3536.999)
+    # second reading of the file: Mooncake timestamps are in milliseconds
+    stamps_ms = [json.loads(line)["timestamp"] for line in
+                 (MOONCAKE / "conversation_trace.jsonl").read_text().splitlines() if line.strip()]
+    span_s = (max(stamps_ms) - min(stamps_ms)) / 1000
+    assert s["n_requests"] == len(stamps_ms) and s["duration_s"] == pytest.approx(span_s, rel=1e-12)
+    assert s["arrival_rate_per_s"] == pytest.approx(len(stamps_ms) / span_s, rel=1e-12)
     assert 0 < s["shared_prefix_token_share"] < 1
     assert sum(s["reuse_gap_s"]["counts"]) + s["reuse_gap_s"]["n_zero"] == s["reuse_gap_s"]["n"]
     assert s["input_tokens"]["p50"] <= s["input_tokens"]["p90"] <= s["input_tokens"]["p99"]
