@@ -127,7 +127,11 @@ def test_windowed_cost_is_monotone_in_context():
 def test_weights_bytes():
     assert weights_bytes(L8) == 8.03e9 * 2
     assert weights_bytes(L8, 8) == 8.03e9
-    assert weights_bytes(DSV3) == 671e9  # native fp8: one byte per parameter
+    # native fp8: one byte per parameter, except the bf16 embeddings and lm_head
+    # (129280 x 7168 each, config.json) at two; fp8 block scales: 4 bytes per 128x128
+    # block of the quantized part (DeepSeek-V3 quantization_config.weight_block_size)
+    emb = 2 * 129280 * 7168
+    assert weights_bytes(DSV3) == pytest.approx(emb * 2 + (671e9 - emb) * (1 + 4 / (128 * 128)), rel=1e-12)
 
 
 def test_kv_budget_arithmetic():
@@ -229,9 +233,11 @@ def test_memory_report_windowed_model_uses_context():
 def test_memory_report_tp_and_weight_dtype():
     h200 = get_gpu("h200-141gb")
     r = memory_report(DSV3, h200, tensor_parallel=8)
-    assert r["weights_gib_per_gpu"] == pytest.approx(671e9 / 8 / GIB_BYTES)
+    emb = 2 * 129280 * 7168  # bf16 embeddings + lm_head; the rest fp8 with 128x128-block fp32 scales
+    assert r["weights_gib_per_gpu"] == pytest.approx((emb * 2 + (671e9 - emb) * (1 + 4 / 128**2)) / 8 / GIB_BYTES)
     r4 = memory_report(L70, get_gpu("h100-sxm-80gb"), tensor_parallel=2, weight_dtype="fp8")
-    assert r4["weights_gib_per_gpu"] == pytest.approx(70.6e9 / 2 / GIB_BYTES)
+    emb70 = 2 * 128256 * 8192  # Llama 3.1 70B: untied embeddings stay bf16 under fp8 (per-tensor scales)
+    assert r4["weights_gib_per_gpu"] == pytest.approx((emb70 * 2 + (70.6e9 - emb70)) / 2 / GIB_BYTES)
     assert r4["kv_bytes_per_token"] == 163840
 
 
@@ -241,3 +247,83 @@ def test_memory_report_accepts_ids():
     with pytest.raises(InputError) as e:
         memory_report("meta-llama/Llama-3.1-8B", "no-such-gpu")
     assert e.value.field == "gpu"
+
+
+# --- context length: vLLM's maximum concurrency and KV per sequence against length ------------
+
+from kvcalc.memory import kv_memory_vs_context, max_concurrency_at_context, vllm_block_size_tokens  # noqa: E402
+
+BUDGET_40_GIB = 40 * GIB_BYTES
+
+
+def test_max_concurrency_at_context_uniform_model_by_hand():
+    # Llama-3.1-8B: one block of 16 tokens over 32 layers = 16 x 131072 B = 2 MiB -> 40 GiB hold 20480 blocks;
+    # a 32768-token request needs 32768 / 16 = 2048 blocks -> 10 requests (vLLM's num_blocks / cdiv(N, 16))
+    r = max_concurrency_at_context(L8, BUDGET_40_GIB, 16, 32768)
+    assert (r["num_blocks"], r["blocks_per_request"], r["max_concurrency"]) == (20480, 2048, 10.0)
+    # not a whole block: cdiv rounds the request up (32769 tokens -> 2049 blocks)
+    assert max_concurrency_at_context(L8, BUDGET_40_GIB, 16, 32769)["max_concurrency"] == 20480 / 2049
+    # whole blocks only: one byte short of 20480 blocks leaves 20479
+    assert max_concurrency_at_context(L8, BUDGET_40_GIB - 1, 16, 32768)["num_blocks"] == 20479
+
+
+def test_max_concurrency_at_context_sliding_window_model_by_hand():
+    # Mistral-7B-v0.1: window 4096 on every layer; vLLM's sliding-window spec holds
+    # min(window - 1 + max_num_batched_tokens, N) tokens + 1 block: min(4095 + 8192, 32768) = 12287 tokens
+    # -> cdiv(12287, 16) + 1 = 769 blocks; the page is the same 2 MiB as Llama-3.1-8B's (8 KV heads x 128)
+    mistral = get_model("mistralai/Mistral-7B-v0.1")
+    r = max_concurrency_at_context(mistral, BUDGET_40_GIB, 16, 32768)
+    assert (r["num_blocks"], r["blocks_per_request"]) == (20480, 769)
+    assert r["max_concurrency"] == pytest.approx(20480 / 769)
+    # short requests stay under the window: 2048 tokens -> 128 + 1 blocks
+    assert max_concurrency_at_context(mistral, BUDGET_40_GIB, 16, 2048)["blocks_per_request"] == 129
+
+
+def test_max_concurrency_at_context_hybrid_groups_by_hand():
+    # Gemma 3 27B: 10 full + 52 sliding (1024) layers; vLLM groups 10 layers (the smaller kind): 1 full group
+    # and ceil(52 / 10) = 6 sliding groups; page 16 x 2 x 16 x 128 x 2 = 131072 B; 40 GiB / (131072 x 10)
+    # = 32768 blocks; per request at 32768 tokens: 2048 + 6 x (cdiv(min(1023 + 8192, 32768), 16) + 1) = 5510
+    r = max_concurrency_at_context(G3, BUDGET_40_GIB, 16, 32768)
+    assert (r["group_size_layers"], r["num_blocks"], r["blocks_per_request"]) == (10, 32768, 2048 + 6 * 577)
+    assert r["max_concurrency"] == pytest.approx(32768 / 5510)
+
+
+def test_linear_layers_grow_the_block_and_take_one_page():
+    # Qwen3-Next: attention page per token 2 x 2 x 256 x 2 = 2048 B; a Gated DeltaNet state is 1097728 B
+    # -> block = 16 x cdiv(1097728, 16 x 2048) = 544 tokens; groups of 12 layers: 1 full + 3 linear groups;
+    # page 544 x 2048 B; at 262144 tokens: cdiv(262144, 544) + 3 = 482 + 3 = 485 blocks per request
+    qn = get_model("Qwen/Qwen3-Next-80B-A3B-Instruct")
+    assert vllm_block_size_tokens(qn, 16) == 544
+    r = max_concurrency_at_context(qn, BUDGET_40_GIB, 16, 262144)
+    assert (r["group_size_layers"], r["blocks_per_request"]) == (12, 485)
+    assert r["num_blocks"] == BUDGET_40_GIB // (544 * 2048 * 12)
+    assert r["max_concurrency"] == pytest.approx(r["num_blocks"] / 485)
+
+
+def test_memory_report_gives_concurrency_at_context_and_at_mean():
+    h100 = get_gpu("h100-sxm-80gb")
+    r = memory_report(L8, h100, context_tokens=3500, runtime_reserve_gib=2.0, max_model_len_tokens=32768)
+    budget_blocks = int(r["kv_budget_bytes"] // (16 * 131072))
+    assert r["max_model_len_tokens"] == 32768
+    assert r["max_concurrency_at_context"] == budget_blocks / 2048
+    assert r["max_concurrency"] == pytest.approx(r["kv_capacity_tokens"] / 3500)
+
+
+def test_kv_memory_vs_context_series_by_hand():
+    # Mistral-7B-v0.1 (window 4096 on all 32 layers; 4096 B per layer per token)
+    mistral = get_model("mistralai/Mistral-7B-v0.1")
+    s = kv_memory_vs_context(mistral, 16, context_tokens=[1000, 4096, 20000], gpu_resident_tokens=2048,
+                             host_link_gb_per_s=64)
+    per_layer = 2 * 8 * 128 * 2
+    assert s["full_attention_bytes"] == [32 * per_layer * n for n in (1000, 4096, 20000)]
+    assert s["sliding_window_bytes"] == [32 * per_layer * min(n, 4096) for n in (1000, 4096, 20000)]
+    # paged: (cdiv(min(4095 + 8192, n), 16) + 1) blocks of 16 tokens per layer
+    assert s["paged_bytes"] == [32 * per_layer * 16 * (-(-min(12287, n) // 16) + 1) for n in (1000, 4096, 20000)]
+    # offload keeps the last 2048 tokens' blocks on the GPU: (128 + 1) blocks per layer
+    gpu = 32 * per_layer * 16 * 129
+    assert s["offload_gpu_bytes"] == [min(gpu, p) for p in s["paged_bytes"]]
+    assert s["offload_cpu_bytes"][2] == s["paged_bytes"][2] - gpu
+    assert s["offload_reload_s"][2] == pytest.approx((s["paged_bytes"][2] - gpu) / 64e9)
+    # default grid: log-spaced from 256 to the model's max length, increasing
+    g = kv_memory_vs_context(G3, 16)["context_tokens"]
+    assert g[0] == 256 and g[-1] == 131072 and g == sorted(set(g))

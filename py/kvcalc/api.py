@@ -3,22 +3,36 @@
 The web page (through Pyodide), the CLI and the tests all call :func:`compute`.
 Request keys (all optional unless a question needs them)::
 
-    model                 preset id, or {"hf_config": {...}} (a Hugging Face config.json)
+    model                 preset id, {"hf_config": {...}} (a Hugging Face config.json), or
+                          {"architecture": {...}} typed by hand (keys: kvcalc.architecture)
     gpu                   accelerator preset id
     tensor_parallel       GPUs per model instance (KV heads are split across them)
     gpu_memory_utilization  share of GPU memory vLLM may use (0, 1]
     kv_cache_dtype        "auto" (the model's dtype), "bf16", "fp8", "fp4", ...
-    weight_dtype          weights' dtype (default: the model's native dtype)
+    weight_dtype          weights' format: bf16, fp16, fp8, int8, int4 (AWQ/GPTQ groups), mxfp4, nvfp4
+                          (default: the checkpoint's own; rules and sources in kvcalc.quant)
+    weight_group_size     int4 group size (default 128)
     runtime_reserve_gib   activations + CUDA graphs per GPU, GiB
-    context_tokens        sequence length for sliding-window costs and max concurrency
+    context_tokens        sequence length (max model length): sliding-window costs, max concurrency,
+                          and vLLM's "Maximum concurrency for N tokens per request"
+                          (result: max_concurrency_at_context, max_model_len_tokens; with a workload
+                          also max_concurrency_at_mean_context)
+    engine_log            pasted vLLM/SGLang start-up log text -> result "engine_log": the engine's
+                          figures beside the estimate and the capacity/reserve to adopt (kvcalc.enginelog)
     workload.*            see kvcalc.workload.Workload
     cache.capacity_tokens overrides the capacity derived from memory
     cache.block_size_tokens, cache.eviction (lru|fifo|ttl|lfu), cache.ttl_s
     hit_model             refined (default) | che | closed | seed
     target_token_hit_rate target of the inverse question (default 0.8)
     mfu                   prefill model-FLOPs utilisation for the "what a hit buys" block (0.4)
-    figures               list of: "curve", "sweeps", "tornado", "heatmap"
+    figures               list of: "curve", "sweeps", "tornado", "heatmap", "kv_context" (KV bytes per
+                          sequence against context length: full, window, paged, CPU offload)
     tornado_change_fraction  +-X of the tornado (default 0.2)
+
+With a model the result also holds ``engine_commands`` (vllm serve / SGLang
+launch_server lines, kvcalc.engine_cmd); its notes (weights in mixed precision,
+linear layers, a context that does not fit) come in ``warnings`` and
+``warning_details`` like every other.
 
 The whole request is validated first (:func:`kvcalc.request.check_request`:
 types, ranges from :mod:`kvcalc.limits`, unknown keys at every level, nesting
@@ -100,6 +114,10 @@ def _memory(request: dict, workload: Workload | None, block_size_tokens: int):
         kwargs["runtime_reserve_gib"] = request["runtime_reserve_gib"]
     if request.get("weight_dtype") is not None:
         kwargs["weight_dtype"] = request["weight_dtype"]
+    if request.get("weight_group_size") is not None:
+        kwargs["weight_group_size"] = request["weight_group_size"]
+    if request.get("context_tokens") is not None:
+        kwargs["max_model_len_tokens"] = request["context_tokens"]
     ctx = request.get("context_tokens")
     if ctx is None and workload is not None:
         ctx = min(max(mean_context_tokens(workload), LIMITS["context_tokens"].lo), LIMITS["context_tokens"].hi)
@@ -150,6 +168,7 @@ def _compute(request: dict) -> dict:
         result.update({k: v for k, v in memory.items() if k not in ("notes", "note_details")})
         for n in memory.get("note_details", []):
             warn(n["code"], n["message"], **n["params"])
+        _engine_extras(request, result, mem, block)
     if workload is None:
         if memory is None:
             raise InputError("model", None, "a model preset (memory question) or a workload (hit-rate question)", "missing")
@@ -219,7 +238,9 @@ def _compute(request: dict) -> dict:
             mem[1], mem[2], mem[3], mean_prompt_tokens=float(r["prompt_tokens_per_conversation"]) / float(r["mean_turns"]),
             token_hit_rate=result["token_hit_rate"],
             requests_per_s=float(workload.conversation_rate_per_s) * float(r["mean_turns"]), mfu=mfu)
-    result["figures"] = _figures(request, workload, cache, hit_model, bpt)
+    if memory is not None and memory.get("kv_capacity_tokens") is not None:
+        result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
+    result["figures"] = {**result.get("figures", {}), **_figures(request, workload, cache, hit_model, bpt)}
     if hit_model != "che":
         curve = result["figures"].get("curve")
         if curve is not None and curve["model"] == "che":  # computed with the curve, same call
@@ -260,6 +281,27 @@ def _inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_s: flo
     return capacity_for_token_hit_rate(w, c, target, model)
 
 
+def _engine_extras(request: dict, result: dict, mem, block: int) -> None:
+    """Engine command lines, the parsed engine log, and the KV-vs-context figure (model questions)."""
+    from .engine_cmd import engine_commands
+    from .memory import kv_memory_vs_context
+    report, model, gpu, tp = mem
+    mid = model.id if model.source not in ("user-supplied config.json", "entered by hand") else "<model-path>"
+    result["engine_commands"] = engine_commands(
+        mid, tp, request.get("gpu_memory_utilization", 0.9), request.get("kv_cache_dtype", "auto"), block,
+        max_model_len_tokens=report.get("max_model_len_tokens"), weight_dtype=report["weight_dtype"],
+        checkpoint_weight_dtype=model.weight_dtype)
+    if request.get("engine_log") is not None:
+        from .enginelog import compare_with_estimate, parse_engine_log
+        parsed = parse_engine_log(request["engine_log"])
+        result["engine_log"] = {"parsed": parsed, **compare_with_estimate(parsed, report)}
+    wanted = request.get("figures", [])
+    if isinstance(wanted, list) and "kv_context" in wanted:
+        result.setdefault("figures", {})["kv_context"] = kv_memory_vs_context(
+            model, report["kv_cache_bits"], tp, block,
+            host_link_gb_per_s=None if gpu is None else gpu.host_link_bandwidth_gb_per_s)
+
+
 def _occupancy(rs: dict, block: int) -> dict:
     parts = ("pinned", "system_prompt", "returning", "finished")
     cap = rs.get("capacity_blocks") or 0.0
@@ -269,7 +311,9 @@ def _occupancy(rs: dict, block: int) -> dict:
         out[f"{p}_blocks"] = v
         out[f"{p}_fraction"] = (v / cap) if (v is not None and cap) else None
     used = sum((out[f"{p}_blocks"] or 0.0) for p in parts)
-    out["free_blocks"] = max(cap - used, 0.0) if cap else None
+    free = cap - used
+    # a full cache leaves float residue (1e-11 of 1e6 blocks) that differs between numpy builds
+    out["free_blocks"] = (free if free > 1e-9 * cap else 0.0) if cap else None
     out["free_fraction"] = (out["free_blocks"] / cap) if cap else None
     return out
 
@@ -277,6 +321,7 @@ def _occupancy(rs: dict, block: int) -> dict:
 def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
+    wanted = [f for f in wanted if f != "kv_context"]
     # FIFO is solved point by point (a renewal recursion), so its figures use
     # coarser grids to keep a page request well under a second.
     fifo = c.eviction == "fifo"

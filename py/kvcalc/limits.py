@@ -121,7 +121,26 @@ def _rows() -> list[Limit]:
         # ---------------------------------------------------------------- model given as config.json
         L("model.params_total", "parameters", 0.0, 1e14, lo_open=True, hi_open=True, scale="log"),
         L("model.params_active", "parameters", 0.0, 1e14, lo_open=True, hi_open=True, scale="log"),
+        # ---------------------------------------------------------------- weights (kvcalc.quant)
+        L("weight_group_size", "values", 8, 65536, integer=True, scale="log"),
+        # ---------------------------------------------------------------- model typed by hand (kvcalc.architecture)
+        L("model.architecture.params_total", "parameters", 0.0, 1e14, lo_open=True, hi_open=True, scale="log"),
+        L("model.architecture.params_active", "parameters", 0.0, 1e14, lo_open=True, hi_open=True, scale="log"),
+        L("model.architecture.params_experts", "parameters", 0.0, 1e14, lo_open=True, hi_open=True, scale="log"),
+        L("model.architecture.linear_state_bytes_per_layer", "bytes", 0.0, 1e12, lo_open=True, hi_open=True,
+          scale="log"),
+        L("model.architecture.weight_group_size", "values", 8, 65536, integer=True, scale="log"),
     ]
+    A = "model.architecture."
+    hand = [  # (name, lo, hi): the same "larger than any real model" bounds as config.json fields
+        ("num_layers", 1, 1024), ("hidden_size", 1, 65536), ("num_attention_heads", 1, 1024),
+        ("num_kv_heads", 1, 1024), ("head_dim", 1, 4096), ("kv_lora_rank", 1, 65536),
+        ("qk_rope_head_dim", 0, 4096), ("window_tokens", 1, 10**8), ("vocab_size", 1, 4_194_304),
+        ("max_position_embeddings", 1, 10**8), ("linear_num_key_heads", 1, 1024),
+        ("linear_num_value_heads", 1, 1024), ("linear_key_head_dim", 1, 4096), ("linear_value_head_dim", 1, 4096),
+        ("linear_conv_kernel_dim", 1, 64),
+    ]
+    rows += [Limit(A + name, "", lo, hi, integer=True, scale="log", arch=True) for name, lo, hi in hand]
     H = "model.hf_config."
     arch = [  # (name, lo, hi): counts in config.json; hi = "larger than any real model"
         ("num_hidden_layers", 1, 1024), ("num_layers", 1, 1024), ("n_layer", 1, 1024),
@@ -145,6 +164,11 @@ def _rows() -> list[Limit]:
         ("n_shared_experts", 1, 4096), ("num_shared_experts", 0, 4096),
         ("first_k_dense_replace", 0, 1024), ("max_window_layers", 0, 1024),
         ("interleave_moe_layer_step", 1, 1024), ("decoder_sparse_step", 1, 1024),
+        # linear attention / state space (kvcalc.hfconfig): Qwen3-Next, MiniMax-M1, Jamba
+        ("full_attention_interval", 1, 1024), ("linear_num_key_heads", 1, 1024),
+        ("linear_num_value_heads", 1, 1024), ("linear_key_head_dim", 1, 4096), ("linear_value_head_dim", 1, 4096),
+        ("linear_conv_kernel_dim", 1, 64), ("mamba_d_state", 1, 65536), ("mamba_d_conv", 1, 64),
+        ("mamba_expand", 1, 64), ("attn_layer_period", 1, 1024), ("attn_layer_offset", 0, 1024),
     ]
     rows += [Limit(H + name, "", lo, hi, integer=True, scale="log", arch=True) for name, lo, hi in arch]
     return rows

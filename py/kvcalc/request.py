@@ -19,11 +19,11 @@ from .limits import LIMITS, MAX_CAPACITY_POINTS, MAX_DEPTH, MAX_NODES, MAX_STRIN
 __all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS",
            "MODEL_KEYS", "FIGURES", "HF_DTYPES"]
 
-FIGURES = ("curve", "sweeps", "tornado", "heatmap")
+FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context")
 REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
                 "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
                 "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
-                "simulation", "mfu")
+                "simulation", "mfu", "weight_group_size", "engine_log")
 WORKLOAD_KEYS = ("conversation_rate_per_s", "turns_mean", "turns_distribution", "gap_mean_s",
                  "gap_distribution", "gap_lognormal_sigma", "user_tokens_per_turn", "output_tokens_per_turn",
                  "system_prompt_tokens", "service_time_s")
@@ -167,6 +167,10 @@ def _model(value):
         from .presets import get_model
         get_model(value, field="model")  # unknown ids are refused now, even when unused
         return value
+    if isinstance(value, dict) and "architecture" in value:
+        from .presets import get_model
+        get_model(value, field="model")  # kvcalc.architecture checks every field against LIMITS
+        return value
     if isinstance(value, dict):
         _object("model", value, MODEL_KEYS)
         if "hf_config" not in value:
@@ -180,7 +184,8 @@ def _model(value):
             if value.get(key) is not None and (not isinstance(value[key], str) or len(value[key]) > 200):
                 raise InputError(f"model.{key}", value[key], "a string of at most 200 characters", "not a string")
         return out
-    raise InputError("model", value, "a preset id, or {\"hf_config\": {...}}", "unknown value")
+    raise InputError("model", value, "a preset id, {\"hf_config\": {...}} or {\"architecture\": {...}}",
+                     "unknown value")
 
 
 def check_request(request, endpoint: str = "compute") -> dict:
@@ -211,6 +216,10 @@ def check_request(request, endpoint: str = "compute") -> dict:
             out[key] = _dtype(key, value, extra=("auto",))
         elif key == "weight_dtype":
             out[key] = _dtype(key, value)
+        elif key == "engine_log":
+            if not isinstance(value, str):
+                raise InputError("engine_log", value, "the text of a vLLM or SGLang start-up log", "not a string")
+            out[key] = value
         elif key == "hit_model":
             out[key] = _string(key, value, HIT_MODELS)
         elif key == "figures":
