@@ -1,0 +1,281 @@
+"""Replicas, routing and lower KV tiers: validated inputs and the analytic model.
+
+MODEL.md, "Replicas, tiers, policies". A fleet is K instances, each with the
+capacity C of one cache (``CacheConfig.capacity_tokens``), behind a router:
+
+* ``affinity`` (session-sticky or prefix-aware): every turn of a conversation
+  goes to the same instance, so each instance is one cache seeing lambda/K;
+* ``pooled`` (one shared store, as Mooncake Store or a shared LMCache): one
+  cache of K*C holding one copy of the shared prompt, seeing lambda;
+* ``random`` and ``round_robin``: a turn lands on an instance its conversation
+  last visited m turns ago, with probability (1/K)(1-1/K)^(m-1), and reuses the
+  chain left there then (a partial prefix: the turns since are missing), aged
+  by the m gaps and m-1 services in between. A round-robin balancer rotates
+  over the interleaved requests of many conversations, so between two turns of
+  one conversation the rotation advances by a large random count: for the
+  conversation the instance is uniform, as under ``random`` (the simulator runs
+  the literal rotation and is the check of this).
+
+Lower tiers (CPU DRAM, SSD) sit below each instance's GPU cache (or below the
+pooled store, scaled by K): ``exclusive`` (demote on evict, promote on hit)
+makes one LRU stack of the summed capacity, so tier j's hits are
+H(C1+..+Cj) - H(C1+..+C(j-1)); ``inclusive`` (write-through: every block also
+lives in each lower tier) reaches the largest tier's hit rate.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .errors import InputError, require_choice, require_int, require_number
+
+__all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig"]
+
+ROUTINGS = ("affinity", "random", "round_robin", "pooled")
+TIER_MODES = ("exclusive", "inclusive")
+
+
+@dataclass(frozen=True)
+class TierConfig:
+    """A KV tier below GPU memory, per instance (shared when routing is pooled).
+
+    capacity_tokens: tokens of KV it holds; read_gb_per_s: read bandwidth
+    towards the GPU in GB/s (1e9 bytes per second).
+    """
+
+    name: str = "cpu"
+    capacity_tokens: float = 0.0
+    read_gb_per_s: float = 25.0
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise InputError("tiers.name", self.name, "a non-empty string", "not a name")
+        object.__setattr__(self, "capacity_tokens",
+                           require_number("tiers.capacity_tokens", self.capacity_tokens, 0.0, 1e13))
+        object.__setattr__(self, "read_gb_per_s",
+                           require_number("tiers.read_gb_per_s", self.read_gb_per_s, 0.0, 1e5, lo_open=True))
+
+
+@dataclass(frozen=True)
+class FleetConfig:
+    """K instances behind a router, each with optional lower tiers (GPU excluded)."""
+
+    instances: int = 1
+    routing: str = "affinity"
+    tiers: tuple = ()
+    tier_mode: str = "exclusive"
+
+    def __post_init__(self):
+        object.__setattr__(self, "instances", require_int("cluster.instances", self.instances, 1, 100_000))
+        require_choice("cluster.routing", self.routing, ROUTINGS)
+        require_choice("tier_mode", self.tier_mode, TIER_MODES)
+        tiers = tuple(self.tiers)
+        if len(tiers) > 4:
+            raise InputError("tiers", len(tiers), "at most 4 tiers below GPU memory", "too many")
+        for t in tiers:
+            if not isinstance(t, TierConfig):
+                raise InputError("tiers", t, "TierConfig entries", "wrong type")
+        object.__setattr__(self, "tiers", tiers)
+
+    @property
+    def pooled(self) -> bool:
+        return self.routing == "pooled"
+
+
+# --------------------------------------------------------------------------
+# The analytic model of a fleet
+# --------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402  (kept beside the model that uses it)
+
+import numpy as np  # noqa: E402
+
+from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, structure  # noqa: E402
+from .workload import CacheConfig, Workload  # noqa: E402
+
+#: Age grid of the scattered (random / round-robin) model: log-spaced points.
+SCATTER_AGE_POINTS = 700
+#: Turns beyond which fewer than this share of conversations go are dropped.
+_TAIL = 1e-7
+
+
+def _scalar_inputs(w: Workload, c: CacheConfig):
+    for name in ("conversation_rate_per_s", "turns_mean", "gap_mean_s", "gap_lognormal_sigma",
+                 "user_tokens_per_turn", "output_tokens_per_turn", "system_prompt_tokens", "service_time_s"):
+        if np.ndim(getattr(w, name)) != 0:
+            raise InputError(f"workload.{name}", getattr(w, name), "a single number for a fleet", "an array")
+    if np.ndim(c.capacity_tokens) != 0:
+        raise InputError("cache.capacity_tokens", c.capacity_tokens, "a single number for a fleet", "an array")
+
+
+def scattered_hit_rates(w: Workload, c: CacheConfig, instances: int) -> dict:
+    """Refined model of one of K instances when each turn goes to a uniform instance.
+
+    Turn k lands where its conversation last was m turns ago with probability
+    p_m = (1/K) (1 - 1/K)^(m-1) (m < k; never before: probability
+    (1 - 1/K)^(k-1)), and finds the chain B_{k-m} it left there, aged A_m =
+    G_1 + .. + G_m + (m-1) S. That chain keeps clamp(C_b - V(A_m), 0, B_{k-m})
+    blocks, V(g) the blocks others touched there within g: Normal with
+    Campbell's moments on this instance (1/K of every request, each chain held
+    until its conversation next visits this instance, or for good):
+
+        E V(g) = Ps + pin/K + (lambda/K) [sum_m a1_m E min(A_m, g) + a2 g]
+        a1_m = p_m sum_i P(N >= i+m) B_i,   a2 = sum_i B_i sum_{n>=i} P(N=n) r^(n-i)
+
+    (r = 1 - 1/K; B_i^2 in place of B_i for the variance). K = 1 gives the
+    refined single-cache model with its gap quadrature replaced by an age grid.
+    Scalar inputs; LRU or TTL eviction.
+    """
+    _scalar_inputs(w, c)
+    if c.eviction not in ("lru", "ttl"):
+        raise InputError("cache.eviction", c.eviction, "lru or ttl with random or round-robin routing",
+                         "not modelled")
+    K = int(instances)
+    st = structure(w, c)
+    b = st.b
+    lam, tau, sigma, S = float(st.lam), float(st.tau), float(st.sigma), float(st.S)
+    Cb, Ps, EN = float(st.Cb), float(st.Ps), float(st.EN)
+    gt_all = st.w_ret                                        # P(N > k)
+    n_turns = int(max(2, min(gt_all.size, np.searchsorted(-gt_all, -_TAIL) + 2)))
+    gt = gt_all[:n_turns]
+    ge = np.concatenate([[1.0], gt[:-1]])                    # P(N >= k)
+    pmf = ge - gt
+    B = st.B[:n_turns]
+    r = 1.0 - 1.0 / K
+    M = n_turns - 1                                          # m = 1..M
+    m = np.arange(1, M + 1, dtype=float)
+    p_m = (1.0 / K) * r ** (m - 1.0)
+    # c_mi = P(N >= i+m) p_m for chain i (turn i = 1..n_turns-1) reused m turns later
+    i_idx = np.arange(n_turns - 1)
+    ge_pad = np.concatenate([ge, np.zeros(n_turns + 1)])
+    c_mi = ge_pad[i_idx[None, :] + m[:, None].astype(int)] * p_m[:, None]      # (M, I)
+    Bi = B[:n_turns - 1]
+    a1 = c_mi @ Bi
+    a1sq = c_mi @ (Bi * Bi)
+    # sum_{n>=i} P(N=n) r^(n-i), for every i
+    n_idx = np.arange(n_turns)
+    expo = n_idx[None, :] - n_idx[:, None]
+    nolater = np.where(expo >= 0, pmf[None, :] * np.power(r, np.maximum(expo, 0)), 0.0).sum(1)
+    a2 = float((B * nolater).sum())
+    a2sq = float((B * B * nolater).sum())
+    # age grid and the distribution of A_m on it
+    if st.gap_distribution == "deterministic":
+        ages = m * tau + (m - 1.0) * S
+        mass = np.eye(M)
+        edges = np.concatenate([[0.0], ages])
+        surv_int = np.minimum(ages[None, :], ages[:, None])   # E min(A_m, x_j) = min(a_m, x_j)
+        emin = surv_int                                        # (M, X)
+    else:
+        hi = (M + 5.0) * (tau + S) * (60.0 if st.gap_distribution == "lognormal" else 12.0)
+        edges = np.concatenate([[0.0], np.geomspace(1e-4 * min(tau, tau + S), hi, SCATTER_AGE_POINTS)])
+        mm = np.broadcast_to(m[:, None], (M, edges.size))
+        xx = np.broadcast_to(edges[None, :], (M, edges.size)) - (mm - 1.0) * S
+        F = _sum_of_gaps_cdf(mm.ravel(), np.maximum(xx, 0.0).ravel(), tau, st.gap_distribution, sigma)
+        F = np.where(xx > 0, F.reshape(M, edges.size), 0.0)
+        mass = np.diff(F, axis=1)                                      # (M, X) cell masses
+        ages = np.sqrt(edges[1:] * np.maximum(edges[:-1], edges[1] * 1e-3))   # log midpoints
+        surv = 1.0 - F
+        cum = np.concatenate([np.zeros((M, 1)), np.cumsum(0.5 * (surv[:, 1:] + surv[:, :-1]) * np.diff(edges), 1)], 1)
+        # E min(A_m, age) at each cell's midpoint: the integral to the left edge plus the half cell
+        emin = cum[:, :-1] + surv[:, :-1] * (ages - edges[:-1])
+    lam_k = lam / K
+    ttl = st.ttl_s
+    with np.errstate(over="ignore", invalid="ignore"):
+        hs = -np.expm1(-lam_k * EN * (ttl + S)) if Ps > 0 else 1.0
+    idle = math.exp(-lam_k * EN * S)
+    shared_occ = Ps * hs
+    mean_v = shared_occ + float(st.pin_mean) / K + lam_k * (a1 @ emin + a2 * ages)
+    var_v = (float(st.pin_var) / K + Ps * Ps * hs * (1.0 - hs)
+             + lam_k * (a1sq @ emin + a2sq * ages))
+    sd_v = np.sqrt(np.maximum(var_v, 0.0))
+    alive = (ages < ttl).astype(float)
+    pos0 = _expected_positive_part(Cb, mean_v, sd_v)                        # (X,)
+    pos1 = _expected_positive_part(Cb - 1.0, mean_v, sd_v)
+    posB = _expected_positive_part(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
+    keep = np.clip(pos0[:, None] - posB, 0.0, Bi[None, :])                 # (X, I)
+    W = (mass * alive[None, :]).T @ c_mi                                    # (X, I)
+    own_blocks = float((keep * W).sum())
+    own_any = float((((pos0 - pos1)[:, None] * (Bi >= 1)[None, :]) * W).sum())
+    shared_blocks = hs * (Ps if Cb >= Ps else Ps * (1.0 - idle) + Cb * idle)
+    denom = float(st.denom_tokens)
+    tok = (shared_blocks * b * EN + hs * b * own_blocks) / denom
+    req = hs * own_any / EN
+    # infinite capacity: every chain left on the chosen instance is found whole
+    ceil_own = float((c_mi @ Bi).sum())
+    o0 = shared_occ + float(st.pin_mean) / K
+    return {
+        "token_hit_rate": float(np.clip(tok, 0.0, 1.0)), "request_hit_rate": float(np.clip(req, 0.0, 1.0)),
+        "ideal_token_hit_rate": float((Ps * b * EN + b * ceil_own) / denom),
+        "ideal_request_hit_rate": float(((c_mi * (Bi >= 1)[None, :]).sum()) / EN),
+        "overload": bool(o0 > Cb),
+        "overload_ends_at_capacity_tokens": float((math.floor(o0) + 1.0) * b),
+        "mean_turns": EN, "prompt_tokens_per_conversation": denom,
+    }
+
+
+def _per_instance_hits(w: Workload, c: CacheConfig, fleet: FleetConfig, caps_tokens: np.ndarray, model: str):
+    """Total token/request hit rates of the fleet at per-instance capacities ``caps_tokens``."""
+    K = fleet.instances
+    if fleet.routing == "pooled":
+        cc = dataclasses.replace(c, capacity_tokens=caps_tokens * K)
+        r = hit_rates(w, cc, model)
+    elif K == 1 or fleet.routing == "affinity":
+        wk = dataclasses.replace(w, conversation_rate_per_s=w.conversation_rate_per_s / K)
+        r = hit_rates(wk, dataclasses.replace(c, capacity_tokens=caps_tokens), model)
+    else:
+        rows = [scattered_hit_rates(w, dataclasses.replace(c, capacity_tokens=float(x)), K) for x in caps_tokens]
+        return {k: np.array([row[k] for row in rows]) for k in rows[0]}
+    return r
+
+
+def stack_capacities_tokens(gpu_tokens: float, tiers, mode: str) -> np.ndarray:
+    """Capacity of the cache made of the GPU and the tiers above tier j, for j = 0..n.
+
+    Exclusive: one LRU stack of the summed capacity, so the GPU and the first j
+    tiers behave as one cache of C + C1 + .. + Cj. Inclusive (write-through):
+    each lower tier holds a copy of what is above, so the first j tiers hold
+    max(C, C1, .., Cj) distinct blocks (approximately the largest tier alone).
+    """
+    caps = [float(gpu_tokens)]
+    for t in tiers:
+        caps.append(caps[-1] + t.capacity_tokens if mode == "exclusive" else max(caps[-1], t.capacity_tokens))
+    return np.array(caps)
+
+
+def fleet_hit_rates(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str = "refined") -> dict:
+    """Hit rates of a fleet (K instances, routing, lower tiers): scalar inputs.
+
+    ``token_hit_rate`` is the total over tiers; ``tier_token_hit_rates`` lists
+    the GPU first, then each tier (summing to the total): tier j's share is
+    H(stack through j) - H(stack through j-1) (see :func:`stack_capacities_tokens`).
+    ``random_routing_ceiling``: the share of the own-history request hits an
+    infinite cache keeps when turns land on uniform instances (L/(L+K-1) for
+    geometric turns; 1 under affinity or pooled).
+    """
+    if not isinstance(fleet, FleetConfig):
+        raise InputError("fleet", fleet, "a FleetConfig", "wrong type")
+    _scalar_inputs(w, c)
+    caps = stack_capacities_tokens(float(c.capacity_tokens), fleet.tiers, fleet.tier_mode)
+    r = _per_instance_hits(w, c, fleet, caps, model)
+    tok = np.maximum.accumulate(np.asarray(r["token_hit_rate"], float).reshape(-1))
+    req = np.asarray(r["request_hit_rate"], float).reshape(-1)
+    tiers = np.diff(np.concatenate([[0.0], tok]))
+    out = {
+        "token_hit_rate": float(tok[-1]),
+        "request_hit_rate": float(req[-1]),
+        "gpu_token_hit_rate": float(tok[0]),
+        "tier_token_hit_rates": [float(x) for x in tiers],
+        "ideal_token_hit_rate": float(np.asarray(r["ideal_token_hit_rate"]).reshape(-1)[0]),
+        "ideal_request_hit_rate": float(np.asarray(r["ideal_request_hit_rate"]).reshape(-1)[0]),
+        "overload": bool(np.asarray(r["overload"]).reshape(-1)[0]),
+        "overload_ends_at_capacity_tokens": float(np.asarray(r["overload_ends_at_capacity_tokens"]).reshape(-1)[0])
+        / (fleet.instances if fleet.routing == "pooled" else 1),
+        "instances": fleet.instances, "routing": fleet.routing,
+    }
+    if fleet.routing in ("random", "round_robin") and fleet.instances > 1:
+        single = hit_rates(w, dataclasses.replace(c, capacity_tokens=1e13), "che")
+        out["random_routing_ceiling"] = out["ideal_request_hit_rate"] / float(single["ideal_request_hit_rate"])
+    else:
+        out["random_routing_ceiling"] = 1.0
+    return out
