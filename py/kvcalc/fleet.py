@@ -229,17 +229,20 @@ def _per_instance_hits(w: Workload, c: CacheConfig, fleet: FleetConfig, caps_tok
     return r
 
 
-def stack_capacities_tokens(gpu_tokens: float, tiers, mode: str) -> np.ndarray:
+def stack_capacities_tokens(gpu_tokens: float, tiers, mode: str, pinned_tokens: float = 0.0) -> np.ndarray:
     """Capacity of the cache made of the GPU and the tiers above tier j, for j = 0..n.
 
     Exclusive: one LRU stack of the summed capacity, so the GPU and the first j
     tiers behave as one cache of C + C1 + .. + Cj. Inclusive (write-through):
-    each lower tier holds a copy of what is above, so the first j tiers hold
-    max(C, C1, .., Cj) distinct blocks (approximately the largest tier alone).
+    each lower tier is an LRU copy of every freed chain, so the union of the
+    first j tiers is about the largest of them; a lower tier holds no running
+    request's blocks (the GPU's ``pinned_tokens``), so tier j acts as a cache
+    of Cj + pinned_tokens in the GPU's terms: max(C, C1 + pin, .., Cj + pin).
     """
     caps = [float(gpu_tokens)]
     for t in tiers:
-        caps.append(caps[-1] + t.capacity_tokens if mode == "exclusive" else max(caps[-1], t.capacity_tokens))
+        caps.append(caps[-1] + t.capacity_tokens if mode == "exclusive"
+                    else max(caps[-1], t.capacity_tokens + pinned_tokens))
     return np.array(caps)
 
 
@@ -256,7 +259,12 @@ def fleet_hit_rates(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str 
     if not isinstance(fleet, FleetConfig):
         raise InputError("fleet", fleet, "a FleetConfig", "wrong type")
     _scalar_inputs(w, c)
-    caps = stack_capacities_tokens(float(c.capacity_tokens), fleet.tiers, fleet.tier_mode)
+    pinned_tokens = 0.0
+    if fleet.tier_mode == "inclusive" and fleet.tiers:
+        share = 1.0 / fleet.instances   # pooled: tiers are K x C_j, pinned blocks are the fleet's
+        st = structure(w, c)
+        pinned_tokens = float(st.pin_mean) * share * st.b
+    caps = stack_capacities_tokens(float(c.capacity_tokens), fleet.tiers, fleet.tier_mode, pinned_tokens)
     r = _per_instance_hits(w, c, fleet, caps, model)
     tok = np.maximum.accumulate(np.asarray(r["token_hit_rate"], float).reshape(-1))
     req = np.asarray(r["request_hit_rate"], float).reshape(-1)

@@ -193,8 +193,6 @@ def _params(workload: Workload, cache: CacheConfig, fleet: FleetConfig | None = 
     if fleet.tiers and cache.eviction == "fifo":
         raise InputError("cache.eviction", "fifo", "lru or ttl with lower tiers",
                          "tiers are simulated below an LRU cache only")
-    if fleet.tiers and fleet.tier_mode != "exclusive":
-        raise InputError("tier_mode", fleet.tier_mode, "exclusive", "the simulator runs exclusive tiers only")
     K = fleet.instances
     pooled = fleet.pooled
     scale = K if pooled else 1   # pooled: one store of K x C (and K x each tier)
@@ -203,6 +201,7 @@ def _params(workload: Workload, cache: CacheConfig, fleet: FleetConfig | None = 
         "Cb": int(cap // b) * scale, "eviction": cache.eviction,
         "instances": 1 if pooled else K, "routing": fleet.routing,
         "tier_blocks": [int(t.capacity_tokens // b) * scale for t in fleet.tiers],
+        "tier_mode": fleet.tier_mode,
         "ttl": float(cache.ttl_s) if cache.eviction == "ttl" else _INF,
         "w": w, "turns_distribution": workload.turns_distribution,
         "gap_distribution": workload.gap_distribution,
@@ -728,15 +727,20 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
     tier_blocks = prm["tier_blocks"]
     ntiers = len(tier_blocks)
     cc = [0, 0, 0]   # cached blocks per category over the fleet
+    inclusive = prm["tier_mode"] == "inclusive"
     nodes = []
     for _ in range(K):
         below = None
         tiers = []
-        for cap in reversed(tier_blocks):
-            below = _TierStore(cap, below)
-            tiers.append(below)
-        tiers.reverse()
-        store = _FifoStore(cc, Ps) if fifo else _LruStore(cc, ttl, tiers[0] if tiers else None)
+        if inclusive:
+            # write-through: each tier is its own LRU of every freed chain
+            tiers = [_LruStore([0, 0, 0], ttl) for _ in tier_blocks]
+        else:
+            for cap in reversed(tier_blocks):
+                below = _TierStore(cap, below)
+                tiers.append(below)
+            tiers.reverse()
+        store = _FifoStore(cc, Ps) if fifo else _LruStore(cc, ttl, None if inclusive or not tiers else tiers[0])
         nodes.append(_Node(store, tiers))
     node0 = nodes[0]
     route = router.route if (router is not None and K > 1) else None
@@ -798,6 +802,13 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
                 nd.pinned -= Ps
                 pinned_all -= Ps
                 store.free_shared(Ps, t)
+            if inclusive and ntiers:
+                for j, tier in enumerate(nd.tiers):
+                    tier.free_own(c, full, Ps, t, 1)
+                    if nd.srefs == 0 and Ps:
+                        tier.free_shared(Ps, t)
+                    if tier.ncached > tier_blocks[j]:
+                        tier.evict(tier.ncached - tier_blocks[j])
             need = nd.pinned + store.ncached - Cb
             if need > 0:   # back to capacity after an overload
                 store.evict(need)
@@ -825,13 +836,15 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
             if ntiers:
                 for j, tier in enumerate(nd.tiers):
                     x = tier.take(_SHARED)
-                    if s == Ps:
+                    if inclusive:   # a copy: the prefix is the longest one any tier holds
+                        x = max(0, min(x, Ps) - s - s_low)
+                    elif s == Ps:
                         continue   # (a full GPU copy cannot coexist with a lower one)
-                    x = min(x, Ps - s)
-                    s += x
+                    x = min(x, Ps - s - s_low)
                     s_low += x
                     if t >= t_w:
                         tier_hit[j] += x
+                s += s_low
             nd.pinned += s - s_low
             pinned_all += s - s_low
             newb += Ps - s + s_low
@@ -844,6 +857,8 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
             whole = s == Ps
             for j, tier in enumerate(nd.tiers):
                 x = tier.take(c)
+                if inclusive:
+                    x = max(0, x - hit_own - own_low)
                 if whole:
                     own_low += x
                     if t >= t_w:
