@@ -112,17 +112,21 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
     rows = []
     bw = float(gpu.host_link_bandwidth_gb_per_s if cpu_read_gb_per_s is None else cpu_read_gb_per_s)
     for tp in tensor_parallel_sizes:
-        mem = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=gpu_memory_utilization,
-                            kv_cache_dtype=kv_cache_dtype, block_size_tokens=cache.block_size_tokens)
         base = {"tensor_parallel": tp, "routing": routing}
-        cap = mem.get("kv_capacity_tokens")
+        try:
+            mem = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=gpu_memory_utilization,
+                                kv_cache_dtype=kv_cache_dtype, block_size_tokens=cache.block_size_tokens)
+            cap = mem.get("kv_capacity_tokens")
+            why = f"TP={tp}: the weights and the runtime reserve leave less than one KV block"
+        except InputError as e:
+            if e.field != "model":
+                raise
+            cap, why = None, f"TP={tp}: {e.problem}"
         if not cap or cap < cache.block_size_tokens:
             for gib in tier_gib_per_instance:
                 rows.append({**base, "instances": None, "gpus": None, "tier_gib_per_instance": float(gib),
                              "token_hit_rate": None, "fits": False, "code": "weights_do_not_fit",
-                             "reason": (f"TP={tp}: the weights ({mem['weights_gib_per_gpu']:.1f} GiB per GPU) and "
-                                        f"the runtime reserve leave no KV cache in {mem['gpu_memory_gib']:.0f} GiB "
-                                        f"at gpu_memory_utilization {gpu_memory_utilization:g}")})
+                             "reason": why})
             continue
         bpt = float(mem["kv_bytes_per_token"])
         c = dataclasses.replace(cache, capacity_tokens=float(cap))
@@ -160,7 +164,7 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                     if l2["prefill_utilization"] + l2["decode_utilization"] <= 1.0:
                         break
             fits = busy <= 1.0
-            row.update(instances=k, gpus=k * tp, token_hit_rate=h, fits=fits, **load,
+            row.update(instances=k, gpus=k * tp, token_hit_rate=h, fits=fits, **load, sized_for="hit_rate",
                        code="fits" if fits else "traffic_exceeds_compute",
                        instances_to_serve_traffic=k_serve,
                        reason="" if fits else (
@@ -176,6 +180,7 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                 l2 = serving_load(model, gpu, tp, k_serve, w, h2, bpt, wbytes, float(cap), mfu, mbu)
                 ok = l2["prefill_utilization"] + l2["decode_utilization"] <= 1.0
                 extra = {**row, **l2, "instances": k_serve, "gpus": k_serve * tp, "token_hit_rate": h2, "fits": ok,
+                         "sized_for": "traffic",
                          "code": "fits" if ok else "traffic_exceeds_compute",
                          "reason": "" if ok else f"TP={tp}: {max_instances} instances do not serve the traffic"}
                 if price_per_gpu_hour is not None:
