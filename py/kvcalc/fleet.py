@@ -95,7 +95,7 @@ from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, struc
 from .workload import CacheConfig, Workload  # noqa: E402
 
 #: Age grid of the scattered (random / round-robin) model: log-spaced points.
-SCATTER_AGE_POINTS = 700
+SCATTER_AGE_POINTS = 320
 #: Turns beyond which fewer than this share of conversations go are dropped.
 _TAIL = 1e-7
 
@@ -146,6 +146,11 @@ def scattered_hit_rates(w: Workload, c: CacheConfig, instances: int) -> dict:
     M = n_turns - 1                                          # m = 1..M
     m = np.arange(1, M + 1, dtype=float)
     p_m = (1.0 / K) * r ** (m - 1.0)
+    # reuse from m turns back needs a turn m+1 and lands with p_m: drop m where both are negligible
+    keep_m = p_m * ge[1:M + 1] >= _TAIL * 1e-2
+    M = int(max(1, np.flatnonzero(keep_m)[-1] + 1)) if keep_m.any() else 1
+    m = m[:M]
+    p_m = p_m[:M]
     # c_mi = P(N >= i+m) p_m for chain i (turn i = 1..n_turns-1) reused m turns later
     i_idx = np.arange(n_turns - 1)
     ge_pad = np.concatenate([ge, np.zeros(n_turns + 1)])

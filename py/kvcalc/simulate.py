@@ -418,10 +418,11 @@ class _LruStore:
 
     def expire(self, t: float) -> None:
         od = self.od
+        ttl = self.ttl
         while od:
             key = next(iter(od))
             run = od[key]
-            if run[1] + self.ttl < t:
+            if run[1] + ttl < t:
                 del od[key]
                 self.ncached -= run[0]
                 self.cc[run[2]] -= run[0]
@@ -439,12 +440,23 @@ class _LruStore:
         return ln
 
     def hit_shared(self, Ps: int) -> int:
-        return self.take(_SHARED)
+        run = self.od.pop(_SHARED, None)   # (take(), inlined: this runs at every request)
+        if run is None:
+            return 0
+        ln = run[0]
+        self.ncached -= ln
+        self.cc[0] -= ln
+        return ln
 
     def hit_own(self, c, Ps: int, whole_shared: bool) -> int:
         # cached length <= floor(Z_{k-1}/b) - Ps <= cap - Ps: the cap never binds;
         # a prefix broken in the shared part makes the own copy stale (dropped)
-        ln = self.take(c)
+        run = self.od.pop(c, None)
+        if run is None:
+            return 0
+        ln = run[0]
+        self.ncached -= ln
+        self.cc[run[2]] -= ln
         return ln if whole_shared else 0
 
     def put(self, owner, ln: int, t: float, cat: int) -> None:
@@ -454,10 +466,15 @@ class _LruStore:
 
     def free_own(self, c, full: int, Ps: int, t: float, cat: int) -> None:
         if full > Ps:
-            self.put(c, full - Ps, t, cat)
+            ln = full - Ps
+            self.od[c] = [ln, t, cat]
+            self.ncached += ln
+            self.cc[cat] += ln
 
     def free_shared(self, Ps: int, t: float) -> None:
-        self.put(_SHARED, Ps, t, 0)
+        self.od[_SHARED] = [Ps, t, 0]
+        self.ncached += Ps
+        self.cc[0] += Ps
 
     def evict(self, need: int) -> int:
         """Evict up to ``need`` blocks, least recently freed first; return what is left."""
@@ -743,6 +760,7 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
         store = _FifoStore(cc, Ps) if fifo else _LruStore(cc, ttl, None if inclusive or not tiers else tiers[0])
         nodes.append(_Node(store, tiers))
     node0 = nodes[0]
+    expires = [nd.store.expire for nd in nodes]
     route = router.route if (router is not None and K > 1) else None
     arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
     na = len(arr)
@@ -784,8 +802,8 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
                 o_fin += cc[2] * dt
             t_last = t
         if ttl_on:
-            for nd in nodes:
-                nd.store.expire(t)
+            for expire in expires:
+                expire(t)
         if kind == 0:
             # ---------------------------------------------------------- request end
             _, c, k, nd = ends.popleft()
@@ -845,8 +863,6 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
                     if t >= t_w:
                         tier_hit[j] += x
                 s += s_low
-            nd.pinned += s - s_low
-            pinned_all += s - s_low
             newb += Ps - s + s_low
         else:
             s = 0
@@ -863,13 +879,14 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
                     own_low += x
                     if t >= t_w:
                         tier_hit[j] += x
-        nd.pinned += hit_own
-        pinned_all += hit_own
         newb -= hit_own
-        need = newb - (Cb - nd.pinned - store.ncached)
+        # pinned now: the GPU's shared hit (when nobody held it), the own hit, then the new blocks
+        pin = nd.pinned + (s - s_low if nd.srefs == 1 else 0) + hit_own
+        need = newb - (Cb - pin - store.ncached)
         over = store.evict(need) > 0 if need > 0 else False
-        nd.pinned += newb
-        pinned_all += newb
+        pin += newb
+        pinned_all += pin - nd.pinned
+        nd.pinned = pin
         ends.append((t + S, c, k, nd))
         hit = s + hit_own + own_low
         nreq += 1
