@@ -88,6 +88,7 @@ class FleetConfig:
 # --------------------------------------------------------------------------
 
 import dataclasses  # noqa: E402  (kept beside the model that uses it)
+import functools  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -131,7 +132,20 @@ def scattered_hit_rates(w: Workload, c: CacheConfig, instances: int) -> dict:
     if c.eviction not in ("lru", "ttl"):
         raise InputError("cache.eviction", c.eviction, "lru or ttl with random or round-robin routing",
                          "not modelled")
-    K = int(instances)
+    key = (tuple(sorted(w.to_dict().items())), int(instances), int(c.block_size_tokens),
+           float(c.ttl_s) if c.eviction == "ttl" else math.inf)
+    g = _scatter_geometry(key)
+    return _scattered_at(g, float(c.capacity_tokens))
+
+
+@functools.lru_cache(maxsize=64)
+def _scatter_geometry(key) -> dict:
+    """Everything of the scattered model that does not depend on the capacity (memoised:
+    the age distributions of m-turn reuse cost most, and sweeps over memory reuse them)."""
+    items, K, block, ttl = key
+    w = Workload(**dict(items))
+    c = CacheConfig(capacity_tokens=1.0, block_size_tokens=block,
+                    eviction="ttl" if math.isfinite(ttl) else "lru", ttl_s=ttl)
     st = structure(w, c)
     b = st.b
     lam, tau, sigma, S = float(st.lam), float(st.tau), float(st.sigma), float(st.S)
@@ -185,30 +199,37 @@ def scattered_hit_rates(w: Workload, c: CacheConfig, instances: int) -> dict:
         # E min(A_m, age) at each cell's midpoint: the integral to the left edge plus the half cell
         emin = cum[:, :-1] + surv[:, :-1] * (ages - edges[:-1])
     lam_k = lam / K
-    ttl = st.ttl_s
     with np.errstate(over="ignore", invalid="ignore"):
-        hs = -np.expm1(-lam_k * EN * (ttl + S)) if Ps > 0 else 1.0
-    idle = math.exp(-lam_k * EN * S)
+        hs = -np.expm1(-lam_k * EN * (st.ttl_s + S)) if Ps > 0 else 1.0
     shared_occ = Ps * hs
     mean_v = shared_occ + float(st.pin_mean) / K + lam_k * (a1 @ emin + a2 * ages)
     var_v = (float(st.pin_var) / K + Ps * Ps * hs * (1.0 - hs)
              + lam_k * (a1sq @ emin + a2sq * ages))
-    sd_v = np.sqrt(np.maximum(var_v, 0.0))
-    alive = (ages < ttl).astype(float)
+    alive = (ages < st.ttl_s).astype(float)
+    return {"b": b, "Ps": Ps, "EN": EN, "hs": hs, "idle": math.exp(-lam_k * EN * S),
+            "mean_v": mean_v, "sd_v": np.sqrt(np.maximum(var_v, 0.0)), "Bi": Bi, "c_mi": c_mi,
+            "W": (mass * alive[None, :]).T @ c_mi, "denom": float(st.denom_tokens),
+            "o0": shared_occ + float(st.pin_mean) / K}
+
+
+def _scattered_at(g: dict, capacity_tokens: float) -> dict:
+    b, Ps, EN, hs, Bi, c_mi, W = g["b"], g["Ps"], g["EN"], g["hs"], g["Bi"], g["c_mi"], g["W"]
+    Cb = math.floor(capacity_tokens / b)
+    mean_v, sd_v = g["mean_v"], g["sd_v"]
     pos0 = _expected_positive_part(Cb, mean_v, sd_v)                        # (X,)
     pos1 = _expected_positive_part(Cb - 1.0, mean_v, sd_v)
     posB = _expected_positive_part(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
     keep = np.clip(pos0[:, None] - posB, 0.0, Bi[None, :])                 # (X, I)
-    W = (mass * alive[None, :]).T @ c_mi                                    # (X, I)
     own_blocks = float((keep * W).sum())
     own_any = float((((pos0 - pos1)[:, None] * (Bi >= 1)[None, :]) * W).sum())
+    idle = g["idle"]
     shared_blocks = hs * (Ps if Cb >= Ps else Ps * (1.0 - idle) + Cb * idle)
-    denom = float(st.denom_tokens)
+    denom = g["denom"]
     tok = (shared_blocks * b * EN + hs * b * own_blocks) / denom
     req = hs * own_any / EN
     # infinite capacity: every chain left on the chosen instance is found whole
     ceil_own = float((c_mi @ Bi).sum())
-    o0 = shared_occ + float(st.pin_mean) / K
+    o0 = g["o0"]
     return {
         "token_hit_rate": float(np.clip(tok, 0.0, 1.0)), "request_hit_rate": float(np.clip(req, 0.0, 1.0)),
         "ideal_token_hit_rate": float((Ps * b * EN + b * ceil_own) / denom),

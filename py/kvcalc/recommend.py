@@ -40,13 +40,14 @@ class Setup:
     workload: Workload
     cache: CacheConfig
     fleet: FleetConfig
+    memory_kwargs: tuple = ()   # (key, value) pairs for memory_report: runtime reserve, weight dtype, context
 
 
 def _hit(s: Setup, hit_model: str) -> tuple[float | None, dict | None]:
     try:
         mem = memory_report(s.model, s.gpu, tensor_parallel=s.tensor_parallel,
                             gpu_memory_utilization=s.gpu_memory_utilization, kv_cache_dtype=s.kv_cache_dtype,
-                            block_size_tokens=s.cache.block_size_tokens)
+                            block_size_tokens=s.cache.block_size_tokens, **dict(s.memory_kwargs))
     except InputError as e:
         if e.field != "model":
             raise

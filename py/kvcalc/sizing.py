@@ -100,22 +100,26 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                routing: str = "affinity", tier_gib_per_instance=(0.0,), tensor_parallel_sizes=TP_SIZES,
                gpu_memory_utilization: float = 0.9, kv_cache_dtype: str = "auto", mfu: float = DEFAULT_MFU,
                mbu: float = DEFAULT_MBU, price_per_gpu_hour: float | None = None, model_name: str = "refined",
-               cpu_read_gb_per_s: float | None = None, max_instances: int = MAX_INSTANCES) -> list[dict]:
+               cpu_read_gb_per_s: float | None = None, max_instances: int = MAX_INSTANCES,
+               memory_kwargs: dict | None = None) -> list[dict]:
     """Deployable options reaching the target, cheapest first (see the module docstring).
 
     ``cache`` gives the block size and eviction (its capacity is ignored: it
     follows from memory per TP). ``tier_gib_per_instance`` lists CPU tier sizes
     to try (0 = none). Rows: tensor_parallel, instances, gpus,
     tier_gib_per_instance, token_hit_rate, fits, reason, routing, costs and
-    the serving check.
+    the serving check. ``memory_kwargs`` go to memory_report (runtime reserve,
+    weight dtype, context), so capacities match the headline's.
     """
+    memory_kwargs = dict(memory_kwargs or {})
     rows = []
     bw = float(gpu.host_link_bandwidth_gb_per_s if cpu_read_gb_per_s is None else cpu_read_gb_per_s)
     for tp in tensor_parallel_sizes:
         base = {"tensor_parallel": tp, "routing": routing}
         try:
             mem = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=gpu_memory_utilization,
-                                kv_cache_dtype=kv_cache_dtype, block_size_tokens=cache.block_size_tokens)
+                                kv_cache_dtype=kv_cache_dtype, block_size_tokens=cache.block_size_tokens,
+                                **memory_kwargs)
             cap = mem.get("kv_capacity_tokens")
             why = f"TP={tp}: the weights and the runtime reserve leave less than one KV block"
         except InputError as e:
