@@ -916,8 +916,11 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
 
 # --------------------------------------------------------------------------- block-level reference
 
-def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) -> None:
     """Every block one dict entry; the same semantics, written for clarity, not speed.
+
+    K instances (no tiers): each has its own block dicts and heap; a request
+    goes where ``router`` sends it and ends there.
 
     evictable: block -> eviction key (smallest evicted first); key = (event
     counter, -block index), so one free evicts its tail first. LRU re-keys a
@@ -929,12 +932,13 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     ttl = prm["ttl"]
     arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
 
-    refs: dict = {}        # pinned block -> reference count
-    evictable: dict = {}   # cached block -> key
-    free_time: dict = {}   # cached block -> time of its last free
-    fifo_key: dict = {}    # block -> FIFO key (fifo only), kept while the block exists
+    K = prm.get("instances", 1)
+    # per instance: refs (pinned block -> reference count), evictable (cached block -> key),
+    # free_time (cached block -> time of its last free), fifo_key (block -> FIFO key, fifo
+    # only, kept while the block exists), kheap ((key, block), lazily invalidated)
+    state = [({}, {}, {}, {}, []) for _ in range(K)]
+    refs, evictable, free_time, fifo_key, kheap = state[0]
     finished: set = set()  # conversations that have ended their last turn
-    kheap: list = []       # (key, block), lazily invalidated
 
     def ident(c, i):
         return ("shared", i) if i < Ps else (c, i)
@@ -959,27 +963,32 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     events = []   # (time, priority, seq, kind, conversation, turn)
     seq = 0
     for c, t0 in enumerate(arr):
-        events.append((t0, 2, seq, "start", c, 1))
+        events.append((t0, 2, seq, "start", c, 1, 0))
         seq += 1
     for t0, c, k in tr.resume:
-        events.append((t0, 1, seq, "start", c, k))
+        events.append((t0, 1, seq, "start", c, k, 0))
         seq += 1
     heapq.heapify(events)
     counter = 0
     t_last = 0.0
     occ = [0.0, 0.0, 0.0, 0.0]
     while events and events[0][0] <= acc.t_e:
-        t, _, _, kind, c, k = heapq.heappop(events)
+        t, _, _, kind, c, k, node = heapq.heappop(events)
         if t > t_last:
             if t > acc.t_w:
                 dt = t - max(t_last, acc.t_w)
-                occ[0] += len(refs) * dt
-                for blk in evictable:
-                    occ[1 + cat(blk)] += dt
+                for refs, evictable, *_ in state:
+                    occ[0] += len(refs) * dt
+                    for blk in evictable:
+                        occ[1 + cat(blk)] += dt
             t_last = t
         if ttl < _INF:
-            for blk in [x for x in evictable if free_time[x] + ttl < t]:   # ttl expiry
-                forget(blk)
+            for refs, evictable, free_time, fifo_key, kheap in state:
+                for blk in [x for x in evictable if free_time[x] + ttl < t]:   # ttl expiry
+                    forget(blk)
+        if kind == "start" and router is not None and K > 1:
+            node = router.route(c, k)
+        refs, evictable, free_time, fifo_key, kheap = state[node]   # (the helpers see these)
         Z = P + k * a
         if kind == "end":
             full = Z // b
@@ -1005,7 +1014,7 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
             while len(refs) + len(evictable) > Cb and evictable:
                 evict_one()
             if k < turns[c]:
-                events_push = (t + gaps[goff[c] + k - 1], 1, seq, "start", c, k + 1)
+                events_push = (t + gaps[goff[c] + k - 1], 1, seq, "start", c, k + 1, 0)
                 heapq.heappush(events, events_push)
                 seq += 1
             continue
@@ -1033,7 +1042,7 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
         over = need > 0
         for i in range(hit, total):
             refs[ident(c, i)] = 1
-        heapq.heappush(events, (t + S, 0, seq, "end", c, k))
+        heapq.heappush(events, (t + S, 0, seq, "end", c, k, node))
         seq += 1
         acc.requests_all += 1
         acc.overload_all += over
@@ -1073,9 +1082,9 @@ def simulate_trace(trace: Trace, workload: Workload, cache: CacheConfig, *,
             raise InputError("routing_rng", None, "a numpy.random.Generator for routing K > 1 instances", "missing")
         router = _Router(prm["routing"], prm["instances"], trace, routing_rng)
     if reference:
-        if prm["instances"] > 1 or prm["tier_blocks"]:
-            raise InputError("reference", True, "one instance without tiers", "the block reference engine")
-        _run_reference(trace, prm, acc, progress, record)
+        if prm["tier_blocks"]:
+            raise InputError("reference", True, "instances without tiers", "the block reference engine")
+        _run_reference(trace, prm, acc, progress, record, router)
     else:
         _run_engine(trace, prm, acc, progress, record, router)
     return _finish(acc, prm, {"engine": "blocks-reference" if reference else "chains"})
