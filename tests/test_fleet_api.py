@@ -84,3 +84,14 @@ def test_capacity_gib_needs_a_model():
     with pytest.raises(InputError) as e:
         compute({"workload": {}, "cache": {"capacity_tokens": 1e5}, "tiers": [{"name": "cpu", "capacity_gib": 4}]})
     assert e.value.field == "tiers[0].capacity_gib"
+
+
+def test_simulate_endpoint_runs_the_fleet():
+    from kvcalc.api import simulate
+    req = {"workload": {}, "cache": {"capacity_tokens": 1e5}, "cluster": {"instances": 4, "routing": "random"},
+           "tiers": [{"name": "cpu", "capacity_tokens": 1e5}], "simulation": {"n_conversations": 20000}}
+    out = simulate(req)
+    p = out["points"][0]
+    assert p["routing"] == "random" and len(p["tier_token_hit_rates"]) == 2
+    # the model's headline and the simulated point agree (fleet grid tolerance: 3 pp)
+    assert abs(p["token_hit_rate"] - out["model_token_hit_rate"]) <= 0.03

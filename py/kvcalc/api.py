@@ -421,6 +421,8 @@ def _simulate(request: dict, progress) -> dict:
                          code="too_large", params={"hi": most, "capacities": len(caps)})
     eviction = cache_in.get("eviction", "lru")
     ttl = math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"]
+    from .fleet_request import fleet_from_request
+    fleet, _ = fleet_from_request(request, block, base.get("kv_bytes_per_token"), base.get("tensor_parallel") or 1, None)
     points = []
     for i, cap in enumerate(caps):
         cache = CacheConfig(capacity_tokens=cap, block_size_tokens=block, eviction=eviction, ttl_s=ttl)
@@ -428,8 +430,8 @@ def _simulate(request: dict, progress) -> dict:
         def sub_progress(x, i=i):
             if progress is not None:
                 progress((i + x) / len(caps))
-        r = run_sim(workload, cache, seed=seed + i, n_conversations=n_conv, progress=sub_progress)
-        r = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("ci95",)}
+        r = run_sim(workload, cache, seed=seed + i, n_conversations=n_conv, progress=sub_progress, fleet=fleet)
+        r = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("ci95", "tier_token_hit_rates")}
         r["capacity_tokens"] = cap
         if base.get("kv_bytes_per_token"):
             r["capacity_gib"] = cap * base["kv_bytes_per_token"] / GIB_BYTES
