@@ -479,24 +479,27 @@ class _LruStore:
     def evict(self, need: int) -> int:
         """Evict up to ``need`` blocks, least recently freed first; return what is left."""
         od, cc, below = self.od, self.cc, self.below
+        popitem = od.popitem
+        removed = 0
         while need > 0 and od:
-            key = next(iter(od))
-            run = od[key]
+            key, run = popitem(last=False)
             ln = run[0]
             if ln <= need:
-                del od[key]
                 need -= ln
-                self.ncached -= ln
+                removed += ln
                 cc[run[2]] -= ln
                 if below is not None:
                     below.demote(key, 0, ln, run[2])
-            else:
+            else:   # trim the chain's tail; it stays the least recent
                 run[0] = ln - need
-                self.ncached -= need
+                od[key] = run
+                od.move_to_end(key, last=False)
+                removed += need
                 cc[run[2]] -= need
                 if below is not None:
                     below.demote(key, ln - need, ln, run[2])
                 need = 0
+        self.ncached -= removed
         return need
 
 
@@ -811,23 +814,25 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
             Z = P + k * a
             full = Z // b
             rel = (-(-Z // b)) - Ps
-            nd.pinned -= rel
-            pinned_all -= rel
             fin = k == turns[c]
             store.free_own(c, full, Ps, t, 2 if fin else 1)
-            nd.srefs -= 1
-            if nd.srefs == 0 and Ps:
-                nd.pinned -= Ps
-                pinned_all -= Ps
+            srefs = nd.srefs - 1
+            nd.srefs = srefs
+            last = srefs == 0 and Ps
+            if last:
+                rel += Ps
                 store.free_shared(Ps, t)
+            pin = nd.pinned - rel
+            nd.pinned = pin
+            pinned_all -= rel
             if inclusive and ntiers:
                 for j, tier in enumerate(nd.tiers):
                     tier.free_own(c, full, Ps, t, 1)
-                    if nd.srefs == 0 and Ps:
+                    if last:
                         tier.free_shared(Ps, t)
                     if tier.ncached > tier_blocks[j]:
                         tier.evict(tier.ncached - tier_blocks[j])
-            need = nd.pinned + store.ncached - Cb
+            need = pin + store.ncached - Cb
             if need > 0:   # back to capacity after an overload
                 store.evict(need)
             if not fin:
@@ -847,7 +852,8 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
         prompt = Z - o
         newb = -(-Z // b) - Ps
         s_low = 0
-        if nd.srefs:
+        srefs = nd.srefs
+        if srefs:
             s = Ps
         elif Ps:
             s = store.hit_shared(Ps)
@@ -866,7 +872,7 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
             newb += Ps - s + s_low
         else:
             s = 0
-        nd.srefs += 1
+        nd.srefs = srefs + 1
         hit_own = store.hit_own(c, Ps, s == Ps)
         own_low = 0
         if ntiers:
@@ -881,11 +887,12 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
                         tier_hit[j] += x
         newb -= hit_own
         # pinned now: the GPU's shared hit (when nobody held it), the own hit, then the new blocks
-        pin = nd.pinned + (s - s_low if nd.srefs == 1 else 0) + hit_own
+        pin0 = nd.pinned
+        pin = pin0 + hit_own + (0 if srefs else s - s_low)
         need = newb - (Cb - pin - store.ncached)
         over = store.evict(need) > 0 if need > 0 else False
         pin += newb
-        pinned_all += pin - nd.pinned
+        pinned_all += pin - pin0
         nd.pinned = pin
         ends.append((t + S, c, k, nd))
         hit = s + hit_own + own_low
