@@ -95,3 +95,18 @@ def test_simulate_endpoint_runs_the_fleet():
     assert p["routing"] == "random" and len(p["tier_token_hit_rates"]) == 2
     # the model's headline and the simulated point agree (fleet grid tolerance: 3 pp)
     assert abs(p["token_hit_rate"] - out["model_token_hit_rate"]) <= 0.03
+
+
+@pytest.mark.parametrize("hit_model", ["refined", "che", "closed", "seed"])
+def test_every_hit_model_answers_for_a_fleet(hit_model):
+    for routing in ("affinity", "random"):
+        r = compute({"workload": {}, "cache": {"capacity_tokens": 2e5}, "hit_model": hit_model,
+                     "cluster": {"instances": 2, "routing": routing}})
+        assert 0 < r["token_hit_rate"] < 1 and r["overload_ends_at_capacity_tokens"] > 0
+
+
+def test_fifo_with_scattered_routing_is_refused_by_name():
+    with pytest.raises(InputError) as e:
+        compute({"workload": {}, "cache": {"capacity_tokens": 2e5, "eviction": "fifo"},
+                 "cluster": {"instances": 2, "routing": "random"}})
+    assert e.value.field == "cache.eviction"

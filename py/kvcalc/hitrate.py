@@ -467,6 +467,8 @@ def hit_rates_closed_form(w: Workload, c: CacheConfig) -> dict:
         "ideal_token_hit_rate": (P + a * (L - 1.0)) / denom,
         "ideal_request_hit_rate": 1.0 - 1.0 / L,
         "characteristic_time_s": x * tau, "overload": overload,
+        # R >= 0: the in-flight working set P + lambda a L^2 S fits (token granularity)
+        "overload_ends_at_capacity_tokens": np.floor(P + lam * a * L * L * S) + 1.0,
     }
 
 
