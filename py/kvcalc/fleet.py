@@ -25,12 +25,19 @@ lives in each lower tier) reaches the largest tier's hit rate.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
-from .errors import InputError, require_choice, require_int, require_number
+import numpy as np
 
-__all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig"]
+from .errors import InputError, require_choice, require_int, require_number
+from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, structure
+from .workload import CacheConfig, Workload
+
+__all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig", "fleet_hit_rates", "scattered_hit_rates",
+           "stack_capacities_tokens"]
 
 ROUTINGS = ("affinity", "random", "round_robin", "pooled")
 TIER_MODES = ("exclusive", "inclusive")
@@ -86,14 +93,6 @@ class FleetConfig:
 # --------------------------------------------------------------------------
 # The analytic model of a fleet
 # --------------------------------------------------------------------------
-
-import dataclasses  # noqa: E402  (kept beside the model that uses it)
-import functools  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, structure  # noqa: E402
-from .workload import CacheConfig, Workload  # noqa: E402
 
 #: Age grid of the scattered (random / round-robin) model: log-spaced points.
 SCATTER_AGE_POINTS = 320

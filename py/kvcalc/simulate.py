@@ -107,7 +107,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, require_int, require_number
-from .fleet import ROUTINGS, FleetConfig
+from .fleet import FleetConfig
 from .workload import CacheConfig, Workload
 
 __all__ = [
