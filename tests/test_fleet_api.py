@@ -59,6 +59,9 @@ def test_overload_is_explained_with_the_memory_that_ends_it():
     assert r["overload"] and r["token_hit_rate"] > 0.2          # the shared prompt (simulator: ~23 %)
     assert r["overload_ends_at_capacity_tokens"] > 20000
     assert "ends above" in r["overload_message"]
+    # 131072 B/token per GPU (Qwen3-32B, bf16, TP = 2)
+    assert r["overload_ends_at_kv_gib_per_gpu"] == pytest.approx(
+        r["overload_ends_at_capacity_tokens"] * 131072 / 2**30)
 
 
 @pytest.mark.parametrize("patch,field", [

@@ -217,6 +217,9 @@ def _compute(request: dict) -> dict:
     if hit_model not in ("closed",):
         result["occupancy"] = _occupancy(rs, block)
     result["overload_ends_at_capacity_tokens"] = _f(r["overload_ends_at_capacity_tokens"])
+    if memory is not None and memory.get("kv_bytes_per_token"):
+        result["overload_ends_at_kv_gib_per_gpu"] = (result["overload_ends_at_capacity_tokens"]
+                                                     * memory["kv_bytes_per_token"] / GIB_BYTES)
     if r["overload"].any() if isinstance(r["overload"], np.ndarray) else bool(r["overload"]):
         ends = result["overload_ends_at_capacity_tokens"]
         result["overload_message"] = (
