@@ -500,6 +500,8 @@ class _LruStore:
                     below.demote(key, ln - need, ln, run[2])
                 need = 0
         self.ncached -= removed
+        if below is not None:
+            below.settle()
         return need
 
 
@@ -663,7 +665,10 @@ class _TierStore:
         else:
             entry[0] += n
             entry[1].append(self.seq)
-        self.ncached += n
+        self.ncached += n   # (the tier above calls settle() once its evictions are done)
+
+    def settle(self) -> None:
+        """Back to capacity: evict the oldest pieces (demoting them further down)."""
         if self.ncached > self.cap:
             self.evict(self.ncached - self.cap)
 
@@ -686,7 +691,7 @@ class _TierStore:
             x = ln if ln <= need else need
             if x == ln:
                 del od[key]
-                entry[1].remove(key[1])
+                entry[1].pop(0)   # the oldest piece overall is its owner's oldest
             else:
                 od[key] = ln - x
             entry[0] -= x
@@ -696,6 +701,8 @@ class _TierStore:
             need -= x
             if below is not None:
                 below.demote(owner, 0, x, 0)
+        if below is not None:
+            below.settle()
 
 
 class _Node:
