@@ -167,3 +167,21 @@ def test_fleet_engine_matches_block_reference(routing, eviction):
     assert (fast["hit_tokens"], fast["prompt_tokens"], fast["own_hit_requests"]) == \
            (ref["hit_tokens"], ref["prompt_tokens"], ref["own_hit_requests"])
     assert 0 < fast["token_hit_rate"] < 1
+
+
+def test_fleet_figures():
+    from kvcalc.fleet import hit_rate_vs_instances, tier_split_vs_capacity
+    c = CacheConfig(capacity_tokens=2e5)
+    f = hit_rate_vs_instances(W, c, FleetConfig(), "che")
+    first = {r: v[0] for r, v in f["routing"].items()}
+    assert len(set(first.values())) == 1                       # K = 1: every routing the same
+    aff, rnd = f["routing"]["affinity"], f["routing"]["random"]
+    assert all(b >= a - 1e-12 for a, b in zip(aff, aff[1:]))   # more instances, more cache per conversation
+    assert all(r <= a + 1e-12 for r, a in zip(rnd, aff))
+    assert f["random_routing_ceiling"][3] == pytest.approx(5 / (5 + 8 - 1))
+    fl = FleetConfig(tiers=(TierConfig("cpu", 3e5),))
+    caps = [5e4, 2e5, 8e5]
+    split = tier_split_vs_capacity(W, c, fl, caps, "che")
+    for i, cap in enumerate(caps):
+        want = fleet_hit_rates(W, CacheConfig(capacity_tokens=cap), fl, "che")["tier_token_hit_rates"]
+        assert [t["token_hit_rate"][i] for t in split["tiers"]] == pytest.approx(want, abs=1e-12)

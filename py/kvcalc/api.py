@@ -266,6 +266,17 @@ def _compute(request: dict) -> dict:
         result.update(fr)
     else:
         result["tier_token_hit_rates"] = [result["token_hit_rate"]]
+    if "fleet" in (request.get("figures") or []):
+        from .fleet import hit_rate_vs_instances, tier_split_vs_capacity
+        fast = "che" if hit_model in ("refined", "seed") else hit_model
+        cap0 = float(cache.capacity_tokens)
+        caps = np.geomspace(max(cap0 / 8.0, block), max(cap0 * 8.0, 2.0 * block), 24)
+        result.setdefault("fleet_figures", {})
+        result["fleet_figures"]["hit_rate_vs_instances"] = hit_rate_vs_instances(workload, cache, fleet, fast)
+        split = tier_split_vs_capacity(workload, cache, fleet, caps, fast)
+        if bpt_gpu:
+            split["capacity_gib"] = [x * bpt_gpu / GIB_BYTES for x in split["capacity_tokens"]]
+        result["fleet_figures"]["tier_split"] = split
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))

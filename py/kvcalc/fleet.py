@@ -37,7 +37,7 @@ from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, struc
 from .workload import CacheConfig, Workload
 
 __all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig", "fleet_hit_rates", "scattered_hit_rates",
-           "stack_capacities_tokens"]
+           "stack_capacities_tokens", "hit_rate_vs_instances", "tier_split_vs_capacity"]
 
 ROUTINGS = ("affinity", "random", "round_robin", "pooled")
 TIER_MODES = ("exclusive", "inclusive")
@@ -312,3 +312,51 @@ def fleet_hit_rates(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str 
     else:
         out["random_routing_ceiling"] = 1.0
     return out
+
+
+#: Instance counts of the hit-rate-vs-K figure.
+FIGURE_INSTANCES = (1, 2, 4, 8, 16, 32)
+
+
+def hit_rate_vs_instances(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str = "che",
+                          instances=FIGURE_INSTANCES) -> dict:
+    """Token hit rate against K for each routing, each instance with capacity C and the
+    fleet's tiers (the page's "hit rate vs K" chart), and the random-routing ceiling."""
+    ks = [int(k) for k in instances]
+    out = {"instances": ks, "routing": {}, "random_routing_ceiling": []}
+    for routing in ROUTINGS:
+        if routing == "round_robin":   # the same model as random (module docstring)
+            out["routing"][routing] = list(out["routing"]["random"])
+            continue
+        row = []
+        for k in ks:
+            row.append(fleet_hit_rates(w, c, dataclasses.replace(fleet, instances=k, routing=routing),
+                                       model)["token_hit_rate"])
+        out["routing"][routing] = row
+    L = float(w.turns_mean)
+    geometric = w.turns_distribution == "geometric"
+    out["random_routing_ceiling"] = [L / (L + k - 1.0) if geometric else None for k in ks]
+    return out
+
+
+def tier_split_vs_capacity(w: Workload, c: CacheConfig, fleet: FleetConfig, capacities_tokens,
+                           model: str = "che") -> dict:
+    """Per-tier token hit rates along GPU capacities per instance (tiers fixed): the page's
+    "tier split along the memory curve". Affinity/pooled routing only (vectorised)."""
+    caps = np.asarray(capacities_tokens, dtype=float)
+    if fleet.routing in ("random", "round_robin") and fleet.instances > 1:
+        rows = [fleet_hit_rates(w, dataclasses.replace(c, capacity_tokens=float(x)), fleet, model)["tier_token_hit_rates"]
+                for x in caps]
+        split = np.array(rows).T
+    else:
+        pinned = 0.0
+        if fleet.tier_mode == "inclusive" and fleet.tiers:
+            st = structure(w, c)
+            pinned = float(st.pin_mean) / fleet.instances * st.b
+        stack = np.array([stack_capacities_tokens(x, fleet.tiers, fleet.tier_mode, pinned) for x in caps])  # (n, j)
+        r = _per_instance_hits(w, c, fleet, stack.ravel(), model)
+        tok = np.maximum.accumulate(np.asarray(r["token_hit_rate"], float).reshape(stack.shape), axis=1)
+        split = np.diff(np.concatenate([np.zeros((caps.size, 1)), tok], axis=1), axis=1).T
+    names = ["gpu"] + [t.name for t in fleet.tiers]
+    return {"capacity_tokens": caps.tolist(),
+            "tiers": [{"name": n, "token_hit_rate": [float(v) for v in row]} for n, row in zip(names, split)]}
