@@ -36,7 +36,7 @@ def test_one_instance_is_the_single_cache_and_says_so(routing):
     r = compute({**BASE, "cluster": {"instances": 1, "routing": routing}})
     assert r["token_hit_rate"] == single["token_hit_rate"]
     assert r["tier_token_hit_rates"] == [single["token_hit_rate"]]
-    codes = [n["code"] for n in r["notes"]]
+    codes = [n["code"] for n in r["warning_details"]]
     assert ("routing_irrelevant_with_one_instance" in codes) == (routing != "affinity")
 
 

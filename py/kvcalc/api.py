@@ -233,9 +233,6 @@ def _compute(request: dict) -> dict:
                                      "params": {"capacity_blocks": rs.get("capacity_blocks"),
                                                 "overload_ends_at_capacity_tokens": ends},
                                      "message": result["overload_message"]}
-    if memory is not None and memory.get("kv_bytes_per_token"):
-        result["overload_ends_at_kv_gib_per_gpu"] = (result["overload_ends_at_capacity_tokens"]
-                                                     * memory["kv_bytes_per_token"] / GIB_BYTES)
     # Fleet (issue 7): K instances, routing, lower tiers. K = 1, affinity, no tiers is the
     # single cache itself (tests/test_fleet.py), so the headline stays the single-cache answer then.
     from .fleet_request import fleet_from_request, fleet_result
