@@ -199,7 +199,7 @@ def _params(workload: Workload, cache: CacheConfig, fleet: FleetConfig | None = 
     return {
         "P": P, "u": u, "o": o, "b": b, "Ps": P // b, "S": w["service_time_s"],
         "Cb": int(cap // b) * scale, "eviction": cache.eviction,
-        "instances": 1 if pooled else K, "routing": fleet.routing,
+        "instances": 1 if pooled else K, "fleet_instances": K, "routing": fleet.routing,
         "tier_blocks": [int(t.capacity_tokens // b) * scale for t in fleet.tiers],
         "tier_mode": fleet.tier_mode,
         "ttl": float(cache.ttl_s) if cache.eviction == "ttl" else _INF,
@@ -383,7 +383,7 @@ def _finish(acc: _Acc, prm: dict, extra: dict) -> dict:
         "overload_requests_simulated": acc.overload_all,
         "eviction": prm["eviction"],
         "block_size_tokens": prm["b"],
-        "instances": K,
+        "instances": prm.get("fleet_instances", K),   # (occupancies are per store: one when pooled)
         "routing": prm.get("routing", "affinity"),
         "tier_token_hit_rates": [gpu_tok] + tier_tok,
         **extra,
