@@ -51,6 +51,26 @@ def main() -> None:
     req_all = dict(req, figures=["curve", "sweeps", "tornado", "heatmap"])
     ms = median_ms(lambda: compute(req_all), 20)
     print(f"compute() with every figure        : {ms:7.3f} ms")
+    # Fleet (issue 7): compute() with K instances and two tiers against the single instance
+    # (target: within 2x). "same" repeats one request; "drag" changes the think time each call
+    # (the scattered model's age distributions are then recomputed).
+    qwen = {"model": "Qwen/Qwen3-32B", "gpu": "h100-sxm-80gb", "tensor_parallel": 2,
+            "workload": {"conversation_rate_per_s": 3, "turns_mean": 6, "gap_mean_s": 45, "system_prompt_tokens": 800}}
+    two_tiers = [{"name": "cpu", "capacity_gib": 128}, {"name": "ssd", "capacity_gib": 512}]
+    single_ms = median_ms(lambda: compute(qwen), 20)
+    gaps1 = iter(np.linspace(30, 90, 10_000))
+    single_drag = median_ms(lambda: compute({**qwen, "workload": {**qwen["workload"], "gap_mean_s": float(next(gaps1))}}), 20)
+    print(f"compute() one instance (Qwen3-32B) : {single_ms:7.3f} ms; dragging {single_drag:7.3f} ms")
+    for label, extra in (("K=4 affinity + 2 tiers", {"cluster": {"instances": 4, "routing": "affinity"}, "tiers": two_tiers}),
+                         ("K=4 random + 2 tiers", {"cluster": {"instances": 4, "routing": "random"}, "tiers": two_tiers}),
+                         ("K=8 round_robin", {"cluster": {"instances": 8, "routing": "round_robin"}})):
+        same = median_ms(lambda: compute({**qwen, **extra}), 20)
+        gaps2 = iter(np.linspace(30, 90, 10_000))
+        drag = median_ms(lambda: compute({**qwen, **extra, "workload": {**qwen["workload"], "gap_mean_s": float(next(gaps2))}}), 20)
+        print(f"compute() {label:<24}: {same:7.3f} ms ({same / single_ms:.2f}x one instance); "
+              f"dragging {drag:7.3f} ms ({drag / single_drag:.2f}x)")
+    ms = median_ms(lambda: compute({**qwen, "price_per_gpu_hour": 2.5, "sizing": {}}), 3)
+    print(f"compute() with sizing + levers     : {ms:7.3f} ms  (asked for once, not per drag)")
     for n in (5_000, 50_000):
         t = time.perf_counter()
         r = simulate(w, c, seed=1, n_conversations=n)

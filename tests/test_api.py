@@ -72,8 +72,13 @@ def test_hf_config_gives_the_same_bytes_as_the_preset():
 
 def test_overload_is_a_result_not_a_crash():
     r = compute({**BASE, "cache": {"capacity_tokens": 1000}})
-    assert r["overload"] is True and r["token_hit_rate"] == 0.0
-    assert "overload" in r["overload_message"]
+    # Issue 7: in overload only what running requests share is reused: the shared prompt
+    # (62 blocks, and the 1000-token cache holds 62 blocks), in every request, of
+    # E[sum of prompts] = 5 * 1200 + 500 * E[N(N-1)/2] = 6000 + 500 * 20 = 16000 tokens per
+    # conversation (geometric L = 5): 62 * 16 * 5 / 16000 = 0.31; no own history survives.
+    assert r["overload"] is True and r["token_hit_rate"] == pytest.approx(62 * 16 * 5 / 16000, abs=1e-3)
+    assert r["request_hit_rate"] == pytest.approx(0.0, abs=1e-3)
+    assert "overload" in r["overload_message"] and r["overload_ends_at_capacity_tokens"] > 1000
 
 
 def test_model_larger_than_gpu_names_the_field():

@@ -68,3 +68,22 @@ def test_ttl_model_within_1_pp_of_simulator(ttl):
     model = float(hit_rates(w, c)["token_hit_rate"])
     sim = simulate(w, c, seed=12, n_conversations=100_000)["token_hit_rate"]
     assert abs(model - sim) <= 0.01
+
+
+# Fleets and tiers (issue 7): kvcalc.validation.fleet_grid(): 10 variants (random,
+# round-robin, affinity, pooled routing; exclusive one/two tiers, inclusive; random
+# with a tier) x 5 capacities per instance (overload at half the in-flight working
+# set, then O(T) at T = 0.1 .. 4 mean gaps) = 50 points, 15k conversations each
+# (~75k requests, CI half-width ~0.3-1.2 pp). Tolerances as for the single cache:
+# mean absolute error of the total token hit rate <= 0.5 pp and every point
+# (overload included) within 3 pp; each tier's share within 3 pp.
+def test_fleet_and_tier_models_match_simulator():
+    from kvcalc.validation import compare_fleet, fleet_grid, fleet_table, summarise_fleet
+    rows = [compare_fleet(pt, n_conversations=15_000, seed=500 + i) for i, pt in enumerate(fleet_grid())]
+    s = summarise_fleet(rows)
+    print(fleet_table(rows))
+    assert s["points"] >= 40 and s["overload_points"] >= 5
+    assert min(r["sim"] for r in rows) < 0.35 and max(r["sim"] for r in rows) > 0.9
+    assert s["mae_pp"] <= 0.5, s
+    assert s["max_pp"] <= 3.0, s
+    assert s["tier_max_pp"] <= 3.0, s

@@ -26,7 +26,9 @@ Request keys (all optional unless a question needs them)::
     target_token_hit_rate target of the inverse question (default 0.8)
     mfu                   prefill model-FLOPs utilisation for the "what a hit buys" block (0.4)
     figures               list of: "curve", "sweeps", "tornado", "heatmap", "kv_context" (KV bytes per
-                          sequence against context length: full, window, paged, CPU offload)
+                          sequence against context length: full, window, paged, CPU offload), "fleet"
+    cluster.instances, cluster.routing, tiers, tier_mode, price_per_gpu_hour, mbu, sizing
+                          the fleet (issue 7): see kvcalc.fleet_request
     tornado_change_fraction  +-X of the tornado (default 0.2)
 
 With a model the result also holds ``engine_commands`` (vllm serve / SGLang
@@ -214,13 +216,64 @@ def _compute(request: dict) -> dict:
     })
     if hit_model not in ("closed",):
         result["occupancy"] = _occupancy(rs, block)
+    result["overload_ends_at_capacity_tokens"] = _f(r["overload_ends_at_capacity_tokens"])
+    if memory is not None and memory.get("kv_bytes_per_token"):
+        result["overload_ends_at_kv_gib_per_gpu"] = (result["overload_ends_at_capacity_tokens"]
+                                                     * memory["kv_bytes_per_token"] / GIB_BYTES)
     if r["overload"].any() if isinstance(r["overload"], np.ndarray) else bool(r["overload"]):
+        ends = result["overload_ends_at_capacity_tokens"]
         result["overload_message"] = (
             "overload: the requests in flight (and the shared system prompt) need more KV "
-            "blocks than the cache holds, so requests would queue or be preempted; no prefix "
-            "can be reused. Add memory or lower the rate, the service time or the tokens per turn.")
-        result["overload_detail"] = {"code": "overload", "params": {"capacity_blocks": rs.get("capacity_blocks")},
+            "blocks than the cache holds, so requests wait in the queue or are preempted; only "
+            "what running requests share (the system prompt) is reused, and a conversation's "
+            f"history only in moments the working set dips below the cache. Overload ends above "
+            f"{ends:,.0f} tokens of KV per instance: add memory or lower the rate, the service time "
+            "or the tokens per turn.")
+        result["overload_detail"] = {"code": "overload",
+                                     "params": {"capacity_blocks": rs.get("capacity_blocks"),
+                                                "overload_ends_at_capacity_tokens": ends},
                                      "message": result["overload_message"]}
+    # Fleet (issue 7): K instances, routing, lower tiers. K = 1, affinity, no tiers is the
+    # single cache itself (tests/test_fleet.py), so the headline stays the single-cache answer then.
+    from .fleet_request import fleet_from_request, fleet_result
+    bpt_gpu = memory.get("kv_bytes_per_token") if memory is not None else None
+    fleet, fleet_notes = fleet_from_request(request, block, bpt_gpu, mem[3] if mem else 1,
+                                            mem[2] if mem else None)
+    for n in fleet_notes:
+        warn(n["code"], n["message"], **n["params"])
+    if fleet.instances > 1 or fleet.tiers or fleet.routing != "affinity" or mem is not None:
+        mem_kwargs = {}
+        if memory is not None:
+            mem_kwargs["context_tokens"] = memory["context_tokens"]
+            for key in ("runtime_reserve_gib", "weight_dtype"):
+                if request.get(key) is not None:
+                    mem_kwargs[key] = request[key]
+        fr = fleet_result(workload, cache, fleet, model_for_hits, model=mem[1] if mem else None,
+                          gpu=mem[2] if mem else None, tensor_parallel=mem[3] if mem else 1,
+                          memory=memory if (memory is not None and "capacity_tokens" not in cache_in) else None,
+                          request=request, target=request.get("target_token_hit_rate", _default("target_token_hit_rate")),
+                          mfu=request.get("mfu", _default("mfu")), memory_kwargs=mem_kwargs)
+        if fleet.instances > 1 or fleet.tiers or fleet.routing == "pooled":
+            result["token_hit_rate"] = fr.pop("token_hit_rate")
+            result["request_hit_rate"] = fr.pop("request_hit_rate")
+        else:
+            fr.pop("token_hit_rate")
+            fr.pop("request_hit_rate")
+            fr["tier_token_hit_rates"] = [result["token_hit_rate"]]
+        result.update(fr)
+    else:
+        result["tier_token_hit_rates"] = [result["token_hit_rate"]]
+    if "fleet" in (request.get("figures") or []):
+        from .fleet import hit_rate_vs_instances, tier_split_vs_capacity
+        fast = "che" if hit_model in ("refined", "seed") else hit_model
+        cap0 = float(cache.capacity_tokens)
+        caps = np.geomspace(max(cap0 / 8.0, block), max(cap0 * 8.0, 2.0 * block), 24)
+        result.setdefault("fleet_figures", {})
+        result["fleet_figures"]["hit_rate_vs_instances"] = hit_rate_vs_instances(workload, cache, fleet, fast)
+        split = tier_split_vs_capacity(workload, cache, fleet, caps, fast)
+        if bpt_gpu:
+            split["capacity_gib"] = [x * bpt_gpu / GIB_BYTES for x in split["capacity_tokens"]]
+        result["fleet_figures"]["tier_split"] = split
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
@@ -379,6 +432,8 @@ def _simulate(request: dict, progress) -> dict:
                          code="too_large", params={"hi": most, "capacities": len(caps)})
     eviction = cache_in.get("eviction", "lru")
     ttl = math.inf if cache_in.get("ttl_s") is None else cache_in["ttl_s"]
+    from .fleet_request import fleet_from_request
+    fleet, _ = fleet_from_request(request, block, base.get("kv_bytes_per_token"), base.get("tensor_parallel") or 1, None)
     points = []
     for i, cap in enumerate(caps):
         cache = CacheConfig(capacity_tokens=cap, block_size_tokens=block, eviction=eviction, ttl_s=ttl)
@@ -386,8 +441,8 @@ def _simulate(request: dict, progress) -> dict:
         def sub_progress(x, i=i):
             if progress is not None:
                 progress((i + x) / len(caps))
-        r = run_sim(workload, cache, seed=seed + i, n_conversations=n_conv, progress=sub_progress)
-        r = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("ci95",)}
+        r = run_sim(workload, cache, seed=seed + i, n_conversations=n_conv, progress=sub_progress, fleet=fleet)
+        r = {k: v for k, v in r.items() if not isinstance(v, (list, dict)) or k in ("ci95", "tier_token_hit_rates")}
         r["capacity_tokens"] = cap
         if base.get("kv_bytes_per_token"):
             r["capacity_gib"] = cap * base["kv_bytes_per_token"] / GIB_BYTES

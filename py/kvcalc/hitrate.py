@@ -35,7 +35,7 @@ from .workload import CacheConfig, Workload, turn_pmf, turn_support
 __all__ = [
     "HIT_MODELS", "structure", "gap_cdf", "gap_mean_min", "gap_quantile",
     "occupancy_blocks", "occupancy_variance_blocks2", "characteristic_time_s",
-    "hit_rates", "hit_rates_closed_form", "hit_rate_seed", "capacity_for_token_hit_rate",
+    "hit_rates", "hit_rates_closed_form", "overload_ends_at_capacity_tokens", "hit_rate_seed", "capacity_for_token_hit_rate",
 ]
 
 HIT_MODELS = ("refined", "che", "closed", "seed")
@@ -127,6 +127,7 @@ class Structure:
     w_ret: np.ndarray          # P(N>k)
     B: np.ndarray              # B_k
     gap_distribution: str
+    ttl_s: float = math.inf    # idle expiry of cached blocks (inf: plain LRU)
 
 
 def structure(w: Workload, c: CacheConfig) -> Structure:
@@ -165,17 +166,24 @@ def structure(w: Workload, c: CacheConfig) -> Structure:
         pin_mean=lam * S * (ge * Bpin).sum(-1), pin_var=lam * S * (ge * Bpin * Bpin).sum(-1),
         returning_any=(gt * (B >= 1)).sum(-1),
         w_ret=gt, B=B, gap_distribution=w.gap_distribution,
+        ttl_s=float(c.ttl_s) if c.eviction == "ttl" else math.inf,
     )
 
 
 def _shared_presence(st: Structure, g):
-    """h_s(g): the shared prompt is cached iff some request ran within the last g s.
+    """h_s: the chance the shared prompt is cached when a request starts.
 
-    Requests arrive at rate lambda*E[N] and hold the shared blocks for S, so the
-    chance that none overlapped a window g is exp(-lambda*E[N]*(g + S)).
+    Under LRU it always is: it is pinned while any request runs, and when the
+    last one ends it is freed last (the most recent), and nothing touches the
+    cache until the next request starts (which uses it). Only a TTL expires it:
+    requests arrive at rate lambda*E[N] and hold it for S, so it is gone iff none
+    overlapped the last ``ttl_s``: h_s = 1 - exp(-lambda*E[N]*(ttl + S)).
+    (``g`` is kept for the shape; the presence does not depend on it.)
     """
     g = np.asarray(g, dtype=float)
-    return np.where(st.Ps > 0, -np.expm1(-st.lam * st.EN * (g + st.S)), 0.0)
+    with np.errstate(over="ignore", invalid="ignore"):
+        h = -np.expm1(-st.lam * st.EN * (st.ttl_s + st.S))
+    return np.where(st.Ps > 0, h, 0.0) + np.zeros(g.shape)
 
 
 def occupancy_parts_blocks(st: Structure, g) -> dict:
@@ -207,13 +215,31 @@ def occupancy_variance_blocks2(st: Structure, g):
             + st.Ps * st.Ps * hs * (1.0 - hs))
 
 
+def _shared_hit_blocks(st: Structure, hs):
+    """Mean shared blocks a request hits: Ps while the prompt is present.
+
+    A cache smaller than the shared prompt keeps its first C_b blocks when
+    nobody runs (probability exp(-lambda*E[N]*S), M/G/inf) and all Ps pinned
+    while someone runs.
+    """
+    idle = np.exp(-st.lam * st.EN * st.S)
+    return hs * np.where(st.Cb >= st.Ps, st.Ps, st.Ps * (1.0 - idle) + st.Cb * idle)
+
+
+def overload_ends_at_capacity_tokens(st: Structure):
+    """Smallest capacity (tokens, whole blocks) above the mean in-flight working set O(0).
+
+    O(0) = pinned blocks of running requests + the shared prompt while anyone
+    runs; at or below it the cache is in overload (MODEL.md).
+    """
+    return (np.floor(occupancy_blocks(st, np.zeros(st.shape))) + 1.0) * st.b
+
+
 def _occupancy_slope(st: Structure, g):
     """dO/dg: every part of O is concave and increasing in g."""
     g = np.asarray(g, dtype=float)
-    rate = st.lam * st.EN
-    shared = np.where(st.Ps > 0, st.Ps * rate * np.exp(-rate * (g + st.S)), 0.0)
     survival = 1.0 - gap_cdf(g, st.tau, st.gap_distribution, st.sigma)
-    return shared + st.lam * st.A1 * survival + st.lam * st.A2
+    return st.lam * st.A1 * survival + st.lam * st.A2
 
 
 def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e-10, start_s=0.0):
@@ -313,6 +339,7 @@ def _refined_own_hits(st: Structure, ttl_s, nodes: int):
     for start in range(0, flat, chunk):
         sl = slice(start, start + chunk)
         sub = Structure(shape=(min(chunk, flat - start), 1), b=st.b, gap_distribution=st.gap_distribution,
+                        ttl_s=st.ttl_s,
                         denom_tokens=None, returning_any=None, w_ret=None, B=None,
                         **{f: flat_fields[f][sl][:, None] for f in sub_fields})
         m, s, alive = _node_moments(sub, q[None, :], tau[sl][:, None], sig[sl][:, None], ttl[sl][:, None])
@@ -345,11 +372,10 @@ def _refined_token_hit_fn(w: Workload, c: CacheConfig, nodes: int = REFINED_GAP_
         below = [t for k, t in known_T.items() if k <= cb and math.isfinite(t)]
         T, overload = characteristic_time_s(st_c, start_s=max(below, default=0.0))
         known_T[cb] = float(T)
-        if bool(overload):
-            return 0.0
         hs = float(np.where(st.Ps > 0, _shared_presence(st, min(float(T), ttl)), 1.0))
         own, _ = _own_hits_from_moments(np.array([[float(cb)]]), m, s, alive, B, wk)
-        tok = hs * (float(st.Ps) * st.b * float(st.EN) + st.b * float(own[0])) / float(st.denom_tokens)
+        shared = float(_shared_hit_blocks(st_c, hs))
+        tok = (shared * st.b * float(st.EN) + hs * st.b * float(own[0])) / float(st.denom_tokens)
         return min(max(tok, 0.0), 1.0)
 
     return token_hit
@@ -382,15 +408,20 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
         tok, req, hs = _fifo_hit_rates(st)
     elif model == "che":
         h = gap_cdf(T_eff, st.tau, st.gap_distribution, st.sigma)
-        tok = hs * (st.Ps * b * st.EN + h * b * st.A1) / st.denom_tokens
+        tok = (_shared_hit_blocks(st, hs) * b * st.EN + hs * h * b * st.A1) / st.denom_tokens
         req = hs * h * st.returning_any / st.EN
     else:
         own_blocks, own_any = _refined_own_hits(st, ttl, nodes)
-        tok = hs * (st.Ps * b * st.EN + b * own_blocks) / st.denom_tokens
+        tok = (_shared_hit_blocks(st, hs) * b * st.EN + hs * b * own_blocks) / st.denom_tokens
         req = hs * own_any / st.EN
     parts = occupancy_parts_blocks(st, T_eff)
-    tok = np.where(overload, 0.0, np.clip(tok, 0.0, 1.0))
-    req = np.where(overload, 0.0, np.clip(req, 0.0, 1.0))
+    # Overload (the in-flight working set alone exceeds the cache) is no cliff:
+    # requests wait or are preempted, the blocks running requests hold stay
+    # cached, so the shared prompt (held by almost every running request) keeps
+    # hitting and chains still hit whenever the working set dips below the
+    # capacity (the refined model's Normal V carries that). T = 0 there.
+    tok = np.clip(tok, 0.0, 1.0)
+    req = np.clip(req, 0.0, 1.0)
     out = {
         "token_hit_rate": tok, "request_hit_rate": req,
         "ideal_token_hit_rate": ideal_tok, "ideal_request_hit_rate": ideal_req,
@@ -398,9 +429,10 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
         "system_prompt_presence": hs,
         "mean_turns": st.EN, "prompt_tokens_per_conversation": st.denom_tokens,
         "capacity_blocks": st.Cb,
+        "overload_ends_at_capacity_tokens": overload_ends_at_capacity_tokens(st),
     }
     for name, v in parts.items():
-        out[f"occupancy_{name}_blocks"] = np.where(overload, np.nan, np.minimum(v, st.Cb))
+        out[f"occupancy_{name}_blocks"] = np.minimum(v, st.Cb)
     return out
 
 
@@ -428,13 +460,15 @@ def hit_rates_closed_form(w: Workload, c: CacheConfig) -> dict:
     x = np.maximum(x, 0.0)
     h = -np.expm1(-x)
     denom = P + a * (L - 1.0) + u
-    tok = np.where(overload, 0.0, (P + h * a * (L - 1.0)) / denom)
-    req = np.where(overload, 0.0, h * (1.0 - 1.0 / L))
+    tok = (P + h * a * (L - 1.0)) / denom   # overload: h = 0, the shared prompt still hits
+    req = h * (1.0 - 1.0 / L)
     return {
         "token_hit_rate": tok, "request_hit_rate": req,
         "ideal_token_hit_rate": (P + a * (L - 1.0)) / denom,
         "ideal_request_hit_rate": 1.0 - 1.0 / L,
         "characteristic_time_s": x * tau, "overload": overload,
+        # R >= 0: the in-flight working set P + lambda a L^2 S fits (token granularity)
+        "overload_ends_at_capacity_tokens": np.floor(P + lam * a * L * L * S) + 1.0,
     }
 
 
@@ -498,10 +532,15 @@ def _sum_of_gaps_cdf(m, x, tau: float, distribution: str, sigma: float):
         small = m <= _ERLANG_EXACT_MAX
         if np.any(small):
             ms, ys = m[small], y[small]
-            i = np.arange(int(ms.max()), dtype=float)
-            log_fact = np.concatenate([[0.0], np.cumsum(np.log(np.arange(1, i.size + 1, dtype=float)))])[:i.size]
-            log_pmf = -ys[:, None] + i[None, :] * np.log(ys)[:, None] - log_fact[None, :]
-            out[small] = 1.0 - np.where(i[None, :] < ms[:, None], np.exp(log_pmf), 0.0).sum(axis=1)
+            # Poisson terms by recurrence p_i = p_(i-1) y / i from p_0 = e^-y (one exp per
+            # point; y stays below ~700 where m <= 40 matters, and e^-y underflowing only
+            # where the CDF is 1 to double precision anyway when y >> m)
+            term = np.exp(-ys)
+            acc = np.where(ms > 0, term, 0.0)
+            for i in range(1, int(ms.max())):
+                term = term * ys / i
+                acc += np.where(ms > i, term, 0.0)
+            out[small] = 1.0 - acc
         if np.any(~small):
             mb, yb = m[~small], y[~small]
             v = 1.0 / (9.0 * mb)
@@ -554,7 +593,10 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
         return float(st.pin_mean[idx]) + Ps * (hs if Ps > 0 else 0.0) + lam * per_conv * T, hit, hs
 
     if occupancy(0.0)[0] > Cb:
-        return 0.0, 0.0, 0.0
+        # overload: only what running requests share is reused (the shared
+        # prompt, present while any request runs), as under LRU
+        hs0 = -math.expm1(-lam * EN * S) if Ps > 0 else 1.0
+        return hs0 * Ps * st.b * EN / float(st.denom_tokens[idx]), 0.0, hs0
     # O_F(T) can fall where hits start (fewer insertions), so several roots may
     # exist; the first crossing from below is the one a cache filling up reaches.
     hi = max(tau, 1e-6) * 1e-3

@@ -113,6 +113,15 @@ def _rows() -> list[Limit]:
         L("target_token_hit_rate", "fraction", 0.0, 1.0, default=0.8),
         L("mfu", "fraction", 0.0, 1.0, lo_open=True, default=0.4),
         L("tornado_change_fraction", "fraction", 0.0, 0.9, lo_open=True, default=0.2),
+        # ---------------------------------------------------------------- fleet (issue 7: kvcalc.fleet_request)
+        L("cluster.instances", "instances", 1, 100_000, integer=True, scale="log", default=1),
+        L("tiers[].capacity_tokens", "tokens", 0.0, 1e13, lo_open=True, scale="log"),
+        L("tiers[].capacity_gib", "GiB", 0.0, 1e7, lo_open=True, scale="log"),
+        L("tiers[].read_gb_per_s", "GB/s", 0.0, 1e5, lo_open=True, scale="log"),
+        L("price_per_gpu_hour", "per GPU-hour", 0.0, 1e6),
+        L("mbu", "fraction", 0.0, 1.0, lo_open=True, default=0.6),
+        L("sizing.cpu_tier_gib", "GiB", 0.0, 1e7, default=256.0),
+        L("sizing.tensor_parallel_sizes[]", "GPUs", 1, 1024, integer=True, scale="log"),
         # ---------------------------------------------------------------- simulation
         L("seed", "", 0, 2**32 - 1, integer=True, default=1),
         L("simulation.n_conversations", "conversations", 100, SIMULATION_MAX_CONVERSATIONS, integer=True,

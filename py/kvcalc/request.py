@@ -19,11 +19,12 @@ from .limits import LIMITS, MAX_CAPACITY_POINTS, MAX_DEPTH, MAX_NODES, MAX_STRIN
 __all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS",
            "MODEL_KEYS", "FIGURES", "HF_DTYPES"]
 
-FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context")
+FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context", "fleet")
 REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv_cache_dtype",
                 "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
                 "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
-                "simulation", "mfu", "weight_group_size", "engine_log")
+                "simulation", "mfu", "weight_group_size", "engine_log", "cluster", "tiers", "tier_mode",
+                "price_per_gpu_hour", "mbu", "sizing")
 WORKLOAD_KEYS = ("conversation_rate_per_s", "turns_mean", "turns_distribution", "gap_mean_s",
                  "gap_distribution", "gap_lognormal_sigma", "user_tokens_per_turn", "output_tokens_per_turn",
                  "system_prompt_tokens", "service_time_s")
@@ -264,6 +265,9 @@ def check_request(request, endpoint: str = "compute") -> dict:
                     _number("simulation.capacities_tokens[]", v, f"simulation.capacities_tokens[{i}]")
                     for i, v in enumerate(caps)]
             out[key] = clean
+        elif key in ("cluster", "tiers", "tier_mode", "sizing"):   # the fleet (issue 7)
+            from .fleet_request import check_fleet_field
+            out[key] = check_fleet_field(key, value)
         else:  # numeric top-level fields
             out[key] = _number(key, value)
     return out

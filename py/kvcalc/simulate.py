@@ -107,6 +107,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, require_int, require_number
+from .fleet import FleetConfig
 from .workload import CacheConfig, Workload
 
 __all__ = [
@@ -168,7 +169,10 @@ def _round_tokens(x: float) -> int:
     return int(math.floor(x + 0.5))
 
 
-def _params(workload: Workload, cache: CacheConfig) -> dict:
+def _params(workload: Workload, cache: CacheConfig, fleet: FleetConfig | None = None) -> dict:
+    fleet = FleetConfig() if fleet is None else fleet
+    if not isinstance(fleet, FleetConfig):
+        raise InputError("fleet", fleet, "a FleetConfig", "wrong type")
     if not isinstance(workload, Workload):
         raise InputError("workload", workload, "a Workload", "wrong type")
     if not isinstance(cache, CacheConfig):
@@ -186,9 +190,18 @@ def _params(workload: Workload, cache: CacheConfig) -> dict:
     o = _round_tokens(w["output_tokens_per_turn"])
     if u < 1:
         raise InputError("workload.user_tokens_per_turn", workload.user_tokens_per_turn, "at least 1 token after rounding")
+    if fleet.tiers and cache.eviction == "fifo":
+        raise InputError("cache.eviction", "fifo", "lru or ttl with lower tiers",
+                         "tiers are simulated below an LRU cache only")
+    K = fleet.instances
+    pooled = fleet.pooled
+    scale = K if pooled else 1   # pooled: one store of K x C (and K x each tier)
     return {
         "P": P, "u": u, "o": o, "b": b, "Ps": P // b, "S": w["service_time_s"],
-        "Cb": int(cap // b), "eviction": cache.eviction,
+        "Cb": int(cap // b) * scale, "eviction": cache.eviction,
+        "instances": 1 if pooled else K, "fleet_instances": K, "routing": fleet.routing,
+        "tier_blocks": [int(t.capacity_tokens // b) * scale for t in fleet.tiers],
+        "tier_mode": fleet.tier_mode,
         "ttl": float(cache.ttl_s) if cache.eviction == "ttl" else _INF,
         "w": w, "turns_distribution": workload.turns_distribution,
         "gap_distribution": workload.gap_distribution,
@@ -313,6 +326,7 @@ class _Acc:
         self.requests_all = 0
         self.occ = [0.0, 0.0, 0.0, 0.0]  # integrals of pinned, shared, returning, finished
         self.t_last_event = 0.0
+        self.tier_hit = []       # blocks hit in each lower tier (measured)
 
 
 def _finish(acc: _Acc, prm: dict, extra: dict) -> dict:
@@ -335,8 +349,11 @@ def _finish(acc: _Acc, prm: dict, extra: dict) -> dict:
     r_lo, r_hi = ci(acc.own, acc.req, request)
     t_end = min(acc.t_e, acc.t_last_event)
     span = t_end - acc.t_w
-    pin, sh, ret, fin = (x / span if span > 0 else 0.0 for x in acc.occ)
+    K = prm.get("instances", 1)
+    pin, sh, ret, fin = (x / span / K if span > 0 else 0.0 for x in acc.occ)   # per instance
     Ps, Cb = prm["Ps"], prm["Cb"]
+    tier_tok = [x * prm["b"] / Q if Q else None for x in acc.tier_hit]
+    gpu_tok = (token - sum(tier_tok)) if (token is not None and Q) else None
     cached = sh + ret + fin
     return {
         "token_hit_rate": token,
@@ -366,192 +383,127 @@ def _finish(acc: _Acc, prm: dict, extra: dict) -> dict:
         "overload_requests_simulated": acc.overload_all,
         "eviction": prm["eviction"],
         "block_size_tokens": prm["b"],
+        "instances": prm.get("fleet_instances", K),   # (occupancies are per store: one when pooled)
+        "routing": prm.get("routing", "affinity"),
+        "tier_token_hit_rates": [gpu_tok] + tier_tok,
         **extra,
     }
 
 
-# --------------------------------------------------------------------------- fast engine, LRU / TTL
+# --------------------------------------------------------------------------- one engine, small policies
+#
+# The engine (:func:`_run_engine`) owns the events, the measurement and, per
+# instance, the pinned count and the shared prompt's reference count. Each
+# instance's cached blocks live in a store object (its eviction policy), which
+# answers four questions: what prefix of this chain is cached (taking it out
+# to pin it), take back a freed chain, evict n blocks, expire idle ones.
+# Stores keep ``ncached`` and ``cc`` (cached blocks per category: 0 shared,
+# 1 returning, 2 finished) up to date. Routing and lower tiers are objects too.
 
-def _run_lru(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
-    P, a, o, b, Ps, S, Cb = prm["P"], prm["u"] + prm["o"], prm["o"], prm["b"], prm["Ps"], prm["S"], prm["Cb"]
-    ttl = prm["ttl"]
-    ttl_on = ttl < _INF
-    arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
-    na = len(arr)
-    t_w, t_e, inv_w, nb1 = acc.t_w, acc.t_e, acc.inv_width, acc.nb - 1
-    bhit, bprompt, breq, bown = acc.hit, acc.prompt, acc.req, acc.own
-    # cache state: od maps owner -> [cached prefix length, last free time, category]
-    # in least-recently-freed order; categories 0 shared, 1 returning, 2 finished
-    od: OrderedDict = OrderedDict()
-    cc = [0, 0, 0]          # cached blocks per category
-    ncached = 0
-    pinned = 0
-    srefs = 0               # running requests holding the shared prompt
-    heap = [(t, i, c, k) for i, (t, c, k) in enumerate(tr.resume)]   # returning turns,
-    seq = len(heap)         # (start time, seq, conversation, turn); sorted, so a heap
-    ends: deque = deque()   # running requests: (end time, conversation, turn), in time order
-    ai = 0
-    t_last = 0.0
-    o_pin = o_sh = o_ret = o_fin = 0.0
-    shared_hit = overload = overload_all = nreq = 0
-    step = t_e / 32.0 if (progress is not None and t_e < _INF) else _INF
-    next_progress = step
-    heappush, heappop = heapq.heappush, heapq.heappop
-    while True:
-        te = ends[0][0] if ends else _INF
-        th = heap[0][0] if heap else _INF
-        ta = arr[ai] if ai < na else _INF
-        if te <= th and te <= ta:
-            kind = 0
-            t = te
-        elif th <= ta:
-            kind = 1
-            t = th
-        else:
-            kind = 2
-            t = ta
-        if t > t_e or t == _INF:
-            break
-        if t != t_last:
-            if t > t_w:
-                dt = t - (t_last if t_last > t_w else t_w)
-                o_pin += pinned * dt
-                o_sh += cc[0] * dt
-                o_ret += cc[1] * dt
-                o_fin += cc[2] * dt
-            t_last = t
-        if ttl_on:
-            while od:
-                key = next(iter(od))
-                run = od[key]
-                if run[1] + ttl < t:
-                    del od[key]
-                    ncached -= run[0]
-                    cc[run[2]] -= run[0]
-                else:
-                    break
-        if kind == 0:
-            # ---------------------------------------------------------- request end
-            _, c, k = ends.popleft()
-            Z = P + k * a
-            full = Z // b
-            pinned -= (-(-Z // b)) - Ps
-            fin = k == turns[c]
-            own = full - Ps
-            if own > 0:
-                cat = 2 if fin else 1
-                od[c] = [own, t, cat]
-                ncached += own
-                cc[cat] += own
-            srefs -= 1
-            if srefs == 0 and Ps:
-                pinned -= Ps
-                od[_SHARED] = [Ps, t, 0]
-                ncached += Ps
-                cc[0] += Ps
-            need = pinned + ncached - Cb
-            while need > 0 and od:   # back to capacity after an overload
-                key = next(iter(od))
-                run = od[key]
-                ln = run[0]
-                if ln <= need:
-                    del od[key]
-                    need -= ln
-                    ncached -= ln
-                    cc[run[2]] -= ln
-                else:
-                    run[0] = ln - need
-                    ncached -= need
-                    cc[run[2]] -= need
-                    need = 0
-            if not fin:
-                heappush(heap, (t + gaps[goff[c] + k - 1], seq, c, k + 1))
-                seq += 1
-            continue
-        # -------------------------------------------------------------- request start
-        if kind == 1:
-            _, _, c, k = heappop(heap)
-        else:
-            c = ai
-            k = 1
-            ai += 1
-        Z = P + k * a
-        prompt = Z - o
-        total = -(-Z // b)
-        newb = total - Ps
-        if srefs:
-            s = Ps
-        elif Ps:
-            run = od.pop(_SHARED, None)
-            s = run[0] if run is not None else 0
-            ncached -= s
-            cc[0] -= s
-            pinned += s
-            newb += Ps - s
-        else:
-            s = 0
-        srefs += 1
-        run = od.pop(c, None)
-        if run is not None:
-            ln = run[0]
-            ncached -= ln
-            cc[run[2]] -= ln
-            if s == Ps:
-                hit_own = ln  # <= floor(Z_{k-1}/b) - Ps <= cap - Ps: the cap never binds
-                pinned += ln
-                newb -= ln
-            else:
-                hit_own = 0   # prefix broken in the shared part: stale copies dropped
-        else:
-            hit_own = 0
-        need = newb - (Cb - pinned - ncached)
-        over = False
-        while need > 0:
-            if not od:
-                over = True
-                break
+class _LruStore:
+    """LRU (and TTL): owner -> [cached prefix length, last free time, category]
+    in least-recently-freed order; eviction trims the tail of the oldest chain.
+
+    Evicted blocks are passed to ``below`` (the next tier, exclusive) when set.
+    """
+
+    __slots__ = ("od", "cc", "ncached", "ttl", "below")
+
+    def __init__(self, cc: list, ttl: float = _INF, below=None):
+        self.od: OrderedDict = OrderedDict()
+        self.cc = cc    # shared by every instance's store: the fleet's totals
+        self.ncached = 0
+        self.ttl = ttl
+        self.below = below
+
+    def expire(self, t: float) -> None:
+        od = self.od
+        ttl = self.ttl
+        while od:
             key = next(iter(od))
             run = od[key]
+            if run[1] + ttl < t:
+                del od[key]
+                self.ncached -= run[0]
+                self.cc[run[2]] -= run[0]
+            else:
+                break
+
+    def take(self, owner) -> int:
+        """Remove the owner's cached chain; return its length (a prefix)."""
+        run = self.od.pop(owner, None)
+        if run is None:
+            return 0
+        ln = run[0]
+        self.ncached -= ln
+        self.cc[run[2]] -= ln
+        return ln
+
+    def hit_shared(self, Ps: int) -> int:
+        run = self.od.pop(_SHARED, None)   # (take(), inlined: this runs at every request)
+        if run is None:
+            return 0
+        ln = run[0]
+        self.ncached -= ln
+        self.cc[0] -= ln
+        return ln
+
+    def hit_own(self, c, Ps: int, whole_shared: bool) -> int:
+        # cached length <= floor(Z_{k-1}/b) - Ps <= cap - Ps: the cap never binds;
+        # a prefix broken in the shared part makes the own copy stale (dropped)
+        run = self.od.pop(c, None)
+        if run is None:
+            return 0
+        ln = run[0]
+        self.ncached -= ln
+        self.cc[run[2]] -= ln
+        return ln if whole_shared else 0
+
+    def put(self, owner, ln: int, t: float, cat: int) -> None:
+        self.od[owner] = [ln, t, cat]
+        self.ncached += ln
+        self.cc[cat] += ln
+
+    def free_own(self, c, full: int, Ps: int, t: float, cat: int) -> None:
+        if full > Ps:
+            ln = full - Ps
+            self.od[c] = [ln, t, cat]
+            self.ncached += ln
+            self.cc[cat] += ln
+
+    def free_shared(self, Ps: int, t: float) -> None:
+        self.od[_SHARED] = [Ps, t, 0]
+        self.ncached += Ps
+        self.cc[0] += Ps
+
+    def evict(self, need: int) -> int:
+        """Evict up to ``need`` blocks, least recently freed first; return what is left."""
+        od, cc, below = self.od, self.cc, self.below
+        popitem = od.popitem
+        removed = 0
+        while need > 0 and od:
+            key, run = popitem(last=False)
             ln = run[0]
             if ln <= need:
-                del od[key]
                 need -= ln
-                ncached -= ln
+                removed += ln
                 cc[run[2]] -= ln
-            else:
+                if below is not None:
+                    below.demote(key, 0, ln, run[2])
+            else:   # trim the chain's tail; it stays the least recent
                 run[0] = ln - need
-                ncached -= need
+                od[key] = run
+                od.move_to_end(key, last=False)
+                removed += need
                 cc[run[2]] -= need
+                if below is not None:
+                    below.demote(key, ln - need, ln, run[2])
                 need = 0
-        pinned += newb
-        ends.append((t + S, c, k))
-        hit = s + hit_own
-        nreq += 1
-        if over:
-            overload_all += 1
-        if record is not None:
-            record.append((t, c, k, hit, prompt, over))
-        if t >= t_w:
-            i = int((t - t_w) * inv_w)
-            if i > nb1:
-                i = nb1
-            bhit[i] += hit * b
-            bprompt[i] += prompt
-            breq[i] += 1
-            if hit_own:
-                bown[i] += 1
-            shared_hit += s
-            if over:
-                overload += 1
-        if t >= next_progress:
-            progress(min(1.0, t / t_e))
-            next_progress += step
-    acc.occ = [o_pin, o_sh, o_ret, o_fin]
-    acc.shared_hit, acc.overload, acc.overload_all, acc.requests_all = shared_hit, overload, overload_all, nreq
-    acc.t_last_event = t_last
+        self.ncached -= removed
+        if below is not None:
+            below.settle()
+        return need
 
-
-# --------------------------------------------------------------------------- fast engine, FIFO
 
 class _Batch:
     """Blocks [lo, hi) of one owner, inserted into the FIFO at one event (key)."""
@@ -562,28 +514,273 @@ class _Batch:
         self.owner, self.lo, self.hi, self.key, self.ver, self.cat = owner, lo, hi, key, 0, cat
 
 
-def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+class _FifoStore:
+    """FIFO: blocks leave in order of first insertion; a hit does not refresh them.
+
+    chains[c]: the owner's batches in chain order (keys increase along the
+    chain); evictable batches sit in a heap as (key, -lo, ver, batch); an entry
+    is live iff its ver equals the batch's (pinning, trimming to nothing or
+    dropping bump ver). Hit batches keep their key when freed again.
+    """
+
+    __slots__ = ("chains", "shared", "heap", "cc", "ncached", "ins", "shared_new_lo", "inflight_lo")
+
+    def __init__(self, cc: list, Ps: int):
+        self.chains: dict = {}
+        self.shared: list = []
+        self.heap: list = []
+        self.cc = cc
+        self.ncached = 0
+        self.ins = 0                 # insertion counter (FIFO key)
+        self.shared_new_lo = Ps      # shared blocks [shared_new_lo, Ps) created, not yet inserted
+        self.inflight_lo: dict = {}  # conversation -> first own block it created this turn
+
+    def expire(self, t: float) -> None:
+        pass
+
+    def _pin(self, chain: list, lo: int, whole: bool) -> int:
+        """Pin the contiguous batches from ``lo`` (if ``whole``), drop the stale rest."""
+        cur = lo
+        keep = 0
+        if whole:
+            for bt in chain:
+                if bt.lo != cur:
+                    break
+                cur = bt.hi
+                keep += 1
+        cc = self.cc
+        for bt in chain:
+            bt.ver += 1
+            self.ncached -= bt.hi - bt.lo
+            cc[bt.cat] -= bt.hi - bt.lo
+        del chain[keep:]
+        return cur
+
+    def hit_shared(self, Ps: int) -> int:
+        s = self._pin(self.shared, 0, True)
+        self.shared_new_lo = s
+        return s
+
+    def hit_own(self, c, Ps: int, whole_shared: bool) -> int:
+        chain = self.chains.get(c)
+        cur = self._pin(chain, Ps, whole_shared) if chain else Ps
+        self.inflight_lo[c] = cur
+        return cur - Ps
+
+    def free_own(self, c, full: int, Ps: int, t: float, cat: int) -> None:
+        """The request of ``c`` ended with ``full`` full blocks: its chain becomes cached."""
+        self.ins += 1   # one insertion event per request end (its shared batch shares the key)
+        ins = self.ins
+        heappush = heapq.heappush
+        chain = self.chains.get(c)
+        lo_new = self.inflight_lo.pop(c)
+        cc = self.cc
+        if chain:
+            for bt in chain:   # hit blocks keep their insertion key
+                bt.cat = cat
+                self.ncached += bt.hi - bt.lo
+                cc[cat] += bt.hi - bt.lo
+                heappush(self.heap, (bt.key, -bt.lo, bt.ver, bt))
+        if full > lo_new:
+            bt = _Batch(c, lo_new, full, ins, cat)
+            if chain is None:
+                self.chains[c] = [bt]
+            else:
+                chain.append(bt)
+            self.ncached += full - lo_new
+            cc[cat] += full - lo_new
+            heappush(self.heap, (ins, -lo_new, 0, bt))
+        if cat == 2 and not self.chains.get(c, True):
+            del self.chains[c]
+
+    def free_shared(self, Ps: int, t: float) -> None:
+        heappush = heapq.heappush
+        for bt in self.shared:
+            heappush(self.heap, (bt.key, -bt.lo, bt.ver, bt))
+        lo = self.shared_new_lo
+        if lo < Ps:
+            bt = _Batch(_SHARED, lo, Ps, self.ins, 0)
+            self.shared.append(bt)
+            heappush(self.heap, (self.ins, -lo, 0, bt))
+            self.shared_new_lo = Ps
+        self.ncached += Ps
+        self.cc[0] += Ps
+
+    def evict(self, need: int) -> int:
+        """Evict up to ``need`` blocks, oldest insertion first; return what is left."""
+        heap, cc = self.heap, self.cc
+        heappop = heapq.heappop
+        while need > 0 and heap:
+            key, neg_lo, ver, bt = heap[0]
+            if ver != bt.ver:
+                heappop(heap)
+                continue
+            ln = bt.hi - bt.lo
+            if ln <= need:
+                heappop(heap)
+                bt.ver += 1
+                need -= ln
+                self.ncached -= ln
+                cc[bt.cat] -= ln
+                # the oldest batch of its owner is the head of its chain
+                (self.shared if bt.owner == _SHARED else self.chains[bt.owner]).pop(0)
+            else:
+                bt.hi -= need
+                self.ncached -= need
+                cc[bt.cat] -= need
+                need = 0
+        return need
+
+
+class _TierStore:
+    """An exclusive lower tier (CPU DRAM, SSD) below an LRU store.
+
+    Blocks arrive only by demotion (evicted from the tier above) and leave by
+    promotion (a hit pins them in GPU memory again) or eviction (to the next
+    tier, or dropped), so LRU order here is demotion order. Only lengths are
+    needed: the tier above evicts a chain tail first, so a chain's part in this
+    tier is contiguous and starts where its part above ends; the oldest piece
+    is its tail, which goes first.
+    """
+
+    __slots__ = ("od", "seg", "ncached", "cap", "below", "seq")
+
+    def __init__(self, capacity_blocks: int, below=None):
+        self.od: OrderedDict = OrderedDict()   # (owner, seq) -> length, in demotion order
+        self.seg: dict = {}                    # owner -> [total length, [seq, ...]]
+        self.ncached = 0
+        self.cap = capacity_blocks
+        self.below = below
+        self.seq = 0
+
+    def demote(self, owner, lo: int, hi: int, cat: int) -> None:
+        n = hi - lo
+        if n <= 0:
+            return
+        self.seq += 1
+        self.od[(owner, self.seq)] = n
+        entry = self.seg.get(owner)
+        if entry is None:
+            self.seg[owner] = [n, [self.seq]]
+        else:
+            entry[0] += n
+            entry[1].append(self.seq)
+        self.ncached += n   # (the tier above calls settle() once its evictions are done)
+
+    def settle(self) -> None:
+        """Back to capacity: evict the oldest pieces (demoting them further down)."""
+        if self.ncached > self.cap:
+            self.evict(self.ncached - self.cap)
+
+    def take(self, owner) -> int:
+        entry = self.seg.pop(owner, None)
+        if entry is None:
+            return 0
+        for sq in entry[1]:
+            self.od.pop((owner, sq), None)
+        self.ncached -= entry[0]
+        return entry[0]
+
+    def evict(self, need: int) -> None:
+        od, below = self.od, self.below
+        while need > 0 and od:
+            key = next(iter(od))
+            ln = od[key]
+            owner = key[0]
+            entry = self.seg[owner]
+            x = ln if ln <= need else need
+            if x == ln:
+                del od[key]
+                entry[1].pop(0)   # the oldest piece overall is its owner's oldest
+            else:
+                od[key] = ln - x
+            entry[0] -= x
+            if entry[0] == 0:
+                del self.seg[owner]
+            self.ncached -= x
+            need -= x
+            if below is not None:
+                below.demote(owner, 0, x, 0)
+        if below is not None:
+            below.settle()
+
+
+class _Node:
+    """One instance: its store (eviction policy), lower tiers, pinned blocks, shared refs."""
+
+    __slots__ = ("store", "tiers", "pinned", "srefs")
+
+    def __init__(self, store, tiers):
+        self.store, self.tiers, self.pinned, self.srefs = store, tiers, 0, 0
+
+
+class _Router:
+    """``affinity``: each conversation sticks to one instance drawn at random
+    (each instance sees a Poisson lambda/K); ``random``: every request to an
+    instance drawn at random; ``round_robin``: requests in arrival order to
+    instances 0, 1, ..., K-1, 0, ... (a load balancer's global rotation).
+    Draws come from the run's generator, indexed by (c, k), so a run is a
+    function of its seed."""
+
+    __slots__ = ("kind", "K", "draws", "toff", "count")
+
+    def __init__(self, kind: str, K: int, trace: "Trace", rng):
+        self.kind, self.K, self.count = kind, K, 0
+        n = len(trace.turns)
+        self.toff = None
+        self.draws = None
+        if kind == "affinity" and K > 1:
+            self.draws = rng.integers(0, K, size=n).tolist()
+        elif kind == "random" and K > 1:
+            self.toff = [g + c for c, g in enumerate(trace.goff)]   # first turn's index
+            self.draws = rng.integers(0, K, size=len(trace.gaps) + n).tolist()
+
+    def route(self, c: int, k: int) -> int:
+        if self.kind == "affinity":
+            return self.draws[c]
+        if self.kind == "random":
+            return self.draws[self.toff[c] + k - 1]
+        self.count += 1
+        return (self.count - 1) % self.K
+
+
+def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) -> None:
+    """The event loop, for every eviction policy, K instances and exclusive tiers."""
     P, a, o, b, Ps, S, Cb = prm["P"], prm["u"] + prm["o"], prm["o"], prm["b"], prm["Ps"], prm["S"], prm["Cb"]
+    K = prm["instances"]
+    fifo = prm["eviction"] == "fifo"
+    ttl = prm["ttl"]
+    ttl_on = ttl < _INF
+    tier_blocks = prm["tier_blocks"]
+    ntiers = len(tier_blocks)
+    cc = [0, 0, 0]   # cached blocks per category over the fleet
+    inclusive = prm["tier_mode"] == "inclusive"
+    nodes = []
+    for _ in range(K):
+        below = None
+        tiers = []
+        if inclusive:
+            # write-through: each tier is its own LRU of every freed chain
+            tiers = [_LruStore([0, 0, 0], ttl) for _ in tier_blocks]
+        else:
+            for cap in reversed(tier_blocks):
+                below = _TierStore(cap, below)
+                tiers.append(below)
+            tiers.reverse()
+        store = _FifoStore(cc, Ps) if fifo else _LruStore(cc, ttl, None if inclusive or not tiers else tiers[0])
+        nodes.append(_Node(store, tiers))
+    node0 = nodes[0]
+    expires = [nd.store.expire for nd in nodes]
+    route = router.route if (router is not None and K > 1) else None
     arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
     na = len(arr)
     t_w, t_e, inv_w, nb1 = acc.t_w, acc.t_e, acc.inv_width, acc.nb - 1
     bhit, bprompt, breq, bown = acc.hit, acc.prompt, acc.req, acc.own
-    # chains[c]: the owner's batches in chain order (keys increase along the chain);
-    # evictable batches sit in fheap as (key, -lo, ver, batch); an entry is live iff
-    # its ver equals the batch's (pinning, trimming to nothing or dropping bump ver).
-    chains: dict = {}
-    shared_chain: list = []
-    fheap: list = []
-    cc = [0, 0, 0]
-    ncached = 0
-    pinned = 0
-    srefs = 0
-    shared_new_lo = Ps      # shared blocks [shared_new_lo, Ps) created, not yet inserted
-    inflight_lo: dict = {}  # conversation -> first own block it created this turn
-    heap = [(t, i, c, k) for i, (t, c, k) in enumerate(tr.resume)]
-    seq = len(heap)
-    ends: deque = deque()
-    ins = 0                 # insertion counter (FIFO key)
+    tier_hit = acc.tier_hit = [0] * ntiers
+    pinned_all = 0
+    heap = [(t, i, c, k) for i, (t, c, k) in enumerate(tr.resume)]   # returning turns,
+    seq = len(heap)         # (start time, seq, conversation, turn); sorted, so a heap
+    ends: deque = deque()   # running requests: (end time, conversation, turn, node), in time order
     ai = 0
     t_last = 0.0
     o_pin = o_sh = o_ret = o_fin = 0.0
@@ -591,31 +788,6 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     step = t_e / 32.0 if (progress is not None and t_e < _INF) else _INF
     next_progress = step
     heappush, heappop = heapq.heappush, heapq.heappop
-
-    def evict(need):
-        """Evict up to ``need`` blocks, oldest insertion first; returns what is left."""
-        nonlocal ncached
-        while need > 0 and fheap:
-            key, neg_lo, ver, bt = fheap[0]
-            if ver != bt.ver:
-                heappop(fheap)
-                continue
-            ln = bt.hi - bt.lo
-            if ln <= need:
-                heappop(fheap)
-                bt.ver += 1
-                need -= ln
-                ncached -= ln
-                cc[bt.cat] -= ln
-                # the oldest batch of its owner is the head of its chain
-                (shared_chain if bt.owner == _SHARED else chains[bt.owner]).pop(0)
-            else:
-                bt.hi -= need
-                ncached -= need
-                cc[bt.cat] -= need
-                need = 0
-        return need
-
     while True:
         te = ends[0][0] if ends else _INF
         th = heap[0][0] if heap else _INF
@@ -634,54 +806,42 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
         if t != t_last:
             if t > t_w:
                 dt = t - (t_last if t_last > t_w else t_w)
-                o_pin += pinned * dt
+                o_pin += pinned_all * dt
                 o_sh += cc[0] * dt
                 o_ret += cc[1] * dt
                 o_fin += cc[2] * dt
             t_last = t
+        if ttl_on:
+            for expire in expires:
+                expire(t)
         if kind == 0:
             # ---------------------------------------------------------- request end
-            _, c, k = ends.popleft()
+            _, c, k, nd = ends.popleft()
+            store = nd.store
             Z = P + k * a
             full = Z // b
-            pinned -= (-(-Z // b)) - Ps
+            rel = (-(-Z // b)) - Ps
             fin = k == turns[c]
-            cat = 2 if fin else 1
-            chain = chains.get(c)
-            lo_new = inflight_lo.pop(c)
-            if chain:
-                for bt in chain:   # hit blocks keep their insertion key
-                    bt.cat = cat
-                    ncached += bt.hi - bt.lo
-                    cc[cat] += bt.hi - bt.lo
-                    heappush(fheap, (bt.key, -bt.lo, bt.ver, bt))
-            if full > lo_new:
-                bt = _Batch(c, lo_new, full, ins, cat)
-                if chain is None:
-                    chains[c] = [bt]
-                else:
-                    chain.append(bt)
-                ncached += full - lo_new
-                cc[cat] += full - lo_new
-                heappush(fheap, (ins, -lo_new, 0, bt))
-            if fin and not chains.get(c, True):
-                del chains[c]
-            srefs -= 1
-            if srefs == 0 and Ps:
-                pinned -= Ps
-                for bt in shared_chain:
-                    heappush(fheap, (bt.key, -bt.lo, bt.ver, bt))
-                if shared_new_lo < Ps:
-                    bt = _Batch(_SHARED, shared_new_lo, Ps, ins, 0)
-                    shared_chain.append(bt)
-                    heappush(fheap, (ins, -shared_new_lo, 0, bt))
-                    shared_new_lo = Ps
-                ncached += Ps
-                cc[0] += Ps
-            ins += 1
-            need = pinned + ncached - Cb
-            if need > 0:
-                evict(need)
+            store.free_own(c, full, Ps, t, 2 if fin else 1)
+            srefs = nd.srefs - 1
+            nd.srefs = srefs
+            last = srefs == 0 and Ps
+            if last:
+                rel += Ps
+                store.free_shared(Ps, t)
+            pin = nd.pinned - rel
+            nd.pinned = pin
+            pinned_all -= rel
+            if inclusive and ntiers:
+                for j, tier in enumerate(nd.tiers):
+                    tier.free_own(c, full, Ps, t, 1)
+                    if last:
+                        tier.free_shared(Ps, t)
+                    if tier.ncached > tier_blocks[j]:
+                        tier.evict(tier.ncached - tier_blocks[j])
+            need = pin + store.ncached - Cb
+            if need > 0:   # back to capacity after an overload
+                store.evict(need)
             if not fin:
                 heappush(heap, (t + gaps[goff[c] + k - 1], seq, c, k + 1))
                 seq += 1
@@ -693,55 +853,56 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
             c = ai
             k = 1
             ai += 1
+        nd = node0 if route is None else nodes[route(c, k)]
+        store = nd.store
         Z = P + k * a
         prompt = Z - o
-        total = -(-Z // b)
-        newb = total - Ps
+        newb = -(-Z // b) - Ps
+        s_low = 0
+        srefs = nd.srefs
         if srefs:
             s = Ps
         elif Ps:
-            s = 0
-            keep = 0
-            for bt in shared_chain:
-                if bt.lo != s:
-                    break
-                s = bt.hi
-                keep += 1
-            for bt in shared_chain:   # pin the hit batches, drop the stale ones
-                bt.ver += 1
-                ncached -= bt.hi - bt.lo
-                cc[0] -= bt.hi - bt.lo
-            del shared_chain[keep:]
-            pinned += s
-            newb += Ps - s
-            shared_new_lo = s
+            s = store.hit_shared(Ps)
+            if ntiers:
+                for j, tier in enumerate(nd.tiers):
+                    x = tier.take(_SHARED)
+                    if inclusive:   # a copy: the prefix is the longest one any tier holds
+                        x = max(0, min(x, Ps) - s - s_low)
+                    elif s == Ps:
+                        continue   # (a full GPU copy cannot coexist with a lower one)
+                    x = min(x, Ps - s - s_low)
+                    s_low += x
+                    if t >= t_w:
+                        tier_hit[j] += x
+                s += s_low
+            newb += Ps - s + s_low
         else:
             s = 0
-        srefs += 1
-        chain = chains.get(c)
-        cur = Ps
-        if chain:
-            keep = 0
-            if s == Ps:
-                for bt in chain:
-                    if bt.lo != cur:
-                        break
-                    cur = bt.hi
-                    keep += 1
-            for bt in chain:
-                bt.ver += 1
-                ncached -= bt.hi - bt.lo
-                cc[bt.cat] -= bt.hi - bt.lo
-            del chain[keep:]
-        hit_own = cur - Ps   # the cap floor((prompt-1)/b) never binds (see _run_lru)
-        pinned += hit_own
+        nd.srefs = srefs + 1
+        hit_own = store.hit_own(c, Ps, s == Ps)
+        own_low = 0
+        if ntiers:
+            whole = s == Ps
+            for j, tier in enumerate(nd.tiers):
+                x = tier.take(c)
+                if inclusive:
+                    x = max(0, x - hit_own - own_low)
+                if whole:
+                    own_low += x
+                    if t >= t_w:
+                        tier_hit[j] += x
         newb -= hit_own
-        inflight_lo[c] = cur
-        need = newb - (Cb - pinned - ncached)
-        over = evict(need) > 0 if need > 0 else False
-        pinned += newb
-        ends.append((t + S, c, k))
-        hit = s + hit_own
+        # pinned now: the GPU's shared hit (when nobody held it), the own hit, then the new blocks
+        pin0 = nd.pinned
+        pin = pin0 + hit_own + (0 if srefs else s - s_low)
+        need = newb - (Cb - pin - store.ncached)
+        over = store.evict(need) > 0 if need > 0 else False
+        pin += newb
+        pinned_all += pin - pin0
+        nd.pinned = pin
+        ends.append((t + S, c, k, nd))
+        hit = s + hit_own + own_low
         nreq += 1
         if over:
             overload_all += 1
@@ -754,7 +915,7 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
             bhit[i] += hit * b
             bprompt[i] += prompt
             breq[i] += 1
-            if hit_own:
+            if hit_own or own_low:
                 bown[i] += 1
             shared_hit += s
             if over:
@@ -769,8 +930,11 @@ def _run_fifo(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
 
 # --------------------------------------------------------------------------- block-level reference
 
-def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
+def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) -> None:
     """Every block one dict entry; the same semantics, written for clarity, not speed.
+
+    K instances (no tiers): each has its own block dicts and heap; a request
+    goes where ``router`` sends it and ends there.
 
     evictable: block -> eviction key (smallest evicted first); key = (event
     counter, -block index), so one free evicts its tail first. LRU re-keys a
@@ -782,12 +946,13 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     ttl = prm["ttl"]
     arr, turns, gaps, goff = tr.arrivals, tr.turns, tr.gaps, tr.goff
 
-    refs: dict = {}        # pinned block -> reference count
-    evictable: dict = {}   # cached block -> key
-    free_time: dict = {}   # cached block -> time of its last free
-    fifo_key: dict = {}    # block -> FIFO key (fifo only), kept while the block exists
+    K = prm.get("instances", 1)
+    # per instance: refs (pinned block -> reference count), evictable (cached block -> key),
+    # free_time (cached block -> time of its last free), fifo_key (block -> FIFO key, fifo
+    # only, kept while the block exists), kheap ((key, block), lazily invalidated)
+    state = [({}, {}, {}, {}, []) for _ in range(K)]
+    refs, evictable, free_time, fifo_key, kheap = state[0]
     finished: set = set()  # conversations that have ended their last turn
-    kheap: list = []       # (key, block), lazily invalidated
 
     def ident(c, i):
         return ("shared", i) if i < Ps else (c, i)
@@ -812,27 +977,32 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
     events = []   # (time, priority, seq, kind, conversation, turn)
     seq = 0
     for c, t0 in enumerate(arr):
-        events.append((t0, 2, seq, "start", c, 1))
+        events.append((t0, 2, seq, "start", c, 1, 0))
         seq += 1
     for t0, c, k in tr.resume:
-        events.append((t0, 1, seq, "start", c, k))
+        events.append((t0, 1, seq, "start", c, k, 0))
         seq += 1
     heapq.heapify(events)
     counter = 0
     t_last = 0.0
     occ = [0.0, 0.0, 0.0, 0.0]
     while events and events[0][0] <= acc.t_e:
-        t, _, _, kind, c, k = heapq.heappop(events)
+        t, _, _, kind, c, k, node = heapq.heappop(events)
         if t > t_last:
             if t > acc.t_w:
                 dt = t - max(t_last, acc.t_w)
-                occ[0] += len(refs) * dt
-                for blk in evictable:
-                    occ[1 + cat(blk)] += dt
+                for refs, evictable, *_ in state:
+                    occ[0] += len(refs) * dt
+                    for blk in evictable:
+                        occ[1 + cat(blk)] += dt
             t_last = t
         if ttl < _INF:
-            for blk in [x for x in evictable if free_time[x] + ttl < t]:   # ttl expiry
-                forget(blk)
+            for refs, evictable, free_time, fifo_key, kheap in state:
+                for blk in [x for x in evictable if free_time[x] + ttl < t]:   # ttl expiry
+                    forget(blk)
+        if kind == "start" and router is not None and K > 1:
+            node = router.route(c, k)
+        refs, evictable, free_time, fifo_key, kheap = state[node]   # (the helpers see these)
         Z = P + k * a
         if kind == "end":
             full = Z // b
@@ -858,7 +1028,7 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
             while len(refs) + len(evictable) > Cb and evictable:
                 evict_one()
             if k < turns[c]:
-                events_push = (t + gaps[goff[c] + k - 1], 1, seq, "start", c, k + 1)
+                events_push = (t + gaps[goff[c] + k - 1], 1, seq, "start", c, k + 1, 0)
                 heapq.heappush(events, events_push)
                 seq += 1
             continue
@@ -886,7 +1056,7 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
         over = need > 0
         for i in range(hit, total):
             refs[ident(c, i)] = 1
-        heapq.heappush(events, (t + S, 0, seq, "end", c, k))
+        heapq.heappush(events, (t + S, 0, seq, "end", c, k, node))
         seq += 1
         acc.requests_all += 1
         acc.overload_all += over
@@ -908,25 +1078,34 @@ def _run_reference(tr: Trace, prm: dict, acc: _Acc, progress, record) -> None:
 
 def simulate_trace(trace: Trace, workload: Workload, cache: CacheConfig, *,
                    warmup_s: float = 0.0, horizon_s: float = _INF,
-                   reference: bool = False, progress=None, record: list | None = None) -> dict:
+                   reference: bool = False, progress=None, record: list | None = None,
+                   fleet: FleetConfig | None = None, routing_rng: np.random.Generator | None = None) -> dict:
     """Run one engine on a given trace; requests starting in [warmup_s, horizon_s] are measured.
+
+    ``fleet`` (default: one instance, no tiers) sets K instances, the routing and
+    exclusive lower tiers; ``routing_rng`` draws the routing when K > 1.
 
     ``record``, if a list, receives ``(start time, conversation, turn, hit blocks,
     prompt tokens, overloaded)`` for every simulated request (tests).
     """
-    prm = _params(workload, cache)
+    prm = _params(workload, cache, fleet)
     acc = _Acc(float(warmup_s), float(horizon_s))
+    router = None
+    if prm["instances"] > 1:
+        if routing_rng is None:
+            raise InputError("routing_rng", None, "a numpy.random.Generator for routing K > 1 instances", "missing")
+        router = _Router(prm["routing"], prm["instances"], trace, routing_rng)
     if reference:
-        _run_reference(trace, prm, acc, progress, record)
-    elif prm["eviction"] == "fifo":
-        _run_fifo(trace, prm, acc, progress, record)
+        if prm["tier_blocks"]:
+            raise InputError("reference", True, "instances without tiers", "the block reference engine")
+        _run_reference(trace, prm, acc, progress, record, router)
     else:
-        _run_lru(trace, prm, acc, progress, record)
+        _run_engine(trace, prm, acc, progress, record, router)
     return _finish(acc, prm, {"engine": "blocks-reference" if reference else "chains"})
 
 
-def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, reference):
-    _params(workload, cache)   # validate before drawing
+def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, reference, fleet=None):
+    _params(workload, cache, fleet)   # validate before drawing
     n = require_int("n_conversations", n_conversations, 1, 10_000_000)
     wf = require_number("warmup_fraction", warmup_fraction, 0.0, 1.0, hi_open=True)
     if progress is not None and not callable(progress):
@@ -936,7 +1115,7 @@ def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, prog
     horizon = trace.arrivals[-1]
     warmup = wf * horizon
     out = simulate_trace(trace, workload, cache, warmup_s=warmup, horizon_s=horizon,
-                         reference=reference, progress=progress)
+                         reference=reference, progress=progress, fleet=fleet, routing_rng=gen)
     w = _params(workload, cache)["w"]
     L, tau, S = w["turns_mean"], w["gap_mean_s"], w["service_time_s"]
     warnings = []
@@ -961,15 +1140,15 @@ def _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, prog
 
 def simulate(workload: Workload, cache: CacheConfig, *, seed: int | None = None,
              rng: np.random.Generator | None = None, n_conversations: int = 20000,
-             warmup_fraction: float = 0.2, progress=None) -> dict:
-    """Simulate ``n_conversations`` conversations on one prefix cache; return the metrics.
+             warmup_fraction: float = 0.2, progress=None, fleet: FleetConfig | None = None) -> dict:
+    """Simulate ``n_conversations`` conversations on one prefix cache (or a fleet); return the metrics.
 
     Randomness comes only from ``rng`` or ``seed`` (a fresh entropy-seeded
     generator if both are None); the same seed gives the same dict. ``progress``
     is called with the fraction done (at most ~33 times). See the module
     docstring for the semantics, the warm-up and the confidence intervals.
     """
-    return _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, False)
+    return _simulate(workload, cache, seed, rng, n_conversations, warmup_fraction, progress, False, fleet)
 
 
 def simulate_blocks_reference(workload: Workload, cache: CacheConfig, *, seed: int | None = None,

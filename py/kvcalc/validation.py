@@ -16,7 +16,8 @@ from .hitrate import hit_rates, occupancy_blocks, structure
 from .simulate import simulate
 from .workload import CacheConfig, Workload
 
-__all__ = ["VARIANTS", "grid", "compare", "summarise"]
+__all__ = ["VARIANTS", "grid", "compare", "summarise", "FLEET_VARIANTS", "fleet_grid", "compare_fleet",
+           "summarise_fleet", "fleet_table"]
 
 BASE = dict(conversation_rate_per_s=1.0, turns_mean=5.0, gap_mean_s=60.0, user_tokens_per_turn=200.0,
             output_tokens_per_turn=300.0, system_prompt_tokens=1000.0, service_time_s=2.0)
@@ -100,3 +101,80 @@ def table(rows: list[dict]) -> str:
                      f"{100*r['seed']:>8.2f}{100*(r['seed']-r['sim']):>+7.2f}")
     return "\n".join(lines)
 
+
+
+# --------------------------------------------------------------------------- fleets and tiers
+
+#: (name, fleet settings, workload changes, tier capacities as multiples of the GPU capacity)
+FLEET_VARIANTS: list[tuple[str, dict, dict, tuple]] = [
+    ("random K=4", {"instances": 4, "routing": "random"}, {}, ()),
+    ("round-robin K=4", {"instances": 4, "routing": "round_robin"}, {}, ()),
+    ("random K=8 lognormal", {"instances": 8, "routing": "random"},
+     {"gap_distribution": "lognormal", "gap_lognormal_sigma": 1.0, "conversation_rate_per_s": 2.0}, ()),
+    ("random K=3 fixed 4 turns", {"instances": 3, "routing": "random"},
+     {"turns_distribution": "fixed", "turns_mean": 4.0}, ()),
+    ("affinity K=4", {"instances": 4, "routing": "affinity"}, {"conversation_rate_per_s": 4.0}, ()),
+    ("pooled K=4", {"instances": 4, "routing": "pooled"}, {}, ()),
+    ("exclusive cpu 2C", {}, {}, (2.0,)),
+    ("exclusive cpu 1C ssd 3C", {}, {}, (1.0, 3.0)),
+    ("inclusive cpu 3C", {"tier_mode": "inclusive"}, {}, (3.0,)),
+    ("random K=4 + cpu 1C", {"instances": 4, "routing": "random"}, {}, (1.0,)),
+]
+#: capacity per instance: overload (half the in-flight working set), then O(T) at T/tau
+FLEET_PRESSURES = ("overload", 0.1, 0.5, 1.5, 4.0)
+
+
+def fleet_grid() -> list[dict]:
+    """Every (fleet variant, pressure) point: workload, cache (GPU per instance) and fleet."""
+    from .fleet import FleetConfig, TierConfig
+    points = []
+    for name, fl, changes, tier_mult in FLEET_VARIANTS:
+        w = Workload(**{**BASE, **changes})
+        K = fl.get("instances", 1)
+        per_instance = w if fl.get("routing") == "pooled" else Workload(
+            **{**w.to_dict(), "conversation_rate_per_s": w.conversation_rate_per_s / K})
+        st = structure(per_instance, CacheConfig(capacity_tokens=1.0))
+        for x in FLEET_PRESSURES:
+            g = 0.0 if x == "overload" else x * w.gap_mean_s
+            blocks = float(occupancy_blocks(st, g)) * (0.5 if x == "overload" else 1.0)
+            if fl.get("routing") == "pooled":
+                blocks /= K
+            cap = float(np.ceil(blocks) * 16)
+            tiers = tuple(TierConfig(f"tier{j + 1}", capacity_tokens=cap * m) for j, m in enumerate(tier_mult))
+            points.append({"variant": name, "pressure_gaps": x, "workload": w,
+                           "cache": CacheConfig(capacity_tokens=cap),
+                           "fleet": FleetConfig(tiers=tiers, **fl)})
+    return points
+
+
+def compare_fleet(point: dict, n_conversations: int = 30_000, seed: int = 7) -> dict:
+    """Fleet model and simulator token hit rates (total and per tier) at one point."""
+    from .fleet import fleet_hit_rates
+    w, c, fl = point["workload"], point["cache"], point["fleet"]
+    sim = simulate(w, c, seed=seed, n_conversations=n_conversations, fleet=fl)
+    model = fleet_hit_rates(w, c, fl)
+    return {"variant": point["variant"], "pressure_gaps": point["pressure_gaps"],
+            "capacity_tokens": float(c.capacity_tokens), "overload": model["overload"],
+            "sim": sim["token_hit_rate"],
+            "sim_ci95_half": 0.5 * (sim["token_hit_rate_ci95_high"] - sim["token_hit_rate_ci95_low"]),
+            "model": model["token_hit_rate"],
+            "sim_tiers": sim["tier_token_hit_rates"], "model_tiers": model["tier_token_hit_rates"]}
+
+
+def summarise_fleet(rows: list[dict]) -> dict:
+    """Mean/max absolute error (pp) of the total, and max error of any tier's share."""
+    err = np.array([100 * abs(r["model"] - r["sim"]) for r in rows])
+    tier_err = [100 * abs(m - s) for r in rows for m, s in zip(r["model_tiers"], r["sim_tiers"])]
+    return {"mae_pp": float(err.mean()), "max_pp": float(err.max()), "tier_max_pp": float(max(tier_err)),
+            "points": len(rows), "overload_points": int(sum(r["overload"] for r in rows))}
+
+
+def fleet_table(rows: list[dict]) -> str:
+    lines = [f"{'variant':<26}{'press':>9}{'sim':>8}{'+-ci':>6}{'model':>8}{'err':>7}  tiers sim / model"]
+    for r in rows:
+        p = r["pressure_gaps"]
+        lines.append(f"{r['variant']:<26}{p if isinstance(p, str) else f'{p:.1f}':>9}"
+                     f"{100 * r['sim']:>8.2f}{100 * r['sim_ci95_half']:>6.2f}{100 * r['model']:>8.2f}"
+                     f"{100 * (r['model'] - r['sim']):>+7.2f}  "
+                     + " ".join(f"{100 * s:.1f}/{100 * m:.1f}" for s, m in zip(r["sim_tiers"], r["model_tiers"])))
+    return "\n".join(lines)
