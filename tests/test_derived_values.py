@@ -236,11 +236,8 @@ def test_simulator_request_hit_rate_under_ttl_by_hand():
     assert s["request_hit_rate"] == pytest.approx(0.8, abs=0.005)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "hitrate.py multiplies own-history hits by the shared prompt's presence h_s as if independent; "
-    "an own-history hit implies the shared prompt is cached (see the comment above), so at low "
-    "traffic the model gives 0.7375 here (h_s = 0.922) where the hand value and the simulator give "
-    "0.8. Remove this mark when the model is fixed (MODEL.md's request-hit formula too)."))
+# The model once multiplied own-history hits by the shared prompt's presence h_s (0.922
+# here) as if independent, giving 0.7375; an own-history hit implies the prompt is cached.
 def test_model_request_hit_rate_under_ttl_by_hand():
     r = hit_rates(_TTL_W, _TTL_C, "refined")
     assert float(r["request_hit_rate"]) == pytest.approx(0.8, abs=1e-6)

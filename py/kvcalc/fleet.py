@@ -224,8 +224,10 @@ def _scattered_at(g: dict, capacity_tokens: float) -> dict:
     idle = g["idle"]
     shared_blocks = hs * (Ps if Cb >= Ps else Ps * (1.0 - idle) + Cb * idle)
     denom = g["denom"]
-    tok = (shared_blocks * b * EN + hs * b * own_blocks) / denom
-    req = hs * own_any / EN
+    # An own chain found on the instance implies its shared prefix is there too (touched
+    # at the same visit, freed after it): h_s weighs the shared blocks only (hitrate.py).
+    tok = (shared_blocks * b * EN + b * own_blocks) / denom
+    req = own_any / EN
     # infinite capacity: every chain left on the chosen instance is found whole
     ceil_own = float((c_mi @ Bi).sum())
     o0 = g["o0"]

@@ -375,7 +375,7 @@ def _refined_token_hit_fn(w: Workload, c: CacheConfig, nodes: int = REFINED_GAP_
         hs = float(np.where(st.Ps > 0, _shared_presence(st, min(float(T), ttl)), 1.0))
         own, _ = _own_hits_from_moments(np.array([[float(cb)]]), m, s, alive, B, wk)
         shared = float(_shared_hit_blocks(st_c, hs))
-        tok = (shared * st.b * float(st.EN) + hs * st.b * float(own[0])) / float(st.denom_tokens)
+        tok = (shared * st.b * float(st.EN) + st.b * float(own[0])) / float(st.denom_tokens)
         return min(max(tok, 0.0), 1.0)
 
     return token_hit
@@ -397,7 +397,11 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
     ttl = c.ttl_s if c.eviction == "ttl" else math.inf
     T_eff = np.minimum(T, ttl)
     b = st.b
-    # Own blocks hang off the shared prefix: without it nothing below it can hit.
+    # Own blocks hang off the shared prefix, but under LRU and TTL an own chain that
+    # survived implies the prefix did: the conversation's previous turn touched the
+    # shared prompt as recently as its own blocks, and vLLM frees a chain tail-first.
+    # So h_s weighs only the shared blocks' own hits, not the own-history hits
+    # (FIFO differs: the shared prompt's insertion is older; _fifo_hit_rates).
     hs = np.where(st.Ps > 0, _shared_presence(st, T_eff), 1.0)
     ideal_tok = (st.Ps * b * st.EN + b * st.A1) / st.denom_tokens
     ideal_req = st.returning_any / st.EN
@@ -408,12 +412,12 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
         tok, req, hs = _fifo_hit_rates(st)
     elif model == "che":
         h = gap_cdf(T_eff, st.tau, st.gap_distribution, st.sigma)
-        tok = (_shared_hit_blocks(st, hs) * b * st.EN + hs * h * b * st.A1) / st.denom_tokens
-        req = hs * h * st.returning_any / st.EN
+        tok = (_shared_hit_blocks(st, hs) * b * st.EN + h * b * st.A1) / st.denom_tokens
+        req = h * st.returning_any / st.EN
     else:
         own_blocks, own_any = _refined_own_hits(st, ttl, nodes)
-        tok = (_shared_hit_blocks(st, hs) * b * st.EN + hs * b * own_blocks) / st.denom_tokens
-        req = hs * own_any / st.EN
+        tok = (_shared_hit_blocks(st, hs) * b * st.EN + b * own_blocks) / st.denom_tokens
+        req = own_any / st.EN
     parts = occupancy_parts_blocks(st, T_eff)
     # Overload (the in-flight working set alone exceeds the cache) is no cliff:
     # requests wait or are preempted, the blocks running requests hold stay
