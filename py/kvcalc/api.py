@@ -312,17 +312,32 @@ def _inverse(workload: Workload, cache: CacheConfig, target: float, model: str) 
         if exc.field != "cache.capacity_tokens":
             raise
         hi = LIMITS["cache.capacity_tokens"].hi
-        return {"target_token_hit_rate": target, "capacity_tokens": None, "reachable": False,
-                "status": "beyond_range", "capacity_limit_tokens": hi,
-                "message": f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
-                           "beyond the range the calculator takes"}
+        return _with_detail({"target_token_hit_rate": target, "capacity_tokens": None, "reachable": False,
+                             "status": "beyond_range", "capacity_limit_tokens": hi,
+                             "reason": "inverse_beyond_range",
+                             "message": f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
+                                        "beyond the range the calculator takes"})
     if inverse.get("capacity_tokens") is not None and inverse["capacity_tokens"] > LIMITS["cache.capacity_tokens"].hi:
         hi = LIMITS["cache.capacity_tokens"].hi
         inverse.update(capacity_tokens=None, reachable=False, status="beyond_range", capacity_limit_tokens=hi,
+                       reason="inverse_beyond_range",
                        message=f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
                                "beyond the range the calculator takes")
     else:
         inverse["status"] = "ok" if inverse.get("reachable") else "unreachable"
+    return _with_detail(inverse)
+
+
+#: the inverse's fields a message about it may use (besides the target)
+_INVERSE_PARAMS = ("target_token_hit_rate", "ideal_token_hit_rate", "ttl_s", "model", "capacity_limit_tokens")
+
+
+def _with_detail(inverse: dict) -> dict:
+    """An unreachable target's English ``message`` as ``detail`` = {code, params, message} too."""
+    reason = inverse.pop("reason", None)
+    if reason and inverse.get("message"):
+        inverse["detail"] = {"code": reason, "message": inverse["message"],
+                             "params": {k: inverse[k] for k in _INVERSE_PARAMS if inverse.get(k) is not None}}
     return inverse
 
 

@@ -521,7 +521,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
                  runtime_reserve_gib=b["runtime_reserve_gib"])
         if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
             note("fp8_dequantized", f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
-                         "but dequantized for attention.")
+                         "but dequantized for attention.", gpu=gpu.name)
     report["notes"] = [n["message"] for n in notes]
     report["note_details"] = notes
     return report
