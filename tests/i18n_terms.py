@@ -4,7 +4,7 @@ and tests/browser/test_i18n_page.py; model and GPU names come from presets/*.jso
 
 TERMS = {
     # units and notation
-    "token", "tokens", "GiB", "GB", "MB", "kB", "B", "s", "ms", "TFLOPS", "MFU",
+    "token", "tokens", "Token", "GiB", "GB", "MB", "kB", "B", "s", "ms", "TFLOPS", "MFU",
     # terms kept in English in Chinese engineering writing
     "KV", "GPU", "GPUs", "TP", "TTFT", "prefill", "decode", "LRU", "FIFO", "TTL", "LFU", "MLA", "MoE",
     "MXFP4", "FP8", "CUDA", "Che", "refined", "seed", "auto", "fp4", "fp8", "fp16", "bf16", "int8",
