@@ -13,4 +13,6 @@ TERMS = {
     "config", "json", "JSON", "block", "size", "gpu", "memory", "utilization", "tensor_parallel",
     "gpu_memory_utilization", "runtime", "local", "cdn", "context_tokens", "max_position_embeddings",
     "presets", "English", "CDN", "zh", "CN", "en", "zh-CN", "URL",
+    "jsonl", "gz", "hash_ids", "gzip", "Mooncake", "Bailian", "FAST", "Apache", "License", "README", "md", "data", "traces",
+    "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "p50", "p90", "p99", "MiB", "KiB",
 }

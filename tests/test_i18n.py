@@ -36,7 +36,8 @@ NAMESPACES = ("ui", "lang", "stage", "status", "notice", "state", "res", "occ", 
 KEY_LITERAL = re.compile(r"""["'`]((?:%s)\.[A-Za-z0-9_.\-]+)["'`]""" % "|".join(NAMESPACES))
 #: zh-CN may equal en here: names, units, notation
 SAME_IN_BOTH = {"lang.en", "lang.zh-CN", "param.cache.ttl_s.label", "param.gpu.label", "param.model.hf_config.label",
-                "stage.core", "stage.numpy", "ui.label_unit", "ui.unit_brackets", "unit.gib"}
+                "stage.core", "stage.numpy", "ui.label_unit", "ui.unit_brackets", "unit.gib", "kvt.axis_unit.gib",
+                "kvt.fmt.mooncake"}
 
 
 def catalogue(lang: str) -> dict:
@@ -93,6 +94,14 @@ def family_keys(messages: dict) -> tuple[set[str], set[str]]:
     required |= {f"occ.{s}" for s in re.search(r"const parts = \[([^\]]*)\]", (ROOT / "js/ui.js").read_text())
                  .group(1).replace('"', "").replace(" ", "").split(",")}
     required |= {f"hitmodel.{m}" for m in HIT_MODELS}
+    trace = (ROOT / "js/trace-tab.js").read_text()
+    samples = re.findall(r'\{ id: "(\w+)", file:', trace)
+    axes = re.findall(r'^  (\w+): \{ key: "capacit', trace, flags=re.M)
+    formats = re.search(r"const FORMATS = \[([^\]]*)\]", trace).group(1).replace('"', "").replace(" ", "").split(",")
+    assert samples and axes and formats, "js/trace-tab.js: SAMPLES, AXES or FORMATS not found"
+    required |= {f"kvt.sample.{s}{h}" for s in samples for h in ("", "_hint")}
+    required |= {f"kvt.axis.{a}" for a in axes} | {f"kvt.axis_unit.{a}" for a in axes}
+    required |= {f"kvt.fmt.{f}" for f in formats}
     required |= {f"ui.source.{s}" for s in ("local", "cdn")}
     required |= {f"msg.{c}" for c in python_codes()}
     return required, optional

@@ -138,6 +138,12 @@ def all_tabs_text(pg) -> list[dict]:
         wait_js(pg, SETTLED + f" && document.querySelector('#chart-{tab}').dataset.rendered", timeout=TIMEOUT_MS)
         wait_js(pg, f"document.querySelector('#chart-{tab} .main-svg')", timeout=TIMEOUT_MS)
         items += pg.evaluate(VISIBLE_TEXT_JS)
+    # the trace tab before a trace is analysed (the results of an analysis carry the trace
+    # module's own English notes: counting rule, detection sources, fit notes)
+    pg.click('[role="tab"][data-tab="trace"]')
+    wait_js(pg, "document.querySelector('#trace-root .kvt')", timeout=TIMEOUT_MS)
+    items += pg.evaluate(VISIBLE_TEXT_JS)
+    pg.click('[role="tab"][data-tab="curve"]')
     return items
 
 
