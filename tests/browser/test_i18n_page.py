@@ -70,7 +70,7 @@ def preset_names() -> set[str]:
     return {m.get("name", k) for k, m in models.items()} | {g.get("name", k) for k, g in gpus.items()}
 
 
-NAMES = preset_names() | {"kvcalc"}   # and the product's name (the page's title)
+NAMES = preset_names() | {"kvcalc", "kvcache-ai/Mooncake"}   # the product; the samples' repository (a link)
 
 
 def strip_names(text: str) -> str:
