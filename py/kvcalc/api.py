@@ -46,6 +46,14 @@ returns errors in-band as {"ok": false, "error": {...}}.
 ``inverse.status`` is "ok" (capacity_tokens reaches the target), "unreachable"
 (at or above the ideal, or capped by the TTL) or "beyond_range" (the capacity
 needed exceeds the largest capacity the calculator takes, 1e13 tokens).
+
+Messages are codes with parameters, English text beside them for the CLI: each entry of
+``warning_details`` (parallel to the English ``warnings``), ``overload_detail``,
+``inverse.detail`` (when the target is not reached) and ``benefit.note_detail`` is
+{"code", "params", "message"}; an InputError's ``to_dict()`` has ``code`` and ``params`` too.
+The page renders them from its catalogues (i18n/<lang>.json, key ``msg.<code>``; parameters
+are formatted by their unit suffix: ``*_hit_rate`` as percent, ``*_gib`` as GiB, ``*_s`` as
+seconds). A new code needs ``msg.<code>`` in both catalogues (tests/test_i18n.py says which).
 """
 
 from __future__ import annotations
