@@ -193,3 +193,30 @@ def test_english_catalogue_matches_python_messages():
     tpl = catalogue("en")["msg.reserve_estimated"]
     text = PLACEHOLDER.sub(lambda m: f"{d['params'][m.group(1)]:.2f} GiB", tpl)
     assert text == d["message"]
+
+
+def test_results_carry_codes_for_every_message():
+    """Each English text of a result has its {code, params} twin, and the code has a catalogue key."""
+    from kvcalc.api import compute
+    en = catalogue("en")
+    base = {"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb",
+            "workload": {"conversation_rate_per_s": 1, "gap_mean_s": 60}}
+    r = compute({**base, "target_token_hit_rate": 0.99})            # above the ideal ceiling (93.5 %)
+    inv = r["inverse"]
+    assert inv["status"] == "unreachable" and inv["detail"]["code"] == "inverse_above_ideal"
+    assert inv["detail"]["params"]["target_token_hit_rate"] == 0.99
+    assert inv["detail"]["params"]["ideal_token_hit_rate"] == inv["ideal_token_hit_rate"]
+    assert inv["detail"]["message"] == inv["message"]
+    b = r["benefit"]
+    assert b["note_detail"]["code"] == "benefit_assumptions" and b["note_detail"]["message"] == b["note"]
+    assert b["note_detail"]["params"] == {"mfu": b["mfu"], "peak_tflops_per_gpu": b["peak_tflops_per_gpu"]}
+    assert [w["message"] for w in r["warning_details"]] == r["warnings"]
+    assert all(f"msg.{w['code']}" in en for w in r["warning_details"])
+    ok = compute({**base, "target_token_hit_rate": 0.5})
+    assert ok["inverse"]["status"] == "ok" and "detail" not in ok["inverse"]
+    ttl = compute({**base, "cache": {"eviction": "ttl", "ttl_s": 10}})  # a 10 s TTL against 60 s gaps
+    assert ttl["inverse"]["detail"]["code"] == "inverse_ttl_cap"
+    assert ttl["inverse"]["detail"]["params"]["ttl_s"] == 10
+    over = compute({"cache": {"capacity_tokens": 2000}, "workload": {"conversation_rate_per_s": 50}})
+    assert over["overload"] and over["overload_detail"]["code"] == "overload"
+    assert "msg.overload" in en
