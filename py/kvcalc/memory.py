@@ -73,11 +73,13 @@ def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
     if tp <= kv:
         if kv % tp:
             raise InputError("tensor_parallel", tensor_parallel,
-                             f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+                             f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly",
+                             code="heads_do_not_split", params={"kv_heads": kv})
         return kv // tp
     if tp % kv:
         raise InputError("tensor_parallel", tensor_parallel,
-                         f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+                         f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly",
+                         code="heads_do_not_split", params={"kv_heads": kv})
     return 1
 
 
