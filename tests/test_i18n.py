@@ -111,6 +111,8 @@ _CODE_PATTERNS = [
     re.compile(r"""\b(?:code|reason)\s*=\s*["']([a-z][a-z0-9_]*)["']"""),
     re.compile(r"""["'](?:code|reason)["']\s*:\s*["']([a-z][a-z0-9_]*)["']"""),
     re.compile(r"""\b_?(?:note|warn)\(\s*["']([a-z][a-z0-9_]*)["']"""),
+    # the other branch of  code="a" if ok else "b"  /  "code": "a" if ok else "b"
+    re.compile(r"""\b["']?(?:code|reason)["']?\s*[:=]\s*["'][a-z][a-z0-9_]*["']\s+if\s[^\n]*?\belse\s+["']([a-z][a-z0-9_]*)["']"""),
 ]
 
 
