@@ -4,19 +4,23 @@
 // state for the browser tests and bench/bench_slider.py.
 
 import { createClient } from "./js/client.js";
-import { resolveRuntime, readRuntimeParam, loadPlotly, RUNTIME_PARAM_REFUSED } from "./js/runtime-source.js";
+import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
 import { PARAMS, defaultValues } from "./js/params.js";
 import {
   applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
   saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
-import { buildForm, syncForm, renderResults, renderOccupancy, renderList, el } from "./js/ui.js";
+import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
 import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
+import {
+  LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
+  renderMessage,
+} from "./js/i18n.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
 const SIM_POINTS = 6;
-const STAGE_LABEL = { runtime: "Python runtime", numpy: "numpy", core: "kvcalc" };
+const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
 
 const app = {
   state: null,
@@ -27,7 +31,7 @@ const app = {
   resultSeq: 0,
   requested: 0,           // sequence number of the newest compute asked for
   lastRequest: null,
-  serverErrors: {},       // {param key: message} from Python's InputError
+  serverErrors: {},       // {param key: {render}} from Python's InputError (rendered per language)
   savedValues: null,      // the last values Python accepted: the only ones in the URL and localStorage
   lastEdited: [],         // keys of the newest edit (where a Python error about them is shown)
   presetsError: null,     // the presets could not be loaded: nothing else may hide that
@@ -53,10 +57,11 @@ darkQuery.addEventListener("change", () => drawVisible());
 
 // ---------------------------------------------------------------- worker status
 
-function setStatus(state, text) {
+// The status line: a catalogue key and its parameters (re-rendered on a language switch).
+function setStatus(state, key, params = null) {
   const box = $("status");
   box.dataset.state = state;
-  $("status-text").textContent = text;
+  setText($("status-text"), key, params);
 }
 
 // Download telemetry from the worker, in words: "3.1 of 10.1 MB, 420 kB/s" (slow when it is).
@@ -64,10 +69,11 @@ const SLOW_AFTER_S = 8;
 const SLOW_BELOW_BYTES_PER_S = 300e3;
 function downloadText(d) {
   const mb = (b) => (b / 1e6).toFixed(1);
-  const rate = `${Math.round(d.rate_bytes_per_s / 1000)} kB/s`;
   const slow = d.elapsed_s >= SLOW_AFTER_S && d.rate_bytes_per_s < SLOW_BELOW_BYTES_PER_S;
-  return `downloading ${mb(d.received_bytes)} of ${d.total_bytes ? mb(d.total_bytes) : "?"} MB, ${rate}` +
-    (slow ? ` (slow connection: ${Math.round(d.elapsed_s)} s so far; still loading)` : "");
+  const params = { received: mb(d.received_bytes), total: d.total_bytes ? mb(d.total_bytes) : "?",
+                   rate: String(Math.round(d.rate_bytes_per_s / 1000)) };
+  return { key: "status.download", params: slow ? { ...params, slow: { key: "status.download_slow",
+           params: { elapsed: String(Math.round(d.elapsed_s)) } } } : { ...params, slow: "" } };
 }
 
 function onProgress({ stage, fraction, detail }) {
@@ -75,32 +81,40 @@ function onProgress({ stage, fraction, detail }) {
   if (node) node.value = fraction;
   for (const s of document.querySelectorAll("#status .stage")) s.classList.toggle("active", s.dataset.stage === stage);
   if (app.presetsError) return;
-  const extra = detail && detail.file && typeof detail.received_bytes === "number" ? `: ${downloadText(detail)}` : "…";
-  setStatus("starting", `Starting: ${STAGE_LABEL[stage] || stage}${extra}`);
+  const name = STAGE_KEYS.includes(stage) ? { key: `stage.${stage}` } : stage;
+  if (detail && detail.file && typeof detail.received_bytes === "number") {
+    setStatus("starting", "status.starting_download", { stage: name, download: downloadText(detail) });
+  } else setStatus("starting", "status.starting_stage", { stage: name });
 }
 
 function onReady(info) {
   app.ready = true;
   for (const p of document.querySelectorAll("#status progress")) p.value = 1;
   const v = info.versions || {};
-  const secs = info.timings && typeof info.timings.total === "number" ? ` in ${(info.timings.total / 1000).toFixed(1)} s` : "";
-  if (!app.presetsError) setStatus("ready", `Ready${secs}`);
+  const total = info.timings && typeof info.timings.total === "number" ? info.timings.total / 1000 : null;
+  if (!app.presetsError) {
+    if (total === null) setStatus("ready", "status.ready");
+    else setStatus("ready", "status.ready_in", { s: total.toFixed(1) });
+  }
   markStale();
-  $("versions").textContent = `Python ${v.python ?? "?"}, Pyodide ${v.pyodide ?? "?"}, numpy ${v.numpy ?? "?"}, kvcalc ${v.kvcalc ?? "?"} (${info.source} runtime).`;
+  setText($("versions"), "ui.versions", { python: v.python ?? "?", pyodide: v.pyodide ?? "?", numpy: v.numpy ?? "?",
+                                          kvcalc: v.kvcalc ?? "?", source: { key: `ui.source.${info.source}` } });
 }
 
 function onFatal({ message, retry }) {
   app.ready = false;
   const stalled = /stall/i.test(message);
-  const text = (stalled ? "The Python runtime stopped loading. " : "The Python runtime failed. ") + message;
+  // The worker's own message is a technical detail (file names, hashes): shown as it is.
+  const text = { key: stalled ? "status.stalled" : "status.failed", params: { detail: message } };
   // A presets failure came first and is the cause to fix: keep it in front.
-  setStatus("failed", app.presetsError ? `${app.presetsError} (Also: ${text})` : text);
+  if (app.presetsError) setStatus("failed", "status.also", { first: app.presetsError, second: text });
+  else setStatus("failed", text.key, text.params);
   const btn = $("retry");
   btn.hidden = false;
   btn.onclick = () => {
     btn.hidden = true;
     for (const p of document.querySelectorAll("#status progress")) p.value = 0;
-    setStatus("starting", "Retrying…");
+    setStatus("starting", "status.retrying");
     retry();
     requestCompute();
   };
@@ -120,11 +134,22 @@ function saveState() {
   const tab = app.tab === "curve" ? null : app.tab;
   if (!app.savedValues) {
     stripRuntimeParam();
+    saveLang();
     return;
   }
-  const query = toQuery(app.savedValues, { tab });
+  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang() });
   history.replaceState(null, "", `${location.pathname}?${query}`);
   saveLocal(app.savedValues, globalThis.localStorage, tab);
+}
+
+// The language in the address bar (also before the first result) and in localStorage.
+function saveLang() {
+  const url = new URL(location.href);
+  if (url.searchParams.get(LANG_QUERY) !== lang()) {
+    url.searchParams.set(LANG_QUERY, lang());
+    history.replaceState(null, "", url.pathname + url.search + url.hash);
+  }
+  rememberLang(lang());
 }
 
 function stripRuntimeParam() {
@@ -148,7 +173,7 @@ function setState(patch) {
   if (changed && app.sim) {
     app.sim = null;
     app.simToken++;
-    $("sim-status").textContent = "inputs changed: simulate again to compare";
+    setText($("sim-status"), "sim.inputs_changed");
   }
   syncForm(app.controls, app.state, app.serverErrors);
   if (hasErrors(app.state)) {
@@ -192,7 +217,7 @@ async function requestCompute() {
     const e = reply.error || {};
     const p = e.kind === "input" ? errorParam(e) : null;
     if (p) {
-      app.serverErrors = { [p.key]: e.message || e.problem || "not accepted" };
+      app.serverErrors = { [p.key]: { render: () => renderMessage(e) } };
       errBox.hidden = true;
     } else if (e.kind === "crash" || e.kind === "fatal") {
       // The worker died or never started: the status bar says so. After a restart (retry,
@@ -200,7 +225,9 @@ async function requestCompute() {
       errBox.hidden = true;
       app.client.ready().then((r) => { if (r.ok && seq === app.requested) requestCompute(); });
     } else {
-      errBox.textContent = `Could not compute: ${e.message || "unknown error"}`;
+      // Python's InputError has a code; a protocol or internal error only its English message
+      errBox.textContent = t("err.could_not_compute", { detail: e.code ? renderMessage(e, { withField: true }) : (e.message || t("err.unknown")) });
+      app.lastComputeError = e;
       errBox.hidden = false;
     }
     syncForm(app.controls, app.state, app.serverErrors);
@@ -246,8 +273,8 @@ async function render(seq) {
   renderResults($("results"), r);
   renderResults($("mini"), r);
   renderOccupancy($("occupancy-bar"), $("occupancy-legend"), r.occupancy);
-  const warnings = [...(r.warnings || [])];
-  renderList($("warnings"), warnings);
+  const warnings = [...(r.warning_details || [])];
+  renderMessages($("warnings"), warnings);
   $("warnings-card").hidden = warnings.length === 0;
   markStale();
   $("results").dataset.state = seq === app.requested ? "ready" : "computing";
@@ -344,7 +371,7 @@ async function runSimulation() {
   btn.disabled = true;
   bar.hidden = false;
   bar.value = 0;
-  status.textContent = "simulating…";
+  setText(status, "sim.running");
   const request = buildSimulateRequest(app.state.values, picks);
   app.lastSimRequest = request;
   const reply = await app.client.simulate(request, { onProgress: (f) => { if (token === app.simToken) bar.value = f; } });
@@ -352,14 +379,50 @@ async function runSimulation() {
   markStale();
   if (token !== app.simToken) return;
   if (reply.status !== "ok") {
-    status.textContent = `simulation failed: ${(reply.error && reply.error.message) || "unknown error"}`;
+    const e = reply.error || {};
+    setText(status, "sim.failed", { detail: e.code ? renderMessage(e, { withField: true }) : (e.message || t("err.unknown")) });
     return;
   }
   app.sim = reply.result;
-  status.textContent = `${reply.result.points.length} points, ${reply.result.n_conversations} conversations each, seed ${reply.result.seed}`;
+  setText(status, "sim.done", { points: reply.result.points.length, conversations: reply.result.n_conversations,
+                                seed: String(reply.result.seed) });
   if (app.tab !== "curve") selectTab("curve");
   else await drawVisible();
   document.dispatchEvent(new CustomEvent("kvcalc:simulated", { detail: { points: reply.result.points.length } }));
+}
+
+// ---------------------------------------------------------------- language
+
+// Puts a loaded catalogue in force and re-translates everything on screen from what the page
+// already holds (state, last result, simulated points): no recompute.
+function applyCatalogue(cat) {
+  setCatalogue(cat);
+  document.documentElement.lang = cat.lang;
+  $("lang").value = cat.lang;
+  translate(document);
+  saveLang();
+}
+
+async function setLang(next) {
+  if (!LANGS.includes(next) || next === lang()) return;
+  const token = (app.langToken = (app.langToken || 0) + 1);
+  const cat = await loadCatalogue(next);
+  if (token !== app.langToken) return;
+  applyCatalogue(cat);
+  if (app.controls) syncForm(app.controls, app.state, app.serverErrors);
+  if (app.result) {
+    renderResults($("results"), app.result);
+    renderResults($("mini"), app.result);
+    renderOccupancy($("occupancy-bar"), $("occupancy-legend"), app.result.occupancy);
+    renderMessages($("warnings"), app.result.warning_details || []);
+  }
+  if (!$("compute-error").hidden && app.lastComputeError) {
+    const e = app.lastComputeError;
+    $("compute-error").textContent = t("err.could_not_compute", { detail: e.code ? renderMessage(e, { withField: true }) : (e.message || t("err.unknown")) });
+  }
+  if (app.traceTab && typeof app.traceTab.relabel === "function") app.traceTab.relabel();
+  await drawVisible();
+  document.dispatchEvent(new CustomEvent("kvcalc:lang", { detail: { lang: next } }));
 }
 
 // ---------------------------------------------------------------- start-up
@@ -377,7 +440,7 @@ async function loadPresets() {
 function showNotices(notices) {
   const box = $("url-notice");
   if (!notices.length) { box.hidden = true; return; }
-  box.querySelector("ul").replaceChildren(...notices.map((n) => el("li", { text: n })));
+  box.querySelector("ul").replaceChildren(...notices.map((n) => setText(el("li"), n.key, n.params)));
   box.hidden = false;
 }
 
@@ -392,21 +455,25 @@ async function main() {
     .then((P) => { app.plotly = P; })
     .catch((err) => {
       app.plotlyError = String(err.message || err);
-      for (const c of document.querySelectorAll(".chart")) c.textContent = `Charts unavailable: ${app.plotlyError}`;
+      for (const c of document.querySelectorAll(".chart")) setText(c, "chart.unavailable", { detail: app.plotlyError });
     });
 
+  // the catalogue loads while the worker starts and the presets load
+  const catalogue = loadCatalogue(pickLang({ search: location.search, storage: globalThis.localStorage,
+                                             languages: navigator.languages }));
   let presets;
   try {
     presets = await loadPresets();
   } catch (err) {
-    app.presetsError = `Could not load the model and GPU presets (${err.message}). ` +
-      "Check the connection and reload the page; if it keeps failing, the site is incomplete " +
-      "(presets/ is missing).";
-    setStatus("failed", app.presetsError);
-    const msg = el("p", { class: "error", role: "alert", id: "presets-error", text: app.presetsError });
+    applyCatalogue(await catalogue);
+    app.presetsError = { key: "status.presets_error", params: { detail: err.message } };
+    setStatus("failed", app.presetsError.key, app.presetsError.params);
+    const msg = setText(el("p", { class: "error", role: "alert", id: "presets-error" }), app.presetsError.key,
+                        app.presetsError.params);
     $("form").replaceChildren(msg);
     return;
   }
+  applyCatalogue(await catalogue);
   const built = buildForm($("form"), presets, (patch) => setState(patch));
   app.controls = built.controls;
   app.options = built.options;
@@ -416,7 +483,10 @@ async function main() {
   let values = fromUrl.values;
   const stored = fromUrl.present ? null : loadLocal(defaultValues(), app.options);
   if (stored) values = stored;
-  showNotices([...(runtimeParam.refused ? [RUNTIME_PARAM_REFUSED] : []), ...fromUrl.notices]);
+  const langParam = new URLSearchParams(search).get(LANG_QUERY);
+  showNotices([...(runtimeParam.refused ? [{ key: "notice.runtime_refused" }] : []),
+               ...(langParam !== null && !LANGS.includes(langParam) ? [{ key: "notice.bad_lang", params: { text: langParam.slice(0, 60) } }] : []),
+               ...fromUrl.notices]);
   app.state = applyPatch(initialState(values), {}, app.options);
   syncForm(app.controls, app.state, {});
 
@@ -427,6 +497,7 @@ async function main() {
     app.sim = null;
     app.simToken++;
     $("sim-status").textContent = "";
+    delete $("sim-status").dataset.i18n;
     setState({});
   });
   $("share").addEventListener("click", async () => {
@@ -434,13 +505,14 @@ async function main() {
     const partial = isStale() && app.savedValues && !sameValues(app.savedValues, app.state.values);
     try {
       await navigator.clipboard.writeText(location.href);
-      $("share").textContent = partial ? "Link copied (last valid inputs)" : "Link copied";
+      setText($("share"), partial ? "ui.link_copied_partial" : "ui.link_copied");
     } catch {
-      $("share").textContent = "Copy the address bar";
+      setText($("share"), "ui.copy_address_bar");
     }
-    setTimeout(() => { $("share").textContent = "Copy link"; }, 2000);
+    setTimeout(() => { setText($("share"), "ui.copy_link"); }, 2000);
   });
   $("simulate").addEventListener("click", runSimulation);
+  $("lang").addEventListener("change", () => setLang($("lang").value));
   $("simulate").disabled = true;
   $("form").addEventListener("submit", (ev) => ev.preventDefault());
   wireTabs();

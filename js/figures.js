@@ -7,6 +7,7 @@
 
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
+import { t as tr, has } from "./i18n.js";
 
 export const THEMES = {
   light: { paper: "rgba(0,0,0,0)", plot: "#ffffff", font: "#1d2127", grid: "#e3e7ec", zero: "#c9ced6",
@@ -23,14 +24,14 @@ export const PLOT_CONFIG = {
 };
 
 function baseLayout(theme, name, extra = {}) {
-  const t = THEMES[theme] || THEMES.light;
+  const c = THEMES[theme] || THEMES.light;
   return {
     uirevision: `kvcalc-${name}`,
-    paper_bgcolor: t.paper,
-    plot_bgcolor: t.plot,
-    font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 12, color: t.font },
+    paper_bgcolor: c.paper,
+    plot_bgcolor: c.plot,
+    font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", size: 12, color: c.font },
     margin: { l: 56, r: 16, t: 16, b: 48 },
-    hoverlabel: { bgcolor: t.hover, font: { color: t.font } },
+    hoverlabel: { bgcolor: c.hover, font: { color: c.font } },
     legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)" },
     ...extra,
   };
@@ -39,8 +40,8 @@ function baseLayout(theme, name, extra = {}) {
 // Log axes label 1, 2 and 5 of each decade ("D2"): Plotly's default labels every digit,
 // which is cluttered and costs about 4 ms per redraw of the curve.
 function axis(theme, title, more = {}) {
-  const t = THEMES[theme] || THEMES.light;
-  return { title: { text: title }, gridcolor: t.grid, zerolinecolor: t.zero, linecolor: t.zero,
+  const c = THEMES[theme] || THEMES.light;
+  return { title: { text: title }, gridcolor: c.grid, zerolinecolor: c.zero, linecolor: c.zero,
            automargin: true, ...(more.type === "log" ? { dtick: "D2" } : {}), ...more };
 }
 
@@ -49,8 +50,8 @@ const PCT_AXIS = { tickformat: ".0%", range: [0, 1.02], hoverformat: ".1%" };
 // Which capacity axis: GiB of KV per GPU when Python gave it, else tokens.
 function capacityAxis(obj) {
   return obj && Array.isArray(obj.capacity_gib)
-    ? { key: "capacity_gib", title: "KV cache per GPU [GiB]", unit: "GiB" }
-    : { key: "capacity_tokens", title: "KV cache [tokens]", unit: "tokens" };
+    ? { key: "capacity_gib", title: tr("chart.axis_cache_gib"), unit: "GiB" }
+    : { key: "capacity_tokens", title: tr("chart.axis_cache_tokens"), unit: tr("unit.tokens_word") };
 }
 
 const empty = (theme, name, message) => ({
@@ -65,38 +66,38 @@ const empty = (theme, name, message) => ({
 
 export function curveFigure(state, result, view) {
   const { theme = "light", sim = null, width = 800 } = view || {};
-  const t = THEMES[theme] || THEMES.light;
+  const c = THEMES[theme] || THEMES.light;
   const narrow = width < 560;
   const curve = result && result.figures && result.figures.curve;
-  if (!curve) return empty(theme, "curve", "no curve yet");
+  if (!curve) return empty(theme, "curve", tr("chart.no_curve"));
   const ax = capacityAxis(curve);
   const x = curve[ax.key];
   const usesGib = ax.key === "capacity_gib";
   const data = [
-    { type: "scatter", mode: "lines", name: `model (${curve.model})`, x, y: curve.token_hit_rate,
-      line: { color: t.line, width: 2.5 },
-      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>model</extra>` },
-    { type: "scatter", mode: "lines", name: narrow ? "seed formula" : "seed (legacy) formula", x, y: curve.seed_token_hit_rate,
-      line: { color: t.seed, width: 1.5, dash: "dash" },
-      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>seed formula</extra>` },
-    { type: "scatter", mode: "lines", name: "ideal ceiling", x: [x[0], x[x.length - 1]],
+    { type: "scatter", mode: "lines", name: tr("chart.curve_model", { model: tr(`hitmodel.${curve.model}`) }), x, y: curve.token_hit_rate,
+      line: { color: c.line, width: 2.5 },
+      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>${tr("chart.hover_model")}</extra>` },
+    { type: "scatter", mode: "lines", name: tr(narrow ? "chart.seed_short" : "chart.seed"), x, y: curve.seed_token_hit_rate,
+      line: { color: c.seed, width: 1.5, dash: "dash" },
+      hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>${tr("chart.seed_short")}</extra>` },
+    { type: "scatter", mode: "lines", name: tr("chart.ideal"), x: [x[0], x[x.length - 1]],
       y: [curve.ideal_token_hit_rate, curve.ideal_token_hit_rate],
-      line: { color: t.ideal, width: 1.5, dash: "dot" }, hovertemplate: "ideal %{y:.1%}<extra></extra>" },
+      line: { color: c.ideal, width: 1.5, dash: "dot" }, hovertemplate: `${tr("chart.hover_ideal")}<extra></extra>` },
   ];
   const curX = usesGib ? result.cache_capacity_gib : result.cache_capacity_tokens;
   if (typeof curX === "number" && typeof result.token_hit_rate === "number") {
-    data.push({ type: "scatter", mode: "markers", name: `current (${result.hit_model})`,
+    data.push({ type: "scatter", mode: "markers", name: tr("chart.current_model", { model: tr(`hitmodel.${result.hit_model}`) }),
                 x: [curX], y: [result.token_hit_rate],
-                marker: { color: t.point, size: 12, symbol: "circle", line: { color: t.plot, width: 2 } },
-                hovertemplate: `current: %{x:.3s} ${ax.unit}, %{y:.1%}<extra></extra>` });
+                marker: { color: c.point, size: 12, symbol: "circle", line: { color: c.plot, width: 2 } },
+                hovertemplate: `${tr("chart.hover_current", { unit: ax.unit })}<extra></extra>` });
   }
   const inv = result.inverse;
   const invX = inv && (usesGib ? inv.kv_gib_per_gpu : inv.capacity_tokens);
   if (typeof invX === "number") {
-    data.push({ type: "scatter", mode: "markers", name: "needed for target",
+    data.push({ type: "scatter", mode: "markers", name: tr("chart.target"),
                 x: [invX], y: [inv.target_token_hit_rate],
-                marker: { color: t.target, size: 11, symbol: "diamond", line: { color: t.plot, width: 1.5 } },
-                hovertemplate: `target %{y:.1%}: %{x:.3s} ${ax.unit}<extra></extra>` });
+                marker: { color: c.target, size: 11, symbol: "diamond", line: { color: c.plot, width: 1.5 } },
+                hovertemplate: `${tr("chart.hover_target", { unit: ax.unit })}<extra></extra>` });
   }
   if (sim && Array.isArray(sim.points) && sim.points.length) {
     const key = usesGib && sim.points.every((p) => typeof p.capacity_gib === "number") ? "capacity_gib" : "capacity_tokens";
@@ -107,13 +108,13 @@ export function curveFigure(state, result, view) {
         bx.push(p[key], p[key], null);
         by.push(p.token_hit_rate_ci95_low, p.token_hit_rate_ci95_high, null);
       }
-      data.push({ type: "scatter", mode: "lines", name: "simulator 95 % CI", x: bx, y: by, showlegend: false,
-                  line: { color: t.sim, width: 2 }, hoverinfo: "skip" });
-      data.push({ type: "scatter", mode: "markers", name: `simulator (seed ${sim.seed})`,
+      data.push({ type: "scatter", mode: "lines", name: tr("chart.sim_ci"), x: bx, y: by, showlegend: false,
+                  line: { color: c.sim, width: 2 }, hoverinfo: "skip" });
+      data.push({ type: "scatter", mode: "markers", name: tr("chart.sim", { seed: String(sim.seed) }),
                   x: sim.points.map((p) => p[key]), y: sim.points.map((p) => p.token_hit_rate),
                   customdata: sim.points.map((p) => [p.token_hit_rate_ci95_low, p.token_hit_rate_ci95_high]),
-                  marker: { color: t.sim, size: 9, symbol: "square" },
-                  hovertemplate: `simulated %{x:.3s} ${ax.unit}: %{y:.1%} (95 %: %{customdata[0]:.1%} to %{customdata[1]:.1%})<extra></extra>` });
+                  marker: { color: c.sim, size: 9, symbol: "square" },
+                  hovertemplate: `${tr("chart.hover_sim", { unit: ax.unit })}<extra></extra>` });
     }
   }
   return {
@@ -121,7 +122,7 @@ export function curveFigure(state, result, view) {
     layout: baseLayout(theme, "curve", {
       // fixed margins (no automargin): nothing jumps while dragging, and a cheaper redraw
       xaxis: axis(theme, ax.title, { type: "log", automargin: false }),
-      yaxis: axis(theme, "token hit rate", { ...PCT_AXIS, automargin: false }),
+      yaxis: axis(theme, tr("chart.axis_hit_rate"), { ...PCT_AXIS, automargin: false }),
       margin: narrow ? { l: 52, r: 8, t: 74, b: 52 } : { l: 64, r: 16, t: 56, b: 52 },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
                 ...(narrow ? { entrywidth: 0.5, entrywidthmode: "fraction", font: { size: 10 } } : {}) },
@@ -131,17 +132,22 @@ export function curveFigure(state, result, view) {
 
 // ---------------------------------------------------------------- sensitivity sweeps
 
+// A sweep's or tornado row's input by its name in Python's figures ("gap_mean_s"): the
+// parameter's label (and unit) from the catalogue.
 function paramLabel(name, withUnit = true) {
   const p = PARAM_BY_KEY.get(`workload.${name}`) || PARAM_BY_KEY.get(`cache.${name}`) || PARAM_BY_KEY.get(name);
-  if (name === "capacity_tokens") return withUnit ? "cache capacity [tokens]" : "cache capacity";
-  return p ? `${p.label}${p.unit && withUnit ? ` [${p.unit}]` : ""}` : name.replaceAll("_", " ");
+  if (name === "capacity_tokens") return tr(withUnit ? "chart.cache_capacity_unit" : "chart.cache_capacity");
+  if (!p) return name;   // an input the page has no row for: its Python name
+  const label = tr(`param.${p.key}.label`);
+  const unitKey = `param.${p.key}.unit`;
+  return withUnit && has(unitKey) ? tr("ui.label_unit", { label, unit: tr(unitKey) }) : label;
 }
 
 export function sweepsFigure(state, result, view) {
   const { theme = "light", width = 800 } = view || {};
-  const t = THEMES[theme] || THEMES.light;
+  const c = THEMES[theme] || THEMES.light;
   const sw = result && result.figures && result.figures.sweeps;
-  if (!sw) return empty(theme, "sweeps", "computing…");
+  if (!sw) return empty(theme, "sweeps", tr("chart.computing"));
   const names = Object.keys(sw).filter((k) => sw[k] && Array.isArray(sw[k].values));
   const narrow = width < 560;
   const columns = narrow ? 2 : width < 900 ? 3 : 4;
@@ -157,17 +163,17 @@ export function sweepsFigure(state, result, view) {
     const s = sw[name];
     const n = i === 0 ? "" : String(i + 1);
     data.push({ type: "scatter", mode: "lines", x: s.values, y: s.token_hit_rate, xaxis: `x${n}`, yaxis: `y${n}`,
-                line: { color: t.line, width: 2 }, name: paramLabel(name),
+                line: { color: c.line, width: 2 }, name: paramLabel(name),
                 hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
     const title = paramLabel(name, !narrow);
     layout[`xaxis${n}`] = axis(theme, title, { type: s.scale === "log" ? "log" : "linear",
                                                title: { text: title, font: { size: narrow ? 10 : 11 } },
                                                tickfont: { size: narrow ? 9 : 11 } });
-    layout[`yaxis${n}`] = axis(theme, !narrow && i % columns === 0 ? "token hit rate" : "",
+    layout[`yaxis${n}`] = axis(theme, !narrow && i % columns === 0 ? tr("chart.axis_hit_rate") : "",
                                { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 } });
     if (typeof s.current === "number") {
       shapes.push({ type: "line", xref: `x${n}`, yref: `y${n} domain`, x0: s.current, x1: s.current, y0: 0, y1: 1,
-                    line: { color: t.point, width: 1.5, dash: "dot" } });
+                    line: { color: c.point, width: 1.5, dash: "dot" } });
     }
   });
   layout.shapes = shapes;
@@ -178,9 +184,9 @@ export function sweepsFigure(state, result, view) {
 
 export function tornadoFigure(state, result, view) {
   const { theme = "light" } = view || {};
-  const t = THEMES[theme] || THEMES.light;
+  const c = THEMES[theme] || THEMES.light;
   const tor = result && result.figures && result.figures.tornado;
-  if (!tor) return empty(theme, "tornado", "computing…");
+  if (!tor) return empty(theme, "tornado", tr("chart.computing"));
   const base = tor.base_token_hit_rate;
   const labels = tor.rows.map((r) => `${paramLabel(r.parameter)}  ${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`);
   const seg = (which) => {
@@ -194,20 +200,20 @@ export function tornadoFigure(state, result, view) {
   const frac = tor.change_fraction;
   return {
     data: [
-      { type: "scatter", mode: "lines", name: `input −${fmt.pct(frac, 0)}`, ...lo,
-        line: { color: t.low, width: 16 }, hoverinfo: "skip" },
-      { type: "scatter", mode: "lines", name: `input +${fmt.pct(frac, 0)}`, ...hi,
-        line: { color: t.high, width: 16 }, hoverinfo: "skip" },
+      { type: "scatter", mode: "lines", name: tr("chart.input_down", { pct: fmt.pct(frac, 0) }), ...lo,
+        line: { color: c.low, width: 16 }, hoverinfo: "skip" },
+      { type: "scatter", mode: "lines", name: tr("chart.input_up", { pct: fmt.pct(frac, 0) }), ...hi,
+        line: { color: c.high, width: 16 }, hoverinfo: "skip" },
       { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.low_token_hit_rate), y: labels,
-        marker: { color: t.low, size: 4, opacity: 0 }, hovertemplate: `low: %{x:.1%}<extra></extra>` },
+        marker: { color: c.low, size: 4, opacity: 0 }, hovertemplate: `${tr("chart.hover_low")}<extra></extra>` },
       { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.high_token_hit_rate), y: labels,
-        marker: { color: t.high, size: 4, opacity: 0 }, hovertemplate: `high: %{x:.1%}<extra></extra>` },
+        marker: { color: c.high, size: 4, opacity: 0 }, hovertemplate: `${tr("chart.hover_high")}<extra></extra>` },
     ],
     layout: baseLayout(theme, "tornado", {
-      xaxis: axis(theme, "token hit rate", { tickformat: ".0%", hoverformat: ".1%" }),
+      xaxis: axis(theme, tr("chart.axis_hit_rate"), { tickformat: ".0%", hoverformat: ".1%" }),
       yaxis: axis(theme, "", { autorange: "reversed", type: "category" }),
       shapes: [{ type: "line", xref: "x", yref: "paper", x0: base, x1: base, y0: 0, y1: 1,
-                 line: { color: t.font, width: 1.5 } }],
+                 line: { color: c.font, width: 1.5 } }],
       margin: { l: 12, r: 16, t: 40, b: 48 },
     }),
   };
@@ -217,9 +223,9 @@ export function tornadoFigure(state, result, view) {
 
 export function heatmapFigure(state, result, view) {
   const { theme = "light" } = view || {};
-  const t = THEMES[theme] || THEMES.light;
+  const c = THEMES[theme] || THEMES.light;
   const hm = result && result.figures && result.figures.heatmap;
-  if (!hm) return empty(theme, "heatmap", "computing…");
+  if (!hm) return empty(theme, "heatmap", tr("chart.computing"));
   const ax = capacityAxis(hm);
   const usesGib = ax.key === "capacity_gib";
   const x = hm[ax.key];
@@ -227,28 +233,28 @@ export function heatmapFigure(state, result, view) {
   const data = [
     { type: "heatmap", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, zmin: 0, zmax: 1,
       colorscale: "Viridis", zsmooth: "best",
-      colorbar: { title: { text: "token hit rate", side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
-      hovertemplate: `%{x:.3s} ${ax.unit}, %{y:.3s} conv/s: %{z:.1%}<extra></extra>` },
+      colorbar: { title: { text: tr("chart.axis_hit_rate"), side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
+      hovertemplate: `${tr("chart.hover_heatmap", { unit: ax.unit })}<extra></extra>` },
   ];
   if (typeof target === "number") {
     data.push({ type: "contour", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, showscale: false,
                 contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: true,
                             labelformat: ".0%", labelfont: { color: "#ffffff" } },
-                line: { color: "#ffffff", width: 2, dash: "dash" }, hoverinfo: "skip", name: "target" });
+                line: { color: "#ffffff", width: 2, dash: "dash" }, hoverinfo: "skip", name: tr("chart.target") });
   }
   const curX = usesGib ? result.cache_capacity_gib : result.cache_capacity_tokens;
   const rate = state && state.values && state.values["workload.conversation_rate_per_s"];
   if (typeof curX === "number" && typeof rate === "number") {
-    data.push({ type: "scatter", mode: "markers", x: [curX], y: [rate], name: "current",
-                marker: { color: t.point, size: 12, line: { color: "#ffffff", width: 2 } },
-                hovertemplate: `current: %{x:.3s} ${ax.unit}, %{y:.3s} conv/s<extra></extra>` });
+    data.push({ type: "scatter", mode: "markers", x: [curX], y: [rate], name: tr("chart.current"),
+                marker: { color: c.point, size: 12, line: { color: "#ffffff", width: 2 } },
+                hovertemplate: `${tr("chart.hover_heatmap_current", { unit: ax.unit })}<extra></extra>` });
   }
   return {
     data,
     layout: baseLayout(theme, "heatmap", {
       showlegend: false,
       xaxis: axis(theme, ax.title, { type: "log" }),
-      yaxis: axis(theme, "new conversations [per s]", { type: "log" }),
+      yaxis: axis(theme, paramLabel("conversation_rate_per_s"), { type: "log" }),
     }),
   };
 }

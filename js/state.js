@@ -4,7 +4,8 @@
 // The state is {values, raw, errors}:
 //   values  the last valid value of every parameter ({key: number | string | null})
 //   raw     what is in each control now, as typed (kept when invalid)
-//   errors  {key: message} for the controls whose text is not valid
+//   errors  {key: {key, params}} for the controls whose text is not valid: a catalogue key
+//           and its parameters (js/i18n.js renders it in the page's language)
 // Only valid values reach the URL, localStorage and compute().
 
 import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
@@ -13,7 +14,7 @@ import { checkDepth } from "./worker-protocol.js";
 export const STORAGE_KEY = "kvcalc:v1";
 // Query-string names that are not parameters but are understood: the tab, and runtime
 // (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
-export const NON_PARAM_QUERY = ["runtime", "tab"];
+export const NON_PARAM_QUERY = ["runtime", "tab", "lang"];
 // Saved with the values in localStorage (not a parameter key).
 const STORED_TAB = "$tab";
 
@@ -21,30 +22,33 @@ function fmtLimit(x) {
   return Math.abs(x) >= 1e5 ? x.toExponential().replace("e+", "e") : String(x);
 }
 
+const problem = (key, params = {}) => ({ key, params });
+
 // text -> {value} or {error}. Selects check membership; numbers check finiteness and limits.
 export function parseValue(param, text, options = null) {
   const s = text === null || text === undefined ? "" : String(text).trim();
   if (param.kind === "json") return { value: String(text ?? "") };
   if (param.kind === "select") {
-    const allowed = options || (Array.isArray(param.options) ? param.options.map((o) => String(o[0])) : null);
-    if (allowed && !allowed.includes(s)) return { error: `“${s}” is not one of the choices` };
+    const allowed = options || (Array.isArray(param.options) ? param.options.map((o) => String(o)) : null);
+    if (allowed && !allowed.includes(s)) return { error: problem("state.not_a_choice", { text: s }) };
     return { value: param.numeric ? Number(s) : s };
   }
   if (s === "") {
     if (param.optional) return { value: null };
-    return { error: "enter a number" };
+    return { error: problem("state.enter_number") };
   }
   // Number("") is 0 and Number("0x10") is 16: accept plain decimal notation only.
-  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return { error: `“${s}” is not a number` };
+  if (!/^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/.test(s)) return { error: problem("state.not_a_number", { text: s }) };
   const x = Number(s);
-  if (!Number.isFinite(x)) return { error: "too large: not a finite number" };
+  if (!Number.isFinite(x)) return { error: problem("state.not_finite") };
   if (param.loOpen ? !(x > param.lo) : !(x >= param.lo)) {
-    if (x < 0 && param.lo >= 0) return { error: `cannot be negative (must be ${param.loOpen ? ">" : "≥"} ${fmtLimit(param.lo)})` };
-    if (x === 0) return { error: `cannot be zero (must be > ${fmtLimit(param.lo)})` };
-    return { error: `must be ${param.loOpen ? ">" : "≥"} ${fmtLimit(param.lo)}` };
+    const bound = `${param.loOpen ? ">" : "≥"} ${fmtLimit(param.lo)}`;
+    if (x < 0 && param.lo >= 0) return { error: problem("state.negative", { bound }) };
+    if (x === 0) return { error: problem("state.zero", { bound: `> ${fmtLimit(param.lo)}` }) };
+    return { error: problem("state.below", { bound }) };
   }
-  if (x > param.hi) return { error: `too large: at most ${fmtLimit(param.hi)}` };
-  if (param.integer && !Number.isInteger(x)) return { error: "must be a whole number" };
+  if (x > param.hi) return { error: problem("state.too_large", { hi: fmtLimit(param.hi) }) };
+  if (param.integer && !Number.isInteger(x)) return { error: problem("state.not_whole") };
   return { value: x };
 }
 
@@ -94,20 +98,20 @@ export const CONFIG_JSON_MAX_DEPTH = 32;
 
 export function parseConfigJson(text) {
   const s = String(text ?? "").trim();
-  if (!s) return { error: "paste the model's config.json here" };
+  if (!s) return { error: problem("state.config_empty") };
   if (s.length > CONFIG_JSON_MAX_CHARS) {
-    return { error: `too long: ${s.length} characters (a config.json has a few thousand; at most ${CONFIG_JSON_MAX_CHARS})` };
+    return { error: problem("state.config_too_long", { chars: s.length, max: CONFIG_JSON_MAX_CHARS }) };
   }
   let obj;
   try {
     obj = JSON.parse(s);
   } catch (err) {
-    return { error: `not valid JSON: ${err.message}` };
+    return { error: problem("state.config_not_json", { detail: err.message }) };
   }
-  if (!obj || typeof obj !== "object" || Array.isArray(obj)) return { error: "config.json must be a JSON object { ... }" };
+  if (!obj || typeof obj !== "object" || Array.isArray(obj)) return { error: problem("state.config_not_object") };
   const bad = checkDepth(obj, { maxDepth: CONFIG_JSON_MAX_DEPTH });
   if (bad) {
-    return { error: `nested too deeply at ${bad.field} (more than ${CONFIG_JSON_MAX_DEPTH} levels; a config.json has 2 or 3)` };
+    return { error: problem("state.config_too_deep", { field: bad.field, max: CONFIG_JSON_MAX_DEPTH }) };
   }
   return { value: obj };
 }
@@ -168,7 +172,7 @@ export function toQuery(values, keep = {}) {
 }
 
 // Query string -> {values, notices, present}: unknown names and invalid values are ignored
-// (defaults kept) and listed in notices as plain text.
+// (defaults kept) and listed in notices as {key, params} (catalogue key and its parameters).
 export function fromQuery(search, base = defaultValues(), selectOptions = {}) {
   const q = new URLSearchParams(search);
   const values = { ...base };
@@ -178,12 +182,12 @@ export function fromQuery(search, base = defaultValues(), selectOptions = {}) {
     if (NON_PARAM_QUERY.includes(name)) continue;
     const p = PARAM_BY_KEY.get(name);
     if (!p) {
-      notices.push(`ignored unknown link parameter “${short(name)}”`);
+      notices.push(problem("notice.unknown_param", { name: short(name) }));
       continue;
     }
     present = true;
     const r = parseValue(p, text, selectOptions[name]);
-    if ("error" in r) notices.push(`ignored “${short(name)}=${short(text)}” from the link (${r.error}); using the default`);
+    if ("error" in r) notices.push(problem("notice.bad_value", { name: short(name), text: short(text), reason: r.error }));
     else values[name] = r.value;
   }
   return { values, notices, present };

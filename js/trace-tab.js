@@ -34,12 +34,23 @@
 // starts a new one (client.retry()): robust, costs a worker start-up (~3 s), and any request
 // the main page had in flight resolves with error kind "crash" and must be re-sent.
 
+import * as fmt from "./format.js";
+import { lang, t, setText, setAttr, translate, renderMessage } from "./i18n.js";
+
+const HIT_MODEL_KEYS = ["refined", "che", "closed", "seed"];   // hitmodel.<name> in the catalogues
+
+// A node whose text is the template's text around its [data-slot] children (js/i18n.js).
+function template(node, key) {
+  node.dataset.i18nTemplate = key;
+  translate(node);
+  return node;
+}
+
 const SAMPLE_BASE = new URL("../data/traces/mooncake/", import.meta.url);
+// labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues
 const SAMPLES = [
-  { id: "conversation", file: "conversation_trace.jsonl", label: "Mooncake conversation trace",
-    hint: "12,031 requests, 1 h of a chat service" },
-  { id: "synthetic", file: "synthetic_trace.jsonl", label: "Mooncake synthetic trace",
-    hint: "3,993 requests" },
+  { id: "conversation", file: "conversation_trace.jsonl" },
+  { id: "synthetic", file: "synthetic_trace.jsonl" },
 ];
 const MAX_FILE_BYTES = 512 * 1024 * 1024;
 // Sent as max_bytes with every upload (issue 12): Python refuses a trace whose decompressed
@@ -48,11 +59,13 @@ const MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024;
 const OPTION_DEBOUNCE_MS = 300;
 const COLORS = { token: "#2f6fd6", block: "#e08a1e", model: "#2a9d5c", ceiling: "#8a8f98",
                  op: "#d6336c", gap: "#2f6fd6", turn: "#e08a1e" };
+// axis titles and option texts: kvt.axis.<name> and kvt.axis_unit.<name>
 const AXES = {
-  blocks: { key: "capacities_blocks", label: "cache capacity [blocks]", unit: "blocks" },
-  tokens: { key: "capacity_tokens", label: "cache capacity [tokens]", unit: "tokens" },
-  gib: { key: "capacity_gib", label: "cache capacity [GiB of KV]", unit: "GiB" },
+  blocks: { key: "capacities_blocks" },
+  tokens: { key: "capacity_tokens" },
+  gib: { key: "capacity_gib" },
 };
+const FORMATS = ["auto", "mooncake", "bailian", "generic"];   // texts: kvt.fmt.<name>
 
 // ---------------------------------------------------------------- DOM helpers (no HTML)
 
@@ -74,10 +87,11 @@ function el(tag, props = {}, ...children) {
   return node;
 }
 
-const nf = (digits) => new Intl.NumberFormat("en-US", { maximumFractionDigits: digits });
+// Formatting in the page's language (js/format.js); text from the catalogues (js/i18n.js).
+const nf = (digits) => new Intl.NumberFormat(lang(), { maximumFractionDigits: digits });
 const fmtInt = (x) => (x === null || x === undefined ? "–" : nf(0).format(x));
 const fmtNum = (x, d = 2) => (x === null || x === undefined ? "–" : nf(d).format(x));
-const fmtPct = (x, d = 1) => (x === null || x === undefined ? "–" : `${(x * 100).toFixed(d)} %`);
+const fmtPct = (x, d = 1) => fmt.pct(x, d);
 const fmtBytes = (n) => (n >= 1048576 ? `${fmtNum(n / 1048576, 1)} MiB` : `${fmtNum(n / 1024, 1)} KiB`);
 
 // A value cell the tests can find: data-result="trace.<path>", data-value = the raw number.
@@ -87,8 +101,8 @@ function resultCell(path, value, text) {
   return el("span", { class: "kvt-value", data, text });
 }
 
-function row(label, ...value) {
-  return [el("dt", { text: label }), el("dd", {}, ...value)];
+function row(labelKey, ...value) {
+  return [el("dt", { text: t(labelKey) }), el("dd", {}, ...value)];
 }
 
 // ---------------------------------------------------------------- styles (theme-agnostic)
@@ -152,12 +166,12 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   let debounce = null;
 
   // -- controls
-  const fileInput = el("input", { type: "file", accept: ".jsonl,.gz,.jsonl.gz,application/gzip,application/x-ndjson",
-                                  "aria-label": "trace file (.jsonl or .jsonl.gz)" });
-  const sampleButtons = SAMPLES.map((s) => el("button", {
-    type: "button", title: s.hint, data: { sample: s.id },
+  const fileInput = setAttr(el("input", { type: "file", accept: ".jsonl,.gz,.jsonl.gz,application/gzip,application/x-ndjson" }),
+                            "aria-label", "kvt.file_label");
+  const sampleButtons = SAMPLES.map((s) => setAttr(setText(el("button", {
+    type: "button", data: { sample: s.id },
     onclick: () => { source = { kind: "sample", id: s.id }; fileInput.value = ""; analyse(); },
-  }, s.label));
+  }), `kvt.sample.${s.id}`), "title", `kvt.sample.${s.id}_hint`));
   fileInput.addEventListener("change", () => {
     const file = fileInput.files && fileInput.files[0];
     if (!file) return;
@@ -166,9 +180,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   });
 
   const format = el("select", { name: "format" },
-    ...["auto", "mooncake", "bailian", "generic"].map((f) => el("option", { value: f, text: f })));
-  const blockSize = el("input", { type: "number", name: "block_size_tokens", min: "1", step: "1",
-                                  placeholder: "auto" });
+    ...FORMATS.map((f) => setText(el("option", { value: f }), `kvt.fmt.${f}`)));
+  const blockSize = setAttr(el("input", { type: "number", name: "block_size_tokens", min: "1", step: "1" }),
+                            "placeholder", "kvt.fmt.auto");
   const warmup = el("input", { type: "number", name: "warmup_fraction", min: "0", max: "0.95",
                                step: "0.05", value: "0" });
   const fullBlocks = el("input", { type: "checkbox", name: "full_blocks_only", checked: true });
@@ -182,15 +196,15 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   const progress = el("progress", { max: "1" });
   const statusText = el("span", { class: "kvt-status-text", "aria-live": "polite" });
-  const cancelButton = el("button", { type: "button", class: "kvt-cancel", onclick: () => cancel() }, "Cancel");
+  const cancelButton = setText(el("button", { type: "button", class: "kvt-cancel", onclick: () => cancel() }), "kvt.cancel");
   const status = el("div", { class: "kvt-status" }, progress, statusText, cancelButton);
   progress.hidden = true;
   cancelButton.hidden = true;
   const errorBox = el("div", { class: "kvt-card kvt-error", role: "alert", data: { role: "trace-error" } });
   errorBox.hidden = true;
 
-  const axisSelect = el("select", { name: "capacity_axis", "aria-label": "capacity axis" },
-    ...Object.entries(AXES).map(([k, a]) => el("option", { value: k, text: a.unit })));
+  const axisSelect = setAttr(el("select", { name: "capacity_axis" },
+    ...Object.keys(AXES).map((k) => setText(el("option", { value: k }), `kvt.axis_unit.${k}`))), "aria-label", "kvt.capacity_axis");
   const logAxis = el("input", { type: "checkbox", name: "log_capacity", checked: true });
   axisSelect.addEventListener("change", () => drawCurve());
   logAxis.addEventListener("change", () => drawCurve());
@@ -202,27 +216,23 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   root.replaceChildren(el("div", { class: "kvt" },
     el("div", { class: "kvt-card" },
-      el("h3", { text: "Request trace" }),
+      setText(el("h3"), "kvt.title"),
       el("div", { class: "kvt-sources" },
-        el("label", {}, "Your trace ", fileInput),
-        el("span", { text: "or a sample:" }),
+        el("label", {}, setText(el("span"), "kvt.your_trace"), " ", fileInput),
+        setText(el("span"), "kvt.or_sample"),
         ...sampleButtons),
-      el("p", { class: "kvt-note" },
-        "Your file is read in this browser tab and analysed by Python in a Web Worker; it is never uploaded. " +
-        "Mooncake (.jsonl with hash_ids), Bailian and generic JSON-lines traces, optionally gzip-compressed."),
-      el("p", { class: "kvt-note", data: { role: "sample-license" } },
-        "Samples: request traces released with the Mooncake paper (FAST'25) by ",
+      setText(el("p", { class: "kvt-note" }), "kvt.privacy"),
+      template(el("p", { class: "kvt-note", data: { role: "sample-license" } },
         el("a", { href: "https://github.com/kvcache-ai/Mooncake", target: "_blank", rel: "noopener noreferrer",
-                  text: "kvcache-ai/Mooncake" }),
-        ", copied unchanged, licensed under the Apache License 2.0 (see data/traces/mooncake/README.md).")),
+                  text: "kvcache-ai/Mooncake", data: { slot: "link" } })), "kvt.samples")),
     el("div", { class: "kvt-card" },
-      el("h3", { text: "Options" }),
+      setText(el("h3"), "kvt.options"),
       el("div", { class: "kvt-options" },
-        el("label", {}, "format", format),
-        el("label", {}, "block size [tokens]", blockSize),
-        el("label", {}, "warm-up fraction", warmup),
-        el("label", {}, fullBlocks, "full blocks only (vLLM)"),
-        el("label", {}, skipBad, "skip bad lines"))),
+        el("label", {}, setText(el("span"), "kvt.format"), format),
+        el("label", {}, setText(el("span"), "kvt.block_size"), blockSize),
+        el("label", {}, setText(el("span"), "kvt.warmup"), warmup),
+        el("label", {}, fullBlocks, setText(el("span"), "kvt.full_blocks")),
+        el("label", {}, skipBad, setText(el("span"), "kvt.skip_bad")))),
     status,
     errorBox,
     results,
@@ -254,13 +264,14 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     return ctx ? JSON.stringify([ctx.kv_bytes_per_token, ctx.kv_capacity_tokens]) : "none";
   }
 
-  function setBusy(text, fraction = null) {
+  // text: [catalogue key, params] (re-rendered on a language switch)
+  function setBusy([key, params = null], fraction = null) {
     root.dataset.state = "running";
     progress.hidden = false;
     cancelButton.hidden = false;
     if (fraction === null) progress.removeAttribute("value");   // indeterminate
     else progress.value = fraction;
-    statusText.textContent = text;
+    setText(statusText, key, params);
     for (const b of sampleButtons) b.disabled = true;
   }
 
@@ -268,12 +279,13 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     root.dataset.state = state;
     progress.hidden = true;
     cancelButton.hidden = true;
-    statusText.textContent = text;
+    if (text) setText(statusText, text[0], text[1] || null);
+    else { statusText.textContent = ""; delete statusText.dataset.i18n; }
     for (const b of sampleButtons) b.disabled = false;
   }
 
   function showError(message, name = null) {
-    errorBox.replaceChildren(el("strong", { text: name ? `Cannot analyse ${name}. ` : "Cannot analyse this trace. " }),
+    errorBox.replaceChildren(el("strong", { text: name ? t("kvt.cannot_analyse_name", { name }) : t("kvt.cannot_analyse") }),
                              message);
     errorBox.hidden = false;
   }
@@ -281,16 +293,15 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   async function readSource(src) {
     if (src.kind === "file") {
       if (src.file.size > MAX_FILE_BYTES) {
-        throw new Error(`${src.file.name}: ${fmtBytes(src.file.size)} is more than this page can analyse ` +
-                        `(${fmtBytes(MAX_FILE_BYTES)}); use the command line: python -m kvcalc trace FILE`);
+        throw new Error(t("kvt.too_big", { name: src.file.name, size: fmtBytes(src.file.size), max: fmtBytes(MAX_FILE_BYTES) }));
       }
       return { name: src.file.name, bytes: await src.file.arrayBuffer() };
     }
     const sample = SAMPLES.find((s) => s.id === src.id);
     const url = new URL(sample.file, SAMPLE_BASE);
     const resp = await fetch(url);
-    if (!resp.ok) throw new Error(`cannot load the sample ${sample.file}: HTTP ${resp.status}`);
-    return { name: sample.label, bytes: await resp.arrayBuffer() };
+    if (!resp.ok) throw new Error(t("kvt.sample_http", { file: sample.file, status: String(resp.status) }));
+    return { name: t(`kvt.sample.${sample.id}`), bytes: await resp.arrayBuffer() };
   }
 
   async function analyse(src = source) {
@@ -301,47 +312,46 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     cancelled = false;
     errorBox.hidden = true;
     const t0 = performance.now();
-    const t = { start: t0 };
+    const tim = { start: t0 };
     try {
-      setBusy("reading the trace…");
+      setBusy(["kvt.reading"]);
       const { name, bytes } = await readSource(src);
-      t.readMs = performance.now() - t0;
-      t.bytes = bytes.byteLength;
+      tim.readMs = performance.now() - t0;
+      tim.bytes = bytes.byteLength;
       if (cancelled) return;
       const req = request();
       lastContextKey = contextKey(memoryContext());
-      setBusy(`analysing ${name} (${fmtBytes(bytes.byteLength)}) in Python…`);
+      setBusy(["kvt.analysing", { name, size: fmtBytes(bytes.byteLength) }]);
       const tCall = performance.now();
       inPython = true;
       const reply = await callTrace({ ...req, max_bytes: req.max_bytes ?? MAX_DECOMPRESSED_BYTES, text: { $buffer: 0 } }, {
         buffers: [bytes],
-        onProgress: (f) => setBusy(`analysing ${name} in Python… ${Math.round(f * 100)} %`, f),
+        onProgress: (f) => setBusy(["kvt.analysing_pct", { name, pct: fmt.pct(f, 0) }], f),
       });
       inPython = false;
-      t.callMs = performance.now() - tCall;
-      t.pythonMs = reply.ms;
+      tim.callMs = performance.now() - tCall;
+      tim.pythonMs = reply.ms;
       if (cancelled) return;
       if (reply.status !== "ok") {
         showError(describeError(reply.error), name);
-        setIdle("", "error");
+        setIdle(null, "error");
         return;
       }
       lastResult = reply.result;
       lastResult.sourceName = name;
-      setBusy("drawing…");
+      setBusy(["kvt.drawing"]);
       const tDraw = performance.now();
       render(lastResult);
-      t.drawMs = performance.now() - tDraw;
-      t.totalMs = performance.now() - t0;
-      timings = t;
-      setIdle(`${name}: analysed in ${fmtNum(t.totalMs / 1000, 2)} s ` +
-              `(Python ${fmtNum((t.pythonMs || 0) / 1000, 2)} s)`, "done");
-      root.dispatchEvent(new CustomEvent("kvcalc-trace:drawn", { detail: { timings: t } }));
+      tim.drawMs = performance.now() - tDraw;
+      tim.totalMs = performance.now() - t0;
+      timings = tim;
+      setIdle(["kvt.done", { name, total: fmtNum(tim.totalMs / 1000, 2), python: fmtNum((tim.pythonMs || 0) / 1000, 2) }], "done");
+      root.dispatchEvent(new CustomEvent("kvcalc-trace:drawn", { detail: { timings: tim } }));
       if (onResult) onResult(lastResult);
     } catch (err) {
       if (!cancelled) {
         showError(String(err && err.message ? err.message : err));
-        setIdle("", "error");
+        setIdle(null, "error");
       }
     } finally {
       running = false;
@@ -365,14 +375,17 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   }
 
   function describeError(error) {
-    if (!error) return "unknown error";
-    // InputError.message names the field (for a bad line: "line N: ...") and the bad value.
-    let text = error.message || `${error.field}: ${error.problem}`;
+    if (!error) return t("err.unknown");
+    // InputError names the field (for a bad line: "line N: ...") and the bad value. A code the
+    // catalogues know is rendered from them; the trace readers' own problems ("malformed JSON",
+    // code "invalid") keep Python's English message, which says more.
+    let text = error.code && error.code !== "invalid" ? renderMessage(error, { withField: true })
+      : (error.message || `${error.field}: ${error.problem}`);
     if (error.field && /^line \d+$/.test(error.field)) {
       if (format.value !== "auto") {
-        text += `\nThe format is set to "${format.value}": try "auto".`;
+        text += "\n" + t("kvt.try_auto", { format: format.value });
       } else if (!skipBad.checked) {
-        text += "\nTick \"skip bad lines\" to skip and count such lines instead.";
+        text += "\n" + t("kvt.tick_skip");
       }
     }
     return text;
@@ -383,15 +396,15 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     cancelled = true;
     pending = false;
     if (!inPython) {                 // still reading the file: nothing runs in the worker
-      setIdle("cancelled", "cancelled");
+      setIdle(["kvt.cancelled"], "cancelled");
       return;
     }
-    setBusy("cancelled: restarting the Python worker…");
+    setBusy(["kvt.cancelling"]);
     cancelButton.hidden = true;
     client.retry();                  // resolves the outstanding call at once (kind "crash")
     const r = await client.ready();
     if (!running) {
-      setIdle(r.ok ? "cancelled" : `cancelled; the worker did not restart: ${r.error.message}`, "cancelled");
+      setIdle(r.ok ? ["kvt.cancelled"] : ["kvt.cancel_failed", { detail: r.error.message }], "cancelled");
     }
   }
 
@@ -402,26 +415,24 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
       headline(res),
       el("div", { class: "kvt-card" },
         el("div", { class: "kvt-axis" },
-          el("label", {}, "capacity axis ", axisSelect),
-          el("label", {}, logAxis, "log scale"),
+          el("label", {}, t("kvt.capacity_axis"), " ", axisSelect),
+          el("label", {}, logAxis, t("kvt.log_scale")),
           gibHint),
         curveDiv,
-        el("p", { class: "kvt-note", data: { result: "trace.counting_rule" }, text: `Counting rule: ${res.counting_rule}.` }),
+        el("p", { class: "kvt-note", data: { result: "trace.counting_rule" }, text: t("kvt.counting_rule", { rule: res.counting_rule }) }),
         modelNote(res)),
       el("div", { class: "kvt-grid" }, detectionCard(res.detection), statsCard(res.stats, res.fit)),
       el("div", { class: "kvt-card" },
-        el("h3", { text: "Reuse gaps" }),
+        el("h3", { text: t("kvt.reuse_gaps") }),
         gapDiv,
         el("p", { class: "kvt-note" },
-          `Time between two uses of the same block (log bins). ${fmtInt(res.stats.reuse_gap_s.n_zero)} of ` +
-          `${fmtInt(res.stats.reuse_gap_s.n)} reuses have a gap of 0 (same timestamp) and are not shown.`)),
+          t("kvt.reuse_note", { zero: fmtInt(res.stats.reuse_gap_s.n_zero), n: fmtInt(res.stats.reuse_gap_s.n) }))),
     );
     results.hidden = false;
     const hasGib = Array.isArray(res.curve.capacity_gib);
     axisSelect.querySelector("option[value=gib]").disabled = !hasGib;
     if (!hasGib && axisSelect.value === "gib") axisSelect.value = "blocks";
-    gibHint.textContent = hasGib ? "" :
-      "GiB and the operating point need a model and a GPU on the calculator tab.";
+    gibHint.textContent = hasGib ? "" : t("kvt.gib_hint");
     drawCurve();
     drawGaps();
   }
@@ -430,26 +441,27 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     const op = res.operating_point;
     return el("div", { class: "kvt-card kvt-headline" },
       el("div", {},
-        el("div", { class: "kvt-note", text: "ideal token hit rate (infinite cache)" }),
+        el("div", { class: "kvt-note", text: t("kvt.ideal_token") }),
         el("div", { class: "kvt-big" }, resultCell("ideal_token_hit_rate", res.ideal_token_hit_rate, fmtPct(res.ideal_token_hit_rate)))),
       el("div", {},
-        el("div", { class: "kvt-note", text: "ideal block hit rate" }),
+        el("div", { class: "kvt-note", text: t("kvt.ideal_block") }),
         el("div", { class: "kvt-big" }, resultCell("ideal_block_hit_rate", res.ideal_block_hit_rate, fmtPct(res.ideal_block_hit_rate)))),
       el("div", {},
-        el("div", { class: "kvt-note", text: "capacity reaching the ceiling" }),
+        el("div", { class: "kvt-note", text: t("kvt.saturation") }),
         el("div", { class: "kvt-big" },
           resultCell("curve.saturation_capacity_blocks", res.curve.saturation_capacity_blocks,
-                     `${fmtInt(res.curve.saturation_capacity_blocks)} blocks`)),
+                     fmt.withUnit(res.curve.saturation_capacity_blocks, "unit.blocks", fmtInt))),
         el("div", { class: "kvt-note" }, resultCell("curve.saturation_capacity_tokens", res.curve.saturation_capacity_tokens,
-          `${fmtInt(res.curve.saturation_capacity_tokens)} tokens`),
-          res.curve.saturation_capacity_gib !== undefined ? ` = ${fmtNum(res.curve.saturation_capacity_gib, 1)} GiB` : "")),
+          fmt.withUnit(res.curve.saturation_capacity_tokens, "unit.tokens", fmtInt)),
+          res.curve.saturation_capacity_gib !== undefined ? ` = ${fmt.gib(res.curve.saturation_capacity_gib)}` : "")),
       op ? el("div", {},
-        el("div", { class: "kvt-note" }, `at the calculator's cache (${fmtInt(op.capacity_tokens)} tokens` +
-          (op.capacity_gib !== null ? `, ${fmtNum(op.capacity_gib, 1)} GiB)` : ")")),
+        el("div", { class: "kvt-note" }, op.capacity_gib !== null
+          ? t("kvt.at_calc_gib", { tokens: fmt.withUnit(op.capacity_tokens, "unit.tokens", fmtInt), gib: fmt.gib(op.capacity_gib) })
+          : t("kvt.at_calc", { tokens: fmt.withUnit(op.capacity_tokens, "unit.tokens", fmtInt) })),
         el("div", { class: "kvt-big" }, resultCell("operating_point.token_hit_rate", op.token_hit_rate, fmtPct(op.token_hit_rate))),
-        el("div", { class: "kvt-note" }, "block ",
+        el("div", { class: "kvt-note" }, t("kvt.block_prefix"),
           resultCell("operating_point.block_hit_rate", op.block_hit_rate, fmtPct(op.block_hit_rate)),
-          op.model_token_hit_rate !== undefined ? ["; model ",
+          op.model_token_hit_rate !== undefined ? [t("kvt.model_sep"),
             resultCell("operating_point.model_token_hit_rate", op.model_token_hit_rate, fmtPct(op.model_token_hit_rate))] : ""))
         : null);
   }
@@ -458,56 +470,55 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     const m = res.model_curve;
     if (!m) return null;
     if (!m.available) return el("p", { class: "kvt-note", text: m.message });
-    return el("p", { class: "kvt-note" },
-      `Model: the analytic ${m.model === "che" ? "Che" : m.model} LRU model of the workload fitted to this trace ` +
-      "(sessions, turns, gaps and lengths; see the statistics). The model pins in-flight requests, the trace replay does not.");
+    return el("p", { class: "kvt-note" }, t("kvt.model_note", { model: HIT_MODEL_KEYS.includes(m.model) ? t(`hitmodel.${m.model}`) : m.model }));
   }
 
   function detectionCard(d) {
     const reasons = Object.entries(d.bad_lines_by_reason || {});
     return el("div", { class: "kvt-card", data: { role: "detection" } },
-      el("h3", { text: "Detected" }),
+      el("h3", { text: t("kvt.detected") }),
       el("dl", {},
-        row("file", resultCell("source", null, lastResult.sourceName)),
-        row("format", resultCell("detection.format", d.format, d.format), ` (${d.format_source})`),
-        row("block size", resultCell("detection.block_size_tokens", d.block_size_tokens, `${fmtInt(d.block_size_tokens)} tokens`),
-          ` (${d.block_size_source})`),
-        row("chained ids", resultCell("detection.ids_prefix_chained", d.ids_prefix_chained, d.ids_prefix_chained ? "yes" : "no"),
-          d.chaining ? ` (${d.chaining})` : ""),
-        row("requests", resultCell("detection.n_requests", d.n_requests, fmtInt(d.n_requests)),
-          d.truncated ? " (truncated: the rest was not read)" : ""),
-        row("blocks", `${fmtInt(d.n_blocks_total)} (${fmtInt(d.n_blocks_unique)} distinct)`),
-        row("read", fmtBytes(d.bytes_read)),
-        row("skipped lines", resultCell("detection.bad_lines_skipped", d.bad_lines_skipped, fmtInt(d.bad_lines_skipped)),
+        row("kvt.row.file", resultCell("source", null, lastResult.sourceName)),
+        row("kvt.row.format", resultCell("detection.format", d.format, d.format), ` (${d.format_source})`),
+        row("kvt.row.block_size", resultCell("detection.block_size_tokens", d.block_size_tokens,
+          fmt.withUnit(d.block_size_tokens, "unit.tokens", fmtInt)), ` (${d.block_size_source})`),
+        row("kvt.row.chained", resultCell("detection.ids_prefix_chained", d.ids_prefix_chained,
+          t(d.ids_prefix_chained ? "kvt.yes" : "kvt.no")), d.chaining ? ` (${d.chaining})` : ""),
+        row("kvt.row.requests", resultCell("detection.n_requests", d.n_requests, fmtInt(d.n_requests)),
+          d.truncated ? t("kvt.truncated") : ""),
+        row("kvt.row.blocks", t("kvt.blocks_distinct", { total: fmtInt(d.n_blocks_total), unique: fmtInt(d.n_blocks_unique) })),
+        row("kvt.row.read", fmtBytes(d.bytes_read)),
+        row("kvt.row.skipped", resultCell("detection.bad_lines_skipped", d.bad_lines_skipped, fmtInt(d.bad_lines_skipped)),
           reasons.length ? el("ul", {}, ...reasons.map(([reason, n]) =>
             el("li", {}, `${reason.replace(/_/g, " ")}: ${fmtInt(n)}`,
-              d.bad_lines_first && d.bad_lines_first[reason] ? ` (first: ${d.bad_lines_first[reason]})` : ""))) : ""),
+              d.bad_lines_first && d.bad_lines_first[reason] ? t("kvt.first", { line: d.bad_lines_first[reason] }) : ""))) : ""),
       ));
   }
 
-  function quantiles(q, unit, digits = 0) {
-    return `mean ${fmtNum(q.mean, digits)}, p50 ${fmtNum(q.p50, digits)}, p90 ${fmtNum(q.p90, digits)}, ` +
-           `p99 ${fmtNum(q.p99, digits)}, max ${fmtNum(q.max, digits)}${unit}`;
+  function quantiles(q, withTokens, digits = 0) {
+    return t(withTokens ? "kvt.quantiles_tokens" : "kvt.quantiles", { mean: fmtNum(q.mean, digits), p50: fmtNum(q.p50, digits),
+             p90: fmtNum(q.p90, digits), p99: fmtNum(q.p99, digits), max: fmtNum(q.max, digits) });
   }
 
   function statsCard(s, fit) {
     const ses = s.sessions || {};
     return el("div", { class: "kvt-card", data: { role: "stats" } },
-      el("h3", { text: "Statistics" }),
+      el("h3", { text: t("kvt.statistics") }),
       el("dl", {},
-        row("duration", `${fmtNum(s.duration_s, 0)} s`),
-        row("arrival rate", resultCell("stats.arrival_rate_per_s", s.arrival_rate_per_s, `${fmtNum(s.arrival_rate_per_s, 3)} requests/s`)),
-        row("sessions", `${fmtInt(ses.n_sessions)} (${fmtNum(ses.conversation_rate_per_s, 3)}/s)`),
-        row("requests per session", ses.requests_per_session ? quantiles(ses.requests_per_session, "", 2) : "–"),
-        row("input length", quantiles(s.input_tokens, " tokens")),
-        row("output length", quantiles(s.output_tokens, " tokens")),
-        row("shared-prefix share", resultCell("stats.shared_prefix_token_share", s.shared_prefix_token_share,
-          fmtPct(s.shared_prefix_token_share)), " of prompt tokens"),
-        row("system prompt", `${fmtInt(s.system_prompt_tokens)} tokens`),
-        row("session rule", ses.source || "–"),
+        row("kvt.row.duration", t("unit.s", { x: fmtNum(s.duration_s, 0) })),
+        row("kvt.row.arrival_rate", resultCell("stats.arrival_rate_per_s", s.arrival_rate_per_s,
+          t("kvt.requests_per_s", { x: fmtNum(s.arrival_rate_per_s, 3) }))),
+        row("kvt.row.sessions", t("kvt.sessions_value", { n: fmtInt(ses.n_sessions), rate: fmtNum(ses.conversation_rate_per_s, 3) })),
+        row("kvt.row.requests_per_session", ses.requests_per_session ? quantiles(ses.requests_per_session, false, 2) : "–"),
+        row("kvt.row.input_length", quantiles(s.input_tokens, true)),
+        row("kvt.row.output_length", quantiles(s.output_tokens, true)),
+        row("kvt.row.shared_prefix", resultCell("stats.shared_prefix_token_share", s.shared_prefix_token_share,
+          fmtPct(s.shared_prefix_token_share)), t("kvt.of_prompt")),
+        row("kvt.row.system_prompt", fmt.withUnit(s.system_prompt_tokens, "unit.tokens", fmtInt)),
+        row("kvt.row.session_rule", ses.source || "–"),
       ),
       fit && fit.notes && fit.notes.length ? el("details", {},
-        el("summary", { text: "workload fit" }),
+        el("summary", { text: t("kvt.fit") }),
         el("ul", {}, ...fit.notes.map((n) => el("li", { text: n })))) : null);
   }
 
@@ -534,7 +545,8 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   function drawCurve() {
     const res = lastResult;
     if (!res || !Plotly) return;
-    const axis = AXES[axisSelect.value] || AXES.blocks;
+    const axisName = AXES[axisSelect.value] ? axisSelect.value : "blocks";
+    const axis = AXES[axisName];
     const c = res.curve;
     const xs = c[axis.key];
     if (!xs) return;
@@ -543,27 +555,27 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     const pick = (arr) => keep.map((i) => arr[i]);
     const x = pick(xs);
     const traces = [
-      { name: "exact token hit rate (LRU replay)", x, y: pick(c.token_hit_rate), mode: "lines",
+      { name: t("kvt.tr.exact_token"), x, y: pick(c.token_hit_rate), mode: "lines",
         line: { shape: "hv", color: COLORS.token, width: 2.5 } },
-      { name: "exact block hit rate", x, y: pick(c.block_hit_rate), mode: "lines",
+      { name: t("kvt.tr.exact_block"), x, y: pick(c.block_hit_rate), mode: "lines",
         line: { shape: "hv", color: COLORS.block, width: 1.5, dash: "dash" } },
     ];
     if (res.model_curve && res.model_curve.available) {
-      traces.push({ name: "model of the fitted workload (token)", x, y: pick(res.model_curve.token_hit_rate),
+      traces.push({ name: t("kvt.tr.model"), x, y: pick(res.model_curve.token_hit_rate),
                     mode: "lines", line: { color: COLORS.model, width: 2, dash: "dot" } });
     }
     if (x.length) {
-      traces.push({ name: "infinite cache (ceiling)", x: [x[0], x[x.length - 1]],
+      traces.push({ name: t("kvt.tr.ceiling"), x: [x[0], x[x.length - 1]],
                     y: [res.ideal_token_hit_rate, res.ideal_token_hit_rate], mode: "lines",
                     line: { color: COLORS.ceiling, width: 1.5, dash: "longdash" }, hoverinfo: "y" });
     }
     const op = res.operating_point;
     const opX = op ? { blocks: op.capacity_blocks, tokens: op.capacity_tokens, gib: op.capacity_gib }[axisSelect.value] : null;
     if (op && opX !== null && opX !== undefined && (!logX || opX > 0)) {
-      traces.push({ name: "calculator's cache (operating point)", x: [opX], y: [op.token_hit_rate],
+      traces.push({ name: t("kvt.tr.op"), x: [opX], y: [op.token_hit_rate],
                     mode: "markers", marker: { color: COLORS.op, size: 11, symbol: "diamond" } });
     }
-    const layout = baseLayout(axis.label, "hit rate", logX);
+    const layout = baseLayout(t(`kvt.axis.${axisName}`), t("kvt.axis_hit_rate"), logX);
     layout.yaxis.tickformat = ".0%";
     layout.yaxis.range = [0, Math.min(1, Math.max(res.ideal_token_hit_rate, res.ideal_block_hit_rate) * 1.15 || 1)];
     layout.xaxis.autorange = true;
@@ -574,15 +586,15 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     const res = lastResult;
     if (!res || !Plotly) return;
     const traces = [];
-    for (const [key, name, color] of [["reuse_gap_s", "block reuse gap", COLORS.gap],
-                                      ["turn_gap_s", "gap between turns of a session", COLORS.turn]]) {
+    for (const [key, name, color] of [["reuse_gap_s", t("kvt.tr.reuse_gap"), COLORS.gap],
+                                      ["turn_gap_s", t("kvt.tr.turn_gap"), COLORS.turn]]) {
       const h = res.stats[key];
       if (!h || !h.bin_edges || !h.counts || !h.counts.length) continue;
       // A step over the bin edges: no arithmetic on the numbers, exact bin boundaries.
       traces.push({ name, x: h.bin_edges, y: [...h.counts, h.counts[h.counts.length - 1]], mode: "lines",
                     line: { shape: "hv", color, width: 2 }, fill: key === "reuse_gap_s" ? "tozeroy" : "none" });
     }
-    const layout = baseLayout("gap [s] (log bins)", "count", true);
+    const layout = baseLayout(t("kvt.axis_gap"), t("kvt.axis_count"), true);
     Plotly.react(gapDiv, traces, layout, { displaylogo: false, responsive: true });
   }
 
@@ -605,10 +617,18 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     root.replaceChildren();
   }
 
+  // After a language switch (the catalogue already in force): the fixed texts are marked and
+  // re-translated; the results are drawn again from the last result, without re-analysing.
+  function relabel() {
+    translate(root);
+    if (lastResult && !results.hidden) render(lastResult);
+  }
+
   root.dataset.state = "idle";
   return {
     analyse: (src) => analyse(src),
     refresh,
+    relabel,
     cancel,
     destroy,
     get result() { return lastResult; },

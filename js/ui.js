@@ -6,6 +6,7 @@
 import { GROUPS, PARAMS, CUSTOM_MODEL } from "./params.js";
 import { isRelevant } from "./state.js";
 import * as fmt from "./format.js";
+import { t, has, setText, setAttr, tm, renderMessage } from "./i18n.js";
 
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -43,19 +44,25 @@ function valueToSlider(p, x) {
 
 // ---------------------------------------------------------------- the form
 
+// Labels, units and help of a parameter row: catalogue keys param.<key>.label|unit|help.
+export const paramKey = (p, part) => `param.${p.key}.${part}`;
+export const hasUnit = (p) => has(paramKey(p, "unit"));
+
 function helpButton(p, describedId) {
-  return el("button", { type: "button", class: "help", "aria-label": `About ${p.label}`,
-                        "data-tip": p.help, "aria-describedby": describedId, tabindex: "0" }, "?");
+  const b = el("button", { type: "button", class: "help", "aria-describedby": describedId, tabindex: "0" }, "?");
+  setAttr(b, "aria-label", "ui.about", { label: { key: paramKey(p, "label") } });
+  return setAttr(b, "data-tip", paramKey(p, "help"));
 }
 
 function selectOptions(p, presets) {
   if (p.options === "presets:models") {
     const opts = Object.entries(presets.models || {}).map(([id, m]) => [id, m.name || id]);
-    opts.push([CUSTOM_MODEL, "paste config.json…"]);
+    opts.push([CUSTOM_MODEL, { key: `opt.model.${CUSTOM_MODEL}` }]);
     return opts;
   }
   if (p.options === "presets:gpus") return Object.entries(presets.gpus || {}).map(([id, g]) => [id, g.name || id]);
-  return p.options;
+  // fixed lists: the value's catalogue text (numbers are shown as they are)
+  return p.options.map((v) => [v, p.numeric ? String(v) : { key: `opt.${p.key}.${v}` }]);
 }
 
 // Builds one fieldset per group into `root`; onInput({key: text}) on every edit.
@@ -65,13 +72,14 @@ export function buildForm(root, presets, onInput) {
   const options = {};
   for (const g of GROUPS) {
     const fs = el("fieldset", { class: `group group-${g.id}`, "data-group": g.id },
-                  el("legend", { text: g.label }));
+                  setText(el("legend"), `group.${g.id}`));
     for (const p of PARAMS.filter((q) => q.group === g.id)) {
       const id = idFor(p.key);
       const helpId = id + "-help";
       const msg = el("div", { class: "msg", id: id + "-msg", role: "status", "aria-live": "polite" });
-      const label = el("label", { for: id }, p.label, p.unit ? el("span", { class: "unit", text: ` [${p.unit}]` }) : null);
-      const help = el("span", { class: "visually-hidden", id: helpId, text: p.help });
+      const label = el("label", { for: id }, setText(el("span"), paramKey(p, "label")),
+                       hasUnit(p) ? setText(el("span", { class: "unit" }), "ui.unit_brackets", { unit: { key: paramKey(p, "unit") } }) : null);
+      const help = setText(el("span", { class: "visually-hidden", id: helpId }), paramKey(p, "help"));
       const head = el("div", { class: "field-head" }, label, helpButton(p, helpId), help);
       let box;
       let slider = null;
@@ -79,25 +87,27 @@ export function buildForm(root, presets, onInput) {
         const opts = selectOptions(p, presets);
         options[p.key] = opts.map((o) => String(o[0]));
         box = el("select", { id, "data-param": p.key, "aria-describedby": `${helpId} ${id}-msg` },
-                 opts.map(([v, text]) => el("option", { value: String(v), text })));
+                 opts.map(([v, text]) => (typeof text === "object" ? setText(el("option", { value: String(v) }), text.key)
+                                                                  : el("option", { value: String(v), text }))));
         box.addEventListener("change", () => onInput({ [p.key]: box.value }));
       } else if (p.kind === "json") {
         box = el("textarea", { id, "data-param": p.key, rows: "6", spellcheck: "false",
                                placeholder: "{ \"num_hidden_layers\": 32, \"num_key_value_heads\": 8, … }",
-                               "aria-describedby": `${helpId} ${id}-msg` });
+                               "aria-describedby": `${helpId} ${id}-msg` });   // JSON: the same in every language
         box.addEventListener("input", () => onInput({ [p.key]: box.value }));
       } else {
         box = el("input", { id, type: "text", inputmode: "decimal", autocomplete: "off", spellcheck: "false",
                             "data-param": p.key, "data-role": "box", class: "num",
-                            placeholder: p.optional ? "from memory" : null,
                             "aria-describedby": `${helpId} ${id}-msg` });
+        if (p.optional) setAttr(box, "placeholder", "ui.from_memory");
         box.addEventListener("input", () => onInput({ [p.key]: box.value }));
         if (p.slider !== false) {
           const r = sliderRange(p);
           slider = el("input", { type: "range", min: r.min, max: r.max, step: r.step,
                                  "data-param": p.key, "data-role": "slider", "data-scale": p.scale,
-                                 "aria-label": `${p.label} (${p.scale === "log" ? "logarithmic " : ""}slider)`,
                                  tabindex: "0" });
+          setAttr(slider, "aria-label", p.scale === "log" ? "ui.slider_log" : "ui.slider",
+                  { label: { key: paramKey(p, "label") } });
           slider.addEventListener("input", () => {
             const text = sliderToValue(p, slider.value);
             box.value = text;
@@ -116,7 +126,9 @@ export function buildForm(root, presets, onInput) {
 }
 
 // Puts the state into the controls: raw text (never overwriting the control being typed in),
-// slider positions from valid values, inline messages, disabled irrelevant fields.
+// slider positions from valid values, inline messages, disabled irrelevant fields. Messages are
+// {key, params} (the page's checks) or {text} (Python's, rendered by the caller); both are
+// re-rendered on a language switch by calling this again.
 export function syncForm(controls, state, serverErrors = {}) {
   for (const [key, c] of controls) {
     const p = c.param;
@@ -128,7 +140,8 @@ export function syncForm(controls, state, serverErrors = {}) {
     }
     const relevant = isRelevant(p, state.values);
     c.field.hidden = !relevant && (p.kind === "json" || p.when !== undefined);
-    const message = relevant ? (state.errors[key] ?? serverErrors[key] ?? "") : "";
+    const m = relevant ? (state.errors[key] ?? serverErrors[key] ?? null) : null;
+    const message = m ? (typeof m.render === "function" ? m.render() : tm(m)) : "";
     c.msg.textContent = message;
     c.field.classList.toggle("invalid", Boolean(message));
     c.box.setAttribute("aria-invalid", message ? "true" : "false");
@@ -154,6 +167,9 @@ const FORMATS = {
   fixed2: (x) => fmt.fixed(x, 2),
   seconds: fmt.seconds,
   text: (x) => (x === null || x === undefined ? fmt.DASH : String(x)),
+  // a Python message {code, params, message}: rendered from the catalogue (msg.<code>)
+  message: (x) => (x && typeof x === "object" ? renderMessage(x) : fmt.DASH),
+  hit_model: (x) => (typeof x === "string" ? t(`hitmodel.${x}`) : fmt.DASH),
 };
 
 // Fills every [data-result] under root from result (data-format picks the formatter; the raw
@@ -168,6 +184,7 @@ export function renderResults(root, result) {
     else delete node.dataset.value;
     const row = node.closest("[data-hide-empty]");
     if (row) empty.set(row, (empty.get(row) || false) || v === null || v === undefined || v === "");
+    if (node.hasAttribute("data-hide-empty")) node.hidden = v === null || v === undefined || v === "";
   }
   for (const [row, isEmpty] of empty) row.hidden = isEmpty;
 }
@@ -175,25 +192,25 @@ export function renderResults(root, result) {
 // The occupancy bar: one segment per part, sized by flex-grow = its block count (no
 // arithmetic in JS: the browser shares the width out in proportion).
 export function renderOccupancy(bar, legend, occ) {
-  const parts = [["pinned", "in flight (pinned)"], ["system_prompt", "system prompt"],
-                 ["returning", "conversations that come back"], ["finished", "finished (dead weight)"],
-                 ["free", "free"]];
+  const parts = ["pinned", "system_prompt", "returning", "finished", "free"];   // labels: occ.<part>
   bar.replaceChildren();
   legend.replaceChildren();
   if (!occ) return;
-  for (const [k, label] of parts) {
+  for (const k of parts) {
     const blocks = occ[`${k}_blocks`];
     if (blocks === null || blocks === undefined) continue;
     const frac = occ[`${k}_fraction`];
-    const seg = el("span", { class: `seg seg-${k}`, title: `${label}: ${fmt.int(blocks)} blocks` });
+    const label = t(`occ.${k}`);
+    const seg = el("span", { class: `seg seg-${k}`, title: t("occ.title", { label, blocks: fmt.int(blocks) }) });
     seg.style.flexGrow = String(blocks);
     bar.append(seg);
-    legend.append(el("li", {}, el("span", { class: `swatch seg-${k}` }), `${label}: `,
+    legend.append(el("li", {}, el("span", { class: `swatch seg-${k}` }), t("occ.legend", { label }),
                      el("b", { "data-result": `occupancy.${k}_${frac === undefined ? "blocks" : "fraction"}`,
-                               text: frac === undefined ? `${fmt.int(blocks)} blocks` : fmt.pct(frac) })));
+                               text: frac === undefined ? fmt.withUnit(blocks, "unit.blocks", fmt.int) : fmt.pct(frac) })));
   }
 }
 
-export function renderList(ul, items) {
-  ul.replaceChildren(...items.map((t) => el("li", { text: String(t) })));
+// Python's warnings ({code, params, message} each) rendered from the catalogue.
+export function renderMessages(ul, details) {
+  ul.replaceChildren(...details.map((d) => el("li", { "data-code": d.code, text: renderMessage(d) })));
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Everything a fresh Debian machine needs for kvcalc's tests (run as root, or with sudo):
-#   Chromium from apt (only if /usr/bin/chromium is missing), Node's npm (only if missing;
+#   Chromium from apt (only if /usr/bin/chromium is missing), a CJK font (only if fontconfig
+#   knows none: the Chinese page and its screenshots need one), Node's npm (only if missing;
 #   build_runtime uses `npm pack`), the package with its test extra (pytest, hypothesis,
 #   playwright; never `playwright install`: the browser is Debian's), and runtime/.
 set -euo pipefail
@@ -9,6 +10,7 @@ cd "$(dirname "$0")/.."
 need_apt=()
 [ -x /usr/bin/chromium ] || need_apt+=(chromium fonts-liberation)
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+{ command -v fc-list >/dev/null 2>&1 && [ -n "$(fc-list :lang=zh 2>/dev/null | head -1)" ]; } || need_apt+=(fonts-noto-cjk)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -46,6 +46,14 @@ returns errors in-band as {"ok": false, "error": {...}}.
 ``inverse.status`` is "ok" (capacity_tokens reaches the target), "unreachable"
 (at or above the ideal, or capped by the TTL) or "beyond_range" (the capacity
 needed exceeds the largest capacity the calculator takes, 1e13 tokens).
+
+Messages are codes with parameters, English text beside them for the CLI: each entry of
+``warning_details`` (parallel to the English ``warnings``), ``overload_detail``,
+``inverse.detail`` (when the target is not reached) and ``benefit.note_detail`` is
+{"code", "params", "message"}; an InputError's ``to_dict()`` has ``code`` and ``params`` too.
+The page renders them from its catalogues (i18n/<lang>.json, key ``msg.<code>``; parameters
+are formatted by their unit suffix: ``*_hit_rate`` as percent, ``*_gib`` as GiB, ``*_s`` as
+seconds). A new code needs ``msg.<code>`` in both catalogues (tests/test_i18n.py says which).
 """
 
 from __future__ import annotations
@@ -312,17 +320,32 @@ def _inverse(workload: Workload, cache: CacheConfig, target: float, model: str) 
         if exc.field != "cache.capacity_tokens":
             raise
         hi = LIMITS["cache.capacity_tokens"].hi
-        return {"target_token_hit_rate": target, "capacity_tokens": None, "reachable": False,
-                "status": "beyond_range", "capacity_limit_tokens": hi,
-                "message": f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
-                           "beyond the range the calculator takes"}
+        return _with_detail({"target_token_hit_rate": target, "capacity_tokens": None, "reachable": False,
+                             "status": "beyond_range", "capacity_limit_tokens": hi,
+                             "reason": "inverse_beyond_range",
+                             "message": f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
+                                        "beyond the range the calculator takes"})
     if inverse.get("capacity_tokens") is not None and inverse["capacity_tokens"] > LIMITS["cache.capacity_tokens"].hi:
         hi = LIMITS["cache.capacity_tokens"].hi
         inverse.update(capacity_tokens=None, reachable=False, status="beyond_range", capacity_limit_tokens=hi,
+                       reason="inverse_beyond_range",
                        message=f"reaching {target:.1%} needs more than {hi:g} tokens of cache, "
                                "beyond the range the calculator takes")
     else:
         inverse["status"] = "ok" if inverse.get("reachable") else "unreachable"
+    return _with_detail(inverse)
+
+
+#: the inverse's fields a message about it may use (besides the target)
+_INVERSE_PARAMS = ("target_token_hit_rate", "ideal_token_hit_rate", "ttl_s", "model", "capacity_limit_tokens")
+
+
+def _with_detail(inverse: dict) -> dict:
+    """An unreachable target's English ``message`` as ``detail`` = {code, params, message} too."""
+    reason = inverse.pop("reason", None)
+    if reason and inverse.get("message"):
+        inverse["detail"] = {"code": reason, "message": inverse["message"],
+                             "params": {k: inverse[k] for k in _INVERSE_PARAMS if inverse.get(k) is not None}}
     return inverse
 
 

@@ -53,4 +53,7 @@ def benefit_report(model: ModelSpec, gpu: GpuSpec, tensor_parallel: int, mean_pr
         "prefill_gpu_seconds_saved_per_s": requests_per_s * (gpu_s_per_request_miss - gpu_s_per_request_hit),
         "note": (f"compute-bound prefill at {mfu:.0%} MFU of {tflops:g} dense TFLOPS per GPU, at the mean "
                  "prompt; decode time and queueing are not included"),
+        "note_detail": {"code": "benefit_assumptions", "params": {"mfu": mfu, "peak_tflops_per_gpu": tflops},
+                        "message": (f"compute-bound prefill at {mfu:.0%} MFU of {tflops:g} dense TFLOPS per GPU, "
+                                    "at the mean prompt; decode time and queueing are not included")},
     }

@@ -15,7 +15,8 @@ __all__ = ["InputError", "require_number", "require_choice", "require_int", "req
 #: message stays in every error). problem text -> code for errors raised without one.
 CODES = ("out_of_range", "not_a_number", "not_finite", "not_an_integer", "not_an_object", "not_a_list",
          "not_a_string", "unknown_key", "unknown_value", "missing", "too_deep", "too_large",
-         "invalid_json", "inconsistent", "not_applicable", "weights_do_not_fit", "internal_error", "invalid")
+         "invalid_json", "inconsistent", "not_applicable", "weights_do_not_fit", "heads_do_not_split",
+         "internal_error", "invalid")
 _PROBLEM_CODES = {
     "out of range": "out_of_range", "not a number": "not_a_number", "not a number (NaN)": "not_a_number",
     "not finite": "not_finite", "not an integer": "not_an_integer", "not an object": "not_an_object",

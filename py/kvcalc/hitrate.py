@@ -653,14 +653,14 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
     ideal = float((st.Ps * b * st.EN + b * st.A1) / st.denom_tokens)
     result = {"target_token_hit_rate": target, "ideal_token_hit_rate": ideal}
     if not 0.0 <= target < ideal - 1e-12:
-        result.update(capacity_tokens=None, reachable=False,
+        result.update(capacity_tokens=None, reachable=False, reason="inverse_above_ideal",
                       message=f"{target:.1%} is at or above the ideal (infinite-cache) hit rate of {ideal:.2%}")
         return result
     shared_only = float(st.Ps * b * st.EN / st.denom_tokens)
     h_star = max((target - shared_only) * float(st.denom_tokens) / (b * float(st.A1)), 0.0) if st.A1 > 0 else 0.0
     T_star = float(gap_quantile(min(h_star, 1 - 1e-12), float(st.tau), st.gap_distribution, float(st.sigma)))
     if c.eviction == "ttl" and T_star > c.ttl_s:
-        result.update(capacity_tokens=None, reachable=False,
+        result.update(capacity_tokens=None, reachable=False, reason="inverse_ttl_cap", ttl_s=c.ttl_s,
                       message=f"the TTL of {c.ttl_s:g} s caps the hit rate below {target:.1%}")
         return result
     cap_blocks = float(occupancy_blocks(st, T_star))
@@ -716,7 +716,7 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
                 break
             lo, hi = hi, hi * 2.0
         else:
-            result.update(capacity_tokens=None, reachable=False,
+            result.update(capacity_tokens=None, reachable=False, reason="inverse_not_reached", model=model,
                           message=f"{target:.1%} is not reached by the {model} model at any capacity tried")
             return result
         for _ in range(60):

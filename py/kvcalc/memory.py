@@ -73,11 +73,13 @@ def kv_heads_per_gpu(model: ModelSpec, tensor_parallel: int = 1) -> int:
     if tp <= kv:
         if kv % tp:
             raise InputError("tensor_parallel", tensor_parallel,
-                             f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+                             f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly",
+                             code="heads_do_not_split", params={"kv_heads": kv})
         return kv // tp
     if tp % kv:
         raise InputError("tensor_parallel", tensor_parallel,
-                         f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly")
+                         f"a divisor of the model's {kv} KV heads, or a multiple of it", "heads do not split evenly",
+                         code="heads_do_not_split", params={"kv_heads": kv})
     return 1
 
 
@@ -521,7 +523,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
                  runtime_reserve_gib=b["runtime_reserve_gib"])
         if kv_bits == 8 and model.attention != "mla" and gpu.dense_fp8_tflops is None:
             note("fp8_dequantized", f"{gpu.name} has no FP8 tensor cores: an fp8 KV cache is stored in fp8 "
-                         "but dequantized for attention.")
+                         "but dequantized for attention.", gpu=gpu.name)
     report["notes"] = [n["message"] for n in notes]
     report["note_details"] = notes
     return report

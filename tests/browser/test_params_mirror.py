@@ -57,7 +57,7 @@ def test_every_page_row_agrees_with_python(page, server):
         const m = await import('/js/params.js');
         return m.PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
                                    loOpen: p.loOpen, hiOpen: p.hiOpen, integer: p.integer,
-                                   uiInteger: !!p.uiInteger, options: Array.isArray(p.options) ? p.options.map(o => o[0]) : p.options,
+                                   uiInteger: !!p.uiInteger, options: Array.isArray(p.options) ? [...p.options] : p.options,
                                    min: p.min, max: p.max, def: p.default}));
     }""")
     assert len(rows) >= 25

@@ -1,0 +1,18 @@
+"""English words a Chinese page may show: names, units, flags and terms Chinese inference
+engineers write in English (token, prefill, decode, KV, TP, ...). Shared by tests/test_i18n.py
+and tests/browser/test_i18n_page.py; model and GPU names come from presets/*.json there."""
+
+TERMS = {
+    # units and notation
+    "token", "tokens", "Token", "GiB", "GB", "MB", "kB", "B", "s", "ms", "TFLOPS", "MFU",
+    # terms kept in English in Chinese engineering writing
+    "KV", "GPU", "GPUs", "TP", "TTFT", "prefill", "decode", "LRU", "FIFO", "TTL", "LFU", "MLA", "MoE",
+    "MXFP4", "FP8", "CUDA", "Che", "refined", "seed", "auto", "fp4", "fp8", "fp16", "bf16", "int8",
+    # product and file names, flags
+    "kvcalc", "vLLM", "SGLang", "Python", "Pyodide", "numpy", "Web", "Worker", "Hugging", "Face",
+    "config", "json", "JSON", "block", "size", "gpu", "memory", "utilization", "tensor_parallel",
+    "gpu_memory_utilization", "runtime", "local", "cdn", "context_tokens", "max_position_embeddings",
+    "presets", "English", "CDN", "zh", "CN", "en", "zh-CN", "URL",
+    "jsonl", "gz", "hash_ids", "gzip", "Mooncake", "Bailian", "FAST", "Apache", "License", "README", "md", "data", "traces",
+    "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "lm_head", "SGLang", "mem-fraction-static", "p50", "p90", "p99", "MiB", "KiB",
+}
