@@ -4,6 +4,7 @@
 // state for the browser tests and bench/bench_slider.py.
 
 import { createClient } from "./js/client.js";
+import { browserStorage } from "./js/storage.js";
 import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
 import { PARAMS, defaultValues } from "./js/params.js";
 import {
@@ -139,7 +140,7 @@ function saveState() {
   }
   const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang() });
   history.replaceState(null, "", `${location.pathname}?${query}`);
-  saveLocal(app.savedValues, globalThis.localStorage, tab);
+  saveLocal(app.savedValues, browserStorage(), tab);
 }
 
 // The language in the address bar (also before the first result) and in localStorage.
@@ -459,7 +460,7 @@ async function main() {
     });
 
   // the catalogue loads while the worker starts and the presets load
-  const catalogue = loadCatalogue(pickLang({ search: location.search, storage: globalThis.localStorage,
+  const catalogue = loadCatalogue(pickLang({ search: location.search, storage: browserStorage(),
                                              languages: navigator.languages }));
   let presets;
   try {

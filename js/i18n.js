@@ -11,6 +11,8 @@
 //                                   are the children marked data-slot="slot" (results, numbers)
 // setText(node, key, params) writes and marks a node in one step.
 
+import { browserStorage } from "./storage.js";
+
 export const LANGS = ["en", "zh-CN"];
 export const DEFAULT_LANG = "en";
 export const LANG_QUERY = "lang";
@@ -20,6 +22,7 @@ const current = { lang: DEFAULT_LANG, messages: {}, missing: new Set(), loaded: 
 
 // The language of a visit: ?lang= first, then the remembered choice, then the browser's
 // languages (any zh* -> zh-CN, en* -> en), else English.
+
 export function pickLang({ search = "", storage = null, languages = [] } = {}) {
   const q = new URLSearchParams(search).get(LANG_QUERY);
   if (LANGS.includes(q)) return q;
@@ -34,7 +37,7 @@ export function pickLang({ search = "", storage = null, languages = [] } = {}) {
   return DEFAULT_LANG;
 }
 
-export function rememberLang(lang, storage = globalThis.localStorage) {
+export function rememberLang(lang, storage = browserStorage()) {
   try { storage.setItem(LANG_STORAGE_KEY, lang); } catch { /* the URL still carries it */ }
 }
 

@@ -10,6 +10,7 @@
 
 import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
 import { checkDepth } from "./worker-protocol.js";
+import { browserStorage } from "./storage.js";
 
 export const STORAGE_KEY = "kvcalc:v1";
 // Query-string names that are not parameters but are understood: the tab, and runtime
@@ -199,7 +200,7 @@ function short(s) {
 }
 
 // values: the last values Python accepted; tab: the open chart tab (kept across reloads).
-export function saveLocal(values, storage = globalThis.localStorage, tab = null) {
+export function saveLocal(values, storage = browserStorage(), tab = null) {
   try {
     const stored = { ...values };
     if (tab) stored[STORED_TAB] = tab;
@@ -208,7 +209,7 @@ export function saveLocal(values, storage = globalThis.localStorage, tab = null)
 }
 
 // The tab saved with the values, or null (the caller checks it is a known tab).
-export function loadLocalTab(storage = globalThis.localStorage) {
+export function loadLocalTab(storage = browserStorage()) {
   try {
     const stored = JSON.parse(storage.getItem(STORAGE_KEY) || "null");
     const tab = stored && typeof stored === "object" ? stored[STORED_TAB] : null;
@@ -219,7 +220,7 @@ export function loadLocalTab(storage = globalThis.localStorage) {
 }
 
 // Stored values, each checked like URL values (a stale or tampered entry falls back).
-export function loadLocal(base = defaultValues(), selectOptions = {}, storage = globalThis.localStorage) {
+export function loadLocal(base = defaultValues(), selectOptions = {}, storage = browserStorage()) {
   let stored;
   try {
     stored = JSON.parse(storage.getItem(STORAGE_KEY) || "null");
@@ -236,7 +237,7 @@ export function loadLocal(base = defaultValues(), selectOptions = {}, storage = 
   return values;
 }
 
-export function clearLocal(storage = globalThis.localStorage) {
+export function clearLocal(storage = browserStorage()) {
   try { storage.removeItem(STORAGE_KEY); } catch { /* ignore */ }
 }
 

@@ -485,3 +485,26 @@ def test_tab_is_restored_from_local_storage(attacked, server):
     finally:
         other.close()
     pg.click("#tab-curve")
+
+
+def test_page_starts_when_the_browser_blocks_local_storage(browser, server):
+    # Chrome with site data blocked throws on the localStorage property itself (audit D6: the
+    # page then never started). It must start, compute and keep the state in the URL.
+    ctx = browser.new_context()
+    try:
+        ctx.route("**/*", lambda r: r.fallback() if urlsplit(r.request.url).hostname == "127.0.0.1"
+                  else r.abort("blockedbyclient"))
+        ctx.add_init_script("Object.defineProperty(window, 'localStorage', "
+                            "{get() { throw new DOMException('denied', 'SecurityError'); }});")
+        pg = ctx.new_page()
+        errors = []
+        pg.on("pageerror", lambda e: errors.append(str(e)))
+        pg.goto(server + "?lang=en")
+        wait_js(pg, SETTLED, timeout=START_TIMEOUT_MS)
+        assert pg.get_attribute('#results [data-result="token_hit_rate"]', "data-value") not in (None, "")
+        pg.fill(box("workload.turns_mean"), "7")
+        pg.dispatch_event(box("workload.turns_mean"), "change")
+        wait_js(pg, "location.search.includes('turns_mean=7')", timeout=30_000)
+        assert errors == []
+    finally:
+        ctx.close()
