@@ -411,8 +411,8 @@ def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_p
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
-    # FIFO is solved point by point (a renewal recursion), so its figures use
-    # coarser grids to keep a page request well under a second.
+    # FIFO is solved point by point (a renewal recursion per point, kvcalc.hitrate._fifo_point),
+    # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
     fifo = c.eviction == "fifo"
     n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)
     out = {}
