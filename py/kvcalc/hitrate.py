@@ -656,7 +656,7 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
                     hi_s = mid
                 if hi_s - lo_s <= 1e-12 * hi_s:
                     break
-            hi = lo = None
+            hi = None  # solved: skip the search below
             T_root = 0.5 * (lo_s + hi_s)
     if hi is not None:
         f_lo = f_hi = occupancy(hi)[0] - Cb
@@ -667,7 +667,7 @@ def _fifo_point(st: Structure, idx) -> tuple[float, float, float]:
             f_hi = occupancy(hi)[0] - Cb
         # Geometric turns with exponential or lognormal gaps: the occupancy is smooth and
         # regula falsi with the Illinois step converges in a handful of evaluations (same
-        # values as halving to 1e-8 over a 504-point grid of workloads). Deterministic gaps
+        # values as halving, to 5e-7, over a 504-point grid of workloads). Deterministic gaps
         # (a step in T) or fixed turns (several crossings in one grid cell) keep the halving,
         # whose choice of crossing the published figures were made with.
         smooth = dist != "deterministic" and st.turns_distribution == "geometric" and f_lo < 0.0
