@@ -264,6 +264,20 @@ def test_cli_compute_reads_stdin_and_prints_json():
     assert json.loads(p.stdout)["token_hit_rate"] == pytest.approx(compute(BASE)["token_hit_rate"])
 
 
+def test_cli_accepts_a_utf8_bom_and_says_why_digits_fail(tmp_path):
+    """Audit (#12): a UTF-8 byte-order mark was "invalid JSON"; a 5,000-digit integer said
+    "invalid JSON" without saying why (Python converts at most 4300 digits)."""
+    p = _cli("compute", stdin="\ufeff" + json.dumps(BASE))
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["token_hit_rate"] == pytest.approx(compute(BASE)["token_hit_rate"])
+    f = tmp_path / "req.json"
+    f.write_bytes(b"\xef\xbb\xbf" + json.dumps(BASE).encode())
+    p = _cli("compute", "--request", str(f))
+    assert p.returncode == 0, p.stderr
+    p = _cli("compute", stdin='{"workload": {"turns_mean": ' + "9" * 5000 + "}}")
+    assert p.returncode != 0 and "a number has too many digits" in p.stderr, p.stderr
+
+
 def test_cli_table_and_errors():
     p = _cli("--model", "meta-llama/Llama-3.1-8B", "--gpu", "h100-sxm-80gb", "--rate", "2")
     assert p.returncode == 0 and "131,072 B" in p.stdout and "token hit rate" in p.stdout

@@ -359,3 +359,15 @@ def test_cli(capsys, tmp_path):
     assert "line 2" in capsys.readouterr().err
     assert trace_main([str(bad), "--skip-bad-lines"]) == 0
     assert trace_main([path, "--capacities", "x"]) == 2
+
+
+def test_api_targets_must_be_a_list():
+    """Audit (#12 D5): targets 0 and {} were taken as "no targets"; the documented type is a list."""
+    import pytest
+    from kvcalc.errors import InputError
+    for bad in (0, {}, "", False, 0.5):
+        with pytest.raises(InputError) as e:
+            trace_analyze({"sample": "synthetic", "targets": bad, "max_points": 20})
+        assert e.value.field == "targets", (bad, str(e.value))
+    res = trace_analyze({"sample": "synthetic", "targets": None, "max_points": 20})  # null: none asked
+    assert "targets" not in res

@@ -148,6 +148,17 @@ def mean_context_tokens(w: Workload) -> float:
     return float((ge * z).sum() / ge.sum())
 
 
+def _workload_means(w: Workload, c: CacheConfig) -> tuple[float, float]:
+    """(mean turns per conversation, prompt tokens per conversation) of the workload.
+
+    Sums over turns (kvcalc.hitrate.structure), independent of the hit model: the
+    mean prompt of a request is the second over the first.
+    """
+    from .hitrate import structure
+    st = structure(w, c)
+    return float(st.EN), float(st.denom_tokens)
+
+
 def _scalar_dict(r: dict) -> dict:
     return {k: (bool(np.asarray(v)) if k == "overload" else _f(v)) for k, v in r.items()}
 
@@ -208,6 +219,8 @@ def _compute(request: dict) -> dict:
              block_size_tokens=block)
     r = hit_rates(workload, cache, model_for_hits)
     rs = _scalar_dict(r)
+    # the workload's own means, whatever the hit model returns (the closed form has no per-turn sums)
+    mean_turns, prompt_tokens_per_conversation = _workload_means(workload, cache)
     result.update({
         "token_hit_rate": rs["token_hit_rate"],
         "request_hit_rate": rs["request_hit_rate"],
@@ -219,7 +232,7 @@ def _compute(request: dict) -> dict:
         "cache_capacity_blocks": float(np.floor(float(capacity) / block)),
         "block_size_tokens": block,
         "eviction": cache_in.get("eviction", "lru"),
-        "mean_turns": rs.get("mean_turns"),
+        "mean_turns": mean_turns,
         "mean_context_tokens": mean_context_tokens(workload),
     })
     if hit_model not in ("closed",):
@@ -296,9 +309,9 @@ def _compute(request: dict) -> dict:
         from .benefit import DEFAULT_MFU, benefit_report
         mfu = request.get("mfu", DEFAULT_MFU)
         result["benefit"] = benefit_report(
-            mem[1], mem[2], mem[3], mean_prompt_tokens=float(r["prompt_tokens_per_conversation"]) / float(r["mean_turns"]),
+            mem[1], mem[2], mem[3], mean_prompt_tokens=prompt_tokens_per_conversation / mean_turns,
             token_hit_rate=result["token_hit_rate"],
-            requests_per_s=float(workload.conversation_rate_per_s) * float(r["mean_turns"]), mfu=mfu)
+            requests_per_s=float(workload.conversation_rate_per_s) * mean_turns, mfu=mfu)
     if memory is not None and memory.get("kv_capacity_tokens") is not None:
         result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
     result["figures"] = {**result.get("figures", {}), **_figures(request, workload, cache, hit_model, bpt)}
@@ -398,8 +411,8 @@ def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_p
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
-    # FIFO is solved point by point (a renewal recursion), so its figures use
-    # coarser grids to keep a page request well under a second.
+    # FIFO is solved point by point (a renewal recursion per point, kvcalc.hitrate._fifo_point),
+    # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
     fifo = c.eviction == "fifo"
     n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)
     out = {}

@@ -38,7 +38,7 @@ import math
 from .errors import InputError
 from .limits import ARCH_MESSAGE, LIMITS
 
-__all__ = ["ARCHITECTURE_KEYS", "spec_from_architecture"]
+__all__ = ["ARCHITECTURE_KEYS", "spec_from_architecture", "check_head_geometry", "check_layer_kinds"]
 
 ARCHITECTURE_KEYS = (
     "name", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim", "attention",
@@ -48,6 +48,45 @@ ARCHITECTURE_KEYS = (
     "tie_word_embeddings", "weight_dtype", "weight_group_size", "max_position_embeddings",
 )
 _GDN_KEYS = ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim")
+
+def check_head_geometry(heads: int, kv: int, hidden: int, head_dim: int | None, kv_field: str,
+                        head_dim_field: str, latent: bool = False) -> None:
+    """Whole-model checks of the head counts, shared by hand entry and config.json (kvcalc.hfconfig).
+
+    KV heads at most and a divisor of the attention heads (MHA, GQA and MQA all
+    satisfy it); without a head_dim the hidden size must split evenly into the
+    heads (models that give head_dim, e.g. Gemma or Qwen3, may have hidden !=
+    heads x head_dim). ``latent``: MLA caches a latent, so head_dim is not needed.
+    """
+    if kv > heads:
+        raise InputError(kv_field, kv, f"at most the attention heads ({heads})",
+                         f"KV heads ({kv}) cannot exceed attention heads ({heads})", code="inconsistent")
+    if heads % kv:
+        raise InputError(kv_field, kv, f"a divisor of the attention heads ({heads})",
+                         f"KV heads ({kv}) must divide attention heads ({heads})", code="inconsistent")
+    if head_dim is None and not latent and hidden % heads:
+        raise InputError(head_dim_field, None if head_dim_field.endswith("head_dim") else heads,
+                         "a head_dim, or attention heads that divide the hidden size",
+                         f"hidden size ({hidden}) is not a multiple of the attention heads ({heads}) "
+                         "and no head_dim is given", code="inconsistent")
+
+
+def check_layer_kinds(kinds, layers: int, field: str, names, exact_length: bool) -> None:
+    """A per-layer list of layer kinds: known names only; one per layer (exact_length) or a
+    pattern of 1 to ``layers`` entries repeated from layer 0 (hand entry's layer_pattern)."""
+    allowed = ", ".join(f"'{n}'" for n in names)
+    if not isinstance(kinds, list) or not kinds:
+        raise InputError(field, kinds, f"a list of layer kinds ({allowed})", "malformed layer pattern")
+    if exact_length and len(kinds) != layers:
+        raise InputError(field, f"{len(kinds)} entries", f"{layers} entries, one per layer",
+                         f"{len(kinds)} layer kinds for {layers} layers", code="inconsistent")
+    if len(kinds) > layers:
+        raise InputError(field, f"{len(kinds)} entries", f"1 to {layers} entries, each {allowed}",
+                         f"{len(kinds)} layer kinds for {layers} layers", code="inconsistent")
+    bad = next((k for k in kinds if k not in names), None)
+    if bad is not None:
+        raise InputError(field, bad, "layer kinds " + allowed, f"malformed layer pattern: unknown layer kind {bad!r}")
+
 
 def _count(a: dict, key: str, path: str, required: bool = False, allow_zero: bool = False):
     """A count field checked against its row of the table of limits (model.architecture.<key>)."""
@@ -115,12 +154,8 @@ def spec_from_architecture(model: dict, field: str = "model"):
             derived.append({"field": "num_kv_heads", "how": "1 (MQA)"})
         else:
             raise InputError(f"{path}.num_kv_heads", None, "the number of KV heads (GQA needs it)", "missing")
-    if kv > heads:
-        raise InputError(f"{path}.num_kv_heads", kv, f"at most the attention heads ({heads})",
-                         f"KV heads ({kv}) cannot exceed attention heads ({heads})")
-    if heads % kv:
-        raise InputError(f"{path}.num_kv_heads", kv, f"a divisor of the attention heads ({heads})",
-                         f"KV heads ({kv}) must divide attention heads ({heads})")
+    head_dim = _count(a, "head_dim", path)
+    check_head_geometry(heads, kv, hidden, head_dim, f"{path}.num_kv_heads", f"{path}.head_dim")
     if attention == "mha" and kv != heads:
         raise InputError(f"{path}.num_kv_heads", kv, f"{heads} (MHA has one KV head per attention head)",
                          f"MHA needs KV heads equal to attention heads ({heads}), got {kv}")
@@ -129,11 +164,7 @@ def spec_from_architecture(model: dict, field: str = "model"):
     if attention == "gqa" and not 1 < kv < heads:
         raise InputError(f"{path}.num_kv_heads", kv, f"between 2 and {heads - 1} (GQA groups query heads)",
                          f"GQA needs fewer KV heads than attention heads ({heads}) and more than 1, got {kv}")
-    head_dim = _count(a, "head_dim", path)
     if head_dim is None:
-        if hidden % heads:
-            raise InputError(f"{path}.head_dim", None, "the per-head width",
-                             f"missing, and hidden size ({hidden}) is not a multiple of the attention heads ({heads})")
         head_dim = hidden // heads
         derived.append({"field": "head_dim", "how": f"hidden_size / num_attention_heads = {hidden} / {heads}"})
     rank = _count(a, "kv_lora_rank", path)
@@ -151,11 +182,8 @@ def spec_from_architecture(model: dict, field: str = "model"):
     window = _count(a, "window_tokens", path)
     pattern = a.get("layer_pattern")
     if pattern is not None:
-        if (not isinstance(pattern, list) or not pattern or len(pattern) > layers
-                or any(p not in ("global", "local", "linear") for p in pattern)):
-            raise InputError(f"{path}.layer_pattern", pattern,
-                             f"a list of 1 to {layers} entries, each 'global', 'local' or 'linear'",
-                             "malformed layer pattern")
+        check_layer_kinds(pattern, layers, f"{path}.layer_pattern", ("global", "local", "linear"),
+                          exact_length=False)
         if "local" in pattern and window is None:
             raise InputError(f"{path}.window_tokens", None, "the window of the 'local' layers, in tokens",
                              "missing: the layer pattern has local layers")

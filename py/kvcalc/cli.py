@@ -50,8 +50,10 @@ def _read_request(path: str | None) -> dict:
     if path in (None, "-"):
         text = sys.stdin.read(MAX_REQUEST_CHARS + 1)
     else:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:
             text = fh.read(MAX_REQUEST_CHARS + 1)
+    if text.startswith("\ufeff"):  # a UTF-8 byte-order mark (Windows editors write one): not content
+        text = text[1:]
     if len(text) > MAX_REQUEST_CHARS:
         raise InputError("request", f"more than {MAX_REQUEST_CHARS} characters",
                          f"a request of at most {MAX_REQUEST_CHARS} characters", "too large")
@@ -63,9 +65,12 @@ def _read_request(path: str | None) -> dict:
     except RecursionError:  # nested deeper than the parser's stack
         raise InputError("request", "<deeply nested JSON>", f"at most {MAX_DEPTH} levels of nesting",
                          "too deep") from None
-    except ValueError as exc:  # e.g. an integer literal longer than Python converts
-        raise InputError("request", text[:60], "a JSON object", "invalid JSON",
-                         params={"reason": str(exc)[:200]}) from None
+    except ValueError as exc:  # e.g. an integer literal longer than Python converts (4300 digits)
+        digits = "digits" in str(exc)
+        raise InputError("request", text[:60], "a JSON object" + (" whose numbers have at most 4300 digits"
+                                                                  if digits else ""),
+                         "invalid JSON: a number has too many digits" if digits else "invalid JSON",
+                         code="invalid_json", params={"reason": str(exc)[:200]}) from None
 
 
 def _dumps(out, indent=None) -> str:

@@ -83,28 +83,57 @@ def _first(cfg: dict, *keys, default=None):
     return default
 
 
-def _arch(cfg: dict, field: str, derived: list | None = None) -> dict:
-    """Normalise the architecture fields of a (flattened) config, whatever its family's names."""
+def _first_key(cfg: dict, *keys) -> str:
+    """The first of ``keys`` the config gives (the key an error about that value names)."""
+    return next((k for k in keys if cfg.get(k) is not None), keys[0])
+
+
+def key_path(raw: dict | None, key: str, field: str = "model") -> str:
+    """The request path of a config key as the user sent it: inside text_config when it came from there."""
+    text = raw.get("text_config") if isinstance(raw, dict) else None
+    if isinstance(text, dict) and key in text:
+        return f"{field}.hf_config.text_config.{key}"
+    return f"{field}.hf_config.{key}"
+
+
+_LAYER_TYPES = ("full_attention", "sliding_attention", "chunked_attention", "linear_attention", "attention",
+                "global", "global_attention", "local", "local_attention", "mamba", "mamba2")
+
+
+def _arch(cfg: dict, field: str, derived: list | None = None, raw: dict | None = None) -> dict:
+    """Normalise the architecture fields of a (flattened) config, whatever its family's names,
+    and check them as a whole (kvcalc.architecture.check_head_geometry, shared with hand entry).
+    ``raw``: the config as sent, so errors name the key the user sent."""
+    from .architecture import check_head_geometry
     derived = [] if derived is None else derived
-    layers = _first(cfg, "num_hidden_layers", "num_layers", "n_layer")
-    heads = _first(cfg, "num_attention_heads", "n_head", "num_heads")
-    hidden = _first(cfg, "hidden_size", "d_model", "n_embd")
-    for name, v in (("num_hidden_layers", layers), ("num_attention_heads", heads), ("hidden_size", hidden)):
+    layers_key = _first_key(cfg, "num_hidden_layers", "num_layers", "n_layer")
+    heads_key = _first_key(cfg, "num_attention_heads", "n_head", "num_heads")
+    hidden_key = _first_key(cfg, "hidden_size", "d_model", "n_embd")
+    layers, heads, hidden = cfg.get(layers_key), cfg.get(heads_key), cfg.get(hidden_key)
+    for name, v in ((layers_key, layers), (heads_key, heads), (hidden_key, hidden)):
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise InputError(f"{field}.hf_config.{name}", v, "a positive integer", "missing or invalid")
+            raise InputError(key_path(raw, name, field), v, "a positive integer", "missing or invalid")
+    kv_key = None
     if cfg.get("multi_query") is True and not cfg.get("new_decoder_architecture"):
         kv = 1  # Falcon-7B style MQA
         derived.append({"field": "num_key_value_heads", "how": "1 (multi_query: true)"})
     elif cfg.get("multi_query_attention") is True or "multi_query_group_num" in cfg:
         kv = cfg.get("multi_query_group_num") or 1  # ChatGLM
+        kv_key = "multi_query_group_num"
         derived.append({"field": "num_key_value_heads", "how": "multi_query_group_num (ChatGLM)"})
     else:
-        kv = _first(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+        kv_key = _first_key(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+        kv = cfg.get(kv_key)
         if kv is None:
             kv = heads
             derived.append({"field": "num_key_value_heads",
                             "how": f"not given: equal to num_attention_heads ({heads}), i.e. MHA"})
+    if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
+        raise InputError(key_path(raw, kv_key or "num_key_value_heads", field), kv, "a positive integer",
+                         "missing or invalid")
     head_dim = _first(cfg, "head_dim", "kv_channels")
+    check_head_geometry(heads, kv, hidden, head_dim, key_path(raw, kv_key or heads_key, field),
+                        key_path(raw, heads_key, field), latent=bool(cfg.get("kv_lora_rank")))
     if head_dim is None:
         head_dim = hidden // heads
         derived.append({"field": "head_dim", "how": f"hidden_size / num_attention_heads = {hidden} / {heads}"})
@@ -121,7 +150,7 @@ def _hf_windows(cfg: dict, layers: int) -> tuple:
     sw = cfg.get("sliding_window")
     chunk = cfg.get("attention_chunk_size")
     types = cfg.get("layer_types")
-    if isinstance(types, list) and len(types) == layers:
+    if isinstance(types, list) and types:
         out = []
         for t in types:
             t = str(t)
@@ -276,15 +305,31 @@ def spec_from_hf_config(cfg: dict, model_id: str = "hf_config", name: str | None
                          "fields are numbers", f"cannot read the config ({type(exc).__name__}: {exc})") from None
 
 
+def _check_experts(c: dict, raw: dict, field: str) -> None:
+    """Experts per token at most the experts (a mixture of experts routes to some of them)."""
+    n_key = _first_key(c, "n_routed_experts", "num_local_experts", "num_experts")
+    k_key = _first_key(c, "num_experts_per_tok", "experts_per_token", "num_experts_per_token")
+    n_exp, top_k = c.get(n_key), c.get(k_key)
+    if isinstance(n_exp, int) and isinstance(top_k, int) and n_exp > 0 and top_k > n_exp:
+        raise InputError(key_path(raw, k_key, field), top_k, f"at most the experts ({n_key}: {n_exp})",
+                         f"experts per token ({top_k}) cannot exceed the experts ({n_exp})", code="inconsistent")
+
+
 def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, params_active, field: str):
     from .presets import spec_from_fields
     from .quant import weight_format_from_config
 
     derived: list = []
     c = text_config(cfg)
-    a = _arch(c, field, derived)
+    a = _arch(c, field, derived, raw=cfg)
+    if c.get("layer_types"):  # one known kind per layer
+        from .architecture import check_layer_kinds
+        check_layer_kinds(c["layer_types"], a["layers"], key_path(cfg, "layer_types", field), _LAYER_TYPES,
+                          exact_length=True)
+    _check_experts(c, cfg, field)
     windows = _hf_windows(c, a["layers"])
     estimated = False
+    total_given = params_total is not None
     if params_total is None or params_active is None:
         est_t, est_a = estimate_params(cfg)
         if params_total is None:
@@ -296,6 +341,11 @@ def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, p
             params_active = est_a if params_total == est_t else min(est_a, params_total)
             estimated = True
             derived.append({"field": "params_active", "how": "estimated from the architecture (experts per token)"})
+    if params_active > params_total * (1 + 1e-9):  # named where the user sent it, beside hf_config
+        total = (f"params_total ({params_total:g})" if total_given
+                 else f"the total estimated from the config ({params_total:g})")
+        raise InputError(f"{field}.params_active", params_active, f"at most {total}",
+                         f"active parameters ({params_active:g}) cannot exceed {total}", code="inconsistent")
     wf = weight_format_from_config(cfg)
     if wf["derived"]:
         derived.append({"field": "weight_dtype", "how": wf["derived"]})

@@ -203,7 +203,8 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     caps = _int_list(request, "capacities_blocks")
     max_points = require_int("max_points", request.get("max_points", 400), 2, 5000)
     fifo = _bool(request, "fifo", False)
-    targets = request.get("targets", []) or []
+    targets = request.get("targets")
+    targets = [] if targets is None else targets  # null: none; 0, {} or "" are not lists of rates
     if not isinstance(targets, (list, tuple)) or len(targets) > 50:
         raise InputError("targets", targets, "a list of at most 50 hit rates in [0, 1]", "not a list")
     targets = [require_number(f"targets[{i}]", t, 0.0, 1.0) for i, t in enumerate(targets)]
