@@ -90,19 +90,7 @@ def check_fleet_field(key: str, value):
     out = []
     for i, t in enumerate(value):
         f = f"tiers[{i}]"
-        if not isinstance(t, dict):
-            raise InputError(f, t, 'an object {"name", "capacity_tokens" or "capacity_gib", "read_gb_per_s"}',
-                             "not an object")
-        unknown = sorted(set(t) - {"name", "capacity_tokens", "capacity_gib", "read_gb_per_s"})
-        if unknown:
-            raise InputError(f"{f}.{unknown[0]}", t[unknown[0]], "name, capacity_tokens, capacity_gib, read_gb_per_s",
-                             "unknown key")
-        name = t.get("name", f"tier{i + 1}")
-        if not isinstance(name, str) or not name.strip() or len(name) > 40:
-            raise InputError(f"{f}.name", name, "a short non-empty name", "not a name")
-        if ("capacity_tokens" in t) == ("capacity_gib" in t):
-            raise InputError(f"{f}.capacity_tokens", t.get("capacity_tokens"),
-                             "exactly one of capacity_tokens or capacity_gib", "both or neither given")
+        name = _tier_shape(f, i, t)
         tier = {"name": name}
         for k in ("capacity_tokens", "capacity_gib", "read_gb_per_s"):
             if t.get(k) is not None:
@@ -135,19 +123,7 @@ def fleet_from_request(request: dict, block_size_tokens: int, kv_bytes_per_token
     tiers = []
     for i, t in enumerate(raw):
         f = f"tiers[{i}]"
-        if not isinstance(t, dict):
-            raise InputError(f, t, 'an object {"name", "capacity_tokens" or "capacity_gib", "read_gb_per_s"}',
-                             "not an object")
-        unknown = sorted(set(t) - {"name", "capacity_tokens", "capacity_gib", "read_gb_per_s"})
-        if unknown:
-            raise InputError(f"{f}.{unknown[0]}", t[unknown[0]], "name, capacity_tokens, capacity_gib, read_gb_per_s",
-                             "unknown key")
-        name = t.get("name", f"tier{i + 1}")
-        if not isinstance(name, str) or not name.strip() or len(name) > 40:
-            raise InputError(f"{f}.name", name, "a short non-empty name", "not a name")
-        if ("capacity_tokens" in t) == ("capacity_gib" in t):
-            raise InputError(f"{f}.capacity_tokens", t.get("capacity_tokens"),
-                             "exactly one of capacity_tokens or capacity_gib", "both or neither given")
+        name = _tier_shape(f, i, t)
         if "capacity_tokens" in t:
             tokens = _num(f"{f}.capacity_tokens", t["capacity_tokens"], "tiers[].capacity_tokens")
         else:
@@ -241,3 +217,21 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
                       tuple(sorted((memory_kwargs or {}).items())))
         out["recommendations"] = recommend(setup, hit_model, cpu_tier_gib=cpu_gib if cpu_gib > 0 else 256.0)
     return out
+
+
+def _tier_shape(f: str, i: int, t) -> str:
+    """One tier's shape (an object of known keys, a name, exactly one capacity); its name."""
+    if not isinstance(t, dict):
+        raise InputError(f, t, 'an object {"name", "capacity_tokens" or "capacity_gib", "read_gb_per_s"}',
+                         "not an object")
+    unknown = sorted(set(t) - {"name", "capacity_tokens", "capacity_gib", "read_gb_per_s"})
+    if unknown:
+        raise InputError(f"{f}.{unknown[0]}", t[unknown[0]], "name, capacity_tokens, capacity_gib, read_gb_per_s",
+                         "unknown key")
+    name = t.get("name", f"tier{i + 1}")
+    if not isinstance(name, str) or not name.strip() or len(name) > 40:
+        raise InputError(f"{f}.name", name, "a short non-empty name", "not a name")
+    if ("capacity_tokens" in t) == ("capacity_gib" in t):
+        raise InputError(f"{f}.capacity_tokens", t.get("capacity_tokens"),
+                         "exactly one of capacity_tokens or capacity_gib", "both or neither given")
+    return name
