@@ -60,3 +60,25 @@ def wait_js(pg, expression: str, timeout: int = 30_000, interval_s: float = 0.05
         if time.monotonic() > deadline:
             raise TimeoutError(f"waited {timeout} ms for: {expression}")
         time.sleep(interval_s)
+
+
+#: The page has drawn the result of its newest compute (index.html, app.js's counters).
+PAGE_SETTLED = ("window.__kvcalc && __kvcalc.plotly && __kvcalc.renderedSeq > 0 "
+                "&& __kvcalc.renderedSeq === __kvcalc.requested")
+
+
+def open_page(ctx, url: str, timeout: int = START_TIMEOUT_MS):
+    """A new page of ``ctx`` at ``url``, waited until its first result is drawn; on failure the
+    test fails with the page's last console lines and status (kept in ``pg.console_lines``)."""
+    import pytest
+    pg = ctx.new_page()
+    pg.console_lines = []
+    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text}"))
+    pg.on("pageerror", lambda e: pg.console_lines.append(f"pageerror: {e}"))
+    pg.goto(url)
+    try:
+        wait_js(pg, PAGE_SETTLED, timeout=timeout)
+    except Exception:  # noqa: BLE001 - say why
+        pytest.fail("the page never showed a result:\n" + "\n".join(pg.console_lines[-30:]) +
+                    "\nstatus: " + pg.inner_text("#status"))
+    return pg

@@ -23,14 +23,12 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from browser_helpers import wait_js  # noqa: E402
+from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402
 from i18n_terms import TERMS  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
 TIMEOUT_MS = 90_000
-SETTLED = ("window.__kvcalc && __kvcalc.plotly && __kvcalc.renderedSeq > 0 "
-           "&& __kvcalc.renderedSeq === __kvcalc.requested")
 OPEN, CLOSE = "⟦", "⟧"
 
 # Visible text of the page: text nodes (HTML and the charts' SVG) whose element is rendered,
@@ -117,19 +115,6 @@ def fresh(browser, server):
         c.close()
 
 
-def open_settled(ctx, url: str):
-    pg = ctx.new_page()
-    pg.console_lines = []
-    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text}"))
-    pg.on("pageerror", lambda e: pg.console_lines.append(f"pageerror: {e}"))
-    pg.goto(url)
-    try:
-        wait_js(pg, SETTLED, timeout=TIMEOUT_MS)
-    except TimeoutError:
-        pytest.fail("no result:\n" + "\n".join(pg.console_lines[-20:]))
-    return pg
-
-
 def all_tabs_text(pg) -> list[dict]:
     """The visible text of each chart tab in turn (their figures computed), curve tab last."""
     items = []
@@ -153,7 +138,7 @@ def test_every_visible_string_is_from_a_catalogue(fresh, server):
     doc = {**en, "messages": pseudo(en["messages"])}
     ctx.route("**/i18n/en.json", lambda route: route.fulfill(status=200, content_type="application/json",
                                                                body=json.dumps(doc, ensure_ascii=False)))
-    pg = open_settled(ctx, f"{server}?lang=en")
+    pg = open_page(ctx, f"{server}?lang=en")
     assert OPEN in pg.inner_text("h2#results-h")                  # the pseudo catalogue is in force
     assert pg.is_visible("#warnings-card")                        # a warning from Python is on screen too
     items = all_tabs_text(pg)
@@ -169,7 +154,7 @@ def test_every_visible_string_is_from_a_catalogue(fresh, server):
 
 
 def test_zh_cn_link_in_a_fresh_browser_is_chinese(fresh, server):
-    pg = open_settled(fresh("en-US"), f"{server}?lang=zh-CN")
+    pg = open_page(fresh("en-US"), f"{server}?lang=zh-CN")
     assert pg.evaluate("document.documentElement.lang") == "zh-CN"
     assert pg.input_value("#lang") == "zh-CN"
     items = all_tabs_text(pg)
@@ -190,7 +175,7 @@ def visible_by_node(pg) -> list[str]:
 
 def test_switching_language_keeps_numbers_and_changes_every_string(fresh, server):
     ctx = fresh("en-US")
-    pg = open_settled(ctx, f"{server}?lang=en")
+    pg = open_page(ctx, f"{server}?lang=en")
     before_values = results_snapshot(pg)
     assert sum(v is not None for v in before_values.values()) >= 15
     before_text = pg.evaluate(VISIBLE_TEXT_JS)
@@ -215,7 +200,7 @@ def test_switching_language_keeps_numbers_and_changes_every_string(fresh, server
     # remembered and in the link; a reload without ?lang stays Chinese
     assert "lang=zh-CN" in pg.url
     assert pg.evaluate("localStorage.getItem('kvcalc:lang')") == "zh-CN"
-    pg2 = open_settled(ctx, server)
+    pg2 = open_page(ctx, server)
     assert pg2.evaluate("document.documentElement.lang") == "zh-CN"
     assert results_snapshot(pg2) == before_values
 
@@ -237,7 +222,7 @@ def test_first_visit_follows_the_browser_language(fresh, server, locale, expecte
 
 def test_python_error_rendered_in_chinese(fresh, server):
     """A value Python refuses (TP = 3 with 8 KV heads) shows its message from the zh-CN catalogue."""
-    pg = open_settled(fresh(), f"{server}?lang=zh-CN")
+    pg = open_page(fresh(), f"{server}?lang=zh-CN")
     n = pg.evaluate("__kvcalc.requested")
     pg.fill('#form input[data-param="tensor_parallel"][data-role="box"]', "3")
     wait_js(pg, f"__kvcalc.requested > {n} && __kvcalc.serverErrors['tensor_parallel']", timeout=TIMEOUT_MS)

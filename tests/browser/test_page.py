@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute, simulate  # noqa: E402
-from browser_helpers import wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
+from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
 
 TIMEOUT_MS = 90_000
-SETTLED = ("window.__kvcalc && __kvcalc.plotly && __kvcalc.renderedSeq > 0 "
-           "&& __kvcalc.renderedSeq === __kvcalc.requested")
 XSS_PAYLOAD = '<img src=x onerror="window.__xss=1">'
 
 DEFAULT_REQUEST = {
@@ -63,20 +61,6 @@ def ctx(browser, server):
     context.route("**/*", guard)
     yield context
     context.close()
-
-
-def open_page(ctx, url: str):
-    pg = ctx.new_page()
-    pg.console_lines = []
-    pg.on("console", lambda m: pg.console_lines.append(f"{m.type}: {m.text}"))
-    pg.on("pageerror", lambda e: pg.console_lines.append(f"pageerror: {e}"))
-    pg.goto(url)
-    try:
-        wait_js(pg, SETTLED, timeout=TIMEOUT_MS)
-    except Exception:  # noqa: BLE001 - say why
-        pytest.fail("the page never showed a result:\n" + "\n".join(pg.console_lines[-30:]) +
-                    "\nstatus: " + pg.inner_text("#status"))
-    return pg
 
 
 @pytest.fixture(scope="module")
