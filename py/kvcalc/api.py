@@ -30,6 +30,17 @@ Request keys (all optional unless a question needs them)::
     cluster.instances, cluster.routing, tiers, tier_mode, price_per_gpu_hour, mbu, sizing
                           the fleet (issue 7): see kvcalc.fleet_request
     tornado_change_fraction  +-X of the tornado (default 0.2)
+    scenario              chat | coding_agent | rag | recommender: the preset's workload values fill
+                          the workload keys not given (kvcalc.scenarios); echoed as result "scenario"
+    recommender.candidates, .user_tokens, .item_tokens  (with a model) the broadcast of one user's
+                          history to N candidates: result "recommender" (kvcalc.recommender)
+    export                true: result "export" = {"csv": {figure name: CSV text}} (kvcalc.export)
+    compare_with          a compute request of its own (setup A): result "compare" = {"keys", "a",
+                          "b", "difference" (B - A), "a_curve"} of the headline numbers COMPARE_KEYS
+
+Every result with a workload also holds ``explain`` (the seed formula and the Che approximation
+with the request's values substituted, kvcalc.explain) and ``summary_details`` (the plain-text
+summary as message codes, kvcalc.export).
 
 With a model the result also holds ``engine_commands`` (vllm serve / SGLang
 launch_server lines, kvcalc.engine_cmd); its notes (weights in mixed precision,
@@ -166,7 +177,59 @@ def _scalar_dict(r: dict) -> dict:
 def compute(request: dict) -> dict:
     """Answer one calculator question; see the module docstring for keys."""
     req = check_request(request, "compute")
-    return finite_json(_guarded(_compute, req))
+    return finite_json(_guarded(_compute_with_extras, req))
+
+
+#: the headline numbers a comparison shows for setups A and B (result key paths)
+COMPARE_KEYS = ("token_hit_rate", "ideal_token_hit_rate", "request_hit_rate", "cache_capacity_tokens",
+                "cache_capacity_gib", "inverse.kv_gib_per_gpu", "benefit.prefill_speedup",
+                "benefit.prefill_ttft_with_cache_s")
+
+
+def _path(d: dict, path: str):
+    for part in path.split("."):
+        d = d.get(part) if isinstance(d, dict) else None
+    return d
+
+
+def _compute_with_extras(request: dict) -> dict:
+    """compute() plus what the page's panels need: scenario, explanation, recommender,
+    summary, exports and the comparison with setup A (each documented in the module docstring)."""
+    from .scenarios import apply_scenario
+    req = apply_scenario(request)
+    result = _compute(req)
+    if req.get("scenario") is not None:
+        result["scenario"] = req["scenario"]
+    if ("recommender" in req) and result.get("kv_bytes_per_token"):
+        from .memory import memory_report  # noqa: F401  (the model is already validated)
+        from .presets import get_gpu, get_model
+        from .recommender import broadcast_report
+        rq = req["recommender"]
+        model = get_model(req["model"], field="model")
+        gpu = get_gpu(req["gpu"], field="gpu") if req.get("gpu") is not None else None
+        result["recommender"] = broadcast_report(
+            model, gpu, req.get("tensor_parallel", _default("tensor_parallel")), result["kv_bytes_per_token"],
+            int(rq.get("candidates", _default("recommender.candidates"))),
+            rq.get("user_tokens", _default("recommender.user_tokens")),
+            rq.get("item_tokens", _default("recommender.item_tokens")), req.get("mfu", _default("mfu")))
+    from .export import figure_csvs, summary_lines
+    result["summary_details"] = summary_lines(req, result)
+    if req.get("export"):
+        result["export"] = {"csv": figure_csvs(result)}
+    if req.get("compare_with") is not None:
+        a_req = apply_scenario({**req["compare_with"], "figures": ["curve"]})
+        a = _compute(a_req)
+        curve = (a.get("figures") or {}).get("curve") or {}
+        result["compare"] = {
+            "keys": list(COMPARE_KEYS),
+            "a": {k: _path(a, k) for k in COMPARE_KEYS},
+            "b": {k: _path(result, k) for k in COMPARE_KEYS},
+            "difference": {k: (None if _path(a, k) is None or _path(result, k) is None
+                               else _path(result, k) - _path(a, k)) for k in COMPARE_KEYS},
+            "a_curve": {k: curve.get(k) for k in ("capacity_tokens", "capacity_gib", "token_hit_rate")
+                        if curve.get(k) is not None},
+        }
+    return result
 
 
 def _compute(request: dict) -> dict:
@@ -296,6 +359,8 @@ def _compute(request: dict) -> dict:
             split["capacity_gib"] = [x * bpt_gpu / GIB_BYTES for x in split["capacity_tokens"]]
         result["fleet_figures"]["tier_split"] = split
     result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
+    from .explain import explain
+    result["explain"] = explain(workload, cache)
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
     inverse = _inverse(workload, cache, target, "che" if hit_model == "seed" else hit_model)
