@@ -155,6 +155,6 @@ def summary_lines(request: dict, result: dict) -> list[dict]:
                            f"recommender, {rec['candidates']} candidates: KV {rec['kv_gib_per_gpu_without_sharing']:.2f}"
                            f" GiB without sharing, {rec['kv_gib_per_gpu_with_sharing']:.2f} GiB with",
                            candidates=rec["candidates"],
-                           kv_gib_per_gpu_without_sharing=rec["kv_gib_per_gpu_without_sharing"],
-                           kv_gib_per_gpu_with_sharing=rec["kv_gib_per_gpu_with_sharing"]))
+                           without_sharing_gib=rec["kv_gib_per_gpu_without_sharing"],
+                           with_sharing_gib=rec["kv_gib_per_gpu_with_sharing"]))
     return lines

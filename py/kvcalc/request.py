@@ -16,7 +16,7 @@ import math
 from .errors import InputError, require_choice, require_limit
 from .limits import LIMITS, MAX_CAPACITY_POINTS, MAX_DEPTH, MAX_NODES, MAX_STRING_CHARS, limit
 
-__all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS",
+__all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS", "RECOMMENDER_KEYS",
            "MODEL_KEYS", "FIGURES", "HF_DTYPES"]
 
 FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context", "fleet")
