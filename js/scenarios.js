@@ -101,24 +101,35 @@ export function renderRecommender(card, result, { plotly = null, theme = null } 
 function drawRecommender(plotly, div, rec, themeName) {
   const theme = THEMES[themeName] || THEMES.light;
   const c = rec.curve;
+  // two panels: KV memory (left) and prefill time (right), each with and without sharing
+  const without = { color: theme.high }, withB = { color: theme.line };
   const data = [
-    { type: "scatter", mode: "lines", name: t("res.rec.kv_without"), x: c.candidates, y: c.kv_gib_per_gpu_without_sharing },
-    { type: "scatter", mode: "lines", name: t("res.rec.kv_with"), x: c.candidates, y: c.kv_gib_per_gpu_with_sharing },
+    { type: "scatter", mode: "lines", name: t("res.rec.without"), legendgroup: "wo", line: without,
+      x: c.candidates, y: c.kv_gib_per_gpu_without_sharing },
+    { type: "scatter", mode: "lines", name: t("res.rec.with"), legendgroup: "w", line: withB,
+      x: c.candidates, y: c.kv_gib_per_gpu_with_sharing },
   ];
-  if (c.prefill_s_without_sharing) {
-    data.push({ type: "scatter", mode: "lines", line: { dash: "dot" }, yaxis: "y2", name: t("res.rec.prefill_without"),
-                x: c.candidates, y: c.prefill_s_without_sharing });
-    data.push({ type: "scatter", mode: "lines", line: { dash: "dot" }, yaxis: "y2", name: t("res.rec.prefill_with"),
-                x: c.candidates, y: c.prefill_s_with_sharing });
+  const twoPanels = Boolean(c.prefill_s_without_sharing);
+  if (twoPanels) {
+    data.push({ type: "scatter", mode: "lines", xaxis: "x2", yaxis: "y2", showlegend: false, legendgroup: "wo",
+                name: t("res.rec.without"), line: without, x: c.candidates, y: c.prefill_s_without_sharing });
+    data.push({ type: "scatter", mode: "lines", xaxis: "x2", yaxis: "y2", showlegend: false, legendgroup: "w",
+                name: t("res.rec.with"), line: withB, x: c.candidates, y: c.prefill_s_with_sharing });
   }
+  const ax = (title, domain, anchor) => ({ type: "log", title: { text: title }, gridcolor: theme.grid, automargin: true,
+                                           dtick: "D2", ...(domain ? { domain } : {}), ...(anchor ? { anchor } : {}) });
   const layout = {
     paper_bgcolor: theme.paper, plot_bgcolor: theme.plot, font: { color: theme.font, size: 12 },
-    margin: { l: 56, r: 56, t: 10, b: 90 }, height: 330, uirevision: "kvcalc-recommender",
-    xaxis: { type: "log", title: { text: t("res.rec.axis_n") }, gridcolor: theme.grid },
-    yaxis: { type: "log", title: { text: t("res.rec.axis_gib") }, gridcolor: theme.grid },
-    yaxis2: { type: "log", title: { text: t("res.rec.axis_s") }, overlaying: "y", side: "right", showgrid: false,
-              gridcolor: theme.grid },
-    legend: { orientation: "h", y: -0.3 },
+    margin: { l: 56, r: 16, t: 10, b: 48 }, height: 320, uirevision: "kvcalc-recommender",
+    xaxis: ax(t("res.rec.axis_n"), twoPanels ? [0, 0.4] : null),
+    yaxis: ax(t("res.rec.axis_gib")),
+    // legend under the panels: above them it meets Plotly's toolbar on a phone
+    legend: { orientation: "h", x: 0, y: -0.32, yanchor: "top", bgcolor: "rgba(0,0,0,0)" },
   };
+  layout.margin.b = 90;
+  if (twoPanels) {
+    layout.xaxis2 = ax(t("res.rec.axis_n"), [0.62, 1], "y2");
+    layout.yaxis2 = ax(t("res.rec.axis_s"), null, "x2");
+  }
   return plotly.react(div, data, layout, PLOT_CONFIG);
 }
