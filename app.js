@@ -17,7 +17,7 @@ import {
   LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
   renderMessage,
 } from "./js/i18n.js";
-import { scenarioPatch, renderScenarioHelp, renderRecommender } from "./js/scenarios.js";
+import { scenarioPatch, renderScenarioHelp, renderRecommender, renderFitButton } from "./js/scenarios.js";
 import { renderExplain } from "./js/headline.js";
 import { COMPARE_QUERY, compareFromSearch, compareQuery, withCompare, renderCompare, addCompareTrace } from "./js/compare.js";
 import { mountExport } from "./js/export.js";
@@ -372,6 +372,7 @@ async function mountTrace() {
   app.traceTab = mountTraceTab($("trace-root"), {
     client: app.client,
     plotly: app.plotly,
+    onResult: (res) => renderFitButton($("trace-fit-bar"), res, (patch) => { setState(patch); selectTab("curve"); }),
     getMemoryContext: () => (app.result && app.result.kv_bytes_per_token ? {
       kv_bytes_per_token: app.result.kv_bytes_per_token,
       kv_capacity_tokens: app.result.kv_capacity_tokens,

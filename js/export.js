@@ -35,7 +35,7 @@ export function mountExport(bar, app) {
     return b;
   };
   const stamp = () => `kvcalc-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}`;
-  const chartTab = () => (CSV_FIGURES.includes(app.tab) ? app.tab : "curve");
+  const chartTab = () => (CSV_FIGURES.includes(app.tab) ? app.tab : "curve");   // CSV of the visible figure
 
   bar.replaceChildren(
     setText(el("span", { class: "export-label" }), "res.exp.title"),
@@ -43,6 +43,13 @@ export function mountExport(bar, app) {
       JSON.stringify({ request: app.resultRequest, result: app.result, lang: lang() }, null, 1),
       `${stamp()}.json`, "application/json")),
     button("res.exp.csv", "export-csv", async () => {
+      if (app.tab === "trace") {   // the trace's exact curve, CSV text from Python (kvcalc.export)
+        const res = app.traceTab && app.traceTab.result;
+        if (!res || !res.curve_csv) throw new Error(t("res.exp.no_trace"));
+        saveText(res.curve_csv, `${stamp()}-trace-curve.csv`, "text/csv");
+        setText(status, "res.exp.done");
+        return;
+      }
       const name = chartTab();
       setText(status, "res.exp.busy");
       const req = { ...app.resultRequest, figures: [...new Set(["curve", name])], export: true };
@@ -60,12 +67,12 @@ export function mountExport(bar, app) {
     status,
   );
 
+  // The visible tab's chart (the trace tab: its curve chart) through Plotly's own export.
   async function image(format) {
-    if (!app.plotly) throw new Error(t("res.exp.no_chart"));
-    const div = document.getElementById(`chart-${chartTab()}`);
-    if (!div || !div.data) throw new Error(t("res.exp.no_chart"));
-    if (app.tab !== chartTab()) throw new Error(t("res.exp.no_chart"));
-    await app.plotly.downloadImage(div, { format, filename: `${stamp()}-${chartTab()}`, width: div.clientWidth || 800,
+    const div = app.tab === "trace" ? document.querySelector("#trace-root .js-plotly-plot")
+                                    : document.getElementById(`chart-${app.tab}`);
+    if (!app.plotly || !div || !div.data) throw new Error(t("res.exp.no_chart"));
+    await app.plotly.downloadImage(div, { format, filename: `${stamp()}-${app.tab}`, width: div.clientWidth || 800,
                                           height: div.clientHeight || 450 });
   }
 }

@@ -133,3 +133,28 @@ function drawRecommender(plotly, div, rec, themeName) {
   }
   return plotly.react(div, data, layout, PLOT_CONFIG);
 }
+
+// ---------------------------------------------------------------- trace -> calculator
+
+// The trace tab's fitted workload as a patch of the page's inputs (fit.workload from Python's
+// kvcalc.trace). Inputs that take whole numbers get the nearest one: they refuse fractions.
+export function fitPatch(fit) {
+  const patch = {};
+  if (!fit || fit.available === false || !fit.workload) return patch;   // a sampled trace has no fit
+  for (const [k, v] of Object.entries(fit.workload)) {
+    const p = PARAM_BY_KEY.get(`workload.${k}`);
+    if (!p) continue;
+    patch[p.key] = typeof v === "number" && p.integer ? String(Math.round(v)) : String(v);
+  }
+  return patch;
+}
+
+// "Use this fit in the calculator" under the trace tab: shown once a trace has a fit.
+export function renderFitButton(bar, traceResult, onApply) {
+  const patch = fitPatch(traceResult && traceResult.fit);
+  if (!Object.keys(patch).length) { bar.replaceChildren(); bar.hidden = true; return; }
+  const b = setText(el("button", { type: "button", id: "use-fit" }), "res.scenario.use_fit");
+  b.addEventListener("click", () => onApply(patch));
+  bar.replaceChildren(b, " ", setText(el("span", { class: "muted small" }), "res.scenario.use_fit_help"));
+  bar.hidden = false;
+}

@@ -79,3 +79,39 @@ def test_how_the_number_is_computed_shows_the_substituted_formula(ctx, server):
     wait_js(pg, "document.documentElement.lang === 'zh-CN'", timeout=TIMEOUT_MS)
     wait_js(pg, "document.querySelector('#explain-body').innerText.includes('可缓存对话数')", timeout=TIMEOUT_MS)
     assert "450,352" in pg.inner_text("#explain-body")
+
+
+def test_trace_fit_goes_to_the_calculator_and_its_curve_to_csv(browser, server):
+    """The trace tab's fit becomes the calculator's traffic inputs ("use this fit"); its exact
+    curve downloads as the CSV text Python wrote (kvcalc.export.trace_curve_csv)."""
+    import csv
+    import io
+    from kvcalc.api import trace
+    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US", accept_downloads=True)
+    try:
+        pg = open_page(c, f"{server}index.html?lang=en")
+        pg.click('[role="tab"][data-tab="trace"]')
+        wait_js(pg, "document.querySelector('button[data-sample=conversation]')", timeout=TIMEOUT_MS)
+        pg.click("button[data-sample=conversation]")
+        wait_js(pg, "__kvcalc.traceTab && __kvcalc.traceTab.result && !document.querySelector('#trace-fit-bar').hidden",
+                timeout=TIMEOUT_MS)
+        res = pg.evaluate("__kvcalc.traceTab.result")
+        with pg.expect_download(timeout=TIMEOUT_MS) as d:
+            pg.click("#export-csv")
+        text = Path(d.value.path()).read_text()
+        assert text == res["curve_csv"]
+        rows = list(csv.DictReader(io.StringIO(text)))
+        assert [float(r["token_hit_rate"]) for r in rows] == res["curve"]["token_hit_rate"]
+        ref = trace({"sample": "conversation"})
+        fit = ref["fit"]["workload"]
+        n = pg.evaluate("__kvcalc.renderCount")
+        pg.click("#use-fit")
+        settle(pg, n)
+        values = pg.evaluate("__kvcalc.state.values")
+        assert values["workload.gap_mean_s"] == pytest.approx(fit["gap_mean_s"], rel=1e-12)
+        assert values["workload.conversation_rate_per_s"] == pytest.approx(fit["conversation_rate_per_s"], rel=1e-12)
+        assert values["workload.user_tokens_per_turn"] == round(fit["user_tokens_per_turn"])
+        assert values["workload.gap_distribution"] == fit["gap_distribution"]
+        assert pg.evaluate("__kvcalc.tab") == "curve"
+    finally:
+        c.close()
