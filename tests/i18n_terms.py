@@ -15,6 +15,6 @@ TERMS = {
     "presets", "English", "CDN", "zh", "CN", "en", "zh-CN", "URL",
     "jsonl", "gz", "hash_ids", "gzip", "Mooncake", "Bailian", "FAST", "Apache", "License", "README", "md", "data", "traces",
     # export formats and workload names (issue 9: export, scenarios)
-    "CSV", "PNG", "SVG", "RAG", "cache_hit_rate", "min",
+    "CSV", "PNG", "SVG", "RAG", "cache_hit_rate", "min", "how", "html",   # how.zh-CN.html: a link target
     "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "lm_head", "SGLang", "mem-fraction-static", "p50", "p90", "p99", "MiB", "KiB",
 }
