@@ -119,7 +119,8 @@ function drawRecommender(plotly, div, rec, themeName) {
   const ax = (title, domain, anchor) => ({ type: "log", title: { text: title }, gridcolor: theme.grid, automargin: true,
                                            dtick: "D2", ...(domain ? { domain } : {}), ...(anchor ? { anchor } : {}) });
   const layout = {
-    paper_bgcolor: theme.paper, plot_bgcolor: theme.plot, font: { color: theme.font, size: 12 },
+    paper_bgcolor: theme.paper, plot_bgcolor: theme.plot,
+    font: { family: "system-ui, -apple-system, Segoe UI, sans-serif", color: theme.font, size: 12 },
     margin: { l: 56, r: 16, t: 10, b: 48 }, height: 320, uirevision: "kvcalc-recommender",
     xaxis: ax(t("res.rec.axis_n"), twoPanels ? [0, 0.4] : null),
     yaxis: ax(t("res.rec.axis_gib")),
