@@ -65,7 +65,7 @@ import numpy as np
 
 from . import sweeps
 from .errors import InputError
-from .hitrate import capacity_for_token_hit_rate, hit_rate_seed, hit_rates
+from .hitrate import capacity_for_token_hit_rate, hit_rates, seed_token_hit_rate
 from .limits import LIMITS, SIMULATION_MAX_WORK, simulation_work
 from .request import FIGURES, REQUEST_KEYS, check_request, finite_json
 from .units import GIB_BYTES
@@ -295,7 +295,7 @@ def _compute(request: dict) -> dict:
         if bpt_gpu:
             split["capacity_gib"] = [x * bpt_gpu / GIB_BYTES for x in split["capacity_tokens"]]
         result["fleet_figures"]["tier_split"] = split
-    result["seed_token_hit_rate"] = _f(hit_rate_seed(workload, cache))
+    result["seed_token_hit_rate"] = _f(seed_token_hit_rate(workload, cache))
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
     inverse = _inverse(workload, cache, target, "che" if hit_model == "seed" else hit_model)
@@ -411,7 +411,7 @@ def _figures(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_p
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
-    # FIFO is solved point by point (a renewal recursion per point, kvcalc.hitrate._fifo_point),
+    # FIFO is solved point by point (a renewal recursion per point, kvcalc.hitrate.fifo),
     # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
     fifo = c.eviction == "fifo"
     n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)

@@ -10,7 +10,7 @@ import dataclasses
 
 import numpy as np
 
-from .hitrate import hit_rate_seed, hit_rates
+from .hitrate import hit_rates, seed_token_hit_rate
 from .workload import CACHE_LIMITS, WORKLOAD_LIMITS, CacheConfig, Workload
 
 __all__ = ["SWEEP_PARAMS", "capacity_grid_tokens", "curve_vs_capacity", "sweep_parameter",
@@ -74,7 +74,7 @@ def curve_vs_capacity(w: Workload, c: CacheConfig, capacities_tokens=None, model
     # the current capacity rides along in the same vectorised call (last element)
     cc = _cache_with(c, np.append(caps, float(c.capacity_tokens)))
     r = hit_rates(w, cc, model)
-    seed = hit_rate_seed(w, cc)
+    seed = seed_token_hit_rate(w, cc)
     return {
         "capacity_tokens": _list(caps),
         "token_hit_rate": _list(r["token_hit_rate"][:-1]),
