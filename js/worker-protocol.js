@@ -36,10 +36,6 @@ export const MSG = Object.freeze({
   FATAL: "event:fatal",
 });
 
-export const STAGES = Object.freeze(["runtime", "numpy", "core"]);
-
-export const REQUEST_TYPES = Object.freeze([MSG.COMPUTE, MSG.SIMULATE, MSG.CALL]);
-
 export const DEFAULT_STALL_MS = 20000;
 
 export function errorReply(id, kind, message, extra = {}) {

@@ -21,9 +21,9 @@ the repository is never modified.
 
 ``--issue-mutations`` applies, one at a time in a copy of the repository, the eight
 mistakes issue #10 found the old suite blind to, and runs the test written for each:
-every line must say CAUGHT, except the request hit rate without the shared-prompt factor
-h_s, which the hand value and the simulator say is right (AGREES; see the strict xfail
-in tests/test_derived_values.py).
+every line must say CAUGHT. (The issue's "request hit rate without the shared-prompt
+factor h_s" proved right, by hand and by the simulator; the check is now that putting
+h_s back is caught.)
 """
 
 from __future__ import annotations
@@ -60,11 +60,11 @@ ISSUE_MUTATIONS = [
      "lo_f, hi_f = 1.0 - change_fraction, 1.0 + change_fraction",
      "hi_f, lo_f = 1.0 - change_fraction, 1.0 + change_fraction",
      "tests/test_derived_values.py::test_tornado_low_side_is_the_lowered_parameter"),
-    ("mean context weighted by the turn pmf", "py/kvcalc/api.py",
+    ("mean context weighted by the turn pmf", "py/kvcalc/memory_answer.py",
      "return float((ge * z).sum() / ge.sum())", "return float((pmf * z).sum() / pmf.sum())",
      "tests/test_derived_values.py::test_mean_context_is_per_request"),
-    ("cache_capacity_gib divided by 1e9", "py/kvcalc/api.py",
-     'result["cache_capacity_gib"] = float(capacity) * bpt / GIB_BYTES',
+    ("cache_capacity_gib divided by 1e9", "py/kvcalc/assemble.py",
+     'result["cache_capacity_gib"] = tokens_to_gib(float(capacity), bpt)',
      'result["cache_capacity_gib"] = float(capacity) * bpt / 1e9',
      "tests/test_derived_values.py::test_cache_capacity_gib_is_binary"),
     ("batch-means CI 5x narrower", "py/kvcalc/simulate.py",
@@ -77,19 +77,18 @@ ISSUE_MUTATIONS = [
      '"prefill_gpu_seconds_saved_per_s": requests_per_s * (gpu_s_per_request_miss - gpu_s_per_request_hit)',
      '"prefill_gpu_seconds_saved_per_s": (gpu_s_per_request_miss - gpu_s_per_request_hit)',
      "tests/test_derived_values.py::test_gpu_seconds_saved_scale_with_the_request_rate"),
-    ("occupancy free blocks ignore pinned", "py/kvcalc/api.py",
+    ("occupancy free blocks ignore pinned", "py/kvcalc/assemble.py",
      'used = sum((out[f"{p}_blocks"] or 0.0) for p in parts)',
      'used = sum((out[f"{p}_blocks"] or 0.0) for p in parts[1:])',
      "tests/test_derived_values.py::test_occupancy_by_littles_law_under_ttl"),
-    ("occupancy free blocks = capacity", "py/kvcalc/api.py",
-     'out["free_blocks"] = max(cap - used, 0.0) if cap else None',
-     'out["free_blocks"] = max(cap, 0.0) if cap else None',
+    ("occupancy free blocks = capacity", "py/kvcalc/assemble.py",
+     "free = cap - used", "free = cap",
      "tests/test_derived_values.py::test_occupancy_by_littles_law_under_ttl"),
-    # Not a mistake: dropping h_s from the request hit rate makes the model agree with the
-    # hand value and the simulator (tests/test_derived_values.py); the strict xfail there
-    # then XPASSes, which pytest reports as a failure. Printed as AGREES, not counted.
-    ("request hit rate without h_s (refined)", "py/kvcalc/hitrate.py",
-     "req = hs * own_any / st.EN", "req = own_any / st.EN",
+    # The issue's "request hit rate without h_s" was no mistake: the hand value and the
+    # simulator agree with the rate without it (commit 6eb366f dropped it). The mutation is
+    # now the other way: weighing own-history hits by h_s again must be caught.
+    ("request hit rate weighed by h_s (refined)", "py/kvcalc/hitrate/refined.py",
+     "req = own_any / st.EN", "req = x.hs * own_any / st.EN",
      "tests/test_derived_values.py::test_model_request_hit_rate_under_ttl_by_hand"),
 ]
 
@@ -213,9 +212,6 @@ def run_issue_mutations() -> int:
                 path.write_text(src)
             last = (p.stdout.strip().splitlines() or [""])[-1]
             caught = p.returncode == 1
-            if "without h_s" in name:
-                print(f"{'AGREES' if 'XPASS' in p.stdout else 'CHECK '}  {name:42s} {test.split('::')[-1]}  [{last}]")
-                continue
             missed += not caught
             print(f"{'CAUGHT' if caught else 'MISSED'}  {name:42s} {test.split('::')[-1]}  [{last}]", flush=True)
     return 1 if missed else 0

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kvcalc.api import call, compute, compute_safe, simulate
+from kvcalc.api import compute, simulate
 from kvcalc.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,11 +116,11 @@ def test_unknown_keys_and_presets_are_refused_by_name():
     assert e.value.field == "gpu"
 
 
-def test_compute_safe_reports_errors_in_band():
-    r = compute_safe({"workload": {"turns_mean": 0}, "cache": {"capacity_tokens": 1e5}})
-    assert r["ok"] is False and r["error"]["field"] == "workload.turns_mean"
-    assert r["error"]["allowed"] == "[1, 200]"
-    assert call("nope", {})["ok"] is False
+def test_error_names_the_field_and_its_range():
+    with pytest.raises(InputError) as e:
+        compute({"workload": {"turns_mean": 0}, "cache": {"capacity_tokens": 1e5}})
+    d = e.value.to_dict()
+    assert d["field"] == "workload.turns_mean" and d["allowed"] == "[1, 200]"
 
 
 @pytest.mark.parametrize("path,value", [

@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from kvcalc.hitrate import hit_rate_seed, hit_rates
+from kvcalc.hitrate import hit_rates, seed_token_hit_rate
 from kvcalc.sweeps import SWEEP_PARAMS, capacity_grid_tokens, curve_vs_capacity, heatmap_capacity_rate, \
     sweeps_all, tornado
 from kvcalc.workload import CacheConfig, Workload
@@ -44,7 +44,7 @@ def test_curve_points_equal_direct_calls():
         direct = hit_rates(W, CacheConfig(capacity_tokens=cap), "che")
         assert tok == pytest.approx(float(direct["token_hit_rate"]), abs=TOL)
         assert req == pytest.approx(float(direct["request_hit_rate"]), abs=TOL)
-        assert seed == pytest.approx(float(hit_rate_seed(W, CacheConfig(capacity_tokens=cap))), abs=1e-12)
+        assert seed == pytest.approx(float(seed_token_hit_rate(W, CacheConfig(capacity_tokens=cap))), abs=1e-12)
     for key in ("token_hit_rate", "request_hit_rate", "seed_token_hit_rate"):
         assert len(out[key]) == len(caps), key
     assert out["current_capacity_tokens"] == 3e5

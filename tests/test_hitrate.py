@@ -11,8 +11,8 @@ import pytest
 
 from kvcalc.errors import InputError
 from kvcalc.hitrate import (capacity_for_token_hit_rate, characteristic_time_s, gap_cdf,
-                            gap_mean_min, gap_quantile, hit_rate_seed, hit_rates,
-                            occupancy_blocks, structure)
+                            gap_mean_min, gap_quantile, hit_rates, occupancy_blocks,
+                            seed_token_hit_rate, structure)
 from kvcalc.workload import CacheConfig, Workload
 
 
@@ -170,8 +170,8 @@ def test_seed_formula_as_written_in_the_seed_design():
     # C = 1.2e6, L = 5, lambda = 1, tau = 60: cached = 480 convs, active = 300 -> 0.8
     # C = 3e5: cached = 120 -> 0.8 * 120 / 300 = 0.32
     w = W()
-    assert float(hit_rate_seed(w, CacheConfig(capacity_tokens=1.2e6))) == pytest.approx(0.8)
-    assert float(hit_rate_seed(w, CacheConfig(capacity_tokens=3e5))) == pytest.approx(0.32)
+    assert float(seed_token_hit_rate(w, CacheConfig(capacity_tokens=1.2e6))) == pytest.approx(0.8)
+    assert float(seed_token_hit_rate(w, CacheConfig(capacity_tokens=3e5))) == pytest.approx(0.32)
 
 
 # ---------------------------------------------------------------- invariants
@@ -256,14 +256,14 @@ def test_fifo_renewal_inverse_matches_newton_doubling():
     """The damped-FFT renewal inverse (one FFT) against Newton doubling (a second method):
     random renewal sequences D >= 0 with sum D <= 1, lengths 2..5000, agree to 1e-11."""
     import numpy as np
-    from kvcalc.hitrate import _renewal_inverse, _series_inverse
+    from kvcalc.hitrate.fifo import renewal_inverse, series_inverse
     rng = np.random.default_rng(7)
     for n in (2, 5, 41, 300, 2760, 5000):
         for _ in range(5):
             D = rng.random(n - 1) * rng.random(n - 1) ** 3
             D = D / D.sum() * rng.uniform(0.5, 1.0)
             a = np.concatenate([[1.0], -D])
-            assert np.max(np.abs(_renewal_inverse(a, n) - _series_inverse(a, n))) < 1e-11
+            assert np.max(np.abs(renewal_inverse(a, n) - series_inverse(a, n))) < 1e-11
 
 
 def test_fifo_work_does_not_grow_with_capacity():
@@ -272,17 +272,18 @@ def test_fifo_work_does_not_grow_with_capacity():
     closed-form bound (runs of hits fit in T_low) FIFO is at its ideal and T is solved without
     the renewal; below, the search starts at T_low. Counted in CDF evaluations, not seconds."""
     import kvcalc.hitrate as h
+    import kvcalc.hitrate.fifo as fifo
     from kvcalc.workload import CacheConfig, Workload
     calls = []
-    orig = h._sum_of_gaps_cdf
+    orig = fifo.gap_sum_cdf
     try:
-        h._sum_of_gaps_cdf = lambda *a: calls.append(1) or orig(*a)
+        fifo.gap_sum_cdf = lambda *a: calls.append(1) or orig(*a)
         for cap, most in ((1e13, 4), (1e10, 25), (1e8, 16)):
             calls.clear()
             r = h.hit_rates(Workload(turns_mean=200), CacheConfig(capacity_tokens=cap, eviction="fifo"), "che")
             assert len(calls) <= most, (cap, len(calls))
     finally:
-        h._sum_of_gaps_cdf = orig
+        fifo.gap_sum_cdf = orig
     # at 1e13 tokens every turn after the first hits: the ideal, times the shared prompt's
     # presence h_s = T / (T + 1 / (lambda E[N])), 1 to 1e-6 at T ~ 1e9 s; the FIFO sum stops at
     # the turn fewer than 1e-6 of conversations reach (a 1.5e-5 share of the ideal's tokens)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from kvcalc.errors import InputError
 from kvcalc.trace import (capacity_for_hit_rate, fifo_replay, ideal_hit_rates, load_trace, loads_trace,
                           lru_curve, lru_replay)
-from kvcalc.trace.api import sample_path, trace_analyze, trace_analyze_safe
+from kvcalc.trace.api import sample_path, trace_analyze
 from kvcalc.trace.cli import main as trace_main
 from kvcalc.trace.stats import fit_workload, infer_sessions, trace_stats
 from kvcalc.workload import Workload
@@ -302,10 +302,11 @@ def test_api_sample_and_text():
     text = (DATA / "trace_bailian_small.jsonl").read_text()
     r2 = trace_analyze({"text": text.encode(), "full_blocks_only": False})
     assert r2["detection"]["format"] == "bailian"
-    bad = trace_analyze_safe({"text": "garbage\n"})
-    assert bad["ok"] is False and "line 1" in bad["error"]["message"]
-    assert trace_analyze_safe({"sample": "nope"})["error"]["field"] == "sample"
-    assert trace_analyze_safe({"sample": "synthetic", "bogus": 1})["error"]["field"] == "bogus"
+    for bad, field, words in (({"text": "garbage\n"}, None, "line 1"), ({"sample": "nope"}, "sample", ""),
+                              ({"sample": "synthetic", "bogus": 1}, "bogus", "")):
+        with pytest.raises(InputError) as e:
+            trace_analyze(bad)
+        assert (field is None or e.value.field == field) and words in str(e.value)
 
 
 
@@ -339,7 +340,9 @@ def test_api_units_operating_point_and_model_curve():
     assert "capacity_gib" not in plain["curve"] and "operating_point" not in plain
     assert "model_curve" not in plain
     for bad in ({"kv_bytes_per_token": 0}, {"operating_capacity_tokens": -1}, {"model_curve": "yes"}):
-        assert trace_analyze_safe({"sample": "synthetic", **bad})["error"]["field"] == next(iter(bad))
+        with pytest.raises(InputError) as e:
+            trace_analyze({"sample": "synthetic", **bad})
+        assert e.value.field == next(iter(bad))
 
 def test_cli(capsys, tmp_path):
     path = str(MOONCAKE / "synthetic_trace.jsonl")

@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from .hitrate import _shared_hit_blocks, _shared_presence, characteristic_time_s, gap_cdf, hit_rate_seed, structure
+from .hitrate import characteristic_time_s, gap_cdf, seed_token_hit_rate, structure
+from .hitrate.occupancy import shared_prompt_hit_blocks, shared_prompt_presence
 from .workload import CacheConfig, Workload
 
 __all__ = ["explain", "VALIDATION_SUMMARY"]
@@ -50,7 +51,7 @@ def explain(w: Workload, c: CacheConfig) -> dict:
         "conversation_rate_per_s": float(w.conversation_rate_per_s), "gap_mean_s": float(w.gap_mean_s),
         "active_conversations": active, "cached_conversations": cached,
         "first_turn_factor": 1.0 - 1.0 / L, "cached_fraction": min(1.0, cached / active) if active > 0 else 1.0,
-        "token_hit_rate": _f(hit_rate_seed(w, c)),
+        "token_hit_rate": _f(seed_token_hit_rate(w, c)),
     }
     out = {"seed": seed, "che": None, "validation": VALIDATION_SUMMARY}
     if c.eviction == "fifo":
@@ -59,8 +60,8 @@ def explain(w: Workload, c: CacheConfig) -> dict:
     T, _ = characteristic_time_s(st)
     ttl = c.ttl_s if c.eviction == "ttl" else math.inf
     T_eff = np.minimum(T, ttl)
-    hs = np.where(st.Ps > 0, _shared_presence(st, T_eff), 1.0)
-    shared = _shared_hit_blocks(st, hs) * st.b * st.EN / st.denom_tokens
+    hs = np.where(st.Ps > 0, shared_prompt_presence(st, T_eff), 1.0)
+    shared = shared_prompt_hit_blocks(st, hs) * st.b * st.EN / st.denom_tokens
     own = st.b * st.A1 / st.denom_tokens
     h = gap_cdf(T_eff, st.tau, st.gap_distribution, st.sigma)
     out["che"] = {

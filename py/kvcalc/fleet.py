@@ -33,7 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError, require_choice, require_int, require_number
-from .hitrate import _expected_positive_part, _sum_of_gaps_cdf, hit_rates, structure
+from .hitrate import gap_sum_cdf, hit_rates, structure
+from .hitrate.refined import normal_positive_part_mean
 from .workload import CacheConfig, Workload
 
 __all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig", "fleet_hit_rates", "scattered_hit_rates",
@@ -189,7 +190,7 @@ def _scatter_geometry(key) -> dict:
         edges = np.concatenate([[0.0], np.geomspace(1e-4 * min(tau, tau + S), hi, SCATTER_AGE_POINTS)])
         mm = np.broadcast_to(m[:, None], (M, edges.size))
         xx = np.broadcast_to(edges[None, :], (M, edges.size)) - (mm - 1.0) * S
-        F = _sum_of_gaps_cdf(mm.ravel(), np.maximum(xx, 0.0).ravel(), tau, st.gap_distribution, sigma)
+        F = gap_sum_cdf(mm.ravel(), np.maximum(xx, 0.0).ravel(), tau, st.gap_distribution, sigma)
         F = np.where(xx > 0, F.reshape(M, edges.size), 0.0)
         mass = np.diff(F, axis=1)                                      # (M, X) cell masses
         ages = np.sqrt(edges[1:] * np.maximum(edges[:-1], edges[1] * 1e-3))   # log midpoints
@@ -215,9 +216,9 @@ def _scattered_at(g: dict, capacity_tokens: float) -> dict:
     b, Ps, EN, hs, Bi, c_mi, W = g["b"], g["Ps"], g["EN"], g["hs"], g["Bi"], g["c_mi"], g["W"]
     Cb = math.floor(capacity_tokens / b)
     mean_v, sd_v = g["mean_v"], g["sd_v"]
-    pos0 = _expected_positive_part(Cb, mean_v, sd_v)                        # (X,)
-    pos1 = _expected_positive_part(Cb - 1.0, mean_v, sd_v)
-    posB = _expected_positive_part(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
+    pos0 = normal_positive_part_mean(Cb, mean_v, sd_v)                        # (X,)
+    pos1 = normal_positive_part_mean(Cb - 1.0, mean_v, sd_v)
+    posB = normal_positive_part_mean(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
     keep = np.clip(pos0[:, None] - posB, 0.0, Bi[None, :])                 # (X, I)
     own_blocks = float((keep * W).sum())
     own_any = float((((pos0 - pos1)[:, None] * (Bi >= 1)[None, :]) * W).sum())
@@ -225,7 +226,7 @@ def _scattered_at(g: dict, capacity_tokens: float) -> dict:
     shared_blocks = hs * (Ps if Cb >= Ps else Ps * (1.0 - idle) + Cb * idle)
     denom = g["denom"]
     # An own chain found on the instance implies its shared prefix is there too (touched
-    # at the same visit, freed after it): h_s weighs the shared blocks only (hitrate.py).
+    # at the same visit, freed after it): h_s weighs the shared blocks only (hitrate/refined.py).
     tok = (shared_blocks * b * EN + b * own_blocks) / denom
     req = own_any / EN
     # infinite capacity: every chain left on the chosen instance is found whole

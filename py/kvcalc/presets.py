@@ -1,7 +1,11 @@
 """Model and accelerator presets: the validated specs and the preset loader.
 
-Presets are JSON data in the repository's ``presets/`` directory (override the
-directory with the ``KVCALC_PRESETS_DIR`` environment variable). Each file is
+Presets are JSON data in the repository's ``presets/`` directory (the page loads
+them from there). An installed package carries a copy as package data,
+``kvcalc/preset_data/*.json`` (setup.py copies it into the wheel), read through
+:mod:`importlib.resources`; a source checkout (``PYTHONPATH=py``, ``pip install -e``,
+Pyodide's copy of the repository layout) has no copy and reads ``presets/`` itself.
+``KVCALC_PRESETS_DIR`` overrides both. Each file is
 validated on first load; a broken preset fails loudly rather than producing a
 wrong number later.
 
@@ -13,6 +17,7 @@ config.json, parsed by :mod:`kvcalc.hfconfig`) or as ``{"architecture": {...}}``
 from __future__ import annotations
 
 import functools
+import importlib.resources
 import json
 import math
 import os
@@ -239,9 +244,16 @@ def presets_dir() -> Path:
     return _default_presets_dir()
 
 
+#: the package-data directory the wheel carries (setup.py copies presets/*.json there)
+PACKAGE_DATA_DIR = "preset_data"
+
+
 @functools.lru_cache(maxsize=1)
 def _default_presets_dir() -> Path:
-    # resolve() touches the file system: once is enough (it runs on every compute)
+    """The installed package's data, else the source checkout's presets/ (resolved once)."""
+    data = importlib.resources.files("kvcalc").joinpath(PACKAGE_DATA_DIR)
+    if data.is_dir():
+        return Path(str(data))
     return Path(__file__).resolve().parents[2] / "presets"
 
 

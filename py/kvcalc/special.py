@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["erfc", "norm_cdf", "norm_pdf", "norm_ppf", "lambertw0_of_log", "lambertw0"]
+__all__ = ["erfc", "norm_cdf", "norm_pdf", "norm_ppf", "lambertw0_of_log"]
 
 _SQRT2 = np.sqrt(2.0)
 _INV_SQRT_2PI = 1.0 / np.sqrt(2.0 * np.pi)
@@ -93,10 +93,3 @@ def lambertw0_of_log(log_z):
         w_new = w - f / (1.0 + 1.0 / w)
         w = np.where(w_new > 0, w_new, w / 2.0)
     return w
-
-
-def lambertw0(z):
-    """Principal Lambert W for z >= 0."""
-    z = np.asarray(z, dtype=float)
-    with np.errstate(divide="ignore"):
-        return np.where(z > 0, lambertw0_of_log(np.log(np.maximum(z, 1e-320))), 0.0)

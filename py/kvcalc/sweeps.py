@@ -10,10 +10,10 @@ import dataclasses
 
 import numpy as np
 
-from .hitrate import hit_rate_seed, hit_rates
+from .hitrate import hit_rates, seed_token_hit_rate
 from .workload import CACHE_LIMITS, WORKLOAD_LIMITS, CacheConfig, Workload
 
-__all__ = ["SWEEP_PARAMS", "capacity_grid_tokens", "curve_vs_capacity", "sweep_parameter",
+__all__ = ["SWEEP_PARAMS", "capacity_grid_tokens", "curve_vs_capacity",
            "sweeps_all", "tornado", "heatmap_capacity_rate"]
 
 #: Workload parameters the page sweeps, with the scale of their axis.
@@ -74,7 +74,7 @@ def curve_vs_capacity(w: Workload, c: CacheConfig, capacities_tokens=None, model
     # the current capacity rides along in the same vectorised call (last element)
     cc = _cache_with(c, np.append(caps, float(c.capacity_tokens)))
     r = hit_rates(w, cc, model)
-    seed = hit_rate_seed(w, cc)
+    seed = seed_token_hit_rate(w, cc)
     return {
         "capacity_tokens": _list(caps),
         "token_hit_rate": _list(r["token_hit_rate"][:-1]),
@@ -97,21 +97,6 @@ def _param_values(w: Workload, key: str, points: int) -> np.ndarray:
         return _log_grid(centre / 10.0, centre * 10.0, points, floor, hi_lim)
     span = max(cur, 1.0)
     return np.linspace(max(lo_lim, 0.0), min(cur + 2 * span, hi_lim), points)
-
-
-def sweep_parameter(w: Workload, c: CacheConfig, key: str, values=None, model: str = "che",
-                    points: int = 60) -> dict:
-    """Token hit rate as one workload parameter varies (others fixed)."""
-    if key not in SWEEP_PARAMS:
-        from .errors import InputError
-        raise InputError("sweep.parameter", key, "one of " + ", ".join(SWEEP_PARAMS), "unknown parameter")
-    vals = _param_values(w, key, points) if values is None else np.asarray(values, dtype=float)
-    r = hit_rates(_with(w, **{key: vals}), c, model)
-    return {"parameter": key, "scale": SWEEP_PARAMS[key], "values": _list(vals),
-            "current": float(getattr(w, key)),
-            "token_hit_rate": _list(np.broadcast_to(r["token_hit_rate"], vals.shape)),
-            "ideal_token_hit_rate": _list(np.broadcast_to(r["ideal_token_hit_rate"], vals.shape)),
-            "model": model}
 
 
 def sweeps_all(w: Workload, c: CacheConfig, model: str = "che", points: int = 40) -> dict:

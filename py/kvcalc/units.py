@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from .errors import InputError
 
-__all__ = ["GIB_BYTES", "GB_BYTES", "MIB_BYTES", "DTYPE_BITS", "dtype_bits", "bytes_to_gib", "gib_to_bytes"]
+__all__ = ["GIB_BYTES", "GB_BYTES", "MIB_BYTES", "DTYPE_BITS", "dtype_bits", "tokens_to_gib"]
 
 GIB_BYTES = 1024 ** 3
 MIB_BYTES = 1024 ** 2
@@ -31,9 +31,6 @@ def dtype_bits(field: str, name: object) -> int:
     raise InputError(field, name, "one of " + ", ".join(DTYPE_BITS), "unknown dtype")
 
 
-def bytes_to_gib(n_bytes):
-    return n_bytes / GIB_BYTES
-
-
-def gib_to_bytes(n_gib):
-    return n_gib * GIB_BYTES
+def tokens_to_gib(tokens, bytes_per_token):
+    """GiB (2**30 bytes) that ``tokens`` of KV take at ``bytes_per_token``."""
+    return tokens * bytes_per_token / GIB_BYTES

@@ -31,8 +31,6 @@ WORKLOAD_LIMITS: dict[str, tuple[float, float, bool]] = {
 CACHE_LIMITS: dict[str, tuple[float, float, bool]] = {
     k.split(".", 1)[1]: (v.lo, v.hi, v.lo_open) for k, v in LIMITS.items() if k.startswith("cache.")}
 
-_ArrayLike = "float | np.ndarray"
-
 
 def _check_numeric(prefix: str, name: str, value, limits) -> float | np.ndarray:
     lo, hi, lo_open = limits[name]
@@ -135,10 +133,6 @@ class CacheConfig:
         else:
             ttl = require_limit("cache.ttl_s", self.ttl_s, LIMITS["cache.ttl_s"])
         object.__setattr__(self, "ttl_s", float(ttl))
-
-    @property
-    def capacity_blocks(self):
-        return np.floor(np.asarray(self.capacity_tokens, dtype=float) / self.block_size_tokens)
 
 
 def _plain(x):

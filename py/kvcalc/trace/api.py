@@ -69,7 +69,7 @@ from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .stats import fit_workload_report, trace_stats
 
-__all__ = ["trace_analyze", "trace_analyze_safe", "SAMPLES", "REQUEST_KEYS", "sample_path"]
+__all__ = ["trace_analyze", "SAMPLES", "REQUEST_KEYS", "sample_path"]
 
 SAMPLES = {"conversation": "conversation_trace.jsonl", "synthetic": "synthetic_trace.jsonl"}
 REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens", "warmup_fraction",
@@ -426,14 +426,3 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                              for t in targets]
     report(1.0)
     return result
-
-
-def trace_analyze_safe(request: dict) -> dict:
-    """trace_analyze() with errors in-band: {"ok": true, "result": ...} or {"ok": false, "error": ...}."""
-    try:
-        return {"ok": True, "result": trace_analyze(request)}
-    except InputError as exc:
-        return {"ok": False, "error": exc.to_dict()}
-    except Exception as exc:  # noqa: BLE001 - in-band for the page
-        return {"ok": False, "error": {"field": None, "problem": "internal error",
-                                       "message": f"{type(exc).__name__}: {exc}"}}

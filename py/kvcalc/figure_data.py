@@ -1,0 +1,41 @@
+"""compute()'s ``figures``: the chart data the request asks for (curve, sweeps, tornado, heatmap).
+
+The charts use the fast model (Che for refined and seed); FIFO, solved point by
+point, gets coarser grids.
+"""
+
+from __future__ import annotations
+
+from . import sweeps
+from .limits import LIMITS
+from .units import tokens_to_gib
+from .workload import CacheConfig, Workload
+
+__all__ = ["figures_result"]
+
+
+def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
+    wanted = request.get("figures", [])
+    fast = "che" if hit_model in ("refined", "seed") else hit_model
+    wanted = [f for f in wanted if f != "kv_context"]
+    # FIFO is solved point by point (a renewal recursion per point, kvcalc.hitrate.fifo),
+    # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
+    fifo = c.eviction == "fifo"
+    n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)
+    out = {}
+    if "curve" in wanted:
+        curve = sweeps.curve_vs_capacity(w, c, model=fast, points=n_curve)
+        if bytes_per_token:
+            curve["capacity_gib"] = [tokens_to_gib(x, bytes_per_token) for x in curve["capacity_tokens"]]
+        out["curve"] = curve
+    if "sweeps" in wanted:
+        out["sweeps"] = sweeps.sweeps_all(w, c, model=fast, points=n_sweep)
+    if "tornado" in wanted:
+        frac = request.get("tornado_change_fraction", LIMITS["tornado_change_fraction"].default)
+        out["tornado"] = sweeps.tornado(w, c, frac, model=fast)
+    if "heatmap" in wanted:
+        hm = sweeps.heatmap_capacity_rate(w, c, model=fast, points=n_heat)
+        if bytes_per_token:
+            hm["capacity_gib"] = [tokens_to_gib(x, bytes_per_token) for x in hm["capacity_tokens"]]
+        out["heatmap"] = hm
+    return out

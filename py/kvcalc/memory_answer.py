@@ -1,0 +1,73 @@
+"""compute()'s memory side: the model and GPU, the memory report, engine commands and log, mean context."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .limits import LIMITS
+from .workload import Workload, turn_pmf, turn_support
+
+__all__ = ["memory_result", "engine_extras", "mean_context_tokens"]
+
+
+def memory_result(request: dict, workload: Workload | None, block_size_tokens: int):
+    """(memory-side results, model, gpu, tensor_parallel), or None when no model is given."""
+    if request.get("model") is None:
+        if request.get("gpu") is not None:
+            raise InputError("model", None, "a preset id or {\"hf_config\": {...}} (a GPU alone gives no KV size)", "missing")
+        return None
+    from .memory import memory_report
+    from .presets import get_gpu, get_model
+
+    model = get_model(request["model"], field="model")
+    gpu = get_gpu(request["gpu"], field="gpu") if request.get("gpu") is not None else None
+    tp = request.get("tensor_parallel", LIMITS["tensor_parallel"].default)
+    util = request.get("gpu_memory_utilization", LIMITS["gpu_memory_utilization"].default)
+    kwargs = {}
+    if request.get("runtime_reserve_gib") is not None:
+        kwargs["runtime_reserve_gib"] = request["runtime_reserve_gib"]
+    if request.get("weight_dtype") is not None:
+        kwargs["weight_dtype"] = request["weight_dtype"]
+    if request.get("weight_group_size") is not None:
+        kwargs["weight_group_size"] = request["weight_group_size"]
+    if request.get("context_tokens") is not None:
+        kwargs["max_model_len_tokens"] = request["context_tokens"]
+    ctx = request.get("context_tokens")
+    if ctx is None and workload is not None:
+        ctx = min(max(mean_context_tokens(workload), LIMITS["context_tokens"].lo), LIMITS["context_tokens"].hi)
+    report = memory_report(model, gpu, tensor_parallel=tp, gpu_memory_utilization=util,
+                           kv_cache_dtype=request.get("kv_cache_dtype", "auto"),
+                           block_size_tokens=block_size_tokens, context_tokens=ctx, **kwargs)
+    return report, model, gpu, tp
+
+
+def mean_context_tokens(w: Workload) -> float:
+    """Mean sequence length at the end of a request, weighted per request."""
+    K = turn_support(w.turns_mean, w.turns_distribution)
+    pmf = turn_pmf(w.turns_mean, w.turns_distribution, K)
+    ge = np.cumsum(pmf[::-1])[::-1]
+    k = np.arange(1, K + 1)
+    z = w.system_prompt_tokens + k * w.tokens_per_turn
+    return float((ge * z).sum() / ge.sum())
+
+
+def engine_extras(request: dict, result: dict, mem, block: int) -> None:
+    """Engine command lines, the parsed engine log, and the KV-vs-context figure (model questions)."""
+    from .engine_cmd import engine_commands
+    from .memory import kv_memory_vs_context
+    report, model, gpu, tp = mem
+    mid = model.id if model.source not in ("user-supplied config.json", "entered by hand") else "<model-path>"
+    result["engine_commands"] = engine_commands(
+        mid, tp, request.get("gpu_memory_utilization", 0.9), request.get("kv_cache_dtype", "auto"), block,
+        max_model_len_tokens=report.get("max_model_len_tokens"), weight_dtype=report["weight_dtype"],
+        checkpoint_weight_dtype=model.weight_dtype)
+    if request.get("engine_log") is not None:
+        from .enginelog import compare_with_estimate, parse_engine_log
+        parsed = parse_engine_log(request["engine_log"])
+        result["engine_log"] = {"parsed": parsed, **compare_with_estimate(parsed, report)}
+    wanted = request.get("figures", [])
+    if isinstance(wanted, list) and "kv_context" in wanted:
+        result.setdefault("figures", {})["kv_context"] = kv_memory_vs_context(
+            model, report["kv_cache_bits"], tp, block,
+            host_link_gb_per_s=None if gpu is None else gpu.host_link_bandwidth_gb_per_s)
