@@ -17,6 +17,10 @@ import {
   LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
   renderMessage,
 } from "./js/i18n.js";
+import { scenarioPatch, renderScenarioHelp, renderRecommender, renderFitButton } from "./js/scenarios.js";
+import { renderExplain } from "./js/headline.js";
+import { COMPARE_QUERY, compareFromSearch, compareQuery, withCompare, renderCompare, addCompareTrace } from "./js/compare.js";
+import { mountExport } from "./js/export.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
@@ -47,6 +51,7 @@ const app = {
   renderedSeq: 0,
   timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs
   ready: false,
+  compareA: null,         // setup A's values (js/compare.js), or null
 };
 window.__kvcalc = app;
 
@@ -138,7 +143,7 @@ function saveState() {
     saveLang();
     return;
   }
-  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang() });
+  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang(), [COMPARE_QUERY]: compareQuery(app.compareA) });
   history.replaceState(null, "", `${location.pathname}?${query}`);
   saveLocal(app.savedValues, browserStorage(), tab);
 }
@@ -166,6 +171,7 @@ function sameValues(a, b) {
 
 // The one way anything changes.
 function setState(patch) {
+  patch = scenarioPatch(patch);   // a scenario brings its preset inputs along
   const before = app.state.values;
   app.state = applyPatch(app.state, patch, app.options);
   app.serverErrors = {};
@@ -199,7 +205,7 @@ function markStale() {
 async function requestCompute() {
   if (hasErrors(app.state)) return;
   const seq = ++app.requested;
-  const request = buildRequest(app.state.values, visibleFigures());
+  const request = withCompare(buildRequest(app.state.values, visibleFigures()), app.compareA);
   app.lastRequest = request;
   $("results").dataset.state = "computing";
   const tSent = performance.now();
@@ -277,6 +283,7 @@ async function render(seq) {
   const warnings = [...(r.warning_details || [])];
   renderMessages($("warnings"), warnings);
   $("warnings-card").hidden = warnings.length === 0;
+  renderPanels(r);
   markStale();
   $("results").dataset.state = seq === app.requested ? "ready" : "computing";
   const t1 = performance.now();
@@ -294,12 +301,28 @@ async function render(seq) {
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));
 }
 
+// The issue-9 panels: how the number is computed, compare, recommender, scenario help.
+function renderPanels(r) {
+  renderExplain($("explain-body"), r);
+  renderCompare($("compare-card"), r);
+  $("clear-a").hidden = !app.compareA;
+  renderRecommender($("recommender-card"), r, { plotly: app.plotly, theme: theme() });
+  renderScenarioHelp($("form"), app.state.values.scenario);
+}
+
+function setCompareA(values) {
+  app.compareA = values ? { ...values } : null;
+  $("clear-a").hidden = !app.compareA;
+  requestCompute();
+}
+
 async function drawVisible() {
   if (!app.plotly || !app.result) return;
   const name = app.tab;
   if (!(name in FIGURES)) return;
   const div = $(`chart-${name}`);
-  const fig = figureFor(name, app.state, app.result, { theme: theme(), width: div.clientWidth, sim: app.sim });
+  const fig = addCompareTrace(name, figureFor(name, app.state, app.result, { theme: theme(), width: div.clientWidth, sim: app.sim }),
+                              app.result, theme());
   await app.plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
   div.dataset.rendered = String(app.resultSeq);
 }
@@ -349,6 +372,7 @@ async function mountTrace() {
   app.traceTab = mountTraceTab($("trace-root"), {
     client: app.client,
     plotly: app.plotly,
+    onResult: (res) => renderFitButton($("trace-fit-bar"), res, (patch) => { setState(patch); selectTab("curve"); }),
     getMemoryContext: () => (app.result && app.result.kv_bytes_per_token ? {
       kv_bytes_per_token: app.result.kv_bytes_per_token,
       kv_capacity_tokens: app.result.kv_capacity_tokens,
@@ -416,6 +440,7 @@ async function setLang(next) {
     renderResults($("mini"), app.result);
     renderOccupancy($("occupancy-bar"), $("occupancy-legend"), app.result.occupancy);
     renderMessages($("warnings"), app.result.warning_details || []);
+    renderPanels(app.result);
   }
   if (!$("compute-error").hidden && app.lastComputeError) {
     const e = app.lastComputeError;
@@ -490,6 +515,11 @@ async function main() {
                ...fromUrl.notices]);
   app.state = applyPatch(initialState(values), {}, app.options);
   syncForm(app.controls, app.state, {});
+  renderScenarioHelp($("form"), app.state.values.scenario);
+  app.compareA = compareFromSearch(search, app.options);
+  $("pin-a").addEventListener("click", () => setCompareA(app.savedValues || app.state.values));
+  $("clear-a").addEventListener("click", () => setCompareA(null));
+  mountExport($("export-bar"), app);
 
   $("url-notice").querySelector(".dismiss").addEventListener("click", () => { $("url-notice").hidden = true; });
   $("reset").addEventListener("click", () => {

@@ -52,6 +52,16 @@ export const PARAMS = [
     options: ["auto", "bf16", "fp16", "fp8", "int8", "fp4"] },
 
   // ---------------------------------------------------------------- traffic
+  // scenario: picking one fills the traffic inputs with its preset (js/scenarios.js, from
+  // py/kvcalc/scenarios.json); Python takes it as request key "scenario" (kvcalc.scenarios)
+  { key: "scenario", group: "traffic", kind: "select", default: "chat",
+    options: ["chat", "coding_agent", "rag", "recommender"] },
+  { key: "recommender.candidates", group: "traffic", kind: "number",
+    default: 100, min: 1, max: 10000, scale: "log", when: (v) => v.scenario === "recommender" },
+  { key: "recommender.user_tokens", group: "traffic", kind: "number",
+    default: 2000, min: 10, max: 100000, scale: "log", uiInteger: true, when: (v) => v.scenario === "recommender" },
+  { key: "recommender.item_tokens", group: "traffic", kind: "number",
+    default: 64, min: 1, max: 10000, scale: "log", uiInteger: true, when: (v) => v.scenario === "recommender" },
   { key: "workload.conversation_rate_per_s", group: "traffic", kind: "number",
     default: 1, min: 0.01, max: 1000, scale: "log" },
   { key: "workload.turns_mean", group: "traffic", kind: "number",

@@ -15,7 +15,8 @@ import { browserStorage } from "./storage.js";
 export const STORAGE_KEY = "kvcalc:v1";
 // Query-string names that are not parameters but are understood: the tab, and runtime
 // (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
-export const NON_PARAM_QUERY = ["runtime", "tab", "lang"];
+// "a": setup A of a comparison, itself a query string of parameters (js/compare.js).
+export const NON_PARAM_QUERY = ["runtime", "tab", "lang", "a"];
 // Saved with the values in localStorage (not a parameter key).
 const STORED_TAB = "$tab";
 

@@ -14,5 +14,7 @@ TERMS = {
     "gpu_memory_utilization", "runtime", "local", "cdn", "context_tokens", "max_position_embeddings",
     "presets", "English", "CDN", "zh", "CN", "en", "zh-CN", "URL",
     "jsonl", "gz", "hash_ids", "gzip", "Mooncake", "Bailian", "FAST", "Apache", "License", "README", "md", "data", "traces",
+    # export formats and workload names (issue 9: export, scenarios)
+    "CSV", "PNG", "SVG", "RAG", "cache_hit_rate", "min", "how", "html",   # how.zh-CN.html: a link target
     "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "lm_head", "SGLang", "mem-fraction-static", "p50", "p90", "p99", "MiB", "KiB",
 }

@@ -33,6 +33,18 @@ Request keys (all optional unless a question needs them)::
     cluster.instances, cluster.routing, tiers, tier_mode, price_per_gpu_hour, mbu, sizing
                           the fleet (issue 7): see kvcalc.fleet_request
     tornado_change_fraction  +-X of the tornado (default 0.2)
+    scenario              chat | coding_agent | rag | recommender: the preset's workload values fill
+                          the workload keys not given (kvcalc.scenarios); echoed as result "scenario"
+    recommender.candidates, .user_tokens, .item_tokens  (with a model) the broadcast of one user's
+                          history to N candidates: result "recommender" (kvcalc.recommender)
+    export                true: result "export" = {"csv": {figure name: CSV text}} (kvcalc.export)
+    compare_with          a compute request of its own (setup A): result "compare" = {"keys", "a",
+                          "b", "difference" (B - A), "a_curve"} of the headline numbers
+                          (kvcalc.panels.COMPARE_KEYS)
+
+Every result with a workload also holds ``explain`` (the seed formula and the Che approximation
+with the request's values substituted, kvcalc.explain) and ``summary_details`` (the plain-text
+summary as message codes, kvcalc.export).
 
 With a model the result also holds ``engine_commands`` (vllm serve / SGLang
 launch_server lines, kvcalc.engine_cmd); its notes (weights in mixed precision,
@@ -62,7 +74,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .assemble import compute_result, simulate_result
+from .assemble import simulate_result
+from .panels import compute_with_panels
 from .errors import InputError
 from .request import FIGURES, REQUEST_KEYS, check_request, check_shape, finite_json
 
@@ -75,7 +88,7 @@ ENDPOINTS = ("compute", "simulate", "trace")
 def compute(request: dict) -> dict:
     """Answer one calculator question; see the module docstring for keys."""
     req = check_request(request, "compute")
-    return finite_json(_guarded(compute_result, req))
+    return finite_json(_guarded(compute_with_panels, req))
 
 
 def simulate(request: dict, progress=None) -> dict:

@@ -172,6 +172,8 @@ def compute_result(request: dict) -> dict:
             split["capacity_gib"] = [tokens_to_gib(x, bpt_gpu) for x in split["capacity_tokens"]]
         result["fleet_figures"]["tier_split"] = split
     result["seed_token_hit_rate"] = finite_or_none(seed_token_hit_rate(workload, cache))
+    from .explain import explain   # the page's "How the number is computed" (issue 9)
+    result["explain"] = explain(workload, cache)
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
     inverse = inverse_result(workload, cache, target, "che" if hit_model == "seed" else hit_model)

@@ -113,6 +113,10 @@ def _rows() -> list[Limit]:
         L("target_token_hit_rate", "fraction", 0.0, 1.0, default=0.8),
         L("mfu", "fraction", 0.0, 1.0, lo_open=True, default=0.4),
         L("tornado_change_fraction", "fraction", 0.0, 0.9, lo_open=True, default=0.2),
+        # ---------------------------------------------------------------- recommender scenario (kvcalc.recommender)
+        L("recommender.candidates", "items", 1, 100_000, integer=True, scale="log", default=100),
+        L("recommender.user_tokens", "tokens", 1.0, 1e7, scale="log", default=2000.0),
+        L("recommender.item_tokens", "tokens", 1.0, 1e6, scale="log", default=64.0),
         # ---------------------------------------------------------------- fleet (issue 7: kvcalc.fleet_request)
         L("cluster.instances", "instances", 1, 100_000, integer=True, scale="log", default=1),
         L("tiers[].capacity_tokens", "tokens", 0.0, 1e13, lo_open=True, scale="log"),

@@ -16,7 +16,7 @@ import math
 from .errors import InputError, require_choice, require_limit
 from .limits import LIMITS, MAX_CAPACITY_POINTS, MAX_DEPTH, MAX_NODES, MAX_STRING_CHARS, limit
 
-__all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS",
+__all__ = ["check_request", "check_shape", "REQUEST_KEYS", "WORKLOAD_KEYS", "CACHE_KEYS", "SIMULATION_KEYS", "RECOMMENDER_KEYS",
            "MODEL_KEYS", "FIGURES", "HF_DTYPES"]
 
 FIGURES = ("curve", "sweeps", "tornado", "heatmap", "kv_context", "fleet")
@@ -24,12 +24,13 @@ REQUEST_KEYS = ("model", "gpu", "tensor_parallel", "gpu_memory_utilization", "kv
                 "weight_dtype", "runtime_reserve_gib", "context_tokens", "workload", "cache",
                 "hit_model", "target_token_hit_rate", "figures", "tornado_change_fraction", "seed",
                 "simulation", "mfu", "weight_group_size", "engine_log", "cluster", "tiers", "tier_mode",
-                "price_per_gpu_hour", "mbu", "sizing")
+                "price_per_gpu_hour", "mbu", "sizing", "scenario", "recommender", "export", "compare_with")
 WORKLOAD_KEYS = ("conversation_rate_per_s", "turns_mean", "turns_distribution", "gap_mean_s",
                  "gap_distribution", "gap_lognormal_sigma", "user_tokens_per_turn", "output_tokens_per_turn",
                  "system_prompt_tokens", "service_time_s")
 CACHE_KEYS = ("capacity_tokens", "block_size_tokens", "eviction", "ttl_s")
 SIMULATION_KEYS = ("n_conversations", "capacities_tokens")
+RECOMMENDER_KEYS = ("candidates", "user_tokens", "item_tokens")
 MODEL_KEYS = ("hf_config", "name", "params_total", "params_active", "id")
 #: torch dtypes a config.json may name (torch_dtype / dtype) -> our dtype name
 HF_DTYPES = {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float32": "fp32", "float": "fp32",
@@ -265,6 +266,32 @@ def check_request(request, endpoint: str = "compute") -> dict:
                     _number("simulation.capacities_tokens[]", v, f"simulation.capacities_tokens[{i}]")
                     for i, v in enumerate(caps)]
             out[key] = clean
+        elif key == "scenario":   # kvcalc.scenarios
+            from .scenarios import SCENARIOS
+            out[key] = _string(key, value, tuple(SCENARIOS))
+        elif key == "recommender":
+            r = _object("recommender", value, RECOMMENDER_KEYS)
+            out[key] = {k: _number(f"recommender.{k}", v) for k, v in r.items()}
+        elif key == "export":
+            if not isinstance(value, bool):
+                raise InputError("export", value, "true or false", "not a boolean", code="invalid")
+            out[key] = value
+        elif key == "compare_with":   # setup A of a comparison: a compute request of its own
+            if endpoint != "compute" or not isinstance(value, dict):
+                raise InputError("compare_with", value, "a compute request (setup A)", "not an object",
+                                 code="not_an_object")
+            nested = sorted(set(value) & {"compare_with", "export", "figures", "engine_log"})
+            if nested:
+                raise InputError(f"compare_with.{nested[0]}", value[nested[0]],
+                                 "the inputs of setup A (no figures, export, log or nested comparison)",
+                                 "unknown key", params={"choices": []})
+            try:
+                out[key] = check_request(value, endpoint)
+            except InputError as exc:
+                exc.field = f"compare_with.{exc.field}"
+                exc.params["field"] = exc.field
+                exc.args = (f"compare_with.{exc.args[0]}",)
+                raise
         elif key in ("cluster", "tiers", "tier_mode", "sizing"):   # the fleet (issue 7)
             from .fleet_request import check_fleet_field
             out[key] = check_fleet_field(key, value)

@@ -16,7 +16,8 @@ import pytest
 
 from kvcalc.hitrate import HIT_MODELS
 from kvcalc.limits import LIMITS, limits_json
-from kvcalc.request import CACHE_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
+from kvcalc.request import CACHE_KEYS, RECOMMENDER_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
+from kvcalc.scenarios import SCENARIOS
 from kvcalc.units import DTYPE_BITS
 from kvcalc.workload import EVICTIONS, GAP_DISTRIBUTIONS, TURNS_DISTRIBUTIONS
 
@@ -31,6 +32,7 @@ SELECT_CHOICES = {
     "cache.eviction": (set(EVICTIONS), True),
     "hit_model": (set(HIT_MODELS), True),
     "kv_cache_dtype": ({"auto"} | set(DTYPE_BITS), False),
+    "scenario": (set(SCENARIOS), True),
 }
 
 
@@ -39,7 +41,7 @@ def _key_known(key: str) -> bool:
     if not rest:
         return head in REQUEST_KEYS
     known = {"workload": WORKLOAD_KEYS, "cache": CACHE_KEYS, "simulation": SIMULATION_KEYS,
-             "model": ("hf_config",)}
+             "model": ("hf_config",), "recommender": RECOMMENDER_KEYS}
     return head in known and rest in known[head]
 
 

@@ -40,7 +40,7 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     model_curve          true: also the analytic model (Che, LRU) of the fitted workload at
                          the curve's capacities (model_curve), for drawing over the exact curve
 
-Result keys: detection, stats, curve (see :meth:`HitCurve.to_dict`, plus
+Result keys: detection, stats, curve_csv (the curve as CSV text, kvcalc.export), curve (see :meth:`HitCurve.to_dict`, plus
 capacity_tokens and, with kv_bytes_per_token, capacity_gib, one per capacities_blocks),
 capacities (exact rows at the requested capacities), ideal_block_hit_rate,
 ideal_token_hit_rate, counting_rule, fit {workload, notes, measured}, and when
@@ -166,12 +166,15 @@ def _source_size(request: dict, given: str) -> tuple[int | None, bool]:
 def trace_analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     """Load a trace and return its statistics, exact LRU curve, workload fit and detection."""
     try:
-        return _analyze(request, progress, status, cancel)
+        result = _analyze(request, progress, status, cancel)
     except RecursionError:
         raise InputError("trace", "nested", "a trace without deep nesting", "input nested too deeply") from None
     except MemoryError:
         raise InputError("trace", "too large", "a smaller trace, or sampling (sampling: 0.01)",
                          "out of memory while analysing the trace") from None
+    from ..export import trace_curve_csv   # the curve as the page's CSV download (and the CLI's --csv)
+    result["curve_csv"] = trace_curve_csv(result)
+    return result
 
 
 def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:

@@ -180,12 +180,8 @@ def _text_report(res: dict) -> str:
 
 
 def _csv(res: dict) -> str:
-    cv = res["curve"]
-    bs = cv["block_size_tokens"]
-    out = ["capacity_blocks,capacity_tokens,block_hit_rate,token_hit_rate"]
-    for c, b, t in zip(cv["capacities_blocks"], cv["block_hit_rate"], cv["token_hit_rate"]):
-        out.append(f"{c},{c * bs},{b:.6f},{t:.6f}")
-    return "\n".join(out)
+    from ..export import trace_curve_csv   # the same text as the trace tab's download
+    return trace_curve_csv(res).rstrip("\n")
 
 
 def _tier_arg(text: str) -> dict:
