@@ -2,7 +2,8 @@
 
 Request keys (exactly one of ``text``, ``path``, ``sample``)::
 
-    text                 the trace content (str, or bytes as a browser file arrives; .gz ok)
+    text                 the trace content (str, bytes; .gz ok), or a reader.BlobSource (the
+                         page's File, read by slices in the worker: bounded memory)
     path                 a trace file (.jsonl or .jsonl.gz)
     sample               "conversation" | "synthetic" (the shipped Mooncake traces)
     format               auto (default) | mooncake | bailian | generic
@@ -63,10 +64,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
+from ..limits import limit
 from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
 from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
+from .reader import BlobSource
 from .stats import fit_workload_report, trace_stats
 
 __all__ = ["trace_analyze", "SAMPLES", "REQUEST_KEYS", "sample_path"]
@@ -151,6 +154,9 @@ def _sampling_option(request: dict):
 def _source_size(request: dict, given: str) -> tuple[int | None, bool]:
     """(bytes on disk or in memory, gzip?) of the trace source."""
     try:
+        if given == "text" and isinstance(request["text"], BlobSource):
+            blob = request["text"]
+            return blob.size, blob.size >= 2 and blob.read(0, 2) == b"\x1f\x8b"
         if given == "text":
             t = request["text"]
             b = t if isinstance(t, (bytes, bytearray)) else None
@@ -200,8 +206,10 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if not isinstance(chain, str) or chain not in CHAIN_MODES:
         raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
     bs = request.get("block_size_tokens")
-    bs = None if bs is None else require_int("block_size_tokens", bs, 1, 1 << 20)
-    warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), 0.0, 1.0, hi_open=True)
+    lim_bs, lim_warm = limit("trace.block_size_tokens"), limit("trace.warmup_fraction")
+    bs = None if bs is None else require_int("block_size_tokens", bs, int(lim_bs.lo), int(lim_bs.hi))
+    warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), lim_warm.lo, lim_warm.hi,
+                          hi_open=lim_warm.hi_open)
     full = _bool(request, "full_blocks_only", True)
     caps = _int_list(request, "capacities_blocks")
     max_points = require_int("max_points", request.get("max_points", 400), 2, 5000)
@@ -233,7 +241,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
         text = request["text"]
         if isinstance(text, memoryview):
             text = text.tobytes()
-        if not isinstance(text, (str, bytes, bytearray)):
+        if not isinstance(text, (str, bytes, bytearray, BlobSource)):
             raise InputError("text", type(text).__name__, "the trace as text or bytes", "not text")
     elif "path" in given and not isinstance(request["path"], str):
         raise InputError("path", request["path"], "a file path", "not a string")
@@ -261,7 +269,8 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
                 progress=status, cancel=cancel, **limits)
     if "text" in given:
         source = request["text"]
-        source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+        if not isinstance(source, BlobSource):
+            source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
     elif "path" in given:
         source = Path(request["path"])
     else:

@@ -51,7 +51,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError
+from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError, is_restartable
 
 __all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
 
@@ -316,7 +316,7 @@ def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = 
         return LineReader(source, limits, progress=progress, cancel=cancel, chunk_bytes=chunk_bytes,
                           requests_seen=lambda: counter[0])
 
-    restartable = isinstance(source, (bytes, bytearray, memoryview, os.PathLike))
+    restartable = is_restartable(source)
     for fast in ((True, False) if restartable and fast_path else (False,)):
         reader = new_reader()
         try:

@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import InputError
 
-__all__ = ["StreamError", "TraceCancelled", "ReadLimits", "LineReader", "DEFAULT_LIMITS", "LIMIT_RANGES"]
+__all__ = ["StreamError", "TraceCancelled", "ReadLimits", "LineReader", "DEFAULT_LIMITS", "LIMIT_RANGES",
+           "BlobSource", "is_restartable"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 20
@@ -76,6 +77,43 @@ class ReadLimits:
         return {"max_bytes": self.max_bytes, "max_lines": self.max_lines, "max_line_bytes": self.max_line_bytes}
 
 
+class BlobSource:
+    """A trace read by slices: ``read_at(offset, n) -> bytes`` and its ``size`` in bytes.
+
+    The page's worker wraps a browser ``File`` this way (``FileReaderSync`` over
+    ``File.slice``): the file is never in memory whole, one chunk at a time is,
+    and it can be read again from the start (the fast path and the sampled
+    loader read a head first), unlike a one-shot stream of chunks.
+    ``name`` is shown in messages only.
+    """
+
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int, name: str = "file"):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InputError("text.size", size, "a byte count >= 0", "not a size")
+        self.read_at = read_at
+        self.size = size
+        self.name = name
+
+    def read(self, offset: int, n: int) -> bytes:
+        b = self.read_at(offset, n)
+        if hasattr(b, "to_bytes"):           # a JsProxy of a Uint8Array (Pyodide)
+            b = b.to_bytes()
+        return bytes(b)
+
+    def chunks(self, chunk_bytes: int) -> Iterator[bytes]:
+        for off in range(0, self.size, chunk_bytes):
+            b = self.read(off, min(chunk_bytes, self.size - off))
+            if not b:
+                raise InputError("input", self.name, "a file that can be read to its end",
+                                 f"the file could not be read at byte {off}")
+            yield b
+
+
+def is_restartable(source) -> bool:
+    """Can the source be read again from its start (path, bytes, BlobSource)?"""
+    return isinstance(source, (bytes, bytearray, memoryview, os.PathLike, BlobSource))
+
+
 def _raw_chunks(source, chunk_bytes: int) -> tuple[Iterator[bytes], int | None, object]:
     """(chunk iterator, total size if known, closer) of a path, bytes or iterable of chunks."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -86,6 +124,8 @@ def _raw_chunks(source, chunk_bytes: int) -> tuple[Iterator[bytes], int | None, 
             for i in range(0, n, chunk_bytes):
                 yield bytes(data[i:i + chunk_bytes])
         return gen(), n, None
+    if isinstance(source, BlobSource):
+        return source.chunks(chunk_bytes), source.size, None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():

@@ -298,7 +298,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
     """
     from .fastload import NotCanonical, scan_mooncake
     from .loaders import load_trace
-    from .reader import LineReader, ReadLimits
+    from .reader import LineReader, ReadLimits, is_restartable
 
     rate = check_rate(rate)
     if max_refs is not None and (isinstance(max_refs, bool) or not isinstance(max_refs, int) or max_refs < 1):
@@ -307,7 +307,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
     head = load_trace(source, max_requests=200, fast_path=False, **head_opts)
     bs = head.block_size_tokens
     if head.format == "mooncake" and head.info["chaining"].startswith("verified") \
-            and (isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "__fspath__")):
+            and is_restartable(source):
         if True:
             counter = [0]
             reader = LineReader(source, ReadLimits(load_opts.get("max_bytes"), load_opts.get("max_lines"),
