@@ -78,7 +78,8 @@ def test_conversation_sample_matches_cpython(page, server):
             assert text == f"{100 * expected:.1f} %"
     assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == 12031
     assert value(page, "detection.block_size_tokens")[0] == 512
-    assert page.locator('[data-result="trace.detection.format"]').inner_text() == "mooncake"
+    fmt_cell = page.locator('[data-result="trace.detection.format"]')
+    assert fmt_cell.inner_text() == "Mooncake" and fmt_cell.get_attribute("data-value") == "mooncake"
 
     # the chart: exact token and block curves, model, ceiling, operating point
     fig = "document.querySelector('[data-figure=trace-curve]')"

@@ -124,9 +124,11 @@ def check_rate(rate, field: str = "sampling") -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(float(rate)) \
             or not 0.0 < float(rate) <= 1.0:
         raise InputError(field, rate, "a sampling rate in (0, 1] (e.g. 0.01 for 1 %), 'auto' or 'exact'",
-                         "sampling rate outside (0, 1]")
+                         "sampling rate outside (0, 1]", code="trace_sampling_rate", params={"lo": 0.0, "hi": 1.0,
+                                                                                      "lo_open": True})
     if float(rate) < 1.0 / _P:
-        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small")
+        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small",
+                         code="trace_sampling_rate_small", params={"lo": 1 / _P})
     return float(rate)
 
 
