@@ -30,6 +30,8 @@ export const OPTIONS = [
 ];
 export const OPTION_BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
 
+export const PAGE_AUTO_SAMPLE_ABOVE_MIB = 64;
+
 export const defaults = () => Object.fromEntries(OPTIONS.map((o) => [o.name, o.default]));
 
 function inLimit(limit, x) {
@@ -114,6 +116,9 @@ export function requestFrom(values, ctx) {
     skip_bad_lines: values.skip_bad_lines,
     sampling: values.sampling === "auto" || values.sampling === "exact" ? values.sampling : Number(values.sampling),
     model_curve: true,
+    // "auto" samples above this many MiB of text here (the CLI: 256): exact mode holds about
+    // 9 bytes per byte of trace, and a tab's wasm heap is smaller than the CLI's memory
+    sampling_auto_above_mib: PAGE_AUTO_SAMPLE_ABOVE_MIB,
   };
   if (values.block_size_tokens !== null) req.block_size_tokens = values.block_size_tokens;
   if (ctx && ctx.kv_bytes_per_token) req.kv_bytes_per_token = ctx.kv_bytes_per_token;

@@ -526,3 +526,30 @@ def test_bridge_files_become_blob_sources_with_status():
     assert details[-1]["requests"] > 0 and details[-1]["requests_per_s"] > 0
     bad = json.loads(bridge.call("trace", json.dumps([{"text": {"$file": 2}}]), None, None, [_FakeFile(data)]))
     assert bad["ok"] is False and bad["error"]["field"] == "files"
+
+
+def test_auto_threshold_and_message_twins():
+    """auto samples above sampling_auto_above_mib (the page sends 64); the reasons and the
+    detection come as message twins the page renders from msg.<code> (kvcalc/trace/messages.py)."""
+    from kvcalc.trace.messages import TRACE_CODES
+    small = trace_analyze({"path": str(CONV), "sampling_auto_above_mib": 1})      # 3.0 MB > 1 MiB
+    assert small["sampling"]["mode"] == "sampled"
+    assert small["sampling"]["why_detail"]["code"] == "trace_sampling_auto_sampled"
+    assert small["sampling"]["why_detail"]["params"]["above_mib"] == 1
+    exact = trace_analyze({"path": str(CONV)})                                      # default 256 MiB
+    assert exact["sampling"]["mode"] == "exact"
+    assert exact["sampling"]["why_detail"]["code"] == "trace_sampling_auto_exact"
+    d = exact["detection"]
+    assert (d["format_source_detail"]["code"], d["block_size_source_detail"]["code"], d["chaining_detail"]["code"]) \
+        == ("trace_format_detected", "trace_bs_format_default", "trace_chain_verified")
+    assert exact["counting_rule_detail"] == {"code": "trace_counting_full", "params": {"warmup_fraction": 0.0},
+                                             "message": exact["counting_rule"]}
+    assert [n["message"] for n in exact["fit"]["note_details"]] == exact["fit"]["notes"]
+    assert all(n["code"] in TRACE_CODES for n in exact["fit"]["note_details"])
+    with pytest.raises(InputError) as e:
+        trace_analyze({"path": str(CONV), "sampling_auto_above_mib": 0})
+    assert e.value.field == "sampling_auto_above_mib"
+    # a bad line: its code names the reason, its params the line
+    with pytest.raises(InputError) as e:
+        trace_analyze({"text": GOOD + "\n{bad\n"})
+    assert e.value.code == "trace_bad_malformed_json" and e.value.params["line"] == 6

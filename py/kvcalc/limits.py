@@ -132,6 +132,7 @@ def _rows() -> list[Limit]:
         L("trace.block_size_tokens", "tokens", 1, 1 << 20, integer=True, scale="log"),
         L("trace.cluster.instances", "instances", 1, 4096, integer=True, scale="log", default=1),
         L("trace.tiers[].capacity_gib", "GiB", 0.0, 1e7, scale="log"),
+        L("trace.sampling_auto_above_mib", "MiB", 1, 1 << 20, integer=True, scale="log", default=256),
         # ---------------------------------------------------------------- simulation
         L("seed", "", 0, 2**32 - 1, integer=True, default=1),
         L("simulation.n_conversations", "conversations", 100, SIMULATION_MAX_CONVERSATIONS, integer=True,

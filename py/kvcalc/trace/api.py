@@ -28,6 +28,9 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     sampling_max_refs    fixed-size sampling: the rate is halved whenever more references
                          are kept (default 2,000,000 with auto; none with a given rate)
     sampling_seed        seed of the sampling hash (default 0)
+    sampling_auto_above_mib  with "auto": sample traces above this many MiB of text (default 256;
+                         the page sends 64: exact mode holds ~9 bytes per byte of trace, and a
+                         browser tab has less memory than the CLI)
     cluster              {"instances": K, "routing": affinity|random|round_robin|pooled, "seed": s}:
                          adds fleet, the replay across K instances of capacities_blocks each
                          (see fleet.py); exact mode only
@@ -81,6 +84,7 @@ REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens"
                 "skip_bad_lines", "max_requests", "max_bytes", "service_time_s",
                 "kv_bytes_per_token", "operating_capacity_tokens", "model_curve", "max_lines",
                 "max_line_bytes", "keep_partial", "sampling", "sampling_max_refs", "sampling_seed",
+                "sampling_auto_above_mib",
                 "cluster", "tiers")
 _MAX_CAPACITIES = 200
 
@@ -256,12 +260,14 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     size, gz = _source_size(request, given[0])
     est = None if size is None else size * (_GZIP_RATIO_GUESS if gz else 1)
     fleet_asked = request.get("cluster") is not None or request.get("tiers") is not None
-    above = AUTO_SAMPLE_ABOVE_BYTES >> 20
+    lim_above = limit("trace.sampling_auto_above_mib")
+    above = require_int("sampling_auto_above_mib", request.get("sampling_auto_above_mib", AUTO_SAMPLE_ABOVE_BYTES >> 20),
+                        int(lim_above.lo), int(lim_above.hi))
     if sampling == "auto" and fleet_asked:
         rate = None
         why = twin("trace_sampling_auto_fleet", "auto: exact (fleets and tiers are replayed exactly)")
     elif sampling == "auto":
-        if est is not None and est > AUTO_SAMPLE_ABOVE_BYTES:
+        if est is not None and est > above << 20:
             rate, max_refs = 1.0, max_refs or AUTO_MAX_SAMPLED_REFS
             why = twin("trace_sampling_auto_sampled",
                        f"auto: the trace ({size} bytes{', gzip' if gz else ''}, about {est // (1 << 20)} MiB of text) "
