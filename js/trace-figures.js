@@ -19,8 +19,10 @@ const FLEET_KEYS = { blocks: "capacities_blocks_per_instance", tokens: "capacity
 
 function layout(theme, name, xTitle, yTitle, logX) {
   const c = THEMES[theme] || THEMES.light;
+  // whole numbers with separators (10,000), not SI suffixes (10k): no untranslated letters
   const ax = (title, more) => ({ title: { text: title }, gridcolor: c.grid, zerolinecolor: c.zero,
-                                 linecolor: c.zero, automargin: true, ...more });
+                                 linecolor: c.zero, automargin: true, exponentformat: "none",
+                                 separatethousands: true, ...more });
   return {
     uirevision: `kvcalc-trace-${name}`,
     paper_bgcolor: c.paper, plot_bgcolor: c.plot,
