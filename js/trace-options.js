@@ -23,6 +23,7 @@ export const OPTIONS = [
   { name: "warmup_fraction", kind: "number", limit: "trace.warmup_fraction", default: 0 },
   { name: "full_blocks_only", kind: "bool", default: true },
   { name: "skip_bad_lines", kind: "bool", default: false },
+  { name: "keep_partial", kind: "bool", default: false },
   { name: "sampling", kind: "sampling", limit: "trace.sampling", default: "auto" },
   { name: "instances", kind: "number", limit: "trace.cluster.instances", default: 1 },
   { name: "routing", kind: "select", choices: ROUTINGS, default: "affinity" },
@@ -114,6 +115,7 @@ export function requestFrom(values, ctx) {
     warmup_fraction: values.warmup_fraction ?? 0,
     full_blocks_only: values.full_blocks_only,
     skip_bad_lines: values.skip_bad_lines,
+    keep_partial: values.keep_partial,
     sampling: values.sampling === "auto" || values.sampling === "exact" ? values.sampling : Number(values.sampling),
     model_curve: true,
     // "auto" samples above this many MiB of text here (the CLI: 256): exact mode holds about

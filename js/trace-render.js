@@ -111,6 +111,8 @@ export function detectionCard(res, sourceName) {
       row("kvt.row.blocks", d.n_blocks_unique === null || d.n_blocks_unique === undefined
         ? fmt.int(d.n_blocks_total) : t("kvt.blocks_distinct", { total: fmt.int(d.n_blocks_total), unique: fmt.int(d.n_blocks_unique) })),
       row("kvt.row.read", bytesText(d.bytes_read)),
+      d.stopped ? row("kvt.row.stopped", el("span", { data: { result: "trace.detection.stopped.line", value: String(d.stopped.line) },
+        text: d.stopped.detail ? renderMessage(d.stopped.detail, { withField: true }) : fmt.DASH })) : null,
       row("kvt.row.skipped", resultCell("detection.bad_lines_skipped", d.bad_lines_skipped, fmt.int(d.bad_lines_skipped)),
         reasons.length ? el("ul", {}, ...reasons.map(([reason, n]) =>
           el("li", {}, t("kvt.reason_count", { reason: pyText({ code: `trace_bad_${reason}`, params: {} }), n: fmt.int(n) }),

@@ -51,7 +51,8 @@ const STYLE_URL = new URL("./trace-tab.css", import.meta.url).href;
 // option labels: kvt.opt.<name>
 const OPTION_LABELS = {
   format: "kvt.format", block_size_tokens: "kvt.block_size", warmup_fraction: "kvt.warmup",
-  full_blocks_only: "kvt.full_blocks", skip_bad_lines: "kvt.skip_bad", sampling: "kvt.opt.sampling",
+  full_blocks_only: "kvt.full_blocks", skip_bad_lines: "kvt.skip_bad", keep_partial: "kvt.opt.keep_partial",
+  sampling: "kvt.opt.sampling",
   instances: "kvt.opt.instances", routing: "kvt.opt.routing", cpu_tier_gib: "kvt.opt.cpu_tier_gib",
 };
 const FORMAT_LABELS = { auto: "kvt.fmt.auto", mooncake: "kvt.fmt.mooncake", bailian: "kvt.fmt.bailian", generic: "kvt.fmt.generic" };
@@ -201,7 +202,8 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     el("div", { class: "kvt-card" },
       setText(el("h3"), "kvt.options"),
       el("div", { class: "kvt-options" },
-        ...["format", "block_size_tokens", "warmup_fraction", "full_blocks_only", "skip_bad_lines"].map(optionLabel)),
+        ...["format", "block_size_tokens", "warmup_fraction", "full_blocks_only", "skip_bad_lines", "keep_partial"]
+          .map(optionLabel)),
       el("div", { class: "kvt-options", data: { role: "trace-scale-options" } },
         ...["sampling", "instances", "routing", "cpu_tier_gib"].map(optionLabel), tierHint),
       urlNotice),
@@ -367,6 +369,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     if (error.field && /^line \d+$/.test(error.field)) {
       if (values.format !== "auto") text += "\n" + t("kvt.try_auto", { format: values.format });
       else if (!values.skip_bad_lines) text += "\n" + t("kvt.tick_skip");
+    }
+    if (!values.keep_partial && error.code && /^trace_(bad_|truncated_gzip|corrupt_gzip|max_|read_error|trailing)/.test(error.code)) {
+      text += "\n" + t("kvt.tick_keep_partial");
     }
     return text;
   }

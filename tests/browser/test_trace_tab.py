@@ -266,6 +266,27 @@ def test_scale_options_from_the_url_to_the_request_and_back(page, server):
 
 
 @pytest.mark.browser
+def test_truncated_gzip_says_where_then_keeps_what_was_read(page, server):
+    open_tab(page, server, "?memory=none")
+    data = gzip.compress((ROOT / "data" / "traces" / "mooncake" / "synthetic_trace.jsonl").read_bytes())
+    cut = data[:len(data) // 2]
+    ref = trace_analyze({"text": cut, "keep_partial": True})
+    stopped = ref["detection"]["stopped"]
+    page.set_input_files("input[type=file]", files=[{"name": "cut.jsonl.gz", "mimeType": "application/gzip",
+                                                      "buffer": cut}])
+    assert wait_done(page) == "error"
+    msg = page.inner_text("[data-role=trace-error]")
+    assert f"after line {stopped['line']:,}" in msg and "keep what was read" in msg    # msg.trace_truncated_gzip
+    page.check("input[name=keep_partial]")
+    page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
+    assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == stopped["line"]
+    assert value(page, "detection.stopped.line")[0] == stopped["line"]
+    assert value(page, "ideal_token_hit_rate")[0] == pytest.approx(ref["ideal_token_hit_rate"], rel=1e-12)
+    assert "trace.keep_partial=true" in page.evaluate("location.search")
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
 def test_trace_tab_in_chinese(page, server):
     """zh-CN: the tab's texts and Python's (detection, counting rule, sessions, sampling) in Chinese."""
     open_tab(page, server, "?lang=zh-CN&memory=none")

@@ -384,7 +384,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                              code=f"trace_bad_{exc.reason}", params={"line": lineno})
             if keep_partial and counter[0] > 0:
                 stopped.update({"line": lineno, "bytes_read": reader.bytes_in, "reason": exc.reason,
-                                "message": str(err)})
+                                "message": str(err), "detail": err.to_dict()})
                 raise _Stop
             raise err
         bad_counts[exc.reason] = bad_counts.get(exc.reason, 0) + 1
@@ -438,7 +438,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     except StreamError as exc:
         if not (keep_partial and sample):
             raise
-        stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason, "message": str(exc)})
+        stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason, "message": str(exc),
+                        "detail": exc.to_dict()})
         exhausted = True
 
     fmt = format
@@ -529,7 +530,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
             if not (keep_partial and counter[0] > 0):
                 raise
             stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason,
-                            "message": str(exc)})
+                            "message": str(exc), "detail": exc.to_dict()})
 
     def on_stop():
         raise _Stop
