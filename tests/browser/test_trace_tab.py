@@ -300,6 +300,21 @@ def test_trace_tab_in_chinese(page, server):
     no_request_left_localhost(page)
 
 
+@pytest.mark.browser
+def test_main_page_keeps_trace_options_in_its_links(context, server):
+    """index.html: ?trace.<name>= is the trace tab's, not an unknown parameter; the page's own URL
+    rewrite keeps it; the tab's controls start from it."""
+    from browser_helpers import open_page, wait_js
+    pg = open_page(context, f"{server}index.html?tab=trace&trace.sampling=0.01&trace.routing=random&trace.instances=3")
+    assert pg.is_hidden("#url-notice")
+    wait_js(pg, "document.querySelector('#trace-root select[name=sampling]')", timeout=TIMEOUT_MS)
+    assert pg.input_value("#trace-root select[name=sampling]") == "0.01"
+    assert pg.input_value("#trace-root input[name=instances]") == "3"
+    search = pg.evaluate("location.search")
+    assert "trace.sampling=0.01" in search and "trace.routing=random" in search and "trace.instances=3" in search
+    pg.close()
+
+
 @pytest.mark.nobrowser
 def test_bridge_buffers_become_bytes():
     """js/kvcalc_bridge.py under CPython: {"$buffer": i} in the args -> bytes (gzip ok)."""
