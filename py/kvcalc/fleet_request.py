@@ -163,6 +163,12 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
                   "overload": r["overload"],
                   "overload_ends_at_capacity_tokens": r["overload_ends_at_capacity_tokens"]},
     }
+    if memory is not None and memory.get("kv_bytes_per_token"):
+        # the same numbers in GiB for the page: a tier per instance (all TP shards), the GPU per GPU
+        bpt_gpu = float(memory["kv_bytes_per_token"])
+        for t in out["fleet"]["tiers"]:
+            t["capacity_gib_per_instance"] = t["capacity_tokens"] * bpt_gpu * tensor_parallel / GIB_BYTES
+        out["fleet"]["overload_ends_at_kv_gib_per_gpu"] = r["overload_ends_at_capacity_tokens"] * bpt_gpu / GIB_BYTES
     if fleet.instances > 1 and fleet.routing != "affinity":
         import dataclasses
         aff = fleet_hit_rates(workload, cache, dataclasses.replace(fleet, routing="affinity"), hit_model)
