@@ -169,7 +169,7 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
         for t in out["fleet"]["tiers"]:
             t["capacity_gib_per_instance"] = t["capacity_tokens"] * bpt_gpu * tensor_parallel / GIB_BYTES
         out["fleet"]["overload_ends_at_kv_gib_per_gpu"] = r["overload_ends_at_capacity_tokens"] * bpt_gpu / GIB_BYTES
-    if fleet.instances > 1 and fleet.routing != "affinity":
+    if fleet.instances > 1 and fleet.routing in ("random", "round_robin"):   # what affinity would gain
         import dataclasses
         aff = fleet_hit_rates(workload, cache, dataclasses.replace(fleet, routing="affinity"), hit_model)
         out["fleet"]["affinity_token_hit_rate"] = aff["token_hit_rate"]
