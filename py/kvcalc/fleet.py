@@ -360,7 +360,9 @@ def fleet_hit_rates(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str 
     }
     if fleet.routing in ("random", "round_robin") and fleet.instances > 1:
         single = hit_rates(w, dataclasses.replace(c, capacity_tokens=1e13), "che")
-        out["random_routing_ceiling"] = out["ideal_request_hit_rate"] / float(single["ideal_request_hit_rate"])
+        own = float(single["ideal_request_hit_rate"])
+        # one-turn conversations have no own history to lose: the ceiling is 1 then
+        out["random_routing_ceiling"] = out["ideal_request_hit_rate"] / own if own > 0 else 1.0
     else:
         out["random_routing_ceiling"] = 1.0
     return out
