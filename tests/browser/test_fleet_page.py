@@ -181,6 +181,27 @@ def test_link_restores_the_fleet(page, ctx, server):
         other.close()
 
 
+def test_sensitivity_and_tornado_cover_the_fleet(page):
+    for tab, key in (("sweeps", "sweeps"), ("tornado", "tornado")):
+        n = page.evaluate("__kvcalc.requested")
+        page.click(f"#tab-{tab}")
+        settle(page, n)
+        wait_js(page, f"__kvcalc.result.figures.{key} !== undefined", timeout=90_000)
+        wait_js(page, PAGE_SETTLED, timeout=90_000)
+        ref = compute(copy.deepcopy(page.evaluate("__kvcalc.resultRequest")))["figures"][key]
+        if tab == "sweeps":
+            names = page.evaluate("document.getElementById('chart-sweeps').data.map(d => d.name)")
+            ys = page.evaluate("document.getElementById('chart-sweeps').data.map(d => d.y)")
+            assert "Instances" in names and any(x.startswith("CPU tier") for x in names), names
+            i = names.index("Instances")
+            assert ys[i] == pytest.approx(ref["cluster.instances"]["token_hit_rate"], rel=1e-9)
+        else:
+            labels = page.evaluate("document.getElementById('chart-tornado').data[0].y.filter(v => v !== null)")
+            assert any(x.startswith("Instances") for x in labels), labels
+            assert any(r["parameter"] == "cluster.instances" for r in ref["rows"])
+    page.click("#tab-curve")
+
+
 def test_bad_fleet_input_is_refused_at_its_box(page):
     n = page.evaluate("__kvcalc.requested")
     page.fill(box("cluster.instances"), "0")
