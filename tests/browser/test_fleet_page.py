@@ -202,6 +202,29 @@ def test_sensitivity_and_tornado_cover_the_fleet(page):
     page.click("#tab-curve")
 
 
+def test_overload_is_explained_with_the_memory_that_ends_it(page):
+    n = page.evaluate("__kvcalc.requested")
+    page.fill(box("workload.conversation_rate_per_s"), "30")
+    page.fill(box("workload.service_time_s"), "20")
+    settle(page, n)
+    wait_js(page, "__kvcalc.resultRequest.workload.service_time_s === 20 && __kvcalc.result.fleet.overload", timeout=90_000)
+    wait_js(page, PAGE_SETTLED, timeout=90_000)
+    ref = compute(copy.deepcopy(page.evaluate("__kvcalc.resultRequest")))["fleet"]
+    assert ref["overload"]
+    text = page.text_content("#fleet-root .fleet-overload")
+    # Python's GiB per GPU and tokens per instance, formatted (2 decimals; separators)
+    assert f"{ref['overload_ends_at_kv_gib_per_gpu']:,.2f} GiB" in text, text
+    assert f"{ref['overload_ends_at_capacity_tokens']:,.0f}" in text, text
+    assert "queue" in text
+    n = page.evaluate("__kvcalc.requested")
+    page.fill(box("workload.conversation_rate_per_s"), "3")
+    page.fill(box("workload.service_time_s"), "2")
+    settle(page, n)
+    wait_js(page, "__kvcalc.resultRequest.workload.service_time_s === 2", timeout=90_000)
+    wait_js(page, PAGE_SETTLED, timeout=90_000)
+    assert page.query_selector("#fleet-root .fleet-overload") is None
+
+
 def test_bad_fleet_input_is_refused_at_its_box(page):
     n = page.evaluate("__kvcalc.requested")
     page.fill(box("cluster.instances"), "0")
