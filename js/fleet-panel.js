@@ -21,6 +21,15 @@ const head = (key) => setText(el("th", { scope: "col" }), key);
 const ms = (s) => (typeof s === "number" ? t("unit.ms", { x: fmt.num(s * 1e3) }) : fmt.DASH);
 const pp = (x) => (typeof x === "number" ? t("res.fleet_pp", { x: fmt.fixed(x, 1) }) : fmt.DASH);
 
+// A Python message with its routing-policy names in the page's language (they are values
+// of Python's params: "random" -> opt.cluster.routing.random).
+function message(detail) {
+  const params = { ...(detail.params || {}) };
+  if (typeof params.routing === "string") params.routing = routingLabel(params.routing);
+  if (detail.code === "affinity_routing" && typeof params.from === "string") params.from = routingLabel(params.from);
+  return renderMessage({ ...detail, params });
+}
+
 function row(labelKey, value, props = {}) {
   return el("div", props, setText(el("dt"), labelKey), el("dd", {}, value));
 }
@@ -81,7 +90,7 @@ function tiersTable(r) {
     const rep = report.get(tier.name);
     const cap = typeof tier.capacity_gib_per_instance === "number" ? fmt.gib(tier.capacity_gib_per_instance)
                                                                    : fmt.withUnit(tier.capacity_tokens, "unit.tokens", fmt.int);
-    const verdict = rep ? el("td", { class: rep.helps_ttft ? "ok" : "warn" }, renderMessage(rep)) : cell(fmt.DASH);
+    const verdict = rep ? el("td", { class: rep.helps_ttft ? "ok" : "warn" }, message(rep)) : cell(fmt.DASH);
     body.append(el("tr", { "data-tier": tier.name }, cell(tierLabel(tier.name)), cell(cap),
                    cell(t("res.fleet_gb_per_s", { x: fmt.num(tier.read_gb_per_s) })),
                    cell(fmt.pct(split[i + 1]), { "data-value": String(split[i + 1]) }),
@@ -120,7 +129,7 @@ function sizingTable(r) {
                    cell(fmt.pct(o.token_hit_rate), { "data-value": o.token_hit_rate === null ? "" : String(o.token_hit_rate) }),
                    cell(busy),
                    cell(typeof o.cost_per_hour === "number" ? fmt.fixed(o.cost_per_hour, 2) : fmt.DASH),
-                   el("td", { class: o.fits ? "ok" : "warn" }, renderMessage(o))));
+                   el("td", { class: o.fits ? "ok" : "warn" }, message(o))));
   }
   table.append(body);
   wrap.append(el("div", { class: "table-wrap" }, table));
@@ -147,7 +156,7 @@ function recommendations(r) {
                                       gpus_before: fmt.int(x.gpus_before ?? 0), gpus_after: fmt.int(x.gpus_after ?? 0) })
       : "";
     const li = el("li", { "data-code": x.code, "data-delta-pp": typeof x.delta_pp === "number" ? String(x.delta_pp) : "" },
-                  el("span", { class: "lever-text" }, renderMessage(x)),
+                  el("span", { class: "lever-text" }, message(x)),
                   effect ? el("span", { class: "muted lever-effect" }, effect) : null);
     if (x.settings && x.settings.length) li.append(el("ul", { class: "flags" }, x.settings.map(setting)));
     ol.append(li);

@@ -225,6 +225,27 @@ def test_overload_is_explained_with_the_memory_that_ends_it(page):
     assert page.query_selector("#fleet-root .fleet-overload") is None
 
 
+def test_fleet_section_in_chinese(page):
+    """Switching to zh-CN re-renders the section from the same result (no recompute): no English
+    word left but the terms engineers keep (tests/i18n_terms.py); engine flags are code."""
+    import re
+    from i18n_terms import TERMS
+    n = page.evaluate("__kvcalc.requested")
+    page.select_option("#lang", "zh-CN")
+    wait_js(page, "document.documentElement.lang === 'zh-CN'", timeout=10_000)
+    wait_js(page, "document.querySelector('#fleet-section summary').textContent.includes('集群')", timeout=10_000)
+    text = page.evaluate("""(() => { const out = [];
+        const walk = document.createTreeWalker(document.getElementById('fleet-section'), NodeFilter.SHOW_TEXT);
+        while (walk.nextNode()) if (!walk.currentNode.parentElement.closest('.flags, .chart')) out.push(walk.currentNode.data);
+        return out.join(' '); })()""")
+    words = set(re.findall(r"[A-Za-z][A-Za-z0-9_\-]*[A-Za-z0-9]", text))
+    words = {w for w in words if not re.fullmatch(r"[A-Za-z]{1,2}\d*|[a-z]+\d+", w)}
+    assert words <= TERMS, sorted(words - TERMS)
+    assert page.evaluate("__kvcalc.requested") == n
+    page.select_option("#lang", "en")
+    wait_js(page, "document.documentElement.lang === 'en'", timeout=10_000)
+
+
 def test_bad_fleet_input_is_refused_at_its_box(page):
     n = page.evaluate("__kvcalc.requested")
     page.fill(box("cluster.instances"), "0")
