@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kvcalc
 from kvcalc.api import compute, simulate
 from kvcalc.errors import InputError
 
@@ -253,9 +254,13 @@ def test_hit_rate_is_monotone_in_capacity(req, factor):
 
 # ---------------------------------------------------------------- CLI
 
-def _cli(*args, stdin=None):
+#: where the package under test was imported from (py/ here; the staging copy of scripts/mutate.py too)
+PKG_PARENT = Path(kvcalc.__file__).resolve().parents[1]
+
+
+def _cli(*args, stdin=None, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "kvcalc", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+                          text=True, cwd=cwd, env={"PYTHONPATH": str(PKG_PARENT), "PATH": "/usr/bin:/bin"})
 
 
 def test_cli_compute_reads_stdin_and_prints_json():
@@ -383,12 +388,10 @@ def test_simulate_work_is_bounded_before_running():
 
 def test_cli_refuses_deep_json_and_prints_only_valid_json():
     deep = '{"workload":' * 100_000 + "{}" + "}" * 100_000
-    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=deep, capture_output=True, text=True,
-                       cwd=ROOT / "py")
+    p = _cli("compute", stdin=deep)
     assert p.returncode == 2 and "too deep" in p.stderr and "Traceback" not in p.stderr
     req = json.dumps({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "mfu": 5e-324})
-    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=req, capture_output=True, text=True,
-                       cwd=ROOT / "py")
+    p = _cli("compute", stdin=req)
     assert p.returncode == 0 and "Infinity" not in p.stdout and "NaN" not in p.stdout
     json.loads(p.stdout)
 
