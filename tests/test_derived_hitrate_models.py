@@ -124,6 +124,7 @@ def _pmf_by_hand(L: float, distribution: str, K: int) -> list[float]:
 @pytest.mark.parametrize("dist,L,u,o,P,b", [
     ("geometric", 3.5, 37.0, 55.0, 100.0, 16),   # P not a whole number of blocks: Ps = 6
     ("geometric", 2.0, 10.0, 8.0, 0.0, 16),      # 18 tokens a turn: B_1 = 1 (one block), B_2 = 2
+    ("geometric", 2.0, 6.0, 4.0, 0.0, 16),       # 10 tokens a turn: B_1 = 0 (no full block yet), B_2 = 1
     ("fixed", 2.5, 10.0, 8.0, 40.0, 16),         # N = 2 or 3, half each
     ("fixed", 4.0, 300.0, 200.0, 1000.0, 64),
 ])
