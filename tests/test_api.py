@@ -257,7 +257,12 @@ def test_hit_rate_is_monotone_in_capacity(case, factor):
     req2 = json.loads(json.dumps(req))
     req2["cache"]["capacity_tokens"] = min(float(req["cache"]["capacity_tokens"]) * factor, 1e13)
     b = compute(req2)
-    assert b["token_hit_rate"] >= a["token_hit_rate"] - 1e-6
+    # FIFO's characteristic time is solved by bracketing to a relative width of 1e-5
+    # (hitrate/fifo.py), so its hit rate carries errors of that order: hypothesis found a
+    # block-size-1 FIFO case where 1.5x the cache gave 0.0122886 against 0.0122906 (2e-6).
+    # LRU and TTL are solved to 1e-10 relative (occupancy.characteristic_time_s).
+    tol = 2e-5 if req["cache"]["eviction"] == "fifo" else 1e-6
+    assert b["token_hit_rate"] >= a["token_hit_rate"] - tol
 
 
 # ---------------------------------------------------------------- CLI
