@@ -246,6 +246,11 @@ def test_axe_finds_no_violations(browser, server, lang, scheme):
             else:
                 wait_js(p, f"document.getElementById('chart-{tab}').dataset.rendered === String(__kvcalc.resultSeq)", timeout=30_000)
             _axe_clean(p, f"{lang}, {scheme}, tab {tab}")
+        # the trace tab with a sample analysed (its results, notes and charts)
+        p.click("#tab-trace")
+        p.click("#trace-root button[data-sample]")
+        wait_js(p, "document.getElementById('trace-root').dataset.state === 'done'", timeout=120_000)
+        _axe_clean(p, f"{lang}, {scheme}, trace analysed")
         # stale: an invalid input greys the results
         p.click("#tab-curve")
         p.fill(box("tensor_parallel"), "abc")
