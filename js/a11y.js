@@ -201,7 +201,6 @@ const PLOTLY_STRINGS = {
   "Zoom": "chart.modebar.zoom",
   "Zoom in": "chart.modebar.zoom_in",
   "Zoom out": "chart.modebar.zoom_out",
-  "Produced with Plotly.js": "chart.modebar.produced_with",
   "Double-click to zoom back out": "chart.modebar.double_click_zoom",
   "Double-click on legend to isolate one trace": "chart.modebar.double_click_legend",
   "Preparing image - this may take a few seconds": "chart.modebar.preparing_image",
