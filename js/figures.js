@@ -121,7 +121,7 @@ export function curveFigure(state, result, view) {
     data,
     layout: baseLayout(theme, "curve", {
       // fixed margins (no automargin): nothing jumps while dragging, and a cheaper redraw
-      xaxis: axis(theme, ax.title, { type: "log", automargin: false }),
+      xaxis: axis(theme, ax.title, { type: "log", automargin: false, ...(narrow ? { title: { text: ax.title, standoff: 14 }, automargin: "height" } : {}) }),
       yaxis: axis(theme, tr("chart.axis_hit_rate"), { ...PCT_AXIS, automargin: false }),
       margin: narrow ? { l: 52, r: 8, t: 74, b: 52 } : { l: 64, r: 16, t: 56, b: 52 },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
@@ -272,7 +272,7 @@ export const NARROW_PX = 560;
 const MODEBAR_STRIP_PX = 36;
 const LEGEND_ROW_PX = 20;
 
-function forNarrow(fig, width) {
+function forNarrow(fig) {
   const l = fig.layout;
   const margin = { l: 56, r: 16, t: 16, b: 48, ...(l.margin || {}) };
   margin.t = Math.max(margin.t, MODEBAR_STRIP_PX);
@@ -280,8 +280,9 @@ function forNarrow(fig, width) {
   if (l.showlegend !== false && entries > 0) {
     margin.t = MODEBAR_STRIP_PX;
     margin.b += Math.ceil(entries / 2) * LEGEND_ROW_PX + 8;
-    l.legend = { ...(l.legend || {}), orientation: "h", x: 0, xanchor: "left", xref: "container", y: 0, yanchor: "bottom",
-                 yref: "container", entrywidth: Math.floor((width - margin.l - margin.r) / 2) - 8, entrywidthmode: "pixels", font: { size: 11 } };
+    const { entrywidth, entrywidthmode, ...rest } = l.legend || {};   // entries flow by their own width
+    l.legend = { ...rest, orientation: "h", x: 0, xanchor: "left", xref: "container", y: 0, yanchor: "bottom",
+                 yref: "container", font: { size: 11 } };
   }
   l.margin = margin;
   return fig;
@@ -289,5 +290,5 @@ function forNarrow(fig, width) {
 
 export function figureFor(name, state, result, view) {
   const fig = FIGURES[name](state, result, view);
-  return view && view.width && view.width < NARROW_PX ? forNarrow(fig, view.width) : fig;
+  return view && view.width && view.width < NARROW_PX ? forNarrow(fig) : fig;
 }
