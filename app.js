@@ -15,6 +15,7 @@ import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el
 import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
 import { mountFleetPanel } from "./js/fleet-panel.js";
 import { fleetActive } from "./js/fleet-params.js";
+import { installA11y, plotlyLocale } from "./js/a11y.js";
 import {
   LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
   renderMessage,
@@ -430,6 +431,8 @@ function applyCatalogue(cat) {
   document.documentElement.lang = cat.lang;
   $("lang").value = cat.lang;
   translate(document);
+  app.catalogueApplied = true;
+  if (app.plotly) plotlyLocale(app.plotly);   // Plotly's toolbar in the same language
   saveLang();
 }
 
@@ -481,10 +484,11 @@ async function main() {
   // and removed from the address bar, as is a valid word (a shared link never carries it).
   const runtimeParam = readRuntimeParam();
   stripRuntimeParam();
+  installA11y(document);   // slider keys, aria-valuetext, tooltips (js/a11y.js)
   app.client = createClient({ onProgress, onReady, onFatal, runtime: runtimeParam.choice });
   const plotlyReady = resolveRuntime({ baseURL: location.href, choice: runtimeParam.choice })
     .then((rt) => loadPlotly(rt))
-    .then((P) => { app.plotly = P; })
+    .then((P) => { app.plotly = P; if (app.catalogueApplied) plotlyLocale(P); })
     .catch((err) => {
       app.plotlyError = String(err.message || err);
       for (const c of document.querySelectorAll(".chart")) setText(c, "chart.unavailable", { detail: app.plotlyError });

@@ -121,7 +121,7 @@ export function curveFigure(state, result, view) {
     data,
     layout: baseLayout(theme, "curve", {
       // fixed margins (no automargin): nothing jumps while dragging, and a cheaper redraw
-      xaxis: axis(theme, ax.title, { type: "log", automargin: false }),
+      xaxis: axis(theme, ax.title, { type: "log", automargin: false, ...(narrow ? { title: { text: ax.title, standoff: 14 }, automargin: "height" } : {}) }),
       yaxis: axis(theme, tr("chart.axis_hit_rate"), { ...PCT_AXIS, automargin: false }),
       margin: narrow ? { l: 52, r: 8, t: 74, b: 52 } : { l: 64, r: 16, t: 56, b: 52 },
       legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom", bgcolor: "rgba(0,0,0,0)",
@@ -183,12 +183,16 @@ export function sweepsFigure(state, result, view) {
 // ---------------------------------------------------------------- tornado
 
 export function tornadoFigure(state, result, view) {
-  const { theme = "light" } = view || {};
+  const { theme = "light", width = 800 } = view || {};
   const c = THEMES[theme] || THEMES.light;
   const tor = result && result.figures && result.figures.tornado;
   if (!tor) return empty(theme, "tornado", tr("chart.computing"));
   const base = tor.base_token_hit_rate;
-  const labels = tor.rows.map((r) => `${paramLabel(r.parameter)}  ${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`);
+  // phones: the label without its unit over its range, on two lines, so the bars keep room
+  const narrow = width < NARROW_PX;
+  const labels = tor.rows.map((r) => (narrow
+    ? `${paramLabel(r.parameter, false)}<br>${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`
+    : `${paramLabel(r.parameter)}  ${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`));
   const seg = (which) => {
     const x = [];
     const y = [];
@@ -210,8 +214,8 @@ export function tornadoFigure(state, result, view) {
         marker: { color: c.high, size: 4, opacity: 0 }, hovertemplate: `${tr("chart.hover_high")}<extra></extra>` },
     ],
     layout: baseLayout(theme, "tornado", {
-      xaxis: axis(theme, tr("chart.axis_hit_rate"), { tickformat: ".0%", hoverformat: ".1%" }),
-      yaxis: axis(theme, "", { autorange: "reversed", type: "category" }),
+      xaxis: axis(theme, tr("chart.axis_hit_rate"), { tickformat: ".0%", hoverformat: ".1%", ...(narrow ? { nticks: 5, tickangle: 0 } : {}) }),
+      yaxis: axis(theme, "", { autorange: "reversed", type: "category", ...(narrow ? { tickfont: { size: 10 } } : {}) }),
       shapes: [{ type: "line", xref: "x", yref: "paper", x0: base, x1: base, y0: 0, y1: 1,
                  line: { color: c.font, width: 1.5 } }],
       margin: { l: 12, r: 16, t: 40, b: 48 },
@@ -261,6 +265,30 @@ export function heatmapFigure(state, result, view) {
 
 export const FIGURES = { curve: curveFigure, sweeps: sweepsFigure, tornado: tornadoFigure, heatmap: heatmapFigure };
 
+// Phones (a chart narrower than NARROW_PX): Plotly's toolbar sits at the top right of the
+// chart, where a top legend is, so the legend goes under the plot (rows of two entries) and the
+// top margin keeps a strip for the toolbar alone.
+export const NARROW_PX = 560;
+const MODEBAR_STRIP_PX = 36;
+const LEGEND_ROW_PX = 20;
+
+function forNarrow(fig) {
+  const l = fig.layout;
+  const margin = { l: 56, r: 16, t: 16, b: 48, ...(l.margin || {}) };
+  margin.t = Math.max(margin.t, MODEBAR_STRIP_PX);
+  const entries = fig.data.filter((d) => d.showlegend !== false && d.name && d.type !== "heatmap" && d.type !== "contour").length;
+  if (l.showlegend !== false && entries > 0) {
+    margin.t = MODEBAR_STRIP_PX;
+    margin.b += Math.ceil(entries / 2) * LEGEND_ROW_PX + 8;
+    const { entrywidth, entrywidthmode, ...rest } = l.legend || {};   // entries flow by their own width
+    l.legend = { ...rest, orientation: "h", x: 0, xanchor: "left", xref: "container", y: 0, yanchor: "bottom",
+                 yref: "container", font: { size: 11 } };
+  }
+  l.margin = margin;
+  return fig;
+}
+
 export function figureFor(name, state, result, view) {
-  return FIGURES[name](state, result, view);
+  const fig = FIGURES[name](state, result, view);
+  return view && view.width && view.width < NARROW_PX ? forNarrow(fig) : fig;
 }

@@ -87,8 +87,8 @@ export function renderRecommender(card, result, { plotly = null, theme = null } 
   const dl = el("dl", { class: "kv" });
   for (const [label, help, key, f] of ROWS) {
     if (rec[key] === undefined) continue;
-    const hint = el("span", { class: "hint" }, "?");
-    hint.setAttribute("title", t(help));
+    // a help "?" as everywhere: a button whose data-tip js/a11y.js shows on hover, focus and tap
+    const hint = el("button", { type: "button", class: "hint", "data-tip": t(help), "aria-label": t(help) }, "?");
     dl.append(el("div", {}, el("dt", {}, setText(el("span"), label), " ", hint),
                  el("dd", { "data-rec": key, "data-value": String(rec[key]), text: f(rec[key]) })));
   }

@@ -7,6 +7,7 @@ import { GROUPS, PARAMS, CUSTOM_MODEL } from "./params.js";
 import { isRelevant } from "./state.js";
 import * as fmt from "./format.js";
 import { t, has, setText, setAttr, tm, renderMessage } from "./i18n.js";
+import { setValueText } from "./a11y.js";
 
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);
@@ -29,8 +30,10 @@ const idFor = (key) => "in-" + key.replace(/[^a-zA-Z0-9_-]/g, "-");
 
 // ---------------------------------------------------------------- slider <-> value
 
+// A log slider's position is log10 of the value, with step "any" (a snapped position would turn
+// a keyboard step to 5 into 5.01); its keys are js/a11y.js's (1-2-5 steps, decades).
 function sliderRange(p) {
-  if (p.scale === "log") return { min: Math.log10(p.min), max: Math.log10(p.max), step: 0.005 };
+  if (p.scale === "log") return { min: Math.log10(p.min), max: Math.log10(p.max), step: "any" };
   return { min: p.min, max: p.max, step: p.step ?? (p.max - p.min) / 200 };
 }
 function sliderToValue(p, pos) {
@@ -105,6 +108,8 @@ export function buildForm(root, presets, onInput) {
           const r = sliderRange(p);
           slider = el("input", { type: "range", min: r.min, max: r.max, step: r.step,
                                  "data-param": p.key, "data-role": "slider", "data-scale": p.scale,
+                                 "data-integer": p.integer ? "true" : "false",
+                                 "data-unit-key": hasUnit(p) ? paramKey(p, "unit") : null,
                                  tabindex: "0" });
           setAttr(slider, "aria-label", p.scale === "log" ? "ui.slider_log" : "ui.slider",
                   { label: { key: paramKey(p, "label") } });
@@ -138,6 +143,7 @@ export function syncForm(controls, state, serverErrors = {}) {
     if (c.slider && document.activeElement !== c.slider && typeof v === "number") {
       c.slider.value = String(valueToSlider(p, v));
     }
+    if (c.slider) setValueText(c.slider, typeof v === "number" ? v : undefined);
     const relevant = isRelevant(p, state.values);
     c.field.hidden = !relevant && (p.kind === "json" || p.when !== undefined);
     const m = relevant ? (state.errors[key] ?? serverErrors[key] ?? null) : null;

@@ -36,7 +36,7 @@ NAMESPACES = ("ui", "lang", "stage", "status", "notice", "state", "res", "occ", 
 KEY_LITERAL = re.compile(r"""["'`]((?:%s)\.[A-Za-z0-9_.\-]+)["'`]""" % "|".join(NAMESPACES))
 #: zh-CN may equal en here: names, units, notation
 SAME_IN_BOTH = {"lang.en", "lang.zh-CN", "param.cache.ttl_s.label", "param.gpu.label", "param.model.hf_config.label",
-                "stage.core", "stage.numpy", "ui.label_unit", "ui.unit_brackets", "unit.gib", "kvt.axis_unit.gib", "unit.mib", "unit.kib", "kvt.equals",
+                "stage.core", "stage.numpy", "ui.label_unit", "ui.slider_value", "ui.unit_brackets", "unit.gib", "kvt.axis_unit.gib", "unit.mib", "unit.kib", "kvt.equals",
                 "kvt.fmt.mooncake"}
 
 
