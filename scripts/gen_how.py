@@ -82,11 +82,12 @@ TEXT = {
                 "are modelled too); one cache per instance (fleets, routing and lower tiers have their own models).",
                 "沿前缀链复用完整的块，与 vLLM 和 SGLang 一致；驱逐策略为 LRU（也建模了 TTL 和 FIFO）；每个实例一个缓存"
                 "（集群、路由和下层存储另有模型）。"),
-               ("Validated from heavy pressure (a tenth of a gap cached) to light (four gaps), 1 to 12 turns, gaps of "
-                "10 s to minutes, blocks of 1 to 256 tokens, with and without a system prompt (the grid below). "
+               ("Validated from heavy pressure (a tenth of a gap cached) to light (four gaps), 2 to 12 turns, gaps of "
+                "10 to 60 s, 0.1 to 10 conversations/s, blocks of 1 to 256 tokens, with and without a system prompt "
+                "(the grid below). "
                 "In overload the figures describe a queue, not a steady cache.",
-                "验证范围：从高压（只缓存十分之一个间隔）到低压（四个间隔），1 到 12 轮，间隔 10 秒到数分钟，块大小 1 到 256 "
-                "token，有无系统提示词（见下方网格）。过载时数字描述的是排队系统，而非稳定的缓存。")],
+                "验证范围：从高压（只缓存十分之一个间隔）到低压（四个间隔），2 到 12 轮，间隔 10 到 60 秒，每秒 0.1 到 10 个对话，"
+                "块大小 1 到 256 token，有无系统提示词（见下方网格）。过载时数字描述的是排队系统，而非稳定的缓存。")],
     "h_sim": ("4. Model against simulator", "4. 模型与模拟器对比"),
     "sim": ("Each point is one workload and cache size of the validation grid; the simulator is kvcalc's seeded "
             "block-level discrete-event simulator with {requests} requests per point (seed {seed}). On the diagonal "
