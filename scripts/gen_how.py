@@ -126,6 +126,21 @@ TEXT = {
 }
 
 
+#: the validation grid's workload names (kvcalc.validation.VARIANTS) in Chinese
+VARIANT_ZH = {
+    "base": "基准", "gap deterministic": "固定间隔", "gap lognormal s=1": "对数正态间隔 σ=1",
+    "gap lognormal s=1.8": "对数正态间隔 σ=1.8", "rate 10/s": "速率 10/s", "rate 0.1/s": "速率 0.1/s",
+    "turns 2": "2 轮", "turns 12": "12 轮", "turns fixed 4": "固定 4 轮", "short turns 50+100": "短轮次 50+100",
+    "long turns 2000+500": "长轮次 2000+500", "no system prompt": "无系统提示词", "system prompt 4000": "系统提示词 4000",
+    "block 1 token": "块大小 1 token", "block 256": "块大小 256", "service 0 s": "服务时间 0 秒",
+    "service 20 s": "服务时间 20 秒", "gap 10 s": "间隔 10 秒",
+}
+
+
+def variant_name(name: str, lang: str) -> str:
+    return VARIANT_ZH.get(name, name) if lang == "zh-CN" else name
+
+
 def tx(key: str, lang: str, **params) -> str:
     v = TEXT[key][0 if lang == "en" else 1]
     return v.format(**params) if params else v
@@ -264,7 +279,7 @@ def page(lang: str, doc: dict, tr: dict) -> str:
     p.append(f'<h3>{e(tx("h_table", lang))}</h3>\n<div class="table-wrap"><table>\n<thead><tr><th>{e(tx("col_variant", lang))}</th>' +
              "".join(f'<th>{e(tx("model_" + m, lang))}</th>' for m in MODELS) + "</tr></thead>\n<tbody>\n")
     for name, errs in variant_errors(rows):
-        p.append(f"<tr><th>{e(name)}</th>" + "".join(f"<td>{fmt(errs[m])}</td>" for m in MODELS) + "</tr>\n")
+        p.append(f"<tr><th>{e(variant_name(name, lang))}</th>" + "".join(f"<td>{fmt(errs[m])}</td>" for m in MODELS) + "</tr>\n")
     p.append("</tbody>\n</table></div>\n")
     ratio = summary["seed"]["mae_pp"] / summary["refined"]["mae_pp"]
     p.append(f'<h2>{e(tx("h_legacy", lang))}</h2>\n<p>{e(tx("legacy", lang, seed_mae=fmt(summary["seed"]["mae_pp"], 1), ratio=f"{ratio:.0f}"))}</p>\n')

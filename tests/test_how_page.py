@@ -71,3 +71,10 @@ def test_the_pages_validation_figures_are_the_datas(doc):
     for m in ("refined", "che", "seed"):
         assert VALIDATION_SUMMARY[m]["mean_error_pp"] == round(doc["summary"][m]["mae_pp"], 2)
         assert VALIDATION_SUMMARY[m]["max_error_pp"] == round(doc["summary"][m]["max_pp"], 2)
+
+
+def test_every_workload_name_has_its_chinese():
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import gen_how
+    from kvcalc.validation import VARIANTS
+    assert {name for name, _, _ in VARIANTS} == set(gen_how.VARIANT_ZH)
