@@ -8,7 +8,7 @@ import { browserStorage } from "./js/storage.js";
 import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
 import { PARAMS, defaultValues } from "./js/params.js";
 import {
-  applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
+  applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery, traceQuery,
   saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
@@ -143,7 +143,8 @@ function saveState() {
     saveLang();
     return;
   }
-  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang(), [COMPARE_QUERY]: compareQuery(app.compareA) });
+  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang(), [COMPARE_QUERY]: compareQuery(app.compareA),
+                                           ...traceQuery(location.search) });
   history.replaceState(null, "", `${location.pathname}?${query}`);
   saveLocal(app.savedValues, browserStorage(), tab);
 }

@@ -80,7 +80,7 @@ export function createClient({
       case MSG.PROGRESS:
         if (msg.id !== undefined) {
           const entry = outstanding.get(msg.id);
-          if (entry && entry.onProgress) entry.onProgress(msg.fraction);
+          if (entry && entry.onProgress) entry.onProgress(msg.fraction, msg.detail);
         } else {
           onProgress({ stage: msg.stage, fraction: msg.fraction, detail: msg.detail });
         }
@@ -213,7 +213,13 @@ export function createClient({
 
   // buffers: ArrayBuffers moved (transferred, not copied) to the worker; they arrive in
   // Python as bytes wherever args hold {"$buffer": i}. The caller's buffers are detached.
-  function call(fn, args = [], { onProgress: progressCb, buffers } = {}) {
+  // files: File objects (handles, cloned without their bytes) that Python reads by slices
+  // wherever args hold {"$file": i} (a trace of any size in bounded memory).
+  function call(fn, args = [], { onProgress: progressCb, buffers, files } = {}) {
+    if (files && files.length) {
+      return send({ type: MSG.CALL, fn, args, files, ...(buffers && buffers.length ? { buffers } : {}) },
+                  { onProgress: progressCb, transfer: buffers || [] });
+    }
     if (buffers && buffers.length) {
       return send({ type: MSG.CALL, fn, args, buffers },
                   { onProgress: progressCb, transfer: buffers });

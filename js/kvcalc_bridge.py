@@ -6,7 +6,11 @@ arguments and gets one JSON string back: ``{"ok": true, "result": ...}`` or
 proxies out of the payload (only the optional progress callback is a proxy, borrowed for
 the duration of the call). Binary inputs (a trace file) come as ``buffers``, a list of
 byte buffers (JS Uint8Arrays in Pyodide), and replace each ``{"$buffer": i}`` in the
-arguments by ``bytes``. Only the functions kvcalc.api exposes can be called:
+arguments by ``bytes``; ``files`` (browser File objects, wrapped in the worker as
+``{size, name, read(offset, n)}``) replace each ``{"$file": i}`` by a
+``kvcalc.trace.reader.BlobSource`` read by slices (bounded memory). A function that takes
+``status`` gets one that passes each status dict on as ``progress(fraction, json)``.
+Only the functions kvcalc.api exposes can be called:
 ``kvcalc.api.ENDPOINTS`` when it defines it, else ``kvcalc.api.__all__``.
 """
 
@@ -58,6 +62,13 @@ def _accepts_progress(fn) -> bool:
     return "progress" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
 
+def _accepts(fn, name: str) -> bool:
+    try:
+        return name in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _as_bytes(buf) -> bytes:
     if hasattr(buf, "to_bytes"):      # a JsProxy of a Uint8Array (Pyodide)
         return buf.to_bytes()
@@ -78,7 +89,30 @@ def _with_buffers(value, blobs: list):
     return value
 
 
-def call(fn_name: str, args_json: str = "[]", progress=None, buffers=None) -> str:
+def _with_files(value, files: list):
+    """``value`` with every ``{"$file": i}`` replaced by a BlobSource reading ``files[i]`` by slices."""
+    if isinstance(value, dict):
+        if set(value) == {"$file"}:
+            i = value["$file"]
+            if not isinstance(i, int) or isinstance(i, bool) or not 0 <= i < len(files):
+                raise ValueError(f"{{'$file': {i!r}}} names no file (have {len(files)})")
+            f = files[i]
+            blob = importlib.import_module("kvcalc.trace.reader").BlobSource
+            return blob(f.read, int(f.size), str(getattr(f, "name", "file")))
+        return {k: _with_files(v, files) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_files(v, files) for v in value]
+    return value
+
+
+def _status_to_progress(progress):
+    """A status(dict) callback passing each chunk's reading status on as progress(fraction, json)."""
+    def status(d: dict) -> None:
+        progress(d.get("fraction") or 0.0, json.dumps(d, default=repr))
+    return status
+
+
+def call(fn_name: str, args_json: str = "[]", progress=None, buffers=None, files=None) -> str:
     """Call ``kvcalc.api.<fn_name>(*json.loads(args_json))`` and return the reply as JSON.
 
     ``progress``, when given and the function takes a ``progress`` keyword, is passed on:
@@ -107,8 +141,15 @@ def call(fn_name: str, args_json: str = "[]", progress=None, buffers=None) -> st
             args = _with_buffers(args, [_as_bytes(b) for b in buffers])
         except (TypeError, ValueError, RecursionError) as exc:
             return _error("protocol", f"buffers: {exc}", field="buffers")
+    if files is not None:
+        try:
+            args = _with_files(args, list(files))
+        except (TypeError, ValueError, AttributeError, RecursionError) as exc:
+            return _error("protocol", f"files: {exc}", field="files")
     fn = getattr(api, fn_name)
     kwargs = {"progress": progress} if progress is not None and _accepts_progress(fn) else {}
+    if kwargs and _accepts(fn, "status"):
+        kwargs["status"] = _status_to_progress(progress)
     input_error = _input_error_class()
     try:
         result = fn(*args, **kwargs)

@@ -17,6 +17,12 @@ export const STORAGE_KEY = "kvcalc:v1";
 // (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
 // "a": setup A of a comparison, itself a query string of parameters (js/compare.js).
 export const NON_PARAM_QUERY = ["runtime", "tab", "lang", "a"];
+// The trace tab's options (?trace.<name>=, js/trace-options.js): it reads and writes them itself;
+// the page keeps them in the links it writes.
+export const TRACE_QUERY_PREFIX = "trace.";
+export function traceQuery(search) {
+  return Object.fromEntries([...new URLSearchParams(search)].filter(([k]) => k.startsWith(TRACE_QUERY_PREFIX)));
+}
 // Saved with the values in localStorage (not a parameter key).
 const STORED_TAB = "$tab";
 
@@ -181,7 +187,7 @@ export function fromQuery(search, base = defaultValues(), selectOptions = {}) {
   const notices = [];
   let present = false;
   for (const [name, text] of q) {
-    if (NON_PARAM_QUERY.includes(name)) continue;
+    if (NON_PARAM_QUERY.includes(name) || name.startsWith(TRACE_QUERY_PREFIX)) continue;
     const p = PARAM_BY_KEY.get(name);
     if (!p) {
       notices.push(problem("notice.unknown_param", { name: short(name) }));

@@ -5,39 +5,66 @@
 //   import { mountTraceTab } from "./js/trace-tab.js";
 //   const traceTab = mountTraceTab(document.getElementById("trace-root"), {
 //     client,                      // the page's createClient() (js/client.js), shared
-//     getMemoryContext: () => last && last.kv_bytes_per_token ? {
-//       kv_bytes_per_token: last.kv_bytes_per_token,    // from the page's compute() result
-//       kv_capacity_tokens: last.kv_capacity_tokens,
-//       model: last.model_id, gpu: last.gpu_id, tensor_parallel: last.tensor_parallel,
-//     } : null,                    // null: no GiB axis and no operating point
-//     plotly: window.Plotly,       // the page's Plotly (runtime/ or the pinned CDN)
-//     onResult: (result) => {},    // optional: trace_analyze's result (e.g. fit.workload)
+//     getMemoryContext: () => ({kv_bytes_per_token, kv_capacity_tokens}) or null,
+//     plotly: window.Plotly,
+//     onResult: (result) => {},    // optional
 //   });
-//   // after each new compute result of the main page (model, GPU, TP, dtype changed):
-//   traceTab.refresh();            // re-analyses only if the memory context changed
+//   traceTab.refresh();            // after a new compute(): re-analyses if the memory context changed
+//   traceTab.relabel();            // after a language switch
 //
-// Returns {refresh(), analyse(source), cancel(), destroy(), get result, get timings}.
+// Returns {refresh(), relabel(), analyse(source), cancel(), destroy(), result, timings, running}.
 //
-// Every number comes from Python: kvcalc.api.call("trace", request) -> trace_analyze in the
-// worker, with kv_bytes_per_token (GiB axis), operating_capacity_tokens (operating point)
-// and model_curve (the analytic model of the fitted workload at the curve's capacities).
-// JS only formats and draws. Untrusted text (file names, file contents echoed in error
-// messages) only ever reaches the DOM through textContent.
+// Modules: js/trace-options.js (the options, their URL form ?trace.<name>= and the request),
+// js/trace-render.js (result cards), js/trace-figures.js (Plotly figures in the page's theme).
+// Every number comes from Python (kvcalc.api.trace in the worker); JS formats and draws.
 //
-// Files are read locally (File.arrayBuffer()) and the bytes are transferred (not copied) to
-// the worker as an ArrayBuffer ({"$buffer": 0} in the request; see js/client.js). Nothing is
-// uploaded. Samples are fetched from data/traces/mooncake/ on the same origin.
+// Reading: an uploaded File is handed to the worker as a handle ({"$file": 0}, not its bytes);
+// Python reads it by 1 MiB slices (FileReaderSync in the worker), so memory holds one chunk
+// plus what the analysis keeps, whatever the file's size (above 256 MiB of text, "auto"
+// sampling keeps a bounded sample). The reading status (bytes read, requests/s) arrives as
+// progress while Python runs. (File.stream() would need Python to wait for each chunk: it runs
+// synchronously in the worker, so it pulls slices instead.) Samples are fetched from
+// data/traces/mooncake/ on the same origin. Nothing is uploaded.
 //
-// Cancel: Python runs synchronously in the worker, so the worker cannot read a cancel message
-// until it finishes (a cooperative flag would need SharedArrayBuffer, i.e. cross-origin
-// isolation headers that GitHub Pages cannot send). Cancel therefore terminates the worker and
-// starts a new one (client.retry()): robust, costs a worker start-up (~3 s), and any request
-// the main page had in flight resolves with error kind "crash" and must be re-sent.
+// Cancel: Python runs synchronously in the worker, which cannot read a cancel message until it
+// finishes (a cooperative flag needs SharedArrayBuffer, i.e. cross-origin isolation headers
+// GitHub Pages cannot send). Cancel terminates the worker and starts a new one (client.retry()):
+// robust, costs a worker start-up (~3 s); a request of the main page in flight resolves with
+// error kind "crash" and is re-sent by the page.
 
+import { el } from "./ui.js";
 import * as fmt from "./format.js";
-import { lang, t, setText, setAttr, translate, renderMessage } from "./i18n.js";
+import { t, setText, setAttr, translate, renderMessage } from "./i18n.js";
+import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS,
+         parseOption, optionText, optionsFromQuery, withOptionsInQuery, requestFrom } from "./trace-options.js";
+import { AXES, PLOT_CONFIG, traceCurveFigure, traceGapsFigure } from "./trace-figures.js";
+import { headline, modelNote, samplingCard, fleetCard, detectionCard, statsCard, gapsNote, bytesText } from "./trace-render.js";
 
-const HIT_MODEL_KEYS = ["refined", "che", "closed", "seed"];   // hitmodel.<name> in the catalogues
+const SAMPLE_BASE = new URL("../data/traces/mooncake/", import.meta.url);
+// labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues
+const SAMPLES = [
+  { id: "conversation", file: "conversation_trace.jsonl" },
+  { id: "synthetic", file: "synthetic_trace.jsonl" },
+];
+const OPTION_DEBOUNCE_MS = 300;
+const STYLE_URL = new URL("./trace-tab.css", import.meta.url).href;
+// option labels: kvt.opt.<name>
+const OPTION_LABELS = {
+  format: "kvt.format", block_size_tokens: "kvt.block_size", warmup_fraction: "kvt.warmup",
+  full_blocks_only: "kvt.full_blocks", skip_bad_lines: "kvt.skip_bad", keep_partial: "kvt.opt.keep_partial",
+  sampling: "kvt.opt.sampling",
+  instances: "kvt.opt.instances", routing: "kvt.opt.routing", cpu_tier_gib: "kvt.opt.cpu_tier_gib",
+};
+const FORMAT_LABELS = { auto: "kvt.fmt.auto", mooncake: "kvt.fmt.mooncake", bailian: "kvt.fmt.bailian", generic: "kvt.fmt.generic" };
+
+function ensureStyle() {
+  if (document.querySelector("link[data-kvt-style]")) return;
+  document.head.append(el("link", { rel: "stylesheet", href: STYLE_URL, "data-kvt-style": "" }));
+}
+
+const theme = () => (document.documentElement.dataset.theme === "dark"
+  || (!document.documentElement.dataset.theme && globalThis.matchMedia && matchMedia("(prefers-color-scheme: dark)").matches)
+  ? "dark" : "light");
 
 // A node whose text is the template's text around its [data-slot] children (js/i18n.js).
 function template(node, key) {
@@ -46,108 +73,28 @@ function template(node, key) {
   return node;
 }
 
-const SAMPLE_BASE = new URL("../data/traces/mooncake/", import.meta.url);
-// labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues
-const SAMPLES = [
-  { id: "conversation", file: "conversation_trace.jsonl" },
-  { id: "synthetic", file: "synthetic_trace.jsonl" },
-];
-const MAX_FILE_BYTES = 512 * 1024 * 1024;
-// Sent as max_bytes with every upload (issue 12): Python refuses a trace whose decompressed
-// size exceeds it, so a small gzip of blank lines cannot run the worker out of memory.
-const MAX_DECOMPRESSED_BYTES = 512 * 1024 * 1024;
-const OPTION_DEBOUNCE_MS = 300;
-const COLORS = { token: "#2f6fd6", block: "#e08a1e", model: "#2a9d5c", ceiling: "#8a8f98",
-                 op: "#d6336c", gap: "#2f6fd6", turn: "#e08a1e" };
-// axis titles and option texts: kvt.axis.<name> and kvt.axis_unit.<name>
-const AXES = {
-  blocks: { key: "capacities_blocks" },
-  tokens: { key: "capacity_tokens" },
-  gib: { key: "capacity_gib" },
-};
-const FORMATS = ["auto", "mooncake", "bailian", "generic"];   // texts: kvt.fmt.<name>
-
-// ---------------------------------------------------------------- DOM helpers (no HTML)
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v;
-    else if (k === "text") node.textContent = v;
-    else if (k === "data") for (const [dk, dv] of Object.entries(v)) node.dataset[dk] = dv;
-    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
-    else if (k in node && typeof v !== "string") node[k] = v;
-    else node.setAttribute(k, v === true ? "" : v);
+// The control of one option (js/trace-options.js), its texts from the catalogues.
+function optionControl(opt, value) {
+  if (opt.kind === "bool") {
+    const box = el("input", { type: "checkbox", name: opt.name });
+    box.checked = Boolean(value);
+    return box;
   }
-  for (const c of children.flat()) {
-    if (c === null || c === undefined || c === false) continue;
-    node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  if (opt.kind === "select" || opt.kind === "sampling") {
+    const labels = opt.name === "format" ? FORMAT_LABELS : opt.name === "routing" ? ROUTING_LABELS : SAMPLING_LABELS;
+    const choices = opt.kind === "sampling" ? [...SAMPLING_CHOICES] : opt.choices;
+    if (opt.kind === "sampling" && !choices.includes(optionText(value))) choices.push(optionText(value));   // from the URL
+    const sel = el("select", { name: opt.name }, ...choices.map((c) => (labels[c]
+      ? setText(el("option", { value: c }), labels[c])
+      : el("option", { value: c, text: t("kvt.sampling.rate", { pct: fmt.pct(Number(c), Number(c) < 0.01 ? 2 : 0) }) }))));
+    sel.value = optionText(value);
+    return sel;
   }
-  return node;
+  const box = el("input", { type: "text", inputmode: "decimal", name: opt.name, class: "num", autocomplete: "off",
+                            value: optionText(value) });
+  if (opt.default === null) setAttr(box, "placeholder", opt.name === "block_size_tokens" ? "kvt.fmt.auto" : "kvt.opt.none");
+  return box;
 }
-
-// Formatting in the page's language (js/format.js); text from the catalogues (js/i18n.js).
-const nf = (digits) => new Intl.NumberFormat(lang(), { maximumFractionDigits: digits });
-const fmtInt = (x) => (x === null || x === undefined ? "–" : nf(0).format(x));
-const fmtNum = (x, d = 2) => (x === null || x === undefined ? "–" : nf(d).format(x));
-const fmtPct = (x, d = 1) => fmt.pct(x, d);
-const fmtBytes = (n) => (n >= 1048576 ? `${fmtNum(n / 1048576, 1)} MiB` : `${fmtNum(n / 1024, 1)} KiB`);
-
-// A value cell the tests can find: data-result="trace.<path>", data-value = the raw number.
-function resultCell(path, value, text) {
-  const data = { result: `trace.${path}` };
-  if (value !== null && value !== undefined) data.value = String(value);
-  return el("span", { class: "kvt-value", data, text });
-}
-
-function row(labelKey, ...value) {
-  return [el("dt", { text: t(labelKey) }), el("dd", {}, ...value)];
-}
-
-// ---------------------------------------------------------------- styles (theme-agnostic)
-
-const STYLE_ID = "kvcalc-trace-tab-style";
-const CSS = `
-.kvt { color: inherit; font: inherit; display: grid; gap: 1rem; }
-.kvt h3 { margin: 0 0 .4rem; font-size: 1rem; }
-.kvt .kvt-card { border: 1px solid color-mix(in srgb, currentColor 18%, transparent);
-  border-radius: 8px; padding: .75rem 1rem; }
-.kvt .kvt-sources { display: flex; flex-wrap: wrap; gap: .5rem 1rem; align-items: center; }
-.kvt button, .kvt select, .kvt input { font: inherit; color: inherit;
-  background: color-mix(in srgb, currentColor 6%, transparent);
-  border: 1px solid color-mix(in srgb, currentColor 30%, transparent); border-radius: 6px;
-  padding: .25rem .55rem; }
-.kvt button { cursor: pointer; }
-.kvt button:hover:not(:disabled) { background: color-mix(in srgb, currentColor 14%, transparent); }
-.kvt button:disabled { opacity: .5; cursor: default; }
-.kvt input[type=number] { width: 6.5em; }
-.kvt input[type=checkbox] { padding: 0; }
-.kvt .kvt-note { font-size: .85em; opacity: .78; margin: .35rem 0 0; }
-.kvt .kvt-options { display: flex; flex-wrap: wrap; gap: .5rem 1.25rem; align-items: center; }
-.kvt .kvt-options label { display: inline-flex; gap: .4rem; align-items: center; }
-.kvt .kvt-status { display: flex; gap: .75rem; align-items: center; min-height: 1.8rem; }
-.kvt .kvt-status progress { width: 14rem; }
-.kvt .kvt-error { border-color: #d6336c; background: color-mix(in srgb, #d6336c 10%, transparent);
-  white-space: pre-wrap; overflow-wrap: anywhere; }
-.kvt .kvt-grid { display: grid; gap: 1rem; grid-template-columns: repeat(auto-fit, minmax(17rem, 1fr)); }
-.kvt dl { display: grid; grid-template-columns: max-content 1fr; gap: .2rem .9rem; margin: 0; }
-.kvt dt { opacity: .78; }
-.kvt dd { margin: 0; font-variant-numeric: tabular-nums; overflow-wrap: anywhere; }
-.kvt .kvt-headline { display: flex; flex-wrap: wrap; gap: .5rem 2rem; }
-.kvt .kvt-big { font-size: 1.6rem; font-weight: 600; font-variant-numeric: tabular-nums; }
-.kvt .kvt-plot { width: 100%; height: 26rem; }
-.kvt .kvt-plot.kvt-small { height: 18rem; }
-.kvt .kvt-axis { display: flex; flex-wrap: wrap; gap: .4rem 1rem; align-items: center; margin-bottom: .4rem; }
-.kvt [hidden] { display: none !important; }
-`;
-
-function ensureStyle() {
-  if (document.getElementById(STYLE_ID)) return;
-  document.head.append(el("style", { id: STYLE_ID, text: CSS }));
-}
-
-// ---------------------------------------------------------------- the tab
 
 export function mountTraceTab(root, { client, getMemoryContext = () => null, plotly, onResult } = {}) {
   if (!root) throw new Error("mountTraceTab: no root element");
@@ -161,11 +108,46 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   let cancelled = false;
   let inPython = false;       // the current analysis is in the worker (cancel = restart it)
   let lastResult = null;
+  let lastName = "";
   let lastContextKey = null;
   let timings = null;
   let debounce = null;
+  let status = null;          // [key, params] of the status line (re-rendered on relabel)
 
-  // -- controls
+  // -- options: from the URL, then the controls
+  const fromUrl = optionsFromQuery(location.search);
+  const values = fromUrl.values;
+  const controls = new Map();
+  const optionMsgs = new Map();
+  for (const opt of OPTIONS) {
+    const c = optionControl(opt, values[opt.name]);
+    controls.set(opt.name, c);
+    optionMsgs.set(opt.name, el("span", { class: "kvt-msg", role: "status", "aria-live": "polite" }));
+    c.addEventListener("change", () => optionChanged(opt));
+  }
+  const urlNotice = el("p", { class: "kvt-note kvt-url-notice", data: { role: "trace-url-notice" } });
+  urlNotice.hidden = fromUrl.notices.length === 0;
+
+  function optionChanged(opt) {
+    const c = controls.get(opt.name);
+    const r = parseOption(opt, opt.kind === "bool" ? String(c.checked) : c.value);
+    const msg = optionMsgs.get(opt.name);
+    if ("error" in r) {
+      setText(msg, r.error.key, r.error.params);
+      c.setAttribute("aria-invalid", "true");
+      return;
+    }
+    msg.textContent = "";
+    delete msg.dataset.i18n;
+    c.setAttribute("aria-invalid", "false");
+    values[opt.name] = r.value;
+    history.replaceState(history.state, "", `${location.pathname}?${withOptionsInQuery(location.search, values)}${location.hash}`);
+    updateHints();
+    clearTimeout(debounce);
+    if (source) debounce = setTimeout(analyse, OPTION_DEBOUNCE_MS);
+  }
+
+  // -- sources
   const fileInput = setAttr(el("input", { type: "file", accept: ".jsonl,.gz,.jsonl.gz,application/gzip,application/x-ndjson" }),
                             "aria-label", "kvt.file_label");
   const sampleButtons = SAMPLES.map((s) => setAttr(setText(el("button", {
@@ -179,33 +161,20 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     analyse();
   });
 
-  const format = el("select", { name: "format" },
-    ...FORMATS.map((f) => setText(el("option", { value: f }), `kvt.fmt.${f}`)));
-  const blockSize = setAttr(el("input", { type: "number", name: "block_size_tokens", min: "1", step: "1" }),
-                            "placeholder", "kvt.fmt.auto");
-  const warmup = el("input", { type: "number", name: "warmup_fraction", min: "0", max: "0.95",
-                               step: "0.05", value: "0" });
-  const fullBlocks = el("input", { type: "checkbox", name: "full_blocks_only", checked: true });
-  const skipBad = el("input", { type: "checkbox", name: "skip_bad_lines" });
-  for (const c of [format, blockSize, warmup, fullBlocks, skipBad]) {
-    c.addEventListener("change", () => {
-      clearTimeout(debounce);
-      if (source) debounce = setTimeout(analyse, OPTION_DEBOUNCE_MS);
-    });
-  }
-
   const progress = el("progress", { max: "1" });
   const statusText = el("span", { class: "kvt-status-text", "aria-live": "polite" });
   const cancelButton = setText(el("button", { type: "button", class: "kvt-cancel", onclick: () => cancel() }), "kvt.cancel");
-  const status = el("div", { class: "kvt-status" }, progress, statusText, cancelButton);
+  const statusBox = el("div", { class: "kvt-status" }, progress, statusText, cancelButton);
   progress.hidden = true;
   cancelButton.hidden = true;
   const errorBox = el("div", { class: "kvt-card kvt-error", role: "alert", data: { role: "trace-error" } });
   errorBox.hidden = true;
+  const tierHint = setText(el("span", { class: "kvt-note" }), "kvt.tier_hint");
 
   const axisSelect = setAttr(el("select", { name: "capacity_axis" },
     ...Object.keys(AXES).map((k) => setText(el("option", { value: k }), `kvt.axis_unit.${k}`))), "aria-label", "kvt.capacity_axis");
-  const logAxis = el("input", { type: "checkbox", name: "log_capacity", checked: true });
+  const logAxis = el("input", { type: "checkbox", name: "log_capacity" });
+  logAxis.checked = true;
   axisSelect.addEventListener("change", () => drawCurve());
   logAxis.addEventListener("change", () => drawCurve());
   const gibHint = el("span", { class: "kvt-note" });
@@ -213,6 +182,11 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   const results = el("div", { class: "kvt-results" });
   const curveDiv = el("div", { class: "kvt-plot", data: { figure: "trace-curve" } });
   const gapDiv = el("div", { class: "kvt-plot kvt-small", data: { figure: "trace-reuse-gap" } });
+
+  const optionLabel = (name) => el("label", {},
+    ...(OPTION_BY_NAME.get(name).kind === "bool"
+      ? [controls.get(name), setText(el("span"), OPTION_LABELS[name])]
+      : [setText(el("span"), OPTION_LABELS[name]), controls.get(name)]), optionMsgs.get(name));
 
   root.replaceChildren(el("div", { class: "kvt" },
     el("div", { class: "kvt-card" },
@@ -228,33 +202,30 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     el("div", { class: "kvt-card" },
       setText(el("h3"), "kvt.options"),
       el("div", { class: "kvt-options" },
-        el("label", {}, setText(el("span"), "kvt.format"), format),
-        el("label", {}, setText(el("span"), "kvt.block_size"), blockSize),
-        el("label", {}, setText(el("span"), "kvt.warmup"), warmup),
-        el("label", {}, fullBlocks, setText(el("span"), "kvt.full_blocks")),
-        el("label", {}, skipBad, setText(el("span"), "kvt.skip_bad")))),
-    status,
+        ...["format", "block_size_tokens", "warmup_fraction", "full_blocks_only", "skip_bad_lines", "keep_partial"]
+          .map(optionLabel)),
+      el("div", { class: "kvt-options", data: { role: "trace-scale-options" } },
+        ...["sampling", "instances", "routing", "cpu_tier_gib"].map(optionLabel), tierHint),
+      urlNotice),
+    statusBox,
     errorBox,
     results,
   ));
   results.hidden = true;
+  renderUrlNotice();
+  updateHints();
+
+  function renderUrlNotice() {
+    urlNotice.textContent = fromUrl.notices.map((n) => t(n.key, n.params)).join(" ");
+  }
+
+  function updateHints() {
+    const ctx = memoryContext();
+    tierHint.hidden = values.cpu_tier_gib === null || Boolean(ctx && ctx.kv_capacity_tokens);
+    controls.get("routing").disabled = values.instances <= 1;
+  }
 
   // -- running
-
-  function request() {
-    const req = {
-      format: format.value,
-      warmup_fraction: warmup.value === "" ? 0 : Number(warmup.value),
-      full_blocks_only: fullBlocks.checked,
-      skip_bad_lines: skipBad.checked,
-      model_curve: true,
-    };
-    if (blockSize.value !== "") req.block_size_tokens = Number(blockSize.value);
-    const ctx = memoryContext();
-    if (ctx && ctx.kv_bytes_per_token) req.kv_bytes_per_token = ctx.kv_bytes_per_token;
-    if (ctx && ctx.kv_capacity_tokens) req.operating_capacity_tokens = ctx.kv_capacity_tokens;
-    return req;
-  }
 
   function memoryContext() {
     try { return getMemoryContext() || null; } catch (err) { console.warn("getMemoryContext:", err); return null; }
@@ -264,14 +235,20 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     return ctx ? JSON.stringify([ctx.kv_bytes_per_token, ctx.kv_capacity_tokens]) : "none";
   }
 
+  function showStatus() {
+    if (status) setText(statusText, status[0], status[1] || null);
+    else { statusText.textContent = ""; delete statusText.dataset.i18n; }
+  }
+
   // text: [catalogue key, params] (re-rendered on a language switch)
-  function setBusy([key, params = null], fraction = null) {
+  function setBusy(text, fraction = null) {
     root.dataset.state = "running";
     progress.hidden = false;
     cancelButton.hidden = false;
     if (fraction === null) progress.removeAttribute("value");   // indeterminate
     else progress.value = fraction;
-    setText(statusText, key, params);
+    status = text;
+    showStatus();
     for (const b of sampleButtons) b.disabled = true;
   }
 
@@ -279,8 +256,8 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     root.dataset.state = state;
     progress.hidden = true;
     cancelButton.hidden = true;
-    if (text) setText(statusText, text[0], text[1] || null);
-    else { statusText.textContent = ""; delete statusText.dataset.i18n; }
+    status = text;
+    showStatus();
     for (const b of sampleButtons) b.disabled = false;
   }
 
@@ -290,19 +267,31 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     errorBox.hidden = false;
   }
 
+  // {name, size, args: the request's text, opts: {files | buffers}}
   async function readSource(src) {
     if (src.kind === "file") {
-      if (src.file.size > MAX_FILE_BYTES) {
-        throw new Error(t("kvt.too_big", { name: src.file.name, size: fmtBytes(src.file.size), max: fmtBytes(MAX_FILE_BYTES) }));
-      }
-      return { name: src.file.name, bytes: await src.file.arrayBuffer() };
+      return { name: src.file.name, size: src.file.size, text: { $file: 0 }, opts: { files: [src.file] } };
     }
     const sample = SAMPLES.find((s) => s.id === src.id);
     const url = new URL(sample.file, SAMPLE_BASE);
     const resp = await fetch(url);
     if (!resp.ok) throw new Error(t("kvt.sample_http", { file: sample.file, status: String(resp.status) }));
-    return { name: t(`kvt.sample.${sample.id}`), bytes: await resp.arrayBuffer() };
+    const bytes = await resp.arrayBuffer();
+    return { name: t(`kvt.sample.${sample.id}`), size: bytes.byteLength, text: { $buffer: 0 }, opts: { buffers: [bytes] } };
   }
+
+  // A reading status from Python ({bytes_read, bytes_total, requests, requests_per_s, ...}).
+  function onProgress(name, fraction, detail) {
+    if (detail && typeof detail === "object") {
+      setBusy(["kvt.reading_status", { name, read: bytesText(detail.bytes_read), total: bytesText(detail.bytes_total),
+                                       requests: fmt.int(detail.requests), rate: fmt.int(detail.requests_per_s) }],
+              typeof detail.fraction === "number" ? detail.fraction : null);
+      lastStatus = detail;
+      return;
+    }
+    setBusy(["kvt.analysing_pct", { name, pct: fmt.pct(fraction, 0) }], fraction);
+  }
+  let lastStatus = null;
 
   async function analyse(src = source) {
     if (!src) return;
@@ -311,26 +300,27 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     running = true;
     cancelled = false;
     errorBox.hidden = true;
+    lastStatus = null;
     const t0 = performance.now();
     const tim = { start: t0 };
     try {
       setBusy(["kvt.reading"]);
-      const { name, bytes } = await readSource(src);
+      const { name, size, text, opts } = await readSource(src);
       tim.readMs = performance.now() - t0;
-      tim.bytes = bytes.byteLength;
+      tim.bytes = size;
       if (cancelled) return;
-      const req = request();
-      lastContextKey = contextKey(memoryContext());
-      setBusy(["kvt.analysing", { name, size: fmtBytes(bytes.byteLength) }]);
+      const ctx = memoryContext();
+      lastContextKey = contextKey(ctx);
+      setBusy(["kvt.analysing", { name, size: bytesText(size) }]);
       const tCall = performance.now();
       inPython = true;
-      const reply = await callTrace({ ...req, max_bytes: req.max_bytes ?? MAX_DECOMPRESSED_BYTES, text: { $buffer: 0 } }, {
-        buffers: [bytes],
-        onProgress: (f) => setBusy(["kvt.analysing_pct", { name, pct: fmt.pct(f, 0) }], f),
+      const reply = await callTrace({ ...requestFrom(values, ctx), text }, {
+        ...opts, onProgress: (f, detail) => onProgress(name, f, detail),
       });
       inPython = false;
       tim.callMs = performance.now() - tCall;
       tim.pythonMs = reply.ms;
+      tim.status = lastStatus;
       if (cancelled) return;
       if (reply.status !== "ok") {
         showError(describeError(reply.error), name);
@@ -338,14 +328,14 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
         return;
       }
       lastResult = reply.result;
-      lastResult.sourceName = name;
+      lastName = name;
       setBusy(["kvt.drawing"]);
       const tDraw = performance.now();
       render(lastResult);
       tim.drawMs = performance.now() - tDraw;
       tim.totalMs = performance.now() - t0;
       timings = tim;
-      setIdle(["kvt.done", { name, total: fmtNum(tim.totalMs / 1000, 2), python: fmtNum((tim.pythonMs || 0) / 1000, 2) }], "done");
+      setIdle(["kvt.done", { name, total: fmt.fixed(tim.totalMs / 1000, 2), python: fmt.fixed((tim.pythonMs || 0) / 1000, 2) }], "done");
       root.dispatchEvent(new CustomEvent("kvcalc-trace:drawn", { detail: { timings: tim } }));
       if (onResult) onResult(lastResult);
     } catch (err) {
@@ -361,8 +351,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     }
   }
 
-  // kvcalc.api.trace(request) when the worker lists it, else kvcalc.api.call("trace", request)
-  // (which answers {ok, result | error} inside the reply): one reply shape either way.
+  // kvcalc.api.trace(request) when the worker lists it, else kvcalc.api.call("trace", request).
   async function callTrace(req, opts) {
     const ready = await client.ready();
     if (!ready.ok) return { status: "error", error: ready.error };
@@ -376,17 +365,13 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   function describeError(error) {
     if (!error) return t("err.unknown");
-    // InputError names the field (for a bad line: "line N: ...") and the bad value. A code the
-    // catalogues know is rendered from them; the trace readers' own problems ("malformed JSON",
-    // code "invalid") keep Python's English message, which says more.
-    let text = error.code && error.code !== "invalid" ? renderMessage(error, { withField: true })
-      : (error.message || `${error.field}: ${error.problem}`);
+    let text = renderMessage(error, { withField: true });
     if (error.field && /^line \d+$/.test(error.field)) {
-      if (format.value !== "auto") {
-        text += "\n" + t("kvt.try_auto", { format: format.value });
-      } else if (!skipBad.checked) {
-        text += "\n" + t("kvt.tick_skip");
-      }
+      if (values.format !== "auto") text += "\n" + t("kvt.try_auto", { format: values.format });
+      else if (!values.skip_bad_lines) text += "\n" + t("kvt.tick_skip");
+    }
+    if (!values.keep_partial && error.code && /^trace_(bad_|truncated_gzip|corrupt_gzip|max_|read_error|trailing)/.test(error.code)) {
+      text += "\n" + t("kvt.tick_keep_partial");
     }
     return text;
   }
@@ -395,7 +380,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     if (!running) return;
     cancelled = true;
     pending = false;
-    if (!inPython) {                 // still reading the file: nothing runs in the worker
+    if (!inPython) {                 // still fetching a sample: nothing runs in the worker
       setIdle(["kvt.cancelled"], "cancelled");
       return;
     }
@@ -419,14 +404,12 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
           el("label", {}, logAxis, t("kvt.log_scale")),
           gibHint),
         curveDiv,
-        el("p", { class: "kvt-note", data: { result: "trace.counting_rule" }, text: t("kvt.counting_rule", { rule: res.counting_rule }) }),
+        el("p", { class: "kvt-note", data: { result: "trace.counting_rule" },
+                  text: t("kvt.counting_rule", { rule: res.counting_rule_detail ? renderMessage(res.counting_rule_detail) : fmt.DASH }) }),
         modelNote(res)),
-      el("div", { class: "kvt-grid" }, detectionCard(res.detection), statsCard(res.stats, res.fit)),
-      el("div", { class: "kvt-card" },
-        el("h3", { text: t("kvt.reuse_gaps") }),
-        gapDiv,
-        el("p", { class: "kvt-note" },
-          t("kvt.reuse_note", { zero: fmtInt(res.stats.reuse_gap_s.n_zero), n: fmtInt(res.stats.reuse_gap_s.n) }))),
+      el("div", { class: "kvt-grid" }, samplingCard(res), fleetCard(res)),
+      el("div", { class: "kvt-grid" }, detectionCard(res, lastName), statsCard(res)),
+      res.stats.reuse_gap_s ? el("div", { class: "kvt-card" }, el("h3", { text: t("kvt.reuse_gaps") }), gapDiv, gapsNote(res)) : null,
     );
     results.hidden = false;
     const hasGib = Array.isArray(res.curve.capacity_gib);
@@ -437,175 +420,27 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     drawGaps();
   }
 
-  function headline(res) {
-    const op = res.operating_point;
-    return el("div", { class: "kvt-card kvt-headline" },
-      el("div", {},
-        el("div", { class: "kvt-note", text: t("kvt.ideal_token") }),
-        el("div", { class: "kvt-big" }, resultCell("ideal_token_hit_rate", res.ideal_token_hit_rate, fmtPct(res.ideal_token_hit_rate)))),
-      el("div", {},
-        el("div", { class: "kvt-note", text: t("kvt.ideal_block") }),
-        el("div", { class: "kvt-big" }, resultCell("ideal_block_hit_rate", res.ideal_block_hit_rate, fmtPct(res.ideal_block_hit_rate)))),
-      el("div", {},
-        el("div", { class: "kvt-note", text: t("kvt.saturation") }),
-        el("div", { class: "kvt-big" },
-          resultCell("curve.saturation_capacity_blocks", res.curve.saturation_capacity_blocks,
-                     fmt.withUnit(res.curve.saturation_capacity_blocks, "unit.blocks", fmtInt))),
-        el("div", { class: "kvt-note" }, resultCell("curve.saturation_capacity_tokens", res.curve.saturation_capacity_tokens,
-          fmt.withUnit(res.curve.saturation_capacity_tokens, "unit.tokens", fmtInt)),
-          res.curve.saturation_capacity_gib !== undefined ? ` = ${fmt.gib(res.curve.saturation_capacity_gib)}` : "")),
-      op ? el("div", {},
-        el("div", { class: "kvt-note" }, op.capacity_gib !== null
-          ? t("kvt.at_calc_gib", { tokens: fmt.withUnit(op.capacity_tokens, "unit.tokens", fmtInt), gib: fmt.gib(op.capacity_gib) })
-          : t("kvt.at_calc", { tokens: fmt.withUnit(op.capacity_tokens, "unit.tokens", fmtInt) })),
-        el("div", { class: "kvt-big" }, resultCell("operating_point.token_hit_rate", op.token_hit_rate, fmtPct(op.token_hit_rate))),
-        el("div", { class: "kvt-note" }, t("kvt.block_prefix"),
-          resultCell("operating_point.block_hit_rate", op.block_hit_rate, fmtPct(op.block_hit_rate)),
-          op.model_token_hit_rate !== undefined ? [t("kvt.model_sep"),
-            resultCell("operating_point.model_token_hit_rate", op.model_token_hit_rate, fmtPct(op.model_token_hit_rate))] : ""))
-        : null);
-  }
-
-  function modelNote(res) {
-    const m = res.model_curve;
-    if (!m) return null;
-    if (!m.available) return el("p", { class: "kvt-note", text: m.message });
-    return el("p", { class: "kvt-note" }, t("kvt.model_note", { model: HIT_MODEL_KEYS.includes(m.model) ? t(`hitmodel.${m.model}`) : m.model }));
-  }
-
-  function detectionCard(d) {
-    const reasons = Object.entries(d.bad_lines_by_reason || {});
-    return el("div", { class: "kvt-card", data: { role: "detection" } },
-      el("h3", { text: t("kvt.detected") }),
-      el("dl", {},
-        row("kvt.row.file", resultCell("source", null, lastResult.sourceName)),
-        row("kvt.row.format", resultCell("detection.format", d.format, d.format), ` (${d.format_source})`),
-        row("kvt.row.block_size", resultCell("detection.block_size_tokens", d.block_size_tokens,
-          fmt.withUnit(d.block_size_tokens, "unit.tokens", fmtInt)), ` (${d.block_size_source})`),
-        row("kvt.row.chained", resultCell("detection.ids_prefix_chained", d.ids_prefix_chained,
-          t(d.ids_prefix_chained ? "kvt.yes" : "kvt.no")), d.chaining ? ` (${d.chaining})` : ""),
-        row("kvt.row.requests", resultCell("detection.n_requests", d.n_requests, fmtInt(d.n_requests)),
-          d.truncated ? t("kvt.truncated") : ""),
-        row("kvt.row.blocks", t("kvt.blocks_distinct", { total: fmtInt(d.n_blocks_total), unique: fmtInt(d.n_blocks_unique) })),
-        row("kvt.row.read", fmtBytes(d.bytes_read)),
-        row("kvt.row.skipped", resultCell("detection.bad_lines_skipped", d.bad_lines_skipped, fmtInt(d.bad_lines_skipped)),
-          reasons.length ? el("ul", {}, ...reasons.map(([reason, n]) =>
-            el("li", {}, `${reason.replace(/_/g, " ")}: ${fmtInt(n)}`,
-              d.bad_lines_first && d.bad_lines_first[reason] ? t("kvt.first", { line: d.bad_lines_first[reason] }) : ""))) : ""),
-      ));
-  }
-
-  function quantiles(q, withTokens, digits = 0) {
-    return t(withTokens ? "kvt.quantiles_tokens" : "kvt.quantiles", { mean: fmtNum(q.mean, digits), p50: fmtNum(q.p50, digits),
-             p90: fmtNum(q.p90, digits), p99: fmtNum(q.p99, digits), max: fmtNum(q.max, digits) });
-  }
-
-  function statsCard(s, fit) {
-    const ses = s.sessions || {};
-    return el("div", { class: "kvt-card", data: { role: "stats" } },
-      el("h3", { text: t("kvt.statistics") }),
-      el("dl", {},
-        row("kvt.row.duration", t("unit.s", { x: fmtNum(s.duration_s, 0) })),
-        row("kvt.row.arrival_rate", resultCell("stats.arrival_rate_per_s", s.arrival_rate_per_s,
-          t("kvt.requests_per_s", { x: fmtNum(s.arrival_rate_per_s, 3) }))),
-        row("kvt.row.sessions", t("kvt.sessions_value", { n: fmtInt(ses.n_sessions), rate: fmtNum(ses.conversation_rate_per_s, 3) })),
-        row("kvt.row.requests_per_session", ses.requests_per_session ? quantiles(ses.requests_per_session, false, 2) : "–"),
-        row("kvt.row.input_length", quantiles(s.input_tokens, true)),
-        row("kvt.row.output_length", quantiles(s.output_tokens, true)),
-        row("kvt.row.shared_prefix", resultCell("stats.shared_prefix_token_share", s.shared_prefix_token_share,
-          fmtPct(s.shared_prefix_token_share)), t("kvt.of_prompt")),
-        row("kvt.row.system_prompt", fmt.withUnit(s.system_prompt_tokens, "unit.tokens", fmtInt)),
-        row("kvt.row.session_rule", ses.source || "–"),
-      ),
-      fit && fit.notes && fit.notes.length ? el("details", {},
-        el("summary", { text: t("kvt.fit") }),
-        el("ul", {}, ...fit.notes.map((n) => el("li", { text: n })))) : null);
-  }
-
-  function themeColors() {
-    const fg = getComputedStyle(root).color || "#222";
-    return { fg, grid: `color-mix(in srgb, ${fg} 15%, transparent)` };
-  }
-
-  function baseLayout(xTitle, yTitle, logX) {
-    const { fg } = themeColors();
-    // Plotly does not understand color-mix(): grid colour as the text colour at low opacity.
-    const grid = fg.replace(/^rgb\(([^)]+)\)$/, "rgba($1, 0.15)");
-    return {
-      uirevision: "trace",
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-      font: { color: fg, size: 12 },
-      margin: { l: 60, r: 20, t: 10, b: 50 },
-      legend: { orientation: "h", y: -0.2 },
-      xaxis: { title: { text: xTitle }, type: logX ? "log" : "linear", gridcolor: grid, zerolinecolor: grid },
-      yaxis: { title: { text: yTitle }, gridcolor: grid, zerolinecolor: grid, rangemode: "tozero" },
-    };
-  }
-
   function drawCurve() {
-    const res = lastResult;
-    if (!res || !Plotly) return;
-    const axisName = AXES[axisSelect.value] ? axisSelect.value : "blocks";
-    const axis = AXES[axisName];
-    const c = res.curve;
-    const xs = c[axis.key];
-    if (!xs) return;
-    const logX = logAxis.checked;
-    const keep = xs.map((x, i) => i).filter((i) => !logX || xs[i] > 0);
-    const pick = (arr) => keep.map((i) => arr[i]);
-    const x = pick(xs);
-    const traces = [
-      { name: t("kvt.tr.exact_token"), x, y: pick(c.token_hit_rate), mode: "lines",
-        line: { shape: "hv", color: COLORS.token, width: 2.5 } },
-      { name: t("kvt.tr.exact_block"), x, y: pick(c.block_hit_rate), mode: "lines",
-        line: { shape: "hv", color: COLORS.block, width: 1.5, dash: "dash" } },
-    ];
-    if (res.model_curve && res.model_curve.available) {
-      traces.push({ name: t("kvt.tr.model"), x, y: pick(res.model_curve.token_hit_rate),
-                    mode: "lines", line: { color: COLORS.model, width: 2, dash: "dot" } });
-    }
-    if (x.length) {
-      traces.push({ name: t("kvt.tr.ceiling"), x: [x[0], x[x.length - 1]],
-                    y: [res.ideal_token_hit_rate, res.ideal_token_hit_rate], mode: "lines",
-                    line: { color: COLORS.ceiling, width: 1.5, dash: "longdash" }, hoverinfo: "y" });
-    }
-    const op = res.operating_point;
-    const opX = op ? { blocks: op.capacity_blocks, tokens: op.capacity_tokens, gib: op.capacity_gib }[axisSelect.value] : null;
-    if (op && opX !== null && opX !== undefined && (!logX || opX > 0)) {
-      traces.push({ name: t("kvt.tr.op"), x: [opX], y: [op.token_hit_rate],
-                    mode: "markers", marker: { color: COLORS.op, size: 11, symbol: "diamond" } });
-    }
-    const layout = baseLayout(t(`kvt.axis.${axisName}`), t("kvt.axis_hit_rate"), logX);
-    layout.yaxis.tickformat = ".0%";
-    layout.yaxis.range = [0, Math.min(1, Math.max(res.ideal_token_hit_rate, res.ideal_block_hit_rate) * 1.15 || 1)];
-    layout.xaxis.autorange = true;
-    Plotly.react(curveDiv, traces, layout, { displaylogo: false, responsive: true });
+    if (!lastResult || !Plotly) return;
+    const fig = traceCurveFigure(lastResult, { theme: theme(), axis: axisSelect.value, logX: logAxis.checked });
+    Plotly.react(curveDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 
   function drawGaps() {
-    const res = lastResult;
-    if (!res || !Plotly) return;
-    const traces = [];
-    for (const [key, name, color] of [["reuse_gap_s", t("kvt.tr.reuse_gap"), COLORS.gap],
-                                      ["turn_gap_s", t("kvt.tr.turn_gap"), COLORS.turn]]) {
-      const h = res.stats[key];
-      if (!h || !h.bin_edges || !h.counts || !h.counts.length) continue;
-      // A step over the bin edges: no arithmetic on the numbers, exact bin boundaries.
-      traces.push({ name, x: h.bin_edges, y: [...h.counts, h.counts[h.counts.length - 1]], mode: "lines",
-                    line: { shape: "hv", color, width: 2 }, fill: key === "reuse_gap_s" ? "tozeroy" : "none" });
-    }
-    const layout = baseLayout(t("kvt.axis_gap"), t("kvt.axis_count"), true);
-    Plotly.react(gapDiv, traces, layout, { displaylogo: false, responsive: true });
+    if (!lastResult || !Plotly || !lastResult.stats.reuse_gap_s) return;
+    const fig = traceGapsFigure(lastResult, { theme: theme() });
+    Plotly.react(gapDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 
-  // Redraw (cheap) when the page's theme changes; colours follow the inherited text colour.
+  // Redraw (cheap) when the page's theme changes.
   const redraw = () => { drawCurve(); drawGaps(); };
   const mq = globalThis.matchMedia ? matchMedia("(prefers-color-scheme: dark)") : null;
   if (mq) mq.addEventListener("change", redraw);
   const themeObserver = new MutationObserver(redraw);
-  themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ["class", "data-theme", "style"] });
+  themeObserver.observe(document.documentElement, { attributes: true, attributeFilter: ["class", "data-theme"] });
 
   function refresh() {
+    updateHints();
     if (!source || !lastResult) return;
     if (contextKey(memoryContext()) !== lastContextKey) analyse();
   }
@@ -617,10 +452,17 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     root.replaceChildren();
   }
 
-  // After a language switch (the catalogue already in force): the fixed texts are marked and
-  // re-translated; the results are drawn again from the last result, without re-analysing.
+  // After a language switch: marked texts re-translated; results drawn again without re-analysing.
   function relabel() {
     translate(root);
+    renderUrlNotice();
+    showStatus();
+    for (const opt of OPTIONS) {                       // rate options are numbers, not keys
+      if (opt.kind !== "sampling") continue;
+      for (const o of controls.get(opt.name).options) {
+        if (!SAMPLING_LABELS[o.value]) o.textContent = t("kvt.sampling.rate", { pct: fmt.pct(Number(o.value), Number(o.value) < 0.01 ? 2 : 0) });
+      }
+    }
     if (lastResult && !results.hidden) render(lastResult);
   }
 
@@ -634,5 +476,8 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     get result() { return lastResult; },
     get timings() { return timings; },
     get running() { return running; },
+    get options() { return { ...values }; },
   };
 }
+
+export { FORMATS, ROUTINGS };

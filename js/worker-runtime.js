@@ -374,6 +374,7 @@ export function createWorkerRuntime(post, config = {}) {
     let fn;
     let args;
     let buffers;                // call only: ArrayBuffers -> bytes where args say {"$buffer": i}
+    let files;                  // call only: Files read by slices where args say {"$file": i}
     if (type === MSG.COMPUTE || type === MSG.SIMULATE) {
       fn = type;
       args = [msg.request];
@@ -391,10 +392,35 @@ export function createWorkerRuntime(post, config = {}) {
         }
         buffers = msg.buffers.map((b) => new Uint8Array(b));
       }
+      if (msg.files !== undefined) {
+        // Files (Blob handles, not their bytes) read by slices when Python asks: memory holds
+        // one chunk, not the file (FileReaderSync: synchronous, workers only).
+        if (!Array.isArray(msg.files) || !msg.files.every((f) => f instanceof Blob)
+            || typeof FileReaderSync === "undefined") {
+          post(errorReply(id, "protocol", "call: files must be an array of Files (in a worker)"));
+          return;
+        }
+        files = msg.files.map((f) => ({
+          size: f.size, name: f.name || "file",
+          read: (offset, n) => new FileReaderSync().readAsArrayBuffer(f.slice(offset, offset + n)),
+        }));
+      }
     }
     let last = -1;
-    const onProgress = (fraction) => {
+    let lastDetailAt = 0;
+    // detail: a JSON string of a reading status (bytes read, requests/s), at most 4 posts a second
+    // (JSON.parse of a small string per chunk: negligible next to parsing the chunk)
+    const onProgress = (fraction, detail) => {
       const f = Number(fraction);
+      if (typeof detail === "string") {      // the last one (fraction 1) always goes out
+        const now = env.now();
+        let d = null;
+        try { d = JSON.parse(detail); } catch { return; }
+        if (now - lastDetailAt < 250 && !(d && d.fraction >= 1)) return;
+        lastDetailAt = now;
+        post({ type: MSG.PROGRESS, id, fraction: f, detail: d });
+        return;
+      }
       if (f >= 1 || f - last >= PROGRESS_MIN_STEP) {
         last = f;
         post({ type: MSG.PROGRESS, id, fraction: f });
@@ -404,8 +430,9 @@ export function createWorkerRuntime(post, config = {}) {
     let text;
     try {
       const argsJson = JSON.stringify(args);
-      text = buffers ? bridgeCall(fn, argsJson, onProgress, buffers)
-                     : bridgeCall(fn, argsJson, onProgress);
+      text = files ? bridgeCall(fn, argsJson, onProgress, buffers ?? null, files)
+        : buffers ? bridgeCall(fn, argsJson, onProgress, buffers)
+        : bridgeCall(fn, argsJson, onProgress);
     } catch (err) {
       // The bridge catches Python exceptions; reaching here means Pyodide itself failed
       // (or the arguments could not be serialised).

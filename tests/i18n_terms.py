@@ -6,8 +6,11 @@ TERMS = {
     # units and notation
     "token", "tokens", "Token", "GiB", "GB", "MB", "kB", "B", "s", "ms", "TFLOPS", "MFU",
     # terms kept in English in Chinese engineering writing
-    "KV", "GPU", "GPUs", "TP", "TTFT", "prefill", "decode", "LRU", "FIFO", "TTL", "LFU", "MLA", "MoE",
+    "KV", "GPU", "GPUs", "CPU", "SHARDS", "sqrt", "ln", "sigma", "CV", "mod", "K", "TP", "TTFT", "prefill", "decode", "LRU", "FIFO", "TTL", "LFU", "MLA", "MoE",
     "MXFP4", "FP8", "CUDA", "Che", "refined", "seed", "auto", "fp4", "fp8", "fp16", "bf16", "int8",
+    # trace fields and formulas (names stay as written in the file)
+    "UTF-8", "block_size", "block_size_tokens", "ceil", "chat_id", "gap_mean_s", "input_length", "len", "max_bytes",
+    "max_lines", "parent_chat_id", "service_time_s", "session_id", "user_tokens_per_turn",
     # product and file names, flags
     "kvcalc", "vLLM", "SGLang", "Python", "Pyodide", "numpy", "Web", "Worker", "Hugging", "Face",
     "config", "json", "JSON", "block", "size", "gpu", "memory", "utilization", "tensor_parallel",

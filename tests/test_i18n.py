@@ -36,7 +36,7 @@ NAMESPACES = ("ui", "lang", "stage", "status", "notice", "state", "res", "occ", 
 KEY_LITERAL = re.compile(r"""["'`]((?:%s)\.[A-Za-z0-9_.\-]+)["'`]""" % "|".join(NAMESPACES))
 #: zh-CN may equal en here: names, units, notation
 SAME_IN_BOTH = {"lang.en", "lang.zh-CN", "param.cache.ttl_s.label", "param.gpu.label", "param.model.hf_config.label",
-                "stage.core", "stage.numpy", "ui.label_unit", "ui.unit_brackets", "unit.gib", "kvt.axis_unit.gib",
+                "stage.core", "stage.numpy", "ui.label_unit", "ui.unit_brackets", "unit.gib", "kvt.axis_unit.gib", "unit.mib", "unit.kib", "kvt.equals",
                 "kvt.fmt.mooncake"}
 
 
@@ -94,11 +94,11 @@ def family_keys(messages: dict) -> tuple[set[str], set[str]]:
     required |= {f"occ.{s}" for s in re.search(r"const parts = \[([^\]]*)\]", (ROOT / "js/ui.js").read_text())
                  .group(1).replace('"', "").replace(" ", "").split(",")}
     required |= {f"hitmodel.{m}" for m in HIT_MODELS}
-    trace = (ROOT / "js/trace-tab.js").read_text()
+    trace = "\n".join(f.read_text() for f in sorted((ROOT / "js").glob("trace-*.js")))
     samples = re.findall(r'\{ id: "(\w+)", file:', trace)
     axes = re.findall(r'^  (\w+): \{ key: "capacit', trace, flags=re.M)
     formats = re.search(r"const FORMATS = \[([^\]]*)\]", trace).group(1).replace('"', "").replace(" ", "").split(",")
-    assert samples and axes and formats, "js/trace-tab.js: SAMPLES, AXES or FORMATS not found"
+    assert samples and axes and formats, "js/trace-*.js: SAMPLES, AXES or FORMATS not found"
     required |= {f"kvt.sample.{s}{h}" for s in samples for h in ("", "_hint")}
     required |= {f"kvt.axis.{a}" for a in axes} | {f"kvt.axis_unit.{a}" for a in axes}
     required |= {f"kvt.fmt.{f}" for f in formats}

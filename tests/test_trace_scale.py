@@ -477,3 +477,79 @@ def test_cli_fleet_and_tiers(capsys):
     assert "fleet: 10 instances, routing random" in out and "tier gpu: 1953 blocks" in out
     assert trace_main([str(CONV), "--tier", "gpu"]) == 2
     assert "--tier" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the page's File, read by slices
+
+
+class _FakeFile:
+    """A browser File as the worker hands it to Python: size, name, read(offset, n); reads logged."""
+
+    def __init__(self, data: bytes, name: str = "t.jsonl"):
+        self.data, self.size, self.name, self.reads = data, len(data), name, []
+
+    def read(self, offset, n):
+        self.reads.append((offset, n))
+        return self.data[offset:offset + n]
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("sampling", ["exact", 0.1])
+def test_blob_source_equals_bytes_and_reads_bounded_slices(gz, sampling):
+    from kvcalc.trace.reader import CHUNK_BYTES, BlobSource
+    data = CONV.read_bytes()
+    data = gzip.compress(data) if gz else data
+    f = _FakeFile(data)
+    got = trace_analyze({"text": BlobSource(f.read, f.size, f.name), "sampling": sampling})
+    ref = trace_analyze({"text": data, "sampling": sampling})
+    assert got["curve"]["token_hit_rate"] == ref["curve"]["token_hit_rate"]
+    assert got["detection"]["n_requests"] == ref["detection"]["n_requests"] == 12031
+    # never more than one chunk asked for at a time (memory bounded by the chunk, not the file)
+    assert f.reads and max(n for _, n in f.reads) <= CHUNK_BYTES
+    if not gz and sampling == "exact":  # the fast path read the file, not the general loader
+        assert "fast" in got["detection"]["loader"]
+
+
+def test_bridge_files_become_blob_sources_with_status():
+    """js/kvcalc_bridge.py: {"$file": i} -> a BlobSource; status dicts -> progress(fraction, json)."""
+    spec = importlib.util.spec_from_file_location("kvcalc_bridge_files", REPO / "js" / "kvcalc_bridge.py")
+    bridge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bridge)
+    data = CONV.read_bytes()
+    seen = []
+    out = json.loads(bridge.call("trace", json.dumps([{"text": {"$file": 0}}]),
+                                 lambda f, d=None: seen.append((f, d)), None, [_FakeFile(data)]))
+    assert out["ok"], out
+    assert out["result"]["detection"]["n_requests"] == 12031
+    details = [json.loads(d) for _, d in seen if d is not None]
+    assert details and details[-1]["bytes_read"] == len(data) and details[-1]["bytes_total"] == len(data)
+    assert details[-1]["requests"] > 0 and details[-1]["requests_per_s"] > 0
+    bad = json.loads(bridge.call("trace", json.dumps([{"text": {"$file": 2}}]), None, None, [_FakeFile(data)]))
+    assert bad["ok"] is False and bad["error"]["field"] == "files"
+
+
+def test_auto_threshold_and_message_twins():
+    """auto samples above sampling_auto_above_mib (the page sends 64); the reasons and the
+    detection come as message twins the page renders from msg.<code> (kvcalc/trace/messages.py)."""
+    from kvcalc.trace.messages import TRACE_CODES
+    small = trace_analyze({"path": str(CONV), "sampling_auto_above_mib": 1})      # 3.0 MB > 1 MiB
+    assert small["sampling"]["mode"] == "sampled"
+    assert small["sampling"]["why_detail"]["code"] == "trace_sampling_auto_sampled"
+    assert small["sampling"]["why_detail"]["params"]["above_mib"] == 1
+    exact = trace_analyze({"path": str(CONV)})                                      # default 256 MiB
+    assert exact["sampling"]["mode"] == "exact"
+    assert exact["sampling"]["why_detail"]["code"] == "trace_sampling_auto_exact"
+    d = exact["detection"]
+    assert (d["format_source_detail"]["code"], d["block_size_source_detail"]["code"], d["chaining_detail"]["code"]) \
+        == ("trace_format_detected", "trace_bs_format_default", "trace_chain_verified")
+    assert exact["counting_rule_detail"] == {"code": "trace_counting_full", "params": {"warmup_fraction": 0.0},
+                                             "message": exact["counting_rule"]}
+    assert [n["message"] for n in exact["fit"]["note_details"]] == exact["fit"]["notes"]
+    assert all(n["code"] in TRACE_CODES for n in exact["fit"]["note_details"])
+    with pytest.raises(InputError) as e:
+        trace_analyze({"path": str(CONV), "sampling_auto_above_mib": 0})
+    assert e.value.field == "sampling_auto_above_mib"
+    # a bad line: its code names the reason, its params the line
+    with pytest.raises(InputError) as e:
+        trace_analyze({"text": GOOD + "\n{bad\n"})
+    assert e.value.code == "trace_bad_malformed_json" and e.value.params["line"] == 6

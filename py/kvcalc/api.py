@@ -101,17 +101,22 @@ def simulate(request: dict, progress=None) -> dict:
     return finite_json(_guarded(simulate_result, req, progress))
 
 
-def trace(request: dict, progress=None) -> dict:
-    """Exact hit-rate curve and statistics of a request trace (kvcalc.trace.api)."""
+def trace(request: dict, progress=None, status=None) -> dict:
+    """Exact hit-rate curve and statistics of a request trace (kvcalc.trace.api).
+
+    ``status(dict)``: called after each chunk read (bytes read, requests, requests per second).
+    """
     from .trace.api import SAMPLES, trace_analyze
     from .trace.loaders import CHAIN_MODES, FORMATS
+    from .trace.reader import BlobSource
     if not isinstance(request, dict):
         raise InputError("request", request, "a JSON object", "not an object")
-    check_shape(request, max_string_chars=None)  # depth and size; the loaders bound the text itself
+    # depth and size; the loaders bound the text itself (a file read by slices is not JSON)
+    check_shape({k: v for k, v in request.items() if not isinstance(v, BlobSource)}, max_string_chars=None)
     for key, choices in (("sample", SAMPLES), ("format", FORMATS), ("chain", CHAIN_MODES)):
         if request.get(key) is not None and not isinstance(request[key], str):  # the loaders check the names
             raise InputError(key, request[key], "one of " + ", ".join(map(str, choices)), "not a string")
-    return finite_json(_guarded(trace_analyze, request, progress=progress))
+    return finite_json(_guarded(trace_analyze, request, progress=progress, status=status))
 
 
 def _guarded(fn, *args, **kwargs):

@@ -126,6 +126,13 @@ def _rows() -> list[Limit]:
         L("mbu", "fraction", 0.0, 1.0, lo_open=True, default=0.6),
         L("sizing.cpu_tier_gib", "GiB", 0.0, 1e7, default=256.0),
         L("sizing.tensor_parallel_sizes[]", "GPUs", 1, 1024, integer=True, scale="log"),
+        # ---------------------------------------------------------------- trace mode (kvcalc.trace.api; the trace tab)
+        L("trace.sampling", "fraction", 0.0, 1.0, lo_open=True, scale="log"),
+        L("trace.warmup_fraction", "fraction", 0.0, 1.0, hi_open=True, default=0.0),
+        L("trace.block_size_tokens", "tokens", 1, 1 << 20, integer=True, scale="log"),
+        L("trace.cluster.instances", "instances", 1, 4096, integer=True, scale="log", default=1),
+        L("trace.tiers[].capacity_gib", "GiB", 0.0, 1e7, scale="log"),
+        L("trace.sampling_auto_above_mib", "MiB", 1, 1 << 20, integer=True, scale="log", default=256),
         # ---------------------------------------------------------------- simulation
         L("seed", "", 0, 2**32 - 1, integer=True, default=1),
         L("simulation.n_conversations", "conversations", 100, SIMULATION_MAX_CONVERSATIONS, integer=True,

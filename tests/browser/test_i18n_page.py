@@ -123,10 +123,13 @@ def all_tabs_text(pg) -> list[dict]:
         wait_js(pg, SETTLED + f" && document.querySelector('#chart-{tab}').dataset.rendered", timeout=TIMEOUT_MS)
         wait_js(pg, f"document.querySelector('#chart-{tab} .main-svg')", timeout=TIMEOUT_MS)
         items += pg.evaluate(VISIBLE_TEXT_JS)
-    # the trace tab before a trace is analysed (the results of an analysis carry the trace
-    # module's own English notes: counting rule, detection sources, fit notes)
+    # the trace tab with the synthetic sample analysed: its texts and Python's (counting rule,
+    # detection sources, sampling, fit notes) come from the catalogues as message codes
     pg.click('[role="tab"][data-tab="trace"]')
     wait_js(pg, "document.querySelector('#trace-root .kvt')", timeout=TIMEOUT_MS)
+    pg.click("#trace-root button[data-sample=synthetic]")
+    wait_js(pg, "['done', 'error'].includes(document.getElementById('trace-root').dataset.state)", timeout=TIMEOUT_MS)
+    pg.click("#trace-root details summary")                      # the fit notes, opened
     items += pg.evaluate(VISIBLE_TEXT_JS)
     pg.click('[role="tab"][data-tab="curve"]')
     return items

@@ -78,7 +78,8 @@ def test_conversation_sample_matches_cpython(page, server):
             assert text == f"{100 * expected:.1f} %"
     assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == 12031
     assert value(page, "detection.block_size_tokens")[0] == 512
-    assert page.locator('[data-result="trace.detection.format"]').inner_text() == "mooncake"
+    fmt_cell = page.locator('[data-result="trace.detection.format"]')
+    assert fmt_cell.inner_text() == "Mooncake" and fmt_cell.get_attribute("data-value") == "mooncake"
 
     # the chart: exact token and block curves, model, ceiling, operating point
     fig = "document.querySelector('[data-figure=trace-curve]')"
@@ -195,6 +196,123 @@ def test_cancel_restarts_the_worker_and_it_works_again(page, server):
     assert wait_done(page) == "done"
     assert value(page, "detection.n_requests")[0] == 3993
     no_request_left_localhost(page)
+
+
+@pytest.mark.browser
+def test_streamed_upload_reports_reading_status_and_matches_cpython(page, server):
+    """An upload is handed to the worker as a File and read by slices: the reading status says
+    the bytes read and the requests per second; the result equals CPython's on the same bytes."""
+    open_tab(page, server, "?memory=none")
+    data = CONVERSATION.read_bytes()
+    page.evaluate("""() => { window.__statusTexts = [];
+        new MutationObserver(() => __statusTexts.push(document.querySelector('.kvt-status-text').textContent))
+          .observe(document.querySelector('.kvt-status-text'), {childList: true, characterData: true, subtree: true}); }""")
+    page.set_input_files("input[type=file]", files=[{"name": "conversation.jsonl", "mimeType": "text/plain",
+                                                      "buffer": data}])
+    assert wait_done(page) == "done", page.inner_text("#trace-root")
+    status = page.evaluate("__trace.tab.timings.status")
+    assert status["bytes_read"] == status["bytes_total"] == len(data)
+    assert status["requests"] > 0 and status["requests_per_s"] > 0
+    texts = page.evaluate("__statusTexts")
+    assert any("requests/s" in x and "MiB" in x for x in texts), texts
+    ref = trace_analyze({"text": data})
+    assert value(page, "ideal_token_hit_rate")[0] == pytest.approx(ref["ideal_token_hit_rate"], rel=1e-12)
+    assert value(page, "detection.n_requests")[0] == 12031
+    assert value(page, "sampling.rate")[0] == 1.0
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
+def test_scale_options_from_the_url_to_the_request_and_back(page, server):
+    """?trace.sampling=0.1&trace.instances=4&trace.routing=round_robin fills the controls; a fleet
+    with sampling is refused by name; exact sampling gives CPython's fleet; the URL follows."""
+    open_tab(page, server, "?memory=none&trace.sampling=0.1&trace.instances=4&trace.routing=round_robin&trace.bogus=1")
+    assert page.input_value("select[name=sampling]") == "0.1"
+    assert page.input_value("input[name=instances]") == "4"
+    assert page.input_value("select[name=routing]") == "round_robin"
+    assert "trace.bogus" in page.inner_text("[data-role=trace-url-notice]")
+    page.click("button[data-sample=synthetic]")
+    assert wait_done(page) == "error"
+    assert "exact" in page.inner_text("[data-role=trace-error]")            # msg.trace_fleet_needs_exact
+    page.select_option("select[name=sampling]", "exact")
+    page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
+    assert "trace.sampling=exact" in page.evaluate("location.search")
+    assert "trace.instances=4" in page.evaluate("location.search")
+    ref = trace_analyze({"sample": "synthetic", "sampling": "exact",
+                         "cluster": {"instances": 4, "routing": "round_robin"}, "model_curve": True})
+    assert value(page, "fleet.instances_used")[0] == ref["fleet"]["instances_used"] == 4
+    assert value(page, "fleet.busiest_instance_request_share")[0] == pytest.approx(
+        ref["fleet"]["busiest_instance_request_share"])
+    fig = "document.querySelector('[data-figure=trace-curve]')"
+    fleet_y = page.evaluate(f"{fig}.data.find(t => t.name.startsWith('4 instances')).y")
+    xs = ref["fleet"]["capacities_blocks_per_instance"]
+    assert fleet_y == pytest.approx([y for x, y in zip(xs, ref["fleet"]["token_hit_rate"]) if x > 0], rel=1e-12)
+    # a bad value typed in a box is refused at the box, not sent
+    page.fill("input[name=instances]", "0")
+    page.dispatch_event("input[name=instances]", "change")
+    assert page.get_attribute("input[name=instances]", "aria-invalid") == "true"
+    assert "trace.instances=4" in page.evaluate("location.search")
+    # a sampled run: the sampling card states the rate and the error bound
+    page.fill("input[name=instances]", "1")
+    page.dispatch_event("input[name=instances]", "change")
+    page.select_option("select[name=sampling]", "0.1")
+    ref = trace_analyze({"sample": "synthetic", "sampling": 0.1, "model_curve": True})
+    page.wait_for_function(f"{STATE} === 'done' && document.querySelector('[data-result=\"trace.sampling.rate\"]')"
+                           f".dataset.value === '{ref['sampling']['rate']!r}'", timeout=TIMEOUT_MS)
+    assert value(page, "sampling.error_bound_pp")[0] == pytest.approx(ref["sampling"]["error_bound_pp"], rel=1e-9)
+    assert value(page, "ideal_token_hit_rate")[0] == pytest.approx(ref["ideal_token_hit_rate"], rel=1e-12)
+    assert "trace.instances" not in page.evaluate("location.search")         # back at the default
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
+def test_truncated_gzip_says_where_then_keeps_what_was_read(page, server):
+    open_tab(page, server, "?memory=none")
+    data = gzip.compress((ROOT / "data" / "traces" / "mooncake" / "synthetic_trace.jsonl").read_bytes())
+    cut = data[:len(data) // 2]
+    ref = trace_analyze({"text": cut, "keep_partial": True})
+    stopped = ref["detection"]["stopped"]
+    page.set_input_files("input[type=file]", files=[{"name": "cut.jsonl.gz", "mimeType": "application/gzip",
+                                                      "buffer": cut}])
+    assert wait_done(page) == "error"
+    msg = page.inner_text("[data-role=trace-error]")
+    assert f"after line {stopped['line']:,}" in msg and "keep what was read" in msg    # msg.trace_truncated_gzip
+    page.check("input[name=keep_partial]")
+    page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
+    assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == stopped["line"]
+    assert value(page, "detection.stopped.line")[0] == stopped["line"]
+    assert value(page, "ideal_token_hit_rate")[0] == pytest.approx(ref["ideal_token_hit_rate"], rel=1e-12)
+    assert "trace.keep_partial=true" in page.evaluate("location.search")
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
+def test_trace_tab_in_chinese(page, server):
+    """zh-CN: the tab's texts and Python's (detection, counting rule, sessions, sampling) in Chinese."""
+    open_tab(page, server, "?lang=zh-CN&memory=none")
+    page.click("button[data-sample=synthetic]")
+    assert wait_done(page) == "done", page.inner_text("#trace-root")
+    text = page.inner_text("#trace-root")
+    for zh in ("精确曲线", "计数规则", "按块 LRU", "自动识别", "该格式的默认值", "自动：精确", "统计"):
+        assert zh in text, zh
+    for en in ("verified", "detected", "format default", "sessions inferred", "Counting rule", "auto: exact"):
+        assert en not in text, en
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
+def test_main_page_keeps_trace_options_in_its_links(context, server):
+    """index.html: ?trace.<name>= is the trace tab's, not an unknown parameter; the page's own URL
+    rewrite keeps it; the tab's controls start from it."""
+    from browser_helpers import open_page, wait_js
+    pg = open_page(context, f"{server}index.html?tab=trace&trace.sampling=0.01&trace.routing=random&trace.instances=3")
+    assert pg.is_hidden("#url-notice")
+    wait_js(pg, "document.querySelector('#trace-root select[name=sampling]')", timeout=TIMEOUT_MS)
+    assert pg.input_value("#trace-root select[name=sampling]") == "0.01"
+    assert pg.input_value("#trace-root input[name=instances]") == "3"
+    search = pg.evaluate("location.search")
+    assert "trace.sampling=0.01" in search and "trace.routing=random" in search and "trace.instances=3" in search
+    pg.close()
 
 
 @pytest.mark.nobrowser

@@ -2,7 +2,8 @@
 
 Request keys (exactly one of ``text``, ``path``, ``sample``)::
 
-    text                 the trace content (str, or bytes as a browser file arrives; .gz ok)
+    text                 the trace content (str, bytes; .gz ok), or a reader.BlobSource (the
+                         page's File, read by slices in the worker: bounded memory)
     path                 a trace file (.jsonl or .jsonl.gz)
     sample               "conversation" | "synthetic" (the shipped Mooncake traces)
     format               auto (default) | mooncake | bailian | generic
@@ -27,6 +28,9 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     sampling_max_refs    fixed-size sampling: the rate is halved whenever more references
                          are kept (default 2,000,000 with auto; none with a given rate)
     sampling_seed        seed of the sampling hash (default 0)
+    sampling_auto_above_mib  with "auto": sample traces above this many MiB of text (default 256;
+                         the page sends 64: exact mode holds ~9 bytes per byte of trace, and a
+                         browser tab has less memory than the CLI)
     cluster              {"instances": K, "routing": affinity|random|round_robin|pooled, "seed": s}:
                          adds fleet, the replay across K instances of capacities_blocks each
                          (see fleet.py); exact mode only
@@ -63,10 +67,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
+from ..limits import limit
 from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
 from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
+from .messages import counting_rule_detail, detection_details, twin
+from .reader import BlobSource
 from .stats import fit_workload_report, trace_stats
 
 __all__ = ["trace_analyze", "SAMPLES", "REQUEST_KEYS", "sample_path"]
@@ -77,6 +84,7 @@ REQUEST_KEYS = ("text", "path", "sample", "format", "chain", "block_size_tokens"
                 "skip_bad_lines", "max_requests", "max_bytes", "service_time_s",
                 "kv_bytes_per_token", "operating_capacity_tokens", "model_curve", "max_lines",
                 "max_line_bytes", "keep_partial", "sampling", "sampling_max_refs", "sampling_seed",
+                "sampling_auto_above_mib",
                 "cluster", "tiers")
 _MAX_CAPACITIES = 200
 
@@ -133,7 +141,9 @@ def _model_curve(fit: dict, capacities_tokens: list, block_size_tokens: int) -> 
                         block_size_tokens=min(block_size_tokens, 4096), eviction="lru")
         m = curve_vs_capacity(w, c, capacities_tokens=[float(x) for x in capacities_tokens], model="che")
     except InputError as exc:  # a fit outside the model's limits: say so, keep the trace result
-        return {"available": False, "message": f"the fitted workload cannot be modelled: {exc}"}
+        return {"available": False, "message": f"the fitted workload cannot be modelled: {exc}",
+                "message_detail": twin("trace_model_unavailable", f"the fitted workload cannot be modelled: {exc}",
+                                       field=exc.field, detail=exc.problem)}
     return {"available": True, "model": m["model"], "token_hit_rate": m["token_hit_rate"],
             "ideal_token_hit_rate": m["ideal_token_hit_rate"]}
 
@@ -151,6 +161,9 @@ def _sampling_option(request: dict):
 def _source_size(request: dict, given: str) -> tuple[int | None, bool]:
     """(bytes on disk or in memory, gzip?) of the trace source."""
     try:
+        if given == "text" and isinstance(request["text"], BlobSource):
+            blob = request["text"]
+            return blob.size, blob.size >= 2 and blob.read(0, 2) == b"\x1f\x8b"
         if given == "text":
             t = request["text"]
             b = t if isinstance(t, (bytes, bytearray)) else None
@@ -171,7 +184,7 @@ def trace_analyze(request: dict, progress=None, status=None, cancel=None) -> dic
         raise InputError("trace", "nested", "a trace without deep nesting", "input nested too deeply") from None
     except MemoryError:
         raise InputError("trace", "too large", "a smaller trace, or sampling (sampling: 0.01)",
-                         "out of memory while analysing the trace") from None
+                         "out of memory while analysing the trace", code="trace_out_of_memory") from None
     from ..export import trace_curve_csv   # the curve as the page's CSV download (and the CLI's --csv)
     result["curve_csv"] = trace_curve_csv(result)
     return result
@@ -200,8 +213,10 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if not isinstance(chain, str) or chain not in CHAIN_MODES:
         raise InputError("chain", chain, "one of " + ", ".join(CHAIN_MODES), "unknown value")
     bs = request.get("block_size_tokens")
-    bs = None if bs is None else require_int("block_size_tokens", bs, 1, 1 << 20)
-    warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), 0.0, 1.0, hi_open=True)
+    lim_bs, lim_warm = limit("trace.block_size_tokens"), limit("trace.warmup_fraction")
+    bs = None if bs is None else require_int("block_size_tokens", bs, int(lim_bs.lo), int(lim_bs.hi))
+    warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), lim_warm.lo, lim_warm.hi,
+                          hi_open=lim_warm.hi_open)
     full = _bool(request, "full_blocks_only", True)
     caps = _int_list(request, "capacities_blocks")
     max_points = require_int("max_points", request.get("max_points", 400), 2, 5000)
@@ -233,7 +248,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
         text = request["text"]
         if isinstance(text, memoryview):
             text = text.tobytes()
-        if not isinstance(text, (str, bytes, bytearray)):
+        if not isinstance(text, (str, bytes, bytearray, BlobSource)):
             raise InputError("text", type(text).__name__, "the trace as text or bytes", "not text")
     elif "path" in given and not isinstance(request["path"], str):
         raise InputError("path", request["path"], "a file path", "not a string")
@@ -244,24 +259,35 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     # Exact or sampled.
     size, gz = _source_size(request, given[0])
     est = None if size is None else size * (_GZIP_RATIO_GUESS if gz else 1)
-    if sampling == "auto":
-        if est is not None and est > AUTO_SAMPLE_ABOVE_BYTES:
+    fleet_asked = request.get("cluster") is not None or request.get("tiers") is not None
+    lim_above = limit("trace.sampling_auto_above_mib")
+    above = require_int("sampling_auto_above_mib", request.get("sampling_auto_above_mib", AUTO_SAMPLE_ABOVE_BYTES >> 20),
+                        int(lim_above.lo), int(lim_above.hi))
+    if sampling == "auto" and fleet_asked:
+        rate = None
+        why = twin("trace_sampling_auto_fleet", "auto: exact (fleets and tiers are replayed exactly)")
+    elif sampling == "auto":
+        if est is not None and est > above << 20:
             rate, max_refs = 1.0, max_refs or AUTO_MAX_SAMPLED_REFS
-            why = (f"auto: the trace ({size} bytes{', gzip' if gz else ''}, about {est // (1 << 20)} MiB of text) "
-                   f"is above {AUTO_SAMPLE_ABOVE_BYTES >> 20} MiB: sampled, at most {max_refs} references kept")
+            why = twin("trace_sampling_auto_sampled",
+                       f"auto: the trace ({size} bytes{', gzip' if gz else ''}, about {est // (1 << 20)} MiB of text) "
+                       f"is above {above} MiB: sampled, at most {max_refs} references kept",
+                       size_bytes=size, gzip=gz, text_mib=est // (1 << 20), above_mib=above, max_refs=max_refs)
         else:
             rate = None
-            why = f"auto: exact (the trace is at most {AUTO_SAMPLE_ABOVE_BYTES >> 20} MiB)"
+            why = twin("trace_sampling_auto_exact", f"auto: exact (the trace is at most {above} MiB)", above_mib=above)
     elif sampling == "exact":
-        rate, why = None, "exact (asked)"
+        rate, why = None, twin("trace_sampling_exact_asked", "exact (asked)")
     else:
-        rate, why = sampling, f"sampled at the rate asked ({sampling:g})"
+        rate, why = sampling, twin("trace_sampling_rate_asked", f"sampled at the rate asked ({sampling:g})",
+                                   rate_fraction=sampling)
 
     opts = dict(format=fmt, block_size_tokens=bs, skip_bad_lines=skip, chain=chain, keep_partial=keep_partial,
                 progress=status, cancel=cancel, **limits)
     if "text" in given:
         source = request["text"]
-        source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+        if not isinstance(source, BlobSource):
+            source = source.encode("utf-8") if isinstance(source, str) else bytes(source)
     elif "path" in given:
         source = Path(request["path"])
     else:
@@ -271,7 +297,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if (cluster is not None or tiers_req is not None) and rate is not None:
         raise InputError("cluster" if cluster is not None else "tiers", request.get("cluster") or tiers_req,
                          "sampling: 'exact' (fleets and tiers are replayed exactly)",
-                         "fleets and tiers need exact mode")
+                         "fleets and tiers need exact mode", code="trace_fleet_needs_exact")
     if rate is not None:
         return _analyze_sampled(source, opts, rate=rate, max_refs=max_refs, seed=seed, full=full, warm=warm,
                                 caps=caps, max_points=max_points, targets=targets, bpt=bpt, op=op, why=why,
@@ -304,8 +330,10 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
         "ideal_token_hit_rate": curve.ideal_token_hit_rate,
         "counting_rule": curve.counting_rule,
         "fit": fit_workload_report(trace, service_time_s=service),
-        "sampling": {"mode": "exact", "rate": 1.0, "why": why, "error_bound_pp": 0.0},
+        "sampling": {"mode": "exact", "rate": 1.0, "why": why["message"], "why_detail": why, "error_bound_pp": 0.0},
+        "counting_rule_detail": counting_rule_detail(full, warm, curve.counting_rule),
     }
+    detection_details(result["detection"])
     report(0.9)
     if op is not None:
         blocks = int(op // bsz)
@@ -346,7 +374,8 @@ def _fleet(trace, curve, curve_dict: dict, cluster: dict, tiers_req, full: bool,
     caps = curve_dict["capacities_blocks"]
     at = fleet_at(curves, caps, k if pooled else 1)
     shares = sorted((c.n_requests / trace.n_requests for c in curves), reverse=True)
-    out = {"instances": k, "routing": routing, "routing_key": how, "seed": cluster["seed"],
+    out = {"instances": k, "routing": routing, "routing_key": how, "routing_key_detail": _routing_detail(how),
+           "seed": cluster["seed"],
            "capacities_blocks_per_instance": caps,
            "capacity_tokens_per_instance": [c * trace.block_size_tokens for c in caps],
            "block_hit_rate": at["block_hit_rate"].tolist(), "token_hit_rate": at["token_hit_rate"].tolist(),
@@ -354,6 +383,7 @@ def _fleet(trace, curve, curve_dict: dict, cluster: dict, tiers_req, full: bool,
            "instances_used": len(curves) if not pooled else k,
            "note": "each instance an exact LRU cache of the capacity per instance; fleet rate = all hits / all "
                    "lookups; warm-up per instance" + ("; pooled: one cache of K x the capacity" if pooled else "")}
+    out["note_detail"] = twin("trace_fleet_note_pooled" if pooled else "trace_fleet_note", out["note"])
     if tiers_req is not None:
         tiers = parse_tiers(tiers_req, trace.block_size_tokens, bpt)
         counted = sum(c.n_requests_counted for c in curves)
@@ -400,8 +430,11 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                                    "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate")}
     sampling["warning"] = sc.get("warning")
     sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
-    sampling.update({"mode": "sampled", "why": why, "seed": seed, "max_refs": max_refs,
+    sampling.update({"mode": "sampled", "why": why["message"], "why_detail": why, "seed": seed, "max_refs": max_refs,
                      "loader": info.get("loader")})
+    if sampling["warning"]:
+        sampling["warning_detail"] = twin("trace_sampling_heavy_hitters", sampling["warning"],
+                                          deviation_fraction=sc.get("sample_size_deviation"))
     result = {
         "detection": info,
         "stats": per_request,
@@ -410,10 +443,12 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
         "ideal_block_hit_rate": sc["ideal_block_hit_rate"],
         "ideal_token_hit_rate": sc["ideal_token_hit_rate"],
         "counting_rule": curve["counting_rule"],
+        "counting_rule_detail": counting_rule_detail(full, warm, curve["counting_rule"], sampled=True),
         "fit": {"available": False, "workload": {}, "notes": ["no workload fit with sampling: the fit needs "
                                                                "every block (use sampling: 'exact')"]},
         "sampling": sampling,
     }
+    detection_details(info)
     if op is not None:
         blocks = int(op // bsz)
         sb = shards_curve(refs, warmup_fraction=warm, capacities_blocks=[blocks], with_error=False)
@@ -426,3 +461,13 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                              for t in targets]
     report(1.0)
     return result
+
+
+_ROUTING_CODES = (("one cache", "trace_routing_one_cache"), ("one shared pool", "trace_routing_pool"),
+                  ("request index", "trace_routing_index"), ("uniform", "trace_routing_uniform"),
+                  ("hash of the session", "trace_routing_session"), ("hash of the first block", "trace_routing_first_block"))
+
+
+def _routing_detail(how: str) -> dict:
+    code = next((c for prefix, c in _ROUTING_CODES if how.startswith(prefix)), "trace_routing_one_cache")
+    return twin(code, how)

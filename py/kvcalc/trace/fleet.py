@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, require_int, require_number
+from ..limits import limit
 from ..units import GIB_BYTES
 from .curve import HitCurve, lru_curve
 from .loaders import Trace
@@ -35,7 +36,7 @@ __all__ = ["ROUTINGS", "route", "subtrace", "fleet_curves", "fleet_at", "tier_sp
            "parse_tiers"]
 
 ROUTINGS = ("affinity", "random", "round_robin", "pooled")
-MAX_INSTANCES = 4096
+MAX_INSTANCES = int(limit("trace.cluster.instances").hi)
 MAX_TIERS = 8
 
 

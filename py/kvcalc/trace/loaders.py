@@ -51,7 +51,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
-from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError
+from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError, is_restartable
 
 __all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
 
@@ -316,7 +316,7 @@ def load_trace(source, *, format: str = "auto", block_size_tokens: int | None = 
         return LineReader(source, limits, progress=progress, cancel=cancel, chunk_bytes=chunk_bytes,
                           requests_seen=lambda: counter[0])
 
-    restartable = isinstance(source, (bytes, bytearray, memoryview, os.PathLike))
+    restartable = is_restartable(source)
     for fast in ((True, False) if restartable and fast_path else (False,)):
         reader = new_reader()
         try:
@@ -380,10 +380,11 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                            "(file cut in half?): " + exc.detail)
         if not skip_bad_lines:
             err = InputError(f"line {lineno}", exc.detail, "see the trace format documentation",
-                             f"bad trace line {lineno}: {exc.reason.replace('_', ' ')}")
+                             f"bad trace line {lineno}: {exc.reason.replace('_', ' ')}",
+                             code=f"trace_bad_{exc.reason}", params={"line": lineno})
             if keep_partial and counter[0] > 0:
                 stopped.update({"line": lineno, "bytes_read": reader.bytes_in, "reason": exc.reason,
-                                "message": str(err)})
+                                "message": str(err), "detail": err.to_dict()})
                 raise _Stop
             raise err
         bad_counts[exc.reason] = bad_counts.get(exc.reason, 0) + 1
@@ -437,7 +438,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     except StreamError as exc:
         if not (keep_partial and sample):
             raise
-        stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason, "message": str(exc)})
+        stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason, "message": str(exc),
+                        "detail": exc.to_dict()})
         exhausted = True
 
     fmt = format
@@ -446,7 +448,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
         if not fmt:
             if not peeked and not n_peek_bad:
                 raise InputError("input", f"{reader.lines} lines", "one JSON object per line",
-                                 "empty trace: no requests" + (" (only blank lines)" if reader.lines else ""))
+                                 "empty trace: no requests" + (" (only blank lines)" if reader.lines else ""),
+                                 code="trace_empty", params={"lines": reader.lines})
             if not sample:
                 n_seen = len(peeked) if not skip_bad_lines else n_peek_bad
                 where = f"the first {n_seen} non-blank lines" if not exhausted else \
@@ -455,15 +458,18 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                     first_line = peeked[0][0]
                     reason, detail = next(iter(peek_first_bad.items()))
                     raise InputError(f"line {first_line}", detail.split(": ", 1)[-1], "one JSON object per line",
-                                     f"bad trace line {first_line}: {reason.replace('_', ' ')}")
+                                     f"bad trace line {first_line}: {reason.replace('_', ' ')}",
+                                     code=f"trace_bad_{reason}", params={"line": first_line})
                 counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(peek_bad.items()))
                 raise InputError("input", f"{sum(peek_bad.values())} bad lines skipped",
                                  "lines that are JSON objects with trace fields",
                                  f"cannot detect the trace format: none of {where} is a JSON object "
-                                 f"(skipped: {counts}; first: {_summary(peek_first_bad)})")
+                                 f"(skipped: {counts}; first: {_summary(peek_first_bad)})",
+                                 code="trace_no_json_lines", params={"lines": n_seen})
             keys = sorted({k for o in sample for k in o})[:12]
             raise InputError("format", "auto", "mooncake, bailian or generic fields",
-                             f"cannot detect the trace format from the field names (seen: {', '.join(keys)})")
+                             f"cannot detect the trace format from the field names (seen: {', '.join(keys)})",
+                             code="trace_format_undetected", params={"fields": ", ".join(keys)})
     detection = {"format": fmt, "format_source": "user" if format != "auto" else "detected"}
 
     # Block size.
@@ -475,7 +481,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
             header_bs = hb
         elif hb is not None:
             raise InputError(f"line {peeked[0][0]}", _short(hb), "an integer in [1, 1048576]",
-                             "bad header block_size_tokens")
+                             "bad header block_size_tokens", code="trace_bad_header_block_size",
+                             params={"line": peeked[0][0]})
     default = FORMAT_BLOCK_SIZE.get(fmt)
     if block_size_tokens is not None:
         bs, bs_source = block_size_tokens, "user"
@@ -487,7 +494,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
         bs, share = _infer_block_size(pairs)
         if bs is None or share < 0.5:
             raise InputError("block_size_tokens", None, "a block size in tokens (--block-size N)",
-                             "cannot infer the block size from ceil(input_length / len(hash_ids)); give it")
+                             "cannot infer the block size from ceil(input_length / len(hash_ids)); give it",
+                             code="trace_block_size_unknown")
         bs_source = "inferred from ceil(input_length / len(hash_ids))"
     detection.update({"block_size_tokens": bs, "block_size_source": bs_source,
                       "block_size_consistent_share": (_consistent(bs, pairs) / len(pairs)) if pairs else None,
@@ -522,7 +530,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
             if not (keep_partial and counter[0] > 0):
                 raise
             stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason,
-                            "message": str(exc)})
+                            "message": str(exc), "detail": exc.to_dict()})
 
     def on_stop():
         raise _Stop

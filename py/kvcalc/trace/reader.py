@@ -30,7 +30,8 @@ from typing import Callable, Iterable, Iterator
 
 from ..errors import InputError
 
-__all__ = ["StreamError", "TraceCancelled", "ReadLimits", "LineReader", "DEFAULT_LIMITS", "LIMIT_RANGES"]
+__all__ = ["StreamError", "TraceCancelled", "ReadLimits", "LineReader", "DEFAULT_LIMITS", "LIMIT_RANGES",
+           "BlobSource", "is_restartable"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 CHUNK_BYTES = 1 << 20
@@ -45,8 +46,10 @@ LIMIT_RANGES = {"max_bytes": (1, 1 << 44), "max_lines": (1, 10 ** 12), "max_line
 class StreamError(InputError):
     """The input stream broke or hit a limit; ``line`` and ``bytes_read`` say where."""
 
-    def __init__(self, field: str, value, allowed: str, problem: str, *, line: int, bytes_read: int):
-        super().__init__(field, value, allowed, f"{problem} (after line {line}, {bytes_read} bytes read)")
+    def __init__(self, field: str, value, allowed: str, problem: str, *, line: int, bytes_read: int,
+                 code: str | None = None):
+        super().__init__(field, value, allowed, f"{problem} (after line {line}, {bytes_read} bytes read)",
+                         code=code, params={"line": line, "bytes_read": bytes_read})
         self.line = line
         self.bytes_read = bytes_read
         self.reason = problem
@@ -76,6 +79,44 @@ class ReadLimits:
         return {"max_bytes": self.max_bytes, "max_lines": self.max_lines, "max_line_bytes": self.max_line_bytes}
 
 
+class BlobSource:
+    """A trace read by slices: ``read_at(offset, n) -> bytes`` and its ``size`` in bytes.
+
+    The page's worker wraps a browser ``File`` this way (``FileReaderSync`` over
+    ``File.slice``): the file is never in memory whole, one chunk at a time is,
+    and it can be read again from the start (the fast path and the sampled
+    loader read a head first), unlike a one-shot stream of chunks.
+    ``name`` is shown in messages only.
+    """
+
+    def __init__(self, read_at: Callable[[int, int], bytes], size: int, name: str = "file"):
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise InputError("text.size", size, "a byte count >= 0", "not a size")
+        self.read_at = read_at
+        self.size = size
+        self.name = name
+
+    def read(self, offset: int, n: int) -> bytes:
+        b = self.read_at(offset, n)
+        if hasattr(b, "to_bytes"):           # a JsProxy of a Uint8Array (Pyodide)
+            b = b.to_bytes()
+        return bytes(b)
+
+    def chunks(self, chunk_bytes: int) -> Iterator[bytes]:
+        for off in range(0, self.size, chunk_bytes):
+            b = self.read(off, min(chunk_bytes, self.size - off))
+            if not b:
+                raise InputError("input", self.name, "a file that can be read to its end",
+                                 f"the file could not be read at byte {off}", code="trace_file_unreadable",
+                                 params={"bytes_read": off})
+            yield b
+
+
+def is_restartable(source) -> bool:
+    """Can the source be read again from its start (path, bytes, BlobSource)?"""
+    return isinstance(source, (bytes, bytearray, memoryview, os.PathLike, BlobSource))
+
+
 def _raw_chunks(source, chunk_bytes: int) -> tuple[Iterator[bytes], int | None, object]:
     """(chunk iterator, total size if known, closer) of a path, bytes or iterable of chunks."""
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -86,6 +127,8 @@ def _raw_chunks(source, chunk_bytes: int) -> tuple[Iterator[bytes], int | None, 
             for i in range(0, n, chunk_bytes):
                 yield bytes(data[i:i + chunk_bytes])
         return gen(), n, None
+    if isinstance(source, BlobSource):
+        return source.chunks(chunk_bytes), source.size, None
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -136,8 +179,8 @@ class LineReader:
         self._t0 = time.perf_counter()
 
     # -- errors
-    def _error(self, field, value, allowed, problem, cls=StreamError):
-        return cls(field, value, allowed, problem, line=self.lines, bytes_read=self.bytes_in)
+    def _error(self, field, value, allowed, problem, cls=StreamError, code=None):
+        return cls(field, value, allowed, problem, line=self.lines, bytes_read=self.bytes_in, code=code)
 
     def close(self):
         if self._closer is not None:
@@ -160,7 +203,8 @@ class LineReader:
                 if isinstance(raw, (bytearray, memoryview)):
                     raw = bytes(raw)
                 if not isinstance(raw, bytes):
-                    raise self._error("text", type(raw).__name__, "bytes chunks", "a chunk is not bytes")
+                    raise self._error("text", type(raw).__name__, "bytes chunks", "a chunk is not bytes",
+                                      code="trace_chunk_not_bytes")
                 if not raw:
                     continue
                 self.bytes_in += len(raw)
@@ -172,11 +216,13 @@ class LineReader:
                 yield raw
                 self._tick()
         except OSError as exc:
-            raise self._error("input", str(exc)[:120], "a readable file", "read error") from None
+            raise self._error("input", str(exc)[:120], "a readable file", "read error",
+                              code="trace_read_error") from None
 
     def _tick(self):
         if self.cancel is not None and self.cancel():
-            raise self._error("cancel", True, "not cancelled", "cancelled", cls=TraceCancelled)
+            raise self._error("cancel", True, "not cancelled", "cancelled", cls=TraceCancelled,
+                              code="trace_cancelled")
         if self.progress is not None:
             self.progress(self.status())
 
@@ -192,7 +238,7 @@ class LineReader:
                     out = d.decompress(data, step)
                 except zlib.error as exc:
                     raise self._error("input", str(exc)[:80], "a valid .jsonl.gz file",
-                                      "corrupt gzip data") from None
+                                      "corrupt gzip data", code="trace_corrupt_gzip") from None
                 if out:
                     yield out
                 if d.eof:
@@ -201,7 +247,7 @@ class LineReader:
                         return
                     if rest[:2] != _GZIP_MAGIC and rest.strip(b"\x00"):
                         raise self._error("input", "trailing data", "a valid .jsonl.gz file",
-                                          "data after the end of the gzip stream")
+                                          "data after the end of the gzip stream", code="trace_trailing_data")
                     if rest[:2] != _GZIP_MAGIC:
                         return
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -227,7 +273,7 @@ class LineReader:
             yield tail
         if not d.eof:
             raise self._error("input", "truncated gzip", "a complete .jsonl.gz file",
-                              "the gzip stream ends early (file truncated?)")
+                              "the gzip stream ends early (file truncated?)", code="trace_truncated_gzip")
 
     # -- lines
     def __iter__(self) -> Iterator[tuple[int, bytes | None]]:
@@ -240,7 +286,8 @@ class LineReader:
                 self.bytes_out += len(chunk)
                 if self.bytes_out > lim.max_bytes:
                     raise self._error("trace.max_bytes", self.bytes_out, f"at most {lim.max_bytes} bytes "
-                                      "(decompressed)", "the trace is larger than max_bytes")
+                                      "(decompressed)", "the trace is larger than max_bytes",
+                                      code="trace_max_bytes")
                 start = 0
                 n = len(chunk)
                 if dropping:
@@ -319,7 +366,7 @@ class LineReader:
         self.lines = lineno
         if lineno > self.limits.max_lines:
             raise self._error("trace.max_lines", lineno, f"at most {self.limits.max_lines} lines",
-                              "the trace has more lines than max_lines")
+                              "the trace has more lines than max_lines", code="trace_max_lines")
 
 
 def iter_lines(source, limits: ReadLimits | None = None, **kw) -> Iterable[tuple[int, bytes | None]]:

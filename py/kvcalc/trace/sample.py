@@ -124,9 +124,11 @@ def check_rate(rate, field: str = "sampling") -> float:
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not math.isfinite(float(rate)) \
             or not 0.0 < float(rate) <= 1.0:
         raise InputError(field, rate, "a sampling rate in (0, 1] (e.g. 0.01 for 1 %), 'auto' or 'exact'",
-                         "sampling rate outside (0, 1]")
+                         "sampling rate outside (0, 1]", code="trace_sampling_rate", params={"lo": 0.0, "hi": 1.0,
+                                                                                      "lo_open": True})
     if float(rate) < 1.0 / _P:
-        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small")
+        raise InputError(field, rate, f"a rate of at least 2^-{HASH_BITS} = {1 / _P:.3g}", "sampling rate too small",
+                         code="trace_sampling_rate_small", params={"lo": 1 / _P})
     return float(rate)
 
 
@@ -298,7 +300,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
     """
     from .fastload import NotCanonical, scan_mooncake
     from .loaders import load_trace
-    from .reader import LineReader, ReadLimits
+    from .reader import LineReader, ReadLimits, is_restartable
 
     rate = check_rate(rate)
     if max_refs is not None and (isinstance(max_refs, bool) or not isinstance(max_refs, int) or max_refs < 1):
@@ -307,7 +309,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
     head = load_trace(source, max_requests=200, fast_path=False, **head_opts)
     bs = head.block_size_tokens
     if head.format == "mooncake" and head.info["chaining"].startswith("verified") \
-            and (isinstance(source, (bytes, bytearray, memoryview)) or hasattr(source, "__fspath__")):
+            and is_restartable(source):
         if True:
             counter = [0]
             reader = LineReader(source, ReadLimits(load_opts.get("max_bytes"), load_opts.get("max_lines"),

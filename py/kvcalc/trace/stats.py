@@ -16,6 +16,7 @@ import numpy as np
 from ..errors import InputError
 from ..workload import WORKLOAD_LIMITS
 from .loaders import Trace
+from .messages import session_source_detail, twin
 
 __all__ = ["infer_sessions", "trace_stats", "fit_workload", "fit_workload_report",
            "DEFAULT_DECODE_S_PER_TOKEN", "log_histogram"]
@@ -204,6 +205,7 @@ def trace_stats(trace: Trace) -> dict:
         "n_blocks_unique": trace.n_blocks_unique,
         "sessions": {
             "source": source,
+            "source_detail": session_source_detail(source),
             "n_sessions": n_sessions,
             "conversation_rate_per_s": n_sessions / span if span > 0 else None,
             "requests_per_session": _quantiles(per_session.astype(np.float64)),
@@ -223,7 +225,8 @@ def _clamp(name: str, x: float, notes: list) -> float:
     floor = lo if not lo_open else (lo + max(1e-9, abs(lo) * 1e-9) if lo == 0 else lo * (1 + 1e-9))
     y = min(max(x, floor), hi)
     if y != x:
-        notes.append(f"{name} {x:.6g} clamped to the model's range: {y:.6g}")
+        notes.append(twin("trace_fit_clamped", f"{name} {x:.6g} clamped to the model's range: {y:.6g}",
+                          name=name, value=x, clamped=y))
     return float(y)
 
 
@@ -232,38 +235,43 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     if service_time_s is not None and (isinstance(service_time_s, bool) or not isinstance(service_time_s, (int, float))
                                        or not 0 <= service_time_s <= 1e5):
         raise InputError("service_time_s", service_time_s, "a number in [0, 100000]")
-    notes: list[str] = []
+    notes: list[dict] = []       # message twins; "notes" keeps their English text
     n = trace.n_requests
     ts = trace.timestamps_s
     span = float(ts[-1] - ts[0])
     session, parent, source = infer_sessions(trace)
     n_sessions = int(session.max()) + 1
-    notes.append(f"sessions: {source}")
+    notes.append(dict(session_source_detail(source), message=f"sessions: {source}"))
     if span <= 0:
-        notes.append("all requests share one timestamp: rates use a 1 s window")
+        notes.append(twin("trace_fit_one_timestamp", "all requests share one timestamp: rates use a 1 s window"))
         span = 1.0
     out_mean = float(trace.output_tokens.mean())
     if service_time_s is None:
         service_time_s = out_mean * DEFAULT_DECODE_S_PER_TOKEN
-        notes.append(f"service_time_s = mean output tokens x {DEFAULT_DECODE_S_PER_TOKEN} s/token "
-                     "(default decode speed, not measured: the trace has no completion times)")
+        notes.append(twin("trace_fit_service_time_default",
+                          f"service_time_s = mean output tokens x {DEFAULT_DECODE_S_PER_TOKEN} s/token "
+                          "(default decode speed, not measured: the trace has no completion times)",
+                          decode_s_per_token=DEFAULT_DECODE_S_PER_TOKEN))
     follow = parent >= 0
     arrival_gaps = ts[follow] - ts[parent[follow]]
     gaps = np.maximum(arrival_gaps - service_time_s, 0.0)
     if gaps.size:
         gap_mean = float(gaps.mean())
-        notes.append("gap_mean_s = mean time between a turn's arrival and its follow-up's, minus service_time_s")
+        notes.append(twin("trace_fit_gap_mean",
+                          "gap_mean_s = mean time between a turn's arrival and its follow-up's, minus service_time_s"))
         sd = float(gaps.std())
         cv = sd / gap_mean if gap_mean > 0 else 0.0
     else:
         gap_mean, cv = 60.0, 1.0
-        notes.append("no follow-up turns found: gap_mean_s left at the default 60 s (irrelevant with one turn)")
+        notes.append(twin("trace_fit_no_follow_ups",
+                          "no follow-up turns found: gap_mean_s left at the default 60 s (irrelevant with one turn)"))
     if abs(cv - 1.0) <= _EXPONENTIAL_CV_TOLERANCE:
         gap_dist, sigma = "exponential", 1.0
     else:
         gap_dist, sigma = "lognormal", math.sqrt(math.log1p(cv * cv))
-    notes.append(f"gap coefficient of variation {cv:.3g}: {gap_dist}"
-                 f" (exponential when |CV-1| <= {_EXPONENTIAL_CV_TOLERANCE}, else lognormal with sigma = sqrt(ln(1+CV^2)))")
+    notes.append(twin(f"trace_fit_gap_{gap_dist}", f"gap coefficient of variation {cv:.3g}: {gap_dist}"
+                      f" (exponential when |CV-1| <= {_EXPONENTIAL_CV_TOLERANCE}, else lognormal with sigma = "
+                      "sqrt(ln(1+CV^2)))", cv=cv, tolerance=_EXPONENTIAL_CV_TOLERANCE, sigma=sigma))
     p_blocks = _system_prompt_blocks(trace, session)
     system_prompt = p_blocks * trace.block_size_tokens
     # New user tokens per turn: first turns bring input - P, follow-ups bring
@@ -272,9 +280,11 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     new = np.where(follow, inp - inp[np.maximum(parent, 0)] - trace.output_tokens[np.maximum(parent, 0)],
                    inp - system_prompt)
     user = float(np.maximum(new, 0.0).mean())
-    notes.append("user_tokens_per_turn = mean new prompt tokens per request (first turns: input - system prompt; "
-                 "follow-ups: input - parent input - parent output)")
-    notes.append("turns_distribution: geometric (the model's default), with the measured mean")
+    notes.append(twin("trace_fit_user_tokens",
+                      "user_tokens_per_turn = mean new prompt tokens per request (first turns: input - system "
+                      "prompt; follow-ups: input - parent input - parent output)"))
+    notes.append(twin("trace_fit_turns_geometric",
+                      "turns_distribution: geometric (the model's default), with the measured mean"))
     workload = {
         "conversation_rate_per_s": _clamp("conversation_rate_per_s", n_sessions / span, notes),
         "turns_mean": _clamp("turns_mean", n / n_sessions, notes),
@@ -290,7 +300,8 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     measured = {"gap_cv": cv, "n_sessions": n_sessions, "n_follow_ups": int(follow.sum()),
                 "arrival_gap_mean_s": float(arrival_gaps.mean()) if arrival_gaps.size else None,
                 "block_size_tokens": trace.block_size_tokens}
-    return {"workload": workload, "notes": notes, "measured": measured}
+    return {"workload": workload, "notes": [n["message"] for n in notes], "note_details": notes,
+            "measured": measured}
 
 
 def fit_workload(trace: Trace, *, service_time_s: float | None = None) -> dict:
