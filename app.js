@@ -13,6 +13,8 @@ import {
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
 import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
+import { mountFleetPanel } from "./js/fleet-panel.js";
+import { fleetActive } from "./js/fleet-params.js";
 import {
   LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
   renderMessage,
@@ -59,7 +61,7 @@ window.__kvcalc = app;
 
 const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
 const theme = () => (darkQuery.matches ? "dark" : "light");
-darkQuery.addEventListener("change", () => drawVisible());
+darkQuery.addEventListener("change", () => { drawVisible(); if (app.fleet) app.fleet.render(app.result, { theme: theme(), plotly: app.plotly }); });
 
 // ---------------------------------------------------------------- worker status
 
@@ -130,7 +132,8 @@ function onFatal({ message, retry }) {
 // ---------------------------------------------------------------- state
 
 function visibleFigures() {
-  return ["curve", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : [])];
+  return ["curve", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : []),
+          ...(app.fleet && app.fleet.isOpen() ? ["fleet"] : [])];   // fleet: also sizing + recommendations
 }
 
 // The URL ("Copy link") and localStorage hold only values Python accepted (app.savedValues),
@@ -289,6 +292,7 @@ async function render(seq) {
   $("results").dataset.state = seq === app.requested ? "ready" : "computing";
   const t1 = performance.now();
   await drawVisible();
+  if (app.fleet) await app.fleet.render(r, { theme: theme(), plotly: app.plotly });
   const t2 = performance.now();
   if (app.traceTab) app.traceTab.refresh();
   app.timings.numbersMs = t1 - t0;
@@ -448,6 +452,7 @@ async function setLang(next) {
     $("compute-error").textContent = t("err.could_not_compute", { detail: e.code ? renderMessage(e, { withField: true }) : (e.message || t("err.unknown")) });
   }
   if (app.traceTab && typeof app.traceTab.relabel === "function") app.traceTab.relabel();
+  if (app.fleet) await app.fleet.relabel();
   await drawVisible();
   document.dispatchEvent(new CustomEvent("kvcalc:lang", { detail: { lang: next } }));
 }
@@ -521,6 +526,12 @@ async function main() {
   $("pin-a").addEventListener("click", () => setCompareA(app.savedValues || app.state.values));
   $("clear-a").addEventListener("click", () => setCompareA(null));
   mountExport($("export-bar"), app);
+  // the Fleet results: open with a link or stored inputs that set a fleet; opening asks Python again
+  app.fleet = mountFleetPanel($("fleet-section"), $("fleet-root"), { onToggle: (open) => {
+    if (open && !(app.result && app.result.fleet_figures)) requestCompute();
+    else if (open) app.fleet.render(app.result, { theme: theme(), plotly: app.plotly });
+  } });
+  if (fleetActive(app.state.values)) app.fleet.open();
 
   $("url-notice").querySelector(".dismiss").addEventListener("click", () => { $("url-notice").hidden = true; });
   $("reset").addEventListener("click", () => {

@@ -19,17 +19,21 @@
 //                                              its errors are shown at the field they name
 //   uiInteger  page-only: the slider and box take whole numbers though Python accepts
 //            fractional values (token counts are means)
-//   optional empty box = not sent (Python picks its default)
+//   optional empty box = not sent (Python picks its default); placeholder: its catalogue key
+//   limit    the limits-table row when it is not the key (list fields: "tiers[].read_gb_per_s")
 //   when     (values) => bool: sent and enabled only then (e.g. TTL only for eviction=ttl)
 //   request  false: page state but not part of compute()'s request (simulation settings)
 //   options  for selects: [value, ...], shown as opt.<key>.<value> from the catalogues (numeric
 //            rows show the number); "presets:models" / "presets:gpus" are filled from
 //            presets/*.json at start-up (model and GPU names are not translated)
 
+import { FLEET_GROUP, FLEET_PARAMS } from "./fleet-params.js";
+
 export const GROUPS = [
   { id: "hardware" },   // legend: group.<id> in the catalogues
   { id: "traffic" },
   { id: "cache" },
+  FLEET_GROUP,          // instances, routing, CPU/SSD tiers, price (js/fleet-params.js)
   { id: "advanced" },
 ];
 
@@ -97,6 +101,9 @@ export const PARAMS = [
   { key: "cache.capacity_tokens", group: "cache", kind: "number",
     default: null, optional: true, slider: false, uiInteger: true },
 
+  // ---------------------------------------------------------------- fleet (js/fleet-params.js)
+  ...FLEET_PARAMS,
+
   // ---------------------------------------------------------------- advanced
   { key: "hit_model", group: "advanced", kind: "select", default: "refined",
     options: ["refined", "che", "closed", "seed"] },
@@ -122,7 +129,7 @@ export const LIMITS = await fetch(LIMITS_URL)
   .catch((err) => { console.error(`kvcalc: could not read the limits table ${LIMITS_URL}: ${err.message}`); return {}; });
 
 for (const p of PARAMS) {
-  const lim = LIMITS[p.key];
+  const lim = LIMITS[p.limit ?? p.key];   // limit: a list field's row ("tiers[].capacity_gib")
   if (!lim || p.kind !== "number") continue;
   p.lo = lim.lo;
   p.hi = lim.hi === null ? Infinity : lim.hi;

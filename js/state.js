@@ -11,6 +11,7 @@
 import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
 import { checkDepth } from "./worker-protocol.js";
 import { browserStorage } from "./storage.js";
+import { FLEET_KEYS, fleetRequest } from "./fleet-params.js";
 
 export const STORAGE_KEY = "kvcalc:v1";
 // Query-string names that are not parameters but are understood: the tab, and runtime
@@ -143,7 +144,7 @@ function setPath(obj, path, value) {
 export function buildRequest(values, figures = ["curve"]) {
   const req = {};
   for (const p of PARAMS) {
-    if (p.request === false || p.key === "model.hf_config" || !isRelevant(p, values)) continue;
+    if (p.request === false || p.key === "model.hf_config" || FLEET_KEYS.has(p.key) || !isRelevant(p, values)) continue;
     const v = values[p.key];
     if (v === null || v === undefined) continue;
     if (p.key === "model" && v === CUSTOM_MODEL) {
@@ -153,6 +154,7 @@ export function buildRequest(values, figures = ["curve"]) {
     }
     setPath(req, p.key, v);
   }
+  Object.assign(req, fleetRequest(values, figures));   // the fleet's keys (js/fleet-params.js)
   req.workload ??= {};
   req.figures = [...figures];
   return req;

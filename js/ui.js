@@ -99,7 +99,7 @@ export function buildForm(root, presets, onInput) {
         box = el("input", { id, type: "text", inputmode: "decimal", autocomplete: "off", spellcheck: "false",
                             "data-param": p.key, "data-role": "box", class: "num",
                             "aria-describedby": `${helpId} ${id}-msg` });
-        if (p.optional) setAttr(box, "placeholder", "ui.from_memory");
+        if (p.optional) setAttr(box, "placeholder", p.placeholder ?? "ui.from_memory");
         box.addEventListener("input", () => onInput({ [p.key]: box.value }));
         if (p.slider !== false) {
           const r = sliderRange(p);

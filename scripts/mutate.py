@@ -45,6 +45,7 @@ EQUIVALENT_FILE = ROOT / "tests" / "EQUIVALENT_MUTANTS.md"
 # Fast, deterministic test files (the model-vs-simulator grid and the browser tests are too
 # slow to run once per mutant; tests/test_derived_policies.py runs ~50 s).
 DEFAULT_TESTS = ["tests/test_benefit.py", "tests/test_derived_values.py", "tests/test_derived_sweeps.py",
+                 "tests/test_derived_hitrate_models.py",
                  "tests/test_hitrate.py", "tests/test_memory.py", "tests/test_presets.py", "tests/test_api.py",
                  "tests/test_trace.py", "tests/test_simulate.py", "tests/test_derived_errors.py"]
 STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",

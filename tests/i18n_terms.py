@@ -19,5 +19,7 @@ TERMS = {
     "jsonl", "gz", "hash_ids", "gzip", "Mooncake", "Bailian", "FAST", "Apache", "License", "README", "md", "data", "traces",
     # export formats and workload names (issue 9: export, scenarios)
     "CSV", "PNG", "SVG", "RAG", "cache_hit_rate", "min", "how", "html",   # how.zh-CN.html: a link target
+    # fleet (issue 7): hardware and products named as engineers write them
+    "CPU", "SSD", "NVMe", "PCIe", "LMCache", "HiCache", "Store",
     "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "lm_head", "SGLang", "mem-fraction-static", "p50", "p90", "p99", "MiB", "KiB",
 }

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import kvcalc
 from kvcalc.api import compute, simulate
 from kvcalc.errors import InputError
 
@@ -196,40 +197,49 @@ positive = st.floats(min_value=1e-3, max_value=1e4, allow_nan=False)
 
 @st.composite
 def requests(draw):
-    def field(valid):
+    """(request, the key paths drawn from junk): an error must name one of those, never a valid field
+    (junk may happen to be valid, e.g. an integer in range: then the request computes)."""
+    junk = set()
+
+    def field(path, valid):
         # mostly valid values, sometimes junk (about 1 in 20 per field)
-        return draw(finite_or_junk) if draw(st.integers(0, 19)) == 0 else draw(valid)
+        if draw(st.integers(0, 19)) == 0:
+            junk.add(path)
+            return draw(finite_or_junk)
+        return draw(valid)
 
     wl = {
-        "conversation_rate_per_s": field(positive),
-        "turns_mean": field(st.floats(1, 50)),
-        "gap_mean_s": field(positive),
+        "conversation_rate_per_s": field("workload.conversation_rate_per_s", positive),
+        "turns_mean": field("workload.turns_mean", st.floats(1, 50)),
+        "gap_mean_s": field("workload.gap_mean_s", positive),
         "gap_distribution": draw(st.sampled_from(["exponential", "deterministic", "lognormal"])),
         "turns_distribution": draw(st.sampled_from(["geometric", "fixed"])),
-        "user_tokens_per_turn": field(st.floats(1, 5000)),
-        "output_tokens_per_turn": field(st.floats(0, 5000)),
-        "system_prompt_tokens": field(st.floats(0, 20000)),
-        "service_time_s": field(st.floats(0, 100)),
-        "gap_lognormal_sigma": field(st.floats(0.05, 3.0)),
+        "user_tokens_per_turn": field("workload.user_tokens_per_turn", st.floats(1, 5000)),
+        "output_tokens_per_turn": field("workload.output_tokens_per_turn", st.floats(0, 5000)),
+        "system_prompt_tokens": field("workload.system_prompt_tokens", st.floats(0, 20000)),
+        "service_time_s": field("workload.service_time_s", st.floats(0, 100)),
+        "gap_lognormal_sigma": field("workload.gap_lognormal_sigma", st.floats(0.05, 3.0)),
     }
-    cache = {"capacity_tokens": field(st.floats(0, 1e9)),
+    cache = {"capacity_tokens": field("cache.capacity_tokens", st.floats(0, 1e9)),
              "block_size_tokens": draw(st.sampled_from([1, 16, 64, 512])),
              "eviction": draw(st.sampled_from(["lru", "ttl", "fifo"])),
-             "ttl_s": field(st.floats(1, 1e4))}
-    return {"workload": wl, "cache": cache,
-            "hit_model": draw(st.sampled_from(["refined", "che", "seed"])),
-            # the page always asks for the curve, and for the visible tab's figure
-            "figures": ["curve"] + draw(st.lists(st.sampled_from(["sweeps", "tornado", "heatmap"]),
-                                                 max_size=1))}
+             "ttl_s": field("cache.ttl_s", st.floats(1, 1e4))}
+    req = {"workload": wl, "cache": cache,
+           "hit_model": draw(st.sampled_from(["refined", "che", "seed"])),
+           # the page always asks for the curve, and for the visible tab's figure
+           "figures": ["curve"] + draw(st.lists(st.sampled_from(["sweeps", "tornado", "heatmap"]), max_size=1))}
+    return req, frozenset(junk)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(requests())
-def test_any_request_gives_a_valid_result_or_a_named_error(req):
+def test_any_request_gives_a_valid_result_or_a_named_error(case):
+    req, junk = case
     try:
         r = compute(req)
     except InputError as e:
-        assert e.field and e.allowed
+        # refused only for a field that was given junk, named with its allowed range
+        assert e.field in junk and e.allowed, (e.field, junk, str(e))
         return
     for key in ("token_hit_rate", "request_hit_rate", "ideal_token_hit_rate"):
         assert r[key] is not None and 0.0 <= r[key] <= 1.0, (key, r[key])
@@ -239,23 +249,31 @@ def test_any_request_gives_a_valid_result_or_a_named_error(req):
 
 
 @settings(max_examples=60, deadline=None)
-@given(requests(), st.floats(1.5, 20))
-def test_hit_rate_is_monotone_in_capacity(req, factor):
-    try:
-        a = compute(req)
-        req2 = json.loads(json.dumps(req))
-        req2["cache"]["capacity_tokens"] = float(req["cache"]["capacity_tokens"]) * factor
-        b = compute(req2)
-    except InputError:
-        return
-    assert b["token_hit_rate"] >= a["token_hit_rate"] - 1e-6
+@given(requests().filter(lambda case: not case[1]), st.floats(1.5, 20))
+def test_hit_rate_is_monotone_in_capacity(case, factor):
+    """Valid requests only (no junk field): both must compute, none may be refused."""
+    req, _ = case
+    a = compute(req)
+    req2 = json.loads(json.dumps(req))
+    req2["cache"]["capacity_tokens"] = min(float(req["cache"]["capacity_tokens"]) * factor, 1e13)
+    b = compute(req2)
+    # FIFO's characteristic time is solved by bracketing to a relative width of 1e-5
+    # (hitrate/fifo.py), so its hit rate carries errors of that order: hypothesis found a
+    # block-size-1 FIFO case where 1.5x the cache gave 0.0122886 against 0.0122906 (2e-6).
+    # LRU and TTL are solved to 1e-10 relative (occupancy.characteristic_time_s).
+    tol = 2e-5 if req["cache"]["eviction"] == "fifo" else 1e-6
+    assert b["token_hit_rate"] >= a["token_hit_rate"] - tol
 
 
 # ---------------------------------------------------------------- CLI
 
-def _cli(*args, stdin=None):
+#: where the package under test was imported from (py/ here; the staging copy of scripts/mutate.py too)
+PKG_PARENT = Path(kvcalc.__file__).resolve().parents[1]
+
+
+def _cli(*args, stdin=None, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", "kvcalc", *args], input=stdin, capture_output=True,
-                          text=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "py"), "PATH": "/usr/bin:/bin"})
+                          text=True, cwd=cwd, env={"PYTHONPATH": str(PKG_PARENT), "PATH": "/usr/bin:/bin"})
 
 
 def test_cli_compute_reads_stdin_and_prints_json():
@@ -383,12 +401,10 @@ def test_simulate_work_is_bounded_before_running():
 
 def test_cli_refuses_deep_json_and_prints_only_valid_json():
     deep = '{"workload":' * 100_000 + "{}" + "}" * 100_000
-    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=deep, capture_output=True, text=True,
-                       cwd=ROOT / "py")
+    p = _cli("compute", stdin=deep)
     assert p.returncode == 2 and "too deep" in p.stderr and "Traceback" not in p.stderr
     req = json.dumps({"model": "meta-llama/Llama-3.1-8B", "gpu": "h100-sxm-80gb", "workload": {}, "mfu": 5e-324})
-    p = subprocess.run([sys.executable, "-m", "kvcalc", "compute"], input=req, capture_output=True, text=True,
-                       cwd=ROOT / "py")
+    p = _cli("compute", stdin=req)
     assert p.returncode == 0 and "Infinity" not in p.stdout and "NaN" not in p.stdout
     json.loads(p.stdout)
 

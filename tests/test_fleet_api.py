@@ -113,3 +113,56 @@ def test_fifo_with_scattered_routing_is_refused_by_name():
         compute({"workload": {}, "cache": {"capacity_tokens": 2e5, "eviction": "fifo"},
                  "cluster": {"instances": 2, "routing": "random"}})
     assert e.value.field == "cache.eviction"
+
+
+# ---------------------------------------------------------------- sensitivity of a fleet (kvcalc.fleet_sweeps)
+
+@pytest.mark.parametrize("routing", ["affinity", "random"])
+def test_fleet_sensitivity_panels_pass_through_the_headline(routing):
+    """With a fleet set, the sweeps and the tornado are the fleet's: each panel at its current
+    value, and the tornado's base, is the headline itself (che model: the same model as the
+    figures), and the instances and CPU-tier panels are added."""
+    req = {**BASE, "hit_model": "che", "cluster": {"instances": 4, "routing": routing},
+           "tiers": [{"name": "cpu", "capacity_gib": 64}], "figures": ["sweeps", "tornado"]}
+    r = compute(req)
+    head = r["token_hit_rate"]
+    sw = r["figures"]["sweeps"]
+    k = sw["cluster.instances"]
+    assert k["current"] == 4 and 1.0 in k["values"]
+    assert k["token_hit_rate"][k["values"].index(4.0)] == pytest.approx(head, abs=1e-12)
+    # K = 1 is the single cache at this capacity with the tier (every routing equal there)
+    one = compute({**req, "cluster": {"instances": 1}, "figures": []})["token_hit_rate"]
+    assert k["token_hit_rate"][0] == pytest.approx(one, abs=1e-9)
+    tier = sw["tiers[0].capacity_gib"]
+    assert tier["current"] == pytest.approx(64.0, rel=1e-3)          # GiB per instance, block-rounded
+    # exclusive tiers: one LRU stack of the summed capacity, so more CPU tier never lowers the hit rate
+    assert all(b >= a - 1e-12 for a, b in zip(tier["token_hit_rate"], tier["token_hit_rate"][1:]))
+    for name in ("conversation_rate_per_s", "gap_mean_s", "turns_mean"):
+        assert len(sw[name]["values"]) == len(sw[name]["token_hit_rate"]) >= 8
+    tor = r["figures"]["tornado"]
+    assert tor["base_token_hit_rate"] == pytest.approx(head, abs=1e-12)
+    params = [row["parameter"] for row in tor["rows"]]
+    assert {"cluster.instances", "tiers[0].capacity_gib", "capacity_tokens", "gap_mean_s"} <= set(params)
+    swings = [row["swing"] for row in tor["rows"]]
+    assert swings == sorted(swings, reverse=True)
+    inst = next(row for row in tor["rows"] if row["parameter"] == "cluster.instances")
+    assert (inst["low_value"], inst["high_value"]) == (3.0, 5.0)      # 4 x (1 -+ 0.2), whole instances
+    # a longer think time ages the history more: the fleet's hit rate falls (a real direction)
+    gap = next(row for row in tor["rows"] if row["parameter"] == "gap_mean_s")
+    assert gap["high_token_hit_rate"] < gap["low_token_hit_rate"]
+
+
+def test_no_fleet_keeps_the_single_cache_sensitivity():
+    r = compute({**BASE, "figures": ["sweeps", "tornado"]})
+    assert "cluster.instances" not in r["figures"]["sweeps"]
+    assert "cluster.instances" not in [row["parameter"] for row in r["figures"]["tornado"]["rows"]]
+
+
+def test_one_turn_conversations_under_random_routing():
+    """No own history to lose: the random-routing ceiling is 1 (was a division by zero), and
+    the hit rate is the shared system prompt's share of each prompt, in whole blocks:
+    floor(1000 / 16) * 16 = 992 of 1000 + 200 tokens (hand derivation)."""
+    r = compute({"cache": {"capacity_tokens": 1e5}, "workload": {"turns_mean": 1},
+                 "cluster": {"instances": 4, "routing": "random"}})
+    assert r["fleet"]["random_routing_ceiling"] == 1.0
+    assert r["token_hit_rate"] == pytest.approx(992 / 1200, abs=1e-9)

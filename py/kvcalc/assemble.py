@@ -132,7 +132,7 @@ def compute_result(request: dict) -> dict:
                                      "message": result["overload_message"]}
     # Fleet (issue 7): K instances, routing, lower tiers. K = 1, affinity, no tiers is the
     # single cache itself (tests/test_fleet.py), so the headline stays the single-cache answer then.
-    from .fleet_request import fleet_from_request, fleet_result
+    from .fleet_request import fleet_from_request, fleet_result, fleet_sensitivity
     bpt_gpu = memory.get("kv_bytes_per_token") if memory is not None else None
     fleet, fleet_notes = fleet_from_request(request, block, bpt_gpu, mem[3] if mem else 1,
                                             mem[2] if mem else None)
@@ -193,6 +193,9 @@ def compute_result(request: dict) -> dict:
     if memory is not None and memory.get("kv_capacity_tokens") is not None:
         result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
     result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt)}
+    # a fleet's sensitivity figures are the fleet's (instances and tier panels added): kvcalc.fleet_sweeps
+    result["figures"].update(fleet_sensitivity(request, workload, cache, fleet, model_for_hits, bpt_gpu,
+                                               mem[3] if mem else 1))
     if hit_model != "che":
         curve = result["figures"].get("curve")
         if curve is not None and curve["model"] == "che":  # computed with the curve, same call

@@ -1,8 +1,8 @@
 """Engine command lines for a configuration: ``vllm serve`` and SGLang's ``launch_server``.
 
-Every flag written comes from the tables below, each kept with the
-documentation page it was checked against (tests/test_engine_cmd.py checks
-that no other flag is emitted). Values are the calculator's own: tensor
+Every flag written comes from the tables below, views of the one flag list
+(engine_flags.FLAGS, each flag kept with the documentation page it was checked
+against; tests/test_engine_cmd.py checks that no other flag is emitted). Values are the calculator's own: tensor
 parallel size, memory fraction, KV cache dtype, block/page size, prefix
 caching and maximum model length.
 
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import shlex
 
+from .engine_flags import meanings
 from .errors import InputError, require_int, require_number
 
 __all__ = ["VLLM_FLAGS", "SGLANG_FLAGS", "VLLM_DOCS", "SGLANG_DOCS", "engine_commands"]
@@ -31,28 +32,13 @@ VLLM_DOCS = ("https://docs.vllm.ai/en/v0.8.5/serving/engine_args.html ; "
              "https://docs.vllm.ai/en/latest/configuration/engine_args.html")
 SGLANG_DOCS = "https://docs.sglang.ai/advanced_features/server_arguments.html"
 
-#: vLLM engine arguments this module may write, with their documented meaning (VLLM_DOCS)
-VLLM_FLAGS = {
-    "--tensor-parallel-size": "number of tensor parallel replicas (GPUs per model instance)",
-    "--gpu-memory-utilization": "fraction of GPU memory the model executor may use, 0 to 1",
-    "--kv-cache-dtype": "data type for KV cache storage: auto, fp8, fp8_e4m3, fp8_e5m2",
-    "--block-size": "token block size for contiguous chunks of tokens (paged KV cache)",
-    "--enable-prefix-caching": "enable automatic prefix caching",
-    "--no-enable-prefix-caching": "disable automatic prefix caching",
-    "--max-model-len": "model context length (prompt plus output)",
-    "--quantization": "method used to quantize the weights (e.g. fp8)",
-}
-#: SGLang server arguments this module may write (SGLANG_DOCS)
-SGLANG_FLAGS = {
-    "--model-path": "path or Hugging Face repo id of the model weights",
-    "--tp": "tensor parallelism size (alias of --tp-size)",
-    "--mem-fraction-static": "fraction of memory used for static allocation (model weights and KV cache pool)",
-    "--kv-cache-dtype": "data type for KV cache storage: auto, fp8_e5m2, fp8_e4m3",
-    "--page-size": "number of tokens in a page of the KV cache",
-    "--disable-radix-cache": "disable RadixAttention prefix caching",
-    "--context-length": "model's maximum context length",
-    "--quantization": "quantization method (e.g. fp8)",
-}
+#: vLLM engine arguments this module may write, with their documented meaning (from engine_flags.FLAGS)
+VLLM_FLAGS = meanings("vllm", ("--tensor-parallel-size", "--gpu-memory-utilization", "--kv-cache-dtype",
+                               "--block-size", "--enable-prefix-caching", "--no-enable-prefix-caching",
+                               "--max-model-len", "--quantization"))
+#: SGLang server arguments this module may write (from engine_flags.FLAGS)
+SGLANG_FLAGS = meanings("sglang", ("--model-path", "--tp", "--mem-fraction-static", "--kv-cache-dtype",
+                                   "--page-size", "--disable-radix-cache", "--context-length", "--quantization"))
 
 _VLLM_BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
 _VLLM_KV = {"auto": "auto", "bf16": "auto", "bfloat16": "auto", "fp16": "auto", "float16": "auto",

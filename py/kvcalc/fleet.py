@@ -34,7 +34,8 @@ import numpy as np
 
 from .errors import InputError, require_choice, require_int, require_number
 from .hitrate import gap_sum_cdf, hit_rates, structure
-from .hitrate.refined import normal_positive_part_mean
+from .hitrate.gaps import _ERLANG_EXACT_MAX
+from .special import norm_cdf, norm_pdf
 from .workload import CacheConfig, Workload
 
 __all__ = ["ROUTINGS", "TIER_MODES", "TierConfig", "FleetConfig", "fleet_hit_rates", "scattered_hit_rates",
@@ -190,7 +191,10 @@ def _scatter_geometry(key) -> dict:
         edges = np.concatenate([[0.0], np.geomspace(1e-4 * min(tau, tau + S), hi, SCATTER_AGE_POINTS)])
         mm = np.broadcast_to(m[:, None], (M, edges.size))
         xx = np.broadcast_to(edges[None, :], (M, edges.size)) - (mm - 1.0) * S
-        F = gap_sum_cdf(mm.ravel(), np.maximum(xx, 0.0).ravel(), tau, st.gap_distribution, sigma)
+        if st.gap_distribution == "exponential":
+            F = _erlang_cdf_rows(np.maximum(xx, 0.0), tau)
+        else:
+            F = gap_sum_cdf(mm.ravel(), np.maximum(xx, 0.0).ravel(), tau, st.gap_distribution, sigma)
         F = np.where(xx > 0, F.reshape(M, edges.size), 0.0)
         mass = np.diff(F, axis=1)                                      # (M, X) cell masses
         ages = np.sqrt(edges[1:] * np.maximum(edges[:-1], edges[1] * 1e-3))   # log midpoints
@@ -212,13 +216,58 @@ def _scatter_geometry(key) -> dict:
             "o0": shared_occ + float(st.pin_mean) / K}
 
 
+def _erlang_cdf_rows(x: np.ndarray, tau: float) -> np.ndarray:
+    """P(G_1 + .. + G_m <= x[m-1, j]) for exponential gaps of mean tau, row m-1 = m gaps.
+
+    The same Erlang sum as hitrate.gaps.gap_sum_cdf (Poisson terms by recurrence from
+    e^-y, exact for m <= 40, Wilson-Hilferty's approximation beyond), arranged for the
+    scattered model's (M, X) age grid: row r needs the terms i < r + 1, so the recurrence
+    runs over the rows still needing it (a shrinking slice) instead of masking the whole
+    matrix at every step: about a third of the work."""
+    y = np.maximum(x, 1e-300) / tau
+    M = y.shape[0]
+    exact = min(M, _ERLANG_EXACT_MAX)
+    out = np.empty_like(y)
+    term = np.exp(-y[:exact])
+    acc = term.copy()
+    for i in range(1, exact):
+        term[i:] *= y[i:exact] / i
+        acc[i:] += term[i:]
+    out[:exact] = 1.0 - acc
+    if M > exact:
+        mb = np.arange(exact + 1, M + 1, dtype=float)[:, None]
+        v = 1.0 / (9.0 * mb)
+        out[exact:] = norm_cdf((np.cbrt(y[exact:] / mb) - (1.0 - v)) / np.sqrt(v))
+    return np.clip(out, 0.0, 1.0)
+
+
+#: |z| beyond which E[(c - V)+] is its limit (d or 0) to within s * phi(8.5) ~ 1.5e-16 s.
+_TAIL_Z = 8.5
+
+
+def _positive_part_banded(c, m, s):
+    """E[(c - V)+] for V ~ Normal(m, s^2), the same as hitrate.refined.normal_positive_part_mean, with
+    the normal CDF and density evaluated only where |z| < 8.5: beyond, the value is d = c - m
+    or 0 to 1e-16 relative. Most (age, chain) cells of the scattered model sit in a tail (the
+    chain long gone, or surely kept), so this costs a fraction of the full evaluation."""
+    d = np.asarray(c - m, dtype=float)
+    s_full = np.broadcast_to(np.asarray(s, dtype=float), d.shape)
+    z = d / np.where(s_full > 0, s_full, 1.0)
+    out = np.where(z > 0, d, 0.0)
+    band = (np.abs(z) < _TAIL_Z) & (s_full > 0)
+    if band.any():
+        zb, sb = z[band], s_full[band]
+        out[band] = d[band] * norm_cdf(zb) + sb * norm_pdf(zb)
+    return out
+
+
 def _scattered_at(g: dict, capacity_tokens: float) -> dict:
     b, Ps, EN, hs, Bi, c_mi, W = g["b"], g["Ps"], g["EN"], g["hs"], g["Bi"], g["c_mi"], g["W"]
     Cb = math.floor(capacity_tokens / b)
     mean_v, sd_v = g["mean_v"], g["sd_v"]
-    pos0 = normal_positive_part_mean(Cb, mean_v, sd_v)                        # (X,)
-    pos1 = normal_positive_part_mean(Cb - 1.0, mean_v, sd_v)
-    posB = normal_positive_part_mean(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
+    pos0 = _positive_part_banded(Cb, mean_v, sd_v)                          # (X,)
+    pos1 = _positive_part_banded(Cb - 1.0, mean_v, sd_v)
+    posB = _positive_part_banded(Cb - Bi[None, :], mean_v[:, None], sd_v[:, None])   # (X, I)
     keep = np.clip(pos0[:, None] - posB, 0.0, Bi[None, :])                 # (X, I)
     own_blocks = float((keep * W).sum())
     own_any = float((((pos0 - pos1)[:, None] * (Bi >= 1)[None, :]) * W).sum())
@@ -311,7 +360,9 @@ def fleet_hit_rates(w: Workload, c: CacheConfig, fleet: FleetConfig, model: str 
     }
     if fleet.routing in ("random", "round_robin") and fleet.instances > 1:
         single = hit_rates(w, dataclasses.replace(c, capacity_tokens=1e13), "che")
-        out["random_routing_ceiling"] = out["ideal_request_hit_rate"] / float(single["ideal_request_hit_rate"])
+        own = float(single["ideal_request_hit_rate"])
+        # one-turn conversations have no own history to lose: the ceiling is 1 then
+        out["random_routing_ceiling"] = out["ideal_request_hit_rate"] / own if own > 0 else 1.0
     else:
         out["random_routing_ceiling"] = 1.0
     return out

@@ -31,7 +31,7 @@ from .fleet import ROUTINGS, TIER_MODES, FleetConfig, TierConfig, fleet_hit_rate
 from .tiers import default_read_gb_per_s
 from .units import GIB_BYTES
 
-__all__ = ["FLEET_REQUEST_KEYS", "check_fleet_field", "fleet_from_request", "fleet_result"]
+__all__ = ["FLEET_REQUEST_KEYS", "check_fleet_field", "fleet_from_request", "fleet_result", "fleet_sensitivity"]
 
 FLEET_REQUEST_KEYS = ("cluster", "tiers", "tier_mode", "price_per_gpu_hour", "mbu", "sizing")
 
@@ -163,7 +163,13 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
                   "overload": r["overload"],
                   "overload_ends_at_capacity_tokens": r["overload_ends_at_capacity_tokens"]},
     }
-    if fleet.instances > 1 and fleet.routing != "affinity":
+    if memory is not None and memory.get("kv_bytes_per_token"):
+        # the same numbers in GiB for the page: a tier per instance (all TP shards), the GPU per GPU
+        bpt_gpu = float(memory["kv_bytes_per_token"])
+        for t in out["fleet"]["tiers"]:
+            t["capacity_gib_per_instance"] = t["capacity_tokens"] * bpt_gpu * tensor_parallel / GIB_BYTES
+        out["fleet"]["overload_ends_at_kv_gib_per_gpu"] = r["overload_ends_at_capacity_tokens"] * bpt_gpu / GIB_BYTES
+    if fleet.instances > 1 and fleet.routing in ("random", "round_robin"):   # what affinity would gain
         import dataclasses
         aff = fleet_hit_rates(workload, cache, dataclasses.replace(fleet, routing="affinity"), hit_model)
         out["fleet"]["affinity_token_hit_rate"] = aff["token_hit_rate"]
@@ -216,6 +222,25 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
         setup = Setup(model, gpu, tensor_parallel, util, kvd, workload, cache, fleet,
                       tuple(sorted((memory_kwargs or {}).items())))
         out["recommendations"] = recommend(setup, hit_model, cpu_tier_gib=cpu_gib if cpu_gib > 0 else 256.0)
+    return out
+
+
+def fleet_sensitivity(request: dict, workload, cache, fleet: FleetConfig, hit_model: str,
+                      kv_bytes_per_token_per_gpu: float | None, tensor_parallel: int = 1) -> dict:
+    """The "sweeps" and "tornado" figures of a fleet (kvcalc.fleet_sweeps), for the ones asked
+    for in request["figures"]; {} when the request sets no fleet (the single cache's stand)."""
+    from .fleet_sweeps import fleet_is_set, fleet_sweeps, fleet_tornado
+    wanted = request.get("figures") or []
+    if not fleet_is_set(fleet) or not ({"sweeps", "tornado"} & set(wanted)):
+        return {}
+    fast = "che" if hit_model in ("refined", "seed") else hit_model
+    gib = (kv_bytes_per_token_per_gpu * tensor_parallel / GIB_BYTES) if kv_bytes_per_token_per_gpu else None
+    out = {}
+    if "sweeps" in wanted:
+        out["sweeps"] = fleet_sweeps(workload, cache, fleet, fast, gib)
+    if "tornado" in wanted:
+        frac = request.get("tornado_change_fraction", 0.2)
+        out["tornado"] = fleet_tornado(workload, cache, fleet, frac, fast, gib)
     return out
 
 

@@ -22,7 +22,11 @@ from .presets import GpuSpec, ModelSpec
 from .units import GIB_BYTES
 from .workload import CacheConfig, Workload
 
-__all__ = ["Setup", "recommend", "DEFAULT_CPU_TIER_GIB"]
+__all__ = ["Setup", "recommend", "DEFAULT_CPU_TIER_GIB", "LEVER_CODES"]
+
+#: the codes of the levers (the page renders msg.<code> with the lever's params)
+LEVER_CODES = ("weights_leave_no_kv", "raise_gpu_memory_utilization", "fp8_kv_cache", "more_tensor_parallel",
+               "affinity_routing", "more_replicas_affinity", "cpu_tier", "smaller_block", "ideal_ceiling_reached")
 
 #: CPU tier size tried per instance (host DRAM commonly has hundreds of GiB per node).
 DEFAULT_CPU_TIER_GIB = 256.0
@@ -63,7 +67,7 @@ def recommend(s: Setup, hit_model: str = "refined", cpu_tier_gib: float = DEFAUL
     """Levers ranked by their gain in token hit rate (percentage points)."""
     base, mem = _hit(s, hit_model)
     if base is None:
-        return [{"code": "weights_do_not_fit", "params": {"tensor_parallel": s.tensor_parallel},
+        return [{"code": "weights_leave_no_kv", "params": {"tensor_parallel": s.tensor_parallel},
                  "message": "the weights leave no KV cache: raise tensor parallelism or use a larger GPU",
                  "token_hit_rate": None, "delta_pp": None,
                  "settings": [setting("vllm", "--tensor-parallel-size", s.tensor_parallel * 2),
@@ -115,7 +119,7 @@ def recommend(s: Setup, hit_model: str = "refined", cpu_tier_gib: float = DEFAUL
         bpt = float(mem["kv_bytes_per_token"]) * s.tensor_parallel
         tokens = float(int(cpu_tier_gib * GIB_BYTES / bpt) // s.cache.block_size_tokens * s.cache.block_size_tokens)
         ratio = tokens / float(mem["kv_capacity_tokens"])
-        lever("cpu_tier", {"gib_per_instance": cpu_tier_gib, "capacity_tokens": tokens},
+        lever("cpu_tier", {"cpu_tier_gib": cpu_tier_gib, "capacity_tokens": tokens},
               f"a CPU DRAM tier of {cpu_tier_gib:g} GiB per instance ({tokens:,.0f} tokens)",
               dataclasses.replace(s, fleet=dataclasses.replace(
                   s.fleet, tiers=(TierConfig("cpu", tokens, float(s.gpu.host_link_bandwidth_gb_per_s)),))),

@@ -122,15 +122,18 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                                 **memory_kwargs)
             cap = mem.get("kv_capacity_tokens")
             why = f"TP={tp}: the weights and the runtime reserve leave less than one KV block"
+            why_params = {"tensor_parallel": tp, "weights_gib_per_gpu": mem["weights_gib_per_gpu"],
+                          "usable_gib_per_gpu": mem["usable_gib_per_gpu"] - mem["runtime_reserve_gib"]}
         except InputError as e:
             if e.field != "model":
                 raise
             cap, why = None, f"TP={tp}: {e.problem}"
+            why_params = {"tensor_parallel": tp, **e.params}
         if not cap or cap < cache.block_size_tokens:
             for gib in tier_gib_per_instance:
                 rows.append({**base, "instances": None, "gpus": None, "tier_gib_per_instance": float(gib),
                              "token_hit_rate": None, "fits": False, "code": "weights_do_not_fit",
-                             "reason": why})
+                             "params": dict(why_params), "reason": why})
             continue
         bpt = float(mem["kv_bytes_per_token"])
         c = dataclasses.replace(cache, capacity_tokens=float(cap))
@@ -152,6 +155,8 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                 ideal = fleet_hit_rates(w, dataclasses.replace(c, capacity_tokens=1e13),
                                         FleetConfig(1, routing if routing != "affinity" else "affinity"))["ideal_token_hit_rate"]
                 row.update(instances=None, gpus=None, token_hit_rate=h, fits=False, code="target_not_reached",
+                           params={"tensor_parallel": tp, "max_instances": max_instances, "token_hit_rate": h,
+                                   "ideal_token_hit_rate": ideal, "routing": routing},
                            reason=(f"TP={tp}: {max_instances} instances reach only {h:.1%} "
                                    f"(ideal {ideal:.1%}) with {routing} routing"))
                 rows.append(row)
@@ -171,6 +176,10 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
             row.update(instances=k, gpus=k * tp, token_hit_rate=h, fits=fits, **load, sized_for="hit_rate",
                        code="fits" if fits else "traffic_exceeds_compute",
                        instances_to_serve_traffic=k_serve,
+                       params={"tensor_parallel": tp, "instances": k, "token_hit_rate": h,
+                               "busy_fraction": busy, "prefill_fraction": load["prefill_utilization"],
+                               "decode_fraction": load["decode_utilization"], "mfu": mfu, "mbu_fraction": mbu,
+                               "instances_to_serve_traffic": k_serve},
                        reason="" if fits else (
                            f"TP={tp}: {k} instances reach {h:.1%} but would be {busy:.0%} busy (prefill "
                            f"{load['prefill_utilization']:.0%}, decode {load['decode_utilization']:.0%} at "
@@ -185,7 +194,8 @@ def size_fleet(model: ModelSpec, gpu: GpuSpec, w: Workload, cache: CacheConfig, 
                 ok = l2["prefill_utilization"] + l2["decode_utilization"] <= 1.0
                 extra = {**row, **l2, "instances": k_serve, "gpus": k_serve * tp, "token_hit_rate": h2, "fits": ok,
                          "sized_for": "traffic",
-                         "code": "fits" if ok else "traffic_exceeds_compute",
+                         "code": "fits" if ok else "traffic_not_served",
+                         "params": {"tensor_parallel": tp, "max_instances": max_instances},
                          "reason": "" if ok else f"TP={tp}: {max_instances} instances do not serve the traffic"}
                 if price_per_gpu_hour is not None:
                     extra["cost_per_hour"] = k_serve * tp * price_per_gpu_hour

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from kvcalc.fleet import ROUTINGS, TIER_MODES
 from kvcalc.hitrate import HIT_MODELS
 from kvcalc.limits import LIMITS, limits_json
 from kvcalc.request import CACHE_KEYS, RECOMMENDER_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
@@ -33,15 +34,19 @@ SELECT_CHOICES = {
     "hit_model": (set(HIT_MODELS), True),
     "kv_cache_dtype": ({"auto"} | set(DTYPE_BITS), False),
     "scenario": (set(SCENARIOS), True),
+    "cluster.routing": (set(ROUTINGS), True),
+    "tier_mode": (set(TIER_MODES), True),
 }
 
 
 def _key_known(key: str) -> bool:
+    if key.startswith("tiers["):   # a field of one tier of the list (js/fleet-params.js)
+        return key.split("]", 1)[1] in (".capacity_gib", ".read_gb_per_s", ".capacity_tokens")
     head, _, rest = key.partition(".")
     if not rest:
         return head in REQUEST_KEYS
     known = {"workload": WORKLOAD_KEYS, "cache": CACHE_KEYS, "simulation": SIMULATION_KEYS,
-             "model": ("hf_config",), "recommender": RECOMMENDER_KEYS}
+             "model": ("hf_config",), "recommender": RECOMMENDER_KEYS, "cluster": ("instances", "routing")}
     return head in known and rest in known[head]
 
 
@@ -60,7 +65,7 @@ def test_every_page_row_agrees_with_python(page, server):
         return m.PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
                                    loOpen: p.loOpen, hiOpen: p.hiOpen, integer: p.integer,
                                    uiInteger: !!p.uiInteger, options: Array.isArray(p.options) ? [...p.options] : p.options,
-                                   min: p.min, max: p.max, def: p.default}));
+                                   min: p.min, max: p.max, def: p.default, limit: p.limit ?? null}));
     }""")
     assert len(rows) >= 25
     seen_numbers = 0
@@ -68,6 +73,7 @@ def test_every_page_row_agrees_with_python(page, server):
         key = row["key"]
         assert _key_known(key), f"{key}: the page shows a field Python does not know"
         if row["kind"] == "number":
+            key = row["limit"] or key   # list fields use their list's row ("tiers[].read_gb_per_s")
             assert key in LIMITS, f"{key}: numeric row with no limit in kvcalc.limits"
             lim = LIMITS[key]
             assert row["lo"] == lim.lo and row["loOpen"] == lim.lo_open, (key, row, lim)
