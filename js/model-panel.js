@@ -8,7 +8,7 @@
 
 import { el } from "./ui.js";
 import * as fmt from "./format.js";
-import { t, has, setText, renderMessage } from "./i18n.js";
+import { t, has, setText, setAttr, renderMessage } from "./i18n.js";
 import { THEMES, PLOT_CONFIG } from "./figures.js";
 import { createHfFetcher } from "./hf-fetch.js";
 import { HF_STATUS } from "./state.js";
@@ -89,8 +89,16 @@ function copyButton(getText) {
   return b;
 }
 
+// A result row: its label, a help hint (res.<...>_help), its value.
+const HELP = {
+  "res.model_name": "res.model_name_help", "res.attention": "res.attention_help",
+  "res.weight_format": "res.weight_format_help", "res.max_concurrency_at": "res.max_concurrency_at_help",
+  "res.max_concurrency_at_mean": "res.max_concurrency_at_mean_help",
+};
 const kvRow = (labelKey, value, attrs = {}, params = null) =>
-  el("div", attrs, setText(el("dt"), labelKey, params), el("dd", {}, value));
+  el("div", attrs, el("dt", {}, setText(el("span"), labelKey, params), " ",
+                      setAttr(el("span", { class: "hint" }, "?"), "title", HELP[labelKey])),
+     el("dd", {}, value));
 
 // A per-layer (or repeating) list of layer kinds as the form writes it: the shortest period,
 // run-length coded ("local*5, global"). Text formatting of Python's preset data, no arithmetic
