@@ -16,6 +16,7 @@ import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
 import { mountFleetPanel } from "./js/fleet-panel.js";
 import { fleetActive } from "./js/fleet-params.js";
 import { installA11y, plotlyLocale } from "./js/a11y.js";
+import { mountModelPanel } from "./js/model-panel.js";
 import {
   LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
   renderMessage,
@@ -133,7 +134,7 @@ function onFatal({ message, retry }) {
 // ---------------------------------------------------------------- state
 
 function visibleFigures() {
-  return ["curve", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : []),
+  return ["curve", "kv_context", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : []),
           ...(app.fleet && app.fleet.isOpen() ? ["fleet"] : [])];   // fleet: also sizing + recommendations
 }
 
@@ -536,6 +537,7 @@ async function main() {
     else if (open) app.fleet.render(app.result, { theme: theme(), plotly: app.plotly });
   } });
   if (fleetActive(app.state.values)) app.fleet.open();
+  app.modelPanel = mountModelPanel(app, { setState, presetIds: Object.keys(presets.models), presets });
 
   $("url-notice").querySelector(".dismiss").addEventListener("click", () => { $("url-notice").hidden = true; });
   $("reset").addEventListener("click", () => {

@@ -9,7 +9,9 @@
 //   label, unit, help: not here; from the page's catalogues (i18n/<lang>.json) under
 //            param.<key>.label, param.<key>.unit (rows with a unit), param.<key>.help
 //   kind     "number" (slider + number box, or a box alone with slider: false), "select",
-//            "json" (the pasted config.json textarea)
+//            "json" (a textarea: the pasted config.json, the engine log), "text" (one line of
+//            text checked by js/state.js: a Hugging Face repo id, a layer pattern, a name)
+//   share    false: not in links or localStorage (the pasted engine log)
 //   default  the value of a fresh page; null for optional fields (nothing sent)
 //   min, max, step, scale ("linear" | "log")   the slider's range (the box may go beyond it)
 //   lo, hi, loOpen, hiOpen, integer            what is valid: NOT written here, filled in at load
@@ -19,7 +21,7 @@
 //                                              its errors are shown at the field they name
 //   uiInteger  page-only: the slider and box take whole numbers though Python accepts
 //            fractional values (token counts are means)
-//   optional empty box = not sent (Python picks its default); placeholder: its catalogue key
+//   optional empty box = not sent (Python picks its default); placeholder: its catalogue key (default "ui.from_memory")
 //   limit    the limits-table row when it is not the key (list fields: "tiers[].read_gb_per_s")
 //   when     (values) => bool: sent and enabled only then (e.g. TTL only for eviction=ttl)
 //   request  false: page state but not part of compute()'s request (simulation settings)
@@ -31,13 +33,18 @@ import { FLEET_GROUP, FLEET_PARAMS } from "./fleet-params.js";
 
 export const GROUPS = [
   { id: "hardware" },   // legend: group.<id> in the catalogues
+  { id: "architecture" },   // the model typed by hand (model = "manual"; js/model-panel.js)
   { id: "traffic" },
   { id: "cache" },
   FLEET_GROUP,          // instances, routing, CPU/SSD tiers, price (js/fleet-params.js)
+  { id: "engine" },     // the engine's own view: paste its start-up log (js/model-panel.js shows the comparison)
   { id: "advanced" },
 ];
 
 export const CUSTOM_MODEL = "custom";
+export const MANUAL_MODEL = "manual";   // typed by hand: the "architecture" group (kvcalc.architecture)
+export const HF_MODEL = "hf";           // by Hugging Face id: config.json fetched (js/hf-fetch.js)
+const manual = (v) => v.model === MANUAL_MODEL;
 
 export const PARAMS = [
   // ---------------------------------------------------------------- model & hardware
@@ -45,6 +52,8 @@ export const PARAMS = [
     default: "meta-llama/Llama-3.1-8B", options: "presets:models" },
   { key: "model.hf_config", group: "hardware", kind: "json",
     default: "", when: (v) => v.model === CUSTOM_MODEL },
+  { key: "model.hf_id", group: "hardware", kind: "text", request: false, maxLength: 200,
+    default: "", when: (v) => v.model === HF_MODEL },
   { key: "gpu", group: "hardware", kind: "select",
     default: "h100-sxm-80gb", options: "presets:gpus" },
   { key: "tensor_parallel", group: "hardware", kind: "number",
@@ -54,6 +63,50 @@ export const PARAMS = [
   { key: "kv_cache_dtype", group: "hardware", kind: "select",
     default: "auto",
     options: ["auto", "bf16", "fp16", "fp8", "int8", "fp4"] },
+  // "auto": the checkpoint's own format (its quantization_config), nothing sent
+  { key: "weight_dtype", group: "hardware", kind: "select", default: "auto",
+    options: ["auto", "bf16", "fp16", "fp8", "int8", "int4", "mxfp4", "nvfp4"] },
+  { key: "weight_group_size", placeholder: "ui.ph_group_128", group: "hardware", kind: "number", default: null, optional: true,
+    slider: false, when: (v) => v.weight_dtype === "int4" },
+  { key: "context_tokens", placeholder: "ui.ph_mean_context", group: "hardware", kind: "number", default: null, optional: true,
+    min: 256, max: 1048576, scale: "log", uiInteger: true },
+  { key: "runtime_reserve_gib", placeholder: "ui.ph_estimate", group: "hardware", kind: "number", default: null, optional: true,
+    slider: false },
+
+  // ---------------------------------------------------------------- model typed by hand
+  // Defaults: Llama-3.1-8B's own numbers (its config.json), so the form starts from a real model.
+  { key: "model.architecture.name", group: "architecture", kind: "text", default: "", optional: true,
+    maxLength: 200, when: manual },
+  { key: "model.architecture.num_layers", group: "architecture", kind: "number", default: 32,
+    slider: false, when: manual },
+  { key: "model.architecture.hidden_size", group: "architecture", kind: "number", default: 4096,
+    slider: false, when: manual },
+  { key: "model.architecture.num_attention_heads", group: "architecture", kind: "number", default: 32,
+    slider: false, when: manual },
+  { key: "model.architecture.attention", group: "architecture", kind: "select", default: "auto",
+    options: ["auto", "mha", "gqa", "mqa", "mla"], when: manual },
+  { key: "model.architecture.num_kv_heads", placeholder: "ui.ph_equal_heads", group: "architecture", kind: "number", default: 8,
+    optional: true, slider: false, when: (v) => manual(v) && v["model.architecture.attention"] !== "mla" },
+  { key: "model.architecture.head_dim", placeholder: "ui.ph_hidden_over_heads", group: "architecture", kind: "number", default: null,
+    optional: true, slider: false, when: manual },
+  { key: "model.architecture.kv_lora_rank", group: "architecture", kind: "number", default: 512,
+    slider: false, when: (v) => manual(v) && v["model.architecture.attention"] === "mla" },
+  { key: "model.architecture.qk_rope_head_dim", group: "architecture", kind: "number", default: 64,
+    slider: false, when: (v) => manual(v) && v["model.architecture.attention"] === "mla" },
+  { key: "model.architecture.layer_pattern", group: "architecture", kind: "text", default: "",
+    optional: true, maxLength: 400, when: manual },
+  { key: "model.architecture.window_tokens", placeholder: "ui.ph_none", group: "architecture", kind: "number", default: null,
+    optional: true, slider: false, when: manual },
+  { key: "model.architecture.linear_state_bytes_per_layer", placeholder: "ui.ph_none", group: "architecture", kind: "number",
+    default: null, optional: true, slider: false, when: manual },
+  { key: "model.architecture.params_total", group: "architecture", kind: "number", default: 8.03e9,
+    slider: false, when: manual },
+  { key: "model.architecture.params_active", placeholder: "ui.ph_equal_params", group: "architecture", kind: "number", default: null,
+    optional: true, slider: false, when: manual },
+  { key: "model.architecture.vocab_size", placeholder: "ui.ph_none", group: "architecture", kind: "number", default: 128256,
+    optional: true, slider: false, when: manual },
+  { key: "model.architecture.max_position_embeddings", placeholder: "ui.ph_none", group: "architecture", kind: "number",
+    default: 131072, optional: true, slider: false, when: manual },
 
   // ---------------------------------------------------------------- traffic
   // scenario: picking one fills the traffic inputs with its preset (js/scenarios.js, from
@@ -111,6 +164,8 @@ export const PARAMS = [
     default: 0.8, min: 0.05, max: 0.99, step: 0.01, scale: "linear" },
   { key: "tornado_change_fraction", group: "advanced", kind: "number",
     default: 0.2, min: 0.05, max: 0.9, step: 0.05, scale: "linear" },
+  // the pasted engine start-up log (kvcalc.enginelog): sent, never shared in links
+  { key: "engine_log", group: "engine", kind: "json", default: "", share: false, maxLength: 2000000 },
   { key: "seed", group: "advanced", kind: "number", default: 1,
     slider: false },
   { key: "simulation.n_conversations", group: "advanced", kind: "number",

@@ -8,7 +8,7 @@
 //           and its parameters (js/i18n.js renders it in the page's language)
 // Only valid values reach the URL, localStorage and compute().
 
-import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, defaultValues } from "./params.js";
+import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, MANUAL_MODEL, HF_MODEL, defaultValues } from "./params.js";
 import { checkDepth } from "./worker-protocol.js";
 import { browserStorage } from "./storage.js";
 import { FLEET_KEYS, fleetRequest } from "./fleet-params.js";
@@ -36,7 +36,12 @@ const problem = (key, params = {}) => ({ key, params });
 // text -> {value} or {error}. Selects check membership; numbers check finiteness and limits.
 export function parseValue(param, text, options = null) {
   const s = text === null || text === undefined ? "" : String(text).trim();
-  if (param.kind === "json") return { value: String(text ?? "") };
+  if (param.kind === "json") {
+    const v = String(text ?? "");
+    if (param.maxLength && v.length > param.maxLength) return { error: problem("state.text_too_long", { max: param.maxLength }) };
+    return { value: v };
+  }
+  if (param.kind === "text") return parseText(param, s);
   if (param.kind === "select") {
     const allowed = options || (Array.isArray(param.options) ? param.options.map((o) => String(o)) : null);
     if (allowed && !allowed.includes(s)) return { error: problem("state.not_a_choice", { text: s }) };
@@ -59,6 +64,41 @@ export function parseValue(param, text, options = null) {
   if (x > param.hi) return { error: problem("state.too_large", { hi: fmtLimit(param.hi) }) };
   if (param.integer && !Number.isInteger(x)) return { error: problem("state.not_whole") };
   return { value: x };
+}
+
+// ---------------------------------------------------------------- one-line text fields
+
+// A Hugging Face repo id, "owner/name": letters, digits, "-", "_", "." (no "--" or "..", not
+// starting or ending with "-" or "."), at most 96 characters each side (the Hub's own rule).
+// Only a text matching this reaches fetch() (js/hf-fetch.js): no "/", "?", "#", "%" or ".."
+// can change the URL the page asks for.
+const HF_PART = "[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?";
+export const HF_REPO_ID = new RegExp(`^(?!.*(?:--|\\.\\.))${HF_PART}/${HF_PART}$`);
+export const isHfRepoId = (s) => typeof s === "string" && HF_REPO_ID.test(s);
+
+// A layer pattern typed by hand: "local*5, global" -> ["local" x5, "global"]; kinds global,
+// local, linear (kvcalc.architecture: repeated over the layers from layer 0). null if malformed.
+export const LAYER_PATTERN_MAX = 1024;
+export function parseLayerPattern(text) {
+  const s = String(text ?? "").trim();
+  if (!s) return null;
+  const out = [];
+  for (const item of s.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^(global|local|linear)(?:\*([0-9]{1,4}))?$/i.exec(item);
+    if (!m) return null;
+    const n = m[2] === undefined ? 1 : Number(m[2]);
+    if (n < 1 || out.length + n > LAYER_PATTERN_MAX) return null;
+    for (let i = 0; i < n; i++) out.push(m[1].toLowerCase());
+  }
+  return out.length ? out : null;
+}
+
+function parseText(param, s) {
+  if (param.maxLength && s.length > param.maxLength) return { error: problem("state.text_too_long", { max: param.maxLength }) };
+  if (s === "") return param.optional ? { value: param.default === null ? null : "" } : { value: "" };
+  if (param.key === "model.hf_id" && !isHfRepoId(s)) return { error: problem("state.hf_id_invalid", { text: s }) };
+  if (param.key.endsWith(".layer_pattern") && !parseLayerPattern(s)) return { error: problem("state.pattern_invalid", { text: s }) };
+  return { value: s };
 }
 
 // A value as the text of its control and of the query string.
@@ -98,8 +138,27 @@ export function applyPatch(state, patch, selectOptions = {}) {
   } else {
     delete errors[jsonKey];
   }
+  // By Hugging Face id: a preset id is the preset; another id needs its fetched config.json
+  // (js/hf-fetch.js fills HF_CONFIGS, or HF_STATUS with why it could not).
+  const idKey = "model.hf_id";
+  if (values.model === HF_MODEL) {
+    const checked = parseValue(PARAM_BY_KEY.get(idKey), raw[idKey]);   // what a fetch said is re-read each time
+    if ("error" in checked) errors[idKey] = checked.error;
+    else delete errors[idKey];
+  }
+  if (values.model === HF_MODEL && errors[idKey] === undefined) {
+    const id = values[idKey];
+    const presets = selectOptions.model || [];
+    if (!id) errors[idKey] = problem("state.hf_id_empty");
+    else if (!presets.includes(id) && !HF_CONFIGS.has(id)) errors[idKey] = HF_STATUS.get(id) ?? problem("state.hf_fetching", { id });
+  }
   return { values, raw, errors };
 }
+
+// config.json objects fetched from the Hub by repo id, and why a fetch failed ({key, params}).
+// Written by js/hf-fetch.js; read by applyPatch and buildRequest.
+export const HF_CONFIGS = new Map();
+export const HF_STATUS = new Map();
 
 // A real config.json is a few kB and nests 2-3 levels (text_config, rope_scaling, ...).
 export const CONFIG_JSON_MAX_CHARS = 1_000_000;
@@ -152,6 +211,20 @@ export function buildRequest(values, figures = ["curve"]) {
       req.model = { hf_config: parsed.value ?? {} };
       continue;
     }
+    if (p.key === "model" && v === MANUAL_MODEL) {
+      req.model = { architecture: {} };   // the model.architecture.* rows below fill it
+      continue;
+    }
+    if (p.key === "model" && v === HF_MODEL) {
+      const id = values["model.hf_id"];
+      req.model = HF_CONFIGS.has(id) ? { hf_config: HF_CONFIGS.get(id), name: id } : id;
+      continue;
+    }
+    if (v === "" || (v === "auto" && (p.key === "weight_dtype" || p.key === "model.architecture.attention"))) continue;
+    if (p.key.endsWith(".layer_pattern")) {
+      setPath(req, p.key, parseLayerPattern(v));
+      continue;
+    }
     setPath(req, p.key, v);
   }
   Object.assign(req, fleetRequest(values, figures));   // the fleet's keys (js/fleet-params.js)
@@ -174,7 +247,10 @@ export function buildSimulateRequest(values, capacitiesTokens) {
 export function toQuery(values, keep = {}) {
   const q = new URLSearchParams();
   for (const p of PARAMS) {
+    if (p.share === false) continue;                               // the pasted engine log
     if (!isRelevant(p, values) && p.kind === "json") continue;   // no stale config text in links
+    // fields of another model source (a hand-entered architecture, a repo id) stay out of links
+    if (!isRelevant(p, values) && (p.group === "architecture" || p.key === "model.hf_id" || values[p.key] === null)) continue;
     q.set(p.key, valueToText(p, values[p.key]));
   }
   for (const [k, v] of Object.entries(keep)) if (v !== null && v !== undefined) q.set(k, v);
@@ -212,6 +288,7 @@ function short(s) {
 export function saveLocal(values, storage = browserStorage(), tab = null) {
   try {
     const stored = { ...values };
+    for (const p of PARAMS) if (p.share === false) delete stored[p.key];
     if (tab) stored[STORED_TAB] = tab;
     storage.setItem(STORAGE_KEY, JSON.stringify(stored));
   } catch { /* private mode or full: the URL still holds the state */ }

@@ -3,7 +3,7 @@
 // Untrusted text (URL values, pasted config.json, Python's error messages that echo input)
 // only ever reaches the DOM through textContent or attributes, never as HTML.
 
-import { GROUPS, PARAMS, CUSTOM_MODEL } from "./params.js";
+import { GROUPS, PARAMS, CUSTOM_MODEL, MANUAL_MODEL, HF_MODEL } from "./params.js";
 import { isRelevant } from "./state.js";
 import * as fmt from "./format.js";
 import { t, has, setText, setAttr, tm, renderMessage } from "./i18n.js";
@@ -60,7 +60,8 @@ function helpButton(p, describedId) {
 function selectOptions(p, presets) {
   if (p.options === "presets:models") {
     const opts = Object.entries(presets.models || {}).map(([id, m]) => [id, m.name || id]);
-    opts.push([CUSTOM_MODEL, { key: `opt.model.${CUSTOM_MODEL}` }]);
+    opts.push([HF_MODEL, { key: "opt.model.hf" }], [MANUAL_MODEL, { key: "opt.model.manual" }],
+              [CUSTOM_MODEL, { key: `opt.model.${CUSTOM_MODEL}` }]);
     return opts;
   }
   if (p.options === "presets:gpus") return Object.entries(presets.gpus || {}).map(([id, g]) => [id, g.name || id]);
@@ -95,8 +96,16 @@ export function buildForm(root, presets, onInput) {
         box.addEventListener("change", () => onInput({ [p.key]: box.value }));
       } else if (p.kind === "json") {
         box = el("textarea", { id, "data-param": p.key, rows: "6", spellcheck: "false",
-                               placeholder: "{ \"num_hidden_layers\": 32, \"num_key_value_heads\": 8, … }",
+                               placeholder: p.key === "model.hf_config" ? "{ \"num_hidden_layers\": 32, \"num_key_value_heads\": 8, … }" : null,
                                "aria-describedby": `${helpId} ${id}-msg` });   // JSON: the same in every language
+        if (p.key === "engine_log") setAttr(box, "placeholder", "ui.engine_log_placeholder");
+        box.addEventListener("input", () => onInput({ [p.key]: box.value }));
+      } else if (p.kind === "text") {
+        box = el("input", { id, type: "text", autocomplete: "off", spellcheck: "false", "data-param": p.key,
+                            class: "text", maxlength: p.maxLength ? String(p.maxLength) : null,
+                            "aria-describedby": `${helpId} ${id}-msg` });
+        if (p.key === "model.hf_id") setAttr(box, "placeholder", "ui.hf_id_placeholder");
+        else if (p.key.endsWith(".layer_pattern")) setAttr(box, "placeholder", "ui.layer_pattern_placeholder");
         box.addEventListener("input", () => onInput({ [p.key]: box.value }));
       } else {
         box = el("input", { id, type: "text", inputmode: "decimal", autocomplete: "off", spellcheck: "false",
@@ -145,12 +154,16 @@ export function syncForm(controls, state, serverErrors = {}) {
     }
     if (c.slider) setValueText(c.slider, typeof v === "number" ? v : undefined);
     const relevant = isRelevant(p, state.values);
-    c.field.hidden = !relevant && (p.kind === "json" || p.when !== undefined);
+    c.field.hidden = !relevant && (p.kind === "json" || p.kind === "text" || p.when !== undefined);
     const m = relevant ? (state.errors[key] ?? serverErrors[key] ?? null) : null;
     const message = m ? (typeof m.render === "function" ? m.render() : tm(m)) : "";
     c.msg.textContent = message;
     c.field.classList.toggle("invalid", Boolean(message));
     c.box.setAttribute("aria-invalid", message ? "true" : "false");
+  }
+  // a group whose every field is hidden (the hand-entry group for a preset model) is hidden too
+  for (const fs of new Set([...controls.values()].map((c) => c.field.closest("fieldset")))) {
+    if (fs) fs.hidden = [...fs.querySelectorAll(":scope > .field")].every((f) => f.hidden);
   }
 }
 

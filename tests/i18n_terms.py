@@ -22,4 +22,12 @@ TERMS = {
     # fleet (issue 7): hardware and products named as engineers write them
     "CPU", "SSD", "NVMe", "PCIe", "LMCache", "HiCache", "Store",
     "mooncake", "kvcache-ai", "HTTP", "JSON-lines", "ID", "trace", "FILE", "m", "python", "lm_head", "SGLang", "mem-fraction-static", "p50", "p90", "p99", "MiB", "KiB",
+    # models typed by hand, by Hugging Face id, weight formats, engine logs (issue 8): architecture
+    # names and config.json field names as they are written in the file
+    "CPU", "MHA", "GQA", "MQA", "RoPE", "MLP", "embedding", "Gated", "DeltaNet", "global", "linear", "AWQ", "GPTQ",
+    "W8A8", "NVFP4", "graph", "quantization_config", "torch_dtype", "multi_query", "multi_query_group_num", "true",
+    "head_dim", "hidden_size", "kv_lora_rank", "qk_rope_head_dim", "num_attention_heads", "num_key_value_heads",
+    "num_hidden_layers", "vocab_size", "sliding_window", "ChatGLM", "DeepSeek", "DeepSeek-V3", "Gemma", "Qwen",
+    "Qwen3-8B", "Qwen3-Next", "Hub", "huggingface", "gated", "owner", "name", "transformers", "INFO", "Available",
+    "cache",
 }

@@ -38,7 +38,7 @@ import math
 from .errors import InputError
 from .limits import ARCH_MESSAGE, LIMITS
 
-__all__ = ["ARCHITECTURE_KEYS", "spec_from_architecture", "check_head_geometry", "check_layer_kinds"]
+__all__ = ["ARCHITECTURE_KEYS", "spec_from_architecture", "check_head_geometry", "check_layer_kinds", "derivation"]
 
 ARCHITECTURE_KEYS = (
     "name", "num_layers", "hidden_size", "num_attention_heads", "num_kv_heads", "head_dim", "attention",
@@ -48,6 +48,13 @@ ARCHITECTURE_KEYS = (
     "tie_word_embeddings", "weight_dtype", "weight_group_size", "max_position_embeddings",
 )
 _GDN_KEYS = ("linear_num_key_heads", "linear_num_value_heads", "linear_key_head_dim", "linear_value_head_dim")
+
+def derivation(field: str, how: str, code: str, **params) -> dict:
+    """One value derived rather than given: the field, how (English), and its message code with
+    parameters (the page renders msg.<code>). Params are kept as sorted pairs so a ModelSpec stays
+    hashable; :func:`kvcalc.presets.derived_json` turns them back into a dict."""
+    return {"field": field, "how": how, "code": code, "params": tuple(sorted(params.items()))}
+
 
 def check_head_geometry(heads: int, kv: int, hidden: int, head_dim: int | None, kv_field: str,
                         head_dim_field: str, latent: bool = False) -> None:
@@ -60,15 +67,18 @@ def check_head_geometry(heads: int, kv: int, hidden: int, head_dim: int | None, 
     """
     if kv > heads:
         raise InputError(kv_field, kv, f"at most the attention heads ({heads})",
-                         f"KV heads ({kv}) cannot exceed attention heads ({heads})", code="inconsistent")
+                         f"KV heads ({kv}) cannot exceed attention heads ({heads})", code="kv_heads_exceed_heads",
+                         params={"kv_heads": kv, "attention_heads": heads})
     if heads % kv:
         raise InputError(kv_field, kv, f"a divisor of the attention heads ({heads})",
-                         f"KV heads ({kv}) must divide attention heads ({heads})", code="inconsistent")
+                         f"KV heads ({kv}) must divide attention heads ({heads})", code="kv_heads_not_divisor",
+                         params={"kv_heads": kv, "attention_heads": heads})
     if head_dim is None and not latent and hidden % heads:
         raise InputError(head_dim_field, None if head_dim_field.endswith("head_dim") else heads,
                          "a head_dim, or attention heads that divide the hidden size",
                          f"hidden size ({hidden}) is not a multiple of the attention heads ({heads}) "
-                         "and no head_dim is given", code="inconsistent")
+                         "and no head_dim is given", code="hidden_not_divisible",
+                         params={"hidden_size": hidden, "attention_heads": heads})
 
 
 def check_layer_kinds(kinds, layers: int, field: str, names, exact_length: bool) -> None:
@@ -147,26 +157,33 @@ def spec_from_architecture(model: dict, field: str = "model"):
     if kv is None:
         if attention in (None, "mha", "mla"):
             kv = heads
-            derived.append({"field": "num_kv_heads", "how": f"not given: equal to the attention heads ({heads})"
-                            + (", i.e. MHA" if attention != "mla" else " (MLA caches one latent, not heads)")})
+            derived.append(derivation("num_kv_heads", f"not given: equal to the attention heads ({heads})"
+                            + (", i.e. MHA" if attention != "mla" else " (MLA caches one latent, not heads)"),
+                            code="derived_kv_heads_mla" if attention == "mla" else "derived_kv_heads_mha",
+                            attention_heads=heads))
         elif attention == "mqa":
             kv = 1
-            derived.append({"field": "num_kv_heads", "how": "1 (MQA)"})
+            derived.append(derivation("num_kv_heads", "1 (MQA)", code="derived_kv_heads_mqa"))
         else:
             raise InputError(f"{path}.num_kv_heads", None, "the number of KV heads (GQA needs it)", "missing")
     head_dim = _count(a, "head_dim", path)
     check_head_geometry(heads, kv, hidden, head_dim, f"{path}.num_kv_heads", f"{path}.head_dim")
     if attention == "mha" and kv != heads:
         raise InputError(f"{path}.num_kv_heads", kv, f"{heads} (MHA has one KV head per attention head)",
-                         f"MHA needs KV heads equal to attention heads ({heads}), got {kv}")
+                         f"MHA needs KV heads equal to attention heads ({heads}), got {kv}", code="mha_kv_heads",
+                         params={"kv_heads": kv, "attention_heads": heads})
     if attention == "mqa" and kv != 1:
-        raise InputError(f"{path}.num_kv_heads", kv, "1 (MQA shares one KV head)", f"MQA needs 1 KV head, got {kv}")
+        raise InputError(f"{path}.num_kv_heads", kv, "1 (MQA shares one KV head)", f"MQA needs 1 KV head, got {kv}", code="mqa_kv_heads",
+                         params={"kv_heads": kv})
     if attention == "gqa" and not 1 < kv < heads:
         raise InputError(f"{path}.num_kv_heads", kv, f"between 2 and {heads - 1} (GQA groups query heads)",
-                         f"GQA needs fewer KV heads than attention heads ({heads}) and more than 1, got {kv}")
+                         f"GQA needs fewer KV heads than attention heads ({heads}) and more than 1, got {kv}",
+                         code="gqa_kv_heads", params={"kv_heads": kv, "attention_heads": heads})
     if head_dim is None:
         head_dim = hidden // heads
-        derived.append({"field": "head_dim", "how": f"hidden_size / num_attention_heads = {hidden} / {heads}"})
+        derived.append(derivation("head_dim", f"hidden_size / num_attention_heads = {hidden} / {heads}",
+                                   code="derived_head_dim", hidden_size=hidden, attention_heads=heads,
+                                   head_dim=hidden // heads))
     rank = _count(a, "kv_lora_rank", path)
     rope = _count(a, "qk_rope_head_dim", path, allow_zero=True)
     if attention == "mla" or rank is not None:
@@ -192,7 +209,8 @@ def spec_from_architecture(model: dict, field: str = "model"):
                              "a window but no local layer")
     elif window is not None:
         pattern = ["local"]
-        derived.append({"field": "layer_pattern", "how": "not given: every layer local (window on all layers)"})
+        derived.append(derivation("layer_pattern", "not given: every layer local (window on all layers)",
+                                   code="derived_all_local"))
     else:
         pattern = ["global"]
     kind = {"global": None, "local": window, "linear": 0}
@@ -211,8 +229,9 @@ def spec_from_architecture(model: dict, field: str = "model"):
                                  + ", ".join(_GDN_KEYS), "missing: the layer pattern has linear layers")
             cfg = {k: v for k, v in gdn.items() if v is not None}
             state = linear_state_bytes_per_layer(cfg)
-            derived.append({"field": "linear_state_bytes_per_layer",
-                            "how": "Gated DeltaNet conv + recurrent state from the linear_* sizes, 2 bytes each"})
+            derived.append(derivation("linear_state_bytes_per_layer",
+                                       "Gated DeltaNet conv + recurrent state from the linear_* sizes, 2 bytes each",
+                                       code="derived_linear_state", state_bytes_per_layer=state))
     elif state is not None or any(v is not None for v in gdn.values()):
         raise InputError(f"{path}.linear_state_bytes_per_layer", state, "only with 'linear' layers in layer_pattern",
                          "a linear-layer state but no linear layer")
@@ -222,10 +241,12 @@ def spec_from_architecture(model: dict, field: str = "model"):
     p_active = _number(a, "params_active", path)
     if p_active is None:
         p_active = p_total
-        derived.append({"field": "params_active", "how": "not given: equal to params_total (dense model)"})
+        derived.append(derivation("params_active", "not given: equal to params_total (dense model)",
+                                   code="derived_params_active_dense"))
     if p_active > p_total:
         raise InputError(f"{path}.params_active", p_active, f"at most params_total ({p_total:g})",
-                         f"active parameters ({p_active:g}) cannot exceed the total ({p_total:g})")
+                         f"active parameters ({p_active:g}) cannot exceed the total ({p_total:g})",
+                         code="active_exceeds_total", params={"params_active": p_active, "params_total": p_total})
     vocab = _count(a, "vocab_size", path)
     tied = a.get("tie_word_embeddings", False)
     if not isinstance(tied, bool):
@@ -239,16 +260,17 @@ def spec_from_architecture(model: dict, field: str = "model"):
                          f"embeddings ({embedding:g} parameters) exceed params_total ({p_total:g})")
     wd = a.get("weight_dtype")
     if wd is None:
-        derived.append({"field": "weight_dtype", "how": "not given: bf16"})
+        derived.append(derivation("weight_dtype", "not given: bf16", code="derived_weight_bf16"))
         wd = "bf16"
     group = _count(a, "weight_group_size", path)
     wf = weight_format(wd, field=f"{path}.weight_dtype", group_size=group)
     if wf["scope"] != "none" and embedding is None:
-        derived.append({"field": "vocab_size", "how": "not given: the whole model counted at the quantized "
-                        "width (embeddings and lm_head really stay 16-bit)"})
+        derived.append(derivation("vocab_size", "not given: the whole model counted at the quantized "
+                                   "width (embeddings and lm_head really stay 16-bit)", code="derived_no_vocab"))
     max_pos = _count(a, "max_position_embeddings", path)
     if max_pos is None:
-        derived.append({"field": "max_position_embeddings", "how": "not given: no context-length limit is checked"})
+        derived.append(derivation("max_position_embeddings", "not given: no context-length limit is checked",
+                                   code="derived_no_max_position"))
     name = a.get("name")
     if name is not None and (not isinstance(name, str) or len(name) > 200):
         raise InputError(f"{path}.name", name, "a text of at most 200 characters", "not a name")

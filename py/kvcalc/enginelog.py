@@ -110,9 +110,11 @@ def parse_engine_log(text) -> dict:
         if hit:
             out["lines"].append(line[:300])
     if not out["lines"]:
-        raise InputError("engine_log", text.strip()[:80], EXPECTED_LINES, "no vLLM or SGLang KV cache line found")
+        raise InputError("engine_log", text.strip()[:80], EXPECTED_LINES, "no vLLM or SGLang KV cache line found",
+                         code="engine_log_unreadable")
     if len(engines) > 1:
-        raise InputError("engine_log", "vLLM and SGLang lines", "the log of one engine", "mixed engine logs")
+        raise InputError("engine_log", "vLLM and SGLang lines", "the log of one engine", "mixed engine logs",
+                         code="engine_log_mixed")
     out["engine"] = engines.pop()
     if out["available_kv_cache_gib"] is not None and out["kv_cache_tokens"]:
         out["kv_cache_bytes_per_token"] = out["available_kv_cache_gib"] * 2**30 / out["kv_cache_tokens"]

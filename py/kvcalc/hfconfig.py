@@ -32,6 +32,7 @@ Elements are 2 bytes (vLLM's ``mamba_cache_dtype`` "auto" = the model's bf16).
 
 from __future__ import annotations
 
+from .architecture import derivation
 from .errors import InputError
 
 __all__ = ["spec_from_hf_config", "estimate_params", "estimate_param_groups", "text_config",
@@ -116,18 +117,19 @@ def _arch(cfg: dict, field: str, derived: list | None = None, raw: dict | None =
     kv_key = None
     if cfg.get("multi_query") is True and not cfg.get("new_decoder_architecture"):
         kv = 1  # Falcon-7B style MQA
-        derived.append({"field": "num_key_value_heads", "how": "1 (multi_query: true)"})
+        derived.append(derivation("num_key_value_heads", "1 (multi_query: true)", code="derived_kv_heads_multi_query"))
     elif cfg.get("multi_query_attention") is True or "multi_query_group_num" in cfg:
         kv = cfg.get("multi_query_group_num") or 1  # ChatGLM
         kv_key = "multi_query_group_num"
-        derived.append({"field": "num_key_value_heads", "how": "multi_query_group_num (ChatGLM)"})
+        derived.append(derivation("num_key_value_heads", "multi_query_group_num (ChatGLM)",
+                                   code="derived_kv_heads_chatglm", kv_heads=kv))
     else:
         kv_key = _first_key(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
         kv = cfg.get(kv_key)
         if kv is None:
             kv = heads
-            derived.append({"field": "num_key_value_heads",
-                            "how": f"not given: equal to num_attention_heads ({heads}), i.e. MHA"})
+            derived.append(derivation("num_key_value_heads", f"not given: equal to num_attention_heads ({heads}), i.e. MHA",
+                                       code="derived_kv_heads_mha", attention_heads=heads))
     if isinstance(kv, bool) or not isinstance(kv, int) or kv < 1:
         raise InputError(key_path(raw, kv_key or "num_key_value_heads", field), kv, "a positive integer",
                          "missing or invalid")
@@ -136,12 +138,14 @@ def _arch(cfg: dict, field: str, derived: list | None = None, raw: dict | None =
                         key_path(raw, heads_key, field), latent=bool(cfg.get("kv_lora_rank")))
     if head_dim is None:
         head_dim = hidden // heads
-        derived.append({"field": "head_dim", "how": f"hidden_size / num_attention_heads = {hidden} / {heads}"})
+        derived.append(derivation("head_dim", f"hidden_size / num_attention_heads = {hidden} / {heads}",
+                                   code="derived_head_dim", hidden_size=hidden, attention_heads=heads,
+                                   head_dim=hidden // heads))
     max_pos = _first(cfg, "max_position_embeddings", "seq_length", "n_positions", "max_seq_len",
                      "max_sequence_length")
     if max_pos is None:
-        derived.append({"field": "max_position_embeddings",
-                        "how": "not given: no context-length limit is checked"})
+        derived.append(derivation("max_position_embeddings", "not given: no context-length limit is checked",
+                                   code="derived_no_max_position"))
     return {"layers": layers, "heads": heads, "kv": kv, "head_dim": head_dim, "hidden": hidden, "max_pos": max_pos}
 
 
@@ -315,6 +319,21 @@ def _check_experts(c: dict, raw: dict, field: str) -> None:
                          f"experts per token ({top_k}) cannot exceed the experts ({n_exp})", code="inconsistent")
 
 
+def _weight_derivation(wf: dict) -> dict:
+    """How the weight format was read (kvcalc.quant's English ``derived``) with its message code."""
+    how = wf["derived"]
+    if not how.startswith("quantization_config"):
+        return derivation("weight_dtype", how, code="derived_weight_assumed_bf16")
+    if wf.get("scope") == "experts":
+        return derivation("weight_dtype", how, code="derived_weight_quant_experts", method=wf["method"],
+                          weight_dtype=wf["weight_dtype"])
+    if wf.get("group_size"):
+        return derivation("weight_dtype", how, code="derived_weight_quant_group", method=wf["method"],
+                          weight_dtype=wf["weight_dtype"], group_size=wf["group_size"])
+    return derivation("weight_dtype", how, code="derived_weight_quant", method=wf["method"],
+                      weight_dtype=wf["weight_dtype"])
+
+
 def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, params_active, field: str):
     from .presets import spec_from_fields
     from .quant import weight_format_from_config
@@ -335,12 +354,14 @@ def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, p
         if params_total is None:
             params_total = est_t
             estimated = True
-            derived.append({"field": "params_total", "how": "estimated from the architecture "
-                            "(embeddings, attention, MLP/experts)"})
+            derived.append(derivation("params_total", "estimated from the architecture "
+                                       "(embeddings, attention, MLP/experts)", code="derived_params_estimated",
+                                       params_total=params_total))
         if params_active is None:
             params_active = est_a if params_total == est_t else min(est_a, params_total)
             estimated = True
-            derived.append({"field": "params_active", "how": "estimated from the architecture (experts per token)"})
+            derived.append(derivation("params_active", "estimated from the architecture (experts per token)",
+                                       code="derived_params_active_estimated", params_active=params_active))
     if params_active > params_total * (1 + 1e-9):  # named where the user sent it, beside hf_config
         total = (f"params_total ({params_total:g})" if total_given
                  else f"the total estimated from the config ({params_total:g})")
@@ -348,7 +369,7 @@ def _spec_from_checked_hf_config(cfg: dict, model_id: str, name, params_total, p
                          f"active parameters ({params_active:g}) cannot exceed {total}", code="inconsistent")
     wf = weight_format_from_config(cfg)
     if wf["derived"]:
-        derived.append({"field": "weight_dtype", "how": wf["derived"]})
+        derived.append(_weight_derivation(wf))
     entry = dict(c)
     entry.update({"num_hidden_layers": a["layers"], "num_attention_heads": a["heads"],
                   "num_key_value_heads": a["kv"], "head_dim": a["head_dim"], "hidden_size": a["hidden"],

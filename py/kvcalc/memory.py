@@ -439,7 +439,7 @@ def memory_report(model: ModelSpec, gpu: GpuSpec | None = None, tensor_parallel:
         "linear_state_bytes_per_sequence": linear_state_bytes_per_sequence(model, tp),
         "max_model_len_tokens": None, "max_concurrency_at_context": None,
         "vllm_block_size_tokens": vllm_block_size_tokens(model, kv_bits, tp, block_size_tokens),
-        "derived_fields": [dict(d) for d in model.derived],
+        "derived_fields": model.derived_fields(),
         "context_tokens": float(ctx),
         "kv_heads_per_gpu": br["kv_heads_per_gpu"],
         "global_layers": br["global_layers"],

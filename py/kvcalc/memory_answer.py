@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import re
+
 import numpy as np
 
 from .errors import InputError
@@ -52,15 +55,24 @@ def mean_context_tokens(w: Workload) -> float:
     return float((ge * z).sum() / ge.sum())
 
 
+#: a Hugging Face repo id, owner/name (the Hub's grammar; js/state.js HF_REPO_ID is the same)
+_HF_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?"
+_HF_REPO_ID = re.compile(rf"^(?!.*(?:--|\.\.)){_HF_PART}/{_HF_PART}$")
+
+
 def engine_extras(request: dict, result: dict, mem, block: int) -> None:
     """Engine command lines, the parsed engine log, and the KV-vs-context figure (model questions)."""
     from .engine_cmd import engine_commands
-    from .memory import kv_memory_vs_context
     report, model, gpu, tp = mem
     mid = model.id if model.source not in ("user-supplied config.json", "entered by hand") else "<model-path>"
+    given = request.get("model")
+    if isinstance(given, dict) and "hf_config" in given and _HF_REPO_ID.match(str(given.get("name", ""))):
+        mid = given["name"]  # a config fetched from the Hub by repo id (the page): the engine takes the id
     result["engine_commands"] = engine_commands(
         mid, tp, request.get("gpu_memory_utilization", 0.9), request.get("kv_cache_dtype", "auto"), block,
-        max_model_len_tokens=report.get("max_model_len_tokens"), weight_dtype=report["weight_dtype"],
+        # only a length the user chose: without one the engine uses the model's own maximum
+        max_model_len_tokens=report.get("max_model_len_tokens") if request.get("context_tokens") is not None
+        else None, weight_dtype=report["weight_dtype"],
         checkpoint_weight_dtype=model.weight_dtype)
     if request.get("engine_log") is not None:
         from .enginelog import compare_with_estimate, parse_engine_log
@@ -68,6 +80,20 @@ def engine_extras(request: dict, result: dict, mem, block: int) -> None:
         result["engine_log"] = {"parsed": parsed, **compare_with_estimate(parsed, report)}
     wanted = request.get("figures", [])
     if isinstance(wanted, list) and "kv_context" in wanted:
-        result.setdefault("figures", {})["kv_context"] = kv_memory_vs_context(
-            model, report["kv_cache_bits"], tp, block,
-            host_link_gb_per_s=None if gpu is None else gpu.host_link_bandwidth_gb_per_s)
+        fig = dict(_kv_context_cached(model, report["kv_cache_bits"], tp, block,
+                                      None if gpu is None else gpu.host_link_bandwidth_gb_per_s))
+        fig["kv_budget_gib"] = report.get("kv_budget_gib")  # one sequence can use at most this (per GPU)
+        result.setdefault("figures", {})["kv_context"] = fig
+
+
+@functools.lru_cache(maxsize=64)
+def _kv_context_cached(model, kv_bits: float, tp: int, block: int, host_link_gb_per_s) -> dict:
+    """The kv_context figure (kvcalc.memory.kv_memory_vs_context) with GiB lists for the chart.
+    It depends on the model and the cache format only, so dragging workload or memory sliders
+    reuses it (the page asks for it with every compute). Callers copy the dict before adding keys."""
+    from .memory import kv_memory_vs_context
+    from .units import GIB_BYTES
+    fig = kv_memory_vs_context(model, kv_bits, tp, block, host_link_gb_per_s=host_link_gb_per_s)
+    for key in [k for k in fig if k.endswith("_bytes") and isinstance(fig[k], list)]:
+        fig[key[:-len("_bytes")] + "_gib"] = [x / GIB_BYTES for x in fig[key]]
+    return fig

@@ -54,7 +54,8 @@ class ModelSpec:
     params_embedding: embedding + untied lm_head parameters (kept 16-bit by
         every quantization format); params_experts: routed-expert parameters.
     weight_format: the weights' storage format (kvcalc.quant) as sorted items.
-    derived: ({"field", "how"}, ...) for every value derived rather than given.
+    derived: ({"field", "how", "code", "params"}, ...) for every value derived rather than given
+        (as sorted pairs; :meth:`derived_fields` gives them as JSON-simple dicts).
     num_kv_heads: KV heads of the config (for MLA this is informational: the
         cache holds one latent per token shared by all heads).
     kv_lora_rank, qk_rope_head_dim: MLA latent and decoupled-RoPE widths.
@@ -156,6 +157,16 @@ class ModelSpec:
     def is_moe(self) -> bool:
         return self.params_active < self.params_total
 
+    def derived_fields(self) -> list[dict]:
+        """The derived values as {"field", "how", "code", "params"} (params a dict; the page renders
+        msg.<code>)."""
+        out = []
+        for d in self.derived:
+            d = dict(d)
+            d["params"] = dict(d.get("params") or ())
+            out.append(d)
+        return out
+
     def to_dict(self) -> dict:
         """JSON-simple summary (the page shows it beside the model picker)."""
         return {
@@ -171,7 +182,7 @@ class ModelSpec:
             "params_total": self.params_total, "params_active": self.params_active,
             "params_estimated": self.params_estimated, "weight_dtype": self.weight_dtype,
             "weight_format": {k: v for k, v in self.weight_format_dict.items() if k != "derived"},
-            "derived_fields": [dict(d) for d in self.derived],
+            "derived_fields": self.derived_fields(),
             "source": self.source, "notes": self.notes,
         }
 

@@ -42,7 +42,8 @@ VISIBLE_TEXT_JS = r"""
   while ((n = walker.nextNode())) {
     const s = n.nodeValue.replace(/\s+/g, " ").trim();
     const p = n.parentElement;
-    if (!s || !p || p.closest("script, style, option") || !seen(p)) continue;
+    // translate="no": command lines, config.json field names, a name the user typed (not page text)
+    if (!s || !p || p.closest("script, style, option, [translate=no]") || !seen(p)) continue;
     out.push({ where: p.tagName + (p.id ? "#" + p.id : "") + (p.className && typeof p.className === "string" ? "." + p.className : ""), text: s });
   }
   for (const sel of document.querySelectorAll("select")) {

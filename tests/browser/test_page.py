@@ -34,7 +34,7 @@ DEFAULT_REQUEST = {
                  "output_tokens_per_turn": 300, "system_prompt_tokens": 1000, "service_time_s": 2},
     "cache": {"block_size_tokens": 16, "eviction": "lru"},
     "hit_model": "refined", "target_token_hit_rate": 0.8, "tornado_change_fraction": 0.2, "seed": 1, "scenario": "chat",
-    "figures": ["curve"],
+    "figures": ["curve", "kv_context"],   # the model card's KV-vs-context chart (js/model-panel.js)
 }
 
 

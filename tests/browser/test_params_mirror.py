@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from kvcalc.fleet import ROUTINGS, TIER_MODES
+from kvcalc.architecture import ARCHITECTURE_KEYS
 from kvcalc.hitrate import HIT_MODELS
+from kvcalc.quant import WEIGHT_FORMATS
 from kvcalc.limits import LIMITS, limits_json
 from kvcalc.request import CACHE_KEYS, RECOMMENDER_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
 from kvcalc.scenarios import SCENARIOS
@@ -36,7 +38,12 @@ SELECT_CHOICES = {
     "scenario": (set(SCENARIOS), True),
     "cluster.routing": (set(ROUTINGS), True),
     "tier_mode": (set(TIER_MODES), True),
+    # "auto": nothing sent (the checkpoint's own format)
+    "weight_dtype": ({"auto"} | set(WEIGHT_FORMATS), False),
+    "model.architecture.attention": ({"auto", "mha", "gqa", "mqa", "mla"}, True),
 }
+#: rows of the page only (request: false): the Hugging Face id, resolved by the page to a config
+PAGE_ONLY = {"model.hf_id"}
 
 
 def _key_known(key: str) -> bool:
@@ -45,8 +52,11 @@ def _key_known(key: str) -> bool:
     head, _, rest = key.partition(".")
     if not rest:
         return head in REQUEST_KEYS
+    if key in PAGE_ONLY:
+        return True
     known = {"workload": WORKLOAD_KEYS, "cache": CACHE_KEYS, "simulation": SIMULATION_KEYS,
-             "model": ("hf_config",), "recommender": RECOMMENDER_KEYS, "cluster": ("instances", "routing")}
+             "model": ("hf_config",) + tuple(f"architecture.{k}" for k in ARCHITECTURE_KEYS),
+             "recommender": RECOMMENDER_KEYS, "cluster": ("instances", "routing")}
     return head in known and rest in known[head]
 
 
@@ -101,7 +111,9 @@ def test_every_page_row_agrees_with_python(page, server):
             assert row["def"] == lim.default
         else:
             # model/gpu options come from presets/*.json at start-up; the config.json box is free text
-            assert key in ("model", "gpu", "model.hf_config"), key
+            # free text: the config.json box, the repo id, the layer pattern, the name, the engine log
+            assert key in ("model", "gpu", "model.hf_config", "model.hf_id", "model.architecture.name",
+                           "model.architecture.layer_pattern", "engine_log"), key
     # every numeric request field with a page control is covered, every workload field has one
     assert all(f"workload.{n}" in {r["key"] for r in rows} for n in WORKLOAD_KEYS)
     assert seen_numbers == sum(1 for r in rows if r["kind"] == "number")
