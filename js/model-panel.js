@@ -97,7 +97,8 @@ const HELP = {
 };
 const kvRow = (labelKey, value, attrs = {}, params = null) =>
   el("div", attrs, el("dt", {}, setText(el("span"), labelKey, params), " ",
-                      setAttr(el("span", { class: "hint" }, "?"), "title", HELP[labelKey])),
+                      setAttr(setAttr(el("button", { type: "button", class: "hint" }, "?"), "data-tip", HELP[labelKey]),
+                              "aria-label", HELP[labelKey])),
      el("dd", {}, value));
 
 // A per-layer (or repeating) list of layer kinds as the form writes it: the shortest period,
