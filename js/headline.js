@@ -47,7 +47,7 @@ export function renderExplain(root, result) {
                                                tokens: fmt.num(s.tokens_per_turn), cached: fmt.num(s.cached_conversations) }),
              line("res.explain.seed_result", { turns: fmt.num(s.turns_mean), cached: fmt.num(s.cached_conversations),
                                                active: fmt.num(s.active_conversations), hit: fmt.pct(s.token_hit_rate) }),
-             line("res.seed_help", null, "muted small"));
+             line("res.seed_help", { points: fmt.fixed(e.validation.seed.mean_error_pp, 0) }, "muted small"));
   const v = e.validation;
   const pp = (x) => fmt.fixed(x, 2);
   parts.push(setText(el("h4"), "res.explain.assumptions"),
