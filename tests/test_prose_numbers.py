@@ -32,7 +32,7 @@ MOONCAKE = ROOT / "data" / "traces" / "mooncake"
 CATALOGUES = [ROOT / "i18n" / "en.json", ROOT / "i18n" / "zh-CN.json"]
 
 #: catalogue keys whose numbers describe data; each must take them as {parameters}
-DATA_KEYS = ["res.seed_help", "kvt.sample.conversation_hint", "kvt.sample.synthetic_hint", "sim.button",
+DATA_KEYS = ["res.seed_help", "res.explain.valid_range", "kvt.sample.conversation_hint", "kvt.sample.synthetic_hint", "sim.button",
              "sim.button_idle", "kvt.sampling.auto", "res.scenario.coding_agent_help", "res.scenario.rag_help"]
 
 
@@ -50,6 +50,28 @@ def test_seed_error_summary_agrees_with_a_second_method():
     ref, seed = VALIDATION_SUMMARY["refined"], VALIDATION_SUMMARY["seed"]
     assert abs(err.mean() - seed["mean_error_pp"]) <= ref["mean_error_pp"] + 0.05
     assert abs(err.max() - seed["max_error_pp"]) <= ref["max_error_pp"] + 0.5
+
+
+def test_grid_ranges_are_the_grids():
+    """The page's "checked on 72 workloads: 2 to 12 turns, ..." is the span of the grid's points."""
+    pts = grid()
+
+    def span(values):
+        return min(values), max(values)
+    g = VALIDATION_SUMMARY["grid"]
+    assert g["points"] == len(pts) == VALIDATION_SUMMARY["points"]
+    assert (g["turns_mean_min"], g["turns_mean_max"]) == span([float(p["workload"].turns_mean) for p in pts])
+    assert (g["gap_mean_s_min"], g["gap_mean_s_max"]) == span([float(p["workload"].gap_mean_s) for p in pts])
+    assert (g["conversation_rate_per_s_min"], g["conversation_rate_per_s_max"]) == \
+        span([float(p["workload"].conversation_rate_per_s) for p in pts])
+    assert (g["block_size_tokens_min"], g["block_size_tokens_max"]) == span([int(p["cache"].block_size_tokens) for p in pts])
+    assert (g["pressure_gaps_min"], g["pressure_gaps_max"]) == span([float(p["pressure_gaps"]) for p in pts])
+    # by hand from kvcalc.validation.VARIANTS: "turns 2" .. "turns 12", "gap 10 s" .. the base 60 s,
+    # "rate 0.1/s" .. "rate 10/s", "block 1 token" .. "block 256", PRESSURE_GAPS 0.1 .. 4
+    assert (g["turns_mean_min"], g["turns_mean_max"], g["gap_mean_s_min"], g["gap_mean_s_max"],
+            g["conversation_rate_per_s_min"], g["conversation_rate_per_s_max"], g["block_size_tokens_min"],
+            g["block_size_tokens_max"], g["pressure_gaps_min"], g["pressure_gaps_max"]) == \
+        (2.0, 12.0, 10.0, 60.0, 0.1, 10.0, 1, 256, 0.1, 4.0)
 
 
 def test_compute_ships_the_seed_error():
@@ -104,7 +126,7 @@ def test_no_catalogue_string_types_a_data_number(path):
         text = re.sub(r"\{[A-Za-z0-9_]+\}", "", cat[key])
         assert not re.search(r"\d", text), (path.name, key, cat[key])
     # and the numbers once typed are nowhere in the catalogue
-    for typed in ("18 points", "18 个百分点", "12,031", "3,993", "Simulate 6", "模拟 6"):
+    for typed in ("18 points", "18 个百分点", "100 turns", "100 轮", "72 workloads", "72 个负载", "2 to 12", "10 to 60 s", "12,031", "3,993", "Simulate 6", "模拟 6"):
         assert not any(typed in v for v in cat.values()), (path.name, typed)
 
 

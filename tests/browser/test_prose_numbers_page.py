@@ -40,6 +40,12 @@ def test_prose_numbers_are_pythons(ctx, server):
     seed_pp = math.floor(VALIDATION_SUMMARY["seed"]["mean_error_pp"] + 0.5)
     pg.click("#how-computed > summary")
     assert f"off by {seed_pp} percentage points on average" in pg.inner_text("#explain-body")
+    g = VALIDATION_SUMMARY["grid"]
+    assert (f"Checked on {g['points']} workloads: {g['turns_mean_min']:g} to {g['turns_mean_max']:g} turns, gaps of "
+            f"{g['gap_mean_s_min']:g} s to {g['gap_mean_s_max']:g} s (exponential, fixed, lognormal), "
+            f"{g['conversation_rate_per_s_min']:g} to {g['conversation_rate_per_s_max']:g} conversations per second, "
+            f"blocks of {g['block_size_tokens_min']} to {g['block_size_tokens_max']} tokens, caches from "
+            f"{g['pressure_gaps_min']:g} to {g['pressure_gaps_max']:g} gaps of traffic") in pg.inner_text("#explain-body")
     # a scenario's sizes are its preset's
     n = pg.evaluate("__kvcalc.renderCount")
     pg.select_option('[data-param="scenario"]', "coding_agent")
