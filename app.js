@@ -28,7 +28,6 @@ import { mountExport } from "./js/export.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
-const SIM_POINTS = 6;
 const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
 
 const app = {
@@ -206,6 +205,14 @@ function markStale() {
   $("results").dataset.stale = stale ? "true" : "false";
   $("stale").hidden = !stale;
   $("simulate").disabled = !app.result || hasErrors(app.state) || !app.ready;
+  const picks = simulationCapacities();
+  if (picks) setText($("simulate"), "sim.button", { n: picks.length });
+}
+
+// The capacities the simulator runs at: chosen in Python (figures.curve.simulation_capacity_tokens).
+function simulationCapacities() {
+  const curve = app.result && app.result.figures && app.result.figures.curve;
+  return (curve && curve.simulation_capacity_tokens) || null;
 }
 
 async function requestCompute() {
@@ -391,11 +398,8 @@ async function mountTrace() {
 // ---------------------------------------------------------------- simulate
 
 async function runSimulation() {
-  const curve = app.result && app.result.figures && app.result.figures.curve;
-  if (!curve || hasErrors(app.state)) return;
-  const caps = curve.capacity_tokens;
-  const picks = [];
-  for (let i = 0; i < SIM_POINTS; i++) picks.push(caps[Math.round((i * (caps.length - 1)) / (SIM_POINTS - 1))]);
+  const picks = simulationCapacities();
+  if (!picks || hasErrors(app.state)) return;
   const token = ++app.simToken;
   const btn = $("simulate");
   const bar = $("sim-progress");

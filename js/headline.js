@@ -47,7 +47,7 @@ export function renderExplain(root, result) {
                                                tokens: fmt.num(s.tokens_per_turn), cached: fmt.num(s.cached_conversations) }),
              line("res.explain.seed_result", { turns: fmt.num(s.turns_mean), cached: fmt.num(s.cached_conversations),
                                                active: fmt.num(s.active_conversations), hit: fmt.pct(s.token_hit_rate) }),
-             line("res.seed_help", null, "muted small"));
+             line("res.seed_help", { points: fmt.fixed(e.validation.seed.mean_error_pp, 0) }, "muted small"));
   const v = e.validation;
   const pp = (x) => fmt.fixed(x, 2);
   parts.push(setText(el("h4"), "res.explain.assumptions"),
@@ -56,6 +56,11 @@ export function renderExplain(root, result) {
              el("ul", { class: "explain-list" }, VALIDITY.map((k) => setText(el("li"), k, {
                points: fmt.int(v.points), refined_mean: pp(v.refined.mean_error_pp), refined_max: pp(v.refined.max_error_pp),
                che_mean: pp(v.che.mean_error_pp), che_max: pp(v.che.max_error_pp),
-               seed_mean: pp(v.seed.mean_error_pp), seed_max: pp(v.seed.max_error_pp) }))));
+               seed_mean: pp(v.seed.mean_error_pp), seed_max: pp(v.seed.max_error_pp),
+               turns_min: fmt.num(v.grid.turns_mean_min), turns_max: fmt.num(v.grid.turns_mean_max),
+               gap_min: fmt.seconds(v.grid.gap_mean_s_min), gap_max: fmt.seconds(v.grid.gap_mean_s_max),
+               rate_min: fmt.num(v.grid.conversation_rate_per_s_min), rate_max: fmt.num(v.grid.conversation_rate_per_s_max),
+               block_min: fmt.int(v.grid.block_size_tokens_min), block_max: fmt.int(v.grid.block_size_tokens_max),
+               pressure_min: fmt.num(v.grid.pressure_gaps_min), pressure_max: fmt.num(v.grid.pressure_gaps_max) }))));
   root.replaceChildren(...parts);
 }

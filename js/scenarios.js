@@ -62,7 +62,8 @@ export function renderScenarioHelp(form, name) {
   const p = helpParagraph(form);
   if (!p) return;
   if (SCENARIO_HELP[name]) {
-    setText(p, SCENARIO_HELP[name]);
+    const w = (SCENARIOS[name] && SCENARIOS[name].workload) || {};   // the preset's own sizes
+    setText(p, SCENARIO_HELP[name], { system: fmt.int(w.system_prompt_tokens), turns: fmt.int(w.turns_mean) });
     p.dataset.scenario = name;
     p.hidden = false;
   } else p.hidden = true;

@@ -35,13 +35,15 @@
 import { el } from "./ui.js";
 import * as fmt from "./format.js";
 import { t, setText, setAttr, translate, renderMessage } from "./i18n.js";
-import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS,
+import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS, PAGE_AUTO_SAMPLE_ABOVE_MIB,
          parseOption, optionText, optionsFromQuery, withOptionsInQuery, requestFrom } from "./trace-options.js";
 import { AXES, PLOT_CONFIG, traceCurveFigure, traceGapsFigure } from "./trace-figures.js";
 import { headline, modelNote, samplingCard, fleetCard, detectionCard, statsCard, gapsNote, bytesText } from "./trace-render.js";
 
 const SAMPLE_BASE = new URL("../data/traces/mooncake/", import.meta.url);
-// labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues
+// labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues; the hints'
+// sizes (requests, minutes) come from Python: samples.json (python -m kvcalc samples --json)
+const SAMPLES_INFO_URL = new URL("samples.json", SAMPLE_BASE);
 const SAMPLES = [
   { id: "conversation", file: "conversation_trace.jsonl" },
   { id: "synthetic", file: "synthetic_trace.jsonl" },
@@ -85,7 +87,7 @@ function optionControl(opt, value) {
     const choices = opt.kind === "sampling" ? [...SAMPLING_CHOICES] : opt.choices;
     if (opt.kind === "sampling" && !choices.includes(optionText(value))) choices.push(optionText(value));   // from the URL
     const sel = el("select", { name: opt.name }, ...choices.map((c) => (labels[c]
-      ? setText(el("option", { value: c }), labels[c])
+      ? setText(el("option", { value: c }), labels[c], c === "auto" ? { mib: fmt.int(PAGE_AUTO_SAMPLE_ABOVE_MIB) } : null)
       : el("option", { value: c, text: t("kvt.sampling.rate", { pct: fmt.pct(Number(c), Number(c) < 0.01 ? 2 : 0) }) }))));
     sel.value = optionText(value);
     return sel;
@@ -150,10 +152,17 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   // -- sources
   const fileInput = setAttr(el("input", { type: "file", accept: ".jsonl,.gz,.jsonl.gz,application/gzip,application/x-ndjson" }),
                             "aria-label", "kvt.file_label");
-  const sampleButtons = SAMPLES.map((s) => setAttr(setText(el("button", {
+  const sampleButtons = SAMPLES.map((s) => setText(el("button", {
     type: "button", data: { sample: s.id },
     onclick: () => { source = { kind: "sample", id: s.id }; fileInput.value = ""; analyse(); },
-  }), `kvt.sample.${s.id}`), "title", `kvt.sample.${s.id}_hint`));
+  }), `kvt.sample.${s.id}`));
+  fetch(SAMPLES_INFO_URL).then((r) => (r.ok ? r.json() : null)).then((doc) => {
+    for (const [i, s] of SAMPLES.entries()) {
+      const d = doc && doc.samples && doc.samples[s.id];
+      if (d) setAttr(sampleButtons[i], "title", `kvt.sample.${s.id}_hint`,
+                     { requests: fmt.int(d.requests), minutes: fmt.int(d.duration_minutes) });
+    }
+  }).catch(() => {});          // no hint then: the buttons work without it
   fileInput.addEventListener("change", () => {
     const file = fileInput.files && fileInput.files[0];
     if (!file) return;

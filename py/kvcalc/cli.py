@@ -5,6 +5,7 @@
     python -m kvcalc simulate [--request FILE]    request JSON (stdin) -> simulation JSON
     python -m kvcalc trace FILE [...]             exact hit-rate curve of a request trace
     python -m kvcalc limits --json                the table of limits (py/kvcalc/limits.json)
+    python -m kvcalc samples --json               the sample traces' sizes (data/traces/mooncake/samples.json)
 
 Errors print ``error: <field>: <problem>: got <value>; allowed: <range>`` to
 stderr and exit with status 2.
@@ -175,6 +176,14 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--json", action="store_true", help="JSON (the only format; the page reads it)")
             p.parse_args(argv[1:])
             sys.stdout.write(limits_json())
+            return 0
+        if argv[:1] == ["samples"]:
+            p = argparse.ArgumentParser(prog="python -m kvcalc samples",
+                                        description="the shipped sample traces' sizes as JSON")
+            p.add_argument("--json", action="store_true", help="JSON (the only format; the page reads it)")
+            p.parse_args(argv[1:])
+            from .trace.sample_traces import samples_json
+            sys.stdout.write(samples_json())
             return 0
         ns = _table_parser().parse_args(argv)
         from .api import compute

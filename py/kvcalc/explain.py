@@ -21,6 +21,7 @@ import numpy as np
 
 from .hitrate import characteristic_time_s, gap_cdf, seed_token_hit_rate, structure
 from .hitrate.occupancy import shared_prompt_hit_blocks, shared_prompt_presence
+from .validation import grid_ranges
 from .workload import CacheConfig, Workload
 
 __all__ = ["explain", "VALIDATION_SUMMARY"]
@@ -33,6 +34,7 @@ VALIDATION_SUMMARY = {
     "che": {"mean_error_pp": 0.27, "max_error_pp": 5.76},
     "seed": {"mean_error_pp": 17.47, "max_error_pp": 56.91},
     "points": 72,
+    "grid": grid_ranges(),            # what the workloads span (turns, gaps, rates, blocks, pressures)
 }
 
 def _f(x) -> float | None:

@@ -11,7 +11,22 @@ from .limits import LIMITS
 from .units import tokens_to_gib
 from .workload import CacheConfig, Workload
 
-__all__ = ["figures_result"]
+__all__ = ["figures_result", "SIMULATION_POINTS", "simulation_capacities"]
+
+#: how many capacities of the curve the page's "Simulate" button runs the simulator at
+#: (each ~1e4-1e5 conversations in the worker: six keep the wait to seconds).
+SIMULATION_POINTS = 6
+
+
+def simulation_capacities(capacity_tokens: list, points: int = SIMULATION_POINTS) -> list:
+    """``points`` capacities of the curve, evenly spaced by index and including both ends."""
+    n = len(capacity_tokens)
+    if n == 0:
+        return []
+    k = min(points, n)
+    if k == 1:
+        return [capacity_tokens[0]]
+    return [capacity_tokens[int((i * (n - 1)) / (k - 1) + 0.5)] for i in range(k)]
 
 
 def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
@@ -27,6 +42,7 @@ def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, b
         curve = sweeps.curve_vs_capacity(w, c, model=fast, points=n_curve)
         if bytes_per_token:
             curve["capacity_gib"] = [tokens_to_gib(x, bytes_per_token) for x in curve["capacity_tokens"]]
+        curve["simulation_capacity_tokens"] = simulation_capacities(curve["capacity_tokens"])
         out["curve"] = curve
     if "sweeps" in wanted:
         out["sweeps"] = sweeps.sweeps_all(w, c, model=fast, points=n_sweep)

@@ -16,7 +16,7 @@ from .hitrate import hit_rates, occupancy_blocks, structure
 from .simulate import simulate
 from .workload import CacheConfig, Workload
 
-__all__ = ["VARIANTS", "grid", "compare", "summarise", "FLEET_VARIANTS", "fleet_grid", "compare_fleet",
+__all__ = ["VARIANTS", "grid", "grid_ranges", "compare", "summarise", "FLEET_VARIANTS", "fleet_grid", "compare_fleet",
            "summarise_fleet", "fleet_table"]
 
 BASE = dict(conversation_rate_per_s=1.0, turns_mean=5.0, gap_mean_s=60.0, user_tokens_per_turn=200.0,
@@ -44,6 +44,21 @@ VARIANTS: list[tuple[str, dict, int]] = [
     ("gap 10 s", {"gap_mean_s": 10.0}, 16),
 ]
 PRESSURE_GAPS = (0.1, 0.5, 1.5, 4.0)
+
+
+def grid_ranges() -> dict:
+    """The span of the grid the page quotes ("checked on 72 workloads: 2 to 12 turns, ...")."""
+    ws = [{**BASE, **changes} for _, changes, _ in VARIANTS]
+    blocks = [block for _, _, block in VARIANTS]
+
+    def span(key, values):
+        return {f"{key}_min": min(values), f"{key}_max": max(values)}
+    return {"points": len(VARIANTS) * len(PRESSURE_GAPS),
+            **span("turns_mean", [float(w["turns_mean"]) for w in ws]),
+            **span("gap_mean_s", [float(w["gap_mean_s"]) for w in ws]),
+            **span("conversation_rate_per_s", [float(w["conversation_rate_per_s"]) for w in ws]),
+            **span("block_size_tokens", blocks),
+            **span("pressure_gaps", [float(x) for x in PRESSURE_GAPS])}
 
 
 def grid() -> list[dict]:

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute, simulate  # noqa: E402
+from kvcalc.figure_data import SIMULATION_POINTS  # noqa: E402
 from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
 
 TIMEOUT_MS = 90_000
@@ -259,7 +260,10 @@ def test_simulate_overlays_points(page):
     wait_js(page, "__kvcalc.sim && document.getElementById('chart-curve').data"
                            ".some(t => (t.name || '').startsWith('simulator'))", timeout=120_000)
     request = page.evaluate("__kvcalc.lastSimRequest")
-    assert len(request["simulation"]["capacities_tokens"]) == 6
+    # the capacities Python chose (kvcalc.figure_data.simulation_capacities)
+    assert request["simulation"]["capacities_tokens"] == \
+        page.evaluate("__kvcalc.result.figures.curve.simulation_capacity_tokens")
+    assert len(request["simulation"]["capacities_tokens"]) == SIMULATION_POINTS
     traces = page.evaluate("document.getElementById('chart-curve').data.map(t => ({name: t.name, x: t.x, y: t.y}))")
     points = next(t for t in traces if (t["name"] or "").startswith("simulator ("))
     bars = next(t for t in traces if t["name"] == "simulator 95 % CI")
