@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..workload import WORKLOAD_LIMITS
+from .curve import _stable_order
 from .loaders import Trace
 from .messages import session_source_detail, twin
 
@@ -72,7 +73,11 @@ def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         cnt = np.diff(off)
         req = np.repeat(np.arange(n, dtype=np.int64), cnt.astype(np.intp))
         pos = np.arange(ids.size, dtype=np.int64) - off[req]
-        q = np.nonzero(pos >= 1)[0]
+        # Only references whose id ends some request's full blocks can find an event.
+        is_end = np.zeros(int(ids.max()) + 1, dtype=bool)
+        is_end[ev_id] = True
+        q = np.nonzero((pos >= 1) & is_end[ids])[0]
+        del pos, is_end
         qid = ids[q]
         k = np.searchsorted(ev_key, qid * span + req[q], side="left") - 1
         kc = np.maximum(k, 0)
@@ -184,15 +189,25 @@ def trace_stats(trace: Trace) -> dict:
     # Reuse gaps: time between consecutive uses of the same block.
     ids = trace.block_ids
     req = np.repeat(np.arange(n), np.diff(trace.block_offsets).astype(np.intp))
-    order = np.argsort(ids, kind="stable")
-    same = ids[order][1:] == ids[order][:-1]
-    reuse = (ts[req[order][1:]] - ts[req[order][:-1]])[same]
+    order, ids_sorted = _stable_order(ids)
+    same = ids_sorted[1:] == ids_sorted[:-1]
+    del ids_sorted
+    req_sorted = req[order]
+    del order
+    reuse = (ts[req_sorted[1:]] - ts[req_sorted[:-1]])[same]
+    del req_sorted, same
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
+    # A block has more than one session iff some reference's session differs from
+    # the session of any one fixed reference of it (whichever the scatter keeps).
     w = _block_tokens(trace)
     if ids.size:
-        first, _ = _unique_pairs(ids, session[req])
-        n_sess_of = np.bincount(first.astype(np.intp), minlength=trace.n_blocks_unique)
-        shared_tokens = int(w[n_sess_of[ids] > 1].sum())
+        sess_ref = session[req]
+        one = np.zeros(int(ids.max()) + 1, dtype=sess_ref.dtype)
+        one[ids] = sess_ref
+        multi = np.zeros(one.shape[0], dtype=bool)
+        multi[ids[sess_ref != one[ids]]] = True
+        del sess_ref, one
+        shared_tokens = int(w[multi[ids]].sum())
     else:
         shared_tokens = 0
     prompt_tokens = int(trace.input_tokens.sum())
