@@ -82,6 +82,12 @@ def _kept(trace: Trace, full_blocks_only: bool):
 
     ``ids``, ``req`` and ``pos`` are int32 while they fit; ``m`` and ``starts`` int64.
     """
+    ids, req, pos, m, starts = _kept_refs(trace, full_blocks_only)
+    return ids, req, pos, _weights(trace, full_blocks_only, m, starts), m, starts
+
+
+def _kept_refs(trace: Trace, full_blocks_only: bool):
+    """:func:`_kept` without the tokens: ``ids, req, pos, m, starts``."""
     bs = trace.block_size_tokens
     n_ids = np.diff(trace.block_offsets)
     inp = trace.input_tokens
@@ -97,12 +103,19 @@ def _kept(trace: Trace, full_blocks_only: bool):
     ids = trace.block_ids[trace.block_offsets[:-1][req] + pos]
     if ids.size and it is np.int32 and int(ids.max()) < (1 << 31) - 2:
         ids = ids.astype(np.int32)
-    weight = np.full(total, bs, dtype=np.int64)
+    return ids, req, pos, m, starts
+
+
+def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Tokens of each looked-up block (int64): the block size, or the partial last block's tokens."""
+    bs = trace.block_size_tokens
+    weight = np.full(int(starts[-1]), bs, dtype=np.int64)
     if not full_blocks_only:
+        inp = trace.input_tokens
         last = starts[1:] - 1
         has = m > 0
         weight[last[has]] = inp[has] - (m[has] - 1) * bs
-    return ids, req, pos, weight, m, starts
+    return weight
 
 
 def _stable_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -114,11 +127,12 @@ def _stable_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     n = x.shape[0]
     if n and n < (1 << 31) and int(x.min()) >= 0 and int(x.max()) < (1 << 31):
-        key = x.astype(np.int64) << 32
-        key |= np.arange(n, dtype=np.int64)
-        key.sort()
+        key = x.astype(np.int64)
+        key <<= 32
         halves = key.view(np.int32)                 # (low, high) 32-bit words of each key
         lo, hi = (0, 1) if sys.byteorder == "little" else (1, 0)
+        halves[lo::2] = np.arange(n, dtype=np.int32)    # the low word: the position
+        key.sort()
         order = halves[lo::2].astype(_index_dtype(n))
         xs = halves[hi::2].astype(x.dtype)
         return order, xs
@@ -258,12 +272,15 @@ def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np
 
 def _stack_distances(trace: Trace, full_blocks_only: bool):
     """Prefix-max LRU stack distance at lookup time for every looked-up block."""
-    ids, req, pos, weight, m, starts = _kept(trace, full_blocks_only)
+    ids, req, pos, m, starts = _kept_refs(trace, full_blocks_only)
     _check_chained(ids, pos)
+    del pos
     total = ids.shape[0]
+    weights = lambda: _weights(trace, full_blocks_only, m, starts)    # noqa: E731 - made late (memory)
     if total == 0:
-        return ids, req, pos, weight, np.zeros(0, dtype=np.int64), m
+        return req, weights(), np.zeros(0, dtype=np.int64)
     d = lookup_distances(ids, req, m, starts)
+    del ids
     if (d < 1).any():  # pragma: no cover - impossible for chained ids
         raise AssertionError("negative stack distance: ids not prefix-chained")
     # Prefix maximum per request (a no-op for chained ids, where distances rise
@@ -271,14 +288,14 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     rising = d[1:] >= d[:-1]
     rising |= req[1:] != req[:-1]
     if rising.all():
-        return ids, req, pos, weight, d, m
+        return req, weights(), d
     del rising
     cap = total + 2
     dc = np.minimum(d, cap)
     seg = req.astype(np.int64) * (cap + 1)
     pm = np.maximum.accumulate(seg + dc) - seg
     pm = np.where(pm >= cap, _INF, pm)
-    return ids, req, pos, weight, pm, m
+    return req, weights(), pm
 
 
 # ----------------------------------------------------------------------------- the curve
@@ -385,8 +402,7 @@ def _n_warm(n: int, warmup_fraction: float) -> int:
 def lru_curve(trace: Trace, *, full_blocks_only: bool = True, warmup_fraction: float = 0.0) -> HitCurve:
     """The exact LRU prefix-cache hit counts of ``trace`` at every capacity, in one pass."""
     full_blocks_only, warmup_fraction = _check_options(full_blocks_only, warmup_fraction)
-    ids, req, pos, weight, pm, m = _stack_distances(trace, full_blocks_only)
-    del ids, pos                                  # free memory as soon as possible
+    req, weight, pm = _stack_distances(trace, full_blocks_only)
     n = trace.n_requests
     n_warm = _n_warm(n, warmup_fraction)
     counted = req >= n_warm

@@ -71,13 +71,16 @@ def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         span = n + 1
         ev_key = np.sort(ev_id * span + ev_req)
         cnt = np.diff(off)
-        req = np.repeat(np.arange(n, dtype=np.int64), cnt.astype(np.intp))
-        pos = np.arange(ids.size, dtype=np.int64) - off[req]
-        # Only references whose id ends some request's full blocks can find an event.
+        req = np.repeat(np.arange(n, dtype=_req_dtype(n, ids.size)), cnt.astype(np.intp))
+        # Only references at position >= 1 whose id ends some request's full
+        # blocks can find an event.
         is_end = np.zeros(int(ids.max()) + 1, dtype=bool)
         is_end[ev_id] = True
-        q = np.nonzero((pos >= 1) & is_end[ids])[0]
-        del pos, is_end
+        cand = is_end[ids]
+        del is_end
+        cand[off[:-1][cnt > 0]] = False             # position 0 of each request
+        q = np.flatnonzero(cand)
+        del cand
         qid = ids[q]
         k = np.searchsorted(ev_key, qid * span + req[q], side="left") - 1
         kc = np.maximum(k, 0)
@@ -98,6 +101,11 @@ def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         root = nxt
     number = np.cumsum(~has) - 1
     return number[root].astype(np.int64), parent
+
+
+def _req_dtype(n: int, total: int):
+    """int32 for per-reference request indices while they fit, else int64."""
+    return np.int32 if max(n, total) < (1 << 31) - 1 else np.int64
 
 
 def _quantiles(x: np.ndarray) -> dict:
@@ -188,14 +196,16 @@ def trace_stats(trace: Trace) -> dict:
     turn_gaps = ts[follow] - ts[parent[follow]]
     # Reuse gaps: time between consecutive uses of the same block.
     ids = trace.block_ids
-    req = np.repeat(np.arange(n), np.diff(trace.block_offsets).astype(np.intp))
+    req = np.repeat(np.arange(n, dtype=_req_dtype(n, ids.size)), np.diff(trace.block_offsets).astype(np.intp))
     order, ids_sorted = _stable_order(ids)
     same = ids_sorted[1:] == ids_sorted[:-1]
     del ids_sorted
     req_sorted = req[order]
     del order
-    reuse = (ts[req_sorted[1:]] - ts[req_sorted[:-1]])[same]
+    r_late, r_early = req_sorted[1:][same], req_sorted[:-1][same]
     del req_sorted, same
+    reuse = ts[r_late] - ts[r_early]
+    del r_late, r_early
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
     # A block has more than one session iff some reference's session differs from
     # the session of any one fixed reference of it (whichever the scatter keeps).
