@@ -10,6 +10,7 @@ prompt alone links nothing), is a follow-up turn of the latest such request.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
@@ -44,6 +45,34 @@ def infer_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
         return trace.session_ids, parent, "session_id field"
     session, parent = _inferred_sessions(trace)
     return session, parent, "inferred: a request extending all full blocks (>= 2) of an earlier one is its follow-up"
+
+
+#: Per trace (a frozen Trace): sessions and the system prompt's length, computed once for
+#: both trace_stats and fit_workload_report (read-only use inside this module).
+_CACHE: "weakref.WeakKeyDictionary[Trace, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cached(trace: Trace) -> dict:
+    c = _CACHE.get(trace)
+    if c is None:
+        c = {}
+        _CACHE[trace] = c
+    return c
+
+
+def _sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`infer_sessions`, once per trace (callers here never write to the arrays)."""
+    c = _cached(trace)
+    if "sessions" not in c:
+        c["sessions"] = infer_sessions(trace)
+    return c["sessions"]
+
+
+def _system_prompt_blocks_once(trace: Trace, session: np.ndarray) -> int:
+    c = _cached(trace)
+    if "system_prompt_blocks" not in c:
+        c["system_prompt_blocks"] = _system_prompt_blocks(trace, session)
+    return c["system_prompt_blocks"]
 
 
 def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
@@ -189,7 +218,7 @@ def trace_stats(trace: Trace) -> dict:
     n = trace.n_requests
     ts = trace.timestamps_s
     span = float(ts[-1] - ts[0]) if n else 0.0
-    session, parent, source = infer_sessions(trace)
+    session, parent, source = _sessions(trace)
     n_sessions = int(session.max()) + 1 if n else 0
     per_session = np.bincount(session.astype(np.intp), minlength=n_sessions) if n else np.zeros(0)
     follow = parent >= 0
@@ -241,7 +270,7 @@ def trace_stats(trace: Trace) -> dict:
         "reuse_gap_s": log_histogram(reuse),
         "turn_gap_s": log_histogram(turn_gaps),
         "shared_prefix_token_share": shared_tokens / prompt_tokens if prompt_tokens else 0.0,
-        "system_prompt_tokens": _system_prompt_blocks(trace, session) * trace.block_size_tokens,
+        "system_prompt_tokens": _system_prompt_blocks_once(trace, session) * trace.block_size_tokens,
     }
 
 
@@ -264,7 +293,7 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     n = trace.n_requests
     ts = trace.timestamps_s
     span = float(ts[-1] - ts[0])
-    session, parent, source = infer_sessions(trace)
+    session, parent, source = _sessions(trace)
     n_sessions = int(session.max()) + 1
     notes.append(dict(session_source_detail(source), message=f"sessions: {source}"))
     if span <= 0:
@@ -297,7 +326,7 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     notes.append(twin(f"trace_fit_gap_{gap_dist}", f"gap coefficient of variation {cv:.3g}: {gap_dist}"
                       f" (exponential when |CV-1| <= {_EXPONENTIAL_CV_TOLERANCE}, else lognormal with sigma = "
                       "sqrt(ln(1+CV^2)))", cv=cv, tolerance=_EXPONENTIAL_CV_TOLERANCE, sigma=sigma))
-    p_blocks = _system_prompt_blocks(trace, session)
+    p_blocks = _system_prompt_blocks_once(trace, session)
     system_prompt = p_blocks * trace.block_size_tokens
     # New user tokens per turn: first turns bring input - P, follow-ups bring
     # input - (parent input + parent output); the mean keeps the miss volume.
