@@ -171,7 +171,6 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=it)
     v = a.astype(it, copy=False)    # never written: each pass scatters into a new array
     cnt = np.zeros(n, dtype=it)
-    idx = np.arange(n, dtype=it)
     cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position
     flag = np.empty(n, dtype=bool)
     for b in range(int(a.max()).bit_length() - 1, -1, -1):
@@ -196,9 +195,10 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         newpos = starts[gi]                         # a 0 goes to its group's start + zeros before it
         newpos += zb
         alt = zt[gi]                                # a 1 goes after the group's zeros
-        alt += idx
+        del gi, zt, starts
         alt -= zb
-        del zb, gi, zt, starts
+        del zb
+        alt += np.arange(n, dtype=it)
         np.copyto(newpos, alt, where=bit)
         del alt, bit
         nv = np.empty_like(v)
@@ -208,7 +208,7 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         nc[newpos] = cnt
         cnt = nc
         del newpos, nv, nc
-    del v, idx, cz, flag
+    del v, cz, flag
     order, _ = _stable_order(a)                     # final order: by value (distinct)
     out = np.empty(n, dtype=it)
     out[order] = cnt
@@ -224,6 +224,12 @@ def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np
     distance at lookup is the one at access minus the request's own newer
     references (its tail blocks, used just before).
     """
+    return _lookup_distances([ids], req, m, starts)
+
+
+def _lookup_distances(holder: list, req: np.ndarray, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """:func:`lookup_distances` with ``ids`` handed over in a one-item list (freed once read)."""
+    ids = holder.pop()                  # the only reference when the caller let go of its own
     total = ids.shape[0]
     if total == 0:
         return np.zeros(0, dtype=np.int64)
@@ -238,7 +244,7 @@ def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np
     acc_index += st[req]
     x = np.empty(total, dtype=ids.dtype)
     x[acc_index] = ids
-    del acc_index
+    del acc_index, ids
     order, xs = _stable_order(x)
     del x
     same = xs[1:] == xs[:-1]
@@ -279,8 +285,9 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     weights = lambda: _weights(trace, full_blocks_only, m, starts)    # noqa: E731 - made late (memory)
     if total == 0:
         return req, weights(), np.zeros(0, dtype=np.int64)
-    d = lookup_distances(ids, req, m, starts)
-    del ids
+    holder = [ids]
+    del ids                             # lookup frees the ids once it has read them
+    d = _lookup_distances(holder, req, m, starts)
     if (d < 1).any():  # pragma: no cover - impossible for chained ids
         raise AssertionError("negative stack distance: ids not prefix-chained")
     # Prefix maximum per request (a no-op for chained ids, where distances rise
