@@ -374,3 +374,58 @@ def test_api_targets_must_be_a_list():
         assert e.value.field == "targets", (bad, str(e.value))
     res = trace_analyze({"sample": "synthetic", "targets": None, "max_points": 20})  # null: none asked
     assert "targets" not in res
+
+
+# ----------------------------------------------------------------------------- fast exact mode's helpers (#11)
+# Each is checked against a second, direct method (brute force or numpy's own
+# function), on the edge sizes and on random inputs.
+
+def test_count_earlier_smaller_equals_brute_force():
+    from kvcalc.trace.curve import _count_earlier_smaller
+    rng = np.random.default_rng(7)
+    assert _count_earlier_smaller(np.zeros(0, dtype=np.int64)).shape == (0,)
+    assert _count_earlier_smaller(np.array([0])).tolist() == [0]
+    assert _count_earlier_smaller(np.array([5, 3, 9, 0, 4])).tolist() == [0, 0, 2, 0, 2]   # by hand
+    for n in (2, 3, 17, 256, 1000):
+        a = rng.permutation(3 * n)[:n]
+        brute = [int((a[:t] < a[t]).sum()) for t in range(n)]
+        assert _count_earlier_smaller(a).tolist() == brute
+
+
+def test_stable_order_equals_stable_argsort():
+    from kvcalc.trace.curve import _stable_order
+    rng = np.random.default_rng(8)
+    for x in (rng.integers(0, 5, 1000), rng.integers(0, 1 << 31, 500), np.array([3, 3, 3]),
+              np.array([1 << 40, 2, 1 << 40])):      # beyond 31 bits: the argsort fallback
+        order, xs = _stable_order(x)
+        ref = np.argsort(x, kind="stable")
+        assert order.tolist() == ref.tolist() and xs.tolist() == x[ref].tolist()
+
+
+def test_unique_first_inverse_equals_numpy_unique():
+    from kvcalc.trace.fastload import _unique_first_inverse
+    rng = np.random.default_rng(9)
+    for raw in (rng.integers(0, 50, 2000), rng.integers(0, 1 << 32, 300), np.array([7]),
+                rng.integers(0, 1 << 62, 300)):      # ids beyond 32 bits: np.unique itself
+        _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+        f, i = _unique_first_inverse(raw.astype(np.int64))
+        assert f.tolist() == first.tolist() and i.tolist() == inv.reshape(-1).tolist()
+
+
+@pytest.mark.parametrize("name", ["conversation", "synthetic"])
+def test_shared_prefix_share_equals_a_direct_count(name):
+    """Tokens in blocks used by more than one session, counted with Python sets."""
+    tr = load_trace(sample_path(name))
+    session, _, _ = infer_sessions(tr)
+    sessions_of: dict = {}
+    for r in range(tr.n_requests):
+        for b in tr.blocks_of(r).tolist():
+            sessions_of.setdefault(b, set()).add(int(session[r]))
+    shared = 0
+    for r in range(tr.n_requests):
+        blocks = tr.blocks_of(r).tolist()
+        for k, b in enumerate(blocks):
+            if len(sessions_of[b]) > 1:
+                last = k == len(blocks) - 1
+                shared += int(tr.input_tokens[r]) - k * tr.block_size_tokens if last else tr.block_size_tokens
+    assert trace_stats(tr)["shared_prefix_token_share"] == pytest.approx(shared / int(tr.input_tokens.sum()), rel=1e-12)

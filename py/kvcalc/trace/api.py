@@ -303,6 +303,9 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
                                 caps=caps, max_points=max_points, targets=targets, bpt=bpt, op=op, why=why,
                                 report=report)
     trace = load_trace(source, **opts)
+    # Statistics and fit first: their temporaries then never coexist with the curve's arrays.
+    stats = trace_stats(trace)
+    fit = fit_workload_report(trace, service_time_s=service)
     report(0.5)
     curve = lru_curve(trace, full_blocks_only=full, warmup_fraction=warm)
     curve_dict = curve.to_dict(caps, max_points)
@@ -323,13 +326,13 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
             r["capacity_gib"] = gib(r["capacity_tokens"])
     result = {
         "detection": trace.info,
-        "stats": trace_stats(trace),
+        "stats": stats,
         "curve": curve_dict,
         "capacities": rows,
         "ideal_block_hit_rate": curve.ideal_block_hit_rate,
         "ideal_token_hit_rate": curve.ideal_token_hit_rate,
         "counting_rule": curve.counting_rule,
-        "fit": fit_workload_report(trace, service_time_s=service),
+        "fit": fit,
         "sampling": {"mode": "exact", "rate": 1.0, "why": why["message"], "why_detail": why, "error_bound_pp": 0.0},
         "counting_rule_detail": counting_rule_detail(full, warm, curve.counting_rule),
     }

@@ -24,7 +24,7 @@ one sort of those prefix maxima gives the hit count at every capacity. The
 stack distances come from the access sequence (each request's blocks
 tail-first): with ``prev[t]`` the previous use of the block used at ``t``,
 ``distance = #{s < t : prev[s] < prev[t]} - prev[t]``, an "earlier smaller"
-count done by a bottom-up merge sort in numpy (``log2 n`` vectorised passes).
+count done bit by bit in numpy passes (``bit_length(n)`` linear passes, no sort).
 With prefix-chained ids a request's own tail blocks used just before block
 ``i`` were all older than it, so the distance at lookup time is the one at
 access time minus ``n - 1 - i``; the loaders guarantee chained ids and
@@ -34,6 +34,7 @@ access time minus ``n - 1 - i``; the loaders guarantee chained ids and
 from __future__ import annotations
 
 import math
+import sys
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -81,6 +82,12 @@ def _kept(trace: Trace, full_blocks_only: bool):
 
     ``ids``, ``req`` and ``pos`` are int32 while they fit; ``m`` and ``starts`` int64.
     """
+    ids, req, pos, m, starts = _kept_refs(trace, full_blocks_only)
+    return ids, req, pos, _weights(trace, full_blocks_only, m, starts), m, starts
+
+
+def _kept_refs(trace: Trace, full_blocks_only: bool):
+    """:func:`_kept` without the tokens: ``ids, req, pos, m, starts``."""
     bs = trace.block_size_tokens
     n_ids = np.diff(trace.block_offsets)
     inp = trace.input_tokens
@@ -96,12 +103,41 @@ def _kept(trace: Trace, full_blocks_only: bool):
     ids = trace.block_ids[trace.block_offsets[:-1][req] + pos]
     if ids.size and it is np.int32 and int(ids.max()) < (1 << 31) - 2:
         ids = ids.astype(np.int32)
-    weight = np.full(total, bs, dtype=np.int64)
+    return ids, req, pos, m, starts
+
+
+def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Tokens of each looked-up block (int64): the block size, or the partial last block's tokens."""
+    bs = trace.block_size_tokens
+    weight = np.full(int(starts[-1]), bs, dtype=np.int64)
     if not full_blocks_only:
+        inp = trace.input_tokens
         last = starts[1:] - 1
         has = m > 0
         weight[last[has]] = inp[has] - (m[has] - 1) * bs
-    return ids, req, pos, weight, m, starts
+    return weight
+
+
+def _stable_order(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(``np.argsort(x, kind="stable")``, ``x`` sorted) for non-negative integers.
+
+    When values and positions fit in 31 bits each, one plain sort of the packed
+    keys ``x << 32 | position`` (distinct, so any sort kind gives the stable
+    order; numpy's default sort is several times faster than a stable argsort).
+    """
+    n = x.shape[0]
+    if n and n < (1 << 31) and int(x.min()) >= 0 and int(x.max()) < (1 << 31):
+        key = x.astype(np.int64)
+        key <<= 32
+        halves = key.view(np.int32)                 # (low, high) 32-bit words of each key
+        lo, hi = (0, 1) if sys.byteorder == "little" else (1, 0)
+        halves[lo::2] = np.arange(n, dtype=np.int32)    # the low word: the position
+        key.sort()
+        order = halves[lo::2].astype(_index_dtype(n))
+        xs = halves[hi::2].astype(x.dtype)
+        return order, xs
+    order = np.argsort(x, kind="stable")
+    return order, x[order]
 
 
 def _check_chained(ids: np.ndarray, pos: np.ndarray) -> None:
@@ -118,88 +154,65 @@ def _check_chained(ids: np.ndarray, pos: np.ndarray) -> None:
                              "block ids are not prefix-chained")
 
 
-def _count_within_blocks(a: np.ndarray, block: int) -> np.ndarray:
-    """For each t: #{s < t in t's block of ``block`` (a power of 2) positions : a[s] < a[t]}.
+def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
+    """#{s < t : a[s] < a[t]} for every t (int32 while it fits), for DISTINCT non-negative integers ``a``.
 
-    Bottom-up merge sort in numpy passes (one pass per doubling of the block).
+    Bit by bit from the most significant (a wavelet-tree walk in numpy passes):
+    the elements are kept in a stable order by their higher bits (the groups of
+    equal higher bits are contiguous, positions ascending inside each); at bit
+    ``b`` every element whose bit is 1 counts the earlier elements of its group
+    whose bit is 0 (they are earlier and smaller), by one cumulative sum; then
+    each group is split stably into its 0s and its 1s by a computed scatter (no
+    sort). ``bit_length(max a)`` passes, each linear; int32 arrays while they fit.
     """
     n = a.shape[0]
-    out = np.zeros(n, dtype=np.int64)
+    it = _index_dtype(max(n, int(a.max()) + 1) if n else 0)
     if n == 0:
-        return out
-    v = a - a.min()
-    span = int(v.max()) + 1
-    idx = np.arange(n, dtype=np.int64)
-    sorted_vals = v.copy()          # sorted within blocks of size 2**shift
-    shift = 0
-    while (1 << shift) < min(n, block):
-        qb = idx >> shift
-        odd = (qb & 1) == 1
-        if odd.any():
-            q = idx[odd]
-            left = qb[odd] - 1
-            keys = (idx >> shift) * span + sorted_vals     # globally sorted
-            out[odd] += np.searchsorted(keys, left * span + v[q], side="left") - (left << shift)
-            del keys
-        shift += 1
-        base = (idx >> shift) * span
-        sorted_vals = np.sort(base + sorted_vals, kind="stable") - base
-        del base
+        return np.zeros(0, dtype=it)
+    v = a.astype(it, copy=False)    # never written: each pass scatters into a new array
+    cnt = np.zeros(n, dtype=it)
+    cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position
+    flag = np.empty(n, dtype=bool)
+    for b in range(int(a.max()).bit_length() - 1, -1, -1):
+        bit = ((v >> b) & 1).astype(bool)
+        g = v >> (b + 1)
+        flag[0] = True
+        np.not_equal(g[1:], g[:-1], out=flag[1:])
+        del g
+        starts = np.flatnonzero(flag).astype(it, copy=False)
+        gi = np.cumsum(flag, dtype=it)
+        gi -= 1                                     # group of each element
+        np.cumsum(~bit, out=cz[1:])
+        zs = cz[starts]
+        ends = np.empty_like(starts)
+        ends[:-1] = starts[1:]
+        ends[-1] = n
+        zt = cz[ends] - zs                          # zeros per group
+        del ends
+        zb = cz[:-1] - zs[gi]                       # zeros before in the group
+        del zs
+        cnt += zb * bit
+        newpos = starts[gi]                         # a 0 goes to its group's start + zeros before it
+        newpos += zb
+        alt = zt[gi]                                # a 1 goes after the group's zeros
+        del gi, zt, starts
+        alt -= zb
+        del zb
+        alt += np.arange(n, dtype=it)
+        np.copyto(newpos, alt, where=bit)
+        del alt, bit
+        nv = np.empty_like(v)
+        nv[newpos] = v
+        v = nv
+        nc = np.empty_like(cnt)
+        nc[newpos] = cnt
+        cnt = nc
+        del newpos, nv, nc
+    del v, cz, flag
+    order, _ = _stable_order(a)                     # final order: by value (distinct)
+    out = np.empty(n, dtype=it)
+    out[order] = cnt
     return out
-
-
-#: Block of the merge passes; above, batches are counted against the sorted union of earlier ones.
-_LEAF = 1 << 8
-_FANOUT = 16
-
-
-def _count_batched(a: np.ndarray, lo: int, within: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Add to ``out[lo:lo+n]`` the counts from earlier batches; return ``a`` sorted and its order."""
-    n = a.shape[0]
-    if n <= _LEAF:
-        out[lo:lo + n] = within[lo:lo + n]
-        order = np.argsort(a, kind="stable")
-        return a[order], order
-    size = max(_LEAF, -(-n // _FANOUT))
-    size = 1 << (size - 1).bit_length()          # a multiple of the leaf block
-    done_v = np.empty(0, dtype=a.dtype)
-    done_i = np.empty(0, dtype=np.int64)
-    for s in range(0, n, size):
-        bv, bi = _count_batched(a[s:s + size], lo + s, within, out)
-        bi = bi + s
-        if done_v.size:
-            pos = np.searchsorted(done_v, bv, side="left")     # sorted keys: a forward scan
-            out[lo + bi] += pos
-            pos += np.arange(bv.size)
-        else:
-            pos = np.arange(bv.size)
-        mv = np.empty(done_v.size + bv.size, dtype=a.dtype)
-        mi = np.empty(mv.size, dtype=np.int64)
-        keep = np.ones(mv.size, dtype=bool)
-        keep[pos] = False
-        mv[pos] = bv
-        mi[pos] = bi
-        mv[keep] = done_v
-        mi[keep] = done_i
-        done_v, done_i = mv, mi
-    return done_v, done_i
-
-
-def _count_earlier_smaller(a: np.ndarray, queries: np.ndarray | None = None) -> np.ndarray:
-    """#{s < t : a[s] < a[t]} for every t (or the ``queries`` positions).
-
-    Merge passes inside blocks of ``_LEAF`` positions; above, the sequence is cut
-    into up to ``_FANOUT`` batches recursively and each batch is counted
-    against the sorted union of the earlier ones by a binary search of its own
-    sorted values (a forward scan), then merged into it.
-    """
-    n = a.shape[0]
-    if n == 0:
-        return np.zeros(0 if queries is None else queries.shape[0], dtype=np.int64)
-    within = _count_within_blocks(a, _LEAF)
-    out = np.empty(n, dtype=np.int64)
-    _count_batched(a, 0, within, out)
-    return out if queries is None else out[queries]
 
 
 def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -211,61 +224,85 @@ def lookup_distances(ids: np.ndarray, req: np.ndarray, m: np.ndarray, starts: np
     distance at lookup is the one at access minus the request's own newer
     references (its tail blocks, used just before).
     """
+    return _lookup_distances([ids], req, m, starts)
+
+
+def _lookup_distances(holder: list, req: np.ndarray, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """:func:`lookup_distances` with ``ids`` handed over in a one-item list (freed once read)."""
+    ids = holder.pop()                  # the only reference when the caller let go of its own
     total = ids.shape[0]
     if total == 0:
         return np.zeros(0, dtype=np.int64)
     it = _index_dtype(total)
     st = starts.astype(it)
-    back = m.astype(it)[req] - 1 - (np.arange(total, dtype=it) - st[req])   # own blocks used before
-    acc_index = st[req] + back              # position of each reference in the access sequence
-    del st
+    mi = m.astype(it)
+    # Position of each reference in the access sequence (tail first per request):
+    # the reversal inside each request, an involution (it maps back the same way).
+    acc_index = np.arange(total, dtype=it)
+    acc_index -= st[req]
+    np.subtract(mi[req] - 1, acc_index, out=acc_index)
+    acc_index += st[req]
     x = np.empty(total, dtype=ids.dtype)
     x[acc_index] = ids
-    order = np.argsort(x, kind="stable").astype(it, copy=False)
-    same = x[order[1:]] == x[order[:-1]]
+    del acc_index, ids
+    order, xs = _stable_order(x)
     del x
+    same = xs[1:] == xs[:-1]
+    del xs
+    order = order.astype(it, copy=False)
     prev = np.full(total, -1, dtype=it)
     prev[order[1:][same]] = order[:-1][same]
     del order, same
-    # First uses (prev = -1) are smaller than every re-use: count them with a
-    # cumulative sum and run the merge passes over the re-uses alone.
-    first = prev < 0
-    q = np.nonzero(~first)[0].astype(it, copy=False)
-    firsts_before = (np.cumsum(first, dtype=it) - first)[q]
-    del first
+    # First uses (prev = -1) are smaller than every re-use; the k-th re-use, at
+    # access position q[k], has q[k] - k first uses before it. The count runs
+    # over the re-uses alone.
+    q = np.flatnonzero(prev >= 0).astype(it, copy=False)
     pq = prev[q]
     del prev
-    dq = (firsts_before + _count_earlier_smaller(pq).astype(it, copy=False)) - pq
-    del firsts_before, pq
-    dist_acc = np.full(total, _INF, dtype=np.int64)
-    dist_acc[q] = dq
-    del dq, q
-    d = dist_acc[acc_index]                 # back to head-first order
-    del dist_acc, acc_index
-    finite = d != _INF
-    d[finite] -= back[finite]
+    dq = _count_earlier_smaller(pq)
+    dq -= pq
+    del pq
+    dq += q
+    dq -= np.arange(q.shape[0], dtype=it)         # + first uses before: distance at access
+    rq = req[q]
+    sq = st[rq]
+    q -= sq                                       # own blocks accessed before it (its tail)
+    dq -= q                                       # distance at lookup
+    np.subtract(mi[rq] - 1, q, out=q)
+    q += sq                                       # head-first index of each re-use
+    del rq, sq
+    d = np.full(total, _INF, dtype=np.int64)
+    d[q] = dq
     return d
 
 
 def _stack_distances(trace: Trace, full_blocks_only: bool):
     """Prefix-max LRU stack distance at lookup time for every looked-up block."""
-    ids, req, pos, weight, m, starts = _kept(trace, full_blocks_only)
+    ids, req, pos, m, starts = _kept_refs(trace, full_blocks_only)
     _check_chained(ids, pos)
+    del pos
     total = ids.shape[0]
+    weights = lambda: _weights(trace, full_blocks_only, m, starts)    # noqa: E731 - made late (memory)
     if total == 0:
-        return ids, req, pos, weight, np.zeros(0, dtype=np.int64), m
-    d = lookup_distances(ids, req, m, starts)
-    finite = d != _INF
-    if np.any(d[finite] < 1):  # pragma: no cover - impossible for chained ids
+        return req, weights(), np.zeros(0, dtype=np.int64)
+    holder = [ids]
+    del ids                             # lookup frees the ids once it has read them
+    d = _lookup_distances(holder, req, m, starts)
+    if (d < 1).any():  # pragma: no cover - impossible for chained ids
         raise AssertionError("negative stack distance: ids not prefix-chained")
     # Prefix maximum per request (a no-op for chained ids, where distances rise
     # along the prompt; kept so the prefix rule holds by construction).
+    rising = d[1:] >= d[:-1]
+    rising |= req[1:] != req[:-1]
+    if rising.all():
+        return req, weights(), d
+    del rising
     cap = total + 2
     dc = np.minimum(d, cap)
     seg = req.astype(np.int64) * (cap + 1)
     pm = np.maximum.accumulate(seg + dc) - seg
     pm = np.where(pm >= cap, _INF, pm)
-    return ids, req, pos, weight, pm, m
+    return req, weights(), pm
 
 
 # ----------------------------------------------------------------------------- the curve
@@ -372,18 +409,25 @@ def _n_warm(n: int, warmup_fraction: float) -> int:
 def lru_curve(trace: Trace, *, full_blocks_only: bool = True, warmup_fraction: float = 0.0) -> HitCurve:
     """The exact LRU prefix-cache hit counts of ``trace`` at every capacity, in one pass."""
     full_blocks_only, warmup_fraction = _check_options(full_blocks_only, warmup_fraction)
-    ids, req, pos, weight, pm, m = _stack_distances(trace, full_blocks_only)
+    req, weight, pm = _stack_distances(trace, full_blocks_only)
     n = trace.n_requests
     n_warm = _n_warm(n, warmup_fraction)
     counted = req >= n_warm
-    hit_able = counted & (pm != _INF)
+    del req
+    blocks_total = int(counted.sum())
+    hit_able = pm != _INF
+    hit_able &= counted
+    del counted
     d = pm[hit_able]
+    del pm
     w = weight[hit_able]
-    order = np.argsort(d, kind="stable")
+    del weight, hit_able
+    order, ds = _stable_order(d)
+    del d
     return HitCurve(
-        distances=d[order],
+        distances=ds.astype(np.int64, copy=False),
         cum_tokens=np.cumsum(w[order]),
-        blocks_total=int(counted.sum()),
+        blocks_total=blocks_total,
         tokens_total=int(trace.input_tokens[n_warm:].sum()),
         n_requests=n,
         n_requests_counted=n - n_warm,

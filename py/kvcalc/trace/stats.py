@@ -10,11 +10,13 @@ prompt alone links nothing), is a follow-up turn of the latest such request.
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
 from ..errors import InputError
 from ..workload import WORKLOAD_LIMITS
+from .curve import _stable_order
 from .loaders import Trace
 from .messages import session_source_detail, twin
 
@@ -45,6 +47,34 @@ def infer_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
     return session, parent, "inferred: a request extending all full blocks (>= 2) of an earlier one is its follow-up"
 
 
+#: Per trace (a frozen Trace): sessions and the system prompt's length, computed once for
+#: both trace_stats and fit_workload_report (read-only use inside this module).
+_CACHE: "weakref.WeakKeyDictionary[Trace, dict]" = weakref.WeakKeyDictionary()
+
+
+def _cached(trace: Trace) -> dict:
+    c = _CACHE.get(trace)
+    if c is None:
+        c = {}
+        _CACHE[trace] = c
+    return c
+
+
+def _sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray, str]:
+    """:func:`infer_sessions`, once per trace (callers here never write to the arrays)."""
+    c = _cached(trace)
+    if "sessions" not in c:
+        c["sessions"] = infer_sessions(trace)
+    return c["sessions"]
+
+
+def _system_prompt_blocks_once(trace: Trace, session: np.ndarray) -> int:
+    c = _cached(trace)
+    if "system_prompt_blocks" not in c:
+        c["system_prompt_blocks"] = _system_prompt_blocks(trace, session)
+    return c["system_prompt_blocks"]
+
+
 def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
     """Vectorised form of the rule (same result as a loop over requests).
 
@@ -70,9 +100,16 @@ def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         span = n + 1
         ev_key = np.sort(ev_id * span + ev_req)
         cnt = np.diff(off)
-        req = np.repeat(np.arange(n, dtype=np.int64), cnt.astype(np.intp))
-        pos = np.arange(ids.size, dtype=np.int64) - off[req]
-        q = np.nonzero(pos >= 1)[0]
+        req = np.repeat(np.arange(n, dtype=_req_dtype(n, ids.size)), cnt.astype(np.intp))
+        # Only references at position >= 1 whose id ends some request's full
+        # blocks can find an event.
+        is_end = np.zeros(int(ids.max()) + 1, dtype=bool)
+        is_end[ev_id] = True
+        cand = is_end[ids]
+        del is_end
+        cand[off[:-1][cnt > 0]] = False             # position 0 of each request
+        q = np.flatnonzero(cand)
+        del cand
         qid = ids[q]
         k = np.searchsorted(ev_key, qid * span + req[q], side="left") - 1
         kc = np.maximum(k, 0)
@@ -93,6 +130,11 @@ def _inferred_sessions(trace: Trace) -> tuple[np.ndarray, np.ndarray]:
         root = nxt
     number = np.cumsum(~has) - 1
     return number[root].astype(np.int64), parent
+
+
+def _req_dtype(n: int, total: int):
+    """int32 for per-reference request indices while they fit, else int64."""
+    return np.int32 if max(n, total) < (1 << 31) - 1 else np.int64
 
 
 def _quantiles(x: np.ndarray) -> dict:
@@ -176,23 +218,35 @@ def trace_stats(trace: Trace) -> dict:
     n = trace.n_requests
     ts = trace.timestamps_s
     span = float(ts[-1] - ts[0]) if n else 0.0
-    session, parent, source = infer_sessions(trace)
+    session, parent, source = _sessions(trace)
     n_sessions = int(session.max()) + 1 if n else 0
     per_session = np.bincount(session.astype(np.intp), minlength=n_sessions) if n else np.zeros(0)
     follow = parent >= 0
     turn_gaps = ts[follow] - ts[parent[follow]]
     # Reuse gaps: time between consecutive uses of the same block.
     ids = trace.block_ids
-    req = np.repeat(np.arange(n), np.diff(trace.block_offsets).astype(np.intp))
-    order = np.argsort(ids, kind="stable")
-    same = ids[order][1:] == ids[order][:-1]
-    reuse = (ts[req[order][1:]] - ts[req[order][:-1]])[same]
+    req = np.repeat(np.arange(n, dtype=_req_dtype(n, ids.size)), np.diff(trace.block_offsets).astype(np.intp))
+    order, ids_sorted = _stable_order(ids)
+    same = ids_sorted[1:] == ids_sorted[:-1]
+    del ids_sorted
+    req_sorted = req[order]
+    del order
+    r_late, r_early = req_sorted[1:][same], req_sorted[:-1][same]
+    del req_sorted, same
+    reuse = ts[r_late] - ts[r_early]
+    del r_late, r_early
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
+    # A block has more than one session iff some reference's session differs from
+    # the session of any one fixed reference of it (whichever the scatter keeps).
     w = _block_tokens(trace)
     if ids.size:
-        first, _ = _unique_pairs(ids, session[req])
-        n_sess_of = np.bincount(first.astype(np.intp), minlength=trace.n_blocks_unique)
-        shared_tokens = int(w[n_sess_of[ids] > 1].sum())
+        sess_ref = session[req]
+        one = np.zeros(int(ids.max()) + 1, dtype=sess_ref.dtype)
+        one[ids] = sess_ref
+        multi = np.zeros(one.shape[0], dtype=bool)
+        multi[ids[sess_ref != one[ids]]] = True
+        del sess_ref, one
+        shared_tokens = int(w[multi[ids]].sum())
     else:
         shared_tokens = 0
     prompt_tokens = int(trace.input_tokens.sum())
@@ -216,7 +270,7 @@ def trace_stats(trace: Trace) -> dict:
         "reuse_gap_s": log_histogram(reuse),
         "turn_gap_s": log_histogram(turn_gaps),
         "shared_prefix_token_share": shared_tokens / prompt_tokens if prompt_tokens else 0.0,
-        "system_prompt_tokens": _system_prompt_blocks(trace, session) * trace.block_size_tokens,
+        "system_prompt_tokens": _system_prompt_blocks_once(trace, session) * trace.block_size_tokens,
     }
 
 
@@ -239,7 +293,7 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     n = trace.n_requests
     ts = trace.timestamps_s
     span = float(ts[-1] - ts[0])
-    session, parent, source = infer_sessions(trace)
+    session, parent, source = _sessions(trace)
     n_sessions = int(session.max()) + 1
     notes.append(dict(session_source_detail(source), message=f"sessions: {source}"))
     if span <= 0:
@@ -272,7 +326,7 @@ def fit_workload_report(trace: Trace, *, service_time_s: float | None = None) ->
     notes.append(twin(f"trace_fit_gap_{gap_dist}", f"gap coefficient of variation {cv:.3g}: {gap_dist}"
                       f" (exponential when |CV-1| <= {_EXPONENTIAL_CV_TOLERANCE}, else lognormal with sigma = "
                       "sqrt(ln(1+CV^2)))", cv=cv, tolerance=_EXPONENTIAL_CV_TOLERANCE, sigma=sigma))
-    p_blocks = _system_prompt_blocks(trace, session)
+    p_blocks = _system_prompt_blocks_once(trace, session)
     system_prompt = p_blocks * trace.block_size_tokens
     # New user tokens per turn: first turns bring input - P, follow-ups bring
     # input - (parent input + parent output); the mean keeps the miss volume.
