@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import pytest
 
+from kvcalc.api import compute
 from kvcalc.hitrate import hit_rates
 from kvcalc.simulate import simulate
 from kvcalc.workload import CacheConfig, Workload
@@ -49,3 +50,16 @@ def test_ttl_model_tells_ttl_from_lru(gap, cap, ttl):
     sim = simulate(w, c, seed=12, n_conversations=N_CONVERSATIONS)["token_hit_rate"]
     assert abs(_token(w, c) - sim) <= 0.01
     assert abs(_token(w, CacheConfig(capacity_tokens=cap)) - sim) > 0.01 + 0.02   # LRU fails the tolerance by > 2 pp
+
+
+@pytest.mark.parametrize("gaps", ["exponential", "deterministic", "lognormal"])
+@pytest.mark.parametrize("turns", ["fixed", "geometric"])
+def test_fifo_with_nothing_to_reuse_is_zero_not_an_error(gaps, turns):
+    """Hypothesis (test_derived_errors) found a FIFO request that divided by zero in the
+    root search: one turn, one user token, no system prompt, a one-block cache. Nothing is
+    ever sent twice, so every policy's hit rate is 0 by definition."""
+    req = {"workload": {"turns_mean": 1, "gap_mean_s": 1, "user_tokens_per_turn": 1, "output_tokens_per_turn": 0,
+                        "system_prompt_tokens": 0, "service_time_s": 0, "turns_distribution": turns,
+                        "gap_distribution": gaps},
+           "cache": {"eviction": "fifo", "capacity_tokens": 16, "block_size_tokens": 16}, "hit_model": "refined"}
+    assert compute(req)["token_hit_rate"] == 0.0

@@ -151,7 +151,7 @@ def fifo_point_hit_rates(st: Structure, idx) -> tuple[float, float, float]:
         for _ in range(60 if smooth else 40):
             if hi - lo <= 1e-5 * hi:
                 break
-            mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo) if smooth else 0.5 * (lo + hi)
+            mid = (lo * f_hi - hi * f_lo) / (f_hi - f_lo) if smooth and f_hi != f_lo else 0.5 * (lo + hi)
             if not lo < mid < hi:
                 mid = 0.5 * (lo + hi)
             f_mid = occupancy(mid)[0] - Cb
