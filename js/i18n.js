@@ -190,7 +190,9 @@ export function renderMessage(detail, { withField = false, fieldLabel = null } =
     text = t(key, Object.fromEntries(Object.entries(params).map(([k, v]) => [k, paramByName(k, v)])));
   } else {
     text = t(key);
-    if ("value" in params && params.value !== null && params.value !== undefined) {
+    if (detail.value_detail && typeof detail.value_detail === "object" && detail.value_detail.code) {
+      text = t("err.detail", { problem: text, detail: renderMessage(detail.value_detail) });   // the value is a text with its twin
+    } else if ("value" in params && params.value !== null && params.value !== undefined) {
       text = t("err.got", { problem: text, value: typeof params.value === "string" ? params.value : paramText(params.value) });
     }
     const range = rangeText(params);

@@ -17,6 +17,10 @@ export const bytesText = (n) => (n === null || n === undefined ? fmt.DASH
   : n >= 1048576 ? t("unit.mib", { x: fmt.fixed(n / 1048576, 1) }) : t("unit.kib", { x: fmt.fixed(n / 1024, 1) }));
 
 // A value cell the tests can find: data-result="trace.<path>", data-value = the raw number.
+// An error's field "line N" (a bad trace line) in the page's language; null for other fields.
+export const lineLabel = (e) => (e && /^line \d+$/.test(e.field || "") && e.params && typeof e.params.line === "number"
+  ? t("kvt.line", { line: fmt.int(e.params.line) }) : null);
+
 export function resultCell(path, value, text) {
   const data = { result: `trace.${path}` };
   if (value !== null && value !== undefined) data.value = String(value);
@@ -112,11 +116,17 @@ export function detectionCard(res, sourceName) {
         ? fmt.int(d.n_blocks_total) : t("kvt.blocks_distinct", { total: fmt.int(d.n_blocks_total), unique: fmt.int(d.n_blocks_unique) })),
       row("kvt.row.read", bytesText(d.bytes_read)),
       d.stopped ? row("kvt.row.stopped", el("span", { data: { result: "trace.detection.stopped.line", value: String(d.stopped.line) },
-        text: d.stopped.detail ? renderMessage(d.stopped.detail, { withField: true }) : fmt.DASH })) : null,
+        text: d.stopped.detail ? renderMessage(d.stopped.detail, { withField: true, fieldLabel: lineLabel(d.stopped.detail) }) : fmt.DASH })) : null,
       row("kvt.row.skipped", resultCell("detection.bad_lines_skipped", d.bad_lines_skipped, fmt.int(d.bad_lines_skipped)),
         reasons.length ? el("ul", {}, ...reasons.map(([reason, n]) =>
           el("li", {}, t("kvt.reason_count", { reason: pyText({ code: `trace_bad_${reason}`, params: {} }), n: fmt.int(n) }),
-            d.bad_lines_first && d.bad_lines_first[reason] ? t("kvt.first", { line: d.bad_lines_first[reason] }) : ""))) : "")));
+            firstBad(d, reason)))) : "")));
+}
+
+// " (first: line N: what is wrong)" for a reason of bad lines, in the page's language.
+function firstBad(d, reason) {
+  const f = d.bad_lines_first_detail && d.bad_lines_first_detail[reason];
+  return f ? t("kvt.first", { line: fmt.int(f.line), detail: renderMessage(f.detail) }) : "";
 }
 
 function quantiles(q, withTokens, digits = 0) {

@@ -38,7 +38,7 @@ import { t, setText, setAttr, translate, renderMessage } from "./i18n.js";
 import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS, PAGE_AUTO_SAMPLE_ABOVE_MIB,
          parseOption, optionText, optionsFromQuery, withOptionsInQuery, requestFrom } from "./trace-options.js";
 import { AXES, PLOT_CONFIG, traceCurveFigure, traceGapsFigure } from "./trace-figures.js";
-import { headline, modelNote, samplingCard, fleetCard, detectionCard, statsCard, gapsNote, bytesText } from "./trace-render.js";
+import { headline, modelNote, samplingCard, fleetCard, detectionCard, statsCard, gapsNote, bytesText, lineLabel } from "./trace-render.js";
 
 const SAMPLE_BASE = new URL("../data/traces/mooncake/", import.meta.url);
 // labels and hints: kvt.sample.<id> and kvt.sample.<id>_hint in the catalogues; the hints'
@@ -374,7 +374,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   function describeError(error) {
     if (!error) return t("err.unknown");
-    let text = renderMessage(error, { withField: true });
+    let text = renderMessage(error, { withField: true, fieldLabel: lineLabel(error) });
     if (error.field && /^line \d+$/.test(error.field)) {
       if (values.format !== "auto") text += "\n" + t("kvt.try_auto", { format: values.format });
       else if (!values.skip_bad_lines) text += "\n" + t("kvt.tick_skip");

@@ -429,3 +429,94 @@ def test_shared_prefix_share_equals_a_direct_count(name):
                 last = k == len(blocks) - 1
                 shared += int(tr.input_tokens[r]) - k * tr.block_size_tokens if last else tr.block_size_tokens
     assert trace_stats(tr)["shared_prefix_token_share"] == pytest.approx(shared / int(tr.input_tokens.sum()), rel=1e-12)
+
+
+# ----------------------------------------------------------------------------- a bad line's detail as a message twin
+
+def _bl(ts, x, ids, chat=1, par=-1, **extra):
+    return json.dumps({"chat_id": chat, "parent_chat_id": par, "timestamp": ts, "input_length": x,
+                       "output_length": 1, "hash_ids": ids, **extra})
+
+
+_HUGE_INT = "1" * 5000   # beyond Python's int-from-text digit limit: json raises ValueError without a column
+#: code -> (format, bad line 3 as bytes, last line or not, load options); one case per trace_line_* code
+DETAIL_CASES = {
+    "trace_line_missing_field": ("mooncake", json.dumps({"timestamp": 20, "input_length": 600, "hash_ids": [0, 1]}), {}),
+    "trace_line_not_integer": ("mooncake", _mc(20, "600", [0, 1]), {}),
+    "trace_line_beyond_tokens": ("mooncake", _mc(20, 2 ** 41, [0, 1]), {}),
+    "trace_line_negative": ("mooncake", _mc(20, -3, []), {}),
+    "trace_line_not_a_number": ("mooncake", _mc("x", 600, [0, 1]), {}),
+    "trace_line_beyond_time": ("mooncake", _mc(10 ** 16, 600, [0, 1]), {}),
+    "trace_line_not_finite_time": ("mooncake", _mc(1e16, 600, [0, 1]), {}),
+    "trace_line_not_a_list": ("mooncake", _mc(20, 600, "ab"), {}),
+    "trace_line_bad_id": ("mooncake", _mc(20, 600, [0, 1.5]), {}),
+    "trace_line_id_out_of_range": ("mooncake", _mc(20, 600, [0, 2 ** 64]), {}),
+    "trace_line_too_long": ("mooncake", json.dumps({"timestamp": 20, "pad": "x" * 5000}), {"max_line_bytes": 4096}),
+    "trace_line_binary": ("mooncake", b"ab\x00cd", {}),
+    "trace_line_not_utf8": ("mooncake", b"\xff\xfe{}", {}),
+    "trace_line_too_deep": ("mooncake", "[" * 40 + "]" * 40, {}),
+    "trace_line_malformed_json_at": ("mooncake", '{"timestamp": 20, "input_length": ', {}),
+    "trace_line_malformed_json": ("mooncake", '{"timestamp": ' + _HUGE_INT + "}", {}),
+    "trace_line_not_an_object": ("mooncake", "[1, 2, 3]", {}),
+    "trace_line_truncated_at": ("mooncake", '{"timestamp": 30', {"last": True}),
+    "trace_line_truncated": ("mooncake", '{"timestamp": ' + _HUGE_INT, {"last": True}),
+    "trace_line_ids_mismatch": ("mooncake", _mc(20, 600, [0, 1, 2]), {}),
+    "trace_line_time_backwards": ("mooncake", _mc(5, 600, [0, 1]), {}),
+    "trace_line_chain_moved": ("mooncake", _mc(20, 600, [1, 0]), {}),
+    "trace_line_chain_repeat": ("mooncake", _mc(20, 1100, [5, 6, 5]), {}),
+    "trace_line_missing_chat": ("bailian", json.dumps({"timestamp": 20, "input_length": 600, "output_length": 1,
+                                                       "hash_ids": [0, 1]}), {}),
+    "trace_line_bad_chat_id": ("bailian", _bl(20, 600, [0, 1], chat=1.5), {}),
+}
+
+
+def _detail_trace(fmt, bad, last):
+    good = GOOD if fmt == "mooncake" else [_bl(0, 600, [0, 1]), _bl(10, 1100, [0, 1, 2], chat=2, par=1)]
+    tail = _mc(30, 600, [0, 1]) if fmt == "mooncake" else _bl(30, 600, [0, 1], chat=3, par=-1)
+    bad = bad if isinstance(bad, bytes) else bad.encode()
+    head = ("\n".join(good) + "\n").encode()
+    return head + bad if last else head + bad + b"\n" + tail.encode() + b"\n"
+
+
+def _fill_en(code, params):
+    """msg.<code> of i18n/en.json filled with params (numbers as Python prints them)."""
+    import re
+    en = json.loads((Path(__file__).resolve().parents[1] / "i18n" / "en.json").read_text())["messages"]
+    tpl = en[f"msg.{code}"]
+    assert set(re.findall(r"\{(\w+)\}", tpl)) == set(params), (code, tpl, params)
+    return re.sub(r"\{(\w+)\}", lambda m: (f"{params[m.group(1)]:g}" if isinstance(params[m.group(1)], float)
+                                           else str(params[m.group(1)])), tpl)
+
+
+def test_every_bad_line_detail_has_a_catalogue_code():
+    """Each kind of bad line yields its detail as {code, params, message}: in the InputError (value_detail)
+    and in info["bad_lines_first_detail"]; the English catalogue text with those params is the message
+    (chain_moved drops the CLI's --rechain hint), so the Chinese page shows the same facts."""
+    import re
+    from kvcalc.trace.messages import TRACE_CODES
+    src = (Path(__file__).resolve().parents[1] / "py" / "kvcalc" / "trace" / "loaders.py").read_text()
+    in_loader = set(re.findall(r'"(trace_line_\w+)"', src))
+    listed = {c for c in TRACE_CODES if c.startswith("trace_line_")}
+    assert in_loader == listed
+    # every code a raise site can emit is exercised (the recursion fallback cannot be reached: depth is checked first)
+    assert set(DETAIL_CASES) == listed - {"trace_line_too_deep_plain"}
+    for code, (fmt, bad, opts) in DETAIL_CASES.items():
+        opts = dict(opts)
+        data = _detail_trace(fmt, bad, opts.pop("last", False))
+        with pytest.raises(InputError) as ei:
+            loads_trace(data, format=fmt, block_size_tokens=512, **opts)
+        err = ei.value.to_dict()
+        d = err["value_detail"]
+        assert d["code"] == code, (code, d)
+        assert err["field"] == "line 3" and err["params"]["line"] == 3
+        assert d["message"] == err["value"] and d["message"].startswith(_fill_en(code, d["params"])), d
+        json.dumps(err)
+        tr = loads_trace(data, format=fmt, block_size_tokens=512, skip_bad_lines=True, **opts)
+        (reason, first), = tr.info["bad_lines_first_detail"].items()
+        assert first["line"] == 3 and first["detail"] == d
+        assert tr.info["bad_lines_first"][reason] == f"line 3: {d['message']}"
+    # the values the page shows: the field name and the value as found in the file
+    d = DETAIL_CASES["trace_line_not_integer"]
+    with pytest.raises(InputError) as ei:
+        loads_trace(_detail_trace("mooncake", d[1], False), format="mooncake")
+    assert ei.value.to_dict()["value_detail"]["params"] == {"field": "input_length", "value": "'600'"}

@@ -63,13 +63,14 @@ class InputError(ValueError):
     """
 
     def __init__(self, field: str, value: object, allowed: str, problem: str | None = None,
-                 code: str | None = None, params: dict | None = None):
+                 code: str | None = None, params: dict | None = None, value_detail: dict | None = None):
         self.field = field
         self.value = value
         self.allowed = allowed
         self.problem = problem or "out of range"
         self.code = code or _PROBLEM_CODES.get(self.problem, "invalid")
         self.params = dict(params or {})
+        self.value_detail = value_detail   # optional {code, params, message} twin of a value that is a text
         super().__init__(f"{field}: {self.problem}: got {_short_repr(value, 80)}; allowed: {allowed}")
 
     def to_dict(self) -> dict:
@@ -77,8 +78,11 @@ class InputError(ValueError):
         params = {"field": self.field, "value": value}
         for k, v in self.params.items():
             params[k] = _plain_value(v) if not isinstance(v, (list, tuple)) else [_plain_value(x) for x in v]
-        return {"field": self.field, "value": value, "allowed": self.allowed,
-                "problem": self.problem, "code": self.code, "params": params, "message": str(self)}
+        out = {"field": self.field, "value": value, "allowed": self.allowed,
+               "problem": self.problem, "code": self.code, "params": params, "message": str(self)}
+        if self.value_detail is not None:
+            out["value_detail"] = self.value_detail
+        return out
 
 
 def _range_text(lo: float, hi: float, lo_open: bool, hi_open: bool) -> str:

@@ -9,7 +9,8 @@
   off by its panel) and close on Escape.
 * Plotly's toolbar speaks the page's language.
 * axe-core (pinned in package-lock.json, tests/browser/axe_helpers.py) finds no violation on any
-  tab, in the stale state, in English and Chinese, light and dark.
+  tab, with the compare card filled (A pinned, B changed) and "How the number is computed" open,
+  in the stale state, in English and Chinese, light and dark.
 
 Expected step values are the 1-2-5 series written out by hand (1 -> 2 -> 5 -> 10 ...; 60 lies
 between 50 and 100), not the page's output.
@@ -23,7 +24,7 @@ import time
 import pytest
 
 from axe_helpers import axe_violations, describe, inject_axe, route_axe
-from browser_helpers import ROOT, open_page, wait_js
+from browser_helpers import PAGE_SETTLED, ROOT, open_page, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -251,6 +252,18 @@ def test_axe_finds_no_violations(browser, server, lang, scheme):
         p.click("#trace-root button[data-sample]")
         wait_js(p, "document.getElementById('trace-root').dataset.state === 'done'", timeout=120_000)
         _axe_clean(p, f"{lang}, {scheme}, trace analysed")
+        # the compare card with A pinned and B changed (js/compare.js), and the open
+        # "How the number is computed" panel (js/headline.js)
+        p.click("#tab-curve")
+        p.click("#pin-a")
+        wait_js(p, "__kvcalc.result.compare && " + PAGE_SETTLED, timeout=60_000)
+        p.fill(box("workload.gap_mean_s"), "240")
+        wait_js(p, "__kvcalc.result.compare && __kvcalc.lastRequest.workload.gap_mean_s === 240 && " + PAGE_SETTLED,
+                timeout=60_000)
+        wait_js(p, "!document.querySelector('#compare-card table').hidden")
+        p.click("#how-computed > summary")
+        wait_js(p, "document.getElementById('how-computed').open && document.querySelector('#explain-body dd')")
+        _axe_clean(p, f"{lang}, {scheme}, compare pinned, how-computed open")
         # stale: an invalid input greys the results
         p.click("#tab-curve")
         p.fill(box("tensor_parallel"), "abc")

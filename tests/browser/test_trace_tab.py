@@ -301,6 +301,31 @@ def test_trace_tab_in_chinese(page, server):
 
 
 @pytest.mark.browser
+def test_bad_line_detail_in_chinese(page, server):
+    """zh-CN: a bad line's detail (what is wrong, the field, the value) comes from msg.trace_line_*,
+    in the error and, once skipped, in the detection card's "first" note."""
+    open_tab(page, server, "?lang=zh-CN&memory=none")
+    lines = SMALL.read_text().splitlines()
+    row = json.loads(lines[2])
+    row["input_length"] = "abc"
+    bad = "\n".join(lines[:2] + [json.dumps(row)] + lines[3:]) + "\n"
+    page.set_input_files("input[type=file]", files=[{"name": "bad.jsonl", "mimeType": "application/x-ndjson",
+                                                      "buffer": bad.encode()}])
+    assert wait_done(page) == "error"
+    msg = page.inner_text("[data-role=trace-error]")
+    # msg.trace_bad_bad_value, then msg.trace_line_not_integer with field and value (zh-CN catalogue)
+    assert "第 3 行：字段取值错误：字段 'input_length' 不是整数：'abc'" in msg, msg
+    assert "is not an integer" not in msg and "line 3" not in msg, msg
+    page.check("input[name=skip_bad_lines]")
+    page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
+    assert value(page, "detection.bad_lines_skipped")[0] == 1
+    card = page.inner_text("[data-role=detection]")
+    assert "（首次：第 3 行：字段 'input_length' 不是整数：'abc'）" in card, card
+    assert "is not an integer" not in card, card
+    no_request_left_localhost(page)
+
+
+@pytest.mark.browser
 def test_main_page_keeps_trace_options_in_its_links(context, server):
     """index.html: ?trace.<name>= is the trace tab's, not an unknown parameter; the page's own URL
     rewrite keeps it; the tab's controls start from it."""

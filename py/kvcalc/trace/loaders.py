@@ -51,6 +51,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from ..errors import InputError
+from .messages import twin
 from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError, is_restartable
 
 __all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
@@ -111,10 +112,14 @@ class Trace:
 
 
 class _BadLine(Exception):
-    def __init__(self, reason: str, detail: str):
+    """A bad line: ``reason`` (a key of BAD_LINE_REASONS), the English ``detail`` and its twin
+    ``detail_twin`` = {code, params, message} (code in messages.TRACE_CODES, for the page)."""
+
+    def __init__(self, reason: str, detail: str, code: str, **params):
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.detail_twin = twin(code, detail, **params)
 
 
 # ----------------------------------------------------------------------------- field checks
@@ -131,18 +136,22 @@ MAX_LINE_DEPTH = 32
 
 def _int_field(obj: dict, name: str) -> int:
     if name not in obj:
-        raise _BadLine("missing_field", f"missing field {name!r}")
+        raise _BadLine("missing_field", f"missing field {name!r}", "trace_line_missing_field", field=name)
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _BadLine("bad_value", f"field {name!r} is not an integer: {_short(v)}")
+        raise _BadLine("bad_value", f"field {name!r} is not an integer: {_short(v)}",
+                       "trace_line_not_integer", field=name, value=_short(v))
     if isinstance(v, int):
         if abs(v) > MAX_LENGTH_TOKENS:
-            raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_LENGTH_TOKENS} tokens")
+            raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_LENGTH_TOKENS} tokens",
+                           "trace_line_beyond_tokens", field=name, value=_short(v), max=MAX_LENGTH_TOKENS)
         return v
     if not math.isfinite(v) or v != int(v):
-        raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}")
+        raise _BadLine("bad_value", f"field {name!r} is not an integer: {v!r}",
+                       "trace_line_not_integer", field=name, value=repr(v))
     if abs(v) > MAX_LENGTH_TOKENS:
-        raise _BadLine("bad_value", f"field {name!r} = {v!r} is beyond {MAX_LENGTH_TOKENS} tokens")
+        raise _BadLine("bad_value", f"field {name!r} = {v!r} is beyond {MAX_LENGTH_TOKENS} tokens",
+                       "trace_line_beyond_tokens", field=name, value=repr(v), max=MAX_LENGTH_TOKENS)
     return int(v)
 
 
@@ -154,47 +163,55 @@ def _short(v) -> str:
 def _length_field(obj: dict, name: str) -> int:
     v = _int_field(obj, name)
     if v < 0:
-        raise _BadLine("negative_length", f"field {name!r} is negative: {v}")
+        raise _BadLine("negative_length", f"field {name!r} is negative: {v}",
+                       "trace_line_negative", field=name, value=str(v))
     return v
 
 
 def _time_field(obj: dict, name: str) -> float:
     if name not in obj:
-        raise _BadLine("missing_field", f"missing field {name!r}")
+        raise _BadLine("missing_field", f"missing field {name!r}", "trace_line_missing_field", field=name)
     v = obj[name]
     if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise _BadLine("bad_value", f"field {name!r} is not a finite number: {_short(v)}")
+        raise _BadLine("bad_value", f"field {name!r} is not a finite number: {_short(v)}",
+                       "trace_line_not_a_number", field=name, value=_short(v))
     if isinstance(v, int) and abs(v) > MAX_ABS_TIMESTAMP:
-        raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_ABS_TIMESTAMP:g}")
+        raise _BadLine("bad_value", f"field {name!r} = {_short(v)} is beyond {MAX_ABS_TIMESTAMP:g}",
+                       "trace_line_beyond_time", field=name, value=_short(v), max=MAX_ABS_TIMESTAMP)
     v = float(v)
     if not math.isfinite(v) or abs(v) > MAX_ABS_TIMESTAMP:
-        raise _BadLine("bad_value", f"field {name!r} is not a finite number within {MAX_ABS_TIMESTAMP:g}: {v!r}")
+        raise _BadLine("bad_value", f"field {name!r} is not a finite number within {MAX_ABS_TIMESTAMP:g}: {v!r}",
+                       "trace_line_not_finite_time", field=name, value=repr(v), max=MAX_ABS_TIMESTAMP)
     return v
 
 
 def _ids_field(obj: dict, name: str) -> list:
     if name not in obj:
-        raise _BadLine("missing_field", f"missing field {name!r}")
+        raise _BadLine("missing_field", f"missing field {name!r}", "trace_line_missing_field", field=name)
     v = obj[name]
     if not isinstance(v, list):
-        raise _BadLine("bad_value", f"field {name!r} is not a list: {_short(v)}")
+        raise _BadLine("bad_value", f"field {name!r} is not a list: {_short(v)}",
+                       "trace_line_not_a_list", field=name, value=_short(v))
     for x in v:
         if isinstance(x, bool) or not isinstance(x, (int, str)):
-            raise _BadLine("bad_value", f"field {name!r} holds a non-integer, non-string id: {_short(x)}")
+            raise _BadLine("bad_value", f"field {name!r} holds a non-integer, non-string id: {_short(x)}",
+                           "trace_line_bad_id", field=name, value=_short(x))
         if isinstance(x, int) and not _ID_LO <= x < _ID_HI:
-            raise _BadLine("bad_value", f"field {name!r} holds an id outside [-2^63, 2^64): {_short(x)}")
+            raise _BadLine("bad_value", f"field {name!r} holds an id outside [-2^63, 2^64): {_short(x)}",
+                           "trace_line_id_out_of_range", field=name, value=_short(x))
     return v
 
 
 def _decode(line: bytes | None) -> str | None:
     if line is None:
-        raise _BadLine("line_too_long", "line longer than max_line_bytes (not read)")
+        raise _BadLine("line_too_long", "line longer than max_line_bytes (not read)", "trace_line_too_long")
     if b"\x00" in line:
-        raise _BadLine("not_text", "binary data (NUL byte); expected UTF-8 JSON lines")
+        raise _BadLine("not_text", "binary data (NUL byte); expected UTF-8 JSON lines", "trace_line_binary")
     try:
         text = line.decode("utf-8")
     except UnicodeDecodeError:
-        raise _BadLine("not_text", "not UTF-8 text; expected JSON lines (.jsonl or .jsonl.gz)") from None
+        raise _BadLine("not_text", "not UTF-8 text; expected JSON lines (.jsonl or .jsonl.gz)",
+                       "trace_line_not_utf8") from None
     text = text.strip()
     return text or None
 
@@ -211,7 +228,8 @@ def _check_depth(text: str) -> None:
     step = ((a == 91) | (a == 123)).astype(np.int32) - ((a == 93) | (a == 125)).astype(np.int32)
     depth = int(np.cumsum(step).max()) if step.size else 0
     if depth > MAX_LINE_DEPTH:
-        raise _BadLine("too_deep", f"JSON nested {depth} levels deep; at most {MAX_LINE_DEPTH}")
+        raise _BadLine("too_deep", f"JSON nested {depth} levels deep; at most {MAX_LINE_DEPTH}",
+                       "trace_line_too_deep", depth=depth, max=MAX_LINE_DEPTH)
 
 
 def _parse_obj(text: str) -> dict:
@@ -219,14 +237,25 @@ def _parse_obj(text: str) -> dict:
     try:
         obj = json.loads(text)
     except RecursionError:  # pragma: no cover - _check_depth comes first
-        raise _BadLine("too_deep", "JSON nested too deeply") from None
+        raise _BadLine("too_deep", "JSON nested too deeply", "trace_line_too_deep_plain") from None
     except ValueError as exc:
         where = f" at column {exc.colno}" if hasattr(exc, "colno") else ""
         msg = getattr(exc, "msg", str(exc))[:100]
-        raise _BadLine("malformed_json", f"malformed JSON ({msg}{where})") from None
+        if where:
+            raise _BadLine("malformed_json", f"malformed JSON ({msg}{where})", "trace_line_malformed_json_at",
+                           error=msg, column=exc.colno) from None
+        raise _BadLine("malformed_json", f"malformed JSON ({msg})", "trace_line_malformed_json", error=msg) from None
     if not isinstance(obj, dict):
-        raise _BadLine("not_an_object", "a line must be one JSON object")
+        raise _BadLine("not_an_object", "a line must be one JSON object", "trace_line_not_an_object")
     return obj
+
+
+def _truncated(exc: _BadLine) -> _BadLine:
+    """The unterminated last line's malformed JSON, as a truncated line."""
+    p = exc.detail_twin["params"]
+    return _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
+                    "(file cut in half?): " + exc.detail,
+                    "trace_line_truncated_at" if "column" in p else "trace_line_truncated", **p)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -369,6 +398,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
            max_requests, chain: str, keep_partial: bool, counter: list, fast=None) -> Trace:
     bad_counts: dict[str, int] = {}
     first_bad: dict[str, str] = {}
+    first_bad_detail: dict[str, dict] = {}   # reason -> {line, detail: twin}, for the page
     stopped: dict = {}
 
     class _Stop(Exception):
@@ -376,12 +406,11 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
 
     def bad(lineno: int, exc: _BadLine):
         if lineno == reader.unterminated_line and exc.reason == "malformed_json":
-            exc = _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
-                           "(file cut in half?): " + exc.detail)
+            exc = _truncated(exc)
         if not skip_bad_lines:
             err = InputError(f"line {lineno}", exc.detail, "see the trace format documentation",
                              f"bad trace line {lineno}: {exc.reason.replace('_', ' ')}",
-                             code=f"trace_bad_{exc.reason}", params={"line": lineno})
+                             code=f"trace_bad_{exc.reason}", params={"line": lineno}, value_detail=exc.detail_twin)
             if keep_partial and counter[0] > 0:
                 stopped.update({"line": lineno, "bytes_read": reader.bytes_in, "reason": exc.reason,
                                 "message": str(err), "detail": err.to_dict()})
@@ -389,12 +418,14 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
             raise err
         bad_counts[exc.reason] = bad_counts.get(exc.reason, 0) + 1
         first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
+        first_bad_detail.setdefault(exc.reason, {"line": lineno, "detail": exc.detail_twin})
 
     it = iter(reader)
     # Peek a sample of parsed lines to detect format, header and block size.
     peeked: list[tuple[int, bytes | None]] = []
     peek_bad: dict[str, int] = {}
     peek_first_bad: dict[str, str] = {}
+    peek_first_bad_detail: dict[str, dict] = {}
     sample: list[dict] = []
     header: dict | None = None
     peek_bytes = 0
@@ -414,10 +445,10 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                 obj = _parse_obj(text)
             except _BadLine as exc:
                 if lineno == reader.unterminated_line and exc.reason == "malformed_json":
-                    exc = _BadLine("truncated_line", "the last line has no newline and is not valid JSON "
-                                   "(file cut in half?): " + exc.detail)
+                    exc = _truncated(exc)
                 peek_bad[exc.reason] = peek_bad.get(exc.reason, 0) + 1
                 peek_first_bad.setdefault(exc.reason, f"line {lineno}: {exc.detail}")
+                peek_first_bad_detail.setdefault(exc.reason, {"line": lineno, "detail": exc.detail_twin})
                 n_peek_bad += 1
                 if not skip_bad_lines:
                     peeked.append((lineno, raw))
@@ -459,7 +490,8 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                     reason, detail = next(iter(peek_first_bad.items()))
                     raise InputError(f"line {first_line}", detail.split(": ", 1)[-1], "one JSON object per line",
                                      f"bad trace line {first_line}: {reason.replace('_', ' ')}",
-                                     code=f"trace_bad_{reason}", params={"line": first_line})
+                                     code=f"trace_bad_{reason}", params={"line": first_line},
+                                     value_detail=peek_first_bad_detail[reason]["detail"])
                 counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in sorted(peek_bad.items()))
                 raise InputError("input", f"{sum(peek_bad.values())} bad lines skipped",
                                  "lines that are JSON objects with trace fields",
@@ -518,6 +550,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
         for reason, k in peek_bad.items():
             bad_counts[reason] = bad_counts.get(reason, 0) + k
         first_bad.update({r: d for r, d in peek_first_bad.items() if r not in first_bad})
+        first_bad_detail.update({r: d for r, d in peek_first_bad_detail.items() if r not in first_bad_detail})
 
     def all_lines():
         yield from peeked
@@ -538,6 +571,7 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
     try:
         trace = _build(all_lines(), fmt, bs, rechain, header is not None, bad, bad_counts, first_bad,
                        max_requests, detection, reader, counter, _Stop)
+        trace.info["bad_lines_first_detail"] = dict(sorted(first_bad_detail.items()))
     finally:
         pass
     trace.info["stopped"] = stopped or None
@@ -588,20 +622,25 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
                 ids = _ids_field(obj, f_ids)
                 if len(ids) != -(-x_in // bs):
                     raise _BadLine("hash_ids_inconsistent_with_input_length",
-                                   f"{len(ids)} block ids for {f_in}={x_in}; expected ceil({x_in}/{bs}) = {-(-x_in // bs)}")
+                                   f"{len(ids)} block ids for {f_in}={x_in}; expected ceil({x_in}/{bs}) = {-(-x_in // bs)}",
+                                   "trace_line_ids_mismatch", n_ids=len(ids), field=f_in, value=x_in,
+                                   block_size_tokens=bs, expected=-(-x_in // bs))
                 if ts < last_ts:
                     raise _BadLine("non_monotone_timestamp",
-                                   f"timestamp {obj[f_ts]!r} is earlier than the previous request's")
+                                   f"timestamp {obj[f_ts]!r} is earlier than the previous request's",
+                                   "trace_line_time_backwards", value=_short(obj[f_ts]))
                 if fmt == "bailian":
                     chat = obj.get("chat_id")
                     par = obj.get("parent_chat_id")
                     if chat is None or par is None:
-                        raise _BadLine("missing_field", "missing field 'chat_id' or 'parent_chat_id'")
+                        raise _BadLine("missing_field", "missing field 'chat_id' or 'parent_chat_id'",
+                                       "trace_line_missing_chat")
                     for nm, v in (("chat_id", chat), ("parent_chat_id", par)):
                         if isinstance(v, bool) or not isinstance(v, (int, str)) or (
                                 isinstance(v, int) and not _ID_LO <= v < _ID_HI):
                             raise _BadLine("bad_value", f"field {nm!r} is not an integer in [-2^63, 2^64) "
-                                           f"or a string: {_short(v)}")
+                                           f"or a string: {_short(v)}", "trace_line_bad_chat_id",
+                                           field=nm, value=_short(v))
                 # Chain the ids (check everything before mutating any state).
                 if rechain:
                     new_keys = 0
@@ -636,12 +675,14 @@ def _build(numbered_lines, fmt, bs, rechain, has_header, bad, bad_counts, first_
                                 raise _BadLine("prefix_chain_broken",
                                                f"block id {r!r} at position {i} was seen at position {pos_of[d]} "
                                                "or after a different id; ids are not prefix-chained "
-                                               "(use chain='rechain' / --rechain)")
+                                               "(use chain='rechain' / --rechain)", "trace_line_chain_moved",
+                                               value=_short(r), position=i, seen_position=pos_of[d])
                         else:
                             p = pending.get(r)
                             if p is not None:
                                 raise _BadLine("prefix_chain_broken",
-                                               f"block id {r!r} repeats inside the request at position {i}")
+                                               f"block id {r!r} repeats inside the request at position {i}",
+                                               "trace_line_chain_repeat", value=_short(r), position=i)
                             d = len(dense) + len(pending)
                             pending[r] = (d, i, prev)
                         out_ids.append(d)
@@ -759,6 +800,7 @@ def _fast_build(reader: LineReader, bs: int, max_requests, detection: dict, coun
         "bad_lines_skipped": 0,
         "bad_lines_by_reason": {},
         "bad_lines_first": {},
+        "bad_lines_first_detail": {},
         "stopped": None,
         "loader": "fast path (canonical Mooncake lines, parsed a chunk at a time)",
         "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out, "gzip": reader.gzip,

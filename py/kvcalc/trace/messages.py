@@ -21,6 +21,14 @@ TRACE_CODES = (
     "trace_bad_malformed_json", "trace_bad_missing_field", "trace_bad_negative_length",
     "trace_bad_non_monotone_timestamp", "trace_bad_not_an_object", "trace_bad_not_text",
     "trace_bad_prefix_chain_broken", "trace_bad_too_deep", "trace_bad_truncated_line",
+    # what is wrong in a bad line: the detail next to trace_bad_<reason>
+    "trace_line_missing_field", "trace_line_not_integer", "trace_line_beyond_tokens", "trace_line_negative",
+    "trace_line_not_a_number", "trace_line_beyond_time", "trace_line_not_finite_time", "trace_line_not_a_list",
+    "trace_line_bad_id", "trace_line_id_out_of_range", "trace_line_too_long", "trace_line_binary",
+    "trace_line_not_utf8", "trace_line_too_deep", "trace_line_too_deep_plain", "trace_line_malformed_json",
+    "trace_line_malformed_json_at", "trace_line_not_an_object", "trace_line_truncated", "trace_line_truncated_at",
+    "trace_line_ids_mismatch", "trace_line_time_backwards", "trace_line_missing_chat", "trace_line_bad_chat_id",
+    "trace_line_chain_moved", "trace_line_chain_repeat",
     # the stream broke or hit a limit
     "trace_read_error", "trace_corrupt_gzip", "trace_trailing_data", "trace_truncated_gzip", "trace_max_bytes",
     "trace_max_lines", "trace_cancelled", "trace_chunk_not_bytes", "trace_file_unreadable",
