@@ -137,12 +137,12 @@ export function architectureFromPreset(m) {
   };
 }
 
-// Mounts the card after the result cards and the fetcher; app: the page object of app.js.
+// Mounts the card after the charts (the main chart stays near the headline) and the fetcher; app: the page object of app.js.
 // presets: {models, gpus} as loaded by app.js (switching from a preset to "type the
 // architecture" starts from that preset's numbers).
 export function mountModelPanel(app, { setState, presetIds, presets = { models: {} } }) {
   const card = el("div", { class: "card model-panel", id: "model-panel", hidden: true });
-  const anchor = document.querySelector("#results .cards");
+  const anchor = document.querySelector("#results .charts") || document.querySelector("#results .cards");
   anchor.after(card);
   const darkQuery = window.matchMedia("(prefers-color-scheme: dark)");
 
