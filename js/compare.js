@@ -6,8 +6,8 @@
 import { el } from "./ui.js";
 import * as fmt from "./format.js";
 import { t, setText } from "./i18n.js";
-import { toQuery, fromQuery, buildRequest } from "./state.js";
-import { defaultValues } from "./params.js";
+import { toQuery, fromQuery, buildRequest, HF_CONFIGS } from "./state.js";
+import { defaultValues, HF_MODEL } from "./params.js";
 import { THEMES } from "./figures.js";
 
 export const COMPARE_QUERY = "a";
@@ -39,8 +39,11 @@ export const compareQuery = (valuesA) => (valuesA ? toQuery(valuesA) : null);
 // The compute request with setup A attached (no figures: A's curve comes with the comparison).
 export function withCompare(request, valuesA) {
   if (!valuesA) return request;
+  // A Hugging Face model of A whose config.json is not fetched yet cannot be computed: B alone
+  if (valuesA.model === HF_MODEL && !HF_CONFIGS.has(valuesA["model.hf_id"])) return request;
   const a = buildRequest(valuesA, []);
   delete a.figures;
+  delete a.engine_log;   // never shared, and not a key of compare_with
   return { ...request, compare_with: a };
 }
 

@@ -56,7 +56,10 @@ export function mountExport(bar, app) {
       const reply = await app.client.call("compute", [req]);
       const res = reply && reply.status === "ok" ? reply.result : null;
       const result = res && res.ok !== undefined ? (res.ok ? res.result : null) : res;
-      if (!result || !result.export) throw new Error((reply && reply.error && reply.error.message) || (res && res.error && res.error.message) || "no CSV");
+      if (!result || !result.export) {
+        const err = (reply && reply.error) || (res && res.error);
+        throw new Error(err ? renderMessage(err, { withField: true }) : t("res.exp.no_csv"));
+      }
       saveText(result.export.csv[name], `${stamp()}-${name}.csv`, "text/csv");
       if (result.export.csv.recommender) saveText(result.export.csv.recommender, `${stamp()}-recommender.csv`, "text/csv");
       setText(status, "res.exp.done");

@@ -64,3 +64,16 @@ def test_pin_change_compare_reload(ctx, server):
     wait_js(pg, "!__kvcalc.result.compare && " + SETTLED, timeout=TIMEOUT_MS)
     assert pg.is_hidden("#compare-card table")
     assert "a" not in parse_qs(urlparse(pg.url).query)
+
+
+def test_pinning_a_with_an_engine_log_pasted_keeps_computing(ctx, server):
+    """Review finding: A's request was built with the pasted engine log, which compare_with does
+    not take, so after "Pin as A" every compute failed ("compare_with.engine_log: unknown key")."""
+    pg = open_page(ctx, f"{server}index.html?lang=en")
+    log = "INFO 01-01 00:00:00 [gpu_worker.py:1] Available KV cache memory: 54.98 GiB\n"
+    pg.fill('textarea[data-param="engine_log"]', log)
+    wait_js(pg, "__kvcalc.lastRequest.engine_log && " + SETTLED, timeout=TIMEOUT_MS)
+    pg.click("#pin-a")
+    wait_js(pg, "__kvcalc.result.compare && " + SETTLED, timeout=TIMEOUT_MS)
+    assert pg.evaluate("__kvcalc.lastRequest.compare_with.engine_log") is None
+    assert pg.evaluate("__kvcalc.result.compare.a.token_hit_rate") == pg.evaluate("__kvcalc.result.token_hit_rate")
