@@ -402,16 +402,6 @@ def test_stable_order_equals_stable_argsort():
         assert order.tolist() == ref.tolist() and xs.tolist() == x[ref].tolist()
 
 
-def test_unique_first_inverse_equals_numpy_unique():
-    from kvcalc.trace.fastload import _unique_first_inverse
-    rng = np.random.default_rng(9)
-    for raw in (rng.integers(0, 50, 2000), rng.integers(0, 1 << 32, 300), np.array([7]),
-                rng.integers(0, 1 << 62, 300)):      # ids beyond 32 bits: np.unique itself
-        _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-        f, i = _unique_first_inverse(raw.astype(np.int64))
-        assert f.tolist() == first.tolist() and i.tolist() == inv.reshape(-1).tolist()
-
-
 @pytest.mark.parametrize("name", ["conversation", "synthetic"])
 def test_shared_prefix_share_equals_a_direct_count(name):
     """Tokens in blocks used by more than one session, counted with Python sets."""

@@ -166,32 +166,6 @@ def _narrow(a: np.ndarray) -> np.ndarray:
     return a.astype(np.int32) if a.size and int(a.max()) < (1 << 31) - 1 and int(a.min()) >= 0 else a
 
 
-def _unique_first_inverse(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``np.unique(raw, return_index=True, return_inverse=True)[1:]`` (first index, inverse).
-
-    Ids in [0, 2^32) at fewer than 2^31 positions: one plain sort of the packed
-    keys ``id << 31 | position`` (distinct keys, so the order is the stable one)
-    instead of np.unique's stable argsort; otherwise np.unique itself.
-    """
-    total = raw.shape[0]
-    if total < (1 << 31) and int(raw.min()) >= 0 and int(raw.max()) < (1 << 32):
-        key = raw << 31
-        key |= np.arange(total, dtype=np.int64)
-        key.sort()
-        perm = key & ((1 << 31) - 1)
-        key >>= 31
-        new = np.empty(total, dtype=bool)
-        new[0] = True
-        np.not_equal(key[1:], key[:-1], out=new[1:])
-        del key
-        first = perm[new]                  # the first position of each id (the stable order)
-        inv = np.empty(total, dtype=np.int64)
-        inv[perm] = np.cumsum(new) - 1
-        return first, inv
-    _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-    return first, inv.reshape(-1)
-
-
 def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, int]:
     """Dense ids numbered by first appearance, after checking the ids are prefix-chained.
 
@@ -203,25 +177,21 @@ def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, i
         return raw.copy(), 0
     starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
     np.cumsum(counts, out=starts[1:])
-    first, inv = _unique_first_inverse(raw)
+    uniq, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    del uniq
     nu = first.shape[0]
-    # Rank of each id in order of first appearance: first positions are distinct,
-    # so a running count of "first use here" numbers them (no sort).
-    is_first = np.zeros(total, dtype=bool)
-    is_first[first] = True
-    rank = (np.cumsum(is_first) - 1)[first]
-    del is_first
+    rank = np.empty(nu, dtype=np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(nu, dtype=np.int64)
     dense = rank[inv]
     del rank
-    it = np.int32 if total < (1 << 31) - 1 else np.int64
-    pos = np.arange(total, dtype=it) - np.repeat(starts[:-1].astype(it), counts.astype(np.intp))
+    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts.astype(np.intp))
     if not np.array_equal(pos[first][inv], pos):
         raise NotCanonical("id at two positions")
     pred = np.empty(total, dtype=np.int64)
     pred[0] = -1
     pred[1:] = dense[:-1]
     pred[pos == 0] = -1
-    del pos
     if not np.array_equal(pred[first][inv], pred):
         raise NotCanonical("id after two predecessors")
     return dense, nu
