@@ -1,0 +1,96 @@
+"""compute()'s ``inverse`` block when a fleet is set (issue 7): the GPU capacity per instance
+(whole blocks, the tiers fixed) whose fleet token hit rate reaches the target.
+
+The fleet's token hit rate (:func:`kvcalc.fleet.fleet_hit_rates`) does not fall as the GPU
+capacity per instance grows, so the answer is bracketed by doubling from one block and
+bisected on whole blocks. A target at or above the fleet's own ceiling (infinite cache,
+e.g. L/(L+K-1) of the own-history hits under random routing) is "unreachable"; a capacity
+beyond the table's range is "beyond_range", as in :mod:`kvcalc.inverse_answer` (same
+fields, same detail message codes). Memoised on the workload, the cache's other settings,
+the fleet and the target: dragging a memory slider does not recompute it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+from .fleet import FleetConfig, fleet_hit_rates
+from .inverse_answer import _with_detail
+from .limits import LIMITS
+from .workload import CacheConfig, Workload
+
+__all__ = ["fleet_inverse_result"]
+
+
+def fleet_inverse_result(workload: Workload, cache: CacheConfig, fleet: FleetConfig, target: float,
+                         model: str) -> dict:
+    """The fleet's inverse with a status, in the shape of :func:`kvcalc.inverse_answer.inverse_result`."""
+    inverse = dict(_fleet_inverse_cached(tuple(sorted(workload.to_dict().items())), int(cache.block_size_tokens),
+                                         cache.eviction, float(cache.ttl_s), fleet, float(target), model))
+    return _with_detail(inverse)
+
+
+@functools.lru_cache(maxsize=256)
+def _fleet_inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_s: float, fleet: FleetConfig,
+                          target: float, model: str) -> dict:
+    w = Workload(**dict(workload_items))
+    hi_tokens = LIMITS["cache.capacity_tokens"].hi
+    memo: dict = {}
+
+    def rates(n_blocks: int) -> dict:
+        if n_blocks not in memo:
+            c = CacheConfig(capacity_tokens=float(n_blocks * block), block_size_tokens=block,
+                            eviction=eviction, ttl_s=ttl_s)
+            memo[n_blocks] = fleet_hit_rates(w, c, fleet, model)
+        return memo[n_blocks]
+
+    first = rates(1)
+    ideal = first["ideal_token_hit_rate"]
+    out = {"target_token_hit_rate": target, "ideal_token_hit_rate": ideal, "fleet": True}
+    if not 0.0 <= target < ideal - 1e-12:
+        out.update(capacity_tokens=None, reachable=False, status="unreachable", reason="inverse_above_ideal",
+                   message=f"{target:.1%} is at or above the ideal (infinite-cache) hit rate of {ideal:.2%}")
+        return out
+    beyond = dict(capacity_tokens=None, reachable=False, status="beyond_range", capacity_limit_tokens=hi_tokens,
+                  reason="inverse_beyond_range",
+                  message=f"reaching {target:.1%} needs more than {hi_tokens:g} tokens of cache, "
+                          "beyond the range the calculator takes")
+    max_blocks = int(math.floor(hi_tokens / block))
+    if first["token_hit_rate"] >= target:
+        out.update(capacity_tokens=float(block), reachable=True, status="ok", model=model)
+        return out
+    lo, hi = 1, 2   # rate(lo) < target; double hi until rate(hi) >= target
+    while True:
+        hi = min(hi, max_blocks)
+        if rates(hi)["token_hit_rate"] >= target:
+            break
+        if hi >= max_blocks:
+            out.update(beyond)
+            return out
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if rates(mid)["token_hit_rate"] >= target:
+            hi = mid
+        else:
+            lo = mid
+    out.update(capacity_tokens=float(hi * block), reachable=True, status="ok", model=model)
+    return out
+
+
+def fleet_curve(workload: Workload, cache: CacheConfig, fleet: FleetConfig, model: str, curve: dict) -> dict:
+    """The main chart's curve made the fleet's: total token hit rate (GPU + tiers) along the same
+    GPU capacities per instance, in the headline's model, and the fleet's ceiling; the seed
+    series stays as it is. ``fleet: true`` tells the page; the current capacity rides along."""
+    from .fleet import tier_split_vs_capacity
+    caps = list(curve["capacity_tokens"]) + [float(cache.capacity_tokens)]
+    split = tier_split_vs_capacity(workload, cache, fleet, caps, model)
+    total = [float(sum(vals)) for vals in zip(*(t["token_hit_rate"] for t in split["tiers"]))]
+    ideal = fleet_hit_rates(workload, cache, fleet, model)["ideal_token_hit_rate"]
+    out = dict(curve)
+    out.pop("request_hit_rate", None)   # the fleet's curve is of token hits (tiers split tokens)
+    out.update(token_hit_rate=total[:-1], current_token_hit_rate=total[-1], ideal_token_hit_rate=ideal,
+               model=model, fleet=True)
+    return out
