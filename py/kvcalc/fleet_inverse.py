@@ -80,17 +80,26 @@ def _fleet_inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_
     return out
 
 
+#: points of the fleet's main curve (a subset of the single cache's grid): a random-routing point
+#: recomputes the scattered model and the headline's model (refined) is not vectorised cheaply
+FLEET_CURVE_POINTS = 40
+
+
 def fleet_curve(workload: Workload, cache: CacheConfig, fleet: FleetConfig, model: str, curve: dict) -> dict:
-    """The main chart's curve made the fleet's: total token hit rate (GPU + tiers) along the same
-    GPU capacities per instance, in the headline's model, and the fleet's ceiling; the seed
-    series stays as it is. ``fleet: true`` tells the page; the current capacity rides along."""
+    """The main chart's curve made the fleet's: total token hit rate (GPU + tiers) along the
+    curve's GPU capacities per instance (every third of them, ends kept), in the headline's model,
+    so the headline sits on it, and the fleet's ceiling. The seed series stays the single cache's
+    at the same capacities. ``fleet: true`` tells the page; the current capacity rides along."""
+    from .figure_data import simulation_capacities
     from .fleet import tier_split_vs_capacity
-    caps = list(curve["capacity_tokens"]) + [float(cache.capacity_tokens)]
+    n = len(curve["capacity_tokens"])
+    keep = sorted({int(round(i * (n - 1) / (FLEET_CURVE_POINTS - 1))) for i in range(FLEET_CURVE_POINTS)}) if n > 1 else list(range(n))
+    out = {k: ([v[i] for i in keep] if isinstance(v, list) and len(v) == n else v) for k, v in curve.items()}
+    caps = list(out["capacity_tokens"]) + [float(cache.capacity_tokens)]
     split = tier_split_vs_capacity(workload, cache, fleet, caps, model)
     total = [float(sum(vals)) for vals in zip(*(t["token_hit_rate"] for t in split["tiers"]))]
     ideal = fleet_hit_rates(workload, cache, fleet, model)["ideal_token_hit_rate"]
-    out = dict(curve)
-    out.pop("request_hit_rate", None)   # the fleet's curve is of token hits (tiers split tokens)
+    out.pop("request_hit_rate", None)   # the fleet's curve is of token hits (the tiers split tokens)
     out.update(token_hit_rate=total[:-1], current_token_hit_rate=total[-1], ideal_token_hit_rate=ideal,
-               model=model, fleet=True)
+               model=model, fleet=True, simulation_capacity_tokens=simulation_capacities(out["capacity_tokens"]))
     return out
