@@ -16,7 +16,7 @@ import dataclasses
 import functools
 import math
 
-from .fleet import FleetConfig, fleet_hit_rates
+from .fleet import FleetConfig, fleet_hit_rates, scattered_hit_rates
 from .inverse_answer import _with_detail
 from .limits import LIMITS
 from .workload import CacheConfig, Workload
@@ -38,12 +38,16 @@ def _fleet_inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_
     w = Workload(**dict(workload_items))
     hi_tokens = LIMITS["cache.capacity_tokens"].hi
     memo: dict = {}
+    # random routing without tiers: the scattered model alone (fleet_hit_rates' total is its value;
+    # its extras, e.g. the single cache's ceiling for random_routing_ceiling, are not needed here)
+    scattered = fleet.routing in ("random", "round_robin") and fleet.instances > 1 and not fleet.tiers
 
     def rates(n_blocks: int) -> dict:
         if n_blocks not in memo:
             c = CacheConfig(capacity_tokens=float(n_blocks * block), block_size_tokens=block,
                             eviction=eviction, ttl_s=ttl_s)
-            memo[n_blocks] = fleet_hit_rates(w, c, fleet, model)
+            memo[n_blocks] = (scattered_hit_rates(w, c, fleet.instances) if scattered and memo
+                              else fleet_hit_rates(w, c, fleet, model))
         return memo[n_blocks]
 
     first = rates(1)
@@ -64,7 +68,7 @@ def _fleet_inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_
     lo, hi = 1, 2   # rate(lo) < target; double hi until rate(hi) >= target
     while True:
         hi = min(hi, max_blocks)
-        if rates(hi)["token_hit_rate"] >= target:
+        if float(rates(hi)["token_hit_rate"]) >= target:
             break
         if hi >= max_blocks:
             out.update(beyond)
@@ -72,7 +76,7 @@ def _fleet_inverse_cached(workload_items: tuple, block: int, eviction: str, ttl_
         lo, hi = hi, hi * 2
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if rates(mid)["token_hit_rate"] >= target:
+        if float(rates(mid)["token_hit_rate"]) >= target:
             hi = mid
         else:
             lo = mid
@@ -91,13 +95,18 @@ def fleet_curve(workload: Workload, cache: CacheConfig, fleet: FleetConfig, mode
     so the headline sits on it, and the fleet's ceiling. The seed series stays the single cache's
     at the same capacities. ``fleet: true`` tells the page; the current capacity rides along."""
     from .figure_data import simulation_capacities
-    from .fleet import tier_split_vs_capacity
+    from .fleet import scattered_hit_rates, tier_split_vs_capacity
     n = len(curve["capacity_tokens"])
     keep = sorted({int(round(i * (n - 1) / (FLEET_CURVE_POINTS - 1))) for i in range(FLEET_CURVE_POINTS)}) if n > 1 else list(range(n))
     out = {k: ([v[i] for i in keep] if isinstance(v, list) and len(v) == n else v) for k, v in curve.items()}
     caps = list(out["capacity_tokens"]) + [float(cache.capacity_tokens)]
-    split = tier_split_vs_capacity(workload, cache, fleet, caps, model)
-    total = [float(sum(vals)) for vals in zip(*(t["token_hit_rate"] for t in split["tiers"]))]
+    if fleet.routing in ("random", "round_robin") and fleet.instances > 1 and not fleet.tiers:
+        # the scattered model itself, point by point (fleet_hit_rates' token_hit_rate without its extras)
+        total = [float(scattered_hit_rates(workload, dataclasses.replace(cache, capacity_tokens=float(x)),
+                                           fleet.instances)["token_hit_rate"]) for x in caps]
+    else:
+        split = tier_split_vs_capacity(workload, cache, fleet, caps, model)
+        total = [float(sum(vals)) for vals in zip(*(t["token_hit_rate"] for t in split["tiers"]))]
     ideal = fleet_hit_rates(workload, cache, fleet, model)["ideal_token_hit_rate"]
     out.pop("request_hit_rate", None)   # the fleet's curve is of token hits (the tiers split tokens)
     out.update(token_hit_rate=total[:-1], current_token_hit_rate=total[-1], ideal_token_hit_rate=ideal,
