@@ -74,7 +74,7 @@ export function curveFigure(state, result, view) {
   const x = curve[ax.key];
   const usesGib = ax.key === "capacity_gib";
   const data = [
-    { type: "scatter", mode: "lines", name: tr("chart.curve_model", { model: tr(`hitmodel.${curve.model}`) }), x, y: curve.token_hit_rate,
+    { type: "scatter", mode: "lines", name: tr(curve.fleet ? "chart.curve_fleet" : "chart.curve_model", { model: tr(`hitmodel.${curve.model}`) }), x, y: curve.token_hit_rate,
       line: { color: c.line, width: 2.5 },
       hovertemplate: `%{x:.3s} ${ax.unit}: %{y:.1%}<extra>${tr("chart.hover_model")}</extra>` },
     { type: "scatter", mode: "lines", name: tr(narrow ? "chart.seed_short" : "chart.seed"), x, y: curve.seed_token_hit_rate,

@@ -12,6 +12,8 @@ import numpy as np
 from .errors import InputError
 from .figure_data import figures_result
 from .hitrate import hit_rates, seed_token_hit_rate, structure
+from .fleet_inverse import fleet_curve, fleet_inverse_result
+from .fleet_sweeps import fleet_is_set
 from .inverse_answer import inverse_result
 from .limits import LIMITS, SIMULATION_MAX_WORK, simulation_work
 from .memory_answer import engine_extras, mean_context_tokens, memory_result
@@ -153,6 +155,11 @@ def compute_result(request: dict) -> dict:
         if fleet.instances > 1 or fleet.tiers or fleet.routing == "pooled":
             result["token_hit_rate"] = fr.pop("token_hit_rate")
             result["request_hit_rate"] = fr.pop("request_hit_rate")
+            # the ceiling shown next to the fleet's headline is the fleet's own (random routing
+            # loses the own-history hits that land elsewhere: L/(L+K-1) of them, geometric turns)
+            for key in ("ideal_token_hit_rate", "ideal_request_hit_rate"):
+                if fr.get("fleet", {}).get(key) is not None:
+                    result[key] = fr["fleet"][key]
         else:
             fr.pop("token_hit_rate")
             fr.pop("request_hit_rate")
@@ -176,7 +183,10 @@ def compute_result(request: dict) -> dict:
     result["explain"] = explain(workload, cache)
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
-    inverse = inverse_result(workload, cache, target, "che" if hit_model == "seed" else hit_model)
+    if fleet_is_set(fleet):   # the fleet's inverse: GPU capacity per instance, tiers fixed (fleet_inverse.py)
+        inverse = fleet_inverse_result(workload, cache, fleet, target, model_for_hits)
+    else:
+        inverse = inverse_result(workload, cache, target, "che" if hit_model == "seed" else hit_model)
     bpt = result.get("kv_bytes_per_token")
     if inverse.get("capacity_tokens") is not None and bpt:
         inverse["kv_gib_per_gpu"] = tokens_to_gib(inverse["capacity_tokens"], bpt)
@@ -194,11 +204,13 @@ def compute_result(request: dict) -> dict:
         result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
     result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt)}
     # a fleet's sensitivity figures are the fleet's (instances and tier panels added): kvcalc.fleet_sweeps
+    if fleet_is_set(fleet) and "curve" in result["figures"]:   # the main chart follows the fleet's headline
+        result["figures"]["curve"] = fleet_curve(workload, cache, fleet, model_for_hits, result["figures"]["curve"])
     result["figures"].update(fleet_sensitivity(request, workload, cache, fleet, model_for_hits, bpt_gpu,
                                                mem[3] if mem else 1))
     if hit_model != "che":
         curve = result["figures"].get("curve")
-        if curve is not None and curve["model"] == "che":  # computed with the curve, same call
+        if curve is not None and curve["model"] == "che" and not curve.get("fleet"):  # same call
             result["che_token_hit_rate"] = curve["current_token_hit_rate"]
         else:
             result["che_token_hit_rate"] = finite_or_none(hit_rates(workload, cache, "che")["token_hit_rate"])

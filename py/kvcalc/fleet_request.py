@@ -160,6 +160,7 @@ def fleet_result(workload, cache, fleet: FleetConfig, hit_model: str, *, model=N
                             for t in fleet.tiers],
                   "random_routing_ceiling": r["random_routing_ceiling"],
                   "ideal_token_hit_rate": r["ideal_token_hit_rate"],
+                  "ideal_request_hit_rate": r["ideal_request_hit_rate"],
                   "overload": r["overload"],
                   "overload_ends_at_capacity_tokens": r["overload_ends_at_capacity_tokens"]},
     }
