@@ -228,6 +228,5 @@ export function mountFleetPanel(details, root, { onToggle = () => {} } = {}) {
       build();
       await draw();
     },
-    redraw: draw,
   };
 }

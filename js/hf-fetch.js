@@ -79,10 +79,9 @@ export function createHfFetcher({ getState, onDone, presetIds = [], fetchFn = fe
         onDone(id, r);
       });
     },
-    // forget a failure so the next check tries again (the retry button)
-    retry(id) {
+    // forget a failure so the next check tries again (the "fetch again" button)
+    forget(id) {
       HF_STATUS.delete(id);
-      this.check();
     },
   };
 }

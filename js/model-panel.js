@@ -11,7 +11,6 @@ import * as fmt from "./format.js";
 import { t, has, setText, setAttr, renderMessage } from "./i18n.js";
 import { THEMES, PLOT_CONFIG } from "./figures.js";
 import { createHfFetcher } from "./hf-fetch.js";
-import { HF_STATUS } from "./state.js";
 
 // Rows of the engine-log comparison (kvcalc.enginelog.compare_with_estimate's "rows").
 const ENGINE_ROWS = [
@@ -171,8 +170,7 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
   if (idBox) {
     const again = setText(el("button", { type: "button", class: "hf-retry", id: "hf-retry" }), "ui.hf_fetch_again");
     again.addEventListener("click", () => {
-      const id = app.state.values["model.hf_id"];
-      HF_STATUS.delete(id);
+      fetcher.forget(app.state.values["model.hf_id"]);
       setState({});
       fetcher.check();
     });
