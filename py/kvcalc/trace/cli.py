@@ -100,8 +100,8 @@ def _sampled_report(res: dict) -> str:
         f"blocks: {st['n_blocks_total']}" + ("; TRUNCATED at max_requests" if det.get("truncated") else ""),
         f"SAMPLED: {sm['method']}; rate {100 * sm['rate']:.4g} % ({sm['sampled_references']} references kept); "
         f"{sm['why']}",
-        f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (3 standard errors), "
-        f"{sm['error_mean_pp']:.2f} pp mean standard error",
+        f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (|bias| + 3 standard errors), "
+        f"{sm['error_mean_pp']:.2f} pp mean (bias and standard error)",
         *( [f"WARNING: {sm['warning']}"] if sm.get("warning") else [] ),
         "input tokens:  mean {} p50 {} p90 {} p99 {}".format(*(_num(st['input_tokens'][k], '{:.0f}')
                                                               for k in ('mean', 'p50', 'p90', 'p99'))),
