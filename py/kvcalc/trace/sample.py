@@ -111,6 +111,7 @@ class SampledRefs:
     full_blocks_only: bool
     heavy: np.ndarray | None = None
     last_uses: np.ndarray | None = None
+    pos: np.ndarray | None = None
 
     @property
     def rate(self) -> float:
@@ -124,7 +125,7 @@ class SampledRefs:
             heavy = self.heavy[keep]
         return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
                            self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
-                           heavy, self.last_uses)
+                           heavy, self.last_uses, None if self.pos is None else self.pos[keep])
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -181,7 +182,7 @@ def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: 
             keep |= heavy
     return SampledRefs(ids[keep], h[keep], req[keep], weight[keep], m.astype(np.int64),
                        trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only,
-                       heavy[keep], last_uses)
+                       heavy[keep], last_uses, pos[keep])
 
 
 def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
@@ -224,8 +225,65 @@ def _scaled(ids: np.ndarray, req: np.ndarray, heavy: np.ndarray | None, n_reques
     return off, k, d_heavy
 
 
+#: windows below this many sampled blocks' worth (tau / R references) take the window-ratio distance
+WINDOW_BELOW = 64
+
+
+def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray) -> np.ndarray:
+    """References of the full stream between a kept reference and its block's previous use (-1: first use).
+
+    The previous request is accessed tail first, so its blocks ahead of the
+    block (``pos`` of them) come after it; then every looked-up block of the
+    requests in between. Exact from the per-request counts, whatever the rate:
+    the full stream's stack distance is at most this.
+    """
+    w = np.full(ids.shape[0], -1, dtype=np.int64)
+    if ids.size < 2:
+        return w
+    order = np.lexsort((np.arange(ids.shape[0]), ids))
+    same = ids[order][1:] == ids[order][:-1]
+    cur, prev = order[1:][same], order[:-1][same]
+    s = np.concatenate([[0], np.cumsum(m_all.astype(np.int64))])
+    rp = req[prev].astype(np.int64)
+    w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
+    return w
+
+
+def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float) -> np.ndarray:
+    """Sampled-block counts ``k`` turned into full-stream counts ``K`` (float, per reference).
+
+    ``k / R`` is unbiased but a staircase of step ``1 / R``: every reuse with
+    no sampled block in its window reads as distance 0. Where the window holds
+    fewer than ``WINDOW_BELOW / R`` references, ``K`` is estimated instead as
+    ``rho x window``, ``rho = sum(k) / (R sum(window))`` over the references
+    with windows of about the same size (quarter-octave bins, per stratum):
+    a ratio estimate, consistent since ``E[k] = R K``, that follows the window
+    and not the staircase.
+    """
+    k_hat = kcount / rate
+    ok = (kcount >= 0) & (window >= 0)
+    if rate >= 1.0 or not ok.any():
+        return k_hat
+    b = np.floor(4 * np.log2(np.maximum(window, 0) + 1.0)).astype(np.int64)
+    small = ok & (np.exp2((b + 1) / 4.0) - 1 <= WINDOW_BELOW / rate)
+    if not small.any():
+        return k_hat
+    key = b * 2 + is_heavy.astype(np.int64)
+    kk = np.where(small, key, -1)
+    sel = kk >= 0
+    _, ginv = np.unique(kk[sel], return_inverse=True)
+    ginv = ginv.reshape(-1)
+    num = np.bincount(ginv, weights=kcount[sel].astype(np.float64))
+    den = np.bincount(ginv, weights=window[sel].astype(np.float64))
+    rho = np.where(den > 0, num / np.maximum(den, 1.0) / rate, 0.0)
+    k_hat = k_hat.astype(np.float64)
+    k_hat[sel] = rho[ginv] * window[sel]
+    return k_hat
+
+
 def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.ndarray | None, weight: np.ndarray,
-              counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict) -> tuple[np.ndarray, np.ndarray]:
+              counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict,
+              window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Block and token hit rates at capacities ``caps`` [blocks] from the kept references.
 
     A reference with ``k`` sampled blocks since its last use is a hit at
@@ -260,7 +318,11 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
     lb = ~hb
     distinct = totals.get("distinct_blocks")
     use = counted & (kcount >= 0)
-    scaled = off[use] + kcount[use] / rate
+    if window is None:
+        scaled = off[use] + kcount[use] / rate
+    else:
+        hr = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy
+        scaled = off[use] + _window_distances(kcount, window, hr, rate)[use]
     order = np.argsort(scaled, kind="stable")
     k = np.searchsorted(scaled[order], caps, side="right")
 
@@ -317,7 +379,8 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     else:
         grid = np.asarray(capacities_blocks, dtype=np.float64)
     full_grid = np.concatenate([grid, [1e300]])
-    rb_all, rt_all = _estimate(off, kc, refs.ids, heavy, refs.weight, counted, rate, full_grid, totals)
+    window = None if refs.pos is None else _windows(refs.ids, refs.req, refs.pos, refs.m_all)
+    rb_all, rt_all = _estimate(off, kc, refs.ids, heavy, refs.weight, counted, rate, full_grid, totals, window)
     rb, rt = rb_all[:-1], rt_all[:-1]
     n_heavy = int(heavy.sum()) if heavy is not None else 0
     n_light = int(counted.sum()) - int((counted & heavy).sum() if heavy is not None else 0)
@@ -369,7 +432,8 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                 continue
             hj = None if heavy is None else heavy[sel]
             oj, kj, _ = _scaled(refs.ids[sel], refs.req[sel], hj, n, d_heavy)
-            bj, tj = _estimate(oj, kj, refs.ids[sel], hj, refs.weight[sel], counted[sel], gr, grid, totals)
+            bj, tj = _estimate(oj, kj, refs.ids[sel], hj, refs.weight[sel], counted[sel], gr, grid, totals,
+                               None if window is None else window[sel])
             curves_b.append(bj)
             curves_t.append(tj)
         cb_, ct_ = np.array(curves_b), np.array(curves_t)
@@ -415,7 +479,7 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
         looked = inp
     # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
     return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
-                       int(arr["threshold"]), bs, full_blocks_only)
+                       int(arr["threshold"]), bs, full_blocks_only, pos=pos[keep])
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
