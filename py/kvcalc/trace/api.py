@@ -430,7 +430,8 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
             row["capacity_gib"] = gib(c * bsz)
         rows.append(row)
     sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
-                                   "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate")}
+                                   "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate",
+                                   "sampled_blocks", "heavy_references", "resolved_from_capacity_blocks")}
     sampling["warning"] = sc.get("warning")
     sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
     sampling.update({"mode": "sampled", "why": why["message"], "why_detail": why, "seed": seed, "max_refs": max_refs,
@@ -438,6 +439,11 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
     if sampling["warning"]:
         sampling["warning_detail"] = twin("trace_sampling_heavy_hitters", sampling["warning"],
                                           deviation_fraction=sc.get("sample_size_deviation"))
+    elif sc.get("accuracy_warning"):
+        acc = sc["accuracy_warning"]
+        sampling["warning"] = acc["message"]
+        sampling["warning_detail"] = twin("trace_sampling_accuracy", acc["message"],
+                                          **{k: v for k, v in acc.items() if k != "message"})
     result = {
         "detection": info,
         "stats": per_request,

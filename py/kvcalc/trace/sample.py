@@ -140,6 +140,10 @@ def check_rate(rate, field: str = "sampling") -> float:
     return float(rate)
 
 
+#: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
+#: stated error is said in the result (accuracy_warning)
+ACCURACY_TARGET_PP = 2.0
+
 #: heavy blocks kept whole: at most this many blocks ...
 HEAVY_MAX_BLOCKS = 1024
 #: ... holding at most this share of the references (or 2 R N if larger)
@@ -453,6 +457,15 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
         out["error_mean_pp"] = float(100 * max(np.hypot(bias_b, se_b).mean(), np.hypot(bias_t, se_t).mean())) \
             if grid.size else 0.0
+        bound = out["error_bound_pp"]
+        if bound > ACCURACY_TARGET_PP and rate < 1.0:
+            need = min(1.0, rate * (bound / ACCURACY_TARGET_PP) ** 2)
+            out["accuracy_warning"] = {
+                "sampled_blocks": out["sampled_blocks"], "error_bound_pp": round(bound, 1), "target_pp": ACCURACY_TARGET_PP,
+                "rate_needed_fraction": need,
+                "message": (f"the sample holds {out['sampled_blocks']} distinct blocks: its stated error is up to "
+                            f"{bound:.1f} pp, above {ACCURACY_TARGET_PP:g} pp; the error falls as 1/sqrt(rate): a rate "
+                            f"of about {need:.2g} (or exact mode) would give {ACCURACY_TARGET_PP:g} pp")}
         out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
                                  "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
                                  f"- curve) / {SAMPLE_GROUPS - 1}; bound = |bias| + 3 standard errors at the worst "
