@@ -89,6 +89,51 @@ def _group_of(h: np.ndarray) -> np.ndarray:
     return (h & np.uint64(SAMPLE_GROUPS - 1)).astype(np.int64)
 
 
+#: HyperLogLog sketch of the full stream's distinct blocks (streaming scan): 2^18 one-byte
+#: registers (256 KiB), relative standard error 1.04 / 2^9 = 0.2 % (linear counting, under
+#: 1 % error, up to 5 x 2^18 blocks, where raw HyperLogLog is biased)
+HLL_BITS = 18
+HLL_REL_SE = 1.04 / math.sqrt(1 << HLL_BITS)
+
+
+def hll_add(registers: np.ndarray, hashes: np.ndarray) -> None:
+    """Fold block-id hashes (uint64) into HyperLogLog registers (uint8, 2^HLL_BITS), in place.
+
+    The hashes are mixed once more so the registers do not follow the sampling bits.
+    """
+    if hashes.size == 0:
+        return
+    g = _splitmix64(hashes ^ np.uint64(0x5851F42D4C957F2D))
+    idx = (g >> np.uint64(64 - HLL_BITS)).astype(np.intp)
+    w = g & np.uint64((1 << (64 - HLL_BITS)) - 1)
+    bitlen = np.frexp(w.astype(np.float64))[1]          # 0 for w = 0
+    rho = (64 - HLL_BITS) - np.minimum(bitlen, 64 - HLL_BITS) + 1
+    np.maximum.at(registers, idx, rho.astype(np.uint8))
+
+
+def hll_count(registers: np.ndarray) -> float:
+    """The HyperLogLog estimate (Flajolet et al. 2007) with linear counting for small counts."""
+    m = float(registers.shape[0])
+    est = 0.7213 / (1 + 1.079 / m) * m * m / float(np.sum(np.exp2(-registers.astype(np.float64))))
+    zeros = int((registers == 0).sum())
+    if zeros:
+        linear = m * math.log(m / zeros)
+        if linear <= 5 * m:
+            return linear
+    return est
+
+
+def heavy_in_head(ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sorted ids of the blocks met in at least 2 % (and 4) of the given requests: the heavy
+    hitters a streaming scan keeps whole (at most ``HEAVY_MAX_BLOCKS``, the most frequent)."""
+    if ids.size == 0:
+        return np.zeros(0, np.int64)
+    u, c = np.unique(ids, return_counts=True)
+    need = max(4, int(math.ceil(0.02 * counts.shape[0])))
+    top = np.argsort(-c, kind="stable")[:HEAVY_MAX_BLOCKS]
+    return np.sort(u[top[c[top] >= need]]).astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class SampledRefs:
     """The kept references of a trace, head first per request, with the trace's totals.
@@ -112,6 +157,7 @@ class SampledRefs:
     heavy: np.ndarray | None = None
     last_uses: np.ndarray | None = None
     pos: np.ndarray | None = None
+    distinct_estimate: float | None = None
 
     @property
     def rate(self) -> float:
@@ -125,7 +171,7 @@ class SampledRefs:
             heavy = self.heavy[keep]
         return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
                            self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
-                           heavy, self.last_uses, None if self.pos is None else self.pos[keep])
+                           heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate)
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -139,6 +185,9 @@ def check_rate(rate, field: str = "sampling") -> float:
                          code="trace_sampling_rate_small", params={"lo": 1 / _P})
     return float(rate)
 
+
+#: a streaming scan keeps at most this many references of heavy blocks whole (then samples them)
+HEAVY_SCAN_BUDGET = 1 << 22
 
 #: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
 #: stated error is said in the result (accuracy_warning)
@@ -345,9 +394,29 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
         cols = [0] if distinct is None else [0, 1]
         xty = np.array([cum(yl * (xb if c == 0 else eb)[inv]) for c in cols])
         xtx = np.array([[float(np.dot(x_light[a], x_light[c])) for c in cols] for a in cols])
-        beta = np.linalg.pinv(xtx) @ xty if xtx.size and xtx.any() else np.zeros((len(cols), caps.size))
+        virtual = 0.0
+        if distinct is None:
+            # No distinct-block total (streaming scan with a warm-up): SHARDS-adj, beta = 1,
+            # books the whole shortfall R N - kept as hits (right for a missed heavy block).
+            beta = np.ones((1, caps.size))
+        else:
+            if not totals.get("heavy_checked") and rate < 1.0 and x_light[1].sum() > 0:
+                # Heavy blocks not split off (the streaming scan cannot know them): a heavy block
+                # the sample missed shows as references missing beyond what the missing distinct
+                # blocks explain (gap_refs - mean refs per block x gap_blocks); a fitted beta
+                # would lose its hits. Beyond 3 standard errors it is booked as one unsampled
+                # block: all its references but the first are hits at every capacity.
+                mean_x = x_light[0].sum() / x_light[1].sum()
+                short = (known[0] - x_light[0].sum() / rate) - mean_x * (known[1] - x_light[1].sum() / rate)
+                sd = math.sqrt((1 - rate) / rate * float(np.sum((x_light[0] - mean_x * x_light[1]) ** 2))
+                               + (mean_x * totals.get("distinct_se", 0.0)) ** 2)
+                if short > 3 * sd and short > 2 * mean_x:
+                    virtual = short
+                    known = [known[0] - short, known[1] - 1]
+            beta = np.linalg.pinv(xtx) @ xty if xtx.any() else np.zeros((len(cols), caps.size))
         gap = np.array([known[c] - x_light[c].sum() / rate for c in cols])
-        hits = hits_h + cum(yl) / rate + gap @ beta
+        first_use = virtual / max(virtual / max(float(x_light[0].max()), 1.0), 1.0) if virtual else 0.0
+        hits = hits_h + cum(yl) / rate + gap @ beta + np.where(caps >= 1, virtual - first_use, 0.0)
         rates.append(hits)
     rb = rates[0] / totals["blocks"] if totals["blocks"] else np.zeros(caps.shape)
     rt = rates[1] / totals["tokens"] if totals["tokens"] else np.zeros(caps.shape)
@@ -368,8 +437,13 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     tokens_total = int(refs.tokens[n_warm:].sum(dtype=np.int64))
     looked = (refs.block_size_tokens * blocks_total if refs.full_blocks_only
               else int(refs.looked_tokens[n_warm:].sum(dtype=np.int64)))
-    totals = {"blocks": blocks_total, "tokens": tokens_total, "looked_tokens": looked,
-              "distinct_blocks": None if refs.last_uses is None else int(refs.last_uses[n_warm:].sum())}
+    distinct, distinct_se = None, 0.0
+    if refs.last_uses is not None:
+        distinct = int(refs.last_uses[n_warm:].sum())
+    elif refs.distinct_estimate is not None and n_warm == 0 and refs.rate < 1.0:
+        distinct, distinct_se = refs.distinct_estimate, HLL_REL_SE * refs.distinct_estimate
+    totals = {"blocks": blocks_total, "tokens": tokens_total, "looked_tokens": looked, "distinct_blocks": distinct,
+              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None}
     rate = refs.rate
     heavy = refs.heavy if refs.heavy is not None and refs.heavy.any() and rate < 1.0 else None
     off, kc, d_heavy = _scaled(refs.ids, refs.req, heavy, n)
@@ -448,8 +522,11 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         # mean(group curves) - curve = (G - 1) x bias(R).
         bias_b = (cb_.mean(axis=0) - rb) / (SAMPLE_GROUPS - 1)
         bias_t = (ct_.mean(axis=0) - rt) / (SAMPLE_GROUPS - 1)
-        err_b = np.abs(bias_b) + 3 * se_b
-        err_t = np.abs(bias_t) + 3 * se_t
+        # An estimated distinct-block total (HyperLogLog) moves the curve by up to its error.
+        d_b = distinct_se / blocks_total if blocks_total else 0.0
+        d_t = distinct_se * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
+        err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b)
+        err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t)
         out["standard_error_block"] = se_b.tolist()
         out["standard_error_token"] = se_t.tolist()
         out["bias_block"] = bias_b.tolist()
@@ -491,8 +568,14 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
         weight = np.where(pos == c - 1, inp[req].astype(np.int64) - (c - 1) * bs, bs).astype(np.int64)
         looked = inp
     # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
+    heavy = None
+    if "heavy_ids" in arr and not arr.get("heavy_dropped"):
+        heavy = np.isin(arr["ids"][keep], arr["heavy_ids"]) if arr["heavy_ids"].size else \
+            np.zeros(int(keep.sum()), dtype=bool)
     return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
-                       int(arr["threshold"]), bs, full_blocks_only, pos=pos[keep])
+                       int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pos[keep],
+                       distinct_estimate=hll_count(arr["sketch_full" if full_blocks_only else "sketch_all"])
+                       if "sketch_all" in arr else None)
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -544,7 +627,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             try:
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
-                                    max_sampled_refs=max_refs, counter=counter)
+                                    max_sampled_refs=max_refs, counter=counter, heavy_detect=True,
+                                    heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET))
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
