@@ -642,3 +642,19 @@ def test_auto_threshold_and_message_twins():
     with pytest.raises(InputError) as e:
         trace_analyze({"text": GOOD + "\n{bad\n"})
     assert e.value.code == "trace_bad_malformed_json" and e.value.params["line"] == 6
+
+
+def test_capacity_beyond_the_trace_is_explained():
+    """#11 'capacities beyond the trace are explained': a row at or above the saturation capacity (every
+    reuse hits) carries a note with a message code in both catalogues; its rate is the ideal one."""
+    for sampling in ("exact", 0.1):
+        res = trace_analyze({"sample": "conversation", "capacities_blocks": [1000, 10 ** 7], "sampling": sampling})
+        low, high = res["capacities"]
+        assert "beyond_trace" not in low
+        assert high["beyond_trace"] and high["note_detail"]["code"] == "trace_capacity_beyond_trace"
+        assert high["note_detail"]["params"]["saturation_capacity_blocks"] == res["curve"]["saturation_capacity_blocks"]
+        assert high["token_hit_rate"] == pytest.approx(res["ideal_token_hit_rate"], abs=1e-12)
+    for lang in ("en", "zh-CN"):
+        catalogue = json.loads((REPO / "i18n" / f"{lang}.json").read_text())["messages"]
+        assert "{saturation_capacity_blocks}" in catalogue["msg.trace_capacity_beyond_trace"]
+        assert "{rate_needed_fraction}" in catalogue["msg.trace_sampling_accuracy"]

@@ -324,6 +324,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if gib:
         for r in rows:
             r["capacity_gib"] = gib(r["capacity_tokens"])
+    _note_beyond_trace(rows, curve_dict["saturation_capacity_blocks"])
     result = {
         "detection": trace.info,
         "stats": stats,
@@ -429,6 +430,7 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
         if gib:
             row["capacity_gib"] = gib(c * bsz)
         rows.append(row)
+    _note_beyond_trace(rows, sc["saturation_capacity_blocks"], sampled=True)
     sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
                                    "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate",
                                    "sampled_blocks", "heavy_references", "resolved_from_capacity_blocks")}
@@ -470,6 +472,19 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                              for t in targets]
     report(1.0)
     return result
+
+
+def _note_beyond_trace(rows: list, saturation_blocks: int, sampled: bool = False) -> None:
+    """Rows at or above the capacity where every reuse already hits get a note saying so."""
+    for r in rows:
+        if saturation_blocks and r["capacity_blocks"] >= saturation_blocks:
+            est = " (estimated from the sample)" if sampled else ""
+            r["beyond_trace"] = True
+            r["note_detail"] = twin("trace_capacity_beyond_trace",
+                                    f"{r['capacity_blocks']} blocks is at or above the {saturation_blocks} blocks "
+                                    f"where every reuse of this trace already hits{est}: the hit rate is the trace's "
+                                    "ceiling, a larger cache gains nothing on it",
+                                    capacity_blocks=r["capacity_blocks"], saturation_capacity_blocks=saturation_blocks)
 
 
 _ROUTING_CODES = (("one cache", "trace_routing_one_cache"), ("one shared pool", "trace_routing_pool"),

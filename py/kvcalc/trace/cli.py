@@ -121,7 +121,9 @@ def _sampled_report(res: dict) -> str:
 def _rows(res: dict, bs: int) -> list[str]:
     cv = res["curve"]
     if res["capacities"]:
-        rows = [(r["capacity_blocks"], r["block_hit_rate"], r["token_hit_rate"]) for r in res["capacities"]]
+        return [f"{r['capacity_blocks']:>16} {r['capacity_blocks'] * bs:>16} {_pct(r['block_hit_rate']):>10} "
+                f"{_pct(r['token_hit_rate']):>10}" + ("  (beyond the trace: its ceiling)" if r.get("beyond_trace") else "")
+                for r in res["capacities"]]
     else:
         caps = np.asarray(cv["capacities_blocks"])
         pick = np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 16), side="right") - 1)
