@@ -2,27 +2,43 @@
 
 A block reference is kept iff ``hash(block id) mod P < T`` (``P = 2^24``), so
 every reference of a kept block is kept and the kept stream is the trace of a
-``R = T / P`` share of the blocks. Its LRU stack distances ``d``, scaled by ``1/R``,
-estimate the full stream's (a block's own place counts once: ``D = 1 + (d - 1) / R``,
-since the other blocks between two uses are sampled independently of it,
-which keeps the small distances of hot blocks unbiased); the miss count at capacity ``C`` is estimated by
-the kept misses at scaled distance ``> C`` divided by ``R``. SHARDS-adj (the
-paper's correction for the sample's size): the miss ratio is divided by the
-expected number of kept references ``R * N``, not the actual one, which removes
-the bias of a sample that is by chance too large or too small (a few hot
-blocks in or out). Token rates weight each kept reference by its tokens.
+``R = T / P`` share of the blocks. A kept reference with ``k`` sampled blocks
+met since its block's last use stands for ``k / R`` blocks of the full stream.
+What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
+
+* Heavy blocks kept whole: blocks carrying many references (a shared system
+  prompt) make a hashed sample jumpy (caught: far too many references; missed:
+  their hits unseen). They form a stratum sampled at rate 1: from a loaded
+  trace, the most referenced blocks with at least ``1 / R`` references; in the
+  streaming scan, the blocks found in many requests of the first chunk. Their
+  hits are exact; distances count each heavy block once and each sampled one
+  ``1 / R`` times.
+* Exact totals in a regression estimate: the hits of the sampled stratum are
+  estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
+  ``X`` the exact number of references (tokens) and of distinct blocks
+  (counted exactly from a loaded trace; by a HyperLogLog sketch in the
+  streaming scan) and ``beta`` fitted per capacity. ``beta = (1, 0)`` is
+  SHARDS-adj (the paper's sample-size correction); the distinct-block total
+  makes the ideal hit rate (nearly) exact and removes the variance of the
+  blocks used once.
+* Window-ratio distances: ``k / R`` is a staircase of step ``1 / R`` (every
+  reuse with no sampled block in between reads as distance 0: a bias of
+  several points at capacities below a few ``1 / R``). Where the reuse window
+  (the full stream's references since the last use, exact from per-request
+  counts) is short, the distance is ``rho x window`` with ``rho`` a ratio
+  estimate over the references with windows of about the same size.
 
 Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
 references with ``hash >= T`` dropped) whenever more than ``max_refs``
-references are kept, so memory is bounded whatever the trace length; the curve
-is then the fixed-rate estimate at the final rate (every reference of the
-final sample was kept from the start, so no rescaling of earlier counts is
-needed, unlike the paper's online histogram).
+references are kept, so memory is bounded whatever the trace length (heavy
+blocks within half of it; beyond, they are sampled like the others).
 
-Error estimate: the kept blocks are split by other hash bits into ``G = 8``
-groups, each a SHARDS sample at rate ``R / G``; the spread of their curves
-gives the standard error of the rate-``R`` curve (``sd / sqrt(G)``) at each
-capacity. ``error_bound_pp`` is 3 standard errors at the worst capacity.
+Error estimate: the kept light blocks are split by other hash bits into
+``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
+Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
+curve) / (G - 1) (a bias falling as 1 / R); ``error_bound_pp`` = |bias| + 3
+standard errors (with the HyperLogLog error) at the worst capacity. When it
+exceeds 2 pp the result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
 of BLAKE2b), seeded.
@@ -653,7 +669,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             finally:
                 reader.close()
     trace = load_trace(source, **load_opts)
-    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed), max_refs)
+    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed,
+                                     heavy_budget_refs=None if max_refs is None else max_refs // 2), max_refs)
     info = dict(trace.info)
     info["loader"] = info.get("loader", "") + "; then sampled (memory as in exact mode: not a canonical Mooncake file)"
     stats = _light_stats(trace.timestamps_s, trace.input_tokens, trace.output_tokens, trace.n_blocks_total, bs)
