@@ -63,14 +63,14 @@ def _whole_line_chunks(reader: LineReader):
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
                   counter: list | None = None, heavy_detect: bool = False,
-                  heavy_budget_refs: int | None = None) -> dict:
+                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
     request) and either ``raw_ids`` (all) or, when sampling, ``ids``, ``hashes``,
     ``req``, ``pos`` of the kept references and the final ``threshold``, with
-    HyperLogLog sketches of all the stream's distinct blocks (``sketch_all``) and
-    of its full ones (``sketch_full``) (see :func:`.sample.hll_add`). With
+    ``sketch_full_blocks`` (True: full blocks only, False: all) a HyperLogLog
+    ``sketch`` of the stream's distinct blocks (see :func:`.sample.hll_add`). With
     ``heavy_detect`` the blocks of the first chunk found in many of its requests
     (:func:`.sample.heavy_in_head`: a shared system prompt) are kept whole
     whatever their hash, while their references stay within
@@ -80,8 +80,7 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
     id_parts, h_parts, req_parts, pos_parts = [], [], [], []
-    sketch_all = np.zeros(1 << HLL_BITS, dtype=np.uint8)
-    sketch_full = np.zeros(1 << HLL_BITS, dtype=np.uint8)
+    sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
     heavy = np.zeros(0, np.int64)
     heavy_dropped = False
     heavy_refs = 0
@@ -132,8 +131,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 if heavy_detect and n_req == 0:
                     heavy = heavy_in_head(ids, cnt)
                 h = hash_ids(ids, sample_seed)
-                hll_add(sketch_all, h)
-                hll_add(sketch_full, h[pos < np.repeat(x // bs, cnt.astype(np.intp))])
+                if sketch is not None:
+                    hll_add(sketch, h[pos < np.repeat(x // bs, cnt.astype(np.intp))] if sketch_full_blocks else h)
                 keep = _sample_bits(h) < threshold
                 if heavy.size:
                     hv = np.isin(ids, heavy)
@@ -187,8 +186,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         out["raw_ids"] = cat(id_parts)
     else:
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
-                    "pos": cat(pos_parts), "threshold": threshold, "sketch_all": sketch_all,
-                    "sketch_full": sketch_full, "heavy_ids": heavy,
+                    "pos": cat(pos_parts), "threshold": threshold, "sketch": sketch,
+                    "heavy_ids": heavy,
                     "heavy_dropped": heavy_dropped})
     return out
 

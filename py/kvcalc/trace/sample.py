@@ -112,19 +112,37 @@ HLL_BITS = 18
 HLL_REL_SE = 1.04 / math.sqrt(1 << HLL_BITS)
 
 
+#: bits of the block hash read by the sketch: register index from bits 3.. (above the hash
+#: groups' bits), the rank from the next _HLL_W bits (below the 24 sampling bits)
+_HLL_W = 64 - HASH_BITS - 3 - HLL_BITS
+
+
+_RHO: list = []
+
+
+def _rho_table() -> np.ndarray:
+    """rank (position of the first 1 bit from the top, 1-based) of every _HLL_W-bit value (uint8)."""
+    if not _RHO:
+        w = np.arange(1 << _HLL_W, dtype=np.float64)
+        bitlen = np.where(w > 0, np.frexp(w)[1], 0)
+        _RHO.append((_HLL_W + 1 - bitlen).astype(np.uint8))
+    return _RHO[0]
+
+
 def hll_add(registers: np.ndarray, hashes: np.ndarray) -> None:
     """Fold block-id hashes (uint64) into HyperLogLog registers (uint8, 2^HLL_BITS), in place.
 
-    The hashes are mixed once more so the registers do not follow the sampling bits.
+    Index and rank come from hash bits that neither the sampling (top bits)
+    nor the hash groups (low bits) read. Only the references that raise their
+    register are scattered (few, once the registers have filled).
     """
     if hashes.size == 0:
         return
-    g = _splitmix64(hashes ^ np.uint64(0x5851F42D4C957F2D))
-    idx = (g >> np.uint64(64 - HLL_BITS)).astype(np.intp)
-    w = g & np.uint64((1 << (64 - HLL_BITS)) - 1)
-    bitlen = np.frexp(w.astype(np.float64))[1]          # 0 for w = 0
-    rho = (64 - HLL_BITS) - np.minimum(bitlen, 64 - HLL_BITS) + 1
-    np.maximum.at(registers, idx, rho.astype(np.uint8))
+    idx = ((hashes >> np.uint64(3)) & np.uint64((1 << HLL_BITS) - 1)).astype(np.intp)
+    w = ((hashes >> np.uint64(3 + HLL_BITS)) & np.uint64((1 << _HLL_W) - 1)).astype(np.intp)
+    rho = _rho_table()[w]
+    up = rho > registers[idx]
+    np.maximum.at(registers, idx[up], rho[up])
 
 
 def hll_count(registers: np.ndarray) -> float:
@@ -590,8 +608,7 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
             np.zeros(int(keep.sum()), dtype=bool)
     return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
                        int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pos[keep],
-                       distinct_estimate=hll_count(arr["sketch_full" if full_blocks_only else "sketch_all"])
-                       if "sketch_all" in arr else None)
+                       distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None)
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -644,6 +661,7 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
                                     max_sampled_refs=max_refs, counter=counter, heavy_detect=True,
+                                    sketch_full_blocks=full_blocks_only,
                                     heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET))
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
