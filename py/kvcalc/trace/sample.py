@@ -449,7 +449,8 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
                     known = [known[0] - short, known[1] - 1]
             beta = np.linalg.pinv(xtx) @ xty if xtx.any() else np.zeros((len(cols), caps.size))
         gap = np.array([known[c] - x_light[c].sum() / rate for c in cols])
-        first_use = virtual / max(virtual / max(float(x_light[0].max()), 1.0), 1.0) if virtual else 0.0
+        # its one cold miss: one reference (blocks) or one reference's mean tokens (tokens)
+        first_use = (total / totals["blocks"] if totals["blocks"] else 0.0) if virtual else 0.0
         hits = hits_h + cum(yl) / rate + gap @ beta + np.where(caps >= 1, virtual - first_use, 0.0)
         rates.append(hits)
     rb = rates[0] / totals["blocks"] if totals["blocks"] else np.zeros(caps.shape)
