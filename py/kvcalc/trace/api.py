@@ -57,7 +57,7 @@ chunk read with ``{bytes_read, bytes_total, requests, requests_per_s, ...}``;
 with field "cancel", or the partial analysis with keep_partial).
 
 With sampling the result has ``sampling`` (mode, rate, error estimate, why),
-``curve`` from the sampled references (SHARDS-adj), light statistics (no
+``curve`` from the sampled references (SHARDS, see sample.py), light statistics (no
 sessions, reuse gaps or workload fit: those need every block) and
 ``fit: {"available": false}``.
 """
