@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import json
+import math
 import tracemalloc
 from pathlib import Path
 
@@ -304,7 +305,7 @@ def test_api_refuses_with_the_field(request_, field):
 def test_cli_sample_options(capsys, tmp_path):
     assert trace_main([str(CONV), "--sample", "0.1", "--capacities", "1000,20000"]) == 0
     out = capsys.readouterr().out
-    assert "SAMPLED: SHARDS-adj" in out and "rate 10 %" in out
+    assert "SAMPLED: SHARDS" in out and "rate 10 %" in out
     assert trace_main([str(CONV), "--sample", "1.5"]) == 2
     assert "sampling rate outside (0, 1]" in capsys.readouterr().err
     assert trace_main([str(CONV), "--sample", "exact", "--max-bytes", "1000"]) == 2
@@ -346,31 +347,86 @@ def no_shared_prompt(tmp_path_factory):
     return path
 
 
-def test_shards_unbiased_and_bound_covers(no_shared_prompt):
-    """SHARDS is unbiased: the mean of 16 independent hash seeds at 10 % is within 4 standard errors of
-    the mean (sd/sqrt(16)) of exact, everywhere on the grid; each seed's worst error is inside its
-    stated bound (3 standard errors from 8 hash groups)."""
+def test_shards_nearly_unbiased_and_bound_covers(no_shared_prompt):
+    """At 10 % the mean of 6 independent hash seeds is within 4 standard errors of the mean (sd/sqrt(6))
+    of exact + 1 pp everywhere on the grid (measured over 8 seeds: at most 0.9 pp, near C = 500 blocks,
+    where the window-ratio distances hand over to k / R; elsewhere under 0.1 pp); each seed's worst
+    error over all capacities is inside its stated bound (|bias| + 3 standard errors from 8 hash groups)."""
     tr = load_trace(no_shared_prompt)
     curve = lru_curve(tr)
     rate = 0.1
     caps = curve.grid(200)
-    runs = [shards_curve(refs_from_trace(tr, rate, seed=s), capacities_blocks=caps) for s in range(16)]
+    runs = [shards_curve(refs_from_trace(tr, rate, seed=s), capacities_blocks=caps) for s in range(6)]
     est = np.array([r["token_hit_rate"] for r in runs])
     exact = curve.rates_at(caps)[1]
-    se_of_mean = est.std(axis=0, ddof=1) / 4
-    assert np.all(np.abs(est.mean(axis=0) - exact) <= 4 * se_of_mean + 2e-3)
-    for r in runs[:4]:
+    se_of_mean = est.std(axis=0, ddof=1) / math.sqrt(6)
+    assert np.all(np.abs(est.mean(axis=0) - exact) <= 4 * se_of_mean + 1e-2)
+    for r in runs:
+        assert r["resolved_from_capacity_blocks"] == 10
         _, max_pp = _errors_pp(curve, r)
         assert max_pp <= r["error_bound_pp"], (max_pp, r["error_bound_pp"])
 
 
-@pytest.mark.xfail(strict=True, reason="measured: a 12k-request trace with one block in every request "
-                   "(4.3 % of references) is beyond plain SHARDS at 1 %; see the report (#11)")
-def test_shards_mooncake_one_percent_target():
-    tr = load_trace(CONV)
+@pytest.mark.parametrize("path", [CONV, SYNTH], ids=["conversation", "synthetic"])
+def test_shards_target_at_ten_percent(path):
+    """#11's target (within 0.5 pp mean and 2 pp max of exact) at 10 %, for 4 hash seeds each, on both
+    Mooncake traces (measured over 8 seeds: conversation 0.04-0.08 pp mean, 0.27-0.43 max; synthetic
+    0.14-0.30 mean, 0.58-1.31 max)."""
+    tr = load_trace(path)
     curve = lru_curve(tr)
-    errs = [_errors_pp(curve, shards_curve(refs_from_trace(tr, 0.01, seed=s))) for s in range(3)]
-    assert all(m < 0.5 and x < 2.0 for m, x in errs), errs
+    for s in range(4):
+        mean_pp, max_pp = _errors_pp(curve, shards_curve(refs_from_trace(tr, 0.1, seed=s), with_error=False))
+        assert mean_pp < 0.5 and max_pp < 2.0, (s, mean_pp, max_pp)
+
+
+def test_shards_target_generated_trace(generated):
+    """The same target at 10 % on a generated trace with 16 shared system prompts (heavy blocks: ~40 %
+    of the references on ~100 blocks), 3 seeds (measured over 8: 0.10-0.25 pp mean, 0.55-1.00 max)."""
+    tr = load_trace(generated)
+    curve = lru_curve(tr)
+    for s in range(3):
+        mean_pp, max_pp = _errors_pp(curve, shards_curve(refs_from_trace(tr, 0.1, seed=s), with_error=False))
+        assert mean_pp < 0.5 and max_pp < 2.0, (s, mean_pp, max_pp)
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.1])
+def test_shards_stated_error_covers_mooncake(rate):
+    """The stated error (|bias| + 3 standard errors from the 8 hash groups, at the worst capacity)
+    covers the actual worst error on both Mooncake traces, 3 seeds each, at 1 % and 10 %."""
+    for path in (CONV, SYNTH):
+        tr = load_trace(path)
+        curve = lru_curve(tr)
+        for s in range(3):
+            sc = shards_curve(refs_from_trace(tr, rate, seed=s))
+            mean_pp, max_pp = _errors_pp(curve, sc)
+            assert max_pp <= sc["error_bound_pp"] and mean_pp <= sc["error_bound_pp"], (path.name, s, max_pp, sc)
+
+
+@pytest.mark.xfail(strict=True, reason="measured over 8 seeds at 1 %: synthetic trace (3,993 requests, 40,148 "
+                   "blocks: ~400 in the sample) 0.42-0.88 pp mean, 2.1-3.7 pp max; the standard error alone is "
+                   "up to 1.9 pp there (docs/trace-sampling.md)")
+def test_shards_mooncake_one_percent_target():
+    for path in (CONV, SYNTH):
+        tr = load_trace(path)
+        curve = lru_curve(tr)
+        errs = [_errors_pp(curve, shards_curve(refs_from_trace(tr, 0.01, seed=s), with_error=False))
+                for s in range(3)]
+        assert all(m < 0.5 and x < 2.0 for m, x in errs), (path.name, errs)
+
+
+def test_shards_says_when_the_sample_is_too_small():
+    """At 1 % the synthetic trace's sample (~400 blocks) states an error above 2 pp and says so, with
+    the rate that would reach 2 pp (error ~ 1/sqrt(rate)); at 10 % on the conversation trace it does not."""
+    tr = load_trace(SYNTH)
+    sc = shards_curve(refs_from_trace(tr, 0.01, seed=0))
+    acc = sc["accuracy_warning"]
+    assert sc["error_bound_pp"] > 2.0 and acc["sampled_blocks"] == sc["sampled_blocks"] < 1000
+    assert acc["rate_needed_fraction"] == pytest.approx(min(1.0, 0.01 * (sc["error_bound_pp"] / 2.0) ** 2),
+                                                         rel=0.1)
+    res = trace_analyze({"sample": "synthetic", "sampling": 0.01})
+    assert res["sampling"]["warning_detail"]["code"] in ("trace_sampling_accuracy", "trace_sampling_heavy_hitters")
+    ok = shards_curve(refs_from_trace(load_trace(CONV), 0.1, seed=0))
+    assert ok["error_bound_pp"] <= 2.0 and "accuracy_warning" not in ok
 
 
 def test_sampled_api_fast_scan_and_fixed_size(no_shared_prompt):
@@ -389,14 +445,47 @@ def test_sampled_api_fast_scan_and_fixed_size(no_shared_prompt):
     assert "then sampled" in res2["sampling"]["loader"]
 
 
-def test_sampled_result_warns_about_heavy_hitters(generated, no_shared_prompt):
-    """16 shared system prompts (~40 % of references on ~100 blocks) vs none: the sample-size check
-    (|kept / (R N) - 1| > 20 %) flags the first, never the second (deterministic files and seeds)."""
-    for seed in range(3):
-        heavy = trace_analyze({"path": str(generated), "sampling": 0.01, "sampling_seed": seed})
-        assert heavy["sampling"]["warning"] and abs(heavy["sampling"]["sample_size_deviation"]) > 0.2
+def test_sampled_scan_keeps_heavy_blocks_whole(generated, no_shared_prompt):
+    """16 shared system prompts (~40 % of references on ~100 blocks): the streaming scan finds them in its
+    first chunk and keeps them whole, so the sampled stratum's size stays near R x N (no heavy-hitter
+    warning) and the curve at 1 % is within 1 pp mean of exact (measured 0.34-0.61 over 3 seeds; one
+    here, the run takes ~8 s). With a fixed size too small for them, they are sampled like the others
+    (said by heavy = None)."""
+    from kvcalc.trace.sample import load_sampled
+    tr = load_trace(generated)
+    curve = lru_curve(tr)
+    n_refs = curve.blocks_total
+    for seed in (1,):
+        res = trace_analyze({"path": str(generated), "sampling": 0.01, "sampling_seed": seed})
+        smp = res["sampling"]
+        assert smp["loader"].startswith("fast path with sampling")
+        assert smp["heavy_references"] > 0.3 * n_refs and abs(smp["sample_size_deviation"]) <= 0.2
+        assert (smp.get("warning_detail") or {}).get("code") != "trace_sampling_heavy_hitters"
+        caps = np.asarray(res["curve"]["capacities_blocks"])
+        err = np.abs(np.asarray(res["curve"]["token_hit_rate"]) - curve.rates_at(caps)[1]) * 100
+        assert err.mean() < 1.0 and err.max() <= smp["error_bound_pp"], (seed, err.mean(), err.max())
         plain = trace_analyze({"path": str(no_shared_prompt), "sampling": 0.01, "sampling_seed": seed})
-        assert plain["sampling"]["warning"] is None
+        assert abs(plain["sampling"]["sample_size_deviation"]) <= 0.2
+    refs, _, _ = load_sampled(generated, 0.01, max_refs=2000)
+    assert refs.heavy is None and refs.ids.size <= 2000
+
+
+def test_fast_scan_distinct_sketch_and_target(no_shared_prompt):
+    """The streaming scan's HyperLogLog count of distinct full blocks is within 1 % of the exact count
+    (linear counting below 5 x 2^18), and its sampled curve meets #11's target at 10 % on both Mooncake
+    traces (3 seeds) with the stated error covering the actual one."""
+    from kvcalc.trace.curve import _kept
+    from kvcalc.trace.sample import load_sampled
+    for path in (CONV, SYNTH):
+        tr = load_trace(path)
+        curve = lru_curve(tr)
+        exact_d = np.unique(_kept(tr, True)[0]).size
+        for seed in range(3):
+            refs, _, _ = load_sampled(path, 0.1, seed=seed)
+            assert abs(refs.distinct_estimate / exact_d - 1) < 0.01
+            sc = shards_curve(refs)
+            mean_pp, max_pp = _errors_pp(curve, sc)
+            assert mean_pp < 0.5 and max_pp < 2.0 and max_pp <= sc["error_bound_pp"], (path.name, seed, mean_pp, max_pp)
 
 
 # ----------------------------------------------------------------------------- fleets and tiers
@@ -553,3 +642,19 @@ def test_auto_threshold_and_message_twins():
     with pytest.raises(InputError) as e:
         trace_analyze({"text": GOOD + "\n{bad\n"})
     assert e.value.code == "trace_bad_malformed_json" and e.value.params["line"] == 6
+
+
+def test_capacity_beyond_the_trace_is_explained():
+    """#11 'capacities beyond the trace are explained': a row at or above the saturation capacity (every
+    reuse hits) carries a note with a message code in both catalogues; its rate is the ideal one."""
+    for sampling in ("exact", 0.1):
+        res = trace_analyze({"sample": "conversation", "capacities_blocks": [1000, 10 ** 7], "sampling": sampling})
+        low, high = res["capacities"]
+        assert "beyond_trace" not in low
+        assert high["beyond_trace"] and high["note_detail"]["code"] == "trace_capacity_beyond_trace"
+        assert high["note_detail"]["params"]["saturation_capacity_blocks"] == res["curve"]["saturation_capacity_blocks"]
+        assert high["token_hit_rate"] == pytest.approx(res["ideal_token_hit_rate"], abs=1e-12)
+    for lang in ("en", "zh-CN"):
+        catalogue = json.loads((REPO / "i18n" / f"{lang}.json").read_text())["messages"]
+        assert "{saturation_capacity_blocks}" in catalogue["msg.trace_capacity_beyond_trace"]
+        assert "{rate_needed_fraction}" in catalogue["msg.trace_sampling_accuracy"]

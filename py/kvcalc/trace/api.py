@@ -57,7 +57,7 @@ chunk read with ``{bytes_read, bytes_total, requests, requests_per_s, ...}``;
 with field "cancel", or the partial analysis with keep_partial).
 
 With sampling the result has ``sampling`` (mode, rate, error estimate, why),
-``curve`` from the sampled references (SHARDS-adj), light statistics (no
+``curve`` from the sampled references (SHARDS, see sample.py), light statistics (no
 sessions, reuse gaps or workload fit: those need every block) and
 ``fit: {"available": false}``.
 """
@@ -324,6 +324,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if gib:
         for r in rows:
             r["capacity_gib"] = gib(r["capacity_tokens"])
+    _note_beyond_trace(rows, curve_dict["saturation_capacity_blocks"])
     result = {
         "detection": trace.info,
         "stats": stats,
@@ -429,8 +430,10 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
         if gib:
             row["capacity_gib"] = gib(c * bsz)
         rows.append(row)
+    _note_beyond_trace(rows, sc["saturation_capacity_blocks"], sampled=True)
     sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
-                                   "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate")}
+                                   "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate",
+                                   "sampled_blocks", "heavy_references", "resolved_from_capacity_blocks")}
     sampling["warning"] = sc.get("warning")
     sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
     sampling.update({"mode": "sampled", "why": why["message"], "why_detail": why, "seed": seed, "max_refs": max_refs,
@@ -438,6 +441,11 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
     if sampling["warning"]:
         sampling["warning_detail"] = twin("trace_sampling_heavy_hitters", sampling["warning"],
                                           deviation_fraction=sc.get("sample_size_deviation"))
+    elif sc.get("accuracy_warning"):
+        acc = sc["accuracy_warning"]
+        sampling["warning"] = acc["message"]
+        sampling["warning_detail"] = twin("trace_sampling_accuracy", acc["message"],
+                                          **{k: v for k, v in acc.items() if k != "message"})
     result = {
         "detection": info,
         "stats": per_request,
@@ -464,6 +472,19 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                              for t in targets]
     report(1.0)
     return result
+
+
+def _note_beyond_trace(rows: list, saturation_blocks: int, sampled: bool = False) -> None:
+    """Rows at or above the capacity where every reuse already hits get a note saying so."""
+    for r in rows:
+        if saturation_blocks and r["capacity_blocks"] >= saturation_blocks:
+            est = " (estimated from the sample)" if sampled else ""
+            r["beyond_trace"] = True
+            r["note_detail"] = twin("trace_capacity_beyond_trace",
+                                    f"{r['capacity_blocks']} blocks is at or above the {saturation_blocks} blocks "
+                                    f"where every reuse of this trace already hits{est}: the hit rate is the trace's "
+                                    "ceiling, a larger cache gains nothing on it",
+                                    capacity_blocks=r["capacity_blocks"], saturation_capacity_blocks=saturation_blocks)
 
 
 _ROUTING_CODES = (("one cache", "trace_routing_one_cache"), ("one shared pool", "trace_routing_pool"),

@@ -100,8 +100,8 @@ def _sampled_report(res: dict) -> str:
         f"blocks: {st['n_blocks_total']}" + ("; TRUNCATED at max_requests" if det.get("truncated") else ""),
         f"SAMPLED: {sm['method']}; rate {100 * sm['rate']:.4g} % ({sm['sampled_references']} references kept); "
         f"{sm['why']}",
-        f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (3 standard errors), "
-        f"{sm['error_mean_pp']:.2f} pp mean standard error",
+        f"error estimate: +/- {sm['error_bound_pp']:.2f} pp at worst (|bias| + 3 standard errors), "
+        f"{sm['error_mean_pp']:.2f} pp mean (bias and standard error)",
         *( [f"WARNING: {sm['warning']}"] if sm.get("warning") else [] ),
         "input tokens:  mean {} p50 {} p90 {} p99 {}".format(*(_num(st['input_tokens'][k], '{:.0f}')
                                                               for k in ('mean', 'p50', 'p90', 'p99'))),
@@ -121,7 +121,9 @@ def _sampled_report(res: dict) -> str:
 def _rows(res: dict, bs: int) -> list[str]:
     cv = res["curve"]
     if res["capacities"]:
-        rows = [(r["capacity_blocks"], r["block_hit_rate"], r["token_hit_rate"]) for r in res["capacities"]]
+        return [f"{r['capacity_blocks']:>16} {r['capacity_blocks'] * bs:>16} {_pct(r['block_hit_rate']):>10} "
+                f"{_pct(r['token_hit_rate']):>10}" + ("  (beyond the trace: its ceiling)" if r.get("beyond_trace") else "")
+                for r in res["capacities"]]
     else:
         caps = np.asarray(cv["capacities_blocks"])
         pick = np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 16), side="right") - 1)

@@ -24,7 +24,7 @@ import re
 import numpy as np
 
 from .reader import LineReader, StreamError
-from .sample import _sample_bits, hash_ids
+from .sample import HLL_BITS, _sample_bits, hash_ids, heavy_in_head, hll_add
 
 __all__ = ["NotCanonical", "scan_mooncake"]
 
@@ -62,16 +62,28 @@ def _whole_line_chunks(reader: LineReader):
 
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
-                  counter: list | None = None) -> dict:
+                  counter: list | None = None, heavy_detect: bool = False,
+                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
     request) and either ``raw_ids`` (all) or, when sampling, ``ids``, ``hashes``,
-    ``req``, ``pos`` of the kept references and the final ``threshold``.
+    ``req``, ``pos`` of the kept references and the final ``threshold``, with
+    ``sketch_full_blocks`` (True: full blocks only, False: all) a HyperLogLog
+    ``sketch`` of the stream's distinct blocks (see :func:`.sample.hll_add`). With
+    ``heavy_detect`` the blocks of the first chunk found in many of its requests
+    (:func:`.sample.heavy_in_head`: a shared system prompt) are kept whole
+    whatever their hash, while their references stay within
+    ``heavy_budget_refs`` (else they are sampled like the others, dropping what
+    the hash would not have kept); the ids kept whole are returned as ``heavy_ids``.
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
     id_parts, h_parts, req_parts, pos_parts = [], [], [], []
+    sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
+    heavy = np.zeros(0, np.int64)
+    heavy_dropped = False
+    heavy_refs = 0
     n_req = 0
     last_ts = -1
     kept_refs = 0
@@ -116,8 +128,23 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
                 req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=np.int64), cnt.astype(np.intp))
                 pos = np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))
+                if heavy_detect and n_req == 0:
+                    heavy = heavy_in_head(ids, cnt)
                 h = hash_ids(ids, sample_seed)
+                if sketch is not None:
+                    hll_add(sketch, h[pos < np.repeat(x // bs, cnt.astype(np.intp))] if sketch_full_blocks else h)
                 keep = _sample_bits(h) < threshold
+                if heavy.size:
+                    hv = np.isin(ids, heavy)
+                    heavy_refs += int(hv.sum())
+                    keep |= hv
+                    if heavy_budget_refs is not None and heavy_refs > heavy_budget_refs:
+                        heavy, keep, heavy_dropped = heavy[:0], _sample_bits(h) < threshold, True
+                        for i in range(len(h_parts)):
+                            k = _sample_bits(h_parts[i]) < threshold
+                            id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
+                            req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
+                        kept_refs = sum(int(a.size) for a in id_parts)
                 id_parts.append(ids[keep])
                 h_parts.append(h[keep])
                 req_parts.append(req[keep])
@@ -130,6 +157,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                         kept_refs = 0
                         for i in range(len(h_parts)):
                             k = _sample_bits(h_parts[i]) < threshold
+                            if heavy.size:
+                                k |= np.isin(id_parts[i], heavy)
                             id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
                             req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
                             kept_refs += int(k.sum())
@@ -157,7 +186,9 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         out["raw_ids"] = cat(id_parts)
     else:
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
-                    "pos": cat(pos_parts), "threshold": threshold})
+                    "pos": cat(pos_parts), "threshold": threshold, "sketch": sketch,
+                    "heavy_ids": heavy,
+                    "heavy_dropped": heavy_dropped})
     return out
 
 

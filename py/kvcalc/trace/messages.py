@@ -44,6 +44,7 @@ TRACE_CODES = (
     "trace_counting_full", "trace_counting_partial", "trace_counting_full_sampled", "trace_counting_partial_sampled",
     "trace_sampling_auto_sampled", "trace_sampling_auto_exact", "trace_sampling_auto_fleet",
     "trace_sampling_exact_asked", "trace_sampling_rate_asked", "trace_sampling_heavy_hitters",
+    "trace_sampling_accuracy", "trace_capacity_beyond_trace",
     "trace_routing_one_cache", "trace_routing_pool", "trace_routing_index", "trace_routing_uniform",
     "trace_routing_session", "trace_routing_first_block", "trace_fleet_note", "trace_fleet_note_pooled",
     "trace_model_unavailable",

@@ -2,27 +2,43 @@
 
 A block reference is kept iff ``hash(block id) mod P < T`` (``P = 2^24``), so
 every reference of a kept block is kept and the kept stream is the trace of a
-``R = T / P`` share of the blocks. Its LRU stack distances ``d``, scaled by ``1/R``,
-estimate the full stream's (a block's own place counts once: ``D = 1 + (d - 1) / R``,
-since the other blocks between two uses are sampled independently of it,
-which keeps the small distances of hot blocks unbiased); the miss count at capacity ``C`` is estimated by
-the kept misses at scaled distance ``> C`` divided by ``R``. SHARDS-adj (the
-paper's correction for the sample's size): the miss ratio is divided by the
-expected number of kept references ``R * N``, not the actual one, which removes
-the bias of a sample that is by chance too large or too small (a few hot
-blocks in or out). Token rates weight each kept reference by its tokens.
+``R = T / P`` share of the blocks. A kept reference with ``k`` sampled blocks
+met since its block's last use stands for ``k / R`` blocks of the full stream.
+What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
+
+* Heavy blocks kept whole: blocks carrying many references (a shared system
+  prompt) make a hashed sample jumpy (caught: far too many references; missed:
+  their hits unseen). They form a stratum sampled at rate 1: from a loaded
+  trace, the most referenced blocks with at least ``1 / R`` references; in the
+  streaming scan, the blocks found in many requests of the first chunk. Their
+  hits are exact; distances count each heavy block once and each sampled one
+  ``1 / R`` times.
+* Exact totals in a regression estimate: the hits of the sampled stratum are
+  estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
+  ``X`` the exact number of references (tokens) and of distinct blocks
+  (counted exactly from a loaded trace; by a HyperLogLog sketch in the
+  streaming scan) and ``beta`` fitted per capacity. ``beta = (1, 0)`` is
+  SHARDS-adj (the paper's sample-size correction); the distinct-block total
+  makes the ideal hit rate (nearly) exact and removes the variance of the
+  blocks used once.
+* Window-ratio distances: ``k / R`` is a staircase of step ``1 / R`` (every
+  reuse with no sampled block in between reads as distance 0: a bias of
+  several points at capacities below a few ``1 / R``). Where the reuse window
+  (the full stream's references since the last use, exact from per-request
+  counts) is short, the distance is ``rho x window`` with ``rho`` a ratio
+  estimate over the references with windows of about the same size.
 
 Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
 references with ``hash >= T`` dropped) whenever more than ``max_refs``
-references are kept, so memory is bounded whatever the trace length; the curve
-is then the fixed-rate estimate at the final rate (every reference of the
-final sample was kept from the start, so no rescaling of earlier counts is
-needed, unlike the paper's online histogram).
+references are kept, so memory is bounded whatever the trace length (heavy
+blocks within half of it; beyond, they are sampled like the others).
 
-Error estimate: the kept blocks are split by other hash bits into ``G = 8``
-groups, each a SHARDS sample at rate ``R / G``; the spread of their curves
-gives the standard error of the rate-``R`` curve (``sd / sqrt(G)``) at each
-capacity. ``error_bound_pp`` is 3 standard errors at the worst capacity.
+Error estimate: the kept light blocks are split by other hash bits into
+``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
+Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
+curve) / (G - 1) (a bias falling as 1 / R); ``error_bound_pp`` = |bias| + 3
+standard errors (with the HyperLogLog error) at the worst capacity. When it
+exceeds 2 pp the result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
 of BLAKE2b), seeded.
@@ -89,6 +105,69 @@ def _group_of(h: np.ndarray) -> np.ndarray:
     return (h & np.uint64(SAMPLE_GROUPS - 1)).astype(np.int64)
 
 
+#: HyperLogLog sketch of the full stream's distinct blocks (streaming scan): 2^18 one-byte
+#: registers (256 KiB), relative standard error 1.04 / 2^9 = 0.2 % (linear counting, under
+#: 1 % error, up to 5 x 2^18 blocks, where raw HyperLogLog is biased)
+HLL_BITS = 18
+HLL_REL_SE = 1.04 / math.sqrt(1 << HLL_BITS)
+
+
+#: bits of the block hash read by the sketch: register index from bits 3.. (above the hash
+#: groups' bits), the rank from the next _HLL_W bits (below the 24 sampling bits)
+_HLL_W = 64 - HASH_BITS - 3 - HLL_BITS
+
+
+_RHO: list = []
+
+
+def _rho_table() -> np.ndarray:
+    """rank (position of the first 1 bit from the top, 1-based) of every _HLL_W-bit value (uint8)."""
+    if not _RHO:
+        w = np.arange(1 << _HLL_W, dtype=np.float64)
+        bitlen = np.where(w > 0, np.frexp(w)[1], 0)
+        _RHO.append((_HLL_W + 1 - bitlen).astype(np.uint8))
+    return _RHO[0]
+
+
+def hll_add(registers: np.ndarray, hashes: np.ndarray) -> None:
+    """Fold block-id hashes (uint64) into HyperLogLog registers (uint8, 2^HLL_BITS), in place.
+
+    Index and rank come from hash bits that neither the sampling (top bits)
+    nor the hash groups (low bits) read. Only the references that raise their
+    register are scattered (few, once the registers have filled).
+    """
+    if hashes.size == 0:
+        return
+    idx = ((hashes >> np.uint64(3)) & np.uint64((1 << HLL_BITS) - 1)).astype(np.intp)
+    w = ((hashes >> np.uint64(3 + HLL_BITS)) & np.uint64((1 << _HLL_W) - 1)).astype(np.intp)
+    rho = _rho_table()[w]
+    up = rho > registers[idx]
+    np.maximum.at(registers, idx[up], rho[up])
+
+
+def hll_count(registers: np.ndarray) -> float:
+    """The HyperLogLog estimate (Flajolet et al. 2007) with linear counting for small counts."""
+    m = float(registers.shape[0])
+    est = 0.7213 / (1 + 1.079 / m) * m * m / float(np.sum(np.exp2(-registers.astype(np.float64))))
+    zeros = int((registers == 0).sum())
+    if zeros:
+        linear = m * math.log(m / zeros)
+        if linear <= 5 * m:
+            return linear
+    return est
+
+
+def heavy_in_head(ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Sorted ids of the blocks met in at least 2 % (and 4) of the given requests: the heavy
+    hitters a streaming scan keeps whole (at most ``HEAVY_MAX_BLOCKS``, the most frequent)."""
+    if ids.size == 0:
+        return np.zeros(0, np.int64)
+    u, c = np.unique(ids, return_counts=True)
+    need = max(4, int(math.ceil(0.02 * counts.shape[0])))
+    top = np.argsort(-c, kind="stable")[:HEAVY_MAX_BLOCKS]
+    return np.sort(u[top[c[top] >= need]]).astype(np.int64)
+
+
 @dataclass(frozen=True, eq=False)
 class SampledRefs:
     """The kept references of a trace, head first per request, with the trace's totals.
@@ -109,6 +188,10 @@ class SampledRefs:
     threshold: int
     block_size_tokens: int
     full_blocks_only: bool
+    heavy: np.ndarray | None = None
+    last_uses: np.ndarray | None = None
+    pos: np.ndarray | None = None
+    distinct_estimate: float | None = None
 
     @property
     def rate(self) -> float:
@@ -116,8 +199,13 @@ class SampledRefs:
 
     def lowered(self, threshold: int) -> "SampledRefs":
         keep = _sample_bits(self.hashes) < threshold
+        heavy = None
+        if self.heavy is not None:
+            keep |= self.heavy
+            heavy = self.heavy[keep]
         return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
-                           self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only)
+                           self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
+                           heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate)
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -132,16 +220,56 @@ def check_rate(rate, field: str = "sampling") -> float:
     return float(rate)
 
 
-def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: int = 0) -> SampledRefs:
-    """Sample a loaded trace's looked-up references by a hash of the (dense) block id."""
+#: a streaming scan keeps at most this many references of heavy blocks whole (then samples them)
+HEAVY_SCAN_BUDGET = 1 << 22
+
+#: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
+#: stated error is said in the result (accuracy_warning)
+ACCURACY_TARGET_PP = 2.0
+
+#: heavy blocks kept whole: at most this many blocks ...
+HEAVY_MAX_BLOCKS = 1024
+#: ... holding at most this share of the references (or 2 R N if larger)
+HEAVY_MAX_SHARE = 0.5
+
+
+def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: int = 0,
+                    heavy_budget_refs: int | None = None) -> SampledRefs:
+    """Sample a loaded trace's looked-up references by a hash of the (dense) block id.
+
+    The trace is in memory, so two exact totals come for free and make the
+    estimate far tighter (see :func:`shards_curve`): the heavy blocks (the most
+    referenced ones, each with at least ``1 / R`` references: a shared system
+    prompt) are kept whole (stratum sampled at rate 1) within a budget of
+    references (``heavy_budget_refs``, default ``max(2 R N, N / 8)``), and per
+    request the number of blocks whose last use it holds (so the distinct
+    blocks after any warm-up are known exactly).
+    """
     rate = check_rate(rate)
     ids, req, pos, weight, m, starts = _kept(trace, full_blocks_only)
     h = hash_ids(ids, seed)
     t = sample_threshold(rate)
     keep = _sample_bits(h) < t
     looked = np.bincount(req.astype(np.intp), weights=weight, minlength=trace.n_requests).astype(np.int64)
+    n = ids.shape[0]
+    heavy = np.zeros(n, dtype=bool)
+    last_uses = np.zeros(trace.n_requests, dtype=np.int64)
+    if n:
+        _, first_rev, inv, counts = np.unique(ids[::-1], return_index=True, return_inverse=True, return_counts=True)
+        inv = inv.reshape(-1)[::-1]
+        last_pos = n - 1 - first_rev
+        last_uses = np.bincount(req[last_pos].astype(np.intp), minlength=trace.n_requests).astype(np.int64)
+        budget = max(2 * rate * n, HEAVY_MAX_SHARE * n) if heavy_budget_refs is None else heavy_budget_refs
+        order = np.argsort(-counts, kind="stable")[:HEAVY_MAX_BLOCKS]
+        top = order[(counts[order] >= 1.0 / rate) & (np.cumsum(counts[order]) <= budget)]
+        if rate < 1.0 and top.size:
+            is_heavy = np.zeros(counts.shape[0], dtype=bool)
+            is_heavy[top] = True
+            heavy = is_heavy[inv]
+            keep |= heavy
     return SampledRefs(ids[keep], h[keep], req[keep], weight[keep], m.astype(np.int64),
-                       trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only)
+                       trace.input_tokens.astype(np.int64), looked, t, trace.block_size_tokens, full_blocks_only,
+                       heavy[keep], last_uses, pos[keep])
 
 
 def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
@@ -151,72 +279,253 @@ def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
     return lookup_distances(ids, req, m, starts)
 
 
-def _curve_from(d: np.ndarray, weight: np.ndarray, counted: np.ndarray, rate: float, caps: np.ndarray,
-                blocks_total: int, tokens_total: int, looked_tokens: int) -> tuple[np.ndarray, np.ndarray]:
-    """SHARDS-adj block and token hit rates at capacities ``caps`` [blocks].
+def _scaled(ids: np.ndarray, req: np.ndarray, heavy: np.ndarray | None, n_requests: int,
+            d_heavy: np.ndarray | None = None):
+    """Stack distances of the kept references split into ``off + k / R``.
 
-    Hit tokens = looked-up tokens - kept missed tokens / R (tokens never looked
-    up, the partial last blocks under full_blocks_only, always miss).
+    ``k`` counts the sampled (light) blocks met since the last use, each
+    standing for ``1 / R`` blocks of the full stream; ``off`` the heavy blocks
+    (kept whole, each counting once) plus the reference itself. Without heavy
+    blocks ``off = 1``, ``k = d - 1``. With them the distances of the two
+    sub-streams give the split. ``k = -1`` marks a first use. Returns
+    ``(off, k, d_heavy)`` (the heavy sub-stream's distances, reused by the hash groups).
     """
-    dc = d[counted]
-    wc = weight[counted]
-    scaled = np.where(dc == _INF, np.inf, 1.0 + (dc - 1) / rate)
+    d = _distances(ids, req, n_requests)
+    inf = d == _INF
+    df = np.where(inf, 1, d).astype(np.int64)
+    off = np.ones(df.shape, dtype=np.int64)
+    if heavy is None or not heavy.any():
+        k = df - 1
+    else:
+        light = ~heavy
+        k = np.empty(df.shape, dtype=np.int64)
+        dl = _distances(ids[light], req[light], n_requests)
+        dl = np.where(dl == _INF, 1, dl).astype(np.int64)
+        k[light] = dl - 1
+        off[light] = 1 + (df[light] - dl)
+        if d_heavy is None:
+            d_heavy = _distances(ids[heavy], req[heavy], n_requests)
+        dh = np.where(d_heavy == _INF, 1, d_heavy).astype(np.int64)
+        k[heavy] = df[heavy] - dh
+        off[heavy] = dh
+    k[inf] = -1
+    return off, k, d_heavy
+
+
+#: windows below this many sampled blocks' worth (tau / R references) take the window-ratio distance
+WINDOW_BELOW = 64
+
+
+def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray) -> np.ndarray:
+    """References of the full stream between a kept reference and its block's previous use (-1: first use).
+
+    The previous request is accessed tail first, so its blocks ahead of the
+    block (``pos`` of them) come after it; then every looked-up block of the
+    requests in between. Exact from the per-request counts, whatever the rate:
+    the full stream's stack distance is at most this.
+    """
+    w = np.full(ids.shape[0], -1, dtype=np.int64)
+    if ids.size < 2:
+        return w
+    order = np.lexsort((np.arange(ids.shape[0]), ids))
+    same = ids[order][1:] == ids[order][:-1]
+    cur, prev = order[1:][same], order[:-1][same]
+    s = np.concatenate([[0], np.cumsum(m_all.astype(np.int64))])
+    rp = req[prev].astype(np.int64)
+    w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
+    return w
+
+
+def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float) -> np.ndarray:
+    """Sampled-block counts ``k`` turned into full-stream counts ``K`` (float, per reference).
+
+    ``k / R`` is unbiased but a staircase of step ``1 / R``: every reuse with
+    no sampled block in its window reads as distance 0. Where the window holds
+    fewer than ``WINDOW_BELOW / R`` references, ``K`` is estimated instead as
+    ``rho x window``, ``rho = sum(k) / (R sum(window))`` over the references
+    with windows of about the same size (quarter-octave bins, per stratum):
+    a ratio estimate, consistent since ``E[k] = R K``, that follows the window
+    and not the staircase.
+    """
+    k_hat = kcount / rate
+    ok = (kcount >= 0) & (window >= 0)
+    if rate >= 1.0 or not ok.any():
+        return k_hat
+    b = np.floor(4 * np.log2(np.maximum(window, 0) + 1.0)).astype(np.int64)
+    small = ok & (np.exp2((b + 1) / 4.0) - 1 <= WINDOW_BELOW / rate)
+    if not small.any():
+        return k_hat
+    key = b * 2 + is_heavy.astype(np.int64)
+    kk = np.where(small, key, -1)
+    sel = kk >= 0
+    _, ginv = np.unique(kk[sel], return_inverse=True)
+    ginv = ginv.reshape(-1)
+    num = np.bincount(ginv, weights=kcount[sel].astype(np.float64))
+    den = np.bincount(ginv, weights=window[sel].astype(np.float64))
+    rho = np.where(den > 0, num / np.maximum(den, 1.0) / rate, 0.0)
+    k_hat = k_hat.astype(np.float64)
+    k_hat[sel] = rho[ginv] * window[sel]
+    return k_hat
+
+
+def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.ndarray | None, weight: np.ndarray,
+              counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict,
+              window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Block and token hit rates at capacities ``caps`` [blocks] from the kept references.
+
+    A reference with ``k`` sampled blocks since its last use is a hit at
+    capacity ``C`` when ``off + k / R <= C`` (``k / R`` estimates the full
+    stream's count without bias; below ``C ~ 1 / R`` it is a coarse staircase,
+    see the error estimate and ``resolved_from_capacity_blocks``).
+
+    Per kept block ``b``: ``y_b(C)`` its counted hits at ``C``,
+    ``x_b = (counted references, 1)`` (tokens: ``(counted tokens, 1)``).
+    Heavy blocks (kept whole) add their hits exactly; the sampled ones give
+    the GREG (generalised regression) estimate of survey sampling,
+    ``Y/R + beta(C) . (X - X_hat)``, ``beta`` fitted on the sampled blocks at
+    each capacity, ``X`` the exact totals (references or looked-up tokens,
+    and distinct blocks where known). With ``beta = (1, 0)`` this is SHARDS-adj
+    (the sample-size correction); the distinct-block total removes the
+    variance of the cold misses (the ideal hit rate is then exact) and of the
+    blocks referenced once.
+    """
     caps = np.minimum(np.asarray(caps, dtype=np.float64), 1e300)
+    if ids.size == 0:
+        z = np.zeros(caps.shape)
+        return z, z
+    _, inv = np.unique(ids, return_inverse=True)
+    inv = inv.reshape(-1)
+    nb = int(inv.max()) + 1
+    cnt = counted.astype(np.float64)
+    wts = weight.astype(np.float64) * cnt
+    cb = np.bincount(inv, weights=cnt, minlength=nb)
+    wb = np.bincount(inv, weights=wts, minlength=nb)
+    eb = (cb > 0).astype(np.float64)
+    hb = np.zeros(nb, dtype=bool) if heavy is None else np.bincount(inv, weights=heavy, minlength=nb) > 0
+    lb = ~hb
+    distinct = totals.get("distinct_blocks")
+    use = counted & (kcount >= 0)
+    if window is None:
+        scaled = off[use] + kcount[use] / rate
+    else:
+        hr = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy
+        scaled = off[use] + _window_distances(kcount, window, hr, rate)[use]
     order = np.argsort(scaled, kind="stable")
-    ss = scaled[order]
-    cw = np.concatenate([[0], np.cumsum(wc[order])])
-    k = np.searchsorted(ss, caps, side="right")        # kept hits at capacity C: scaled distance <= C
-    miss_b = dc.size - k
-    miss_t = cw[-1] - cw[k]
-    rb = 1.0 - miss_b / (rate * blocks_total) if blocks_total else np.zeros(caps.shape)
-    rt = (looked_tokens - miss_t / rate) / tokens_total if tokens_total else np.zeros(caps.shape)
-    return np.clip(rb, 0.0, 1.0), np.clip(rt, 0.0, 1.0)
+    k = np.searchsorted(scaled[order], caps, side="right")
+
+    def cum(v):
+        """Sum over the counted reuses of v where the reference is a hit at each capacity."""
+        return np.concatenate([[0.0], np.cumsum(v[use][order])])[k]
+
+    is_h = hb[inv]
+    ones = np.ones(inv.shape)
+    rates = []
+    for y_w, xb, total in ((ones, cb, totals["blocks"]), (weight.astype(np.float64), wb, totals["looked_tokens"])):
+        hits_h = cum(np.where(is_h, y_w, 0.0))
+        yl = np.where(is_h, 0.0, y_w)
+        x_light = [xb[lb], eb[lb]]
+        known = [total - xb[hb].sum(), None if distinct is None else distinct - eb[hb].sum()]
+        cols = [0] if distinct is None else [0, 1]
+        xty = np.array([cum(yl * (xb if c == 0 else eb)[inv]) for c in cols])
+        xtx = np.array([[float(np.dot(x_light[a], x_light[c])) for c in cols] for a in cols])
+        virtual = 0.0
+        if distinct is None:
+            # No distinct-block total (streaming scan with a warm-up): SHARDS-adj, beta = 1,
+            # books the whole shortfall R N - kept as hits (right for a missed heavy block).
+            beta = np.ones((1, caps.size))
+        else:
+            if not totals.get("heavy_checked") and rate < 1.0 and x_light[1].sum() > 0:
+                # Heavy blocks not split off (the streaming scan cannot know them): a heavy block
+                # the sample missed shows as references missing beyond what the missing distinct
+                # blocks explain (gap_refs - mean refs per block x gap_blocks); a fitted beta
+                # would lose its hits. Beyond 3 standard errors it is booked as one unsampled
+                # block: all its references but the first are hits at every capacity.
+                mean_x = x_light[0].sum() / x_light[1].sum()
+                short = (known[0] - x_light[0].sum() / rate) - mean_x * (known[1] - x_light[1].sum() / rate)
+                sd = math.sqrt((1 - rate) / rate * float(np.sum((x_light[0] - mean_x * x_light[1]) ** 2))
+                               + (mean_x * totals.get("distinct_se", 0.0)) ** 2)
+                if short > 3 * sd and short > 2 * mean_x:
+                    virtual = short
+                    known = [known[0] - short, known[1] - 1]
+            beta = np.linalg.pinv(xtx) @ xty if xtx.any() else np.zeros((len(cols), caps.size))
+        gap = np.array([known[c] - x_light[c].sum() / rate for c in cols])
+        # its one cold miss: one reference (blocks) or one reference's mean tokens (tokens)
+        first_use = (total / totals["blocks"] if totals["blocks"] else 0.0) if virtual else 0.0
+        hits = hits_h + cum(yl) / rate + gap @ beta + np.where(caps >= 1, virtual - first_use, 0.0)
+        rates.append(hits)
+    rb = rates[0] / totals["blocks"] if totals["blocks"] else np.zeros(caps.shape)
+    rt = rates[1] / totals["tokens"] if totals["tokens"] else np.zeros(caps.shape)
+    rb = np.maximum.accumulate(np.clip(rb, 0.0, 1.0)) if rb.size else rb
+    rt = np.maximum.accumulate(np.clip(rt, 0.0, 1.0)) if rt.size else rt
+    return rb, rt
 
 
 def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_blocks=None,
                  max_points: int = 400, with_error: bool = True, extra_capacities=()) -> dict:
-    """The SHARDS-adj LRU curve (block and token hit rates) from sampled references."""
+    """The SHARDS LRU curve (block and token hit rates) from sampled references.
+
+    See :func:`_estimate` (the estimator) and the module docstring (the error estimate).
+    """
     n = refs.m_all.shape[0]
     n_warm = _n_warm(n, warmup_fraction)
     blocks_total = int(refs.m_all[n_warm:].sum(dtype=np.int64))
     tokens_total = int(refs.tokens[n_warm:].sum(dtype=np.int64))
     looked = (refs.block_size_tokens * blocks_total if refs.full_blocks_only
               else int(refs.looked_tokens[n_warm:].sum(dtype=np.int64)))
+    distinct, distinct_se = None, 0.0
+    if refs.last_uses is not None:
+        distinct = int(refs.last_uses[n_warm:].sum())
+    elif refs.distinct_estimate is not None and n_warm == 0 and refs.rate < 1.0:
+        distinct, distinct_se = refs.distinct_estimate, HLL_REL_SE * refs.distinct_estimate
+    totals = {"blocks": blocks_total, "tokens": tokens_total, "looked_tokens": looked, "distinct_blocks": distinct,
+              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None}
     rate = refs.rate
-    d = _distances(refs.ids, refs.req, n)
+    heavy = refs.heavy if refs.heavy is not None and refs.heavy.any() and rate < 1.0 else None
+    off, kc, d_heavy = _scaled(refs.ids, refs.req, heavy, n)
     counted = refs.req >= n_warm
-    finite = d[counted & (d != _INF)]
-    sat = int(math.ceil(1 + (finite.max() - 1) / rate)) if finite.size else 0
+    fin = counted & (kc >= 0)
+    sat = int(math.ceil((off[fin] + kc[fin] / rate).max())) if fin.any() else 0
     if capacities_blocks is None:
         hi = max(sat, 1)
         grid = np.unique(np.concatenate([[0], np.round(np.geomspace(1, hi, max(max_points - 1, 2))),
                                          np.asarray(list(extra_capacities), dtype=np.float64)]))
     else:
         grid = np.asarray(capacities_blocks, dtype=np.float64)
-    rb, rt = _curve_from(d, refs.weight, counted, rate, grid, blocks_total, tokens_total, looked)
+    full_grid = np.concatenate([grid, [1e300]])
+    window = None if refs.pos is None else _windows(refs.ids, refs.req, refs.pos, refs.m_all)
+    rb_all, rt_all = _estimate(off, kc, refs.ids, heavy, refs.weight, counted, rate, full_grid, totals, window)
+    rb, rt = rb_all[:-1], rt_all[:-1]
+    n_heavy = int(heavy.sum()) if heavy is not None else 0
+    n_light = int(counted.sum()) - int((counted & heavy).sum() if heavy is not None else 0)
     out = {
-        "method": "SHARDS-adj (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids",
+        "method": "SHARDS (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids; "
+                  + ("heavy blocks kept whole; " if n_heavy else "")
+                  + "regression (GREG) estimate on the exact totals of references"
+                  + (" and distinct blocks" if totals["distinct_blocks"] is not None else ""),
         "rate": rate,
         "threshold": refs.threshold,
         "hash_bits": HASH_BITS,
         "sampled_references": int(counted.sum()),
+        "heavy_references": n_heavy,
         "expected_references": rate * blocks_total,
+        "sampled_blocks": int(np.unique(refs.ids[~heavy]).size if heavy is not None else np.unique(refs.ids).size),
         "capacities_blocks": grid.astype(np.int64).tolist(),
         "block_hit_rate": rb.tolist(),
         "token_hit_rate": rt.tolist(),
         "saturation_capacity_blocks": sat,
-        "ideal_block_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
-                                                  blocks_total, tokens_total, looked)[0][0]),
-        "ideal_token_hit_rate": float(_curve_from(d, refs.weight, counted, rate, np.array([1e300]),
-                                                  blocks_total, tokens_total, looked)[1][0]),
+        # below 1 / R blocks a sampled distance cannot tell C from 0 (one sampled block = 1 / R blocks)
+        "resolved_from_capacity_blocks": int(math.ceil(1.0 / rate - 1e-9)) if rate < 1.0 else 0,
+        "ideal_block_hit_rate": float(rb_all[-1]),
+        "ideal_token_hit_rate": float(rt_all[-1]),
         "blocks_looked_up": blocks_total,
         "prompt_tokens": tokens_total,
+        "distinct_blocks_known": totals["distinct_blocks"] is not None,
     }
-    # Heavy hitters: SHARDS samples blocks, so a few blocks carrying a large share of the
-    # references (a shared system prompt's blocks) make the estimate jumpy. They show as a
+    # Heavy hitters left in the sampled stratum (no exact totals: the streaming scan): a few
+    # blocks carrying a large share of the references make the estimate jumpy. They show as a
     # sample size far from its expectation R * N (hot blocks missed: too few; caught: too many).
-    expected = rate * blocks_total
-    dev = (int(counted.sum()) / expected - 1.0) if expected > 0 else 0.0
+    expected = rate * (blocks_total - (int((counted & heavy).sum()) if heavy is not None else 0))
+    dev = (n_light / expected - 1.0) if expected > 0 else 0.0
     out["sample_size_deviation"] = dev
     out["warning"] = (f"the sample holds {100 * dev:+.0f} % references against its expectation R x N: a few blocks "
                       "shared by many requests (a system prompt) dominate; the sampled curve is unreliable "
@@ -224,27 +533,55 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                       "higher rate" if abs(dev) > 0.2 else None)
     if with_error:
         g = _group_of(refs.hashes)
+        gr = rate / SAMPLE_GROUPS
         curves_b, curves_t = [], []
         for j in range(SAMPLE_GROUPS):
             sel = g == j
+            if heavy is not None:
+                sel = sel & ~heavy | heavy
             if not sel.any():
                 curves_b.append(np.zeros(grid.shape))
                 curves_t.append(np.zeros(grid.shape))
                 continue
-            dj = _distances(refs.ids[sel], refs.req[sel], n)
-            bj, tj = _curve_from(dj, refs.weight[sel], refs.req[sel] >= n_warm, rate / SAMPLE_GROUPS, grid,
-                                 blocks_total, tokens_total, looked)
+            hj = None if heavy is None else heavy[sel]
+            oj, kj, _ = _scaled(refs.ids[sel], refs.req[sel], hj, n, d_heavy)
+            bj, tj = _estimate(oj, kj, refs.ids[sel], hj, refs.weight[sel], counted[sel], gr, grid, totals,
+                               None if window is None else window[sel])
             curves_b.append(bj)
             curves_t.append(tj)
-        se_b = np.std(np.array(curves_b), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
-        se_t = np.std(np.array(curves_t), axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        cb_, ct_ = np.array(curves_b), np.array(curves_t)
+        se_b = np.std(cb_, axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        se_t = np.std(ct_, axis=0, ddof=1) / math.sqrt(SAMPLE_GROUPS)
+        # Bias: the groups are samples at R / G; an estimator bias falling as 1 / R (the
+        # quantised distances, the fitted coefficients) is G times larger there, so
+        # mean(group curves) - curve = (G - 1) x bias(R).
+        bias_b = (cb_.mean(axis=0) - rb) / (SAMPLE_GROUPS - 1)
+        bias_t = (ct_.mean(axis=0) - rt) / (SAMPLE_GROUPS - 1)
+        # An estimated distinct-block total (HyperLogLog) moves the curve by up to its error.
+        d_b = distinct_se / blocks_total if blocks_total else 0.0
+        d_t = distinct_se * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
+        err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b)
+        err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t)
         out["standard_error_block"] = se_b.tolist()
         out["standard_error_token"] = se_t.tolist()
-        out["error_bound_pp"] = float(300 * max(se_b.max(), se_t.max())) if grid.size else 0.0
-        out["error_mean_pp"] = float(100 * max(se_b.mean(), se_t.mean())) if grid.size else 0.0
-        out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a SHARDS sample at rate R/{SAMPLE_GROUPS}: "
-                                 "standard error = sd of their curves / sqrt(groups); bound = 3 standard errors "
-                                 "at the worst capacity")
+        out["bias_block"] = bias_b.tolist()
+        out["bias_token"] = bias_t.tolist()
+        out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
+        out["error_mean_pp"] = float(100 * max(np.hypot(bias_b, se_b).mean(), np.hypot(bias_t, se_t).mean())) \
+            if grid.size else 0.0
+        bound = out["error_bound_pp"]
+        if bound > ACCURACY_TARGET_PP and rate < 1.0:
+            need = min(1.0, rate * (bound / ACCURACY_TARGET_PP) ** 2)
+            out["accuracy_warning"] = {
+                "sampled_blocks": out["sampled_blocks"], "error_bound_pp": round(bound, 1), "target_pp": ACCURACY_TARGET_PP,
+                "rate_needed_fraction": need,
+                "message": (f"the sample holds {out['sampled_blocks']} distinct blocks: its stated error is up to "
+                            f"{bound:.1f} pp, above {ACCURACY_TARGET_PP:g} pp; the error falls as 1/sqrt(rate): a rate "
+                            f"of about {need:.2g} (or exact mode) would give {ACCURACY_TARGET_PP:g} pp")}
+        out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
+                                 "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
+                                 f"- curve) / {SAMPLE_GROUPS - 1}; bound = |bias| + 3 standard errors at the worst "
+                                 "capacity; mean = root mean square of bias and standard error over capacities")
     return out
 
 
@@ -266,8 +603,13 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
         weight = np.where(pos == c - 1, inp[req].astype(np.int64) - (c - 1) * bs, bs).astype(np.int64)
         looked = inp
     # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
+    heavy = None
+    if "heavy_ids" in arr and not arr.get("heavy_dropped"):
+        heavy = np.isin(arr["ids"][keep], arr["heavy_ids"]) if arr["heavy_ids"].size else \
+            np.zeros(int(keep.sum()), dtype=bool)
     return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
-                       int(arr["threshold"]), bs, full_blocks_only)
+                       int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pos[keep],
+                       distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None)
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -319,7 +661,9 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             try:
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
-                                    max_sampled_refs=max_refs, counter=counter)
+                                    max_sampled_refs=max_refs, counter=counter, heavy_detect=True,
+                                    sketch_full_blocks=full_blocks_only,
+                                    heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET))
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
@@ -344,7 +688,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             finally:
                 reader.close()
     trace = load_trace(source, **load_opts)
-    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed), max_refs)
+    refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed,
+                                     heavy_budget_refs=None if max_refs is None else max_refs // 2), max_refs)
     info = dict(trace.info)
     info["loader"] = info.get("loader", "") + "; then sampled (memory as in exact mode: not a canonical Mooncake file)"
     stats = _light_stats(trace.timestamps_s, trace.input_tokens, trace.output_tokens, trace.n_blocks_total, bs)
