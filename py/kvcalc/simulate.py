@@ -215,7 +215,9 @@ def _generator(seed, rng) -> np.random.Generator:
         if not isinstance(rng, np.random.Generator):
             raise InputError("rng", rng, "a numpy.random.Generator", "wrong type")
         return rng
-    if seed is not None:
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed <= 2**63 - 1:
+        seed = int(seed)   # exact: require_int goes through a float, which rounds seeds above 2**53
+    elif seed is not None:
         seed = require_int("seed", seed, 0, 2**63 - 1)
     return np.random.default_rng(seed)
 
