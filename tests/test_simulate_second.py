@@ -36,11 +36,15 @@ T975_TABLE = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.
 
 # --------------------------------------------------------------------------- the second simulator
 
-def _second(trace, P, u, o, b, S, Cb, policy, ttl, t_w, t_e, K=1, node_of=None, nb=10):
+def _second(trace, P, u, o, b, S, Cb, policy, ttl, t_w, t_e, K=1, node_of=None, nb=10, stack=None):
     """Plain block simulator (see the module docstring of simulate.py for the rules).
 
     Returns per-request records, per-batch sums and the four occupancy integrals
     (pinned, shared, returning, finished) over [t_w, last event], summed over instances.
+    ``stack``: capacities of the GPU and its exclusive tiers, which (no overlap, LRU) are
+    the consecutive pieces of one LRU stack of their total Cb: a block hit at recency rank r
+    (0 = most recently freed) counts for the first level whose cumulative capacity exceeds r;
+    the blocks hit per level are returned in ``sums["level"]``.
     """
     a, Ps = u + o, P // b
     nodes = [{"refs": {}, "cached": {}, "key": {}, "freed": {}} for _ in range(K)]
@@ -54,7 +58,7 @@ def _second(trace, P, u, o, b, S, Cb, policy, ttl, t_w, t_e, K=1, node_of=None, 
         seq += 1
     heapq.heapify(ev)
     width = (t_e - t_w) / nb
-    sums = {"hit": [0] * nb, "prompt": [0] * nb, "req": [0] * nb, "own": [0] * nb}
+    sums = {"hit": [0] * nb, "prompt": [0] * nb, "req": [0] * nb, "own": [0] * nb, "level": [0] * len(stack or ())}
     records, occ, t_last, counter, shared_hit = [], [0.0] * 4, 0.0, 0, 0
 
     def blk(c, i):
@@ -107,6 +111,14 @@ def _second(trace, P, u, o, b, S, Cb, policy, ttl, t_w, t_e, K=1, node_of=None, 
         hit = 0
         while hit < (prompt - 1) // b and (blk(c, hit) in nd["refs"] or blk(c, hit) in nd["cached"]):
             hit += 1
+        if stack and t >= t_w:
+            rank = {x: r for r, x in enumerate(sorted(nd["cached"], key=nd["cached"].get, reverse=True))}
+            for i in range(hit):
+                if blk(c, i) in rank:
+                    r, level = rank[blk(c, i)], 0
+                    while r >= sum(stack[:level + 1]):
+                        level += 1
+                    sums["level"][level] += 1
         for i in range(total):
             x = blk(c, i)
             if x in nd["cached"]:        # hit blocks are pinned; stale copies beyond the hit dropped
@@ -257,6 +269,63 @@ def test_pooled_is_one_store_of_k_times_the_capacity():
     assert pooled["capacity_blocks"] == 21 and pooled["instances"] == 3
     assert {k: v for k, v in pooled.items() if k not in ("instances", "routing")} == \
         {k: v for k, v in one.items() if k not in ("instances", "routing")}
+
+
+@pytest.mark.parametrize("P", [0, 10])
+def test_exclusive_tiers_without_overlap_are_one_lru_stack(P):
+    # S = 0: no two requests overlap, so GPU (10 blocks) -> cpu (5) -> ssd (4) -> out is one LRU
+    # stack of 19 blocks (demote the least recent, promote on a hit): the same hits request by
+    # request as a single cache of 19 blocks. (3 fixed turns: at most ceil((10 + 24) / 4) = 9
+    # blocks a request, so the GPU never overloads.) With P = 0 the GPU always holds the most
+    # recent blocks, so the level of each hit block is its recency rank's piece of the stack.
+    b, u, o = 4, 3, 5
+    w = Workload(**{**SMALL.to_dict(), "service_time_s": 0.0, "system_prompt_tokens": P, "turns_mean": 3,
+                    "turns_distribution": "fixed", "conversation_rate_per_s": 2.0})
+    trace = draw_trace(w, 80, np.random.default_rng(11 + P))
+    t_w, t_e = trace.arrivals[5], trace.arrivals[-1]
+    fleet = FleetConfig(1, "affinity", (TierConfig("cpu", 5 * b + 1), TierConfig("ssd", 4 * b + 2)))
+    rec = []
+    out = simulate_trace(trace, w, CacheConfig(capacity_tokens=10 * b, block_size_tokens=b), warmup_s=t_w,
+                         horizon_s=t_e, record=rec, fleet=fleet)
+    recs, sums, *_ = _second(trace, P, u, o, b, 0.0, 19, "lru", math.inf, t_w, t_e, stack=[10, 5, 4])
+    assert rec == recs
+    Q = sum(sums["prompt"])
+    assert out["token_hit_rate"] == sum(sums["hit"]) / Q
+    levels = out["tier_token_hit_rates"]
+    assert len(levels) == 3 and sum(levels) == pytest.approx(out["token_hit_rate"], abs=1e-12)
+    if P == 0:   # (with P = 10 a request's partial last block leaves a GPU slot free at its end,
+        # so the GPU may hold fewer than its 10 most recent blocks: ranks no longer give the level)
+        assert levels == pytest.approx([x * b / Q for x in sums["level"]], abs=1e-12)
+        assert all(x > 0 for x in sums["level"])
+
+
+@pytest.mark.parametrize("P", [0, 8])
+def test_inclusive_tier_without_overlap_is_the_larger_lru(P):
+    # Inclusive (write-through): the tier is its own LRU of every freed chain, in the same
+    # recency order as the GPU (S = 0, no overlap), so each holds the top of one LRU stack:
+    # the hits are those of a single cache of the larger capacity, and the tier's share is
+    # the blocks hit beyond the GPU's 10. A tier smaller than the GPU adds nothing.
+    # (Z_k = P + 8k is a whole number of 4-token blocks: a partial last block would take a
+    # slot of the single cache while its request runs, never one of the write-through tier.)
+    b, u, o = 4, 3, 5
+    w = Workload(**{**SMALL.to_dict(), "service_time_s": 0.0, "system_prompt_tokens": P, "turns_mean": 3,
+                    "turns_distribution": "fixed", "conversation_rate_per_s": 2.0})
+    trace = draw_trace(w, 80, np.random.default_rng(21 + P))
+    t_w, t_e = trace.arrivals[5], trace.arrivals[-1]
+    gpu = CacheConfig(capacity_tokens=10 * b, block_size_tokens=b)
+    rec = []
+    out = simulate_trace(trace, w, gpu, warmup_s=t_w, horizon_s=t_e, record=rec,
+                         fleet=FleetConfig(1, "affinity", (TierConfig("cpu", 16 * b + 3),), "inclusive"))
+    recs, sums, *_ = _second(trace, P, u, o, b, 0.0, 16, "lru", math.inf, t_w, t_e, stack=[10, 6])
+    assert rec == recs
+    Q = sum(sums["prompt"])
+    assert out["tier_token_hit_rates"] == pytest.approx([x * b / Q for x in sums["level"]], abs=1e-12)
+    assert out["tier_token_hit_rates"][1] > 0
+    small = simulate_trace(trace, w, gpu, warmup_s=t_w, horizon_s=t_e,
+                           fleet=FleetConfig(1, "affinity", (TierConfig("cpu", 5 * b),), "inclusive"))
+    alone = simulate_trace(trace, w, gpu, warmup_s=t_w, horizon_s=t_e)
+    assert small["tier_token_hit_rates"] == [alone["token_hit_rate"], 0.0]
+    assert small["hit_tokens"] == alone["hit_tokens"]
 
 
 # --------------------------------------------------------------------------- the confidence interval
