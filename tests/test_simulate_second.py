@@ -328,6 +328,20 @@ def test_inclusive_tier_without_overlap_is_the_larger_lru(P):
     assert small["hit_tokens"] == alone["hit_tokens"]
 
 
+def test_ttl_drops_only_blocks_idle_more_than_ttl():
+    # One conversation, b = 4, P = 0, u = o = 4: turn 1 at 0 ends at 1 with Z_1 = 8 (2 blocks);
+    # turn 2 starts at 1 + gap. "Idle for more than ttl_s" is dropped: idle exactly ttl still hits
+    # (2 blocks of turn 2's cap (12 - 1) // 4 = 2), idle ttl + 0.5 does not.
+    w = Workload(system_prompt_tokens=0, user_tokens_per_turn=4, output_tokens_per_turn=4, service_time_s=1.0)
+    for gap, hit in ((4.0, 2), (4.5, 0)):
+        tr = Trace.from_lists([0.0], [2], [[gap]])
+        for reference in (False, True):
+            rec = []
+            simulate_trace(tr, w, CacheConfig(capacity_tokens=64, block_size_tokens=4, eviction="ttl", ttl_s=4.0),
+                           record=rec, reference=reference)
+            assert [r[3] for r in rec] == [0, hit], (gap, reference)
+
+
 # --------------------------------------------------------------------------- the confidence interval
 
 def test_batch_means_interval_from_the_raw_batches_with_clipping():
@@ -562,7 +576,7 @@ def test_input_errors_name_the_field():
         with pytest.raises(InputError) as e:
             call()
         assert e.value.field == field
-    with pytest.raises(ValueError, match="turns - 1 gaps"):
+    with pytest.raises(ValueError, match="^each conversation needs turns - 1 gaps$"):
         Trace.from_lists([0.0], [3], [[1.0]])
     # warm-up fraction 0 is allowed; a float seed with an integral value is accepted
     assert simulate(SMALL, c, seed=3.0, n_conversations=5, warmup_fraction=0.0)["warmup_s"] == 0.0
