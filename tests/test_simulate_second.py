@@ -208,15 +208,21 @@ def _check_against_second(trace, w, cache, P, u, o, b, *, fleet=None, routing_se
     return outs
 
 
+# (dense: ~4 requests running, the shared prompt almost always pinned; sparse: S = 0.2 s at
+# half the rate, so the shared prompt is often evictable and is evicted and re-created)
+SPARSE = Workload(**{**SMALL.to_dict(), "service_time_s": 0.2, "conversation_rate_per_s": 0.5})
+CASES = [(SMALL, seed, cap) for seed in (1, 2) for cap in (0, 6, 14, 40, None)] + \
+    [(SPARSE, seed, cap) for seed in (1, 2) for cap in (4, 8, None)]
+
+
 @pytest.mark.parametrize("eviction", ["lru", "fifo", "ttl"])
-@pytest.mark.parametrize("capacity_blocks", [0, 6, 14, 40, None])
-@pytest.mark.parametrize("seed", [1, 2])
-def test_both_engines_match_a_second_simulator(eviction, capacity_blocks, seed):
+@pytest.mark.parametrize("w,seed,capacity_blocks", CASES)
+def test_both_engines_match_a_second_simulator(eviction, w, seed, capacity_blocks):
     b, P, u, o = 4, 10, 3, 5
     cap = 1e12 if capacity_blocks is None else capacity_blocks * b + 3   # + 3: floor(C / b) blocks
     cache = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=eviction, ttl_s=4.0)
-    trace = draw_trace(SMALL, 40, np.random.default_rng(seed))
-    (fast, _) = _check_against_second(trace, SMALL, cache, P, u, o, b)
+    trace = draw_trace(w, 40, np.random.default_rng(seed))
+    (fast, _) = _check_against_second(trace, w, cache, P, u, o, b)
     if capacity_blocks == 0:
         assert fast["overload_fraction"] == 1.0
     if capacity_blocks is None:
@@ -383,6 +389,22 @@ def test_interval_needs_two_nonempty_batches():
     assert out["token_hit_rate"] == pytest.approx(1 / 3)
     assert out["token_hit_rate_ci95_low"] == 0.0 and out["token_hit_rate_ci95_high"] == 1.0
     assert out["request_hit_rate"] == 0.5
+
+
+def test_nothing_measured():
+    # The warm-up ends after every request: no measured request, so no rates and no intervals.
+    tr = Trace.from_lists([0.0, 1.0], [1, 1], [[], []])
+    w = Workload(system_prompt_tokens=8, user_tokens_per_turn=8, output_tokens_per_turn=0, service_time_s=0.5)
+    out = simulate_trace(tr, w, CacheConfig(capacity_tokens=64, block_size_tokens=4), warmup_s=5.0, horizon_s=10.0)
+    assert (out["requests"], out["requests_simulated"]) == (0, 2)
+    for key in ("token_hit_rate", "request_hit_rate", "shared_prompt_hit_rate", "token_hit_rate_ci95_low",
+                "request_hit_rate_ci95_high"):
+        assert out[key] is None, key
+    assert out["overload_fraction"] == 0.0 and out["tier_token_hit_rates"] == [None]
+    # the last event (the end at 1.5 s) is before the warm-up: the measured span is empty
+    assert out["horizon_s"] == 1.5
+    assert out["occupancy_blocks"] == {"pinned": 0.0, "shared_prompt": 0.0, "returning": 0.0, "finished": 0.0,
+                                       "free": 16.0}
 
 
 # --------------------------------------------------------------------------- Little's law
