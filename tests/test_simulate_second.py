@@ -598,6 +598,35 @@ def test_input_errors_name_the_field():
         with pytest.raises(InputError) as e:
             call()
         assert e.value.field == field
+    # the messages say what is allowed and what went wrong
+    for call, text in [
+        (lambda: simulate(SMALL, c, seed=1, rng=np.random.default_rng(1)),
+         "seed: both given: got 1; allowed: either seed or rng, not both"),
+        (lambda: simulate(SMALL, c, rng=42), "rng: wrong type: got 42; allowed: a numpy.random.Generator"),
+        (lambda: simulate("w", c, seed=1), "workload: wrong type: got 'w'; allowed: a Workload"),
+        (lambda: simulate(SMALL, "c", seed=1), "cache: wrong type: got 'c'; allowed: a CacheConfig"),
+        (lambda: simulate(SMALL, c, seed=1, fleet="x"), "fleet: wrong type: got 'x'; allowed: a FleetConfig"),
+        (lambda: simulate(SMALL, c, seed=1, progress=3),
+         "progress: not callable: got 3; allowed: a callable(fraction_done) or None"),
+        (lambda: simulate(SMALL, CacheConfig(eviction="fifo"), seed=1,
+                          fleet=FleetConfig(1, "affinity", (TierConfig("cpu", 100.0),))),
+         "cache.eviction: tiers are simulated below an LRU cache only: got 'fifo'; allowed: lru or ttl with lower tiers"),
+        (lambda: simulate(SMALL, CacheConfig(eviction="lfu"), seed=1),
+         "cache.eviction: LFU is not simulated (plain LFU is pathological for conversations: see MODEL.md): "
+         "got 'lfu'; allowed: lru, ttl or fifo"),
+        (lambda: simulate_trace(Trace.from_lists([0.0], [1], [[]]), SMALL, c, fleet=FleetConfig(2, "random")),
+         "routing_rng: missing: got None; allowed: a numpy.random.Generator for routing K > 1 instances"),
+        (lambda: simulate_trace(Trace.from_lists([0.0], [1], [[]]), SMALL, c, reference=True,
+                                fleet=FleetConfig(1, "affinity", (TierConfig("cpu", 100.0),))),
+         "reference: the block reference engine: got True; allowed: instances without tiers"),
+    ]:
+        with pytest.raises(InputError) as e:
+            call()
+        assert str(e.value) == text
+    with pytest.raises(InputError) as e:
+        simulate(Workload(turns_mean=[2.0, 3.0]), c, seed=1)
+    assert e.value.field == "workload.turns_mean" and e.value.problem == "an array" and \
+        e.value.allowed.startswith("a single number")
     with pytest.raises(ValueError, match="^each conversation needs turns - 1 gaps$"):
         Trace.from_lists([0.0], [3], [[1.0]])
     # warm-up fraction 0 is allowed; a float seed with an integral value is accepted
@@ -608,6 +637,23 @@ def test_input_errors_name_the_field():
         simulate(SMALL, c, seed=True, n_conversations=5)
     with pytest.raises(InputError):
         simulate(SMALL, c, seed=1.5, n_conversations=5)
+
+
+def test_defaults():
+    # simulate: 20000 conversations, 20 % warm-up; the block reference: 2000 (one-turn chats: fast)
+    w = Workload(turns_mean=1.0, conversation_rate_per_s=5.0, service_time_s=0.1, system_prompt_tokens=16,
+                 user_tokens_per_turn=16, output_tokens_per_turn=0)
+    c = CacheConfig(capacity_tokens=64, block_size_tokens=16)
+    a = simulate(w, c, seed=1)
+    assert (a["n_conversations"], a["warmup_fraction"], a["requests_simulated"]) == (20000, 0.2, 20000)
+    r = simulate_blocks_reference(w, c, seed=1)
+    assert (r["n_conversations"], r["warmup_fraction"], r["requests_simulated"], r["seed"]) == (2000, 0.2, 2000, 1)
+    assert r["warmup_s"] == pytest.approx(0.2 * r["horizon_s"], rel=1e-12) and r["engine"] == "blocks-reference"
+    seen = []
+    r = simulate_blocks_reference(w, c, rng=np.random.default_rng(1), n_conversations=300, warmup_fraction=0.5,
+                                  progress=seen.append)
+    assert r["seed"] is None and r["warmup_fraction"] == 0.5 and r["requests_simulated"] == 300 and seen[-1] == 1.0
+    assert r["warmup_s"] == pytest.approx(0.5 * r["horizon_s"], rel=1e-12)
 
 
 def test_large_seeds_are_used_exactly():
