@@ -56,16 +56,18 @@ def test_serving_load_by_hand_geometric_turns():
 
 
 def test_serving_load_fixed_turns_mean_prompt():
-    # Fixed N = 3: the mean prompt is P + a (0 + 1 + 2) / 3 + u = 1000 + 500 + 200 = 1700, context 2000.
+    # Fixed N = 3: the mean prompt is P + a (0 + 1 + 2) / 3 + u = 1000 + 500 + 200 = 1700, context 2000
+    # (a finite sum: exact, so the roofline is checked to rounding: TFLOPS x 1e12, GB/s x 1e9).
     w = Workload(conversation_rate_per_s=3.0, turns_mean=3, turns_distribution="fixed", user_tokens_per_turn=200,
                  output_tokens_per_turn=300, system_prompt_tokens=1000)
     out = serving_load(QWEN, H100, 1, 3, w, 0.0, 1000.0, 1e9, 400_000.0, 0.5, 0.5)
     req = 3.0 * 3 / 3
     assert out["prefill_utilization"] == pytest.approx(req * prefill_flops(QWEN, 1700.0, 0.0) / (989.4e12 * 0.5),
-                                                       rel=1e-6)
-    assert out["decode_batch"] == pytest.approx(200.0, rel=1e-6)
+                                                       rel=1e-14)
+    assert out["decode_batch"] == 200.0
     t_step = (1e9 + 200 * 2000 * 1000.0) / (3350e9 * 0.5)
-    assert out["decode_utilization"] == pytest.approx(req * 300 * t_step / 200, rel=1e-6)
+    assert out["decode_max_tokens_per_s"] == pytest.approx(200 / t_step, rel=1e-14)
+    assert out["decode_utilization"] == pytest.approx(req * 300 * t_step / 200, rel=1e-14)
 
 
 # --------------------------------------------------------------------------- the search for K
@@ -185,6 +187,7 @@ def test_rows_that_cannot_work():
                       memory_kwargs={"runtime_reserve_gib": reserve})
     (r,) = rows
     assert r["code"] == "weights_do_not_fit" and r["tier_gib_per_instance"] == 0.0
+    assert r["params"]["tensor_parallel"] == 1 and (r["instances"], r["fits"]) == (None, False)
     assert r["reason"] == "TP=1: the weights and the runtime reserve leave less than one KV block"
     assert r["params"]["weights_gib_per_gpu"] == pytest.approx(m0["weights_gib_per_gpu"])
     # (usable less the reserve: the weights + 1 MiB)
