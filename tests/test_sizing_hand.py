@@ -215,3 +215,15 @@ def test_options_with_other_memory_settings():
     mem = memory_report(QWEN, H100, tensor_parallel=2, gpu_memory_utilization=0.8, kv_cache_dtype="fp8")
     assert rows[0]["gpu_capacity_tokens_per_instance"] == mem["kv_capacity_tokens"]
     assert mem["kv_bytes_per_token"] == 262144 / 2 / 2   # fp8 halves bf16; TP 2 halves again
+
+
+def test_cpu_read_bandwidth_reaches_the_tier():
+    # The tier's read bandwidth does not change a hit rate, but it is the tier's: a bandwidth of 0
+    # (not a bandwidth) is refused by TierConfig, naming the field; the host link's 64 GB/s is fine.
+    from kvcalc.errors import InputError
+    with pytest.raises(InputError) as e:
+        size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.6, tensor_parallel_sizes=(2,),
+                   tier_gib_per_instance=(10.0,), cpu_read_gb_per_s=0.0)
+    assert e.value.field == "tiers.read_gb_per_s"
+    assert size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.6, tensor_parallel_sizes=(2,),
+                      tier_gib_per_instance=(10.0,))[0]["tier_gib_per_instance"] == 10.0
