@@ -334,6 +334,19 @@ def test_inclusive_tier_without_overlap_is_the_larger_lru(P):
     assert small["hit_tokens"] == alone["hit_tokens"]
 
 
+def test_fifo_request_inside_the_shared_prompt():
+    # P = 10, u = 1, o = 0, b = 4: Z = 11 has floor(11/4) = 2 full blocks = the shared prompt's
+    # Ps = 2, so a one-turn chat leaves no own block. The second chat hits both shared blocks
+    # (its cap is (11 - 1) // 4 = 2). Under every policy.
+    w = Workload(system_prompt_tokens=10, user_tokens_per_turn=1, output_tokens_per_turn=0, service_time_s=1.0)
+    tr = Trace.from_lists([0.0, 5.0], [1, 1], [[], []])
+    for eviction in ("fifo", "lru", "ttl"):
+        rec = []
+        out = simulate_trace(tr, w, CacheConfig(capacity_tokens=64, block_size_tokens=4, eviction=eviction),
+                             record=rec)
+        assert [r[3] for r in rec] == [0, 2] and out["shared_prompt_hit_rate"] == 0.5
+
+
 def test_ttl_drops_only_blocks_idle_more_than_ttl():
     # One conversation, b = 4, P = 0, u = o = 4: turn 1 at 0 ends at 1 with Z_1 = 8 (2 blocks);
     # turn 2 starts at 1 + gap. "Idle for more than ttl_s" is dropped: idle exactly ttl still hits
