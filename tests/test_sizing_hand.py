@@ -227,3 +227,26 @@ def test_cpu_read_bandwidth_reaches_the_tier():
     assert e.value.field == "tiers.read_gb_per_s"
     assert size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.6, tensor_parallel_sizes=(2,),
                       tier_gib_per_instance=(10.0,))[0]["tier_gib_per_instance"] == 10.0
+
+
+def test_one_block_is_enough_and_the_next_tp_is_still_tried():
+    # A reserve that leaves 1.5 blocks of 16 tokens x 262144 B at TP = 1: capacity = one block,
+    # which is enough to be sized (not "weights do not fit"); a reserve leaving less than a block
+    # rules TP = 1 out and TP = 2 (half the weights per GPU) is still sized after it.
+    m0 = memory_report(QWEN, H100, tensor_parallel=1, runtime_reserve_gib=0.0)
+    spare = m0["usable_gib_per_gpu"] - m0["weights_gib_per_gpu"]
+    one_and_half = 1.5 * 16 * 262144 / 2**30
+    rows = size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.5, tensor_parallel_sizes=(1,),
+                      max_instances=2, memory_kwargs={"runtime_reserve_gib": spare - one_and_half})
+    assert rows[0]["gpu_capacity_tokens_per_instance"] == 16.0 and rows[0]["code"] == "target_not_reached"
+    rows = size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.5, tensor_parallel_sizes=(1, 2),
+                      memory_kwargs={"runtime_reserve_gib": spare - 2**-10})
+    assert [(r["tensor_parallel"], r["code"]) for r in rows][-1] == (1, "weights_do_not_fit")
+    assert any(r["tensor_parallel"] == 2 and r["fits"] for r in rows)
+
+
+def test_a_one_gib_tier():
+    # 1 GiB / (262144 B per token over TP = 2 GPUs) = 4096 tokens = 256 blocks of 16
+    rows = size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.6, tensor_parallel_sizes=(2,),
+                      tier_gib_per_instance=(1.0,))
+    assert rows[0]["tier_capacity_tokens_per_instance"] == 4096.0
