@@ -240,8 +240,9 @@ def test_rounding_half_up_and_block_boundaries():
                               8, 3, 1, 4)
 
 
+@pytest.mark.parametrize("eviction", ["lru", "fifo"])
 @pytest.mark.parametrize("routing", ["affinity", "random", "round_robin"])
-def test_two_instances_match_a_second_simulator(routing):
+def test_two_instances_match_a_second_simulator(routing, eviction):
     b, P, u, o, K = 4, 10, 3, 5, 2
     w = Workload(**{**SMALL.to_dict(), "conversation_rate_per_s": 2.0})
     trace = draw_trace(w, 50, np.random.default_rng(7))
@@ -259,7 +260,7 @@ def test_two_instances_match_a_second_simulator(routing):
     else:
         def node_of(c, k):
             return next(rr) % K
-    cache = CacheConfig(capacity_tokens=14 * b, block_size_tokens=b)
+    cache = CacheConfig(capacity_tokens=14 * b, block_size_tokens=b, eviction=eviction)
     fast, _ = _check_against_second(trace, w, cache, P, u, o, b, fleet=FleetConfig(K, routing), routing_seed=70,
                                     node_of=node_of, K=K)
     assert fast["instances"] == K and fast["routing"] == routing
@@ -548,9 +549,16 @@ def test_prehistory_cap_is_reported():
 
 # --------------------------------------------------------------------------- seeds, warnings, errors
 
+WARN_WARMUP = ("warm-up ({:.4g} s) is shorter than 5 mean gaps: raise n_conversations or warmup_fraction")
+WARN_BATCHES = ("confidence-interval batches are shorter than 5 mean conversation lifetimes: the interval may be "
+                "too narrow; raise n_conversations")
+
+
 def test_seed_determinism_and_sensitivity_and_warnings():
+    # L = 3, tau = 20 s, S = 5 s at 1 chat/s: the warm-up (20 % of the ~n s horizon) should last
+    # 5 (tau + S) = 125 s; the 10 batches (80 % of it) 5 lifetimes = 5 (L S + (L - 1) tau) = 275 s.
     w = Workload(conversation_rate_per_s=1.0, turns_mean=3, gap_mean_s=20, user_tokens_per_turn=40,
-                 output_tokens_per_turn=40, system_prompt_tokens=64, service_time_s=1.0)
+                 output_tokens_per_turn=40, system_prompt_tokens=64, service_time_s=5.0)
     c = CacheConfig(capacity_tokens=4000, block_size_tokens=16)
     a = simulate(w, c, seed=5, n_conversations=60)
     assert a == simulate(w, c, seed=5, n_conversations=60)
@@ -560,20 +568,19 @@ def test_seed_determinism_and_sensitivity_and_warnings():
         [a[k] for k in ("hit_tokens", "prompt_tokens", "own_hit_requests")] + ["blocks-reference"]
     assert (a["seed"], a["n_conversations"], a["warmup_fraction"]) == (5, 60, 0.2)
     assert simulate(w, c, rng=np.random.default_rng(5), n_conversations=60)["seed"] is None
-    # 60 arrivals over ~60 s: warm-up 12 s < 5 (tau + S) = 105 s; batches ~5 s < 5 lifetimes (3 + 40 s)
-    assert len(a["warnings"]) == 2
-    assert "warm-up" in a["warnings"][0] and "5 mean gaps" in a["warnings"][0]
-    assert "batches are shorter" in a["warnings"][1]
+    assert a["warnings"] == [WARN_WARMUP.format(a["warmup_s"]), WARN_BATCHES]
     assert a["prehistory_conversations"] > 0
-    # long enough: 20000 s of arrivals at 1/s is plenty for L = 1, S = 1 (lifetime 1 s)
+    # one-turn chats have no gap to warm up for, and 5 lifetimes are 25 s
     one = Workload(**{**w.to_dict(), "turns_mean": 1.0})
-    quiet = simulate(one, c, seed=1, n_conversations=2000)
-    assert quiet["warnings"] == []
-    # just above the thresholds: warm-up 0.2 x horizon vs 5 (tau + S) = 105 s needs horizon > 525 s
-    assert all("warm-up" not in x for x in simulate(w, c, seed=1, n_conversations=700)["warnings"])
-    # and the batches: (0.8 horizon) / 10 vs 5 x 43 s = 215 s: needs horizon > 2687 s
-    assert simulate(w, c, seed=1, n_conversations=3200)["warnings"] == []
-    assert any("batches" in x for x in simulate(w, c, seed=1, n_conversations=2400)["warnings"])
+    assert simulate(one, c, seed=1, n_conversations=2000)["warnings"] == []
+    # n = 500: warm-up ~100 s < 125 s (sd of the horizon sqrt(500) s: 0.2 x 22 = 4.5 s)
+    x = simulate(w, c, seed=1, n_conversations=500)["warnings"]
+    assert x[0] == WARN_WARMUP.format(0.2 * simulate(w, c, seed=1, n_conversations=500)["horizon_s"])
+    # n = 800: warm-up ~160 s > 125 s; batches ~64 s < 275 s
+    assert simulate(w, c, seed=1, n_conversations=800)["warnings"] == [WARN_BATCHES]
+    # n = 3000: batches ~240 s < 275 s (sd 4.4 s); n = 4000: ~320 s, no warning
+    assert simulate(w, c, seed=1, n_conversations=3000)["warnings"] == [WARN_BATCHES]
+    assert simulate(w, c, seed=1, n_conversations=4000)["warnings"] == []
 
 
 def test_progress_reports_fractions_then_one():
@@ -642,6 +649,16 @@ def test_input_errors_name_the_field():
         e.value.allowed.startswith("a single number")
     with pytest.raises(ValueError, match="^each conversation needs turns - 1 gaps$"):
         Trace.from_lists([0.0], [3], [[1.0]])
+    # the fleet is checked before anything else, and used
+    with pytest.raises(InputError) as e:
+        simulate(SMALL, c, seed=1, n_conversations=0, fleet="x")
+    assert e.value.field == "fleet"
+    with pytest.raises(InputError) as e:
+        simulate(SMALL, c, seed=1, warmup_fraction=1.0)
+    assert e.value.field == "warmup_fraction"
+    two = simulate(SMALL, c, seed=1, n_conversations=50, fleet=FleetConfig(2, "round_robin"))
+    assert (two["instances"], two["routing"]) == (2, "round_robin")
+    assert simulate(SMALL, c, seed=1, n_conversations=1)["n_conversations"] == 1
     # warm-up fraction 0 is allowed; a float seed with an integral value is accepted
     assert simulate(SMALL, c, seed=3.0, n_conversations=5, warmup_fraction=0.0)["warmup_s"] == 0.0
     with pytest.raises(InputError):
@@ -666,6 +683,7 @@ def test_defaults():
     r = simulate_blocks_reference(w, c, rng=np.random.default_rng(1), n_conversations=300, warmup_fraction=0.5,
                                   progress=seen.append)
     assert r["seed"] is None and r["warmup_fraction"] == 0.5 and r["requests_simulated"] == 300 and seen[-1] == 1.0
+    assert r["horizon_s"] == draw_trace(w, 300, np.random.default_rng(1)).arrivals[-1]   # the rng given is used
     assert r["warmup_s"] == pytest.approx(0.5 * r["horizon_s"], rel=1e-12)
 
 
