@@ -164,8 +164,8 @@ SMALL = Workload(conversation_rate_per_s=1.0, turns_mean=3.0, gap_mean_s=5.0, us
 
 
 def _check_against_second(trace, w, cache, P, u, o, b, *, fleet=None, routing_seed=None, node_of=None, K=1,
-                          pooled=1):
-    t_w, t_e = trace.arrivals[5], trace.arrivals[-1]
+                          pooled=1, warm=5):
+    t_w, t_e = (trace.arrivals[warm] if warm else 0.0), trace.arrivals[-1]
     Cb = int(cache.capacity_tokens // b) * pooled
     ttl = cache.ttl_s if cache.eviction == "ttl" else math.inf
     recs, sums, occ, t_last, shared_hit = _second(trace, P, u, o, b, w.service_time_s, Cb, cache.eviction, ttl,
@@ -237,7 +237,8 @@ def test_rounding_half_up_and_block_boundaries():
     trace = draw_trace(w, 40, np.random.default_rng(5))
     for eviction in ("lru", "fifo"):
         _check_against_second(trace, w, CacheConfig(capacity_tokens=48, block_size_tokens=4, eviction=eviction),
-                              8, 3, 1, 4)
+                              8, 3, 1, 4, warm=0)   # measured from t = 0 (first arrival before 1 s)
+    assert trace.arrivals[0] < 1.0
 
 
 @pytest.mark.parametrize("eviction", ["lru", "fifo"])
