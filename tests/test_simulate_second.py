@@ -349,6 +349,29 @@ def test_fifo_request_inside_the_shared_prompt():
         assert [r[3] for r in rec] == [0, 2] and out["shared_prompt_hit_rate"] == 0.5
 
 
+def test_equal_time_events_run_ends_then_returns_in_order():
+    # P = 0, b = 4, u = o = 4: Z_1 = 8 (2 blocks), turn 2 has prompt 12 and Z_2 = 16 (4 blocks); S = 1.
+    w = Workload(system_prompt_tokens=0, user_tokens_per_turn=4, output_tokens_per_turn=4, service_time_s=1.0)
+    # (1) Two chats arrive together at 0 (conversation 0 first), end together at 1 and return together
+    # at 2 in the order they were scheduled: 0 then 1. Capacity 6 blocks: at 2 both chains (4 blocks)
+    # are cached; chat 0 hits its 2 and adds 2 (6 used); chat 1 hits its 2 and needs 2 more with
+    # nothing evictable: it, the second, overloads.
+    tr = Trace.from_lists([0.0, 0.0], [2, 2], [[1.0], [1.0]])
+    expect = [(0.0, 0, 1, 0, 4, False), (0.0, 1, 1, 0, 4, False), (2.0, 0, 2, 2, 12, False), (2.0, 1, 2, 2, 12, True)]
+    for reference in (False, True):
+        rec = []
+        simulate_trace(tr, w, CacheConfig(capacity_tokens=24, block_size_tokens=4), record=rec, reference=reference)
+        assert rec == expect, reference
+    # (2) An end and a return at the same time: the end runs first. A: 0 -> 1, back at 2; B: 1 -> 2.
+    # Capacity 4 blocks: at 2 B's chain is freed first, so A (hit 2, 2 new) evicts it, no overload.
+    tr = Trace.from_lists([0.0, 1.0], [2, 1], [[1.0], []])
+    expect = [(0.0, 0, 1, 0, 4, False), (1.0, 1, 1, 0, 4, False), (2.0, 0, 2, 2, 12, False)]
+    for reference in (False, True):
+        rec = []
+        simulate_trace(tr, w, CacheConfig(capacity_tokens=16, block_size_tokens=4), record=rec, reference=reference)
+        assert rec == expect, reference
+
+
 def test_ttl_drops_only_blocks_idle_more_than_ttl():
     # One conversation, b = 4, P = 0, u = o = 4: turn 1 at 0 ends at 1 with Z_1 = 8 (2 blocks);
     # turn 2 starts at 1 + gap. "Idle for more than ttl_s" is dropped: idle exactly ttl still hits
