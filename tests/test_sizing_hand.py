@@ -119,8 +119,10 @@ def test_rows_recomputed_from_their_definitions():
             assert r[key] == pytest.approx(v, rel=1e-12), key
         busy = load["prefill_utilization"] + load["decode_utilization"]
         assert r["fits"] == (busy <= 1.0) and r["code"] == ("fits" if busy <= 1.0 else "traffic_exceeds_compute")
-        assert r["params"]["busy_fraction"] == pytest.approx(busy)
-        assert r["params"]["mfu"] == 0.4 and r["params"]["mbu_fraction"] == 0.6
+        assert r["params"] == pytest.approx({
+            "tensor_parallel": tp, "instances": K, "token_hit_rate": h, "busy_fraction": busy,
+            "prefill_fraction": load["prefill_utilization"], "decode_fraction": load["decode_utilization"],
+            "mfu": 0.4, "mbu_fraction": 0.6, "instances_to_serve_traffic": r["instances_to_serve_traffic"]}, rel=1e-12)
         assert r["routing"] == "affinity" and r["reason"] == ""
     # cheapest first: fewer GPUs first, then the smaller tier, then the smaller TP
     keys = [(r["gpus"], r["tier_gib_per_instance"], r["tensor_parallel"]) for r in rows]
@@ -128,8 +130,8 @@ def test_rows_recomputed_from_their_definitions():
 
 
 def test_traffic_beyond_compute_adds_a_row_sized_for_the_traffic():
-    # 40 chats/s of 6 turns and long prompts: the few instances the hit rate needs cannot serve it.
-    w = Workload(conversation_rate_per_s=40, turns_mean=6, gap_mean_s=45, system_prompt_tokens=800)
+    # 20 chats/s of 6 turns and long prompts: the few instances the hit rate needs cannot serve it.
+    w = Workload(conversation_rate_per_s=20, turns_mean=6, gap_mean_s=45, system_prompt_tokens=800)
     rows = size_fleet(QWEN, H100, w, CacheConfig(capacity_tokens=1.0), 0.5, tensor_parallel_sizes=(2,),
                       price_per_gpu_hour=2.0, mfu=0.3, mbu=0.5)
     assert [r["sized_for"] for r in rows] == ["traffic", "hit_rate"]   # the traffic row fits: first
@@ -148,6 +150,9 @@ def test_traffic_beyond_compute_adds_a_row_sized_for_the_traffic():
     assert by_hit["params"]["instances_to_serve_traffic"] == k_serve
     assert f"about {k_serve} instances serve the traffic" in by_hit["reason"]
     assert by_hit["params"]["mfu"] == 0.3 and by_hit["params"]["mbu_fraction"] == 0.5
+    for key, v in serving_load(QWEN, H100, 2, K, w, by_hit["token_hit_rate"], bpt, wb, cap, 0.3, 0.5).items():
+        assert by_hit[key] == pytest.approx(v, rel=1e-12), key
+    assert (k_serve - K) % 2 == 1   # (an odd step count: a search stepping by 2 would miss it)
     h2 = fleet_hit_rates(w, c, FleetConfig(k_serve, "affinity"))["token_hit_rate"]
     assert traffic["token_hit_rate"] == pytest.approx(h2, abs=1e-12) and h2 > by_hit["token_hit_rate"]
     load = serving_load(QWEN, H100, 2, k_serve, w, h2, bpt, wb, cap, 0.3, 0.5)
@@ -199,7 +204,7 @@ def test_rows_that_cannot_work():
     c = CacheConfig(capacity_tokens=memory_report(QWEN, H100, tensor_parallel=2)["kv_capacity_tokens"])
     h16 = fleet_hit_rates(W7, c, FleetConfig(16, "random"))["token_hit_rate"]
     ideal = fleet_hit_rates(W7, CacheConfig(capacity_tokens=1e13), FleetConfig(1, "random"))["ideal_token_hit_rate"]
-    assert r["code"] == "target_not_reached" and not r["fits"] and r["instances"] is None and r["gpus"] is None
+    assert r["code"] == "target_not_reached" and r["fits"] is False and r["instances"] is None and r["gpus"] is None
     assert r["token_hit_rate"] == pytest.approx(h16, abs=1e-12) and h16 < 0.99
     assert r["params"]["ideal_token_hit_rate"] == pytest.approx(ideal, abs=1e-12)
     assert r["params"]["token_hit_rate"] == pytest.approx(h16, abs=1e-12) and r["params"]["tensor_parallel"] == 2
@@ -250,3 +255,28 @@ def test_a_one_gib_tier():
     rows = size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.6, tensor_parallel_sizes=(2,),
                       tier_gib_per_instance=(1.0,))
     assert rows[0]["tier_capacity_tokens_per_instance"] == 4096.0
+
+
+def test_instance_cap_and_row_order():
+    w = Workload(conversation_rate_per_s=20, turns_mean=6, gap_mean_s=45, system_prompt_tokens=800)
+    kw = dict(tensor_parallel_sizes=(2,), mfu=0.3, mbu=0.5)
+    # the hit rate needs 23 instances, which are too busy; capped at 23 no bigger row is added
+    rows = size_fleet(QWEN, H100, w, CacheConfig(capacity_tokens=1.0), 0.5, max_instances=23, **kw)
+    assert [(r["code"], r["instances"], r["instances_to_serve_traffic"]) for r in rows] == \
+        [("traffic_exceeds_compute", 23, 23)]
+    # capped at 26: 26 instances are still busier than 1 (prefill + decode), so not served
+    rows = size_fleet(QWEN, H100, w, CacheConfig(capacity_tokens=1.0), 0.5, max_instances=26, **kw)
+    last = rows[-1]
+    assert last["code"] == "traffic_not_served" and last["instances"] == 26 and last["fits"] is False
+    assert 1.0 < last["prefill_utilization"] + last["decode_utilization"]
+    # unreachable target: one row per tier size, every TP tried
+    rows = size_fleet(QWEN, H100, W7, CacheConfig(capacity_tokens=1.0), 0.99, tensor_parallel_sizes=(2, 4),
+                      max_instances=4, tier_gib_per_instance=(0.0, 1.0))
+    assert sorted((r["tensor_parallel"], r["tier_gib_per_instance"]) for r in rows) == \
+        [(2, 0.0), (2, 1.0), (4, 0.0), (4, 1.0)]
+    # order: fitting rows first, then the others by GPUs, a row without GPUs (weights do not fit) last
+    m0 = memory_report(QWEN, H100, tensor_parallel=1, runtime_reserve_gib=0.0)
+    rows = size_fleet(QWEN, H100, w, CacheConfig(capacity_tokens=1.0), 0.5, tensor_parallel_sizes=(1, 2),
+                      mfu=0.3, mbu=0.5,
+                      memory_kwargs={"runtime_reserve_gib": m0["usable_gib_per_gpu"] - m0["weights_gib_per_gpu"] - 2**-10})
+    assert [r["code"] for r in rows] == ["fits", "traffic_exceeds_compute", "weights_do_not_fit"]
