@@ -63,11 +63,11 @@ def test_serving_load_fixed_turns_mean_prompt():
     out = serving_load(QWEN, H100, 1, 3, w, 0.0, 1000.0, 1e9, 400_000.0, 0.5, 0.5)
     req = 3.0 * 3 / 3
     assert out["prefill_utilization"] == pytest.approx(req * prefill_flops(QWEN, 1700.0, 0.0) / (989.4e12 * 0.5),
-                                                       rel=1e-14)
+                                                       rel=1e-14, abs=0)
     assert out["decode_batch"] == 200.0
     t_step = (1e9 + 200 * 2000 * 1000.0) / (3350e9 * 0.5)
-    assert out["decode_max_tokens_per_s"] == pytest.approx(200 / t_step, rel=1e-14)
-    assert out["decode_utilization"] == pytest.approx(req * 300 * t_step / 200, rel=1e-14)
+    assert out["decode_max_tokens_per_s"] == pytest.approx(200 / t_step, rel=1e-14, abs=0)
+    assert out["decode_utilization"] == pytest.approx(req * 300 * t_step / 200, rel=1e-14, abs=0)
 
 
 # --------------------------------------------------------------------------- the search for K
