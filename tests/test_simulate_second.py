@@ -362,6 +362,14 @@ def test_equal_time_events_run_ends_then_returns_in_order():
         rec = []
         simulate_trace(tr, w, CacheConfig(capacity_tokens=24, block_size_tokens=4), record=rec, reference=reference)
         assert rec == expect, reference
+    # (3) A return and an arrival at the same time: the return runs first. A: 0 -> 1, back at 2;
+    # B arrives at 2. Capacity 4 blocks: A (hit 2, 2 new) fills it, so B, second, overloads.
+    tr = Trace.from_lists([0.0, 2.0], [2, 1], [[1.0], []])
+    expect = [(0.0, 0, 1, 0, 4, False), (2.0, 0, 2, 2, 12, False), (2.0, 1, 1, 0, 4, True)]
+    for reference in (False, True):
+        rec = []
+        simulate_trace(tr, w, CacheConfig(capacity_tokens=16, block_size_tokens=4), record=rec, reference=reference)
+        assert rec == expect, reference
     # (2) An end and a return at the same time: the end runs first. A: 0 -> 1, back at 2; B: 1 -> 2.
     # Capacity 4 blocks: at 2 B's chain is freed first, so A (hit 2, 2 new) evicts it, no overload.
     tr = Trace.from_lists([0.0, 1.0], [2, 1], [[1.0], []])
@@ -590,7 +598,7 @@ def test_seed_determinism_and_sensitivity_and_warnings():
     ref = simulate_blocks_reference(w, c, seed=5, n_conversations=60)
     assert [ref[k] for k in ("hit_tokens", "prompt_tokens", "own_hit_requests", "engine")] == \
         [a[k] for k in ("hit_tokens", "prompt_tokens", "own_hit_requests")] + ["blocks-reference"]
-    assert (a["seed"], a["n_conversations"], a["warmup_fraction"]) == (5, 60, 0.2)
+    assert (a["seed"], a["n_conversations"], a["warmup_fraction"], a["engine"]) == (5, 60, 0.2, "chains")
     assert simulate(w, c, rng=np.random.default_rng(5), n_conversations=60)["seed"] is None
     assert a["warnings"] == [WARN_WARMUP.format(a["warmup_s"]), WARN_BATCHES]
     assert a["prehistory_conversations"] > 0
