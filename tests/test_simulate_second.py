@@ -243,9 +243,12 @@ def test_rounding_half_up_and_block_boundaries():
 
 @pytest.mark.parametrize("eviction", ["lru", "fifo"])
 @pytest.mark.parametrize("routing", ["affinity", "random", "round_robin"])
-def test_two_instances_match_a_second_simulator(routing, eviction):
+@pytest.mark.parametrize("sparse", [False, True])
+def test_two_instances_match_a_second_simulator(routing, eviction, sparse):
+    # (sparse, random / round robin: a chat's chain cached on one instance must count as
+    # "finished" once its last turn ends on the other; the chain engine kept it "returning")
     b, P, u, o, K = 4, 10, 3, 5, 2
-    w = Workload(**{**SMALL.to_dict(), "conversation_rate_per_s": 2.0})
+    w = Workload(**{**SMALL.to_dict(), "conversation_rate_per_s": 2.0, "service_time_s": 0.2 if sparse else 1.5})
     trace = draw_trace(w, 50, np.random.default_rng(7))
     n = len(trace.turns)
     # the routing draws, as the docstring states: affinity one draw per conversation; random one per
