@@ -215,7 +215,9 @@ def _generator(seed, rng) -> np.random.Generator:
         if not isinstance(rng, np.random.Generator):
             raise InputError("rng", rng, "a numpy.random.Generator", "wrong type")
         return rng
-    if seed is not None:
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool) and 0 <= seed <= 2**63 - 1:
+        seed = int(seed)   # exact: require_int goes through a float, which rounds seeds above 2**53
+    elif seed is not None:
         seed = require_int("seed", seed, 0, 2**63 - 1)
     return np.random.default_rng(seed)
 
@@ -471,6 +473,14 @@ class _LruStore:
             self.ncached += ln
             self.cc[cat] += ln
 
+    def finish(self, c) -> None:
+        """Conversation ``c`` ended on another instance: its chain here now counts as finished."""
+        run = self.od.get(c)
+        if run is not None and run[2] == 1:
+            self.cc[1] -= run[0]
+            self.cc[2] += run[0]
+            run[2] = 2
+
     def free_shared(self, Ps: int, t: float) -> None:
         self.od[_SHARED] = [Ps, t, 0]
         self.ncached += Ps
@@ -592,6 +602,14 @@ class _FifoStore:
             heappush(self.heap, (ins, -lo_new, 0, bt))
         if cat == 2 and not self.chains.get(c, True):
             del self.chains[c]
+
+    def finish(self, c) -> None:
+        """As _LruStore.finish (the chain is not pinned here: its last turn ran elsewhere)."""
+        for bt in self.chains.get(c, ()):
+            if bt.cat == 1:
+                self.cc[1] -= bt.hi - bt.lo
+                self.cc[2] += bt.hi - bt.lo
+                bt.cat = 2
 
     def free_shared(self, Ps: int, t: float) -> None:
         heappush = heapq.heappush
@@ -823,6 +841,10 @@ def _run_engine(tr: Trace, prm: dict, acc: _Acc, progress, record, router=None) 
             rel = (-(-Z // b)) - Ps
             fin = k == turns[c]
             store.free_own(c, full, Ps, t, 2 if fin else 1)
+            if fin and route is not None:   # (scattered routing: its chains elsewhere are finished too)
+                for other in nodes:
+                    if other is not nd:
+                        other.store.finish(c)
             srefs = nd.srefs - 1
             nd.srefs = srefs
             last = srefs == 0 and Ps
