@@ -1,0 +1,231 @@
+"""kvcalc.trace.fleet on a hand-written 10-request trace, counted by hand.
+
+The trace (block ids are prefix-chained: an id names its whole prefix; block size 2 tokens,
+every prompt whole blocks, so token hits are twice the block hits):
+
+    r0 [0,1]   r1 [2]   r2 [0,1,3]   r3 [2,4]   r4 [0,1,3,5]
+    r5 [6]     r6 [2,4,7]   r7 [0,1,3,5,8]   r8 [6,9]   r9 [2,4,7,10]
+
+27 looked-up blocks, 54 prompt tokens. Counts (an LRU cache per instance; a request hits
+the longest prefix of its blocks that are cached; then its blocks become most recent, head
+first, as vLLM frees tail first):
+
+* one cache, infinite: r2 2, r3 1, r4 3, r6 2, r7 4, r8 1, r9 3 = 16 hits;
+* round robin, K = 2 (even rows on 0, odd on 1), infinite: instance 0 r2 2 + r4 3 = 5
+  (r6, r8 never saw their heads there), instance 1 r3 1 + r9 2 = 3 (r7 saw no 0 there): 8;
+  at 2 blocks per instance: instance 0 r2 2 + r4 2 (3 is third in the stack) = 4, instance 1
+  r3 1 (r9's block 2 is seventh in the stack) = 5 in all; at 5 blocks: instance 0 2 + 3,
+  instance 1 r3 1 = 6;
+* random, K = 2, seed 1: numpy's default_rng(1).integers(0, 2, 10) = 0 1 1 1 0 0 1 1 0 0
+  (asserted below): instance 0 gets r0 r4 r5 r8 r9: r4 2 (0, 1), r8 1 = 3; instance 1 gets
+  r1 r2 r3 r6 r7: r3 1, r6 2, r7 3 (0, 1, 3 from r2) = 6; 9 in all;
+* affinity by first block (no sessions): chains starting at 0, 2 and 6 never share a block,
+  so each chain's instance sees all its requests: infinite capacity loses nothing, 16.
+"""
+
+import numpy as np
+import pytest
+
+from kvcalc.errors import InputError
+from kvcalc.trace.curve import lru_curve
+from kvcalc.trace.fleet import fleet_at, fleet_curves, parse_cluster, parse_tiers, route, subtrace, tier_split
+from kvcalc.trace.loaders import Trace
+from kvcalc.units import GIB_BYTES
+
+REQS = [[0, 1], [2], [0, 1, 3], [2, 4], [0, 1, 3, 5], [6], [2, 4, 7], [0, 1, 3, 5, 8], [6, 9], [2, 4, 7, 10]]
+BLOCK = 2
+N_BLOCKS = 27
+INF = 1000
+
+
+def make_trace(sessions=None) -> Trace:
+    n = len(REQS)
+    off = np.zeros(n + 1, dtype=np.int64)
+    off[1:] = np.cumsum([len(r) for r in REQS])
+    return Trace(np.arange(n, dtype=float), np.array([BLOCK * len(r) for r in REQS], dtype=np.int64),
+                 np.full(n, 7, dtype=np.int64), off, np.array([b for r in REQS for b in r], dtype=np.int64),
+                 BLOCK, "hand", np.full(n, -1, dtype=np.int64) if sessions is None else np.asarray(sessions),
+                 np.full(n, -1, dtype=np.int64), {})
+
+
+def lru_hits(rows, capacity_blocks):
+    """A second method: a plain-Python LRU stack (most recent first) replaying ``rows``."""
+    stack, hits = [], 0
+    for r in rows:
+        top = stack[:capacity_blocks]
+        for b in REQS[r]:
+            if b not in top:
+                break
+            hits += 1
+        stack = list(REQS[r]) + [x for x in stack if x not in REQS[r]]
+    return hits
+
+
+def test_the_reference_lru_counts_the_hand_numbers():
+    assert lru_hits(range(10), INF) == 16
+    assert lru_hits([0, 2, 4, 6, 8], 2) + lru_hits([1, 3, 5, 7, 9], 2) == 5
+    assert sum(len(r) for r in REQS) == N_BLOCKS
+
+
+def test_one_instance_and_pooled_are_the_single_cache():
+    tr = make_trace()
+    single = lru_curve(tr)
+    caps = [0, 1, 2, 3, 5, 8, INF]
+    b1, t1 = single.hits_at(caps)
+    assert b1.tolist() == [lru_hits(range(10), c) for c in caps]
+    assert b1[-1] == 16
+    for routing in ("affinity", "random", "round_robin", "pooled"):
+        curves, how = fleet_curves(tr, 1, routing)
+        at = fleet_at(curves, caps)
+        assert at["block_hits"].tolist() == b1.tolist() and at["token_hits"].tolist() == t1.tolist()
+        assert how == "one cache"
+    # pooled K = 3: one cache of 3 x C
+    curves, how = fleet_curves(tr, 3, "pooled")
+    assert how == "one shared pool" and len(curves) == 1
+    at = fleet_at(curves, [1, 2], pooled_instances=3)
+    assert at["block_hits"].tolist() == [lru_hits(range(10), 3), lru_hits(range(10), 6)]
+    assert at["blocks_looked_up"] == N_BLOCKS and at["prompt_tokens"] == BLOCK * N_BLOCKS
+    assert at["token_hit_rate"].tolist() == pytest.approx([2 * lru_hits(range(10), c) / 54 for c in (3, 6)])
+
+
+def test_round_robin_counted_by_hand():
+    tr = make_trace()
+    inst, how = route(tr, 2, "round_robin")
+    assert inst.tolist() == [0, 1] * 5 and how == "request index mod K"
+    curves, _ = fleet_curves(tr, 2, "round_robin")
+    at = fleet_at(curves, [2, 5, INF])
+    assert at["block_hits"].tolist() == [5, 6, 8]            # the module docstring's hand counts
+    assert at["token_hits"].tolist() == [10, 12, 16]
+    assert at["blocks_looked_up"] == N_BLOCKS and at["prompt_tokens"] == 54
+    assert at["block_hit_rate"].tolist() == pytest.approx([5 / 27, 6 / 27, 8 / 27], abs=1e-15)
+    assert at["token_hit_rate"].tolist() == pytest.approx([10 / 54, 12 / 54, 16 / 54], abs=1e-15)
+    for c in range(0, 9):
+        assert fleet_at(curves, [c])["block_hits"][0] == lru_hits([0, 2, 4, 6, 8], c) + lru_hits([1, 3, 5, 7, 9], c)
+
+
+def test_random_with_a_fixed_seed_counted_by_hand():
+    tr = make_trace()
+    inst, how = route(tr, 2, "random", seed=1)
+    assert inst.tolist() == [0, 1, 1, 1, 0, 0, 1, 1, 0, 0] and how == "uniform (seed 1)"
+    assert inst.tolist() == np.random.default_rng(1).integers(0, 2, 10).tolist()
+    curves, _ = fleet_curves(tr, 2, "random", seed=1)
+    assert fleet_at(curves, [INF])["block_hits"].tolist() == [9]
+    r0, r1 = [0, 4, 5, 8, 9], [1, 2, 3, 6, 7]
+    for c in range(0, 9):
+        assert fleet_at(curves, [c])["block_hits"][0] == lru_hits(r0, c) + lru_hits(r1, c)
+    # a different seed routes differently (the seed reaches the generator)
+    assert route(tr, 2, "random", seed=7)[0].tolist() == [1, 1, 1, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_affinity_keeps_each_chain_on_one_instance():
+    tr = make_trace()
+    for k in (2, 3, 5):
+        inst, how = route(tr, k, "affinity")
+        assert how == "hash of the first block (no sessions in the trace)"
+        assert inst.min() >= 0 and inst.max() < k
+        head = [r[0] for r in REQS]
+        for i in range(10):
+            for j in range(10):
+                if head[i] == head[j]:
+                    assert inst[i] == inst[j]
+        curves, _ = fleet_curves(tr, k, "affinity")
+        assert fleet_at(curves, [INF])["block_hits"].tolist() == [16]
+        assert sum(c.n_requests for c in curves) == 10
+    # with sessions, the session decides (chain heads 0 and 2 in one session, 6 in another)
+    sess = np.array([5 if r[0] in (0, 2) else 9 for r in REQS], dtype=np.int64)
+    inst, how = route(make_trace(sess), 4, "affinity", seed=3)
+    assert how == "hash of the session"
+    assert len({int(inst[i]) for i in range(10) if sess[i] == 5}) == 1
+    # a request with no block gets its own key (distinct per row), still a valid instance
+
+
+def test_subtrace_keeps_the_rows_blocks():
+    tr = make_trace()
+    sub = subtrace(tr, np.array([1, 4, 9]))
+    assert sub.n_requests == 3
+    assert [sub.blocks_of(i).tolist() for i in range(3)] == [REQS[1], REQS[4], REQS[9]]
+    assert sub.input_tokens.tolist() == [2, 8, 8]
+    assert sub.timestamps_s.tolist() == [1.0, 4.0, 9.0]
+    assert sub.block_size_tokens == BLOCK
+
+
+def test_exclusive_tiers_are_differences_of_one_stack():
+    tr = make_trace()
+    curves, _ = fleet_curves(tr, 2, "round_robin")
+    tiers = parse_tiers([{"name": "gpu", "capacity_tokens": 4, "read_gb_per_s": 100},
+                         {"name": "cpu", "capacity_tokens": 7, "read_gb_per_s": 1}], BLOCK, 1000.0)
+    # 7 tokens are 3 whole blocks of 2: the stack through the CPU tier is 2 + 3 = 5 blocks
+    assert [t["capacity_blocks"] for t in tiers] == [2, 3]
+    rows = tier_split(curves, tiers, 1, 1000.0, 10)
+    gpu, cpu = rows
+    assert (gpu["block_hits"], cpu["block_hits"]) == (5, 6 - 5)      # H(2) = 5, H(5) = 6 (docstring)
+    assert (gpu["token_hits"], cpu["token_hits"]) == (10, 2)
+    assert cpu["cumulative_capacity_blocks"] == 5 and gpu["cumulative_capacity_blocks"] == 2
+    assert cpu["block_hit_rate"] == pytest.approx(1 / 27, abs=1e-15)
+    assert cpu["token_hit_rate"] == pytest.approx(2 / 54, abs=1e-15)
+    assert gpu["token_hit_rate"] == pytest.approx(10 / 54, abs=1e-15)
+    # bytes read per request: 2 tokens x 1000 B over 10 requests = 200 B, at 1 GB/s = 2e-7 s
+    assert cpu["read_bytes_per_request"] == pytest.approx(200.0)
+    assert cpu["read_s_per_request"] == pytest.approx(2e-7)
+    assert gpu["read_s_per_request"] == pytest.approx(10 * 1000 / 10 / 100e9)
+    assert cpu["capacity_tokens"] == 7 and cpu["name"] == "cpu"
+    # pooled: the stack bounds scale by K
+    pooled = tier_split([lru_curve(tr)], tiers, 2)
+    assert [r["block_hits"] for r in pooled] == [lru_hits(range(10), 4),
+                                                 lru_hits(range(10), 10) - lru_hits(range(10), 4)]
+    assert "read_bytes_per_request" not in pooled[0]
+
+
+def test_tier_without_bandwidth_has_bytes_but_no_time():
+    tr = make_trace()
+    tiers = parse_tiers([{"capacity_gib": 2.0 * 1000 / GIB_BYTES}], BLOCK, 1000.0)
+    assert tiers[0]["name"] == "tier 1"
+    assert tiers[0]["capacity_tokens"] == pytest.approx(2.0)         # 2 tokens x 1000 B = 2000 B
+    assert tiers[0]["capacity_blocks"] == 1 and tiers[0]["read_gb_per_s"] is None
+    row = tier_split([lru_curve(tr)], tiers, 1, 1000.0, 10)[0]
+    assert row["read_bytes_per_request"] == pytest.approx(row["token_hits"] * 1000 / 10)
+    assert "read_s_per_request" not in row
+
+
+@pytest.mark.parametrize("value,field", [
+    ([], "tiers"), ("x", "tiers"), ([{"capacity_tokens": 1}] * 9, "tiers"), (["x"], "tiers[0]"),
+    ([{"capacity_tokens": 1, "bogus": 1}], "tiers[0].bogus"), ([{"name": 5, "capacity_tokens": 1}], "tiers[0].name"),
+    ([{"name": "x" * 41, "capacity_tokens": 1}], "tiers[0].name"), ([{"name": "a"}], "tiers[0].capacity_tokens"),
+    ([{"capacity_tokens": 1, "capacity_gib": 1}], "tiers[0].capacity_tokens"),
+    ([{"capacity_tokens": -1}], "tiers[0].capacity_tokens"), ([{"capacity_tokens": 2e15}], "tiers[0].capacity_tokens"),
+    ([{"capacity_gib": 2e7}], "tiers[0].capacity_gib"), ([{"capacity_tokens": 1, "read_gb_per_s": 0}],
+                                                         "tiers[0].read_gb_per_s"),
+    ([{"capacity_tokens": 1, "read_gb_per_s": 2e6}], "tiers[0].read_gb_per_s"),
+])
+def test_bad_tiers_name_the_field(value, field):
+    with pytest.raises(InputError) as e:
+        parse_tiers(value, BLOCK, 1000.0)
+    assert e.value.field == field
+
+
+def test_tier_limits_are_inclusive_and_gib_needs_bytes_per_token():
+    assert len(parse_tiers([{"capacity_tokens": 1}] * 8, BLOCK, None)) == 8
+    assert parse_tiers([{"name": "x" * 40, "capacity_tokens": 1e15}], BLOCK, None)[0]["capacity_tokens"] == 1e15
+    assert parse_tiers([{"capacity_gib": 1e7, "read_gb_per_s": 1e6}], BLOCK, 1.0)[0]["read_gb_per_s"] == 1e6
+    with pytest.raises(InputError) as e:
+        parse_tiers([{"capacity_gib": 1}], BLOCK, None)
+    assert e.value.field == "tiers[0].capacity_gib"
+
+
+def test_parse_cluster_defaults_and_errors():
+    assert parse_cluster({}) == {"instances": 1, "routing": "affinity", "seed": 0}
+    assert parse_cluster({"instances": 4096, "routing": "pooled", "seed": 1 << 31}) == \
+        {"instances": 4096, "routing": "pooled", "seed": 1 << 31}
+    for bad, field in [([], "cluster"), ({"k": 1}, "cluster.k"), ({"instances": 0}, "cluster.instances"),
+                       ({"instances": 4097}, "cluster.instances"), ({"routing": "x"}, "cluster.routing"),
+                       ({"routing": 3}, "cluster.routing"), ({"seed": -1}, "cluster.seed"),
+                       ({"seed": (1 << 31) + 1}, "cluster.seed")]:
+        with pytest.raises(InputError) as e:
+            parse_cluster(bad)
+        assert e.value.field == field, bad
+
+
+def test_empty_fleet_rates_are_zero():
+    at = fleet_at([], [1, 2])
+    assert at["block_hit_rate"].tolist() == [0.0, 0.0] and at["token_hit_rate"].tolist() == [0.0, 0.0]
+    assert at["blocks_looked_up"] == 0 and at["prompt_tokens"] == 0
