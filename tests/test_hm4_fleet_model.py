@@ -136,7 +136,7 @@ def test_ttl_under_scattered_routing():
     # token hit rate is at most the shared share 5000/16000 (block 16: 992 x 5 / 16000)
     tiny = CacheConfig(capacity_tokens=1e9, eviction="ttl", ttl_s=1e-3)
     r = scattered_hit_rates(w, tiny, 4)
-    assert r["request_hit_rate"] == pytest.approx(0.0, abs=1e-9)
+    assert r["request_hit_rate"] == pytest.approx(0.0, abs=1e-4)    # P(G < 1 ms) = 1.7e-5
     assert r["token_hit_rate"] <= 992 * 5 / 16000 + 1e-9
     with pytest.raises(InputError) as e:
         scattered_hit_rates(w, CacheConfig(capacity_tokens=1e5, eviction="fifo"), 2)
