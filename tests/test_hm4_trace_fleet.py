@@ -229,3 +229,121 @@ def test_empty_fleet_rates_are_zero():
     at = fleet_at([], [1, 2])
     assert at["block_hit_rate"].tolist() == [0.0, 0.0] and at["token_hit_rate"].tolist() == [0.0, 0.0]
     assert at["blocks_looked_up"] == 0 and at["prompt_tokens"] == 0
+
+
+def test_warmup_applies_to_each_instances_own_first_requests():
+    # round robin K = 2, warm-up 0.4: each instance's first floor(0.4 x 5) = 2 requests are not
+    # counted. Instance 0 counts r4 r6 r8 (4 + 3 + 2 blocks; r4 hits 3 at infinite capacity),
+    # instance 1 counts r5 r7 r9 (1 + 5 + 4 blocks; r9 hits 2 = blocks 2, 4): 5 of 19
+    curves, _ = fleet_curves(make_trace(), 2, "round_robin", warmup_fraction=0.4)
+    at = fleet_at(curves, [INF])
+    assert at["block_hits"].tolist() == [5] and at["blocks_looked_up"] == 19
+    assert at["token_hits"].tolist() == [10] and at["prompt_tokens"] == 38
+    assert all(c.warmup_fraction == 0.4 and c.n_requests_counted == 3 for c in curves)
+    one, _ = fleet_curves(make_trace(), 1, "random", warmup_fraction=0.4)
+    assert one[0].n_requests_counted == 6 and one[0].warmup_fraction == 0.4
+
+
+def test_partial_blocks_are_counted_only_when_asked():
+    # every prompt one token short of whole blocks: its last block is partial (1 token of 2)
+    tr = make_trace()
+    tr = Trace(tr.timestamps_s, tr.input_tokens - 1, tr.output_tokens, tr.block_offsets, tr.block_ids, BLOCK,
+               "hand", tr.session_ids, tr.parent_index, {})
+    full, _ = fleet_curves(tr, 2, "round_robin")
+    part, _ = fleet_curves(tr, 2, "round_robin", full_blocks_only=False)
+    assert all(c.full_blocks_only for c in full) and not any(c.full_blocks_only for c in part)
+    # full blocks only: 27 - 10 looked-up blocks; all blocks: 27
+    assert fleet_at(full, [INF])["blocks_looked_up"] == 17
+    assert fleet_at(part, [INF])["blocks_looked_up"] == 27
+
+
+def test_empty_prompts_get_their_own_routing_keys():
+    n = 40
+    off = np.zeros(n + 1, dtype=np.int64)
+    tr = Trace(np.arange(n, dtype=float), np.zeros(n, dtype=np.int64), np.ones(n, dtype=np.int64), off,
+               np.zeros(0, dtype=np.int64), BLOCK, "hand", np.full(n, -1, dtype=np.int64),
+               np.full(n, -1, dtype=np.int64), {})
+    inst, how = route(tr, 8, "affinity")
+    # 40 distinct keys over 8 instances: not all on one (a shared key would put them together)
+    assert len(set(inst.tolist())) > 1 and inst.min() >= 0 and inst.max() < 8
+    assert how == "hash of the first block (no sessions in the trace)"
+
+
+def test_affinity_seed_and_sessions_spread():
+    sess = np.arange(10, dtype=np.int64)
+    a = route(make_trace(sess), 7, "affinity", seed=0)[0]
+    b = route(make_trace(sess), 7, "affinity", seed=1)[0]
+    assert a.tolist() != b.tolist()                       # the seed reaches the hash
+    assert len(set(a.tolist())) > 1                       # ten sessions do not share one instance
+    # one session missing (-1): back to first blocks
+    sess[3] = -1
+    assert route(make_trace(sess), 7, "affinity")[1] == "hash of the first block (no sessions in the trace)"
+    pooled = route(make_trace(), 4, "pooled")
+    assert pooled[0].tolist() == [0] * 10 and pooled[1] == "one shared pool"
+    assert pooled[0].dtype == np.int64 and route(make_trace(), 3, "round_robin")[0].dtype == np.int64
+
+
+def test_subtrace_carries_sessions_and_drops_parents():
+    sess = np.arange(10, dtype=np.int64) * 3
+    tr = make_trace(sess)
+    tr = Trace(tr.timestamps_s, tr.input_tokens, tr.output_tokens + np.arange(10), tr.block_offsets, tr.block_ids,
+               BLOCK, "fmt", tr.session_ids, np.arange(10, dtype=np.int64) - 1, {"k": 1})
+    sub = subtrace(tr, np.array([2, 5]))
+    assert sub.session_ids.tolist() == [6, 15] and sub.parent_index.tolist() == [-1, -1]
+    assert sub.output_tokens.tolist() == [9, 12] and sub.format == "fmt" and sub.info == {"k": 1}
+    assert sub.block_offsets.tolist() == [0, 3, 4]
+
+
+def _err(fn, *args):
+    with pytest.raises(InputError) as e:
+        fn(*args)
+    return e.value.field, e.value.value, e.value.allowed, e.value.problem
+
+
+TIER_KEYS = "name, capacity_tokens, capacity_gib, read_gb_per_s"
+
+
+def test_tier_errors_tell_the_value_and_what_is_allowed():
+    def tiers(v, bpt=1000.0):
+        return _err(parse_tiers, v, BLOCK, bpt)
+    assert tiers("x") == ("tiers", "x", "a list of 1 to 8 tiers", "not a list of tiers")
+    assert tiers([7]) == ("tiers[0]", 7, '{"name", "capacity_tokens" or "capacity_gib", "read_gb_per_s"}',
+                          "not an object")
+    assert tiers([{"capacity_tokens": 1, "zz": 3}]) == ("tiers[0].zz", 3, TIER_KEYS, "unknown key")
+    assert tiers([{"capacity_tokens": 1}, {"capacity_tokens": 1, "read_gb_per_s": 1, "aa": 2, "zz": 3}]) == \
+        ("tiers[1].aa", 2, TIER_KEYS, "unknown key")
+    assert tiers([{"name": 5, "capacity_tokens": 1}]) == ("tiers[0].name", 5, "a name of at most 40 characters",
+                                                          "not a name")
+    assert tiers([{"capacity_tokens": 3, "capacity_gib": 1}]) == (
+        "tiers[0].capacity_tokens", 3, "exactly one of capacity_tokens, capacity_gib", "capacity missing or given twice")
+    assert tiers([{"capacity_gib": 1.5}], None) == (
+        "tiers[0].capacity_gib", 1.5, "capacity_tokens, or kv_bytes_per_token in the request",
+        "GiB needs kv_bytes_per_token")
+    # the ends of the ranges: 1e15 tokens, 1e7 GiB, 1e6 GB/s are allowed, one more is not
+    for v in ([{"capacity_tokens": 1e15 + 1}], [{"capacity_gib": 1e7 + 1}],
+              [{"capacity_tokens": 1, "read_gb_per_s": 1e6 + 1}]):
+        with pytest.raises(InputError):
+            parse_tiers(v, BLOCK, 1000.0)
+    assert parse_tiers([{"capacity_tokens": 0.5}], BLOCK, None)[0]["capacity_tokens"] == 0.5
+    assert parse_tiers([{"capacity_tokens": 0}], BLOCK, None)[0]["capacity_blocks"] == 0
+
+
+def test_cluster_errors_tell_the_value_and_what_is_allowed():
+    assert _err(parse_cluster, [1]) == ("cluster", [1], '{"instances": K, "routing": "affinity"|...}', "not an object")
+    assert _err(parse_cluster, {"zz": 4, "bb": 5}) == ("cluster.bb", 5, "instances, routing, seed", "unknown key")
+    assert _err(parse_cluster, {"routing": "sticky"}) == (
+        "cluster.routing", "sticky", "one of affinity, random, round_robin, pooled", "unknown value")
+
+
+def test_tier_split_needs_both_bytes_and_requests_for_bytes():
+    curves = [lru_curve(make_trace())]
+    tiers = parse_tiers([{"capacity_tokens": 4, "read_gb_per_s": 3}], BLOCK, None)
+    assert "read_bytes_per_request" not in tier_split(curves, tiers, 1, 1000.0, None)[0]
+    assert "read_bytes_per_request" not in tier_split(curves, tiers, 1, None, 10)[0]
+    row = tier_split(curves, tiers, 1, 1000.0, 10)[0]
+    assert row["capacity_blocks"] == 2
+    # H(2) of the single cache, counted by the reference LRU; GB/s is 1e9 bytes per second
+    assert row["block_hits"] == lru_hits(range(10), 2)
+    assert row["read_s_per_request"] == pytest.approx(row["token_hits"] * 1000 / 10 / 3e9, rel=1e-13)
+    sub = subtrace(make_trace(), np.array([0, 3]))
+    assert sub.parent_index.dtype == np.int64 and sub.block_offsets.dtype == np.int64
