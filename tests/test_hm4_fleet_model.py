@@ -331,3 +331,33 @@ def test_fleet_needs_a_scalar_capacity():
     with pytest.raises(InputError) as e:
         fleet_hit_rates(Workload(), CacheConfig(capacity_tokens=np.array([1e5, 2e5])), FleetConfig(2))
     assert e.value.field == "cache.capacity_tokens"
+
+
+def test_tier_config_converts_and_bounds():
+    t = TierConfig("cpu", 5, 3)
+    assert type(t.capacity_tokens) is float and type(t.read_gb_per_s) is float
+    assert TierConfig("cpu", 1.0, 0.5).read_gb_per_s == 0.5
+    for make in (lambda: TierConfig("a", 1e13 + 1), lambda: TierConfig("a", 1, 1e5 + 1),
+                 lambda: TierConfig("a", 1, 0.0)):
+        with pytest.raises(InputError):
+            make()
+    with pytest.raises(InputError) as e:
+        TierConfig("")
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
+        ("tiers.name", "", "a non-empty string", "not a name")
+
+
+def test_tier_split_defaults_modes_and_order():
+    w = Workload(conversation_rate_per_s=2.0)
+    c = CacheConfig(capacity_tokens=5e4)
+    fl = FleetConfig(2, "affinity", tiers=(TierConfig("cpu", 1e5),))
+    # capacities in decreasing order: each point is its own (no running maximum across points)
+    caps = [2e5, 5e4]
+    split = tier_split_vs_capacity(w, c, fl, caps)          # the default model is che
+    for i, cap in enumerate(caps):
+        want = fleet_hit_rates(w, CacheConfig(capacity_tokens=cap), fl, "che")["tier_token_hit_rates"]
+        assert [t["token_hit_rate"][i] for t in split["tiers"]] == pytest.approx(want, abs=1e-12)
+    assert split["tiers"][0]["token_hit_rate"][0] > split["tiers"][0]["token_hit_rate"][1]
+    f = hit_rate_vs_instances(w, c, FleetConfig(), instances=(2,))   # default model che
+    assert f["routing"]["pooled"] == pytest.approx(
+        [float(hit_rates(w, CacheConfig(capacity_tokens=1e5), "che")["token_hit_rate"])], abs=1e-12)
