@@ -199,3 +199,10 @@ def test_simulated_broadcast_counted_by_hand(sharing):
     r17 = simulate_broadcast(LLAMA, 32, 8, 3, 17, np.random.default_rng(0), sharing)
     assert r17["blocks"] == (7 if sharing else 9)
     assert r17["held_tokens"] == (17 + 3 * 23 if sharing else 120)
+
+
+def test_one_candidate_curve_is_one_point():
+    r = broadcast_report(LLAMA, None, 1, 100.0, 1, 10, 5, 0.4)
+    assert r["curve"]["candidates"] == [1]
+    assert r["kv_gib_per_gpu_without_sharing"] == pytest.approx(15 * 100 / GIB, rel=1e-15)
+    assert r["memory_ratio"] == 1.0
