@@ -258,19 +258,22 @@ def test_hit_rate_vs_instances_rows():
 
 def test_erlang_rows_are_the_poisson_sum():
     # P(G_1+..+G_m <= x) = 1 - sum_{i<m} e^-y y^i / i!, y = x / tau: exact below 41 gaps; beyond,
-    # Wilson-Hilferty (error < 1e-4, hitrate/gaps.py; 1.5e-5 at these points) against the same sum in log space
+    # Wilson-Hilferty (1.1e-4 at worst here, m = 41 in the body; 3e-4 allowed) against the same sum in log space
     tau = 7.0
     ms = np.arange(1, 46)
     xs = np.array([0.0, 0.5, 3.0, 20.0, 70.0, 150.0, 300.0, 400.0])
     x = np.broadcast_to(xs[None, :], (ms.size, xs.size)) * np.sqrt(ms)[:, None]
+    # and the body of each row: y = m + k sqrt(m), k = -2..2 (where the CDF is far from 0 and 1)
+    body = tau * (ms[:, None] + np.arange(-2, 3)[None, :] * np.sqrt(ms)[:, None])
+    x = np.concatenate([x, body], axis=1)
     got = _erlang_cdf_rows(x, tau)
     for i, m in enumerate(ms):
-        for j in range(xs.size):
+        for j in range(x.shape[1]):
             y = x[i, j] / tau
             tail = sum(math.exp(-y + k * math.log(y) - math.lgamma(k + 1)) if y > 0 else (1.0 if k == 0 else 0.0)
                        for k in range(m))
             want = 1.0 - tail
-            assert got[i, j] == pytest.approx(want, abs=1e-9 if m <= 40 else 1e-4), (m, x[i, j])
+            assert got[i, j] == pytest.approx(want, abs=1e-9 if m <= 40 else 3e-4), (m, x[i, j])
 
 
 def test_positive_part_is_the_normal_formula():
