@@ -367,3 +367,24 @@ def test_panels_compare_recommender_and_export():
     assert d["candidates"] == n and d["user_tokens"] == u and d["item_tokens"] == i
     assert d["mfu"] == LIMITS["mfu"].default
     assert "export" not in compute({"workload": {}, "cache": {"capacity_tokens": 1e5}})
+
+
+def test_engine_log_is_parsed_and_compared():
+    # the engine's "GPU KV cache size" taken as the capacity to adopt (enginelog.compare_with_estimate)
+    log = "INFO ... GPU KV cache size: 400,000 tokens\nINFO ... Available KV cache memory: 50.00 GiB\n"
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "engine_log": log})
+    e = r["engine_log"]
+    assert e["parsed"]["kv_cache_tokens"] == 400000
+    assert e["parsed"]["available_kv_cache_gib"] == 50.0
+    assert e["adopt"]["capacity_tokens"] == 400000
+    assert "engine_log" not in compute({"model": LLAMA, "gpu": H100, "workload": {}})
+
+
+def test_engine_commands_take_the_hub_repo_id_of_a_fetched_config():
+    cfg = {"architectures": ["LlamaForCausalLM"], "num_hidden_layers": 32, "hidden_size": 4096,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "intermediate_size": 14336,
+           "vocab_size": 128256, "max_position_embeddings": 131072, "torch_dtype": "bfloat16"}
+    for name, want in (("someone/my-model", "someone/my-model"), ("not a repo id", "<model-path>"),
+                       ("a--b/c", "<model-path>")):
+        r = compute({"model": {"hf_config": cfg, "name": name}, "gpu": H100, "workload": {}})
+        assert r["engine_commands"]["vllm"]["argv"][2] == want, name
