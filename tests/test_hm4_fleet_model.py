@@ -364,3 +364,16 @@ def test_tier_split_defaults_modes_and_order():
     f = hit_rate_vs_instances(w, c, FleetConfig(), instances=(2,))   # default model che
     assert f["routing"]["pooled"] == pytest.approx(
         [float(hit_rates(w, CacheConfig(capacity_tokens=1e5), "che")["token_hit_rate"])], abs=1e-12)
+
+
+def test_scattered_lru_ignores_a_ttl_setting_and_fifo_error_text():
+    w = Workload(conversation_rate_per_s=2.0)
+    lru = scattered_hit_rates(w, CacheConfig(capacity_tokens=1e6), 3)
+    lru_with_ttl = scattered_hit_rates(w, CacheConfig(capacity_tokens=1e6, eviction="lru", ttl_s=5.0), 3)
+    assert lru_with_ttl["token_hit_rate"] == lru["token_hit_rate"]
+    assert lru["token_hit_rate"] > scattered_hit_rates(
+        w, CacheConfig(capacity_tokens=1e6, eviction="ttl", ttl_s=5.0), 3)["token_hit_rate"] + 0.05
+    with pytest.raises(InputError) as e:
+        scattered_hit_rates(w, CacheConfig(capacity_tokens=1e5, eviction="fifo"), 2)
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
+        ("cache.eviction", "fifo", "lru or ttl with random or round-robin routing", "not modelled")
