@@ -206,3 +206,10 @@ def test_one_candidate_curve_is_one_point():
     assert r["curve"]["candidates"] == [1]
     assert r["kv_gib_per_gpu_without_sharing"] == pytest.approx(15 * 100 / GIB, rel=1e-15)
     assert r["memory_ratio"] == 1.0
+
+
+def test_candidates_differing_by_one_item_token_keep_their_own_blocks():
+    # user 15 tokens + item 1 token = one full block of 16 per candidate, distinct by the item's
+    # random id (ids from [0, 2^31 - 1): 50 candidates never collide): 50 blocks, 800 tokens
+    r = simulate_broadcast(LLAMA, 15, 1, 50, 16, np.random.default_rng(2), True)
+    assert (r["blocks"], r["held_tokens"]) == (50, 800)
