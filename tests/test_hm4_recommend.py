@@ -213,3 +213,15 @@ def test_candidates_differing_by_one_item_token_keep_their_own_blocks():
     # random id (ids from [0, 2^31 - 1): 50 candidates never collide): 50 blocks, 800 tokens
     r = simulate_broadcast(LLAMA, 15, 1, 50, 16, np.random.default_rng(2), True)
     assert (r["blocks"], r["held_tokens"]) == (50, 800)
+
+
+def test_memory_settings_and_hit_model_reach_every_lever():
+    # a 5 GiB runtime reserve (instead of the preset's 1.75) and the Che model
+    fleet = FleetConfig(1, "affinity")
+    s = Setup(LLAMA, H100, 1, 0.9, "auto", W, CacheConfig(capacity_tokens=1.0, block_size_tokens=16), fleet,
+              memory_kwargs=(("runtime_reserve_gib", 5.0),))
+    by = {x["code"]: x for x in recommend(s, "che")}
+    budget = H100.memory_bytes * 0.9 - 8.03e9 * 2 - 5.0 * GIB
+    cap = math.floor(budget / (131072 * 16)) * 16
+    want = fleet_hit_rates(W, CacheConfig(capacity_tokens=float(cap)), FleetConfig(2, "affinity"), "che")
+    assert by["more_replicas_affinity"]["token_hit_rate"] == pytest.approx(want["token_hit_rate"], abs=1e-12)
