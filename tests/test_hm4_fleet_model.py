@@ -59,6 +59,9 @@ def _ceilings_by_hand(P, u, o, L, dist, K, b=1):
     (0, 100, 50, 4.0, "fixed", 3, 1),
     (500, 30, 70, 3.0, "fixed", 2, 16),
     (100, 40, 60, 2.5, "geometric", 6, 16),
+    # blocks of 256, 150 tokens a turn, no shared prompt: the first turn leaves no full block
+    # (B_1 = 0) and the next two one each (B_2 = B_3 = 1): requests reusing nothing are no hit
+    (0, 100, 50, 6.0, "fixed", 3, 256),
 ])
 def test_scattered_ceilings_are_the_plain_sums(P, u, o, L, dist, K, b):
     w = Workload(system_prompt_tokens=P, user_tokens_per_turn=u, output_tokens_per_turn=o, turns_mean=L,
@@ -377,3 +380,14 @@ def test_scattered_lru_ignores_a_ttl_setting_and_fifo_error_text():
         scattered_hit_rates(w, CacheConfig(capacity_tokens=1e5, eviction="fifo"), 2)
     assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
         ("cache.eviction", "fifo", "lru or ttl with random or round-robin routing", "not modelled")
+
+
+def test_capacity_below_the_shared_prompt_is_the_refined_models():
+    # C = 500 tokens (31 blocks of 16) under a 1000-token shared prompt (62 blocks): the shared
+    # prompt is held only while someone runs; K = 1 of the scattered model is the refined model
+    for rate in (0.2, 2.0):
+        w = Workload(conversation_rate_per_s=rate)
+        for cap in (500.0, 992.0):
+            c = CacheConfig(capacity_tokens=cap)
+            assert scattered_hit_rates(w, c, 1)["token_hit_rate"] == pytest.approx(
+                float(hit_rates(w, c)["token_hit_rate"]), abs=5e-4)
