@@ -252,3 +252,12 @@ def test_tornado_small_K_and_limits():
     wo = dataclasses.replace(W, output_tokens_per_turn=0.0)
     ro = {r["parameter"]: r for r in fleet_tornado(wo, c, FleetConfig(2), 0.2, "che")["rows"]}
     assert (ro["output_tokens_per_turn"]["low_value"], ro["output_tokens_per_turn"]["high_value"]) == (0.0, 0.0)
+
+
+def test_tornado_and_sweeps_defaults():
+    # defaults: +-20 % and the Che model; sweeps: 12 points
+    c = CacheConfig(capacity_tokens=5e4)
+    fleet = FleetConfig(2, "pooled")
+    assert fleet_tornado(W, c, fleet) == fleet_tornado(W, c, fleet, 0.2, "che")
+    d = fleet_sweeps(W, c, fleet)
+    assert d == fleet_sweeps(W, c, fleet, "che", None, FLEET_SWEEP_POINTS) and d["model"] == "che"

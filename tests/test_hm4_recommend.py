@@ -112,6 +112,7 @@ def test_weights_that_leave_no_kv():
     assert len(out) == 1 and out[0]["code"] == "weights_leave_no_kv"
     assert out[0]["token_hit_rate"] is None and out[0]["delta_pp"] is None
     assert out[0]["params"] == {"tensor_parallel": 1}
+    assert out[0]["message"] == "the weights leave no KV cache: raise tensor parallelism or use a larger GPU"
     assert {(x["engine"], x["flag"]): x["value"] for x in out[0]["settings"]} == {
         ("vllm", "--tensor-parallel-size"): 2, ("sglang", "--tp-size"): 2}
 
