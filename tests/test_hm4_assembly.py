@@ -388,3 +388,12 @@ def test_engine_commands_take_the_hub_repo_id_of_a_fetched_config():
                        ("a--b/c", "<model-path>")):
         r = compute({"model": {"hf_config": cfg, "name": name}, "gpu": H100, "workload": {}})
         assert r["engine_commands"]["vllm"]["argv"][2] == want, name
+
+
+def test_trace_curve_csv_by_hand():
+    from kvcalc.export import trace_curve_csv
+    res = {"curve": {"block_size_tokens": 16, "capacities_blocks": [0, 3], "block_hit_rate": [0.0, 0.5],
+                     "token_hit_rate": [0.0, 0.25]}}
+    # capacity_tokens = blocks x 16
+    assert trace_curve_csv(res) == ("capacity_blocks,capacity_tokens,block_hit_rate,token_hit_rate\n"
+                                    "0,0,0.0,0.0\n3,48,0.5,0.25\n")

@@ -71,6 +71,9 @@ def test_levers_by_hand():
     assert by["more_tensor_parallel"]["gpus_after"] == 4 and by["more_replicas_affinity"]["gpus_after"] == 4
     assert by["fp8_kv_cache"]["gpus_after"] == 2 and by["cpu_tier"]["gpus_after"] == 2
     assert by["raise_gpu_memory_utilization"]["params"] == {"from": 0.8, "to": 0.95}
+    assert by["raise_gpu_memory_utilization"]["message"].startswith("raise gpu_memory_utilization from 0.8 to 0.95: ")
+    assert by["smaller_block"]["message"].startswith("block size 16 -> 8 tokens")
+    assert by["more_tensor_parallel"]["message"].startswith("tensor parallelism 1 -> 2 ")
     assert by["more_tensor_parallel"]["params"] == {"from": 1, "to": 2}
     assert by["more_replicas_affinity"]["params"] == {"from": 2, "to": 4}
     assert by["smaller_block"]["params"] == {"from": 16, "to": 8}
@@ -101,6 +104,12 @@ def test_levers_that_do_not_apply_are_left_out():
     # utilization 0.94, TP 4, block 9 and random routing with K = 1: those levers return
     s2 = Setup(LLAMA, H100, 4, 0.94, "fp8", W, CacheConfig(capacity_tokens=1.0, block_size_tokens=9),
                FleetConfig(1, "random", tiers=(TierConfig("cpu", 1e5),)))
+    levers2 = [x for x in recommend(s2) if x["code"] != "ideal_ceiling_reached"]
+    # one instance of TP 4: 4 GPUs before; TP 8 after the TP lever, 2 x 4 with a second replica
+    assert all(x["gpus_before"] == 4 for x in levers2)
+    assert {x["code"]: x["gpus_after"] for x in levers2} == {"raise_gpu_memory_utilization": 4,
+                                                             "more_tensor_parallel": 8, "more_replicas_affinity": 8,
+                                                             "smaller_block": 4}
     assert set(x["code"] for x in recommend(s2)) - {"ideal_ceiling_reached"} == {"raise_gpu_memory_utilization", "more_tensor_parallel",
                                                      "more_replicas_affinity", "smaller_block"}
 
