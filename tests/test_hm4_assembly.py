@@ -397,3 +397,9 @@ def test_trace_curve_csv_by_hand():
     # capacity_tokens = blocks x 16
     assert trace_curve_csv(res) == ("capacity_blocks,capacity_tokens,block_hit_rate,token_hit_rate\n"
                                     "0,0,0.0,0.0\n3,48,0.5,0.25\n")
+
+
+def test_sweeps_csv_skips_non_panel_entries_anywhere():
+    f = {"model": "che", "gap_mean_s": {"values": [1.0], "token_hit_rate": [0.5], "current": 1.0}}
+    assert figure_csvs({"figures": {"sweeps": f}})["sweeps"] == \
+        "parameter,value,token_hit_rate,current_value\ngap_mean_s,1.0,0.5,1.0\n"
