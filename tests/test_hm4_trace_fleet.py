@@ -166,7 +166,7 @@ def test_exclusive_tiers_are_differences_of_one_stack():
     assert gpu["token_hit_rate"] == pytest.approx(10 / 54, abs=1e-15)
     # bytes read per request: 2 tokens x 1000 B over 10 requests = 200 B, at 1 GB/s = 2e-7 s
     assert cpu["read_bytes_per_request"] == pytest.approx(200.0)
-    assert cpu["read_s_per_request"] == pytest.approx(2e-7)
+    assert cpu["read_s_per_request"] == pytest.approx(2e-7, rel=1e-13, abs=0)
     assert gpu["read_s_per_request"] == pytest.approx(10 * 1000 / 10 / 100e9)
     assert cpu["capacity_tokens"] == 7 and cpu["name"] == "cpu"
     # pooled: the stack bounds scale by K
@@ -344,6 +344,31 @@ def test_tier_split_needs_both_bytes_and_requests_for_bytes():
     assert row["capacity_blocks"] == 2
     # H(2) of the single cache, counted by the reference LRU; GB/s is 1e9 bytes per second
     assert row["block_hits"] == lru_hits(range(10), 2)
-    assert row["read_s_per_request"] == pytest.approx(row["token_hits"] * 1000 / 10 / 3e9, rel=1e-13)
+    assert row["token_hits"] == 2
+    assert row["read_s_per_request"] == pytest.approx(2 * 1000 / 10 / 3e9, rel=1e-13, abs=0)
+    # defaults: one cache per instance (no pooling), no bytes
+    assert tier_split(curves, tiers) == tier_split(curves, tiers, 1)
+    assert tier_split(curves, tiers)[0]["block_hits"] == lru_hits(range(10), 2)
     sub = subtrace(make_trace(), np.array([0, 3]))
     assert sub.parent_index.dtype == np.int64 and sub.block_offsets.dtype == np.int64
+
+
+def test_defaults_dtypes_and_single_cache_options():
+    tr = make_trace()
+    assert route(tr, 2, "random")[0].tolist() == route(tr, 2, "random", seed=0)[0].tolist()
+    a, _ = fleet_curves(tr, 2, "random")
+    b, _ = fleet_curves(tr, 2, "random", seed=0)
+    assert fleet_at(a, [INF])["block_hits"].tolist() == fleet_at(b, [INF])["block_hits"].tolist()
+    for routing in ("random", "affinity", "round_robin"):
+        assert route(tr, 3, routing)[0].dtype == np.int64
+    at = fleet_at(a, [1, 2])
+    assert at["block_hits"].dtype == np.int64 and at["token_hits"].dtype == np.int64
+    # a session id of 0 is a session
+    sess = np.arange(10, dtype=np.int64)
+    assert route(make_trace(sess), 3, "affinity")[1] == "hash of the session"
+    # the single-cache path passes the partial-block option on
+    short = Trace(tr.timestamps_s, tr.input_tokens - 1, tr.output_tokens, tr.block_offsets, tr.block_ids, BLOCK,
+                  "hand", tr.session_ids, tr.parent_index, {})
+    for routing in ("pooled", "random"):
+        one, _ = fleet_curves(short, 1 if routing == "random" else 3, routing, full_blocks_only=False)
+        assert len(one) == 1 and not one[0].full_blocks_only and fleet_at(one, [INF])["blocks_looked_up"] == 27
