@@ -300,7 +300,14 @@ def test_figure_csv_numbers_equal_the_results():
                                   "prefill_s_with_sharing\n1,1.0,1.0,0.1\n2,2.0,1.5,0.2\n")
     no_gib = dict(fig["curve"])
     del no_gib["capacity_gib"]
-    assert figure_csvs({"figures": {"curve": no_gib}})["curve"].splitlines()[1] == "1.0,0.1,0.3,0.05,0.9"
+    assert figure_csvs({"figures": {"curve": no_gib}})["curve"].splitlines()[:2] == [
+        "capacity_tokens,token_hit_rate,request_hit_rate,seed_token_hit_rate,ideal_token_hit_rate",
+        "1.0,0.1,0.3,0.05,0.9"]
+    rec_all = {"curve": {"candidates": [3], "kv_gib_per_gpu_without_sharing": [1.0], "kv_gib_per_gpu_with_sharing": [0.5],
+                         "prefill_s_without_sharing": [0.25], "prefill_s_with_sharing": [0.125]}}
+    assert figure_csvs({"recommender": rec_all})["recommender"] == (
+        "candidates,kv_gib_per_gpu_without_sharing,kv_gib_per_gpu_with_sharing,prefill_s_without_sharing,"
+        "prefill_s_with_sharing\n3,1.0,0.5,0.25,0.125\n")
 
 
 def test_summary_lines_by_hand():

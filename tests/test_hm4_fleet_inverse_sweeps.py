@@ -210,6 +210,8 @@ def test_tornado_values_by_hand():
     assert (g["low_value"], g["high_value"]) == pytest.approx((24.0, 36.0))
     assert g["low_token_hit_rate"] == pytest.approx(float(hit_rates(
         dataclasses.replace(W, gap_mean_s=24.0), CacheConfig(capacity_tokens=7.5e5), "che")["token_hit_rate"]), abs=1e-12)
+    assert g["high_token_hit_rate"] == pytest.approx(float(hit_rates(
+        dataclasses.replace(W, gap_mean_s=36.0), CacheConfig(capacity_tokens=7.5e5), "che")["token_hit_rate"]), abs=1e-12)
     assert g["high_token_hit_rate"] < g["low_token_hit_rate"]     # longer gaps, fewer hits
     assert g["swing"] == pytest.approx(abs(g["high_token_hit_rate"] - g["low_token_hit_rate"]))
     cap = rows["capacity_tokens"]
@@ -261,3 +263,12 @@ def test_tornado_and_sweeps_defaults():
     assert fleet_tornado(W, c, fleet) == fleet_tornado(W, c, fleet, 0.2, "che")
     d = fleet_sweeps(W, c, fleet)
     assert d == fleet_sweeps(W, c, fleet, "che", None, FLEET_SWEEP_POINTS) and d["model"] == "che"
+
+
+def test_tornado_instances_of_ten():
+    # K = 10, +-20 %: round(8) = 8 and round(12) = 12 instances
+    t = fleet_tornado(W, CacheConfig(capacity_tokens=5e4), FleetConfig(10, "pooled"), 0.2, "che")
+    k = {r["parameter"]: r for r in t["rows"]}["cluster.instances"]
+    assert (k["low_value"], k["high_value"]) == (8.0, 12.0)
+    assert k["high_token_hit_rate"] == pytest.approx(float(hit_rates(
+        W, CacheConfig(capacity_tokens=12 * 5e4), "che")["token_hit_rate"]), abs=1e-12)
