@@ -73,6 +73,7 @@ def test_levers_by_hand():
     assert by["raise_gpu_memory_utilization"]["params"] == {"from": 0.8, "to": 0.95}
     assert by["raise_gpu_memory_utilization"]["message"].startswith("raise gpu_memory_utilization from 0.8 to 0.95: ")
     assert by["smaller_block"]["message"].startswith("block size 16 -> 8 tokens")
+    assert by["fp8_kv_cache"]["message"].startswith("store the KV cache in fp8 (half the bytes per token): ")
     assert by["more_tensor_parallel"]["message"].startswith("tensor parallelism 1 -> 2 ")
     assert by["more_tensor_parallel"]["params"] == {"from": 1, "to": 2}
     assert by["more_replicas_affinity"]["params"] == {"from": 2, "to": 4}
