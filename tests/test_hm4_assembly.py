@@ -270,6 +270,7 @@ def test_cells():
         ["", "true", "false", "0.1", "", "3", "a b"]
     assert _cell("x\ny") == '"x\ny"' and _cell("x\ry") == '"x\ry"' and _cell('"') == '""""'
     assert csv_text(["h"], []) == "h\n"
+    assert _cell("XX") == "XX" and _cell("a;b") == "a;b"      # only , " CR LF call for quotes
 
 
 def test_figure_csv_numbers_equal_the_results():

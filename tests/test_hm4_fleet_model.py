@@ -187,6 +187,8 @@ def test_stack_capacities_by_hand():
     assert stack_capacities_tokens(30.0, tiers, "inclusive", 10.0).tolist() == [30.0, 110.0, 110.0, 410.0]
     assert stack_capacities_tokens(500.0, tiers[:1], "inclusive").tolist() == [500.0, 500.0]
     assert stack_capacities_tokens(7.0, (), "exclusive").tolist() == [7.0]
+    # no pinned tokens unless given: an inclusive tier of 100 above a GPU of 10 is 100
+    assert stack_capacities_tokens(10.0, tiers[:1], "inclusive").tolist() == [10.0, 100.0]
 
 
 def _pinned_tokens_by_hand(w, K, b=16):

@@ -236,3 +236,11 @@ def test_memory_settings_and_hit_model_reach_every_lever():
     cap = math.floor(budget / (131072 * 16)) * 16
     want = fleet_hit_rates(W, CacheConfig(capacity_tokens=float(cap)), FleetConfig(2, "affinity"), "che")
     assert by["more_replicas_affinity"]["token_hit_rate"] == pytest.approx(want["token_hit_rate"], abs=1e-12)
+
+
+def test_round_robin_gets_the_affinity_lever():
+    s = Setup(LLAMA, H100, 1, 0.9, "auto", W, CacheConfig(capacity_tokens=1.0), FleetConfig(3, "round_robin"))
+    by = {x["code"]: x for x in recommend(s)}
+    cap, _ = _cap(0.9, 1, 16, 16)
+    assert by["affinity_routing"]["params"] == {"from": "round_robin"}
+    assert by["affinity_routing"]["token_hit_rate"] == pytest.approx(_h(cap, FleetConfig(3, "affinity")), abs=1e-12)
