@@ -398,7 +398,8 @@ async function renderPreview(seq) {
   $("warnings-card").hidden = warnings.length === 0;
   const t1 = performance.now();
   // setup A's curve does not change with B's inputs: the last full result's stays on
-  await drawFigure(app.tab, r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq);
+  await drawFigure(app.tab, r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
+                   { preview: true });
   const t2 = performance.now();
   app.timings.numbersMs = t1 - t0;
   app.timings.chartMs = t2 - t1;
@@ -427,10 +428,10 @@ async function drawVisible() {
   await drawFigure(app.tab, app.result, app.resultSeq);
 }
 
-async function drawFigure(name, result, seq) {
+async function drawFigure(name, result, seq, { preview = false } = {}) {
   if (!app.plotly || !(name in FIGURES)) return;
   const div = $(`chart-${name}`);
-  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: div.clientWidth, sim: app.sim }),
+  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: div.clientWidth, sim: app.sim, preview }),
                               result, theme());
   await app.plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
   div.dataset.rendered = String(seq);
