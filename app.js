@@ -7,7 +7,7 @@
 // numbers from Python, only the visible tab's figure on a coarser grid (request "preview":
 // true), drawn with the numbers and nothing else (no panels, model card, fleet, URL or
 // localStorage: "kvcalc:preview"). The full compute and render ("kvcalc:rendered") follow on
-// release (`change`, also after each keyboard step), PREVIEW_IDLE_MS after the last input,
+// release (`change`, also after each keyboard step), PREVIEW_IDLE_MS after the last input (or drag render),
 // and for typed values. Measured (bench/bench_slider.py, curve tab, before this): of ~75 ms
 // per input, the model card's rebuild and kv_context chart took ~25 ms, the URL write
 // (history.replaceState) ~5 ms and Python's extras ~8 ms.
@@ -219,8 +219,7 @@ function setState(patch, { mode = null } = {}) {
 // A preview after this event's handlers (a keyboard step's `change` follows its `input` at
 // once: then only the full compute is sent), and the full compute once the slider rests.
 function schedulePreview() {
-  clearTimeout(app.idleTimer);
-  app.idleTimer = setTimeout(() => { app.idleTimer = 0; requestCompute(); }, app.previewIdleMs);
+  armIdleTimer();
   if (app.previewQueued) return;
   app.previewQueued = true;
   queueMicrotask(() => {
@@ -228,6 +227,13 @@ function schedulePreview() {
     app.previewQueued = false;
     requestPreview();
   });
+}
+
+// The full compute, app.previewIdleMs after the last input or the last preview drawn, whichever
+// is later (on a slow machine a preview can take longer than that: the drag goes on meanwhile).
+function armIdleTimer() {
+  clearTimeout(app.idleTimer);
+  app.idleTimer = setTimeout(() => { app.idleTimer = 0; requestCompute(); }, app.previewIdleMs);
 }
 
 function cancelPreview() {
@@ -405,6 +411,7 @@ async function renderPreview(seq) {
   app.timings.chartMs = t2 - t1;
   app.previewCount++;
   app.previewSeq = Math.max(app.previewSeq, seq);
+  if (app.idleTimer && seq === app.requested) armIdleTimer();
   document.dispatchEvent(new CustomEvent("kvcalc:preview", { detail: { seq, count: app.previewCount } }));
 }
 

@@ -7,8 +7,8 @@ What is timed. While a slider moves, each `input` event gets a *drag render* (ap
 requestPreview): Python computes the same numbers with only the visible tab's figure on a
 coarser grid (request "preview": true), and the page writes the numbers and redraws that one
 chart ("kvcalc:preview"). The full compute and render (every panel, the model card, the URL;
-"kvcalc:rendered") follow when the slider is released (`change`), 150 ms after the last input,
-or on a typed value.
+"kvcalc:rendered") follow when the slider is released (`change`), 150 ms after the last input
+(or the last drag render, when that is later), or on a typed value.
   1. input -> drag render: for each input the page's own slider gets a new position and an
      `input` event; the time is taken in the page (performance.now) from the event to the end
      of the render that shows that input's numbers and chart (Plotly.react resolved). Inputs are
