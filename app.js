@@ -2,6 +2,15 @@
 // Python (kvcalc.api in a Web Worker, through js/client.js) computes every number; this file
 // wires the controls, the worker and the drawing together. window.__kvcalc exposes the
 // state for the browser tests and bench/bench_slider.py.
+//
+// While a slider moves (its `input` events) the page asks for a preview instead: the same
+// numbers from Python, only the visible tab's figure on a coarser grid (request "preview":
+// true), drawn with the numbers and nothing else (no panels, model card, fleet, URL or
+// localStorage: "kvcalc:preview"). The full compute and render ("kvcalc:rendered") follow on
+// release (`change`, also after each keyboard step), PREVIEW_IDLE_MS after the last input (or drag render),
+// and for typed values. Measured (bench/bench_slider.py, curve tab, before this): of ~75 ms
+// per input, the model card's rebuild and kv_context chart took ~25 ms, the URL write
+// (history.replaceState) ~5 ms and Python's extras ~8 ms.
 
 import { createClient } from "./js/client.js";
 import { browserStorage } from "./js/storage.js";
@@ -29,6 +38,7 @@ import { mountExport } from "./js/export.js";
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
 const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
+const PREVIEW_IDLE_MS = 150;   // a resting slider's full compute; app.previewIdleMs (a test may lengthen it)
 
 const app = {
   state: null,
@@ -55,6 +65,13 @@ const app = {
   timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs
   ready: false,
   compareA: null,         // setup A's values (js/compare.js), or null
+  fullSeq: 0,             // sequence number of the newest full compute asked for
+  preview: null,          // the newest preview drawn: {result, seq} (app.result stays the last full one)
+  previewCount: 0,
+  previewSeq: 0,
+  previewQueued: false,
+  idleTimer: 0,
+  previewIdleMs: PREVIEW_IDLE_MS,
 };
 window.__kvcalc = app;
 
@@ -174,8 +191,10 @@ function sameValues(a, b) {
   return Object.keys(a).every((k) => a[k] === b[k]) && Object.keys(b).every((k) => a[k] === b[k]);
 }
 
-// The one way anything changes.
-function setState(patch) {
+// The one way anything changes. mode: "drag" (a slider's input event: a preview now, the full
+// compute PREVIEW_IDLE_MS after the last one), "release" (its change event: the full compute
+// unless one was asked since the last preview), or nothing (the full compute).
+function setState(patch, { mode = null } = {}) {
   patch = scenarioPatch(patch);   // a scenario brings its preset inputs along
   const before = app.state.values;
   app.state = applyPatch(app.state, patch, app.options);
@@ -189,10 +208,66 @@ function setState(patch) {
   }
   syncForm(app.controls, app.state, app.serverErrors);
   if (hasErrors(app.state)) {
+    cancelPreview();
     markStale();
     return;
   }
-  requestCompute();
+  if (mode === "drag") schedulePreview();
+  else if (mode !== "release" || app.idleTimer || app.requested > app.fullSeq) requestCompute();
+}
+
+// A preview after this event's handlers (a keyboard step's `change` follows its `input` at
+// once: then only the full compute is sent), and the full compute once the slider rests.
+function schedulePreview() {
+  armIdleTimer();
+  if (app.previewQueued) return;
+  app.previewQueued = true;
+  queueMicrotask(() => {
+    if (!app.previewQueued) return;
+    app.previewQueued = false;
+    requestPreview();
+  });
+}
+
+// The full compute, app.previewIdleMs after the last input or the last preview drawn, whichever
+// is later (on a slow machine a preview can take longer than that: the drag goes on meanwhile).
+function armIdleTimer() {
+  clearTimeout(app.idleTimer);
+  app.idleTimer = setTimeout(() => { app.idleTimer = 0; requestCompute(); }, app.previewIdleMs);
+}
+
+function cancelPreview() {
+  clearTimeout(app.idleTimer);
+  app.idleTimer = 0;
+  app.previewQueued = false;
+}
+
+// The figures a preview draws: the visible tab's (none on the trace tab).
+function previewFigures() {
+  return app.tab in FIGURES ? [app.tab] : [];
+}
+
+async function requestPreview() {
+  if (hasErrors(app.state) || !app.result) { requestCompute(); return; }
+  const seq = ++app.requested;
+  const request = { ...buildRequest(app.state.values, previewFigures()), preview: true };
+  app.lastPreviewRequest = request;
+  $("results").dataset.state = "computing";
+  const tSent = performance.now();
+  let reply;
+  try {
+    reply = await app.client.compute(request);
+  } catch (err) {
+    reply = { status: "error", error: { kind: "internal", message: String(err && err.message ? err.message : err) } };
+  }
+  if (reply.status === "superseded") return;
+  // a full compute asked after this one draws next; an error is the full compute's to report
+  if (seq < app.fullSeq || seq < app.resultSeq || seq < app.previewSeq) return;
+  if (reply.status !== "ok") { if (seq === app.requested) requestCompute(); return; }
+  app.timings.roundTripMs = performance.now() - tSent;
+  app.computeMs = reply.ms;
+  app.preview = { result: reply.result, seq };
+  await renderPreview(seq);
 }
 
 function isStale() {
@@ -216,8 +291,10 @@ function simulationCapacities() {
 }
 
 async function requestCompute() {
+  cancelPreview();
   if (hasErrors(app.state)) return;
   const seq = ++app.requested;
+  app.fullSeq = seq;
   const request = withCompare(buildRequest(app.state.values, visibleFigures()), app.compareA);
   app.lastRequest = request;
   $("results").dataset.state = "computing";
@@ -315,6 +392,29 @@ async function render(seq) {
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));
 }
 
+// A preview's render: the numbers (exactly a full compute's) and the visible chart, nothing else.
+async function renderPreview(seq) {
+  const t0 = performance.now();
+  const r = app.preview.result;
+  renderResults($("results"), r);
+  renderResults($("mini"), r);
+  renderOccupancy($("occupancy-bar"), $("occupancy-legend"), r.occupancy);
+  const warnings = r.warning_details || [];
+  renderMessages($("warnings"), warnings);
+  $("warnings-card").hidden = warnings.length === 0;
+  const t1 = performance.now();
+  // setup A's curve does not change with B's inputs: the last full result's stays on
+  await drawFigure(app.tab, r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
+                   { preview: true });
+  const t2 = performance.now();
+  app.timings.numbersMs = t1 - t0;
+  app.timings.chartMs = t2 - t1;
+  app.previewCount++;
+  app.previewSeq = Math.max(app.previewSeq, seq);
+  if (app.idleTimer && seq === app.requested) armIdleTimer();
+  document.dispatchEvent(new CustomEvent("kvcalc:preview", { detail: { seq, count: app.previewCount } }));
+}
+
 // The issue-9 panels: how the number is computed, compare, recommender, scenario help.
 function renderPanels(r) {
   renderExplain($("explain-body"), r);
@@ -331,14 +431,17 @@ function setCompareA(values) {
 }
 
 async function drawVisible() {
-  if (!app.plotly || !app.result) return;
-  const name = app.tab;
-  if (!(name in FIGURES)) return;
+  if (!app.result) return;
+  await drawFigure(app.tab, app.result, app.resultSeq);
+}
+
+async function drawFigure(name, result, seq, { preview = false } = {}) {
+  if (!app.plotly || !(name in FIGURES)) return;
   const div = $(`chart-${name}`);
-  const fig = addCompareTrace(name, figureFor(name, app.state, app.result, { theme: theme(), width: div.clientWidth, sim: app.sim }),
-                              app.result, theme());
+  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: div.clientWidth, sim: app.sim, preview }),
+                              result, theme());
   await app.plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
-  div.dataset.rendered = String(app.resultSeq);
+  div.dataset.rendered = String(seq);
 }
 
 // ---------------------------------------------------------------- tabs
@@ -515,7 +618,7 @@ async function main() {
     return;
   }
   applyCatalogue(await catalogue);
-  const built = buildForm($("form"), presets, (patch) => setState(patch));
+  const built = buildForm($("form"), presets, (patch, mode) => setState(patch, { mode }));
   app.controls = built.controls;
   app.options = built.options;
 

@@ -3,7 +3,9 @@
 // format shows them as percent). A fixed layout.uirevision per figure keeps the user's zoom
 // across recomputes (Plotly.react).
 //
-// view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null}
+// view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null,
+//        preview: true while a slider moves (app.js renderPreview): cheaper drawing where the
+//        look allows (the heatmap's cells unsmoothed, the sweeps' margins fixed)}
 
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
@@ -144,7 +146,7 @@ function paramLabel(name, withUnit = true) {
 }
 
 export function sweepsFigure(state, result, view) {
-  const { theme = "light", width = 800 } = view || {};
+  const { theme = "light", width = 800, preview = false } = view || {};
   const c = THEMES[theme] || THEMES.light;
   const sw = result && result.figures && result.figures.sweeps;
   if (!sw) return empty(theme, "sweeps", tr("chart.computing"));
@@ -166,11 +168,13 @@ export function sweepsFigure(state, result, view) {
                 line: { color: c.line, width: 2 }, name: paramLabel(name),
                 hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
     const title = paramLabel(name, !narrow);
+    // a preview keeps the margins the last full render grew (automargin: 16 axes' margin pushers)
+    const fixed = preview ? { automargin: false } : {};
     layout[`xaxis${n}`] = axis(theme, title, { type: s.scale === "log" ? "log" : "linear",
                                                title: { text: title, font: { size: narrow ? 10 : 11 } },
-                                               tickfont: { size: narrow ? 9 : 11 } });
+                                               tickfont: { size: narrow ? 9 : 11 }, ...fixed });
     layout[`yaxis${n}`] = axis(theme, !narrow && i % columns === 0 ? tr("chart.axis_hit_rate") : "",
-                               { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 } });
+                               { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 }, ...fixed });
     if (typeof s.current === "number") {
       shapes.push({ type: "line", xref: `x${n}`, yref: `y${n} domain`, x0: s.current, x1: s.current, y0: 0, y1: 1,
                     line: { color: c.point, width: 1.5, dash: "dot" } });
@@ -226,7 +230,7 @@ export function tornadoFigure(state, result, view) {
 // ---------------------------------------------------------------- heatmap memory x rate
 
 export function heatmapFigure(state, result, view) {
-  const { theme = "light" } = view || {};
+  const { theme = "light", preview = false } = view || {};
   const c = THEMES[theme] || THEMES.light;
   const hm = result && result.figures && result.figures.heatmap;
   if (!hm) return empty(theme, "heatmap", tr("chart.computing"));
@@ -236,7 +240,8 @@ export function heatmapFigure(state, result, view) {
   const target = result.inverse && result.inverse.target_token_hit_rate;
   const data = [
     { type: "heatmap", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, zmin: 0, zmax: 1,
-      colorscale: "Viridis", zsmooth: "best",
+      // "best" interpolates every pixel of the plot: a preview draws the (coarse) cells as they are
+      colorscale: "Viridis", zsmooth: preview ? false : "best",
       colorbar: { title: { text: tr("chart.axis_hit_rate"), side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
       hovertemplate: `${tr("chart.hover_heatmap", { unit: ax.unit })}<extra></extra>` },
   ];

@@ -69,7 +69,8 @@ function selectOptions(p, presets) {
   return p.options.map((v) => [v, p.numeric ? String(v) : { key: `opt.${p.key}.${v}` }]);
 }
 
-// Builds one fieldset per group into `root`; onInput({key: text}) on every edit.
+// Builds one fieldset per group into `root`; onInput({key: text}, mode) on every edit (mode:
+// "drag" while a slider moves, "release" when it is let go, else undefined).
 // Returns {controls: Map(key -> {box, slider, msg, field}), options: {key: [allowed values]}}.
 export function buildForm(root, presets, onInput) {
   const controls = new Map();
@@ -122,11 +123,14 @@ export function buildForm(root, presets, onInput) {
                                  tabindex: "0" });
           setAttr(slider, "aria-label", p.scale === "log" ? "ui.slider_log" : "ui.slider",
                   { label: { key: paramKey(p, "label") } });
-          slider.addEventListener("input", () => {
-            const text = sliderToValue(p, slider.value);
-            box.value = text;
-            onInput({ [p.key]: text });
-          });
+          // moving: "drag" (a preview); released (also after a keyboard step): "release"
+          for (const [type, mode] of [["input", "drag"], ["change", "release"]]) {
+            slider.addEventListener(type, () => {
+              const text = sliderToValue(p, slider.value);
+              box.value = text;
+              onInput({ [p.key]: text }, mode);
+            });
+          }
         }
       }
       const row = el("div", { class: `control-row${slider ? " with-slider" : ""}` }, slider, box);

@@ -38,6 +38,9 @@ Request keys (all optional unless a question needs them)::
     recommender.candidates, .user_tokens, .item_tokens  (with a model) the broadcast of one user's
                           history to N candidates: result "recommender" (kvcalc.recommender)
     export                true: result "export" = {"csv": {figure name: CSV text}} (kvcalc.export)
+    preview               true: the same numbers, the asked figures on coarser grids, without the
+                          extras (explain, summary_details, engine_commands, recommender, compare,
+                          export, a single cache's fleet data): the page's render while a slider moves
     compare_with          a compute request of its own (setup A): result "compare" = {"keys", "a",
                           "b", "difference" (B - A), "a_curve"} of the headline numbers
                           (kvcalc.panels.COMPARE_KEYS)

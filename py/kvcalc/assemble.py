@@ -48,6 +48,10 @@ def _scalar_dict(r: dict) -> dict:
 
 
 def compute_result(request: dict) -> dict:
+    # preview (the page's render while a slider moves): the same numbers, the asked figures on
+    # coarser grids, and none of the extras the numbers do not need (engine commands and log,
+    # the explanation, a single cache's fleet data); kvcalc.panels skips its panels too
+    preview = bool(request.get("preview"))
     hit_model = request.get("hit_model", "refined")
     cache_in = request.get("cache", {})
     block = cache_in.get("block_size_tokens", _default("cache.block_size_tokens"))
@@ -67,7 +71,8 @@ def compute_result(request: dict) -> dict:
         result.update({k: v for k, v in memory.items() if k not in ("notes", "note_details")})
         for n in memory.get("note_details", []):
             warn(n["code"], n["message"], **n["params"])
-        engine_extras(request, result, mem, block)
+        if not preview:
+            engine_extras(request, result, mem, block)
     if workload is None:
         if memory is None:
             raise InputError("model", None, "a model preset (memory question) or a workload (hit-rate question)", "missing")
@@ -140,7 +145,7 @@ def compute_result(request: dict) -> dict:
                                             mem[2] if mem else None)
     for n in fleet_notes:
         warn(n["code"], n["message"], **n["params"])
-    if fleet.instances > 1 or fleet.tiers or fleet.routing != "affinity" or mem is not None:
+    if fleet.instances > 1 or fleet.tiers or fleet.routing != "affinity" or (mem is not None and not preview):
         mem_kwargs = {}
         if memory is not None:
             mem_kwargs["context_tokens"] = memory["context_tokens"]
@@ -179,8 +184,9 @@ def compute_result(request: dict) -> dict:
             split["capacity_gib"] = [tokens_to_gib(x, bpt_gpu) for x in split["capacity_tokens"]]
         result["fleet_figures"]["tier_split"] = split
     result["seed_token_hit_rate"] = finite_or_none(seed_token_hit_rate(workload, cache))
-    from .explain import explain   # the page's "How the number is computed" (issue 9)
-    result["explain"] = explain(workload, cache)
+    if not preview:
+        from .explain import explain   # the page's "How the number is computed" (issue 9)
+        result["explain"] = explain(workload, cache)
 
     target = request.get("target_token_hit_rate", _default("target_token_hit_rate"))
     if fleet_is_set(fleet):   # the fleet's inverse: GPU capacity per instance, tiers fixed (fleet_inverse.py)
@@ -202,7 +208,7 @@ def compute_result(request: dict) -> dict:
             requests_per_s=float(workload.conversation_rate_per_s) * mean_turns, mfu=mfu)
     if memory is not None and memory.get("kv_capacity_tokens") is not None:
         result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
-    result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt)}
+    result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt, coarse=preview)}
     # a fleet's sensitivity figures are the fleet's (instances and tier panels added): kvcalc.fleet_sweeps
     if fleet_is_set(fleet) and "curve" in result["figures"]:   # the main chart follows the fleet's headline
         result["figures"]["curve"] = fleet_curve(workload, cache, fleet, model_for_hits, result["figures"]["curve"])

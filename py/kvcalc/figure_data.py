@@ -1,7 +1,7 @@
 """compute()'s ``figures``: the chart data the request asks for (curve, sweeps, tornado, heatmap).
 
 The charts use the fast model (Che for refined and seed); FIFO, solved point by
-point, gets coarser grids.
+point, gets coarser grids, and so does a preview (the page's render while a slider moves).
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ def simulation_capacities(capacity_tokens: list, points: int = SIMULATION_POINTS
     return [capacity_tokens[int((i * (n - 1)) / (k - 1) + 0.5)] for i in range(k)]
 
 
-def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token) -> dict:
+def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token,
+                   coarse: bool = False) -> dict:
+    """The asked figures; ``coarse`` (a preview while a slider moves): about a third of the points."""
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
@@ -37,6 +39,8 @@ def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, b
     # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
     fifo = c.eviction == "fifo"
     n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)
+    if coarse:
+        n_curve, n_sweep, n_heat = (n_curve // 3, max(n_sweep // 3, 6), max(n_heat // 2, 6))
     out = {}
     if "curve" in wanted:
         curve = sweeps.curve_vs_capacity(w, c, model=fast, points=n_curve)

@@ -4,7 +4,8 @@
 (kvcalc.assemble.compute_result) and adds: ``scenario``; ``recommender`` (the broadcast of one
 user's history to N candidates, kvcalc.recommender); ``summary_details`` (the plain-text
 summary as message codes, kvcalc.export); ``export`` when asked (CSV texts); ``compare`` when
-the request carries ``compare_with`` (setup A, answered the same way, and B - A).
+the request carries ``compare_with`` (setup A, answered the same way, and B - A). A ``preview``
+request (the page's render while a slider moves) gets none of these.
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def compute_with_panels(request: dict) -> dict:
     result = compute_result(req)
     if req.get("scenario") is not None:
         result["scenario"] = req["scenario"]
+    if req.get("preview"):   # the page's render while a slider moves: the numbers and figures only
+        return result
     if "recommender" in req and result.get("kv_bytes_per_token"):
         result["recommender"] = _recommender(req, result)
     result["summary_details"] = summary_lines(req, result)
