@@ -359,3 +359,85 @@ def test_log_histogram_by_hand():
     assert neg["n_zero"] == 2 and neg["bin_edges"] == [] and neg["counts"] == []
     empty = log_histogram(np.array([]))
     assert empty["n"] == 0 and empty["mean"] is None and empty["max"] is None
+
+
+# ----------------------------------------------------------------------------- random traces
+
+def _random_rows(seed: int):
+    """Conversations on a block-level prefix trie (ids prefix-chained, numbered in first-seen
+    order like the loaders): an optional shared prompt, follow-ups extending all of their
+    parent's blocks, prompts that end mid-block, one-block and empty requests."""
+    rng = np.random.default_rng(seed)
+    intern: dict = {}
+    conversations = []
+    system = [("sys", i) for i in range(int(rng.integers(0, 4)))]
+    for c in range(int(rng.integers(2, 9))):
+        content = (system if rng.random() < 0.7 else []) + [(c, "first", i) for i in range(int(rng.integers(0, 4)))]
+        turns, t = [], float(rng.uniform(0.0, 50.0))
+        for k in range(int(rng.integers(1, 5))):
+            content = content + [(c, k, i) for i in range(int(rng.integers(0, 4)))]
+            partial = int(rng.integers(0, BS))
+            turns.append((t, list(content), partial, int(rng.integers(0, 9))))
+            t += float(rng.exponential(10.0)) + 0.25
+        conversations += turns
+    conversations.sort(key=lambda x: x[0])
+    rows = []
+    for t, content, partial, out in conversations:
+        blocks = [intern.setdefault(tuple(content[:i + 1]), len(intern)) for i in range(len(content))]
+        inp = len(blocks) * BS
+        if partial and blocks:
+            inp -= BS - partial                      # the last block holds `partial` tokens
+        rows.append((t, inp, out, blocks))
+    return rows
+
+
+def _plain_system_prompt_blocks(rows, session, bs=BS):
+    """The rule in the module docstring, with dicts: at each depth the id most sessions continue
+    with (the smallest id on a tie), kept while >= 2 and >= half the first depth's sessions."""
+    rows_at = [r for r, row in enumerate(rows) if row[1] // bs >= 1]
+    depth, need = 0, None
+    while rows_at:
+        sessions_of: dict = {}
+        for r in rows_at:
+            sessions_of.setdefault(rows[r][3][depth], set()).add(session[r])
+        best = min(sessions_of, key=lambda i: (-len(sessions_of[i]), i))
+        count = len(sessions_of[best])
+        if need is None:
+            need = max(2, math.ceil(0.5 * count))
+        if count < need:
+            break
+        depth += 1
+        rows_at = [r for r in rows_at if rows[r][3][depth - 1] == best and rows[r][1] // bs > depth]
+    return depth
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_traces_against_the_loop_rules(seed):
+    rows = _random_rows(seed)
+    tr = _trace(rows)
+    session, parent, _ = infer_sessions(tr)
+    want_session, want_parent = _plain_sessions(rows)
+    assert parent.tolist() == want_parent
+    assert session.tolist() == want_session
+    assert parent.dtype == np.int64 and session.dtype == np.int64
+    s = trace_stats(tr)
+    assert s["system_prompt_tokens"] == _plain_system_prompt_blocks(rows, want_session) * BS
+    sessions_of: dict = {}
+    for r, row in enumerate(rows):
+        for b in row[3]:
+            sessions_of.setdefault(b, set()).add(want_session[r])
+    shared = 0
+    for r, (_, inp, _, ids) in enumerate(rows):
+        for k, b in enumerate(ids):
+            if len(sessions_of[b]) > 1:
+                shared += inp - k * BS if k == len(ids) - 1 else BS
+    total = sum(row[1] for row in rows)
+    assert s["shared_prefix_token_share"] == pytest.approx(shared / total if total else 0.0, rel=1e-12, abs=0)
+    assert s["sessions"]["n_follow_up_requests"] == sum(p >= 0 for p in want_parent)
+
+
+def test_a_trace_ending_with_an_empty_request():
+    """An empty prompt (no blocks) last: no position 0 to clear, nothing to find."""
+    rows = [(0.0, 8, 0, [0, 1]), (1.0, 12, 0, [0, 1, 2]), (2.0, 0, 0, [])]
+    session, parent, _ = infer_sessions(_trace(rows))
+    assert parent.tolist() == [-1, 0, -1] and session.tolist() == [0, 0, 1]
