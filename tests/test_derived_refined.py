@@ -158,3 +158,28 @@ def test_refined_against_the_simulator():
     r = hit_rates(w, c, "refined")
     assert abs(float(r["token_hit_rate"]) - sim["token_hit_rate"]) <= 0.015
     assert abs(float(r["request_hit_rate"]) - sim["request_hit_rate"]) <= 0.015
+
+
+def test_the_inverse_curve_refuses_array_inputs_by_name():
+    """refined_token_hit_rate_fn serves the scalar inverse: an array workload is refused, naming
+    the field, the value, what is allowed and the problem."""
+    from kvcalc.errors import InputError
+    from kvcalc.hitrate.refined import refined_token_hit_rate_fn
+    with pytest.raises(InputError) as e:
+        refined_token_hit_rate_fn(Workload(conversation_rate_per_s=[1.0, 2.0]), CacheConfig(capacity_tokens=1e5))
+    err = e.value.to_dict()
+    assert (err["field"], err["value"], err["allowed"], err["problem"]) == (
+        "workload", "array", "scalar inputs for the inverse", "not a scalar")
+
+
+@pytest.mark.parametrize("eviction,ttl", [("lru", 600.0), ("ttl", 45.0)])
+def test_the_inverse_curve_equals_the_forward_model(eviction, ttl):
+    """The inverse's cached curve (node moments computed once, Newton warm-started from smaller
+    capacities) gives hit_rates' refined token hit rate at every capacity, in any order."""
+    from kvcalc.hitrate.refined import refined_token_hit_rate_fn
+    w = Workload(conversation_rate_per_s=0.05, gap_distribution="lognormal", gap_lognormal_sigma=1.4)
+    c = CacheConfig(capacity_tokens=1.0, eviction=eviction, ttl_s=ttl)
+    f = refined_token_hit_rate_fn(w, c)
+    for cap in (3e4, 1e3, 2e5, 5e4, 1e6, 20.0):
+        want = float(hit_rates(w, CacheConfig(capacity_tokens=cap, eviction=eviction, ttl_s=ttl))["token_hit_rate"])
+        assert f(cap) == pytest.approx(want, rel=1e-9, abs=1e-12), cap
