@@ -19,20 +19,20 @@ from kvcalc.workload import CacheConfig, Workload
 B = 16
 
 
-def _tok(w, cap, model, eviction="lru", ttl_s=600.0):
-    c = CacheConfig(capacity_tokens=cap, block_size_tokens=B, eviction=eviction, ttl_s=ttl_s)
+def _tok(w, cap, model, eviction="lru", ttl_s=45.0, b=B):
+    c = CacheConfig(capacity_tokens=cap, block_size_tokens=b, eviction=eviction, ttl_s=ttl_s)
     return float(hit_rates(w, c, model)["token_hit_rate"])
 
 
-def _smallest_blocks(w, target, model, **kw):
+def _smallest_blocks(w, target, model, b=B, **kw):
     """Smallest whole number of blocks k with token hit rate >= target, by doubling then bisection."""
     hi = 1
-    while _tok(w, hi * B, model, **kw) < target:
+    while _tok(w, hi * b, model, b=b, **kw) < target:
         hi *= 2
     lo = hi // 2            # fails (or 0)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if _tok(w, mid * B, model, **kw) >= target:
+        if _tok(w, mid * b, model, b=b, **kw) >= target:
             hi = mid
         else:
             lo = mid
@@ -49,12 +49,14 @@ def _smallest_blocks(w, target, model, **kw):
     ("refined", "exponential", 1.0, 0.5, "ttl"),
     ("closed", "exponential", 1.0, 0.6, "lru"),       # answered through Che's forward model
     ("che", "exponential", 1.0, 0.4, "fifo"),
+    ("refined", "exponential", 1.0, 0.4, "fifo"),     # the FIFO model, not refined's LRU curve
+    ("che", "exponential", 1.0, 0.5, "ttl"),
 ])
 def test_inverse_is_the_smallest_capacity_reaching_the_target(model, gaps, rate, target, eviction):
     w = Workload(conversation_rate_per_s=rate, gap_distribution=gaps)
     fwd = "che" if model == "closed" else model
     inv = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0, block_size_tokens=B, eviction=eviction,
-                                                     ttl_s=600.0), target, model)
+                                                     ttl_s=45.0), target, model)
     assert inv["reachable"] and inv["model"] == fwd
     assert inv["target_token_hit_rate"] == target
     k = _smallest_blocks(w, target, fwd, eviction=eviction)
@@ -94,12 +96,17 @@ def test_inverse_unreachable_above_the_ideal_and_under_a_short_ttl():
     own = sum(0.8 ** k * ((1000 + 500 * k) // 16 - 62) for k in range(1, 400))
     ideal = (16 * 62 * 5 + 16 * own) / 16000
     at = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), ideal)
-    assert not at["reachable"] and at["capacity_tokens"] is None and at["reason"] == "inverse_above_ideal"
+    assert at["reachable"] is False and at["capacity_tokens"] is None and at["reason"] == "inverse_above_ideal"
     assert at["ideal_token_hit_rate"] == pytest.approx(ideal, rel=1e-9)
+    exact = at["ideal_token_hit_rate"]             # a target within 1e-12 of the ideal counts as it
+    for t in (exact, exact - 1e-12):
+        assert capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), t)["reason"] == "inverse_above_ideal"
     assert capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), ideal - 1e-6)["reachable"]
     target = 0.95 * ideal
     ttl = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0, eviction="ttl", ttl_s=30.0), target)
-    assert not ttl["reachable"] and ttl["reason"] == "inverse_ttl_cap" and ttl["ttl_s"] == 30.0
+    assert ttl["reachable"] is False and ttl["reason"] == "inverse_ttl_cap" and ttl["ttl_s"] == 30.0
+    assert ttl["capacity_tokens"] is None
+    assert ttl["message"] == f"the TTL of 30 s caps the hit rate below {target:.1%}"
     assert _tok(w, 1e12, "refined", eviction="ttl", ttl_s=30.0) < target
     neg = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), -0.1)
     assert not neg["reachable"] and neg["reason"] == "inverse_above_ideal"
@@ -120,3 +127,47 @@ def test_inverse_without_own_history(model):
     k = math.ceil(62 * (0.8 / (62 * 16 / 1200) - 1 + math.exp(-2.0)) / math.exp(-2.0))
     assert k == 48 == _smallest_blocks(w, 0.8, model)
     assert inv["reachable"] and inv["capacity_tokens"] == k * B
+
+
+@pytest.mark.parametrize("model", ["che", "refined"])
+def test_inverse_with_64_token_blocks(model):
+    """b = 64: P_s = floor(1000 / 64) = 15 shared blocks, B_k = floor((1000 + 500 k) / 64) - 15; the
+    ideal by enumeration (geometric 5 turns, P(N > k) = 0.8^k, prompt tokens 16000 per conversation)
+    and the answer in whole 64-token blocks, the smallest by brute force."""
+    w = Workload()
+    own = sum(0.8 ** k * ((1000 + 500 * k) // 64 - 15) for k in range(1, 400))
+    ideal = (64 * 15 * 5 + 64 * own) / 16000
+    inv = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0, block_size_tokens=64), 0.6, model)
+    assert inv["ideal_token_hit_rate"] == pytest.approx(ideal, rel=1e-9)
+    k = _smallest_blocks(w, 0.6, model, b=64)
+    cap = inv["capacity_tokens"]
+    assert cap % 64 == 0 and cap >= k * 64 and _tok(w, cap, model, b=64) >= 0.6
+    assert cap == k * 64 or _tok(w, cap - 64, model, b=64) < 0.6 + 1e-4
+
+
+def test_closed_and_seed_are_answered_by_che():
+    """The closed form and the seed formula have no inverse of their own: Che's forward model answers."""
+    w = Workload()
+    che = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), 0.6, "che")
+    for model in ("closed", "seed"):
+        r = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0), 0.6, model)
+        assert r["model"] == "che" and r["capacity_tokens"] == che["capacity_tokens"]
+
+
+def test_a_target_the_refined_model_never_reaches_under_a_ttl():
+    """TTL with F_G(ttl) = 0.505 (ttl = -60 ln 0.495 = 42.2 s): Che's ceiling counts own history with
+    0.505, the refined model's 96 quantile nodes with 48 / 96 = 0.5 (nodes (i + 1/2) / 96 < 0.505 for
+    i <= 47). A target between the two ceilings passes Che's TTL check but no capacity reaches it in
+    the refined model: said so, after doubling the capacity 80 times. Ceilings by hand: h_s = 1 -
+    exp(-lambda E[N] (ttl + S)) (= 1 to 1e-90), (h_s 62 x 16 x 5 + 16 A1 F) / 16000, A1 = sum 0.8^k B_k."""
+    w = Workload()
+    ttl = -60.0 * math.log(0.495)
+    own = sum(0.8 ** k * ((1000 + 500 * k) // 16 - 62) for k in range(1, 400))
+    che = (16 * 62 * 5 + 16 * own * 0.505) / 16000
+    ref = (16 * 62 * 5 + 16 * own * 0.5) / 16000
+    assert _tok(w, 1e9, "refined", eviction="ttl", ttl_s=ttl) == pytest.approx(ref, rel=1e-7)
+    target = 0.5 * (che + ref)
+    r = capacity_for_token_hit_rate(w, CacheConfig(capacity_tokens=1.0, eviction="ttl", ttl_s=ttl), target)
+    assert (r["reachable"], r["capacity_tokens"], r["reason"], r["model"]) == (False, None, "inverse_not_reached",
+                                                                             "refined")
+    assert r["message"] == f"{target:.1%} is not reached by the refined model at any capacity tried"
