@@ -98,7 +98,7 @@ def _reference(lam, tau, S, b, P, u, o, pmf, Cb, gaps="exponential", sigma=1.0, 
     return (shared * b * EN + b * own) / denom, own_any / EN, (hs if Ps > 0 else 1.0)
 
 
-def _pmf(turns, L, K=60):
+def _pmf(turns, L, K=200):
     if turns == "fixed":
         lo = math.floor(L)
         return [0.0] * (lo - 1) + [1.0 - (L - lo)] + ([L - lo] if L > lo else [])
@@ -107,19 +107,22 @@ def _pmf(turns, L, K=60):
 
 
 # lam 1/s, tau 60 s, S 2 s, b 16, u 200, o 300 (MODEL.md's running example) unless varied
-@pytest.mark.parametrize("gaps,sigma,turns,L,P,cap_blocks,ttl", [
-    ("exponential", 1.0, "fixed", 3.0, 1000, 15_000, math.inf),
-    ("exponential", 1.0, "geometric", 3.0, 1000, 8_000, math.inf),
-    ("lognormal", 0.6, "geometric", 2.5, 0, 12_000, math.inf),
-    ("lognormal", 1.8, "fixed", 4.5, 1000, 25_000, math.inf),
-    ("deterministic", 1.0, "fixed", 3.0, 1000, 20_000, math.inf),
-    ("exponential", 1.0, "fixed", 3.0, 1000, 30_000, 45.0),       # TTL ends nodes at g >= 45 s
-    ("exponential", 1.0, "fixed", 3.0, 1000, 40, math.inf),        # C_b < P_s = 62: overload
+@pytest.mark.parametrize("gaps,sigma,turns,L,P,cap_blocks,ttl,lam,S,u,o", [
+    ("exponential", 1.0, "fixed", 3.0, 1000, 15_000, math.inf, 1.0, 2.0, 200, 300),
+    ("exponential", 1.0, "geometric", 3.0, 1000, 8_000, math.inf, 1.0, 2.0, 200, 300),
+    ("lognormal", 0.6, "geometric", 2.5, 0, 12_000, math.inf, 1.0, 2.0, 200, 300),
+    ("lognormal", 1.8, "fixed", 4.5, 1000, 25_000, math.inf, 1.0, 2.0, 200, 300),
+    ("deterministic", 1.0, "fixed", 3.0, 1000, 20_000, math.inf, 1.0, 2.0, 200, 300),
+    # TTL ends nodes at g >= 45 s; sparse traffic: the shared prompt expires too (h_s < 1)
+    ("exponential", 1.0, "fixed", 3.0, 1000, 30_000, 45.0, 0.02, 2.0, 200, 300),
+    ("exponential", 1.0, "fixed", 3.0, 1000, 40, math.inf, 1.0, 2.0, 200, 300),     # C_b < P_s = 62: overload
+    # 10 tokens a turn: B_k = floor(10 k / 16) = 0, 1, 1, 2, 3, ... (turn 1 keeps no full block)
+    ("exponential", 1.0, "geometric", 4.0, 0, 30, math.inf, 0.5, 2.0, 6, 4),
+    # very sparse, no service time: Var V(g) below 1 block^2 at the short gaps
+    ("exponential", 1.0, "fixed", 2.0, 0, 3, math.inf, 0.0005, 0.0, 20, 20),
 ])
-def test_refined_equals_the_second_derivation(gaps, sigma, turns, L, P, cap_blocks, ttl):
-    lam, tau, S, b, u, o = 1.0, 60.0, 2.0, 16, 200, 300
-    if ttl != math.inf:
-        lam = 0.02          # sparse traffic: the shared prompt expires too (h_s < 1)
+def test_refined_equals_the_second_derivation(gaps, sigma, turns, L, P, cap_blocks, ttl, lam, S, u, o):
+    tau, b = 60.0, 16
     w = Workload(conversation_rate_per_s=lam, turns_mean=L, turns_distribution=turns, gap_mean_s=tau,
                  gap_distribution=gaps, gap_lognormal_sigma=sigma, user_tokens_per_turn=u,
                  output_tokens_per_turn=o, system_prompt_tokens=P, service_time_s=S)
@@ -173,13 +176,27 @@ def test_the_inverse_curve_refuses_array_inputs_by_name():
 
 
 @pytest.mark.parametrize("eviction,ttl", [("lru", 600.0), ("ttl", 45.0)])
-def test_the_inverse_curve_equals_the_forward_model(eviction, ttl):
+@pytest.mark.parametrize("P", [1000, 16, 0])      # 62, 1 and no shared blocks
+def test_the_inverse_curve_equals_the_forward_model(eviction, ttl, P):
     """The inverse's cached curve (node moments computed once, Newton warm-started from smaller
     capacities) gives hit_rates' refined token hit rate at every capacity, in any order."""
     from kvcalc.hitrate.refined import refined_token_hit_rate_fn
-    w = Workload(conversation_rate_per_s=0.05, gap_distribution="lognormal", gap_lognormal_sigma=1.4)
+    w = Workload(conversation_rate_per_s=0.05, gap_distribution="lognormal", gap_lognormal_sigma=1.4,
+                 system_prompt_tokens=P)
     c = CacheConfig(capacity_tokens=1.0, eviction=eviction, ttl_s=ttl)
     f = refined_token_hit_rate_fn(w, c)
     for cap in (3e4, 1e3, 2e5, 5e4, 1e6, 20.0):
         want = float(hit_rates(w, CacheConfig(capacity_tokens=cap, eviction=eviction, ttl_s=ttl))["token_hit_rate"])
         assert f(cap) == pytest.approx(want, rel=1e-9, abs=1e-12), cap
+
+
+def test_array_capacities_equal_scalar_calls_for_both_rates():
+    """Points are solved together (chunks of cells): each keeps its own token and request rate."""
+    w = Workload(conversation_rate_per_s=0.3)
+    caps = np.array([2e4, 1e5, 4e5, 2e6])
+    r = hit_rates(w, CacheConfig(capacity_tokens=caps), "refined")
+    for i, cap in enumerate(caps):
+        one = hit_rates(w, CacheConfig(capacity_tokens=float(cap)), "refined")
+        for key in ("token_hit_rate", "request_hit_rate"):
+            assert float(r[key][i]) == pytest.approx(float(one[key]), rel=1e-12, abs=1e-15), (key, cap)
+    assert len(set(np.round(r["request_hit_rate"], 9))) == 4
