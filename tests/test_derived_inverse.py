@@ -51,6 +51,7 @@ def _smallest_blocks(w, target, model, b=B, **kw):
     ("che", "exponential", 1.0, 0.4, "fifo"),
     ("refined", "exponential", 1.0, 0.4, "fifo"),     # the FIFO model, not refined's LRU curve
     ("che", "exponential", 1.0, 0.5, "ttl"),
+    ("che", "exponential", 0.02, 0.4, "ttl"),         # sparse: the TTL also expires the shared prompt
 ])
 def test_inverse_is_the_smallest_capacity_reaching_the_target(model, gaps, rate, target, eviction):
     w = Workload(conversation_rate_per_s=rate, gap_distribution=gaps)
