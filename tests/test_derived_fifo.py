@@ -37,7 +37,17 @@ def _erlang_cdf(m: int, x: float, tau: float) -> float:
     return 1.0 - sum(math.exp(-y + i * math.log(y) - math.lgamma(i + 1)) for i in range(m))
 
 
-def _reference(lam, tau, S, b, P, u, o, pmf, Cb, gaps="exponential"):
+def _lognormal_sum_cdf(m: int, x: float, tau: float, sigma: float) -> float:
+    """Fenton-Wilkinson (MODEL.md, FIFO): the sum of m lognormal gaps as one lognormal with mean
+    m tau and variance m tau^2 (e^(sigma^2) - 1): s^2 = ln(1 + (e^(sigma^2) - 1) / m), mu = ln(m tau) - s^2 / 2."""
+    if x <= 0.0:
+        return 0.0
+    s2 = math.log(1.0 + math.expm1(sigma * sigma) / m)
+    z = (math.log(x) - (math.log(m * tau) - 0.5 * s2)) / math.sqrt(s2)
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def _reference(lam, tau, S, b, P, u, o, pmf, Cb, gaps="exponential", sigma=1.0):
     """(token hit, request hit, h_s, T) of the FIFO model from its equations (module docstring)."""
     K = len(pmf)
     ge = [sum(pmf[k:]) for k in range(K)]                       # P(N >= k), k = 1..K
@@ -55,6 +65,8 @@ def _reference(lam, tau, S, b, P, u, o, pmf, Cb, gaps="exponential"):
         x = T - (r - 1) * S
         if gaps == "deterministic":
             return 1.0 if x >= r * tau else 0.0
+        if gaps == "lognormal":
+            return _lognormal_sum_cdf(r, x, tau, sigma)
         return _erlang_cdf(r, x, tau)
 
     def hits(T):
@@ -118,6 +130,12 @@ CASES = [
     # seed 3) sides with the module's 0.706, not the first crossing's 0.353: no such case here.
     ("deterministic", "fixed", 3.0, 1060),
     ("deterministic", "fixed", 4.0, 1800),
+    # fixed 3 turns: below T = 62 s (two gaps and a service) the occupancy stays under 1614 blocks,
+    # above it every later turn hits (saturated) and it restarts lower: 1800 blocks are reached there
+    ("deterministic", "fixed", 3.0, 1800),
+    ("exponential", "fixed", 1.0, 300),      # one turn: no own history, only the shared prompt
+    ("lognormal", "fixed", 3.0, 700),
+    ("lognormal", "geometric", 3.0, 1500),
 ]
 
 
@@ -134,8 +152,8 @@ def test_fifo_hit_rates_equal_the_plain_fixed_point(gaps, turns, L, cap_blocks, 
         pmf = [0.0] * (lo - 1) + [1.0 - (L - lo)] + ([L - lo] if L > lo else [])
     else:
         pmf = _geometric_pmf(L)
-    tok, req, hs, T = _reference(lam, tau, S, b, P, u, o, pmf, cap_blocks, gaps)
-    assert 0.0 < tok < 1.0
+    tok, req, hs, T = _reference(lam, tau, S, b, P, u, o, pmf, cap_blocks, gaps, 1.0)
+    assert 0.0 < tok < 1.0 or (L == 1.0 and P == 0 and tok == 0.0)
     # T to 1e-5 relative in the module: the rates move by less than 2e-5 (and the geometric
     # tail it drops, turns fewer than 1e-6 of conversations reach, by less than that)
     assert float(r["token_hit_rate"]) == pytest.approx(tok, abs=2e-5)

@@ -67,8 +67,10 @@ def fifo_point_hit_rates(st: Structure, idx) -> tuple[float, float, float]:
     lam, tau, sigma, S = (float(getattr(st, f)[idx]) for f in ("lam", "tau", "sigma", "S"))
     Cb, Ps, EN = float(st.Cb[idx]), float(st.Ps[idx]), float(st.EN[idx])
     w_ret_all = st.w_ret[idx]
-    # Turns beyond which fewer than 1e-6 of conversations go add nothing visible.
-    K = int(max(2, min(w_ret_all.size, np.searchsorted(-w_ret_all, -1e-6) + 2)))
+    # Turns beyond which fewer than 1e-6 of conversations go add nothing visible. K never
+    # exceeds the support: with one turn (support 1) a K of 2 broadcast B_1 over two turns and
+    # counted its insertion twice (T halved, h_s too low).
+    K = int(min(w_ret_all.size, max(2, np.searchsorted(-w_ret_all, -1e-6) + 2)))
     B = st.B[idx][:K]
     w_ret = w_ret_all[:K]
     ge = np.concatenate([[1.0], w_ret[:-1]])                 # P(N>=k)
