@@ -115,6 +115,7 @@ def _pmf(turns, L, K=200):
     ("deterministic", 1.0, "fixed", 3.0, 1000, 20_000, math.inf, 1.0, 2.0, 200, 300),
     # TTL ends nodes at g >= 45 s; sparse traffic: the shared prompt expires too (h_s < 1)
     ("exponential", 1.0, "fixed", 3.0, 1000, 30_000, 45.0, 0.02, 2.0, 200, 300),
+    ("exponential", 1.0, "fixed", 3.0, 1000, 150, 45.0, 0.02, 2.0, 200, 300),      # and a tight cache
     ("exponential", 1.0, "fixed", 3.0, 1000, 40, math.inf, 1.0, 2.0, 200, 300),     # C_b < P_s = 62: overload
     # 10 tokens a turn: B_k = floor(10 k / 16) = 0, 1, 1, 2, 3, ... (turn 1 keeps no full block)
     ("exponential", 1.0, "geometric", 4.0, 0, 30, math.inf, 0.5, 2.0, 6, 4),
@@ -200,3 +201,15 @@ def test_array_capacities_equal_scalar_calls_for_both_rates():
         for key in ("token_hit_rate", "request_hit_rate"):
             assert float(r[key][i]) == pytest.approx(float(one[key]), rel=1e-12, abs=1e-15), (key, cap)
     assert len(set(np.round(r["request_hit_rate"], 9))) == 4
+
+
+def test_many_points_are_solved_in_chunks_with_the_same_numbers():
+    """150 turns on average (geometric) give 3444 turns of support, so at most 2e6 / (96 x 3444) = 6
+    points are evaluated at once: 15 capacities take three chunks, each point as a scalar call."""
+    w = Workload(turns_mean=150.0, conversation_rate_per_s=0.02)
+    caps = np.geomspace(1e5, 5e7, 15)
+    r = hit_rates(w, CacheConfig(capacity_tokens=caps), "refined")
+    for i in (0, 5, 6, 11, 12, 14):
+        one = hit_rates(w, CacheConfig(capacity_tokens=float(caps[i])), "refined")
+        for key in ("token_hit_rate", "request_hit_rate"):
+            assert float(r[key][i]) == pytest.approx(float(one[key]), rel=1e-12, abs=1e-15), (key, i)
