@@ -144,3 +144,36 @@ def test_hit_rates_report_the_occupancy_parts_capped_at_the_capacity():
     T = float(r["characteristic_time_s"])
     assert float(r["token_hit_rate"]) == pytest.approx((4 * 16 * 3 + 16 * 30 * (1 - math.exp(-T / TAU))) / 972,
                                                        rel=1e-9)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(gap_distribution="lognormal", gap_lognormal_sigma=2.0),    # slope from the lognormal CDF
+    dict(gap_distribution="lognormal", gap_lognormal_sigma=0.4),
+    dict(conversation_rate_per_s=0.001),                             # slope below 1 block/s
+    # 10 tokens a turn, 1.5 turns: B_k = floor(10 k / 16) = 0, 1, 1, 2 ... so A2 = sum P(N=k) B_k < 1
+    dict(turns_mean=1.5, user_tokens_per_turn=6, output_tokens_per_turn=4, system_prompt_tokens=0),
+])
+def test_characteristic_time_by_bisection_of_the_occupancy(kw):
+    """T with O(T) = C_b, O from occupancy_blocks (checked by hand above), found by bisection on
+    [0, 2^k] (O increasing): the Newton solve must land on the same root to 1e-9."""
+    w = Workload(**kw)
+    for cap in (3e4, 3e5, 3e6):
+        st = structure(w, CacheConfig(capacity_tokens=cap))
+        T, overload = characteristic_time_s(st)
+        target = float(st.Cb)
+        if float(occupancy_blocks(st, 0.0)) > target:
+            assert bool(overload) and float(T) == 0.0
+            continue
+        hi = 1.0
+        while float(occupancy_blocks(st, hi)) < target:
+            hi *= 2.0
+        lo = 0.0
+        for _ in range(200):
+            mid = 0.5 * (lo + hi)
+            if float(occupancy_blocks(st, mid)) < target:
+                lo = mid
+            else:
+                hi = mid
+        assert float(T) == pytest.approx(0.5 * (lo + hi), rel=1e-9), cap
+    if "turns_mean" in kw:
+        assert 0.0 < float(st.A2) < 1.0
