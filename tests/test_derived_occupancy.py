@@ -177,3 +177,25 @@ def test_characteristic_time_by_bisection_of_the_occupancy(kw):
         assert float(T) == pytest.approx(0.5 * (lo + hi), rel=1e-9), cap
     if "turns_mean" in kw:
         assert 0.0 < float(st.A2) < 1.0
+
+
+def test_finished_chains_at_an_infinite_window():
+    """At g = inf finished chains fill an unbounded cache when they hold any block (A2 > 0, here
+    A2 < 1: 10-token turns) and nothing when none does (A2 = 0: one 10-token turn after a 64-token
+    prompt). hit_rates reports the parts at T, capped at C_b: with everything fitting (T = inf)
+    the finished part is 0 blocks, not a NaN from 0 x inf. An overload answers T = 0 whatever the
+    warm start."""
+    small = structure(Workload(turns_mean=1.5, user_tokens_per_turn=6, output_tokens_per_turn=4,
+                               system_prompt_tokens=0), CacheConfig(capacity_tokens=1e6))
+    assert 0.0 < float(small.A2) < 1.0
+    assert float(occupancy_parts_blocks(small, math.inf)["finished"]) == math.inf
+    tiny = Workload(conversation_rate_per_s=LAM, turns_mean=1.0, turns_distribution="fixed", gap_mean_s=TAU,
+                    user_tokens_per_turn=6, output_tokens_per_turn=4, system_prompt_tokens=64, service_time_s=S)
+    st = structure(tiny, CacheConfig(capacity_tokens=1000 * 16, block_size_tokens=16))
+    assert float(occupancy_parts_blocks(st, math.inf)["finished"]) == 0.0
+    r = hit_rates(tiny, CacheConfig(capacity_tokens=1000 * 16, block_size_tokens=16), "che")
+    assert float(r["characteristic_time_s"]) == math.inf
+    assert float(r["occupancy_finished_blocks"]) == 0.0 and float(r["occupancy_returning_blocks"]) == 0.0
+    over = structure(_w(), CacheConfig(capacity_tokens=63 * 16, block_size_tokens=16))
+    T, overload = characteristic_time_s(over, start_s=5.0)
+    assert bool(overload) and float(T) == 0.0
