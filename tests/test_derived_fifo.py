@@ -228,3 +228,35 @@ def test_fifo_array_inputs_equal_scalar_calls():
             for key in ("token_hit_rate", "request_hit_rate", "system_prompt_presence"):
                 assert r[key][i, j] == float(one[key]), (key, i, j)
     assert len({float(x) for x in r["token_hit_rate"].ravel()}) == 4
+
+
+@pytest.mark.parametrize("P", [64, 16])        # 4 shared blocks, and 1
+@pytest.mark.parametrize("cap_blocks", [100, 400])
+def test_fifo_saturated_at_a_short_T(P, cap_blocks):
+    """Deterministic 1 s gaps, S = 0.1 s: a run of two hits needs 2.1 s, and from C_b = 100 blocks on
+    the occupancy bound puts T above that (every later turn hits): T solves pinned 3 + P_s h_s(T) +
+    0.5 x 30 T = C_b with h_s = T / (T + 1 / 1.5) far from 1 (T ~ 6 s): the h_s terms count."""
+    w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=1.0,
+                 gap_distribution="deterministic", user_tokens_per_turn=100, output_tokens_per_turn=60,
+                 system_prompt_tokens=P, service_time_s=0.1)
+    r = hit_rates(w, CacheConfig(capacity_tokens=cap_blocks * 16, block_size_tokens=16, eviction="fifo"))
+    tok, req, hs, T = _reference(0.5, 1.0, 0.1, 16, P, 100, 60, [0.0, 0.0, 1.0], cap_blocks, "deterministic")
+    assert T > 2.1 and hs < 0.99
+    assert float(r["token_hit_rate"]) == pytest.approx(tok, rel=1e-6)
+    assert float(r["request_hit_rate"]) == pytest.approx(req, rel=1e-6)
+    assert float(r["system_prompt_presence"]) == pytest.approx(hs, rel=1e-6)
+
+
+@pytest.mark.parametrize("P,cap_blocks", [(16, 50), (64, 60), (64, 70), (16, 70)])
+def test_fifo_at_the_edge_of_the_overload(P, cap_blocks):
+    """Fixed 3 turns (tau 30 s, S 2 s): pinned 60 blocks, O(0) = 60 (h_s(0) = 0). C_b = 50 is an
+    overload (h_s = 1 - e^-3 even for one shared block); C_b = 60 exactly is not (T = 0+, almost no
+    hits); C_b = 70 is just above it: the plain fixed point decides."""
+    w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=30.0,
+                 user_tokens_per_turn=100, output_tokens_per_turn=60, system_prompt_tokens=P, service_time_s=2.0)
+    r = hit_rates(w, CacheConfig(capacity_tokens=cap_blocks * 16, block_size_tokens=16, eviction="fifo"))
+    tok, req, hs, T = _reference(0.5, 30.0, 2.0, 16, P, 100, 60, [0.0, 0.0, 1.0], cap_blocks)
+    assert float(r["token_hit_rate"]) == pytest.approx(tok, rel=1e-5, abs=1e-9)
+    assert float(r["system_prompt_presence"]) == pytest.approx(hs, rel=1e-5, abs=1e-9)
+    if cap_blocks == 50:
+        assert hs == pytest.approx(1.0 - math.exp(-3.0), rel=1e-12)

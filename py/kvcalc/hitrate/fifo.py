@@ -139,6 +139,8 @@ def fifo_point_hit_rates(st: Structure, idx) -> tuple[float, float, float]:
     if hi is not None:
         f_lo = f_hi = occupancy(hi)[0] - Cb
         lo = hi / 1.5
+        if f_hi >= 0.0:  # the root lies below the first grid point: bracket it from T = 0 (not overloaded)
+            lo, f_lo = 0.0, occupancy(0.0)[0] - Cb
         while f_hi < 0.0 and hi < 1e15:
             lo, f_lo = hi, f_hi
             hi *= 1.5
