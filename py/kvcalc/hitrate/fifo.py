@@ -67,8 +67,10 @@ def fifo_point_hit_rates(st: Structure, idx) -> tuple[float, float, float]:
     lam, tau, sigma, S = (float(getattr(st, f)[idx]) for f in ("lam", "tau", "sigma", "S"))
     Cb, Ps, EN = float(st.Cb[idx]), float(st.Ps[idx]), float(st.EN[idx])
     w_ret_all = st.w_ret[idx]
-    # Turns beyond which fewer than 1e-6 of conversations go add nothing visible.
-    K = int(max(2, min(w_ret_all.size, np.searchsorted(-w_ret_all, -1e-6) + 2)))
+    # Turns beyond which fewer than 1e-6 of conversations go add nothing visible. K never
+    # exceeds the support: with one turn (support 1) a K of 2 broadcast B_1 over two turns and
+    # counted its insertion twice (T halved, h_s too low).
+    K = int(min(w_ret_all.size, max(2, np.searchsorted(-w_ret_all, -1e-6) + 2)))
     B = st.B[idx][:K]
     w_ret = w_ret_all[:K]
     ge = np.concatenate([[1.0], w_ret[:-1]])                 # P(N>=k)
@@ -137,6 +139,8 @@ def fifo_point_hit_rates(st: Structure, idx) -> tuple[float, float, float]:
     if hi is not None:
         f_lo = f_hi = occupancy(hi)[0] - Cb
         lo = hi / 1.5
+        if f_hi >= 0.0:  # the root lies below the first grid point: bracket it from T = 0 (not overloaded)
+            lo, f_lo = 0.0, occupancy(0.0)[0] - Cb
         while f_hi < 0.0 and hi < 1e15:
             lo, f_lo = hi, f_hi
             hi *= 1.5

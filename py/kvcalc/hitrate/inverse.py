@@ -106,6 +106,8 @@ def capacity_for_token_hit_rate(w: Workload, c: CacheConfig, target: float, mode
                 lo = mid
             if hi - lo <= max(b, 1e-4 * hi):
                 break
-    result.update(capacity_tokens=float(math.ceil(hi / b) * b), reachable=True, model=model)
+    # The forward model counts whole blocks, floor(capacity / b): floor(hi / b) blocks give the
+    # hit rate found at hi, one block fewer than rounding up (which overshot by a block).
+    result.update(capacity_tokens=float(max(math.floor(hi / b), 1) * b), reachable=True, model=model)
     return result
 
