@@ -71,7 +71,10 @@ def param_rows() -> list[dict]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is needed to read js/params.js")
-    script = ("import('./js/params.js').then(m => console.log(JSON.stringify({groups: m.GROUPS, "
+    # Node's fetch does not read file: URLs: js/limits.js gets the table (its tier rows) from disk
+    script = ("import {readFileSync} from 'node:fs';"
+              "globalThis.fetch = async (u) => ({ok: true, json: async () => JSON.parse(readFileSync(new URL(u)))});"
+              "import('./js/params.js').then(m => console.log(JSON.stringify({groups: m.GROUPS, "
               "params: m.PARAMS.map(p => ({key: p.key, options: p.options ?? null, numeric: !!p.numeric}))})))")
     out = subprocess.run([node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
                          check=True, timeout=60).stdout
