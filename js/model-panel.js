@@ -216,9 +216,9 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
     if (derived.length) {
       parts.push(setText(el("h4"), "res.derived_heading"));
       parts.push(el("ul", { class: "derived", id: "derived-fields" },
-                    derived.map((d) => el("li", { "data-field": d.field, "data-code": d.code || "" },
+                    derived.map((d) => el("li", { "data-field": d.field, "data-code": d.code },
                                           el("code", { translate: "no", text: d.field }), " ",
-                                          el("span", { text: d.code ? renderMessage(d) : d.how })))));
+                                          el("span", { text: renderMessage(d) })))));
     }
     // memory per sequence against context length
     parts.push(setText(el("h4"), "res.kv_context_heading"));
