@@ -149,6 +149,7 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
   // ------------------------------------------------------------ Hugging Face fetch
   const fetcher = createHfFetcher({
     getState: () => app.state,
+    getOthers: () => (app.compareA ? [app.compareA] : []),   // a pinned setup A by Hugging Face id
     presetIds,
     onDone: () => setState({}),   // re-check: the fetched config (or why not) is now known
   });

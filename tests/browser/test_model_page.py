@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
@@ -255,6 +255,29 @@ def test_hub_fetch_reads_the_config_with_its_quantization(page, ctx):
     assert ctx.hub_requests[-1] == _hub_url(AWQ_ID)
     q = parse_qs(urlsplit(page.url).query)
     assert q["model"] == ["hf"] and q["model.hf_id"] == [AWQ_ID] and "model.hf_config" not in q
+
+
+def test_compare_link_fetches_setup_a_by_id(ctx, server):
+    """A link with setup A by Hugging Face id (?a=...) on a fresh page: the fetcher fetches A's
+    config too, so A computes (it was skipped while its config was missing)."""
+    cfg = json.loads((FIXTURES / "llama-3.1-8b-awq.json").read_text())
+    ctx.hub[_hub_url(AWQ_ID)] = (200, json.dumps(cfg), {})
+    a_query = f"model=hf&model.hf_id={quote(AWQ_ID, safe='')}&gpu={BASE['gpu']}"
+    pg = open_page(ctx, f"{server}index.html?lang=en&model=meta-llama%2FLlama-3.1-8B&a={quote(a_query, safe='')}")
+    try:
+        wait_js(pg, f"__kvcalc.result && __kvcalc.result.compare && {PAGE_SETTLED}", timeout=60_000)
+        assert _hub_url(AWQ_ID) in ctx.hub_requests
+        sent = pg.evaluate("__kvcalc.resultRequest")
+        assert sent["compare_with"]["model"]["name"] == AWQ_ID
+        a = compute({k: v for k, v in sent["compare_with"].items()})
+        cmp = pg.evaluate("__kvcalc.result.compare")
+        assert cmp["a"]["cache_capacity_tokens"] == a["cache_capacity_tokens"]
+        assert cmp["a"]["token_hit_rate"] == a["token_hit_rate"]
+        # the fetched config is the fixture's (int4 AWQ weights leave more room for KV than bf16 B)
+        assert sent["compare_with"]["model"]["hf_config"] == cfg
+        assert cmp["a"]["cache_capacity_tokens"] > cmp["b"]["cache_capacity_tokens"]
+    finally:
+        pg.close()
 
 
 @pytest.mark.parametrize("repo, answer, words", [
