@@ -15,13 +15,6 @@ TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    yield c
-    c.close()
-
-
 def cells(pg) -> dict:
     return pg.evaluate("""Object.fromEntries([...document.querySelectorAll('#compare-card td[data-cmp]')]
         .map(td => [td.dataset.cmp, {text: td.innerText, value: td.dataset.value === undefined ? null : Number(td.dataset.value)}]))""")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute  # noqa: E402
 from kvcalc.engine_flags import FLAGS  # noqa: E402
-from browser_helpers import PAGE_SETTLED, open_page, wait_js  # noqa: E402
+from browser_helpers import PAGE_SETTLED, guarded_context, open_page, page_at, wait_js  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -35,17 +35,13 @@ FLEET_KEYS = ("cluster", "tiers", "tier_mode", "price_per_gpu_hour", "sizing")
 
 
 @pytest.fixture(scope="module")
-def ctx(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    yield context
-    context.close()
+def ctx(browser):
+    yield from guarded_context(browser, viewport={"width": 1280, "height": 1000})
 
 
 @pytest.fixture(scope="module")
 def page(ctx, server):
-    pg = open_page(ctx, f"{server}?{QUERY}&lang=en")
-    yield pg
-    pg.close()
+    yield from page_at(ctx, f"{server}?{QUERY}&lang=en")
 
 
 def settle(pg, before: int):

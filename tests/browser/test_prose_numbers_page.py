@@ -25,13 +25,6 @@ pytestmark = pytest.mark.browser
 SCENARIOS = json.loads((ROOT / "py/kvcalc/scenarios.json").read_text())["scenarios"]
 
 
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    yield c
-    c.close()
-
-
 def test_prose_numbers_are_pythons(ctx, server):
     pg = open_page(ctx, f"{server}index.html?lang=en")
     # the Simulate button: as many points as Python chose

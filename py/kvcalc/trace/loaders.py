@@ -37,15 +37,12 @@ ceil(input_length / block_size)``.
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 import os
 import re
 from array import array
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
