@@ -44,7 +44,6 @@ FILES = {"en": "how.html", "zh-CN": "how.zh-CN.html"}
 #: (kvcalc.validation.VARIANTS' names, see variant_key)
 CATALOGUES = {lang: json.loads((ROOT / "i18n" / f"{lang}.json").read_text(encoding="utf-8"))["messages"]
               for lang in LANGS}
-ASSUMPTIONS = ("how.assume_1", "how.assume_2", "how.assume_3")
 MODEL_KEYS = {"refined": "how.model_refined", "che": "how.model_che", "seed": "how.model_seed"}
 
 
@@ -55,6 +54,16 @@ def variant_key(name: str) -> str:
 
 def variant_name(name: str, lang: str) -> str:
     return tx(variant_key(name), lang)
+
+
+def validity_params() -> dict:
+    """The validated ranges the page quotes (kvcalc.validation.grid_ranges), as text."""
+    from kvcalc.validation import grid_ranges
+    g = grid_ranges()
+    return {f"{name}_{end}": f"{g[f'{key}_{end}']:g}" for name, key in
+            (("pressure", "pressure_gaps"), ("turns", "turns_mean"), ("rate", "conversation_rate_per_s"),
+             ("block", "block_size_tokens")) for end in ("min", "max")} | \
+        {"gap_min_s": f"{g['gap_mean_s_min']:g}", "gap_max_s": f"{g['gap_mean_s_max']:g}"}
 
 
 def tx(key: str, lang: str, **params) -> str:
@@ -182,7 +191,8 @@ def page(lang: str, doc: dict, tr: dict) -> str:
     p.append(f'<h2>{e(tx("how.h_model", lang))}</h2>\n<p>{e(tx("how.model", lang))}</p>\n'
              f'<p class="formula">{e(tx("how.formula_che", lang))}</p>\n<p class="formula">{e(tx("how.formula_seed", lang))}</p>\n')
     p.append(f'<h2>{e(tx("how.h_assume", lang))}</h2>\n<ul>\n' +
-             "".join(f"<li>{e(tx(a, lang))}</li>\n" for a in ASSUMPTIONS) + "</ul>\n")
+             f"<li>{e(tx('how.assume_1', lang))}</li>\n<li>{e(tx('how.assume_2', lang))}</li>\n"
+             f"<li>{e(tx('how.assume_3', lang, **validity_params()))}</li>\n</ul>\n")
     sim_text = tx("how.sim", lang, requests=f"{doc['requests']:,}", seed=doc["seed"])
     p.append(f'<h2>{e(tx("how.h_sim", lang))}</h2>\n<p>{e(sim_text)}</p>\n')
     p.append(f'<figure>{scatter_svg(rows, lang)}</figure>\n<ul class="summary">\n')
