@@ -24,26 +24,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "py"))
-import serve  # noqa: E402
+from trace_page_harness import STATE, HarnessError, open_trace_harness, wait_trace_state  # noqa: E402
 
 from kvcalc.trace import load_trace, lru_curve  # noqa: E402
 from kvcalc.trace.api import sample_path, trace_analyze  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-HARNESS = "tests/browser/trace_harness.html"
 TARGET_S = 5.0
-STATE = "document.getElementById('trace-root').dataset.state"
 
 
 def cpython_times(sample: str, memory: dict | None, runs: int) -> tuple[float, float]:
@@ -70,46 +62,17 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sample", choices=("conversation", "synthetic"), default="conversation")
     args = ap.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    build = subprocess.run(["bash", str(ROOT / "scripts" / "build_runtime.sh"), "--quiet"])
-    if build.returncode != 0:
-        return 2
-    srv = serve.serve_in_thread(root=ROOT, port=0)
-    base = f"http://127.0.0.1:{srv.server_port}/"
-    blocked: list[str] = []
     rows = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            ctx = browser.new_context()
-
-            def guard(route):
-                u = urlsplit(route.request.url)
-                if u.scheme in ("data", "blob") or u.hostname == "127.0.0.1":
-                    route.fallback()
-                else:
-                    blocked.append(route.request.url)
-                    route.abort("blockedbyclient")
-
-            ctx.route("**/*", guard)
-            page = ctx.new_page()
-            t_open = time.perf_counter()
-            page.goto(base + HARNESS)
-            page.wait_for_function("window.__trace && (window.__trace.mounted || window.__trace.fatal)",
-                                   timeout=120_000)
-            if page.evaluate("__trace.fatal"):
-                print("worker failed:", page.evaluate("__trace.fatal"))
-                return 2
-            t_ready = time.perf_counter() - t_open
+        with open_trace_harness() as (page, blocked, t_ready):
             memory = page.evaluate("__trace.memory")
             for _ in range(args.runs + 1):
                 page.evaluate(f"{STATE} = 'idle'")
                 t = time.perf_counter()
                 page.click(f"button[data-sample={args.sample}]")
-                page.wait_for_function(f"['done', 'error'].includes({STATE})", timeout=120_000)
+                state = wait_trace_state(page, ("done", "error"))
                 wall = time.perf_counter() - t
-                if page.evaluate(STATE) != "done":
+                if state != "done":
                     print("analysis failed:", page.inner_text("[data-role=trace-error]"))
                     return 2
                 tm = page.evaluate("__trace.tab.timings")
@@ -117,10 +80,9 @@ def main(argv=None) -> int:
                              "call": tm["callMs"] / 1e3, "python": tm["pythonMs"] / 1e3,
                              "draw": tm["drawMs"] / 1e3})
             ideal = page.locator('[data-result="trace.ideal_token_hit_rate"]').inner_text()
-            browser.close()
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    except HarnessError as exc:
+        print(exc)
+        return 2
 
     cp_full, cp_curve = cpython_times(args.sample, memory, max(3, args.runs))
     first, rest = rows[0], rows[1:]

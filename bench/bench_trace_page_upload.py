@@ -24,23 +24,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "py"))
-import serve  # noqa: E402
+from trace_page_harness import HarnessError, open_trace_harness, wait_trace_state  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-HARNESS = "tests/browser/trace_harness.html"
-STATE = "document.getElementById('trace-root').dataset.state"
 MIB = 1 << 20
 
 
@@ -104,58 +96,28 @@ def main(argv=None) -> int:
     ap.add_argument("--cpython", action="store_true", help="also time CPython's trace_analyze")
     ap.add_argument("--timeout-s", type=float, default=1800)
     args = ap.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    build = subprocess.run(["bash", str(ROOT / "scripts" / "build_runtime.sh"), "--quiet"])
-    if build.returncode != 0:
-        return 2
     size = args.file.stat().st_size
-    srv = serve.serve_in_thread(root=ROOT, port=0)
-    base = f"http://127.0.0.1:{srv.server_port}/"
-    blocked: list[str] = []
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-            ctx = browser.new_context()
-
-            def guard(route):
-                u = urlsplit(route.request.url)
-                if u.scheme in ("data", "blob") or u.hostname == "127.0.0.1":
-                    route.fallback()
-                else:
-                    blocked.append(route.request.url)
-                    route.abort("blockedbyclient")
-
-            ctx.route("**/*", guard)
-            page = ctx.new_page()
-            page.goto(f"{base}{HARNESS}?memory=none&trace.sampling={args.sampling}")
-            page.wait_for_function("window.__trace && (window.__trace.mounted || window.__trace.fatal)",
-                                   timeout=120_000)
-            if page.evaluate("__trace.fatal"):
-                print("worker failed:", page.evaluate("__trace.fatal"))
-                return 2
+        with open_trace_harness(f"?memory=none&trace.sampling={args.sampling}") as (page, blocked, _):
             mon = PeakRss()
             mon.start()
             time.sleep(0.5)
             idle_renderer = mon.peak_renderer
             t = time.perf_counter()
             page.set_input_files("input[type=file]", str(args.file))
-            page.wait_for_function(f"['done', 'error', 'cancelled'].includes({STATE})",
-                                   timeout=args.timeout_s * 1000, polling=500)
+            state = wait_trace_state(page, ("done", "error", "cancelled"), timeout_s=args.timeout_s, polling_ms=500)
             wall = time.perf_counter() - t
             mon.stop.set()
             mon.join()
-            state = page.evaluate(STATE)
             if state != "done":
                 print("analysis failed:", page.inner_text("#trace-root")[:2000])
                 return 2
             tm = page.evaluate("__trace.tab.timings")
             res = page.evaluate("({s: __trace.tab.result.sampling, d: __trace.tab.result.detection, "
                                 "i: __trace.tab.result.ideal_token_hit_rate})")
-            browser.close()
-    finally:
-        srv.shutdown()
-        srv.server_close()
+    except HarnessError as exc:
+        print(exc)
+        return 2
 
     st = tm.get("status") or {}
     s = res["s"]

@@ -14,7 +14,8 @@ export const COMPARE_QUERY = "a";
 
 // result.compare keys -> [label key, formatter of a value, formatter of a difference]
 const signed = (f) => (x) => (x === null || x === undefined ? fmt.DASH : (x > 0 ? "+" : "") + f(x));
-const ppDiff = (x) => t("res.cmp.pp", { x: fmt.fixed(x * 100, 1) });
+// rate rows: B - A in percentage points, as Python sends it (result.compare.difference_pct_points)
+const ppDiff = (x) => t("res.cmp.pp", { x: fmt.fixed(x, 1) });
 const ROWS = {
   token_hit_rate: ["res.token_hit_rate", fmt.pct, signed(ppDiff)],
   ideal_token_hit_rate: ["res.ideal", fmt.pct, signed(ppDiff)],
@@ -59,7 +60,7 @@ export function renderCompare(card, result) {
     const cell = (which, value, g) => el("td", { "data-cmp": `${which}:${k}`, ...(typeof value === "number" ? { "data-value": String(value) } : {}),
                                                  text: g(value) });
     return el("tr", {}, setText(el("th", { scope: "row" }), label),
-              cell("a", cmp.a[k], f), cell("b", cmp.b[k], f), cell("d", cmp.difference[k], d));
+              cell("a", cmp.a[k], f), cell("b", cmp.b[k], f), cell("d", k in (cmp.difference_pct_points || {}) ? cmp.difference_pct_points[k] : cmp.difference[k], d));
   }));
 }
 

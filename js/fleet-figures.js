@@ -24,7 +24,9 @@ const TIER_COLORS = {
 const ROUTING_LABELS = { affinity: "opt.cluster.routing.affinity", random: "opt.cluster.routing.random",
                          round_robin: "opt.cluster.routing.round_robin", pooled: "opt.cluster.routing.pooled" };
 const TIER_LABELS = { gpu: "res.fleet_tier_gpu", cpu: "res.fleet_tier_cpu", ssd: "res.fleet_tier_ssd" };
-export const tierLabel = (name) => (TIER_LABELS[name] ? tr(TIER_LABELS[name]) : name);
+// A tier name the catalogue does not know (an API user's own) never reaches Plotly's text raw:
+// it is "tier n", n its 1-based place in the hierarchy (the GPU is tier 1).
+export const tierLabel = (name, level) => (TIER_LABELS[name] ? tr(TIER_LABELS[name]) : tr("res.fleet_tier_n", { n: level }));
 export const routingLabel = (name) => (ROUTING_LABELS[name] ? tr(ROUTING_LABELS[name]) : name);
 
 function layout(theme, name, narrow, extra) {
@@ -96,9 +98,9 @@ export function tierSplitFigure(result, view = {}) {
   const unit = usesGib ? "GiB" : tr("unit.tokens_word");
   const colors = TIER_COLORS[theme] || TIER_COLORS.light;
   const data = split.tiers.map((tier, i) => ({
-    type: "scatter", mode: "lines", stackgroup: "tiers", name: tierLabel(tier.name), x, y: tier.token_hit_rate,
+    type: "scatter", mode: "lines", stackgroup: "tiers", name: tierLabel(tier.name, i + 1), x, y: tier.token_hit_rate,
     line: { color: colors[i % colors.length], width: 1 }, fillcolor: colors[i % colors.length],
-    hovertemplate: `%{x:.3s} ${unit}: %{y:.1%}<extra>${tierLabel(tier.name)}</extra>`,
+    hovertemplate: `%{x:.3s} ${unit}: %{y:.1%}<extra>${tierLabel(tier.name, i + 1)}</extra>`,
   }));
   const curX = usesGib ? result.cache_capacity_gib : result.cache_capacity_tokens;
   const shapes = typeof curX === "number" ? [{ type: "line", xref: "x", yref: "paper", x0: curX, x1: curX, y0: 0, y1: 1,

@@ -18,7 +18,7 @@ import { hitRateVsInstancesFigure, tierSplitFigure, tierLabel, routingLabel } fr
 
 const cell = (text, props = {}) => el("td", props, text);
 const head = (key) => setText(el("th", { scope: "col" }), key);
-const ms = (s) => (typeof s === "number" ? t("unit.ms", { x: fmt.num(s * 1e3) }) : fmt.DASH);
+const ms = (x) => (typeof x === "number" ? t("unit.ms", { x: fmt.num(x) }) : fmt.DASH);
 const pp = (x) => (typeof x === "number" ? t("res.fleet_pp", { x: fmt.fixed(x, 1) }) : fmt.DASH);
 
 // A Python message with its routing-policy names in the page's language (they are values
@@ -81,7 +81,7 @@ function tiersTable(r) {
                                   head("res.fleet_col_read"), head("res.fleet_col_hit"), head("res.fleet_col_load"),
                                   head("res.fleet_col_recompute"), head("res.fleet_col_verdict"))));
   const body = el("tbody");
-  body.append(el("tr", { "data-tier": "gpu" }, cell(tierLabel("gpu")),
+  body.append(el("tr", { "data-tier": "gpu" }, cell(tierLabel("gpu", 1)),
                  cell(typeof r.cache_capacity_gib === "number" ? t("res.fleet_per_gpu", { x: fmt.gib(r.cache_capacity_gib) })
                                                                : fmt.withUnit(r.cache_capacity_tokens, "unit.tokens", fmt.int)),
                  cell(fmt.DASH), cell(fmt.pct(split[0]), { "data-value": String(split[0]) }),
@@ -91,10 +91,10 @@ function tiersTable(r) {
     const cap = typeof tier.capacity_gib_per_instance === "number" ? fmt.gib(tier.capacity_gib_per_instance)
                                                                    : fmt.withUnit(tier.capacity_tokens, "unit.tokens", fmt.int);
     const verdict = rep ? el("td", { class: rep.helps_ttft ? "ok" : "warn" }, message(rep)) : cell(fmt.DASH);
-    body.append(el("tr", { "data-tier": tier.name }, cell(tierLabel(tier.name)), cell(cap),
+    body.append(el("tr", { "data-tier": tier.name }, cell(tierLabel(tier.name, i + 2)), cell(cap),
                    cell(t("res.fleet_gb_per_s", { x: fmt.num(tier.read_gb_per_s) })),
                    cell(fmt.pct(split[i + 1]), { "data-value": String(split[i + 1]) }),
-                   cell(rep ? ms(rep.load_s_per_request) : fmt.DASH), cell(rep ? ms(rep.recompute_s_per_request) : fmt.DASH),
+                   cell(rep ? ms(rep.load_ms_per_request) : fmt.DASH), cell(rep ? ms(rep.recompute_ms_per_request) : fmt.DASH),
                    verdict));
   });
   table.append(body);

@@ -2,35 +2,41 @@
 // and the fleet part of compute()'s request. Keys are request key paths ("cluster.instances",
 // "tiers[0].capacity_gib"), so Python's errors land at their box and a link carries them by
 // the same name. Tier rows take their valid range from the tiers[] rows of Python's limits
-// table (row field `limit`). The GPU-side defaults stay Python's: an empty bandwidth box sends
+// table (row field `limit`) and the list of tiers with their sliders' ends from its PAGE_TIERS
+// (js/limits.js). The GPU-side defaults stay Python's: an empty bandwidth box sends
 // nothing (the GPU preset's host link for the CPU tier, a stated NVMe figure for the SSD).
 //
 // A fleet at its defaults (one instance, affinity, no tier, no price) adds nothing to the
 // request, so the single-instance request is unchanged.
 
+import { PAGE_TIERS } from "./limits.js";
+
 export const FLEET_GROUP = { id: "fleet" };
 
 export const ROUTINGS = ["affinity", "random", "round_robin", "pooled"];
-export const TIER_NAMES = ["cpu", "ssd"];   // tiers[0] is the CPU DRAM tier, tiers[1] the SSD tier
+// tiers[i] is Python's PAGE_TIERS[i] (py/kvcalc/limits.py): CPU DRAM, then SSD
+export const TIER_NAMES = PAGE_TIERS.map((tier) => tier.name);
 
 const tierCapacityKey = (i) => `tiers[${i}].capacity_gib`;
 const tierReadKey = (i) => `tiers[${i}].read_gb_per_s`;
-const anyTier = (v) => TIER_NAMES.some((_, i) => v[tierCapacityKey(i)] !== null && v[tierCapacityKey(i)] !== undefined);
+const hasTier = (v, i) => v[tierCapacityKey(i)] !== null && v[tierCapacityKey(i)] !== undefined;
+const anyTier = (v) => TIER_NAMES.some((_, i) => hasTier(v, i));
+
+// The two rows of one tier: its capacity (slider) and its read bandwidth (a box; empty = Python's default).
+const tierRows = (tier, i) => [
+  { key: tierCapacityKey(i), group: "fleet", kind: "number", limit: "tiers[].capacity_gib",
+    default: null, optional: true, placeholder: "ui.no_tier",
+    min: tier.capacity_gib_slider[0], max: tier.capacity_gib_slider[1], scale: "log" },
+  { key: tierReadKey(i), group: "fleet", kind: "number", limit: "tiers[].read_gb_per_s",
+    default: null, optional: true, placeholder: "ui.tier_default_bandwidth", slider: false,
+    min: tier.read_gb_per_s_slider[0], max: tier.read_gb_per_s_slider[1], scale: "log", when: (v) => hasTier(v, i) },
+];
 
 export const FLEET_PARAMS = [
   { key: "cluster.instances", group: "fleet", kind: "number",
     default: 1, min: 1, max: 256, step: 1, scale: "log" },
   { key: "cluster.routing", group: "fleet", kind: "select", default: "affinity", options: ROUTINGS },
-  { key: tierCapacityKey(0), group: "fleet", kind: "number", limit: "tiers[].capacity_gib",
-    default: null, optional: true, placeholder: "ui.no_tier", min: 1, max: 4096, scale: "log" },
-  { key: tierReadKey(0), group: "fleet", kind: "number", limit: "tiers[].read_gb_per_s",
-    default: null, optional: true, placeholder: "ui.tier_default_bandwidth", slider: false, min: 1, max: 400, scale: "log",
-    when: (v) => v[tierCapacityKey(0)] !== null && v[tierCapacityKey(0)] !== undefined },
-  { key: tierCapacityKey(1), group: "fleet", kind: "number", limit: "tiers[].capacity_gib",
-    default: null, optional: true, placeholder: "ui.no_tier", min: 16, max: 65536, scale: "log" },
-  { key: tierReadKey(1), group: "fleet", kind: "number", limit: "tiers[].read_gb_per_s",
-    default: null, optional: true, placeholder: "ui.tier_default_bandwidth", slider: false, min: 0.5, max: 100, scale: "log",
-    when: (v) => v[tierCapacityKey(1)] !== null && v[tierCapacityKey(1)] !== undefined },
+  ...PAGE_TIERS.flatMap(tierRows),
   { key: "tier_mode", group: "fleet", kind: "select", default: "exclusive", options: ["exclusive", "inclusive"],
     when: anyTier },
   { key: "price_per_gpu_hour", group: "fleet", kind: "number",

@@ -10,6 +10,7 @@
 // Results go to HF_CONFIGS / HF_STATUS (js/state.js); then onDone() re-checks the state.
 
 import { HF_CONFIGS, HF_STATUS, isHfRepoId, parseConfigJson, CONFIG_JSON_MAX_CHARS } from "./state.js";
+import { HF_MODEL } from "./params.js";
 
 export const HUB_ORIGIN = "https://huggingface.co";
 export const FETCH_TIMEOUT_MS = 15000;
@@ -61,23 +62,28 @@ export async function fetchConfig(id, { fetchFn = fetch, timeoutMs = FETCH_TIMEO
 
 // Watches the state: when the model is "by Hugging Face id" and the id is valid, not a preset
 // and neither fetched nor failed yet, fetches it (once per id at a time), then calls onDone().
-// getState() -> the page state; presetIds: the model presets (never fetched).
-export function createHfFetcher({ getState, onDone, presetIds = [], fetchFn = fetch } = {}) {
+// getState() -> the page state; getOthers() -> more sets of values whose model the page needs
+// (setup A of a comparison, js/compare.js: A computes once its config is here);
+// presetIds: the model presets (never fetched).
+export function createHfFetcher({ getState, getOthers = () => [], onDone, presetIds = [], fetchFn = fetch } = {}) {
   const inFlight = new Set();
+  const start = (id) => {
+    if (!isHfRepoId(id) || presetIds.includes(id) || HF_CONFIGS.has(id) || HF_STATUS.has(id) || inFlight.has(id)) return;
+    inFlight.add(id);
+    fetchConfig(id, { fetchFn }).then((r) => {
+      inFlight.delete(id);
+      if (r.ok) HF_CONFIGS.set(id, r.config);
+      else HF_STATUS.set(id, r.status);
+      onDone(id, r);
+    });
+  };
   return {
     inFlight,
     check() {
       const st = getState();
-      if (!st || st.values.model !== "hf") return;
-      const id = st.values["model.hf_id"];
-      if (!isHfRepoId(id) || presetIds.includes(id) || HF_CONFIGS.has(id) || HF_STATUS.has(id) || inFlight.has(id)) return;
-      inFlight.add(id);
-      fetchConfig(id, { fetchFn }).then((r) => {
-        inFlight.delete(id);
-        if (r.ok) HF_CONFIGS.set(id, r.config);
-        else HF_STATUS.set(id, r.status);
-        onDone(id, r);
-      });
+      for (const values of [st && st.values, ...getOthers()]) {
+        if (values && values.model === HF_MODEL) start(values["model.hf_id"]);
+      }
     },
     // forget a failure so the next check tries again (the "fetch again" button)
     forget(id) {

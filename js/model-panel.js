@@ -43,7 +43,7 @@ export function kvContextFigure(result, { theme = "light", width = 600 } = {}) {
              zerolinecolor: c.zero, linecolor: c.zero, automargin: true },
     yaxis: { title: { text: t("chart.axis_kv_gib_per_sequence") }, type: "log", dtick: "D2", exponentformat: "none", gridcolor: c.grid,
              zerolinecolor: c.zero, linecolor: c.zero, automargin: true },
-    shapes: [], annotations: [],
+    shapes: [],
   };
   if (!f) return { data: [], layout };
   const narrow = width < 560;
@@ -52,24 +52,25 @@ export function kvContextFigure(result, { theme = "light", width = 600 } = {}) {
   for (const [key, label, color, dash] of KV_SERIES) {
     if (!Array.isArray(f[key])) continue;
     // the window series only where the model has windowed layers (else it is the full one)
-    if (key === "sliding_window_gib" && f.sliding_window_gib.every((v, i) => v === f.full_attention_gib[i])) continue;
+    if (key === "sliding_window_gib" && !f.draw_sliding_window) continue;
     data.push({ type: "scatter", mode: "lines", name: t(label), x, y: f[key],
                 line: { color: c[color], width: key === "sliding_window_gib" ? 2.5 : 1.8, dash },
                 hovertemplate: `%{x:,} ${t("unit.tokens_word")}: %{y:.3s} GiB<extra>${t(label)}</extra>` });
   }
+  // the lines' texts are the shapes' own labels: placed in data units on the log axes by Plotly
   if (typeof f.kv_budget_gib === "number") {
     layout.shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: f.kv_budget_gib, y1: f.kv_budget_gib,
-                         line: { color: c.target, width: 1.5, dash: "dot" } });
-    layout.annotations.push({ xref: "paper", x: 0, xanchor: "left", y: Math.log10(f.kv_budget_gib), yanchor: "bottom",
-                              text: t("chart.kv_budget_line"), showarrow: false, font: { color: c.target, size: 11 } });
+                         line: { color: c.target, width: 1.5, dash: "dot" },
+                         label: { text: t("chart.kv_budget_line"), textposition: "start", xanchor: "left", yanchor: "bottom",
+                                  font: { color: c.target, size: 11 } } });
   }
   const ctx = result.max_model_len_tokens;
   if (typeof ctx === "number") {
     layout.shapes.push({ type: "line", yref: "paper", y0: 0, y1: 1, x0: ctx, x1: ctx,
-                         line: { color: c.point, width: 1.5, dash: "dot" } });
-    layout.annotations.push({ yref: "paper", y: 1, yanchor: "top", x: Math.log10(ctx), xanchor: "right",
-                              text: narrow ? fmt.int(ctx) : t("chart.kv_context_line", { tokens: fmt.int(ctx) }),
-                              showarrow: false, font: { color: c.point, size: 11 } });
+                         line: { color: c.point, width: 1.5, dash: "dot" },
+                         label: { text: narrow ? fmt.int(ctx) : t("chart.kv_context_line", { tokens: fmt.int(ctx) }),
+                                  textposition: "end", textangle: 0, xanchor: "right", yanchor: "top",
+                                  font: { color: c.point, size: 11 } } });
   }
   return { data, layout };
 }
@@ -148,6 +149,7 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
   // ------------------------------------------------------------ Hugging Face fetch
   const fetcher = createHfFetcher({
     getState: () => app.state,
+    getOthers: () => (app.compareA ? [app.compareA] : []),   // a pinned setup A by Hugging Face id
     presetIds,
     onDone: () => setState({}),   // re-check: the fetched config (or why not) is now known
   });
@@ -215,9 +217,9 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
     if (derived.length) {
       parts.push(setText(el("h4"), "res.derived_heading"));
       parts.push(el("ul", { class: "derived", id: "derived-fields" },
-                    derived.map((d) => el("li", { "data-field": d.field, "data-code": d.code || "" },
+                    derived.map((d) => el("li", { "data-field": d.field, "data-code": d.code },
                                           el("code", { translate: "no", text: d.field }), " ",
-                                          el("span", { text: d.code ? renderMessage(d) : d.how })))));
+                                          el("span", { text: renderMessage(d) })))));
     }
     // memory per sequence against context length
     parts.push(setText(el("h4"), "res.kv_context_heading"));
@@ -248,10 +250,10 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
       for (const [key, labelKey, f] of ENGINE_ROWS) {
         const row = log.rows && log.rows[key];
         if (!row || (row.engine === null && row.estimate === null)) continue;
-        const rel = row.relative_difference;
+        const rel = row.relative_difference_pct;
         body.append(el("tr", { "data-row": key }, setText(el("td"), labelKey), el("td", { text: f(row.engine) }),
                        el("td", { text: f(row.estimate) }),
-                       el("td", { text: typeof rel === "number" ? t("res.eng_rel", { x: (rel >= 0 ? "+" : "") + fmt.fixed(rel * 100, 1) }) : fmt.DASH })));
+                       el("td", { text: typeof rel === "number" ? t("res.eng_rel", { x: (rel >= 0 ? "+" : "") + fmt.fixed(rel, 1) }) : fmt.DASH })));
       }
       table.append(body);
       parts.push(table);
@@ -264,12 +266,12 @@ export function mountModelPanel(app, { setState, presetIds, presets = { models: 
       const row = el("div", { class: "adopt" });
       if (typeof adopt.capacity_tokens === "number") {
         const b = setText(el("button", { type: "button", id: "adopt-capacity" }), "ui.adopt_capacity", { tokens: fmt.int(adopt.capacity_tokens) });
-        b.addEventListener("click", () => setState({ "cache.capacity_tokens": String(adopt.capacity_tokens) }));
+        b.addEventListener("click", () => setState({ "cache.capacity_tokens": String(adopt.page_inputs["cache.capacity_tokens"]) }));
         row.append(b);
       }
       if (typeof adopt.runtime_reserve_gib === "number") {
         const b = setText(el("button", { type: "button", id: "adopt-reserve" }), "ui.adopt_reserve", { gib: fmt.fixed(adopt.runtime_reserve_gib, 2) });
-        b.addEventListener("click", () => setState({ runtime_reserve_gib: String(Number(adopt.runtime_reserve_gib.toPrecision(6))) }));
+        b.addEventListener("click", () => setState({ runtime_reserve_gib: String(adopt.page_inputs.runtime_reserve_gib) }));
         row.append(b);
       }
       if (row.childNodes.length) parts.push(row);

@@ -18,9 +18,10 @@
 //                                              from Python's one table of limits
 //                                              (py/kvcalc/limits.json, generated from
 //                                              py/kvcalc/limits.py); Python validates again and
-//                                              its errors are shown at the field they name
-//   uiInteger  page-only: the slider and box take whole numbers though Python accepts
-//            fractional values (token counts are means)
+//                                              its errors are shown at the field they name;
+//                                              integer also where the table says page_integer
+//                                              (the box takes whole numbers though Python accepts
+//                                              fractions: token counts are means)
 //   optional empty box = not sent (Python picks its default); placeholder: its catalogue key (default "ui.from_memory")
 //   limit    the limits-table row when it is not the key (list fields: "tiers[].read_gb_per_s")
 //   when     (values) => bool: sent and enabled only then (e.g. TTL only for eviction=ttl)
@@ -30,6 +31,7 @@
 //            presets/*.json at start-up (model and GPU names are not translated)
 
 import { FLEET_GROUP, FLEET_PARAMS } from "./fleet-params.js";
+import { LIMITS, LIMITS_URL } from "./limits.js";
 
 export const GROUPS = [
   { id: "hardware" },   // legend: group.<id> in the catalogues
@@ -69,7 +71,7 @@ export const PARAMS = [
   { key: "weight_group_size", placeholder: "ui.ph_group_128", group: "hardware", kind: "number", default: null, optional: true,
     slider: false, when: (v) => v.weight_dtype === "int4" },
   { key: "context_tokens", placeholder: "ui.ph_mean_context", group: "hardware", kind: "number", default: null, optional: true,
-    min: 256, max: 1048576, scale: "log", uiInteger: true },
+    min: 256, max: 1048576, scale: "log" },
   { key: "runtime_reserve_gib", placeholder: "ui.ph_estimate", group: "hardware", kind: "number", default: null, optional: true,
     slider: false },
 
@@ -116,9 +118,9 @@ export const PARAMS = [
   { key: "recommender.candidates", group: "traffic", kind: "number",
     default: 100, min: 1, max: 10000, scale: "log", when: (v) => v.scenario === "recommender" },
   { key: "recommender.user_tokens", group: "traffic", kind: "number",
-    default: 2000, min: 10, max: 100000, scale: "log", uiInteger: true, when: (v) => v.scenario === "recommender" },
+    default: 2000, min: 10, max: 100000, scale: "log", when: (v) => v.scenario === "recommender" },
   { key: "recommender.item_tokens", group: "traffic", kind: "number",
-    default: 64, min: 1, max: 10000, scale: "log", uiInteger: true, when: (v) => v.scenario === "recommender" },
+    default: 64, min: 1, max: 10000, scale: "log", when: (v) => v.scenario === "recommender" },
   { key: "workload.conversation_rate_per_s", group: "traffic", kind: "number",
     default: 1, min: 0.01, max: 1000, scale: "log" },
   { key: "workload.turns_mean", group: "traffic", kind: "number",
@@ -134,11 +136,11 @@ export const PARAMS = [
     default: 1, min: 0.05, max: 3, step: 0.05, scale: "linear",
     when: (v) => v["workload.gap_distribution"] === "lognormal" },
   { key: "workload.user_tokens_per_turn", group: "traffic", kind: "number",
-    default: 200, min: 1, max: 100000, scale: "log", uiInteger: true },
+    default: 200, min: 1, max: 100000, scale: "log" },
   { key: "workload.output_tokens_per_turn", group: "traffic", kind: "number",
-    default: 300, min: 1, max: 100000, scale: "log", uiInteger: true },
+    default: 300, min: 1, max: 100000, scale: "log" },
   { key: "workload.system_prompt_tokens", group: "traffic", kind: "number",
-    default: 1000, min: 1, max: 100000, scale: "log", uiInteger: true },
+    default: 1000, min: 1, max: 100000, scale: "log" },
   { key: "workload.service_time_s", group: "traffic", kind: "number",
     default: 2, min: 0.1, max: 100, scale: "log" },
 
@@ -152,7 +154,7 @@ export const PARAMS = [
     min: 1, max: 100000, scale: "log",
     when: (v) => v["cache.eviction"] === "ttl" },
   { key: "cache.capacity_tokens", group: "cache", kind: "number",
-    default: null, optional: true, slider: false, uiInteger: true },
+    default: null, optional: true, slider: false },
 
   // ---------------------------------------------------------------- fleet (js/fleet-params.js)
   ...FLEET_PARAMS,
@@ -175,13 +177,8 @@ export const PARAMS = [
 
 // ---------------------------------------------------------------- valid ranges from Python
 
-// The table written by `python -m kvcalc limits --json`. If it cannot be read the page
-// still works: the boxes accept anything and Python's errors are shown at the field.
-export const LIMITS_URL = new URL("../py/kvcalc/limits.json", import.meta.url).href;
-export const LIMITS = await fetch(LIMITS_URL)
-  .then((r) => (r.ok ? r.json() : Promise.reject(new Error(`HTTP ${r.status}`))))
-  .then((doc) => doc.limits || {})
-  .catch((err) => { console.error(`kvcalc: could not read the limits table ${LIMITS_URL}: ${err.message}`); return {}; });
+// The table written by `python -m kvcalc limits --json` (js/limits.js reads it).
+export { LIMITS, LIMITS_URL };
 
 for (const p of PARAMS) {
   const lim = LIMITS[p.limit ?? p.key];   // limit: a list field's row ("tiers[].capacity_gib")
@@ -190,7 +187,7 @@ for (const p of PARAMS) {
   p.hi = lim.hi === null ? Infinity : lim.hi;
   p.loOpen = lim.lo_open;
   p.hiOpen = lim.hi_open;
-  p.integer = lim.integer || p.uiInteger === true;
+  p.integer = lim.integer || lim.page_integer === true;
 }
 
 export const PARAM_BY_KEY = new Map(PARAMS.map((p) => [p.key, p]));

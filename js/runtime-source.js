@@ -16,10 +16,6 @@ const LOCAL_DIR = "runtime/";
 // The only values the runtime choice may take (page query string, client, worker init).
 export const RUNTIME_CHOICES = Object.freeze(["auto", "local", "cdn"]);
 
-export const RUNTIME_PARAM_REFUSED =
-  "The “runtime” link parameter only accepts auto, local or cdn; other values (a URL or a " +
-  "path) are not accepted and were ignored: kvcalc only runs its own pinned, checked runtime.";
-
 export async function loadRuntimeConfig(baseURL, fetchFn = fetch) {
   const url = new URL("runtime.json", baseURL);
   const resp = await fetchFn(url);

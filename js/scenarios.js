@@ -138,15 +138,13 @@ function drawRecommender(plotly, div, rec, themeName) {
 
 // ---------------------------------------------------------------- trace -> calculator
 
-// The trace tab's fitted workload as a patch of the page's inputs (fit.workload from Python's
-// kvcalc.trace). Inputs that take whole numbers get the nearest one: they refuse fractions.
+// The trace tab's fitted workload as a patch of the page's inputs (fit.page_inputs from Python's
+// kvcalc.trace: request keys, whole numbers where the page's boxes take them).
 export function fitPatch(fit) {
   const patch = {};
-  if (!fit || fit.available === false || !fit.workload) return patch;   // a sampled trace has no fit
-  for (const [k, v] of Object.entries(fit.workload)) {
-    const p = PARAM_BY_KEY.get(`workload.${k}`);
-    if (!p) continue;
-    patch[p.key] = typeof v === "number" && p.integer ? String(Math.round(v)) : String(v);
+  if (!fit || fit.available === false || !fit.page_inputs) return patch;   // a sampled trace has no fit
+  for (const [key, v] of Object.entries(fit.page_inputs)) {
+    if (PARAM_BY_KEY.has(key)) patch[key] = String(v);
   }
   return patch;
 }

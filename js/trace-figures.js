@@ -78,7 +78,8 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
   }
   const lay = layout(theme, "curve", t(`kvt.axis.${name}`), t("kvt.axis_hit_rate"), logX);
   lay.yaxis.tickformat = ".0%";
-  lay.yaxis.range = [0, Math.min(1, Math.max(res.ideal_token_hit_rate, res.ideal_block_hit_rate) * 1.15 || 1)];
+  // from 0 to a little above the highest line (Plotly's own padding), never above 100 %
+  Object.assign(lay.yaxis, { autorange: true, rangemode: "tozero", autorangeoptions: { maxallowed: 1 } });
   lay.xaxis.autorange = true;
   return { data, layout: lay };
 }

@@ -4,7 +4,7 @@
 // Numeric ranges come from Python's table of limits (py/kvcalc/limits.json, rows "trace.*",
 // read by js/params.js); Python checks every value again and its errors name the field.
 
-import { LIMITS } from "./params.js";
+import { LIMITS, pageDefault } from "./limits.js";
 import { TRACE_QUERY_PREFIX as QUERY_PREFIX } from "./state.js";
 
 export { QUERY_PREFIX };
@@ -31,7 +31,10 @@ export const OPTIONS = [
 ];
 export const OPTION_BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
 
-export const PAGE_AUTO_SAMPLE_ABOVE_MIB = 64;
+// "auto" samples above this many MiB of text here: the row's page_default in Python's table
+// (the CLI's default is larger: a tab's wasm heap is smaller than the CLI's memory); null when
+// the table is not read (Python's own default then)
+export const PAGE_AUTO_SAMPLE_ABOVE_MIB = pageDefault("trace.sampling_auto_above_mib");
 
 export const defaults = () => Object.fromEntries(OPTIONS.map((o) => [o.name, o.default]));
 
@@ -118,10 +121,8 @@ export function requestFrom(values, ctx) {
     keep_partial: values.keep_partial,
     sampling: values.sampling === "auto" || values.sampling === "exact" ? values.sampling : Number(values.sampling),
     model_curve: true,
-    // "auto" samples above this many MiB of text here (the CLI: 256): exact mode holds about
-    // 9 bytes per byte of trace, and a tab's wasm heap is smaller than the CLI's memory
-    sampling_auto_above_mib: PAGE_AUTO_SAMPLE_ABOVE_MIB,
   };
+  if (PAGE_AUTO_SAMPLE_ABOVE_MIB !== null) req.sampling_auto_above_mib = PAGE_AUTO_SAMPLE_ABOVE_MIB;
   if (values.block_size_tokens !== null) req.block_size_tokens = values.block_size_tokens;
   if (ctx && ctx.kv_bytes_per_token) req.kv_bytes_per_token = ctx.kv_bytes_per_token;
   if (ctx && ctx.kv_capacity_tokens) req.operating_capacity_tokens = ctx.kv_capacity_tokens;

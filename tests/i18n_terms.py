@@ -30,4 +30,6 @@ TERMS = {
     "num_hidden_layers", "vocab_size", "sliding_window", "ChatGLM", "DeepSeek", "DeepSeek-V3", "Gemma", "Qwen",
     "Qwen3-8B", "Qwen3-Next", "Hub", "huggingface", "gated", "owner", "name", "transformers", "INFO", "Available",
     "cache",
+    # the How it works pages (scripts/gen_how.py): a formula's symbol, the licence, the files it is made from
+    "LLM", "h_s", "Apache-2", "scripts", "gen_how", "validation", "model_vs_sim",
 }

@@ -32,7 +32,7 @@ LANGS = ("en", "zh-CN")
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_]+)\}")
 # keys are dotted words with a known namespace
 NAMESPACES = ("ui", "lang", "stage", "status", "notice", "state", "res", "occ", "unit", "chart", "sim", "err",
-              "msg", "param", "opt", "group", "hitmodel", "kvt")
+              "msg", "param", "opt", "group", "hitmodel", "kvt", "how")
 KEY_LITERAL = re.compile(r"""["'`]((?:%s)\.[A-Za-z0-9_.\-]+)["'`]""" % "|".join(NAMESPACES))
 #: zh-CN may equal en here: names, units, notation
 SAME_IN_BOTH = {"lang.en", "lang.zh-CN", "param.cache.ttl_s.label", "param.gpu.label", "param.model.hf_config.label",
@@ -47,7 +47,8 @@ def catalogue(lang: str) -> dict:
 
 
 def page_sources() -> dict[str, str]:
-    files = [ROOT / "index.html", ROOT / "app.js", *sorted((ROOT / "js").glob("*.js"))]
+    """The page's HTML and JavaScript, and scripts/gen_how.py (the How it works pages' "how.*" texts)."""
+    files = [ROOT / "index.html", ROOT / "app.js", *sorted((ROOT / "js").glob("*.js")), ROOT / "scripts" / "gen_how.py"]
     return {str(f.relative_to(ROOT)): f.read_text(encoding="utf-8") for f in files}
 
 
@@ -63,7 +64,7 @@ def literal_keys() -> set[str]:
             keys |= {k for k in KEY_LITERAL.findall(text) if not k.endswith(".")}
             for spec in re.findall(r"i18nAttr = `([^`]+)`", text):
                 keys |= {pair.split("=", 1)[1] for pair in spec.split(";") if "=" in pair and "${" not in pair}
-    return keys
+    return {k for k in keys if not re.search(r"\.(html|css)$", k)}   # file names (how.html, how.css) are no keys
 
 
 def param_rows() -> list[dict]:
@@ -71,7 +72,10 @@ def param_rows() -> list[dict]:
     node = shutil.which("node")
     if node is None:
         pytest.skip("node is needed to read js/params.js")
-    script = ("import('./js/params.js').then(m => console.log(JSON.stringify({groups: m.GROUPS, "
+    # Node's fetch does not read file: URLs: js/limits.js gets the table (its tier rows) from disk
+    script = ("import {readFileSync} from 'node:fs';"
+              "globalThis.fetch = async (u) => ({ok: true, json: async () => JSON.parse(readFileSync(new URL(u)))});"
+              "import('./js/params.js').then(m => console.log(JSON.stringify({groups: m.GROUPS, "
               "params: m.PARAMS.map(p => ({key: p.key, options: p.options ?? null, numeric: !!p.numeric}))})))")
     out = subprocess.run([node, "--input-type=module", "-e", script], cwd=ROOT, capture_output=True, text=True,
                          check=True, timeout=60).stdout
@@ -104,7 +108,15 @@ def family_keys(messages: dict) -> tuple[set[str], set[str]]:
     required |= {f"kvt.fmt.{f}" for f in formats}
     required |= {f"ui.source.{s}" for s in ("local", "cdn")}
     required |= {f"msg.{c}" for c in python_codes()}
+    # the How it works pages' table: one row per workload of the validation grid (scripts/gen_how.py)
+    from kvcalc.validation import VARIANTS
+    required |= {how_variant_key(name) for name, _, _ in VARIANTS}
     return required, optional
+
+
+def how_variant_key(name: str) -> str:
+    """scripts/gen_how.py's variant_key: "gap lognormal s=1.8" -> how.variant.gap_lognormal_s_1_8."""
+    return "how.variant." + re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 _CODE_PATTERNS = [

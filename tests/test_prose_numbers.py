@@ -33,7 +33,9 @@ CATALOGUES = [ROOT / "i18n" / "en.json", ROOT / "i18n" / "zh-CN.json"]
 
 #: catalogue keys whose numbers describe data; each must take them as {parameters}
 DATA_KEYS = ["res.seed_help", "res.explain.valid_range", "kvt.sample.conversation_hint", "kvt.sample.synthetic_hint", "sim.button",
-             "sim.button_idle", "kvt.sampling.auto", "res.scenario.coding_agent_help", "res.scenario.rag_help"]
+             "sim.button_idle", "kvt.sampling.auto", "res.scenario.coding_agent_help", "res.scenario.rag_help",
+             # the How it works pages (scripts/gen_how.py): the validated ranges, the run, the errors
+             "how.assume_3", "how.sim", "how.summary_row", "how.legacy"]
 
 
 def test_seed_error_summary_agrees_with_a_second_method():

@@ -125,7 +125,8 @@ def _diff(engine_value, estimate_value) -> dict:
     rel = None
     if engine_value is not None and estimate_value is not None and engine_value != 0:
         rel = (estimate_value - engine_value) / engine_value
-    return {"engine": engine_value, "estimate": estimate_value, "relative_difference": rel}
+    return {"engine": engine_value, "estimate": estimate_value, "relative_difference": rel,
+            "relative_difference_pct": None if rel is None else 100.0 * rel}
 
 
 def compare_with_estimate(parsed: dict, report: dict, tolerance: float = 0.05) -> dict:
@@ -175,5 +176,11 @@ def compare_with_estimate(parsed: dict, report: dict, tolerance: float = 0.05) -
             messages.append({"code": "engine_reserve_negative", "params": {"reserve_gib": r},
                              "message": "The engine's KV memory exceeds this GPU's usable memory less the weights: "
                                         "check the GPU, tensor parallelism and memory fraction match the run."})
+    # the values as the page's boxes take them (request key -> value): the reserve to 6 digits
+    page_inputs = {}
+    if tokens is not None:
+        page_inputs["cache.capacity_tokens"] = tokens
+    if reserve is not None:
+        page_inputs["runtime_reserve_gib"] = float(f"{reserve:.6g}")
     return {"engine": parsed["engine"], "rows": rows, "messages": messages,
-            "adopt": {"capacity_tokens": tokens, "runtime_reserve_gib": reserve}}
+            "adopt": {"capacity_tokens": tokens, "runtime_reserve_gib": reserve, "page_inputs": page_inputs}}

@@ -31,9 +31,8 @@ from .fleet import ROUTINGS, TIER_MODES, FleetConfig, TierConfig, fleet_hit_rate
 from .tiers import default_read_gb_per_s
 from .units import GIB_BYTES
 
-__all__ = ["FLEET_REQUEST_KEYS", "check_fleet_field", "fleet_from_request", "fleet_result", "fleet_sensitivity"]
+__all__ = ["check_fleet_field", "fleet_from_request", "fleet_result", "fleet_sensitivity"]
 
-FLEET_REQUEST_KEYS = ("cluster", "tiers", "tier_mode", "price_per_gpu_hour", "mbu", "sizing")
 
 MAX_TIERS = 4
 

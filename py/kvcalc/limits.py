@@ -28,7 +28,8 @@ import math
 from dataclasses import asdict, dataclass
 
 __all__ = ["Limit", "LIMITS", "limit", "limits_json", "MAX_DEPTH", "MAX_NODES", "MAX_STRING_CHARS",
-           "MAX_CAPACITY_POINTS", "SIMULATION_MAX_CONVERSATIONS", "SIMULATION_MAX_WORK", "simulation_work", "ARCH_MESSAGE"]
+           "MAX_CAPACITY_POINTS", "SIMULATION_MAX_CONVERSATIONS", "SIMULATION_MAX_WORK", "simulation_work", "ARCH_MESSAGE",
+           "PAGE_TIERS", "page_inputs"]
 
 #: Nesting depth of a request (objects and lists); config.json files nest 3-4 deep. Equal to
 #: the page's MAX_MESSAGE_DEPTH (js/worker-protocol.js), so what the page sends is never deeper.
@@ -70,6 +71,10 @@ class Limit:
     default: float | None = None
     #: a value above hi is "larger than any real model" (architecture fields)
     arch: bool = False
+    #: the page's box and slider take whole numbers though Python accepts fractions (means of tokens)
+    page_integer: bool = False
+    #: the page's default when it differs from the API's (``default``)
+    page_default: float | None = None
 
     def contains(self, x: float) -> bool:
         if x < self.lo or x > self.hi:
@@ -95,18 +100,18 @@ def _rows() -> list[Limit]:
         L("tensor_parallel", "GPUs", 1, 1024, integer=True, scale="log", default=1),
         L("gpu_memory_utilization", "fraction", 0.0, 1.0, lo_open=True, default=0.9),
         L("runtime_reserve_gib", "GiB", 0.0, 1e4),
-        L("context_tokens", "tokens", 1.0, 1e8, scale="log"),
+        L("context_tokens", "tokens", 1.0, 1e8, scale="log", page_integer=True),
         # ---------------------------------------------------------------- workload
         L("workload.conversation_rate_per_s", "1/s", 0.0, 1e6, lo_open=True, scale="log", default=1.0),
         L("workload.turns_mean", "turns", 1.0, 200.0, scale="log", default=5.0),
         L("workload.gap_mean_s", "s", 0.0, 1e7, lo_open=True, scale="log", default=60.0),
         L("workload.gap_lognormal_sigma", "", 0.05, 3.0, default=1.0),
-        L("workload.user_tokens_per_turn", "tokens", 1.0, 1e7, scale="log", default=200.0),
-        L("workload.output_tokens_per_turn", "tokens", 0.0, 1e7, scale="log", default=300.0),
-        L("workload.system_prompt_tokens", "tokens", 0.0, 1e7, scale="log", default=1000.0),
+        L("workload.user_tokens_per_turn", "tokens", 1.0, 1e7, scale="log", default=200.0, page_integer=True),
+        L("workload.output_tokens_per_turn", "tokens", 0.0, 1e7, scale="log", default=300.0, page_integer=True),
+        L("workload.system_prompt_tokens", "tokens", 0.0, 1e7, scale="log", default=1000.0, page_integer=True),
         L("workload.service_time_s", "s", 0.0, 1e5, scale="log", default=2.0),
         # ---------------------------------------------------------------- cache
-        L("cache.capacity_tokens", "tokens", 0.0, 1e13, scale="log"),
+        L("cache.capacity_tokens", "tokens", 0.0, 1e13, scale="log", page_integer=True),
         L("cache.block_size_tokens", "tokens", 1, 4096, integer=True, scale="log", default=16),
         L("cache.ttl_s", "s", 0.0, 1e9, lo_open=True, scale="log"),
         # ---------------------------------------------------------------- questions and figures
@@ -115,8 +120,8 @@ def _rows() -> list[Limit]:
         L("tornado_change_fraction", "fraction", 0.0, 0.9, lo_open=True, default=0.2),
         # ---------------------------------------------------------------- recommender scenario (kvcalc.recommender)
         L("recommender.candidates", "items", 1, 100_000, integer=True, scale="log", default=100),
-        L("recommender.user_tokens", "tokens", 1.0, 1e7, scale="log", default=2000.0),
-        L("recommender.item_tokens", "tokens", 1.0, 1e6, scale="log", default=64.0),
+        L("recommender.user_tokens", "tokens", 1.0, 1e7, scale="log", default=2000.0, page_integer=True),
+        L("recommender.item_tokens", "tokens", 1.0, 1e6, scale="log", default=64.0, page_integer=True),
         # ---------------------------------------------------------------- fleet (issue 7: kvcalc.fleet_request)
         L("cluster.instances", "instances", 1, 100_000, integer=True, scale="log", default=1),
         L("tiers[].capacity_tokens", "tokens", 0.0, 1e13, lo_open=True, scale="log"),
@@ -132,7 +137,10 @@ def _rows() -> list[Limit]:
         L("trace.block_size_tokens", "tokens", 1, 1 << 20, integer=True, scale="log"),
         L("trace.cluster.instances", "instances", 1, 4096, integer=True, scale="log", default=1),
         L("trace.tiers[].capacity_gib", "GiB", 0.0, 1e7, scale="log"),
-        L("trace.sampling_auto_above_mib", "MiB", 1, 1 << 20, integer=True, scale="log", default=256),
+        # the page samples above 64 MiB (the CLI: 256): exact mode holds about 9 bytes per byte of
+        # trace, and a browser tab's wasm heap is smaller than the CLI's memory
+        L("trace.sampling_auto_above_mib", "MiB", 1, 1 << 20, integer=True, scale="log", default=256,
+          page_default=64),
         # ---------------------------------------------------------------- simulation
         L("seed", "", 0, 2**32 - 1, integer=True, default=1),
         L("simulation.n_conversations", "conversations", 100, SIMULATION_MAX_CONVERSATIONS, integer=True,
@@ -197,6 +205,14 @@ def _rows() -> list[Limit]:
 #: key path -> Limit
 LIMITS: dict[str, Limit] = {row.key: row for row in _rows()}
 
+#: The page's Fleet inputs offer these lower tiers, tiers[i] the i-th: the name sent (a name
+#: starting "cpu" reads at the GPU's host link by default, kvcalc.tiers) and its sliders' ends;
+#: the valid ranges are the tiers[] rows above.
+PAGE_TIERS = (
+    {"name": "cpu", "capacity_gib_slider": [1, 4096], "read_gb_per_s_slider": [1, 400]},
+    {"name": "ssd", "capacity_gib_slider": [16, 65536], "read_gb_per_s_slider": [0.5, 100]},
+)
+
 
 def limit(key: str) -> Limit:
     """The Limit of a key path; config.json fields inside text_config share their top-level row."""
@@ -205,6 +221,17 @@ def limit(key: str) -> Limit:
     if ".hf_config." in key:
         return LIMITS["model.hf_config." + key.rsplit(".", 1)[1]]
     raise KeyError(key)
+
+
+def page_inputs(values: dict, prefix: str = "") -> dict:
+    """``{prefix + name: value}`` as the page's boxes take them: a row the page takes in whole
+    numbers (``integer`` or ``page_integer``) gets the nearest one, halves up; other values as given."""
+    out = {}
+    for name, x in values.items():
+        row = LIMITS.get(prefix + name)
+        whole = row is not None and (row.integer or row.page_integer)
+        out[prefix + name] = math.floor(x + 0.5) if whole and isinstance(x, (int, float)) else x
+    return out
 
 
 def simulation_work(n_capacities: int, n_conversations: int, turns_mean: float) -> float:
@@ -223,6 +250,6 @@ def limits_json() -> str:
         return d
     doc = {"comment": "generated from py/kvcalc/limits.py by `python -m kvcalc limits --json`; do not edit",
            "max_depth": MAX_DEPTH, "max_nodes": MAX_NODES, "max_capacity_points": MAX_CAPACITY_POINTS,
-           "simulation_max_work": SIMULATION_MAX_WORK,
+           "simulation_max_work": SIMULATION_MAX_WORK, "page_tiers": list(PAGE_TIERS),
            "limits": {k: row(v) for k, v in LIMITS.items()}}
     return json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"

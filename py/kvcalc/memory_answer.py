@@ -96,4 +96,6 @@ def _kv_context_cached(model, kv_bits: float, tp: int, block: int, host_link_gb_
     fig = kv_memory_vs_context(model, kv_bits, tp, block, host_link_gb_per_s=host_link_gb_per_s)
     for key in [k for k in fig if k.endswith("_bytes") and isinstance(fig[k], list)]:
         fig[key[:-len("_bytes")] + "_gib"] = [x / GIB_BYTES for x in fig[key]]
+    # the window series only where the model has windowed layers that hold less (else it is the full one)
+    fig["draw_sliding_window"] = fig["sliding_window_bytes"] != fig["full_attention_bytes"]
     return fig

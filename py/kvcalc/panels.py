@@ -47,12 +47,16 @@ def _recommender(req: dict, result: dict) -> dict:
 
 def _compare(a: dict, b: dict) -> dict:
     curve = (a.get("figures") or {}).get("curve") or {}
+    difference = {k: (None if _path(a, k) is None or _path(b, k) is None else _path(b, k) - _path(a, k))
+                  for k in COMPARE_KEYS}
     return {
         "keys": list(COMPARE_KEYS),
         "a": {k: _path(a, k) for k in COMPARE_KEYS},
         "b": {k: _path(b, k) for k in COMPARE_KEYS},
-        "difference": {k: (None if _path(a, k) is None or _path(b, k) is None else _path(b, k) - _path(a, k))
-                       for k in COMPARE_KEYS},
+        "difference": difference,
+        # B - A of the rates in percentage points (the table's unit for them)
+        "difference_pct_points": {k: None if difference[k] is None else 100.0 * difference[k]
+                                  for k in COMPARE_KEYS if k.endswith("_hit_rate")},
         "a_curve": {k: curve.get(k) for k in ("capacity_tokens", "capacity_gib", "token_hit_rate")
                     if curve.get(k) is not None},
     }

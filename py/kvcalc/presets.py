@@ -26,7 +26,7 @@ from pathlib import Path
 
 from .errors import InputError
 from .limits import LIMITS
-from .units import DTYPE_BITS, dtype_bits
+from .units import dtype_bits
 
 __all__ = [
     "ModelSpec", "GpuSpec", "ATTENTION_KINDS", "presets_dir", "load_models", "load_gpus",
@@ -148,14 +148,6 @@ class ModelSpec:
             return dict(self.weight_format)
         from .quant import weight_format
         return weight_format(self.weight_dtype)
-
-    @property
-    def weight_bits(self) -> int:
-        return DTYPE_BITS[self.weight_dtype.lower()]
-
-    @property
-    def is_moe(self) -> bool:
-        return self.params_active < self.params_total
 
     def derived_fields(self) -> list[dict]:
         """The derived values as {"field", "how", "code", "params"} (params a dict; the page renders

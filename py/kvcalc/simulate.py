@@ -461,11 +461,6 @@ class _LruStore:
         self.cc[run[2]] -= ln
         return ln if whole_shared else 0
 
-    def put(self, owner, ln: int, t: float, cat: int) -> None:
-        self.od[owner] = [ln, t, cat]
-        self.ncached += ln
-        self.cc[cat] += ln
-
     def free_own(self, c, full: int, Ps: int, t: float, cat: int) -> None:
         if full > Ps:
             ln = full - Ps

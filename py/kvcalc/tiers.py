@@ -47,6 +47,7 @@ def tier_load_report(model: ModelSpec, gpu: GpuSpec, tensor_parallel: int, kv_by
             "name": tier.name, "token_hit_rate": h, "tokens_per_request": x,
             "read_gb_per_s": tier.read_gb_per_s,
             "load_s_per_request": load_s, "recompute_s_per_request": recompute_s,
+            "load_ms_per_request": load_s * 1e3, "recompute_ms_per_request": recompute_s * 1e3,
             "helps_ttft": bool(helps),
             "ttft_saved_s_per_request": max(recompute_s - load_s, 0.0),
             "code": "tier_helps_ttft" if helps else "tier_slower_than_recompute",

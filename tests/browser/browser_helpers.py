@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -82,3 +83,56 @@ def open_page(ctx, url: str, timeout: int = START_TIMEOUT_MS):
         pytest.fail("the page never showed a result:\n" + "\n".join(pg.console_lines[-30:]) +
                     "\nstatus: " + pg.inner_text("#status"))
     return pg
+
+
+HUB = "https://huggingface.co/"
+
+
+def is_local(url: str) -> bool:
+    """A URL of the test server (127.0.0.1) or of the page itself (data:, blob:, about:, file:)."""
+    parts = urlsplit(url)
+    return parts.scheme in ("data", "blob", "about", "file") or parts.hostname == "127.0.0.1"
+
+
+def guarded_context(browser, hub: bool = False, **options):
+    """Yield a new browser context (``options`` go to ``new_context``) whose requests off
+    127.0.0.1 are aborted: every URL asked for is in ``ctx.requests``, the refused ones in
+    ``ctx.blocked``. With ``hub``, the Hugging Face Hub is answered from ``ctx.hub``
+    ({url: (status, body, headers)} or "offline"; else 404 EntryNotFound) and its requests are
+    in ``ctx.hub_requests`` (never the network). Closed after. For fixtures: ``yield from``."""
+    ctx = browser.new_context(**options)
+    ctx.requests, ctx.blocked, ctx.hub, ctx.hub_requests = [], [], {}, []
+
+    def guard(route):
+        url = route.request.url
+        ctx.requests.append(url)
+        if is_local(url):
+            return route.fallback()
+        if hub and url.startswith(HUB):
+            ctx.hub_requests.append(url)
+            answer = ctx.hub.get(url, (404, '{"error": "Entry not found"}', {"x-error-code": "EntryNotFound"}))
+            if answer == "offline":
+                return route.abort("internetdisconnected")
+            status, body, headers = answer
+            return route.fulfill(status=status, body=body, headers={"access-control-allow-origin": "*",
+                                                                     "content-type": "application/json", **headers})
+        ctx.blocked.append(url)
+        return route.abort("blockedbyclient")
+
+    ctx.route("**/*", guard)
+    try:
+        yield ctx
+    finally:
+        ctx.close()
+
+
+def page_at(ctx, url: str, clear_storage: bool = False):
+    """Yield ``open_page(ctx, url)`` (first result drawn), localStorage emptied if asked; closed
+    after. For fixtures: ``yield from``."""
+    pg = open_page(ctx, url)
+    if clear_storage:
+        pg.evaluate("localStorage.clear()")
+    try:
+        yield pg
+    finally:
+        pg.close()

@@ -19,11 +19,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
-from browser_helpers import ROOT  # noqa: E402
+from browser_helpers import ROOT, guarded_context  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "scripts"))
 import serve  # noqa: E402
@@ -90,29 +89,19 @@ def browser():
         b.close()
 
 
-def _is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    if parts.scheme in ("data", "blob", "about", "file"):
-        return True
-    return parts.hostname == "127.0.0.1"
+@pytest.fixture
+def context(browser):
+    """A bare context (the harness tests): requests off 127.0.0.1 aborted and listed in .blocked."""
+    yield from guarded_context(browser)
 
 
 @pytest.fixture
-def context(browser):
-    ctx = browser.new_context()
-    blocked: list[str] = []
-
-    def guard(route):
-        if _is_local(route.request.url):
-            route.fallback()
-        else:
-            blocked.append(route.request.url)
-            route.abort("blockedbyclient")
-
-    ctx.route("**/*", guard)
-    ctx.blocked = blocked
-    yield ctx
-    ctx.close()
+def ctx(browser):
+    """A fresh context per test for the page (1400 x 1000, en-US, downloads accepted), requests
+    off 127.0.0.1 aborted; a module that keeps one page for all its tests defines its own
+    module-scoped ctx with guarded_context."""
+    yield from guarded_context(browser, viewport={"width": 1400, "height": 1000}, locale="en-US",
+                               accept_downloads=True)
 
 
 @pytest.fixture

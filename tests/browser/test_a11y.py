@@ -24,7 +24,7 @@ import time
 import pytest
 
 from axe_helpers import axe_violations, describe, inject_axe, route_axe
-from browser_helpers import PAGE_SETTLED, ROOT, open_page, wait_js
+from browser_helpers import PAGE_SETTLED, ROOT, guarded_context, open_page, page_at, wait_js
 
 pytestmark = pytest.mark.browser
 
@@ -45,17 +45,13 @@ def settle(pg, key: str, expected) -> None:
 
 
 @pytest.fixture(scope="module")
-def ctx(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    yield context
-    context.close()
+def ctx(browser):
+    yield from guarded_context(browser, viewport={"width": 1280, "height": 900})
 
 
 @pytest.fixture(scope="module")
 def pg(ctx, server):
-    p = open_page(ctx, server + "index.html?lang=en")
-    yield p
-    p.close()
+    yield from page_at(ctx, server + "index.html?lang=en")
 
 
 def press(pg, selector: str, key: str, times: int = 1) -> None:

@@ -15,13 +15,6 @@ TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    yield c
-    c.close()
-
-
 def cells(pg) -> dict:
     return pg.evaluate("""Object.fromEntries([...document.querySelectorAll('#compare-card td[data-cmp]')]
         .map(td => [td.dataset.cmp, {text: td.innerText, value: td.dataset.value === undefined ? null : Number(td.dataset.value)}]))""")
@@ -42,8 +35,9 @@ def test_pin_change_compare_reload(ctx, server):
     assert c["a:token_hit_rate"]["value"] == a_hit
     assert c["b:token_hit_rate"]["value"] == b_hit
     assert c["b:token_hit_rate"]["text"] == pg.inner_text(".big-value")
-    assert c["d:token_hit_rate"]["value"] == pg.evaluate("__kvcalc.result.compare.difference.token_hit_rate")
-    assert c["d:token_hit_rate"]["value"] == pytest.approx(b_hit - a_hit, abs=1e-15)
+    # the difference of rates in percentage points, as Python sends it
+    assert c["d:token_hit_rate"]["value"] == pg.evaluate("__kvcalc.result.compare.difference_pct_points.token_hit_rate")
+    assert c["d:token_hit_rate"]["value"] == pytest.approx(100 * (b_hit - a_hit), abs=1e-12)
     assert c["d:token_hit_rate"]["text"] == f"{(b_hit - a_hit) * 100:.1f} pp".replace("-", "-")
     names = pg.evaluate("document.querySelector('#chart-curve').data.map(d => d.name)")
     assert "setup A" in names and any("curve" in n for n in names)

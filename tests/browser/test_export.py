@@ -17,13 +17,6 @@ TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US", accept_downloads=True)
-    yield c
-    c.close()
-
-
 def download(pg, selector: str) -> bytes:
     with pg.expect_download(timeout=TIMEOUT_MS) as d:
         pg.click(selector)

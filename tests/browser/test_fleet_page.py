@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute  # noqa: E402
 from kvcalc.engine_flags import FLAGS  # noqa: E402
-from browser_helpers import PAGE_SETTLED, open_page, wait_js  # noqa: E402
+from browser_helpers import PAGE_SETTLED, guarded_context, open_page, page_at, wait_js  # noqa: E402
 
 pytestmark = pytest.mark.browser
 
@@ -35,17 +35,13 @@ FLEET_KEYS = ("cluster", "tiers", "tier_mode", "price_per_gpu_hour", "sizing")
 
 
 @pytest.fixture(scope="module")
-def ctx(browser, server):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    yield context
-    context.close()
+def ctx(browser):
+    yield from guarded_context(browser, viewport={"width": 1280, "height": 1000})
 
 
 @pytest.fixture(scope="module")
 def page(ctx, server):
-    pg = open_page(ctx, f"{server}?{QUERY}&lang=en")
-    yield pg
-    pg.close()
+    yield from page_at(ctx, f"{server}?{QUERY}&lang=en")
 
 
 def settle(pg, before: int):
@@ -266,3 +262,18 @@ def test_bad_fleet_input_is_refused_at_its_box(page):
     page.fill(box("tiers[0].capacity_gib"), "64")
     settle(page, n)
     assert page.get_attribute("#results", "data-stale") == "false"
+
+
+def test_an_unknown_tier_name_never_reaches_the_chart_raw(page):
+    """A tier name from an API user (not the page's cpu/ssd) is labelled "tier n" (its place,
+    the GPU being tier 1): Plotly's text never shows the name as given (it would render markup)."""
+    names = page.evaluate("""async () => {
+        const f = await import('/js/fleet-figures.js');
+        const result = {cache_capacity_tokens: 1000, fleet_figures: {tier_split: {capacity_tokens: [1, 10],
+            tiers: [{name: 'gpu', token_hit_rate: [0.1, 0.2]}, {name: 'cpu', token_hit_rate: [0, 0.1]},
+                    {name: '<b>nvme</b>', token_hit_rate: [0, 0.05]}]}}};
+        const fig = f.tierSplitFigure(result, {theme: 'light', width: 800});
+        return fig.data.map(d => [d.name, d.hovertemplate]);
+    }""")
+    assert [n for n, _ in names] == ["GPU", "CPU DRAM", "tier 3"]
+    assert all("<b>" not in h for _, h in names)

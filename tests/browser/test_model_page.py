@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
-from browser_helpers import PAGE_SETTLED, open_page, wait_js  # noqa: E402
+from browser_helpers import HUB, PAGE_SETTLED, guarded_context, open_page, page_at, wait_js  # noqa: E402
 from kvcalc.api import compute
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "hf_configs"
-HUB = "https://huggingface.co/"
 AWQ_ID = "hugging-quants/Meta-Llama-3.1-8B-Instruct-AWQ-INT4"
 GIB = 2**30
 
@@ -30,46 +29,15 @@ LLAMA_8B = {"num_layers": 32, "hidden_size": 4096, "num_attention_heads": 32, "n
 BASE = {"gpu": "h100-sxm-80gb", "tensor_parallel": 1, "gpu_memory_utilization": 0.9}
 
 
-def _local(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
-
-
 @pytest.fixture(scope="module")
-def ctx(browser, server):
-    """Requests off 127.0.0.1 are aborted, except the Hub, answered from ``context.hub``:
-    {url: (status, body, headers)} or "offline"; every Hub request is recorded."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.hub = {}
-    context.hub_requests = []
-    context.blocked = []
-
-    def guard(route):
-        url = route.request.url
-        if _local(url):
-            return route.fallback()
-        if url.startswith(HUB):
-            context.hub_requests.append(url)
-            answer = context.hub.get(url, (404, '{"error": "Entry not found"}', {"x-error-code": "EntryNotFound"}))
-            if answer == "offline":
-                return route.abort("internetdisconnected")
-            status, body, headers = answer
-            return route.fulfill(status=status, body=body, headers={"access-control-allow-origin": "*",
-                                                                     "content-type": "application/json", **headers})
-        context.blocked.append(url)
-        route.abort("blockedbyclient")
-
-    context.route("**/*", guard)
-    yield context
-    context.close()
+def ctx(browser):
+    """The Hub answered from ``ctx.hub`` (browser_helpers.guarded_context), never the network."""
+    yield from guarded_context(browser, hub=True, viewport={"width": 1400, "height": 1000})
 
 
 @pytest.fixture(scope="module")
 def page(ctx, server):
-    pg = open_page(ctx, server)
-    pg.evaluate("localStorage.clear()")
-    yield pg
-    pg.close()
+    yield from page_at(ctx, server, clear_storage=True)
 
 
 def settle(pg, before: int):
@@ -255,6 +223,29 @@ def test_hub_fetch_reads_the_config_with_its_quantization(page, ctx):
     assert ctx.hub_requests[-1] == _hub_url(AWQ_ID)
     q = parse_qs(urlsplit(page.url).query)
     assert q["model"] == ["hf"] and q["model.hf_id"] == [AWQ_ID] and "model.hf_config" not in q
+
+
+def test_compare_link_fetches_setup_a_by_id(ctx, server):
+    """A link with setup A by Hugging Face id (?a=...) on a fresh page: the fetcher fetches A's
+    config too, so A computes (it was skipped while its config was missing)."""
+    cfg = json.loads((FIXTURES / "llama-3.1-8b-awq.json").read_text())
+    ctx.hub[_hub_url(AWQ_ID)] = (200, json.dumps(cfg), {})
+    a_query = f"model=hf&model.hf_id={quote(AWQ_ID, safe='')}&gpu={BASE['gpu']}"
+    pg = open_page(ctx, f"{server}index.html?lang=en&model=meta-llama%2FLlama-3.1-8B&a={quote(a_query, safe='')}")
+    try:
+        wait_js(pg, f"__kvcalc.result && __kvcalc.result.compare && {PAGE_SETTLED}", timeout=60_000)
+        assert _hub_url(AWQ_ID) in ctx.hub_requests
+        sent = pg.evaluate("__kvcalc.resultRequest")
+        assert sent["compare_with"]["model"]["name"] == AWQ_ID
+        a = compute({k: v for k, v in sent["compare_with"].items()})
+        cmp = pg.evaluate("__kvcalc.result.compare")
+        assert cmp["a"]["cache_capacity_tokens"] == a["cache_capacity_tokens"]
+        assert cmp["a"]["token_hit_rate"] == a["token_hit_rate"]
+        # the fetched config is the fixture's (int4 AWQ weights leave more room for KV than bf16 B)
+        assert sent["compare_with"]["model"]["hf_config"] == cfg
+        assert cmp["a"]["cache_capacity_tokens"] > cmp["b"]["cache_capacity_tokens"]
+    finally:
+        pg.close()
 
 
 @pytest.mark.parametrize("repo, answer, words", [

@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute, simulate  # noqa: E402
 from kvcalc.figure_data import SIMULATION_POINTS  # noqa: E402
-from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
+from browser_helpers import PAGE_SETTLED as SETTLED, guarded_context, is_local, open_page, page_at, wait_js  # noqa: E402  (index.html's CSP blocks wait_for_function)
 
 TIMEOUT_MS = 90_000
 XSS_PAYLOAD = '<img src=x onerror="window.__xss=1">'
@@ -39,37 +39,14 @@ DEFAULT_REQUEST = {
 }
 
 
-def _is_local(url: str) -> bool:
-    parts = urlsplit(url)
-    return parts.scheme in ("data", "blob", "about") or parts.hostname == "127.0.0.1"
-
-
 @pytest.fixture(scope="module")
-def ctx(browser, server):
-    """A context whose requests off 127.0.0.1 are aborted and recorded (like conftest's)."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.blocked = []
-    context.requests = []
-
-    def guard(route):
-        context.requests.append(route.request.url)
-        if _is_local(route.request.url):
-            route.fallback()
-        else:
-            context.blocked.append(route.request.url)
-            route.abort("blockedbyclient")
-
-    context.route("**/*", guard)
-    yield context
-    context.close()
+def ctx(browser):
+    yield from guarded_context(browser, viewport={"width": 1400, "height": 1000})
 
 
 @pytest.fixture(scope="module")
 def page(ctx, server):
-    pg = open_page(ctx, server)
-    pg.evaluate("localStorage.clear()")
-    yield pg
-    pg.close()
+    yield from page_at(ctx, server, clear_storage=True)
 
 
 def settle(pg, before: int | None = None):
@@ -357,7 +334,7 @@ def test_xss_and_bad_url_values_are_text_with_a_notice(ctx, server):
 @pytest.mark.browser
 def test_no_request_left_localhost(page, ctx):
     assert ctx.blocked == []
-    assert ctx.requests and all(_is_local(u) for u in ctx.requests)
+    assert ctx.requests and all(is_local(u) for u in ctx.requests)
     assert not [line for line in page.console_lines if line.startswith("pageerror")]
 
 

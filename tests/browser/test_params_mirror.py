@@ -18,7 +18,7 @@ from kvcalc.fleet import ROUTINGS, TIER_MODES
 from kvcalc.architecture import ARCHITECTURE_KEYS
 from kvcalc.hitrate import HIT_MODELS
 from kvcalc.quant import WEIGHT_FORMATS
-from kvcalc.limits import LIMITS, limits_json
+from kvcalc.limits import LIMITS, PAGE_TIERS, limits_json
 from kvcalc.request import CACHE_KEYS, RECOMMENDER_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
 from kvcalc.scenarios import SCENARIOS
 from kvcalc.units import DTYPE_BITS
@@ -74,7 +74,7 @@ def test_every_page_row_agrees_with_python(page, server):
         const m = await import('/js/params.js');
         return m.PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
                                    loOpen: p.loOpen, hiOpen: p.hiOpen, integer: p.integer,
-                                   uiInteger: !!p.uiInteger, options: Array.isArray(p.options) ? [...p.options] : p.options,
+                                   options: Array.isArray(p.options) ? [...p.options] : p.options,
                                    min: p.min, max: p.max, def: p.default, limit: p.limit ?? null}));
     }""")
     assert len(rows) >= 25
@@ -88,10 +88,8 @@ def test_every_page_row_agrees_with_python(page, server):
             lim = LIMITS[key]
             assert row["lo"] == lim.lo and row["loOpen"] == lim.lo_open, (key, row, lim)
             assert row["hi"] == ("inf" if lim.hi == math.inf else lim.hi) and row["hiOpen"] == lim.hi_open, (key, row, lim)
-            if row["uiInteger"]:
-                assert row["integer"] is True and not lim.integer, (key, "uiInteger only where Python takes fractions")
-            else:
-                assert row["integer"] == lim.integer, (key, row, lim)
+            # whole numbers where Python wants them, and where its table says the page takes them
+            assert row["integer"] == (lim.integer or lim.page_integer), (key, row, lim)
             # the default and the slider's ends are values Python accepts
             for x in (row["def"], row["min"], row["max"]):
                 if x is not None:
@@ -117,3 +115,28 @@ def test_every_page_row_agrees_with_python(page, server):
     # every numeric request field with a page control is covered, every workload field has one
     assert all(f"workload.{n}" in {r["key"] for r in rows} for n in WORKLOAD_KEYS)
     assert seen_numbers == sum(1 for r in rows if r["kind"] == "number")
+
+
+def test_page_only_rows_come_from_python(page, server):
+    """The Fleet inputs' tier rows are Python's PAGE_TIERS, in order, with their sliders' ends; the
+    trace tab's auto-sampling threshold is the page_default of Python's row."""
+    page.goto(f"{server}tests/browser/harness.html")
+    got = page.evaluate("""async () => {
+        const f = await import('/js/fleet-params.js');
+        const o = await import('/js/trace-options.js');
+        const rows = f.FLEET_PARAMS.filter(p => p.key.startsWith('tiers[')).map(p => [p.key, p.min, p.max]);
+        return {names: f.TIER_NAMES, rows, auto: o.PAGE_AUTO_SAMPLE_ABOVE_MIB,
+                sent: o.requestFrom(o.defaults(), null).sampling_auto_above_mib,
+                request: f.fleetRequest({"cluster.instances": 1, "cluster.routing": "affinity",
+                                         "tiers[0].capacity_gib": 64, "tiers[1].capacity_gib": 512}).tiers};
+    }""")
+    assert got["names"] == [t["name"] for t in PAGE_TIERS]
+    want = []
+    for i, tier in enumerate(PAGE_TIERS):
+        want += [[f"tiers[{i}].capacity_gib", *tier["capacity_gib_slider"]],
+                 [f"tiers[{i}].read_gb_per_s", *tier["read_gb_per_s_slider"]]]
+    assert got["rows"] == want
+    assert got["request"] == [{"name": PAGE_TIERS[0]["name"], "capacity_gib": 64},
+                              {"name": PAGE_TIERS[1]["name"], "capacity_gib": 512}]
+    mib = LIMITS["trace.sampling_auto_above_mib"].page_default
+    assert got["auto"] == got["sent"] == mib

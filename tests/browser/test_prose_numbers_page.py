@@ -16,19 +16,13 @@ from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa:
 
 from kvcalc.explain import VALIDATION_SUMMARY  # noqa: E402
 from kvcalc.figure_data import SIMULATION_POINTS  # noqa: E402
+from kvcalc.limits import LIMITS  # noqa: E402
 from kvcalc.trace.sample_traces import describe_samples  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_MS = 120_000
 pytestmark = pytest.mark.browser
 SCENARIOS = json.loads((ROOT / "py/kvcalc/scenarios.json").read_text())["scenarios"]
-
-
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    yield c
-    c.close()
 
 
 def test_prose_numbers_are_pythons(ctx, server):
@@ -61,8 +55,9 @@ def test_prose_numbers_are_pythons(ctx, server):
         assert title.startswith(f"{info['requests']:,} requests, {info['duration_minutes']} min"), title
     assert "{" not in pg.inner_text("body")
     auto = pg.evaluate("[...document.querySelectorAll('select[name=sampling] option')].find(o => o.value === 'auto').textContent")
-    # the page's own setting (js/trace-options.js PAGE_AUTO_SAMPLE_ABOVE_MIB), not typed in the catalogue
-    assert auto.startswith("auto (exact up to ") and auto.endswith(" MiB)") and "{" not in auto, auto
+    # the page's own setting (the page_default of Python's limits row), not typed in the catalogue
+    mib = LIMITS["trace.sampling_auto_above_mib"].page_default
+    assert auto == f"auto (exact up to {mib:,} MiB)", auto
     # Chinese: the same numbers through the zh-CN catalogue
     pg.select_option("#lang", "zh-CN")
     wait_js(pg, "document.documentElement.lang === 'zh-CN'", timeout=TIMEOUT_MS)

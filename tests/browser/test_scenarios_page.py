@@ -17,13 +17,6 @@ pytestmark = pytest.mark.browser
 SCENARIOS = json.loads((ROOT / "py/kvcalc/scenarios.json").read_text())["scenarios"]
 
 
-@pytest.fixture()
-def ctx(browser):
-    c = browser.new_context(viewport={"width": 1400, "height": 1000}, locale="en-US")
-    yield c
-    c.close()
-
-
 def settle(pg, before: int):
     wait_js(pg, f"__kvcalc.renderCount > {before} && " + SETTLED, timeout=TIMEOUT_MS)
 

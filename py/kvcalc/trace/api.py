@@ -67,7 +67,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
-from ..limits import limit
+from ..limits import limit, page_inputs
 from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
 from .fleet import parse_cluster
@@ -306,6 +306,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     # Statistics and fit first: their temporaries then never coexist with the curve's arrays.
     stats = trace_stats(trace)
     fit = fit_workload_report(trace, service_time_s=service)
+    fit["page_inputs"] = page_inputs(fit["workload"], prefix="workload.")   # "use this fit" in the page
     report(0.5)
     curve = lru_curve(trace, full_blocks_only=full, warmup_fraction=warm)
     curve_dict = curve.to_dict(caps, max_points)

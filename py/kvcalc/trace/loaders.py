@@ -37,16 +37,12 @@ ceil(input_length / block_size)``.
 
 from __future__ import annotations
 
-import gzip
-import io
 import json
 import math
 import os
 import re
 from array import array
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -54,17 +50,12 @@ from ..errors import InputError
 from .messages import twin
 from .reader import CHUNK_BYTES, LineReader, ReadLimits, StreamError, is_restartable
 
-__all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE", "BAD_LINE_REASONS"]
+__all__ = ["Trace", "load_trace", "loads_trace", "FORMATS", "FORMAT_BLOCK_SIZE"]
 
 FORMATS = ("auto", "mooncake", "bailian", "generic")
 #: Block size each published format uses [tokens].
 FORMAT_BLOCK_SIZE = {"mooncake": 512, "bailian": 16}
 CHAIN_MODES = ("auto", "verify", "rechain")
-BAD_LINE_REASONS = (
-    "line_too_long", "truncated_line", "too_deep", "not_text", "malformed_json", "not_an_object", "missing_field", "bad_value",
-    "negative_length", "non_monotone_timestamp", "hash_ids_inconsistent_with_input_length",
-    "prefix_chain_broken",
-)
 _GZIP_MAGIC = b"\x1f\x8b"
 _PEEK_LINES = 200
 _FIELDS = {
@@ -112,7 +103,7 @@ class Trace:
 
 
 class _BadLine(Exception):
-    """A bad line: ``reason`` (a key of BAD_LINE_REASONS), the English ``detail`` and its twin
+    """A bad line: ``reason`` (one of messages.BAD_LINE_REASONS), the English ``detail`` and its twin
     ``detail_twin`` = {code, params, message} (code in messages.TRACE_CODES, for the page)."""
 
     def __init__(self, reason: str, detail: str, code: str, **params):
@@ -564,9 +555,6 @@ def _parse(reader: LineReader, *, format: str, block_size_tokens, skip_bad_lines
                 raise
             stopped.update({"line": exc.line, "bytes_read": exc.bytes_read, "reason": exc.reason,
                             "message": str(exc), "detail": exc.to_dict()})
-
-    def on_stop():
-        raise _Stop
 
     try:
         trace = _build(all_lines(), fmt, bs, rechain, header is not None, bad, bad_counts, first_bad,

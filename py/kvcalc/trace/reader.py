@@ -26,7 +26,7 @@ import re
 import time
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterator
 
 from ..errors import InputError
 
@@ -367,7 +367,3 @@ class LineReader:
         if lineno > self.limits.max_lines:
             raise self._error("trace.max_lines", lineno, f"at most {self.limits.max_lines} lines",
                               "the trace has more lines than max_lines", code="trace_max_lines")
-
-
-def iter_lines(source, limits: ReadLimits | None = None, **kw) -> Iterable[tuple[int, bytes | None]]:
-    return LineReader(source, limits, **kw)
