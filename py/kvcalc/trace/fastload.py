@@ -92,27 +92,17 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     lines = 0
     try:
         for data in _whole_line_chunks(reader):
-            m = _LINE.findall(data)
-            nl = data.count(b"\n")
-            if len(m) != nl:
-                raise NotCanonical("line not in canonical form")
+            parsed = _parse_chunk(data)
+            nl = parsed[0].shape[0]
             lines += nl
             if lines > reader.limits.max_lines:
                 raise NotCanonical("max_lines")
-            if max_requests is not None and n_req + len(m) > max_requests:
-                m = m[:max_requests - n_req]
+            if max_requests is not None and n_req + nl > max_requests:
+                parsed = _head(parsed, max_requests - n_req)
                 truncated = True
-            if not m:
+            ts, x, y, cnt, ids = parsed
+            if ts.shape[0] == 0:
                 break
-            t_b, x_b, y_b, ids_b = zip(*m)
-            ts = np.array(t_b).astype(np.int64)
-            x = np.array(x_b).astype(np.int64)
-            y = np.array(y_b).astype(np.int64)
-            cnt = np.fromiter((s.count(b",") + 1 if s else 0 for s in ids_b), dtype=np.int64, count=len(ids_b))
-            joined = b",".join(s for s in ids_b if s)
-            ids = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)  # noqa: NPY201
-            if ids.size != int(cnt.sum()):
-                raise NotCanonical("id count")
             if not np.array_equal(cnt, -(-x // bs)):
                 raise NotCanonical("block count inconsistent")
             if ts[0] < last_ts or (ts.size > 1 and (np.diff(ts) < 0).any()):
@@ -190,6 +180,125 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                     "heavy_ids": heavy,
                     "heavy_dropped": heavy_dropped})
     return out
+
+
+# The canonical line with every number replaced by one "D": the head, then the
+# ids as "D, D, ..., D", then the tail. A chunk is canonical when its skeleton
+# (digits runs collapsed) is the concatenation of these, line by line.
+_HEAD = b'{"timestamp": D, "input_length": D, "output_length": D, "hash_ids": ['
+_TAIL = b"]}\n"
+_SKELETONS: list[bytes] = []
+_IS_DIGIT = np.zeros(256, dtype=bool)
+_IS_DIGIT[48:58] = True
+_TO_D = np.arange(256, dtype=np.uint8)          # digits -> "D", other bytes unchanged
+_TO_D[48:58] = ord("D")
+_TO_COMMA = np.full(256, ord(","), dtype=np.uint8)   # digits unchanged, other bytes -> ","
+_TO_COMMA[48:58] = np.arange(48, 58, dtype=np.uint8)
+_MAX_DIGITS = (15, 12, 12)                      # timestamp, input_length, output_length (ids: 18)
+
+
+def _skeleton(k: int) -> bytes:
+    while len(_SKELETONS) <= k:
+        j = len(_SKELETONS)
+        _SKELETONS.append(_HEAD + (b"D" + b", D" * (j - 1) if j else b"") + _TAIL)
+    return _SKELETONS[k]
+
+
+def _parse_chunk(data: bytes):
+    """(ts, input, output, ids per line, ids) of a chunk of whole lines, all int64.
+
+    Numpy over the raw bytes (:func:`_parse_chunk_bytes`); a chunk it does not
+    accept (a CR, a leading zero, an odd line) goes through the regular expression,
+    which accepts exactly the canonical lines or raises :class:`NotCanonical`.
+    """
+    out = _parse_chunk_bytes(data)
+    return out if out is not None else _parse_chunk_regex(data)
+
+
+def _parse_chunk_bytes(data: bytes):
+    """:func:`_parse_chunk` by whole-array passes, or None (then the regex decides).
+
+    Accepts a subset of what ``_LINE`` accepts (no CR, no leading zeros), with
+    the same numbers: the skeleton check pins every non-digit byte, and the
+    digit runs are then the numbers in line order, each of at most 18 digits.
+    """
+    b = np.frombuffer(data, dtype=np.uint8)
+    n = b.shape[0]
+    if n == 0 or b[-1] != 10 or data.count(b"\n") * (len(_HEAD) + len(_TAIL)) > n:
+        return None                             # not whole lines, or lines too short (blank)
+    dig = _IS_DIGIT[b]
+    st = np.empty(n, dtype=bool)                # first digit of a run
+    st[0] = dig[0]
+    np.greater(dig[1:], dig[:-1], out=st[1:])
+    keep = ~dig
+    keep |= st
+    sk = _TO_D[b[keep]]                         # the skeleton: each number one "D"
+    del keep
+    ends = np.flatnonzero(sk == 10)
+    line_len = np.diff(ends, prepend=-1)
+    rest = line_len - (len(_HEAD) + len(_TAIL))
+    k = np.where(rest > 0, (rest + 2) // 3, 0)  # ids per line, if the line is canonical
+    if rest.min() < 0:
+        return None
+    top = int(k.max())
+    if top >= len(_SKELETONS):
+        _skeleton(top)
+    if b"".join(map(_SKELETONS.__getitem__, k.tolist())) != sk.tobytes():
+        return None
+    del sk
+    zero = st[:-1] & (b[:-1] == 48)             # a leading zero (of a number with more digits)
+    zero &= dig[1:]
+    if zero.any():
+        return None
+    del zero
+    after = np.empty(n, dtype=bool)             # the byte after each number
+    after[0] = False
+    np.less(dig[1:], dig[:-1], out=after[1:])
+    after |= dig
+    s = _TO_COMMA[b[after]]                     # "123,4,56,...," the numbers in order
+    del after, dig, st
+    commas = np.flatnonzero(s == 44)
+    digits = np.diff(commas, prepend=-1) - 1
+    per_line = k + 3
+    if commas.shape[0] != int(per_line.sum()):  # a literal "D" in the input
+        return None
+    first = np.cumsum(per_line) - per_line      # index of each line's timestamp
+    if int(digits.max()) > 18 or any(int(digits[first + j].max()) > lim for j, lim in enumerate(_MAX_DIGITS)):
+        return None
+    nums = np.fromstring(s[:-1].tobytes(), dtype=np.int64, sep=",")  # noqa: NPY201
+    if nums.shape[0] != commas.shape[0]:  # pragma: no cover - the skeleton check makes it so
+        return None
+    ts, x, y = nums[first], nums[first + 1], nums[first + 2]
+    is_id = np.ones(nums.shape[0], dtype=bool)
+    for j in range(3):
+        is_id[first + j] = False
+    return ts, x, y, k.astype(np.int64), nums[is_id]
+
+
+def _parse_chunk_regex(data: bytes):
+    """:func:`_parse_chunk` by the regular expression (raises :class:`NotCanonical`)."""
+    m = _LINE.findall(data)
+    if len(m) != data.count(b"\n"):
+        raise NotCanonical("line not in canonical form")
+    if not m:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z, z
+    t_b, x_b, y_b, ids_b = zip(*m)
+    ts = np.array(t_b).astype(np.int64)
+    x = np.array(x_b).astype(np.int64)
+    y = np.array(y_b).astype(np.int64)
+    cnt = np.fromiter((s.count(b",") + 1 if s else 0 for s in ids_b), dtype=np.int64, count=len(ids_b))
+    joined = b",".join(s for s in ids_b if s)
+    ids = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)  # noqa: NPY201
+    if ids.size != int(cnt.sum()):
+        raise NotCanonical("id count")
+    return ts, x, y, cnt, ids
+
+
+def _head(parsed, n_lines: int):
+    """The first ``n_lines`` lines of a parsed chunk."""
+    ts, x, y, cnt, ids = parsed
+    return ts[:n_lines], x[:n_lines], y[:n_lines], cnt[:n_lines], ids[:int(cnt[:n_lines].sum())]
 
 
 def _narrow(a: np.ndarray) -> np.ndarray:
