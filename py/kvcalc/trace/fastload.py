@@ -310,28 +310,54 @@ def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, i
     """Dense ids numbered by first appearance, after checking the ids are prefix-chained.
 
     Raises :class:`NotCanonical` when an id appears at two positions or after two
-    different predecessors (the general loader then names the line).
+    different predecessors (the general loader then names the line). ``raw`` is
+    let go of as soon as it is read (pass it without keeping a reference to
+    save its memory). The numbering is ``np.unique``'s: ids sorted by a stable
+    argsort, numbered by their first position; int32 arrays while ids and
+    positions fit (half the memory of ``np.unique`` on int64).
     """
     total = raw.shape[0]
     if total == 0:
         return raw.copy(), 0
-    starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    uniq, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    del uniq
+    it = np.int32 if total < (1 << 31) - 2 else np.int64
+    if it is np.int32 and int(raw.min()) >= 0 and int(raw.max()) < (1 << 31) - 1:
+        keys = raw.astype(np.int32)
+    else:
+        keys = raw
+    del raw
+    perm = np.argsort(keys, kind="stable").astype(it, copy=False)   # np.unique's order
+    new = np.empty(total, dtype=bool)           # the first (lowest position) of each distinct id
+    new[0] = True
+    sk = keys[perm]
+    del keys
+    np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    del sk
+    first = perm[new]                           # first position of each id, ids ascending
     nu = first.shape[0]
-    rank = np.empty(nu, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(nu, dtype=np.int64)
+    inv = np.empty(total, dtype=it)             # index of each reference's id among the ids
+    g = np.cumsum(new, dtype=it)
+    g -= 1
+    inv[perm] = g
+    del perm, g, new
+    is_first = np.zeros(total, dtype=bool)
+    is_first[first] = True
+    rank = np.cumsum(is_first, dtype=it)        # ids numbered in order of first appearance
+    del is_first
+    rank -= 1
+    rank = rank[first]
     dense = rank[inv]
     del rank
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts.astype(np.intp))
+    starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    pos = np.arange(total, dtype=it) - np.repeat(starts[:-1].astype(it), counts.astype(np.intp))
     if not np.array_equal(pos[first][inv], pos):
         raise NotCanonical("id at two positions")
-    pred = np.empty(total, dtype=np.int64)
+    pred = np.empty(total, dtype=it)
     pred[0] = -1
     pred[1:] = dense[:-1]
     pred[pos == 0] = -1
+    del pos
     if not np.array_equal(pred[first][inv], pred):
         raise NotCanonical("id after two predecessors")
-    return dense, nu
+    del pred, inv, first
+    return dense.astype(np.int64), nu
