@@ -1,17 +1,21 @@
 """Fast path for Mooncake traces written in their canonical form, a chunk at a time.
 
-A chunk of whole lines is parsed with one regular expression (every line must
-be exactly ``{"timestamp": T, "input_length": X, "output_length": Y,
-"hash_ids": [i, j, ...]}`` with decimal integers, as the published traces and
-``bench/gen_trace.py`` write them) and the ids of all its lines are converted
-to one int64 array at once, instead of a ``json.loads`` and a Python loop per
-line. The checks of the general loader are done on whole arrays (block count
-consistent with the input length, timestamps non-decreasing, ids
-prefix-chained: each id at one position after one predecessor); the dense ids
-are numbered in order of first appearance as the general loader does, so the
-result is the same :class:`~.loaders.Trace`. Any line or check that does not
-pass raises :class:`NotCanonical` and the caller falls back to the general
-loader (which then reports the bad line exactly as usual).
+Every line must be exactly ``{"timestamp": T, "input_length": X,
+"output_length": Y, "hash_ids": [i, j, ...]}`` with decimal integers, as the
+published traces and ``bench/gen_trace.py`` write them. A chunk of whole lines
+is parsed by numpy passes over its bytes (:func:`_parse_chunk_bytes`: the
+chunk's skeleton, each number collapsed to one ``D``, must equal the canonical
+skeletons of its lines, so every non-digit byte is pinned; then one
+``np.fromstring`` reads all its numbers); a chunk it does not pin (CR line
+ends, leading zeros) goes through one regular expression per chunk, which
+accepts exactly the canonical lines. The checks of the general loader are done
+on whole arrays (block count consistent with the input length, timestamps
+non-decreasing, ids prefix-chained: each id at one position after one
+predecessor); the dense ids are numbered in order of first appearance as the
+general loader does, so the result is the same :class:`~.loaders.Trace`. Any
+line or check that does not pass raises :class:`NotCanonical` and the caller
+falls back to the general loader (which then reports the bad line exactly as
+usual).
 
 With ``sample_threshold`` (SHARDS), only references whose id hash falls under
 the threshold are kept, so memory grows with the sample, not the trace.
