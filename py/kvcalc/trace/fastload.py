@@ -1,17 +1,21 @@
 """Fast path for Mooncake traces written in their canonical form, a chunk at a time.
 
-A chunk of whole lines is parsed with one regular expression (every line must
-be exactly ``{"timestamp": T, "input_length": X, "output_length": Y,
-"hash_ids": [i, j, ...]}`` with decimal integers, as the published traces and
-``bench/gen_trace.py`` write them) and the ids of all its lines are converted
-to one int64 array at once, instead of a ``json.loads`` and a Python loop per
-line. The checks of the general loader are done on whole arrays (block count
-consistent with the input length, timestamps non-decreasing, ids
-prefix-chained: each id at one position after one predecessor); the dense ids
-are numbered in order of first appearance as the general loader does, so the
-result is the same :class:`~.loaders.Trace`. Any line or check that does not
-pass raises :class:`NotCanonical` and the caller falls back to the general
-loader (which then reports the bad line exactly as usual).
+Every line must be exactly ``{"timestamp": T, "input_length": X,
+"output_length": Y, "hash_ids": [i, j, ...]}`` with decimal integers, as the
+published traces and ``bench/gen_trace.py`` write them. A chunk of whole lines
+is parsed by numpy passes over its bytes (:func:`_parse_chunk_bytes`: the
+chunk's skeleton, each number collapsed to one ``D``, must equal the canonical
+skeletons of its lines, so every non-digit byte is pinned; then one
+``np.fromstring`` reads all its numbers); a chunk it does not pin (CR line
+ends, leading zeros) goes through one regular expression per chunk, which
+accepts exactly the canonical lines. The checks of the general loader are done
+on whole arrays (block count consistent with the input length, timestamps
+non-decreasing, ids prefix-chained: each id at one position after one
+predecessor); the dense ids are numbered in order of first appearance as the
+general loader does, so the result is the same :class:`~.loaders.Trace`. Any
+line or check that does not pass raises :class:`NotCanonical` and the caller
+falls back to the general loader (which then reports the bad line exactly as
+usual).
 
 With ``sample_threshold`` (SHARDS), only references whose id hash falls under
 the threshold are kept, so memory grows with the sample, not the trace.
@@ -92,27 +96,17 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     lines = 0
     try:
         for data in _whole_line_chunks(reader):
-            m = _LINE.findall(data)
-            nl = data.count(b"\n")
-            if len(m) != nl:
-                raise NotCanonical("line not in canonical form")
+            parsed = _parse_chunk(data)
+            nl = parsed[0].shape[0]
             lines += nl
             if lines > reader.limits.max_lines:
                 raise NotCanonical("max_lines")
-            if max_requests is not None and n_req + len(m) > max_requests:
-                m = m[:max_requests - n_req]
+            if max_requests is not None and n_req + nl > max_requests:
+                parsed = _head(parsed, max_requests - n_req)
                 truncated = True
-            if not m:
+            ts, x, y, cnt, ids = parsed
+            if ts.shape[0] == 0:
                 break
-            t_b, x_b, y_b, ids_b = zip(*m)
-            ts = np.array(t_b).astype(np.int64)
-            x = np.array(x_b).astype(np.int64)
-            y = np.array(y_b).astype(np.int64)
-            cnt = np.fromiter((s.count(b",") + 1 if s else 0 for s in ids_b), dtype=np.int64, count=len(ids_b))
-            joined = b",".join(s for s in ids_b if s)
-            ids = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)  # noqa: NPY201
-            if ids.size != int(cnt.sum()):
-                raise NotCanonical("id count")
             if not np.array_equal(cnt, -(-x // bs)):
                 raise NotCanonical("block count inconsistent")
             if ts[0] < last_ts or (ts.size > 1 and (np.diff(ts) < 0).any()):
@@ -192,6 +186,125 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     return out
 
 
+# The canonical line with every number replaced by one "D": the head, then the
+# ids as "D, D, ..., D", then the tail. A chunk is canonical when its skeleton
+# (digits runs collapsed) is the concatenation of these, line by line.
+_HEAD = b'{"timestamp": D, "input_length": D, "output_length": D, "hash_ids": ['
+_TAIL = b"]}\n"
+_SKELETONS: list[bytes] = []
+_IS_DIGIT = np.zeros(256, dtype=bool)
+_IS_DIGIT[48:58] = True
+_TO_D = np.arange(256, dtype=np.uint8)          # digits -> "D", other bytes unchanged
+_TO_D[48:58] = ord("D")
+_TO_COMMA = np.full(256, ord(","), dtype=np.uint8)   # digits unchanged, other bytes -> ","
+_TO_COMMA[48:58] = np.arange(48, 58, dtype=np.uint8)
+_MAX_DIGITS = (15, 12, 12)                      # timestamp, input_length, output_length (ids: 18)
+
+
+def _skeleton(k: int) -> bytes:
+    while len(_SKELETONS) <= k:
+        j = len(_SKELETONS)
+        _SKELETONS.append(_HEAD + (b"D" + b", D" * (j - 1) if j else b"") + _TAIL)
+    return _SKELETONS[k]
+
+
+def _parse_chunk(data: bytes):
+    """(ts, input, output, ids per line, ids) of a chunk of whole lines, all int64.
+
+    Numpy over the raw bytes (:func:`_parse_chunk_bytes`); a chunk it does not
+    accept (a CR, a leading zero, an odd line) goes through the regular expression,
+    which accepts exactly the canonical lines or raises :class:`NotCanonical`.
+    """
+    out = _parse_chunk_bytes(data)
+    return out if out is not None else _parse_chunk_regex(data)
+
+
+def _parse_chunk_bytes(data: bytes):
+    """:func:`_parse_chunk` by whole-array passes, or None (then the regex decides).
+
+    Accepts a subset of what ``_LINE`` accepts (no CR, no leading zeros), with
+    the same numbers: the skeleton check pins every non-digit byte, and the
+    digit runs are then the numbers in line order, each of at most 18 digits.
+    """
+    b = np.frombuffer(data, dtype=np.uint8)
+    n = b.shape[0]
+    if n == 0 or b[-1] != 10 or data.count(b"\n") * (len(_HEAD) + len(_TAIL)) > n:
+        return None                             # not whole lines, or lines too short (blank)
+    dig = _IS_DIGIT[b]
+    st = np.empty(n, dtype=bool)                # first digit of a run
+    st[0] = dig[0]
+    np.greater(dig[1:], dig[:-1], out=st[1:])
+    keep = ~dig
+    keep |= st
+    sk = _TO_D[b[keep]]                         # the skeleton: each number one "D"
+    del keep
+    ends = np.flatnonzero(sk == 10)
+    line_len = np.diff(ends, prepend=-1)
+    rest = line_len - (len(_HEAD) + len(_TAIL))
+    k = np.where(rest > 0, (rest + 2) // 3, 0)  # ids per line, if the line is canonical
+    if rest.min() < 0:
+        return None
+    top = int(k.max())
+    if top >= len(_SKELETONS):
+        _skeleton(top)
+    if b"".join(map(_SKELETONS.__getitem__, k.tolist())) != sk.tobytes():
+        return None
+    del sk
+    zero = st[:-1] & (b[:-1] == 48)             # a leading zero (of a number with more digits)
+    zero &= dig[1:]
+    if zero.any():
+        return None
+    del zero
+    after = np.empty(n, dtype=bool)             # the byte after each number
+    after[0] = False
+    np.less(dig[1:], dig[:-1], out=after[1:])
+    after |= dig
+    s = _TO_COMMA[b[after]]                     # "123,4,56,...," the numbers in order
+    del after, dig, st
+    commas = np.flatnonzero(s == 44)
+    digits = np.diff(commas, prepend=-1) - 1
+    per_line = k + 3
+    if commas.shape[0] != int(per_line.sum()):  # a literal "D" in the input
+        return None
+    first = np.cumsum(per_line) - per_line      # index of each line's timestamp
+    if int(digits.max()) > 18 or any(int(digits[first + j].max()) > lim for j, lim in enumerate(_MAX_DIGITS)):
+        return None
+    nums = np.fromstring(s[:-1].tobytes(), dtype=np.int64, sep=",")  # noqa: NPY201
+    if nums.shape[0] != commas.shape[0]:  # pragma: no cover - the skeleton check makes it so
+        return None
+    ts, x, y = nums[first], nums[first + 1], nums[first + 2]
+    is_id = np.ones(nums.shape[0], dtype=bool)
+    for j in range(3):
+        is_id[first + j] = False
+    return ts, x, y, k.astype(np.int64), nums[is_id]
+
+
+def _parse_chunk_regex(data: bytes):
+    """:func:`_parse_chunk` by the regular expression (raises :class:`NotCanonical`)."""
+    m = _LINE.findall(data)
+    if len(m) != data.count(b"\n"):
+        raise NotCanonical("line not in canonical form")
+    if not m:
+        z = np.zeros(0, np.int64)
+        return z, z, z, z, z
+    t_b, x_b, y_b, ids_b = zip(*m)
+    ts = np.array(t_b).astype(np.int64)
+    x = np.array(x_b).astype(np.int64)
+    y = np.array(y_b).astype(np.int64)
+    cnt = np.fromiter((s.count(b",") + 1 if s else 0 for s in ids_b), dtype=np.int64, count=len(ids_b))
+    joined = b",".join(s for s in ids_b if s)
+    ids = np.fromstring(joined, dtype=np.int64, sep=",") if joined else np.zeros(0, np.int64)  # noqa: NPY201
+    if ids.size != int(cnt.sum()):
+        raise NotCanonical("id count")
+    return ts, x, y, cnt, ids
+
+
+def _head(parsed, n_lines: int):
+    """The first ``n_lines`` lines of a parsed chunk."""
+    ts, x, y, cnt, ids = parsed
+    return ts[:n_lines], x[:n_lines], y[:n_lines], cnt[:n_lines], ids[:int(cnt[:n_lines].sum())]
+
+
 def _narrow(a: np.ndarray) -> np.ndarray:
     """int32 when every value fits (half the memory per request), else unchanged."""
     return a.astype(np.int32) if a.size and int(a.max()) < (1 << 31) - 1 and int(a.min()) >= 0 else a
@@ -201,28 +314,54 @@ def densify_verified(raw: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, i
     """Dense ids numbered by first appearance, after checking the ids are prefix-chained.
 
     Raises :class:`NotCanonical` when an id appears at two positions or after two
-    different predecessors (the general loader then names the line).
+    different predecessors (the general loader then names the line). ``raw`` is
+    let go of as soon as it is read (pass it without keeping a reference to
+    save its memory). The numbering is ``np.unique``'s: ids sorted by a stable
+    argsort, numbered by their first position; int32 arrays while ids and
+    positions fit (half the memory of ``np.unique`` on int64).
     """
     total = raw.shape[0]
     if total == 0:
         return raw.copy(), 0
-    starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-    np.cumsum(counts, out=starts[1:])
-    uniq, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    del uniq
+    it = np.int32 if total < (1 << 31) - 2 else np.int64
+    if it is np.int32 and int(raw.min()) >= 0 and int(raw.max()) < (1 << 31) - 1:
+        keys = raw.astype(np.int32)
+    else:
+        keys = raw
+    del raw
+    perm = np.argsort(keys, kind="stable").astype(it, copy=False)   # np.unique's order
+    new = np.empty(total, dtype=bool)           # the first (lowest position) of each distinct id
+    new[0] = True
+    sk = keys[perm]
+    del keys
+    np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    del sk
+    first = perm[new]                           # first position of each id, ids ascending
     nu = first.shape[0]
-    rank = np.empty(nu, dtype=np.int64)
-    rank[np.argsort(first, kind="stable")] = np.arange(nu, dtype=np.int64)
+    inv = np.empty(total, dtype=it)             # index of each reference's id among the ids
+    g = np.cumsum(new, dtype=it)
+    g -= 1
+    inv[perm] = g
+    del perm, g, new
+    is_first = np.zeros(total, dtype=bool)
+    is_first[first] = True
+    rank = np.cumsum(is_first, dtype=it)        # ids numbered in order of first appearance
+    del is_first
+    rank -= 1
+    rank = rank[first]
     dense = rank[inv]
     del rank
-    pos = np.arange(total, dtype=np.int64) - np.repeat(starts[:-1], counts.astype(np.intp))
+    starts = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts, out=starts[1:])
+    pos = np.arange(total, dtype=it) - np.repeat(starts[:-1].astype(it), counts.astype(np.intp))
     if not np.array_equal(pos[first][inv], pos):
         raise NotCanonical("id at two positions")
-    pred = np.empty(total, dtype=np.int64)
+    pred = np.empty(total, dtype=it)
     pred[0] = -1
     pred[1:] = dense[:-1]
     pred[pos == 0] = -1
+    del pos
     if not np.array_equal(pred[first][inv], pred):
         raise NotCanonical("id after two predecessors")
-    return dense, nu
+    del pred, inv, first
+    return dense.astype(np.int64), nu

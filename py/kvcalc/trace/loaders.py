@@ -763,12 +763,11 @@ def _fast_build(reader: LineReader, bs: int, max_requests, detection: dict, coun
     from .fastload import NotCanonical, densify_verified, scan_mooncake
     try:
         arr = scan_mooncake(reader, bs, max_requests=max_requests, counter=counter)
-        dense, nu = densify_verified(arr["raw_ids"], arr["counts"])
+        dense, nu = densify_verified(arr.pop("raw_ids"), arr["counts"])    # frees the raw ids once read
     except NotCanonical:
         return None
     finally:
         reader.close()
-    del arr["raw_ids"]
     n = arr["counts"].shape[0]
     ts = arr["ts_ms"].astype(np.float64) * 1e-3
     t0 = ts[0]
