@@ -477,3 +477,19 @@ def test_report_block_size_and_estimated_params():
 def test_kv_cache_bits():
     assert kv_cache_bits(DSV3) == 16 and kv_cache_bits(L8, "auto") == 16
     assert kv_cache_bits(L8, "fp8") == 8 and kv_cache_bits(L8, "fp32") == 32
+
+
+def test_kv_memory_vs_context_bad_list_says_what_is_allowed():
+    with pytest.raises(InputError) as e:
+        kv_memory_vs_context(L8, 16, context_tokens=[])
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == (
+        "context_tokens", [], "a list of 1 to 1000 lengths", "bad list")
+
+
+def test_offload_reload_time_is_bytes_over_gb_per_s():
+    # Llama-3.1-8B at 20000 tokens, 4096 resident: the host holds cdiv(20000, 16) - cdiv(4096, 16) = 1250 - 256
+    # blocks per layer, 994 x 16 x 131072 B; over a 25 GB/s link (1 GB = 1e9 B)
+    s = kv_memory_vs_context(L8, 16, context_tokens=[20000], gpu_resident_tokens=4096, host_link_gb_per_s=25)
+    assert s["offload_cpu_bytes"] == [994 * 16 * 131072]
+    assert s["offload_reload_s"][0] == pytest.approx(994 * 16 * 131072 / 25e9, rel=1e-13)
+    assert s["host_link_gb_per_s"] == 25
