@@ -493,3 +493,14 @@ def test_offload_reload_time_is_bytes_over_gb_per_s():
     assert s["offload_cpu_bytes"] == [994 * 16 * 131072]
     assert s["offload_reload_s"][0] == pytest.approx(994 * 16 * 131072 / 25e9, rel=1e-13)
     assert s["host_link_gb_per_s"] == 25
+
+
+def test_kv_memory_vs_context_block_size_and_tp1():
+    # Llama-3.1-8B with 32-token blocks: 1000 tokens take cdiv(1000, 32) = 32 blocks per layer (32 x 32 x 4096 B)
+    s = kv_memory_vs_context(L8, 16, block_size_tokens=32, context_tokens=[1000])
+    assert s["block_size_tokens"] == 32 and s["paged_bytes"] == [32 * 32 * 32 * 4096]
+    # Qwen3-Next at TP 1, bf16: page per token 2 x 2 x 256 x 2 = 2048 B, state 1097728 B -> 16 x cdiv(1097728,
+    # 16 x 2048) = 544 tokens per block
+    s = kv_memory_vs_context(QN, 16, context_tokens=[1000])
+    assert s["block_size_tokens"] == 544 and s["linear_state_bytes"] == 36 * 1097728
+    assert s["paged_bytes"] == [12 * 2 * 544 * 2048 + 36 * 1097728]
