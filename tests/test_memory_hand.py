@@ -504,3 +504,12 @@ def test_kv_memory_vs_context_block_size_and_tp1():
     s = kv_memory_vs_context(QN, 16, context_tokens=[1000])
     assert s["block_size_tokens"] == 544 and s["linear_state_bytes"] == 36 * 1097728
     assert s["paged_bytes"] == [12 * 2 * 544 * 2048 + 36 * 1097728]
+
+
+def test_a_one_token_window_still_holds_one_token():
+    # window 1 (the smallest the hand entry allows) on every layer, 2 layers of 2 x 1 x 64 x 2 = 256 B per token:
+    # the sliding series holds min(1, n) tokens per layer; paged with B = 8: cdiv(min(0 + 8, 100), 16) + 1 = 2 blocks
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, num_kv_heads=1, window_tokens=1, params_total=1e6)
+    s = kv_memory_vs_context(m, 16, context_tokens=[100], max_num_batched_tokens=8)
+    assert s["sliding_window_bytes"] == [2 * 256 * 1] and s["full_attention_bytes"] == [2 * 256 * 100]
+    assert s["paged_bytes"] == [2 * 2 * 16 * 256]
