@@ -19,9 +19,9 @@ def _spec(**kw):
     return get_model({"architecture": dict(BASE, **kw)})
 
 
-def _err(arch, field="model"):
+def _err(arch):
     with pytest.raises(InputError) as e:
-        get_model({"architecture": arch}, field=field) if field != "model" else get_model({"architecture": arch})
+        get_model({"architecture": arch})
     return e.value
 
 

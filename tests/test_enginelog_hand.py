@@ -23,7 +23,7 @@ def test_every_vllm_line_kind_with_separators():
     assert p["weights_gib"] == 15.5 and p["gpu_blocks"] == 7000
     # bytes per token = GiB x 2^30 / tokens
     assert p["kv_cache_bytes_per_token"] == 1024.5 * 2**30 / 1234567
-    assert p["lines"] == [line.removeprefix("") for line in text.splitlines()]
+    assert p["lines"] == text.splitlines()
 
 
 def test_last_line_wins_and_lines_are_trimmed():
