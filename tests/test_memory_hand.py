@@ -471,7 +471,8 @@ def test_report_block_size_and_estimated_params():
     assert r["weight_bits"] == 16 and r["weights_mean_bits_per_param"] == 16
     with pytest.raises(InputError) as e:
         memory_report(L8, None, weight_group_size=64)
-    assert e.value.field == "weight_group_size"
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == (
+        "weight_group_size", 64, "only with weight_dtype int4", "not applicable")
 
 
 def test_kv_cache_bits():
