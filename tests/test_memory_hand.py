@@ -514,3 +514,23 @@ def test_a_one_token_window_still_holds_one_token():
     s = kv_memory_vs_context(m, 16, context_tokens=[100], max_num_batched_tokens=8)
     assert s["sliding_window_bytes"] == [2 * 256 * 1] and s["full_attention_bytes"] == [2 * 256 * 100]
     assert s["paged_bytes"] == [2 * 2 * 16 * 256]
+
+
+def test_report_names_and_weight_bits():
+    r = memory_report(L70, None, tensor_parallel=4, weight_dtype="int8")
+    assert (r["model_name"], r["tensor_parallel"], r["weight_method"], r["weight_bits"]) == (
+        L70.name, 4, "int8", 8)
+    # an fp32 checkpoint is served in 16-bit (vLLM dtype "auto"): nothing is quantized, 16 bits
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, params_total=1e6, weight_dtype="fp32")
+    assert memory_report(m, None)["weight_bits"] == 16
+    # memory_report takes weight dtype names only (a plain bit width is kv_budget's old rule)
+    with pytest.raises(InputError) as e:
+        memory_report(L8, None, weight_dtype=4)
+    assert e.value.field == "weight_dtype"
+
+
+def test_report_context_assumed_message():
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, params_total=1e6)
+    n = _notes(memory_report(m, None))
+    assert n["context_assumed"]["message"] == ("The model gives no maximum length: per-token costs of windowed "
+                                               "layers are taken at 131072-token sequences; set context_tokens.")
