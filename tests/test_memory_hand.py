@@ -534,3 +534,31 @@ def test_report_context_assumed_message():
     n = _notes(memory_report(m, None))
     assert n["context_assumed"]["message"] == ("The model gives no maximum length: per-token costs of windowed "
                                                "layers are taken at 131072-token sequences; set context_tokens.")
+
+
+GPU_KEYS = ("gpu_memory_gib", "usable_gib_per_gpu", "runtime_reserve_gib", "kv_budget_bytes", "kv_budget_gib",
+            "kv_capacity_blocks", "kv_capacity_tokens", "kv_capacity_gib", "max_concurrency")
+
+
+def test_report_without_gpu_has_every_key_empty_and_the_layer_split():
+    # Gemma 3 27B at 32768 tokens: 10 global layers x 8192 B = 81920; 52 local x 8192 x 1024 / 32768 = 13312
+    r = memory_report(G3, None, context_tokens=32768)
+    assert all(k in r and r[k] is None for k in GPU_KEYS)
+    assert (r["global_layers"], r["local_layers"]) == (10, 52)
+    assert (r["kv_bytes_per_token_global_layers"], r["kv_bytes_per_token_local_layers"]) == (81920, 13312)
+    h = memory_report(G3, "h100-sxm-80gb", context_tokens=32768)
+    assert all(h[k] is not None for k in GPU_KEYS)
+
+
+def test_report_estimated_params_note_by_hand():
+    import dataclasses
+    # 1.05e9 parameters print as "1.1B" (1.05 rounds up at one decimal)
+    m = dataclasses.replace(L8, params_total=1.05e9, params_active=1.05e9, params_estimated=True, name="Est")
+    n = _notes(memory_report(m, None))
+    assert n["params_estimated"]["params"] == {"model": "Est", "params_total": 1.05e9}
+    assert n["params_estimated"]["message"] == ("Est: parameter count 1.1B is an estimate from the architecture; "
+                                                "weights memory follows from it.")
+
+
+def test_mla_note_from_tp_2():
+    assert _notes(memory_report(DSV3, None, tensor_parallel=2))["mla_not_split"]["params"] == {"tensor_parallel": 2}
