@@ -562,3 +562,38 @@ def test_report_estimated_params_note_by_hand():
 
 def test_mla_note_from_tp_2():
     assert _notes(memory_report(DSV3, None, tensor_parallel=2))["mla_not_split"]["params"] == {"tensor_parallel": 2}
+
+
+def test_report_note_messages_by_hand():
+    # gpt-oss-120b: experts 36 x 128 x 3 x 2880 x 2880 = 114661785600 in mxfp4 (4.25 bits), the other
+    # 116.8e9 - 114661785600 = 2138214400 in bf16 -> 2.14B; mean (114661785600 x 4.25 + 2138214400 x 16)
+    # / 116.8e9 = 4.4651 bits
+    n = _notes(memory_report(OSS, None, context_tokens=4096))
+    assert n["weights_mixed_precision"]["message"] == (
+        "2.14B parameters (embeddings, lm_head, attention) stay 16-bit; the rest is mxfp4 "
+        "(4.47 bits per parameter overall).")
+    # 18 of 36 layers windowed at 128; all-global bound 36 x 2048 = 73728 B/token
+    assert n["windowed_layers"]["message"] == (
+        "18 of 36 layers keep only a window of 128 tokens; per-token KV is averaged over 4096-token sequences "
+        "(all-global bound: 73728 B/token).")
+    # Llama-3.1-8B int4: embeddings 2 x 128256 x 4096 = 1050673152 -> 1.05B; no ", attention" (all Linear)
+    n = _notes(memory_report(L8, None, weight_dtype="int4"))
+    assert n["weights_mixed_precision"]["message"].startswith(
+        "1.05B parameters (embeddings, lm_head) stay 16-bit; the rest is int4 (")
+    h100, a100 = get_gpu("h100-sxm-80gb"), get_gpu("a100-sxm-80gb")
+    n = _notes(memory_report(L70, h100, tensor_parallel=16))
+    assert n["kv_heads_replicated"]["message"] == "TP=16 exceeds the 8 KV heads: each GPU holds a replica of one head."
+    assert n["reserve_estimated"]["message"] == ("Runtime reserve 2.50 GiB is a default estimate (CUDA context and "
+                                                 "activations); vLLM measures it at start-up.")
+    n = _notes(memory_report(DSV3, None, tensor_parallel=8))
+    assert n["mla_not_split"]["message"] == ("MLA keeps one latent per token that every tensor-parallel GPU stores "
+                                             "whole: KV bytes per token do not shrink with TP.")
+    n = _notes(memory_report(L8, a100, kv_cache_dtype="fp8", context_tokens=200000, runtime_reserve_gib=2.0))
+    assert n["fp8_dequantized"]["message"] == (f"{a100.name} has no FP8 tensor cores: an fp8 KV cache is stored "
+                                               "in fp8 but dequantized for attention.")
+    assert n["context_beyond_model"]["message"] == (
+        "context_tokens 200000 exceeds the model's max_position_embeddings 131072.")
+    n = _notes(memory_report(L8, h100, runtime_reserve_gib=2.0, max_model_len_tokens=10**6))
+    assert n["context_does_not_fit"]["message"] == (
+        "One 1000000-token request needs more KV than the cache holds: vLLM refuses to start at this max model "
+        "length.")
