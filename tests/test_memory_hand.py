@@ -597,3 +597,20 @@ def test_report_note_messages_by_hand():
     assert n["context_does_not_fit"]["message"] == (
         "One 1000000-token request needs more KV than the cache holds: vLLM refuses to start at this max model "
         "length.")
+
+
+def test_mixed_precision_note_params_and_rounding():
+    # Llama-3.1-8B int4: embeddings 2 x 128256 x 4096 = 1050673152 stay bf16, the rest at 4 + 20/128 bits;
+    # mean = (1050673152 x 16 + (8.03e9 - 1050673152) x 4.15625) / 8.03e9
+    emb = 2 * 128256 * 4096
+    n = _notes(memory_report(L8, None, weight_dtype="int4"))
+    assert n["weights_mixed_precision"]["params"] == {
+        "params_16bit": emb, "weight_dtype": "int4",
+        "mean_bits_per_param": pytest.approx((emb * 16 + (8.03e9 - emb) * 4.15625) / 8.03e9, rel=1e-12)}
+    # all 16-bit: no note
+    assert "weights_mixed_precision" not in _notes(memory_report(L8, None))
+    # 408750 x 2000 x 2 (untied) = 1.635e9 embedding parameters print as 1.64B
+    m = _arch(num_layers=2, hidden_size=2000, num_attention_heads=10, num_kv_heads=2, vocab_size=408750,
+              params_total=10e9, weight_dtype="int4")
+    assert _notes(memory_report(m, None))["weights_mixed_precision"]["message"].startswith(
+        "1.64B parameters (embeddings, lm_head) stay 16-bit; the rest is int4")
