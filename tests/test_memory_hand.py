@@ -108,8 +108,9 @@ def test_uneven_head_split_names_the_field_and_the_heads(tp):
     with pytest.raises(InputError) as e:
         kv_heads_per_gpu(L70, tp)
     assert e.value.field == "tensor_parallel" and e.value.code == "heads_do_not_split"
-    assert e.value.params == {"kv_heads": 8}
-    assert "8 KV heads" in e.value.allowed
+    assert e.value.params == {"kv_heads": 8} and e.value.value == tp
+    assert e.value.allowed == "a divisor of the model's 8 KV heads, or a multiple of it"
+    assert e.value.problem == "heads do not split evenly"
 
 
 # --- the chart: KV per sequence against length --------------------------------------------------------
