@@ -615,3 +615,13 @@ def test_mixed_precision_note_params_and_rounding():
               params_total=10e9, weight_dtype="int4")
     assert _notes(memory_report(m, None))["weights_mixed_precision"]["message"].startswith(
         "1.64B parameters (embeddings, lm_head) stay 16-bit; the rest is int4")
+
+
+def test_windowed_note_lists_every_window():
+    # a config with a sliding layer (64) and a chunked layer (128): both windows named, smallest first
+    cfg = {"num_hidden_layers": 3, "hidden_size": 64, "num_attention_heads": 2, "num_key_value_heads": 1,
+           "layer_types": ["chunked_attention", "sliding_attention", "full_attention"], "sliding_window": 64,
+           "attention_chunk_size": 128, "max_position_embeddings": 4096}
+    n = _notes(memory_report({"hf_config": cfg, "params_total": 1e6}, None, context_tokens=1000))
+    assert n["windowed_layers"]["params"]["windows_tokens"] == [64, 128]
+    assert n["windowed_layers"]["message"].startswith("2 of 3 layers keep only a window of 64, 128 tokens;")
