@@ -353,8 +353,11 @@ def test_weights_that_do_not_fit_say_by_how_much():
     assert err.code == "weights_do_not_fit" and err.value == "meta-llama/Llama-3.1-405B"
     assert err.params["weights_gib_per_gpu"] == pytest.approx(405.9e9 * 2 / GIB_BYTES, rel=1e-12)
     assert err.params["usable_gib_per_gpu"] == pytest.approx(85520809984 * 0.9 / GIB_BYTES - 4.0, rel=1e-12)
-    assert "756.05 GiB per GPU" in err.problem and "79.65 GiB x 0.9" in err.problem
-    assert "4.00 GiB runtime reserve" in err.problem and h100.name in err.problem
+    # usable: 85520809984 B = 79.6484375 GiB x 0.9 = 71.68 GiB, less the 4 GiB reserve = 67.68 GiB
+    assert err.problem == (f"model weights 756.05 GiB per GPU exceed the usable 67.68 GiB (of 79.65 GiB x 0.9, "
+                           f"less a 4.00 GiB runtime reserve) on {h100.name}: raise tensor_parallel or "
+                           "gpu_memory_utilization, or use a smaller weight dtype")
+    assert err.allowed == "a model whose weights per GPU fit in the usable memory"
     # a budget of exactly zero is refused too: weights + reserve = usable
     usable = 85520809984 * 0.9
     with pytest.raises(InputError):
@@ -625,3 +628,21 @@ def test_windowed_note_lists_every_window():
     n = _notes(memory_report({"hf_config": cfg, "params_total": 1e6}, None, context_tokens=1000))
     assert n["windowed_layers"]["params"]["windows_tokens"] == [64, 128]
     assert n["windowed_layers"]["message"].startswith("2 of 3 layers keep only a window of 64, 128 tokens;")
+
+
+def test_budget_of_half_a_byte_is_still_a_budget():
+    # weights of 42760404991.75 parameters x 2 B = 85520809983.5 B on an H100's 85520809984 B at utilization 1
+    # and no reserve: half a byte is left, a (useless) positive budget rather than a refusal
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, params_total=42760404991.75)
+    assert kv_budget(get_gpu("h100-sxm-80gb"), m, 1, 1.0, 16, 0.0)["kv_budget_bytes_per_gpu"] == 0.5
+
+
+def test_budget_follows_the_int4_group_size():
+    # Llama-3.1-8B int4 in groups of 32: 1050673152 embedding params x 2 B + the rest x (4 + 20/32) / 8 B
+    emb = 2 * 128256 * 4096
+    weights = emb * 2 + (8.03e9 - emb) * (4 + 20 / 32) / 8
+    h100 = get_gpu("h100-sxm-80gb")
+    b = kv_budget(h100, L8, 1, 0.9, "int4", 2.0, 32)
+    assert b["kv_budget_bytes_per_gpu"] == pytest.approx(85520809984 * 0.9 - weights - 2 * GIB_BYTES, rel=1e-12)
+    r = memory_report(L8, h100, weight_dtype="int4", weight_group_size=32, runtime_reserve_gib=2.0)
+    assert r["kv_budget_bytes"] == pytest.approx(85520809984 * 0.9 - weights - 2 * GIB_BYTES, rel=1e-12)
