@@ -646,3 +646,20 @@ def test_budget_follows_the_int4_group_size():
     assert b["kv_budget_bytes_per_gpu"] == pytest.approx(85520809984 * 0.9 - weights - 2 * GIB_BYTES, rel=1e-12)
     r = memory_report(L8, h100, weight_dtype="int4", weight_group_size=32, runtime_reserve_gib=2.0)
     assert r["kv_budget_bytes"] == pytest.approx(85520809984 * 0.9 - weights - 2 * GIB_BYTES, rel=1e-12)
+
+
+def test_breakdown_defaults_and_context_refusal():
+    # tensor_parallel defaults to 1: all 8 KV heads of Llama-3.1-70B on the one GPU
+    br = kv_bytes_per_token_breakdown(L70, 16)
+    assert br["kv_heads_per_gpu"] == 8 and br["bytes_per_layer_per_token"] == 2 * 8 * 128 * 2
+    for bad in (0, 1e8 + 1):
+        with pytest.raises(InputError) as e:
+            kv_bytes_per_token_breakdown(G3, 16, 1, bad)
+        assert e.value.field == "context_tokens"
+
+
+def test_no_vocabulary_means_no_16_bit_part():
+    # without a vocabulary nothing is known to stay 16-bit: 1e9 parameters all at int4's 4 + 20/128 bits
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, params_total=1e9, weight_dtype="int4")
+    w = weights_breakdown(m)
+    assert w["params_16bit"] == 0 and w["weights_bytes"] == 1e9 * (4 + 20 / 128) / 8
