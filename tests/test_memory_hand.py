@@ -663,3 +663,21 @@ def test_no_vocabulary_means_no_16_bit_part():
     m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, params_total=1e9, weight_dtype="int4")
     w = weights_breakdown(m)
     assert w["params_16bit"] == 0 and w["weights_bytes"] == 1e9 * (4 + 20 / 128) / 8
+
+
+def test_defaults_of_the_small_helpers():
+    # kv_heads_per_gpu at its default TP 1: all 8 heads, a whole number of heads
+    assert kv_heads_per_gpu(L70) == 8 and type(kv_heads_per_gpu(L70, 2)) is int
+    assert vllm_block_size_tokens(L8, 16) == 16
+    # one KV head (replicated under TP) and a 1e6-byte linear state: at TP 1 the page per token is
+    # 2 x 1 x 64 x 2 = 256 B -> block 16 x cdiv(1e6, 16 x 256) = 16 x 245 = 3920 tokens
+    m = _arch(num_layers=2, hidden_size=128, num_attention_heads=2, num_kv_heads=1, layer_pattern=["linear", "global"],
+              linear_state_bytes_per_layer=1e6, params_total=1e6)
+    assert vllm_block_size_tokens(m, 16) == 3920
+
+
+def test_sliding_blocks_at_a_block_boundary():
+    # Mistral-7B (window 4096) with max_num_batched_tokens 2: the layer holds min(4095 + 2, 32768) = 4097 tokens
+    # -> cdiv(4097, 16) + 1 = 258 blocks (one token past a block boundary)
+    assert max_concurrency_at_context(MISTRAL, 40 * GIB_BYTES, 16, 32768,
+                                      max_num_batched_tokens=2)["blocks_per_request"] == 258
