@@ -163,3 +163,40 @@ def test_compare_reserve_zero_negative_and_missing_capacity():
     with pytest.raises(InputError) as e:
         compare_with_estimate(parsed, dict(REPORT, kv_capacity_tokens=None))
     assert e.value.field == "gpu" and e.value.problem == "missing"
+
+
+def test_every_key_present_with_none_and_integer_counts():
+    p = parse_engine_log("GPU KV cache size: 1,234 tokens\n# GPU blocks: 77")
+    assert set(p) == {"engine", "available_kv_cache_gib", "kv_cache_tokens", "max_concurrency",
+                      "max_concurrency_context_tokens", "weights_gib", "gpu_blocks", "kv_cache_bytes_per_token",
+                      "lines"}
+    assert p["max_concurrency"] is None and p["max_concurrency_context_tokens"] is None and p["weights_gib"] is None
+    assert p["available_kv_cache_gib"] is None
+    # token and block counts are whole numbers
+    assert type(p["kv_cache_tokens"]) is int and type(p["gpu_blocks"]) is int and p["gpu_blocks"] == 77
+
+
+def test_sglang_k_and_v_sizes_add():
+    p = parse_engine_log("KV Cache is allocated. #tokens: 1000, K size: 1.5 GB, V size: 2.5 GB")
+    assert p["available_kv_cache_gib"] == 4.0
+
+
+def test_refusal_words():
+    with pytest.raises(InputError) as e:
+        parse_engine_log(3)
+    assert (e.value.value, e.value.allowed) == (3, "the text of the engine's start-up log")
+    text = "x" * 50 + " " + "y" * 50
+    with pytest.raises(InputError) as e:
+        parse_engine_log("  " + text + "  ")
+    # the value shown is the first 80 characters of the stripped text
+    assert e.value.value == text[:80] and e.value.problem == "no vLLM or SGLang KV cache line found"
+    with pytest.raises(InputError) as e:
+        parse_engine_log("GPU KV cache size: 16 tokens\nKV Cache is allocated. #tokens: 1, K size: 1 GB, V size: 1 GB")
+    assert e.value.field == "engine_log" and e.value.problem == "mixed engine logs"
+    with pytest.raises(InputError) as e:
+        compare_with_estimate(parse_engine_log("GPU KV cache size: 16 tokens"), dict(REPORT, kv_capacity_tokens=None))
+    assert e.value.allowed == "a GPU, so the estimate has a capacity to compare"
+    c = compare_with_estimate(parse_engine_log("Available KV cache memory: 12.5 GiB"), REPORT)
+    neg = [m for m in c["messages"] if m["code"] == "engine_reserve_negative"][0]
+    assert neg["message"] == ("The engine's KV memory exceeds this GPU's usable memory less the weights: "
+                              "check the GPU, tensor parallelism and memory fraction match the run.")
