@@ -221,3 +221,54 @@ def test_params_total_must_be_positive(total):
     with pytest.raises(InputError) as e:
         weights_bytes_quantized(total, 0, weight_format("bf16"))
     assert e.value.field == "model.params_total" and e.value.allowed == "a positive number"
+
+
+def test_compressed_tensors_strategies_and_methods():
+    # a channel strategy ignores a stray group_size; tensor_group keeps its own group (32 here, not NVFP4's 16)
+    assert _ct({"num_bits": 8, "strategy": "channel", "group_size": 128})["group_size"] is None
+    fmt = _ct({"num_bits": 4, "type": "float", "strategy": "tensor_group", "group_size": 32})
+    assert fmt["group_size"] == 32 and effective_bits(fmt) == 4 + 8 / 32 and fmt["method"] == "compressed-tensors"
+    assert _ct({"num_bits": 8, "type": "float"})["method"] == "compressed-tensors"
+    # int8 in groups of 128: one bf16 scale per group -> 8 + 16 / 128
+    assert effective_bits(_ct({"num_bits": 8, "strategy": "group", "group_size": 128})) == 8 + 16 / 128
+    with pytest.raises(InputError) as e:
+        _ct({"num_bits": 2})
+    assert (e.value.value, e.value.allowed, e.value.problem) == (2, "4 or 8", "unsupported bits")
+    with pytest.raises(InputError) as e:
+        weight_format_from_config({"quantization_config": {"quant_method": "compressed-tensors",
+                                                           "config_groups": {"g": "x"}}})
+    assert e.value.value == {"g": "x"} and e.value.allowed == "a config group with a 'weights' scheme"
+
+
+def test_config_refusal_words_and_aliases():
+    # AutoAWQ's w_bit alone sets the width
+    assert weight_format_from_config({"quantization_config": {"quant_method": "awq", "w_bit": 8}})["weight_dtype"] \
+        == "int8"
+    with pytest.raises(InputError) as e:
+        weight_format_from_config({"quantization_config": {"quant_method": "gptq", "bits": 3}})
+    assert (e.value.value, e.value.problem) == (3, "unsupported bits")
+    with pytest.raises(InputError) as e:
+        weight_format_from_config({"quantization_config": {"quant_method": "bitsandbytes"}})
+    assert (e.value.value, e.value.allowed, e.value.problem) == (
+        "bitsandbytes", "fp8, awq, gptq, compressed-tensors, modelopt or mxfp4", "unsupported quantization method")
+    # a 128 x 1 block is still a block (one fp32 scale per 128 values)
+    fmt = weight_format_from_config({"quantization_config": {"quant_method": "fp8", "weight_block_size": [128, 1]}})
+    assert fmt["group_size"] == 128
+    with pytest.raises(InputError) as e:
+        weight_format("int3")
+    assert e.value.value == "int3"
+    with pytest.raises(InputError) as e:
+        weight_format("bf16", group_size=64)
+    assert e.value.value == 64
+    assert e.value.allowed == "only for int4 (AWQ/GPTQ group) or fp8 (values per fp32 block scale)"
+    with pytest.raises(InputError) as e:
+        weight_format("int4", group_size=7)
+    assert e.value.value == 7
+
+
+def test_fractional_parameter_totals():
+    # half a parameter is a (tiny) positive total
+    assert weights_bytes_quantized(0.5, 0, weight_format("bf16"))["weights_bytes"] == 1.0
+    with pytest.raises(InputError) as e:
+        weights_bytes_quantized(-1.0, 0, weight_format("bf16"))
+    assert e.value.value == -1.0
