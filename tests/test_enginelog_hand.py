@@ -102,10 +102,12 @@ def test_compare_rows_and_adopted_reserve_by_hand():
     assert c["engine"] == "vllm"
     rows = c["rows"]
     # (estimate - engine) / engine
-    assert rows["kv_cache_gib"] == {"engine": 8.0, "estimate": 10.0, "relative_difference": 0.25}
+    assert rows["kv_cache_gib"] == {"engine": 8.0, "estimate": 10.0, "relative_difference": 0.25,
+                                   "relative_difference_pct": 25.0}
     assert rows["kv_cache_tokens"]["relative_difference"] == 0.25
     # same max model length as the report: the report's vLLM concurrency (24) against 20
-    assert rows["max_concurrency"] == {"engine": 20.0, "estimate": 24.0, "relative_difference": 0.2}
+    assert rows["max_concurrency"] == {"engine": 20.0, "estimate": 24.0, "relative_difference": 0.2,
+                                      "relative_difference_pct": pytest.approx(20.0, rel=1e-15)}
     assert rows["weights_gib_per_gpu"]["relative_difference"] == pytest.approx(-1 / 21, rel=1e-15)
     # engine bytes per token 8 x 2^30 / 80000 = 107374.18; ours 100000
     assert rows["kv_bytes_per_token"]["engine"] == 8 * 2**30 / 80000
@@ -142,7 +144,8 @@ def test_compare_other_length_blocks_and_sglang_weights():
                           "KV Cache is allocated. #tokens: 100000, K size: 1.5 GB, V size: 1.5 GB")
     c = compare_with_estimate(sg, REPORT)
     assert c["adopt"]["runtime_reserve_gib"] == 9.0 and c["engine"] == "sglang"
-    assert c["rows"]["max_concurrency"] == {"engine": None, "estimate": None, "relative_difference": None}
+    assert c["rows"]["max_concurrency"] == {"engine": None, "estimate": None, "relative_difference": None,
+                                                  "relative_difference_pct": None}
 
 
 def test_compare_reserve_zero_negative_and_missing_capacity():
