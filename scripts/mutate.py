@@ -104,9 +104,10 @@ def _copy_tree(dst: Path, layout_src: bool, tests: list[str]) -> None:
     for f in (ROOT / "tests").iterdir():
         if f.is_file():
             shutil.copy2(f, dst / "tests" / f.name)
-    if (ROOT / "tests" / "data").is_dir():
-        shutil.copytree(ROOT / "tests" / "data", dst / "tests" / "data")
-    for d in ("presets", "data"):
+    for sub in ("data", "fixtures"):   # tests read their data and config.json fixtures from here
+        if (ROOT / "tests" / sub).is_dir():
+            shutil.copytree(ROOT / "tests" / sub, dst / "tests" / sub)
+    for d in ("presets", "data", "i18n"):
         if (ROOT / d).is_dir():
             shutil.copytree(ROOT / d, dst / d)
 
@@ -147,7 +148,7 @@ def run_mutmut(modules: list[str], tests: list[str], max_children: int, workdir:
         "[tool.mutmut]\n"
         'source_paths = ["src/kvcalc"]\n'
         + (f"only_mutate = {_toml_list(only)}\n" if only else "")
-        + f'also_copy = ["presets", "data", "tests/data"]\n'
+        + f'also_copy = ["presets", "data", "i18n", "tests/data", "tests/fixtures"]\n'
         f"pytest_add_cli_args_test_selection = {_toml_list(present)}\n"
         'pytest_add_cli_args = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly"]\n'
         "use_git_change_detection = false\n"
