@@ -106,10 +106,17 @@ def _kept_refs(trace: Trace, full_blocks_only: bool):
     return ids, req, pos, m, starts
 
 
-def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Tokens of each looked-up block (int64): the block size, or the partial last block's tokens."""
+def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray,
+             dtype=np.int64) -> np.ndarray:
+    """Tokens of each looked-up block: the block size, or the partial last block's tokens.
+
+    ``dtype=np.int32`` halves the memory (every value is <= block_size); sums of
+    it must then accumulate as int64 explicitly (numpy's default is 32-bit on wasm32).
+    """
     bs = trace.block_size_tokens
-    weight = np.full(int(starts[-1]), bs, dtype=np.int64)
+    if bs >= (1 << 31):  # pragma: no cover - block sizes are far smaller
+        dtype = np.int64
+    weight = np.full(int(starts[-1]), bs, dtype=dtype)
     if not full_blocks_only:
         inp = trace.input_tokens
         last = starts[1:] - 1
@@ -173,32 +180,30 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
     cnt = np.zeros(n, dtype=it)
     cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position
     flag = np.empty(n, dtype=bool)
+    ar = np.arange(n, dtype=it)
     for b in range(int(a.max()).bit_length() - 1, -1, -1):
         bit = ((v >> b) & 1).astype(bool)
         g = v >> (b + 1)
         flag[0] = True
-        np.not_equal(g[1:], g[:-1], out=flag[1:])
+        np.not_equal(g[1:], g[:-1], out=flag[1:])  # an element starting a group
         del g
-        starts = np.flatnonzero(flag).astype(it, copy=False)
-        gi = np.cumsum(flag, dtype=it)
-        gi -= 1                                     # group of each element
         np.cumsum(~bit, out=cz[1:])
-        zs = cz[starts]
-        ends = np.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1] = n
-        zt = cz[ends] - zs                          # zeros per group
-        del ends
-        zb = cz[:-1] - zs[gi]                       # zeros before in the group
-        del zs
-        cnt += zb * bit
-        newpos = starts[gi]                         # a 0 goes to its group's start + zeros before it
-        newpos += zb
-        alt = zt[gi]                                # a 1 goes after the group's zeros
-        del gi, zt, starts
-        alt -= zb
-        del zb
-        alt += np.arange(n, dtype=it)
+        # An element at i of the group [s, e): zeros before it in the group
+        # zb = cz[i] - cz[s]; a 0 moves to s + zb, a 1 to s + (zeros of the
+        # group) + (ones before it) = i + cz[e] - cz[i].
+        edge = np.multiply(ar, flag, dtype=it)      # s of each element: its group's start,
+        np.maximum.accumulate(edge, out=edge)       # carried forward
+        newpos = cz[edge]
+        np.subtract(cz[:-1], newpos, out=newpos)    # zb
+        np.add(cnt, newpos, out=cnt, where=bit)     # a 1 counts the earlier 0s of its group
+        newpos += edge                              # the place of a 0
+        edge.fill(n)                                # e of each element: the next group's start,
+        np.copyto(edge[:-1], ar[1:], where=flag[1:])
+        np.minimum.accumulate(edge[::-1], out=edge[::-1])   # carried backward
+        alt = cz[edge]
+        del edge
+        alt -= cz[:-1]
+        alt += ar                                   # the place of a 1
         np.copyto(newpos, alt, where=bit)
         del alt, bit
         nv = np.empty_like(v)
@@ -208,6 +213,7 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         nc[newpos] = cnt
         cnt = nc
         del newpos, nv, nc
+    del ar
     del v, cz, flag
     order, _ = _stable_order(a)                     # final order: by value (distinct)
     out = np.empty(n, dtype=it)
@@ -282,7 +288,7 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     _check_chained(ids, pos)
     del pos
     total = ids.shape[0]
-    weights = lambda: _weights(trace, full_blocks_only, m, starts)    # noqa: E731 - made late (memory)
+    weights = lambda: _weights(trace, full_blocks_only, m, starts, np.int32)  # noqa: E731 - made late (memory)
     if total == 0:
         return req, weights(), np.zeros(0, dtype=np.int64)
     holder = [ids]
@@ -422,11 +428,17 @@ def lru_curve(trace: Trace, *, full_blocks_only: bool = True, warmup_fraction: f
     del pm
     w = weight[hit_able]
     del weight, hit_able
+    if d.size and int(d.max()) < (1 << 31):
+        d = d.astype(np.int32)          # distances <= looked-up blocks: sort half-width keys
     order, ds = _stable_order(d)
     del d
+    tokens = w[order]
+    del w, order
+    cum_tokens = np.cumsum(tokens, dtype=np.int64)  # int64 explicitly: int32 weights, 32-bit default on wasm32
+    del tokens
     return HitCurve(
         distances=ds.astype(np.int64, copy=False),
-        cum_tokens=np.cumsum(w[order]),
+        cum_tokens=cum_tokens,
         blocks_total=blocks_total,
         tokens_total=int(trace.input_tokens[n_warm:].sum()),
         n_requests=n,
