@@ -178,34 +178,35 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=it)
     v = a.astype(it, copy=False)    # never written: each pass scatters into a new array
     cnt = np.zeros(n, dtype=it)
-    cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position
+    cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position (then ones)
     flag = np.empty(n, dtype=bool)
-    ar = np.arange(n, dtype=it)
     for b in range(int(a.max()).bit_length() - 1, -1, -1):
         bit = ((v >> b) & 1).astype(bool)
         g = v >> (b + 1)
         flag[0] = True
         np.not_equal(g[1:], g[:-1], out=flag[1:])  # an element starting a group
         del g
-        np.cumsum(~bit, out=cz[1:])
+        np.logical_not(bit, out=cz[1:])            # cast into cz, then summed in place: a cumsum
+        np.add.accumulate(cz[1:], out=cz[1:])       # that casts copies its whole input first
         # An element at i of the group [s, e): zeros before it in the group
         # zb = cz[i] - cz[s]; a 0 moves to s + zb, a 1 to s + (zeros of the
-        # group) + (ones before it) = i + cz[e] - cz[i].
-        edge = np.multiply(ar, flag, dtype=it)      # s of each element: its group's start,
+        # group) + (ones before it) = cz[e] + (i - cz[i]), ones before i.
+        edge = np.arange(n, dtype=it)
+        edge *= flag                                # s of each element: its group's start,
         np.maximum.accumulate(edge, out=edge)       # carried forward
         newpos = cz[edge]
         np.subtract(cz[:-1], newpos, out=newpos)    # zb
         np.add(cnt, newpos, out=cnt, where=bit)     # a 1 counts the earlier 0s of its group
         newpos += edge                              # the place of a 0
-        edge.fill(n)                                # e of each element: the next group's start,
-        np.copyto(edge[:-1], ar[1:], where=flag[1:])
-        np.minimum.accumulate(edge[::-1], out=edge[::-1])   # carried backward
-        alt = cz[edge]
-        del edge
-        alt -= cz[:-1]
-        alt += ar                                   # the place of a 1
-        np.copyto(newpos, alt, where=bit)
-        del alt, bit
+        edge.fill(n)                                # cz[e] of each element: cz at the next group's
+        np.copyto(edge[:-1], cz[1:-1], where=flag[1:])  # start (or the end), carried backward
+        edge[-1] = cz[n]                            # (cz never decreases: the nearest is the least)
+        np.minimum.accumulate(edge[::-1], out=edge[::-1])
+        np.copyto(cz[1:], bit)                      # cz now counts the ones: i - cz[i] before i
+        np.add.accumulate(cz[1:], out=cz[1:])
+        edge += cz[:-1]                             # the place of a 1: cz[e] + ones before i
+        np.copyto(newpos, edge, where=bit)
+        del edge, bit
         nv = np.empty_like(v)
         nv[newpos] = v
         v = nv
@@ -213,7 +214,6 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         nc[newpos] = cnt
         cnt = nc
         del newpos, nv, nc
-    del ar
     del v, cz, flag
     order, _ = _stable_order(a)                     # final order: by value (distinct)
     out = np.empty(n, dtype=it)
@@ -262,12 +262,14 @@ def _lookup_distances(holder: list, req: np.ndarray, m: np.ndarray, starts: np.n
     # First uses (prev = -1) are smaller than every re-use; the k-th re-use, at
     # access position q[k], has q[k] - k first uses before it. The count runs
     # over the re-uses alone.
-    q = np.flatnonzero(prev >= 0).astype(it, copy=False)
-    pq = prev[q]
+    reused = prev >= 0                  # kept as a mask (not its indices) during the count
+    pq = prev[reused]
     del prev
     dq = _count_earlier_smaller(pq)
     dq -= pq
     del pq
+    q = np.flatnonzero(reused).astype(it, copy=False)
+    del reused
     dq += q
     dq -= np.arange(q.shape[0], dtype=it)         # + first uses before: distance at access
     rq = req[q]
