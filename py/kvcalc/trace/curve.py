@@ -359,8 +359,11 @@ class HitCurve:
         """Exact (block hits, token hits) at each capacity [blocks]."""
         c = np.asarray(capacities_blocks, dtype=np.float64)
         k = np.searchsorted(self.distances, np.floor(c), side="right")
-        cum = np.concatenate([[0], self.cum_tokens]).astype(np.int64)
-        return k.astype(np.int64), cum[k]
+        k = k.astype(np.int64)
+        if self.cum_tokens.size == 0:
+            return k, np.zeros(k.shape, dtype=np.int64)
+        # Tokens of the first k blocks (0 for k = 0), read in place: no shifted copy of cum_tokens.
+        return k, np.where(k > 0, self.cum_tokens[np.maximum(k - 1, 0)], 0).astype(np.int64, copy=False)
 
     def rates_at(self, capacities_blocks) -> tuple[np.ndarray, np.ndarray]:
         b, t = self.hits_at(capacities_blocks)
@@ -369,7 +372,8 @@ class HitCurve:
 
     def grid(self, max_points: int = 400) -> np.ndarray:
         """Capacities where the curve steps, thinned log-uniformly to <= max_points."""
-        u = np.unique(self.distances)
+        d = self.distances                      # sorted: its distinct values without np.unique's sorted copy
+        u = d[np.concatenate([[True], d[1:] != d[:-1]])] if d.size else d[:0]
         if u.size <= max_points:
             return u
         targets = np.unique(np.round(np.geomspace(u[0], u[-1], max_points)))
@@ -436,8 +440,9 @@ def lru_curve(trace: Trace, *, full_blocks_only: bool = True, warmup_fraction: f
     del d
     tokens = w[order]
     del w, order
-    cum_tokens = np.cumsum(tokens, dtype=np.int64)  # int64 explicitly: int32 weights, 32-bit default on wasm32
+    cum_tokens = tokens.astype(np.int64)    # summed as int64 (int32 weights; 32-bit default on wasm32),
     del tokens
+    np.cumsum(cum_tokens, out=cum_tokens)   # in place: a casting cumsum would copy its input first
     return HitCurve(
         distances=ds.astype(np.int64, copy=False),
         cum_tokens=cum_tokens,
