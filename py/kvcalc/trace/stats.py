@@ -161,6 +161,7 @@ def log_histogram(x: np.ndarray, bins_per_decade: int = 5) -> dict:
         counts, _ = np.histogram(pos, bins=edges)
         out["bin_edges"] = edges.tolist()
         out["counts"] = counts.astype(int).tolist()
+    del pos                                     # freed before the quantiles' sorted copy of x
     out.update({k: v for k, v in _quantiles(x).items() if k != "n"})
     return out
 
