@@ -106,10 +106,17 @@ def _kept_refs(trace: Trace, full_blocks_only: bool):
     return ids, req, pos, m, starts
 
 
-def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """Tokens of each looked-up block (int64): the block size, or the partial last block's tokens."""
+def _weights(trace: Trace, full_blocks_only: bool, m: np.ndarray, starts: np.ndarray,
+             dtype=np.int64) -> np.ndarray:
+    """Tokens of each looked-up block: the block size, or the partial last block's tokens.
+
+    ``dtype=np.int32`` halves the memory (every value is <= block_size); sums of
+    it must then accumulate as int64 explicitly (numpy's default is 32-bit on wasm32).
+    """
     bs = trace.block_size_tokens
-    weight = np.full(int(starts[-1]), bs, dtype=np.int64)
+    if bs >= (1 << 31):  # pragma: no cover - block sizes are far smaller
+        dtype = np.int64
+    weight = np.full(int(starts[-1]), bs, dtype=dtype)
     if not full_blocks_only:
         inp = trace.input_tokens
         last = starts[1:] - 1
@@ -171,36 +178,35 @@ def _count_earlier_smaller(a: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=it)
     v = a.astype(it, copy=False)    # never written: each pass scatters into a new array
     cnt = np.zeros(n, dtype=it)
-    cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position
+    cz = np.zeros(n + 1, dtype=it)                  # zeros (bit 0) before each position (then ones)
     flag = np.empty(n, dtype=bool)
     for b in range(int(a.max()).bit_length() - 1, -1, -1):
         bit = ((v >> b) & 1).astype(bool)
         g = v >> (b + 1)
         flag[0] = True
-        np.not_equal(g[1:], g[:-1], out=flag[1:])
+        np.not_equal(g[1:], g[:-1], out=flag[1:])  # an element starting a group
         del g
-        starts = np.flatnonzero(flag).astype(it, copy=False)
-        gi = np.cumsum(flag, dtype=it)
-        gi -= 1                                     # group of each element
-        np.cumsum(~bit, out=cz[1:])
-        zs = cz[starts]
-        ends = np.empty_like(starts)
-        ends[:-1] = starts[1:]
-        ends[-1] = n
-        zt = cz[ends] - zs                          # zeros per group
-        del ends
-        zb = cz[:-1] - zs[gi]                       # zeros before in the group
-        del zs
-        cnt += zb * bit
-        newpos = starts[gi]                         # a 0 goes to its group's start + zeros before it
-        newpos += zb
-        alt = zt[gi]                                # a 1 goes after the group's zeros
-        del gi, zt, starts
-        alt -= zb
-        del zb
-        alt += np.arange(n, dtype=it)
-        np.copyto(newpos, alt, where=bit)
-        del alt, bit
+        np.logical_not(bit, out=cz[1:])            # cast into cz, then summed in place: a cumsum
+        np.add.accumulate(cz[1:], out=cz[1:])       # that casts copies its whole input first
+        # An element at i of the group [s, e): zeros before it in the group
+        # zb = cz[i] - cz[s]; a 0 moves to s + zb, a 1 to s + (zeros of the
+        # group) + (ones before it) = cz[e] + (i - cz[i]), ones before i.
+        edge = np.arange(n, dtype=it)
+        edge *= flag                                # s of each element: its group's start,
+        np.maximum.accumulate(edge, out=edge)       # carried forward
+        newpos = cz[edge]
+        np.subtract(cz[:-1], newpos, out=newpos)    # zb
+        np.add(cnt, newpos, out=cnt, where=bit)     # a 1 counts the earlier 0s of its group
+        newpos += edge                              # the place of a 0
+        edge.fill(n)                                # cz[e] of each element: cz at the next group's
+        np.copyto(edge[:-1], cz[1:-1], where=flag[1:])  # start (or the end), carried backward
+        edge[-1] = cz[n]                            # (cz never decreases: the nearest is the least)
+        np.minimum.accumulate(edge[::-1], out=edge[::-1])
+        np.copyto(cz[1:], bit)                      # cz now counts the ones: i - cz[i] before i
+        np.add.accumulate(cz[1:], out=cz[1:])
+        edge += cz[:-1]                             # the place of a 1: cz[e] + ones before i
+        np.copyto(newpos, edge, where=bit)
+        del edge, bit
         nv = np.empty_like(v)
         nv[newpos] = v
         v = nv
@@ -256,12 +262,14 @@ def _lookup_distances(holder: list, req: np.ndarray, m: np.ndarray, starts: np.n
     # First uses (prev = -1) are smaller than every re-use; the k-th re-use, at
     # access position q[k], has q[k] - k first uses before it. The count runs
     # over the re-uses alone.
-    q = np.flatnonzero(prev >= 0).astype(it, copy=False)
-    pq = prev[q]
+    reused = prev >= 0                  # kept as a mask (not its indices) during the count
+    pq = prev[reused]
     del prev
     dq = _count_earlier_smaller(pq)
     dq -= pq
     del pq
+    q = np.flatnonzero(reused).astype(it, copy=False)
+    del reused
     dq += q
     dq -= np.arange(q.shape[0], dtype=it)         # + first uses before: distance at access
     rq = req[q]
@@ -282,7 +290,7 @@ def _stack_distances(trace: Trace, full_blocks_only: bool):
     _check_chained(ids, pos)
     del pos
     total = ids.shape[0]
-    weights = lambda: _weights(trace, full_blocks_only, m, starts)    # noqa: E731 - made late (memory)
+    weights = lambda: _weights(trace, full_blocks_only, m, starts, np.int32)  # noqa: E731 - made late (memory)
     if total == 0:
         return req, weights(), np.zeros(0, dtype=np.int64)
     holder = [ids]
@@ -351,8 +359,11 @@ class HitCurve:
         """Exact (block hits, token hits) at each capacity [blocks]."""
         c = np.asarray(capacities_blocks, dtype=np.float64)
         k = np.searchsorted(self.distances, np.floor(c), side="right")
-        cum = np.concatenate([[0], self.cum_tokens]).astype(np.int64)
-        return k.astype(np.int64), cum[k]
+        k = k.astype(np.int64)
+        if self.cum_tokens.size == 0:
+            return k, np.zeros(k.shape, dtype=np.int64)
+        # Tokens of the first k blocks (0 for k = 0), read in place: no shifted copy of cum_tokens.
+        return k, np.where(k > 0, self.cum_tokens[np.maximum(k - 1, 0)], 0).astype(np.int64, copy=False)
 
     def rates_at(self, capacities_blocks) -> tuple[np.ndarray, np.ndarray]:
         b, t = self.hits_at(capacities_blocks)
@@ -361,7 +372,8 @@ class HitCurve:
 
     def grid(self, max_points: int = 400) -> np.ndarray:
         """Capacities where the curve steps, thinned log-uniformly to <= max_points."""
-        u = np.unique(self.distances)
+        d = self.distances                      # sorted: its distinct values without np.unique's sorted copy
+        u = d[np.concatenate([[True], d[1:] != d[:-1]])] if d.size else d[:0]
         if u.size <= max_points:
             return u
         targets = np.unique(np.round(np.geomspace(u[0], u[-1], max_points)))
@@ -422,11 +434,18 @@ def lru_curve(trace: Trace, *, full_blocks_only: bool = True, warmup_fraction: f
     del pm
     w = weight[hit_able]
     del weight, hit_able
+    if d.size and int(d.max()) < (1 << 31):
+        d = d.astype(np.int32)          # distances <= looked-up blocks: sort half-width keys
     order, ds = _stable_order(d)
     del d
+    tokens = w[order]
+    del w, order
+    cum_tokens = tokens.astype(np.int64)    # summed as int64 (int32 weights; 32-bit default on wasm32),
+    del tokens
+    np.cumsum(cum_tokens, out=cum_tokens)   # in place: a casting cumsum would copy its input first
     return HitCurve(
         distances=ds.astype(np.int64, copy=False),
-        cum_tokens=np.cumsum(w[order]),
+        cum_tokens=cum_tokens,
         blocks_total=blocks_total,
         tokens_total=int(trace.input_tokens[n_warm:].sum()),
         n_requests=n,

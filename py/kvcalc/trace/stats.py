@@ -10,6 +10,7 @@ prompt alone links nothing), is a follow-up turn of the latest such request.
 from __future__ import annotations
 
 import math
+import sys
 import weakref
 
 import numpy as np
@@ -160,19 +161,9 @@ def log_histogram(x: np.ndarray, bins_per_decade: int = 5) -> dict:
         counts, _ = np.histogram(pos, bins=edges)
         out["bin_edges"] = edges.tolist()
         out["counts"] = counts.astype(int).tolist()
+    del pos                                     # freed before the quantiles' sorted copy of x
     out.update({k: v for k, v in _quantiles(x).items() if k != "n"})
     return out
-
-
-def _block_tokens(trace: Trace) -> np.ndarray:
-    """Tokens in each block reference (the last block of a prompt may be partial)."""
-    bs = trace.block_size_tokens
-    n_ids = np.diff(trace.block_offsets)
-    w = np.full(trace.n_blocks_total, bs, dtype=np.int64)
-    has = n_ids > 0
-    last = trace.block_offsets[1:][has] - 1
-    w[last] = trace.input_tokens[has] - (n_ids[has] - 1) * bs
-    return w
 
 
 def _system_prompt_blocks(trace: Trace, session: np.ndarray) -> int:
@@ -213,6 +204,61 @@ def _unique_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return pairs[:, 0], pairs[:, 1]
 
 
+def _sorted_repeats(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(stable order of ``ids``, ``same``: sorted neighbours equal), without a sorted copy of the ids.
+
+    ``same[k]`` is true when the ``k``-th and ``k+1``-th ids in sorted order are equal.
+    """
+    n = ids.shape[0]
+    if n and n < (1 << 31) and int(ids.min()) >= 0 and int(ids.max()) < (1 << 31):
+        key = ids.astype(np.int64)                  # ids << 32 | position: distinct keys, one plain sort
+        key <<= 32
+        halves = key.view(np.int32)
+        lo, hi = (0, 1) if sys.byteorder == "little" else (1, 0)
+        halves[lo::2] = np.arange(n, dtype=np.int32)
+        key.sort()
+        high = halves[hi::2]
+        same = high[1:] == high[:-1]
+        del high
+        order = halves[lo::2].copy()
+        del halves, key
+        return order, same
+    order, xs = _stable_order(ids)
+    return order, xs[1:] == xs[:-1]
+
+
+def _shared_tokens(trace: Trace, session: np.ndarray, req: np.ndarray) -> int:
+    """Prompt tokens in block references whose block is used by more than one session.
+
+    Every reference counts ``block_size`` tokens except a prompt's last one,
+    which counts ``input - (n_ids - 1) * block_size`` (it may be partial).
+    """
+    ids = trace.block_ids
+    sdt = np.int32 if session.shape[0] and int(session.max()) < (1 << 31) - 1 else np.int64
+    sess_ref = session.astype(sdt, copy=False)[req]
+    one = np.zeros(int(ids.max()) + 1, dtype=sdt)
+    one[ids] = sess_ref
+    differs = one[ids]
+    differs = sess_ref != differs
+    del sess_ref
+    multi = np.zeros(one.shape[0], dtype=bool)
+    del one
+    multi[ids[differs]] = True
+    del differs
+    shared = multi[ids]
+    del multi
+    bs = trace.block_size_tokens
+    total = int(np.count_nonzero(shared)) * bs
+    n_ids = np.diff(trace.block_offsets)
+    has = n_ids > 0
+    last = trace.block_offsets[1:][has] - 1
+    last_shared = shared[last]
+    del shared
+    part = trace.input_tokens[has][last_shared] - (n_ids[has][last_shared] - 1) * bs
+    total += int(part.sum()) - bs * int(last_shared.sum())
+    return total
+
+
 def trace_stats(trace: Trace) -> dict:
     """Arrival rate, sessions, reuse gaps, lengths and shared-prefix share (JSON-simple)."""
     n = trace.n_requests
@@ -226,29 +272,23 @@ def trace_stats(trace: Trace) -> dict:
     # Reuse gaps: time between consecutive uses of the same block.
     ids = trace.block_ids
     req = np.repeat(np.arange(n, dtype=_req_dtype(n, ids.size)), np.diff(trace.block_offsets).astype(np.intp))
-    order, ids_sorted = _stable_order(ids)
-    same = ids_sorted[1:] == ids_sorted[:-1]
-    del ids_sorted
+    order, same = _sorted_repeats(ids)
     req_sorted = req[order]
     del order
-    r_late, r_early = req_sorted[1:][same], req_sorted[:-1][same]
+    r_early = req_sorted[:-1][same]
+    r_late = req_sorted[1:][same]
     del req_sorted, same
-    reuse = ts[r_late] - ts[r_early]
-    del r_late, r_early
+    reuse = ts[r_late]
+    del r_late
+    reuse -= ts[r_early]
+    del r_early
+    reuse_hist = log_histogram(reuse)
+    del reuse
     # Shared-prefix share: prompt tokens in blocks used by more than one session.
     # A block has more than one session iff some reference's session differs from
     # the session of any one fixed reference of it (whichever the scatter keeps).
-    w = _block_tokens(trace)
-    if ids.size:
-        sess_ref = session[req]
-        one = np.zeros(int(ids.max()) + 1, dtype=sess_ref.dtype)
-        one[ids] = sess_ref
-        multi = np.zeros(one.shape[0], dtype=bool)
-        multi[ids[sess_ref != one[ids]]] = True
-        del sess_ref, one
-        shared_tokens = int(w[multi[ids]].sum())
-    else:
-        shared_tokens = 0
+    shared_tokens = _shared_tokens(trace, session, req) if ids.size else 0
+    del req
     prompt_tokens = int(trace.input_tokens.sum())
     return {
         "n_requests": n,
@@ -267,7 +307,7 @@ def trace_stats(trace: Trace) -> dict:
         },
         "input_tokens": _quantiles(trace.input_tokens.astype(np.float64)),
         "output_tokens": _quantiles(trace.output_tokens.astype(np.float64)),
-        "reuse_gap_s": log_histogram(reuse),
+        "reuse_gap_s": reuse_hist,
         "turn_gap_s": log_histogram(turn_gaps),
         "shared_prefix_token_share": shared_tokens / prompt_tokens if prompt_tokens else 0.0,
         "system_prompt_tokens": _system_prompt_blocks_once(trace, session) * trace.block_size_tokens,
