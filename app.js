@@ -364,15 +364,21 @@ function errorParam(e) {
 
 // ---------------------------------------------------------------- rendering
 
-async function render(seq) {
-  const t0 = performance.now();
-  const r = app.result;
+// The numbers a result shows (headline, mini bar, occupancy, warnings): a full render and a
+// drag render both draw them.
+function renderNumbers(r) {
   renderResults($("results"), r);
   renderResults($("mini"), r);
   renderOccupancy($("occupancy-bar"), $("occupancy-legend"), r.occupancy);
-  const warnings = [...(r.warning_details || [])];
+  const warnings = r.warning_details || [];
   renderMessages($("warnings"), warnings);
   $("warnings-card").hidden = warnings.length === 0;
+}
+
+async function render(seq) {
+  const t0 = performance.now();
+  const r = app.result;
+  renderNumbers(r);
   renderPanels(r);
   markStale();
   $("results").dataset.state = seq === app.requested ? "ready" : "computing";
@@ -396,12 +402,7 @@ async function render(seq) {
 async function renderPreview(seq) {
   const t0 = performance.now();
   const r = app.preview.result;
-  renderResults($("results"), r);
-  renderResults($("mini"), r);
-  renderOccupancy($("occupancy-bar"), $("occupancy-legend"), r.occupancy);
-  const warnings = r.warning_details || [];
-  renderMessages($("warnings"), warnings);
-  $("warnings-card").hidden = warnings.length === 0;
+  renderNumbers(r);
   const t1 = performance.now();
   // setup A's curve does not change with B's inputs: the last full result's stays on
   await drawFigure(app.tab, r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
