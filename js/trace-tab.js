@@ -436,13 +436,14 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   function drawCurve() {
     if (!lastResult || !Plotly) return;
-    const fig = traceCurveFigure(lastResult, { theme: theme(), axis: axisSelect.value, logX: logAxis.checked });
+    const fig = traceCurveFigure(lastResult, { theme: theme(), axis: axisSelect.value, logX: logAxis.checked,
+                                               width: curveDiv.clientWidth });
     Plotly.react(curveDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 
   function drawGaps() {
     if (!lastResult || !Plotly || !lastResult.stats.reuse_gap_s) return;
-    const fig = traceGapsFigure(lastResult, { theme: theme() });
+    const fig = traceGapsFigure(lastResult, { theme: theme(), width: gapDiv.clientWidth });
     Plotly.react(gapDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 
