@@ -21,7 +21,7 @@ import {
   saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
-import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
+import { drawFigure as drawFigureTo, figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
 import { mountFleetPanel } from "./js/fleet-panel.js";
 import { fleetActive } from "./js/fleet-params.js";
 import { installA11y, plotlyLocale } from "./js/a11y.js";
@@ -441,7 +441,7 @@ async function drawFigure(name, result, seq, { preview = false } = {}) {
   const div = $(`chart-${name}`);
   const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: div.clientWidth, sim: app.sim, preview }),
                               result, theme());
-  await app.plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
+  div.dataset.draw = await drawFigureTo(app.plotly, div, fig, { preview, config: PLOT_CONFIG });   // "moved" | "drawn"
   div.dataset.rendered = String(seq);
 }
 
