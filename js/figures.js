@@ -5,7 +5,7 @@
 //
 // view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null,
 //        preview: true while a slider moves (app.js renderPreview): cheaper drawing where the
-//        look allows (the heatmap's cells unsmoothed)}
+//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly)}
 // drawFigure(plotly, div, fig, {preview}) draws one; a drag render of the same chart moves its
 // traces without rebuilding it (see there).
 
@@ -241,8 +241,9 @@ export function heatmapFigure(state, result, view) {
   const target = result.inverse && result.inverse.target_token_hit_rate;
   const data = [
     { type: "heatmap", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, zmin: 0, zmax: 1,
-      // "best" interpolates every pixel of the plot: a preview draws the (coarse) cells as they are
-      colorscale: "Viridis", zsmooth: preview ? false : "best",
+      // "best" interpolates every pixel of the plot; a preview draws one pixel a cell, stretched
+      // by the browser ("fast": the cells are even on these log axes, log-spaced grids)
+      colorscale: "Viridis", zsmooth: preview ? "fast" : "best",
       colorbar: { title: { text: tr("chart.axis_hit_rate"), side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
       hovertemplate: `${tr("chart.hover_heatmap", { unit: ax.unit })}<extra></extra>` },
   ];
