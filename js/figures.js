@@ -350,11 +350,15 @@ export async function drawFigure(plotly, div, fig, { preview = false, config = P
   const onScreen = div._fullData;
   if (preview && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
       && fig.data.every((d) => d.type === "scatter") && onScreen.every((d) => d.type === "scatter")) {
-    await plotly.animate(div, { data: fig.data.map(({ x, y }) => ({ x, y })), traces: fig.data.map((_, i) => i) },
-                         NO_TRANSITION);
-    const ranges = xRangeUpdates(div, fig);
-    if (ranges) await plotly.relayout(div, ranges);
-    return "moved";
+    try {
+      await plotly.animate(div, { data: fig.data.map(({ x, y }) => ({ x, y })), traces: fig.data.map((_, i) => i) },
+                           NO_TRANSITION);
+      const ranges = xRangeUpdates(div, fig);
+      if (ranges) await plotly.relayout(div, ranges);
+      return "moved";
+    } catch {
+      // an animation interrupted (Plotly rejects its promise): draw the whole figure instead
+    }
   }
   await plotly.react(div, fig.data, fig.layout, config);
   SHAPES.set(div, shape);
