@@ -346,10 +346,11 @@ function xRangeUpdates(div, fig) {
 // of its range alone, only when the data left its range or shrank to less than half of it).
 // Anything else: Plotly.react.
 export async function drawFigure(plotly, div, fig, { preview = false, config = PLOT_CONFIG } = {}) {
-  const shape = drawnShape(fig);
+  const movable = fig.data.every((d) => d.type === "scatter");
+  const shape = movable ? drawnShape(fig) : null;   // (a heatmap's z is not stringified for nothing)
   const onScreen = div._fullData;
-  if (preview && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
-      && fig.data.every((d) => d.type === "scatter") && onScreen.every((d) => d.type === "scatter")) {
+  if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
+      && onScreen.every((d) => d.type === "scatter")) {
     try {
       await plotly.animate(div, { data: fig.data.map(({ x, y }) => ({ x, y })), traces: fig.data.map((_, i) => i) },
                            NO_TRANSITION);
