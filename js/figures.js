@@ -313,8 +313,8 @@ const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
 // The x axes whose data moved out of the range on screen, or now fills less than half of it:
-// {"xaxisN.range": the data's extent} (in the axis's own units: log10 on a log axis). Only
-// axes Plotly ranges itself (no range in the figure's layout).
+// {"xaxisN.range": the data's extent and a quarter of it spare on each side} (in the axis's own
+// units: log10 on a log axis). Only axes Plotly ranges itself (no range in the figure's layout).
 function xRangeUpdates(div, fig) {
   const full = div._fullLayout || {};
   const out = {};
@@ -335,7 +335,13 @@ function xRangeUpdates(div, fig) {
     }
     if (!(hi > lo)) continue;
     const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
-    if (lo < r0 || hi > r1 || hi - lo < 0.5 * (r1 - r0)) out[`${name}.range`] = [lo, hi];
+    if (lo < r0 || hi > r1 || hi - lo < 0.5 * (r1 - r0)) {
+      // a quarter of the data's span spare on each side: the next inputs of a drag in the same
+      // direction fit without another re-ranging (a relayout costs more than the move itself);
+      // a linear axis of values >= 0 does not reach below 0
+      const pad = 0.25 * (hi - lo);
+      out[`${name}.range`] = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+    }
   }
   return Object.keys(out).length ? out : null;
 }
