@@ -335,7 +335,8 @@ function xRangeUpdates(div, fig) {
     }
     if (!(hi > lo)) continue;
     const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
-    if (lo < r0 || hi > r1 || hi - lo < 0.5 * (r1 - r0)) {
+    const tol = 1e-9 * (r1 - r0);   // Plotly's own range of the same data, rounded
+    if (lo < r0 - tol || hi > r1 + tol || hi - lo < 0.5 * (r1 - r0)) {
       // a quarter of the data's span spare on each side: the next inputs of a drag in the same
       // direction fit without another re-ranging (a relayout costs more than the move itself);
       // a linear axis of values >= 0 does not reach below 0
