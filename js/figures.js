@@ -238,7 +238,7 @@ export function tornadoFigure(state, result, view) {
                                ticktext: rows.map((r) => paramLabel(r.parameter, !narrow)), showgrid: false, zeroline: false,
                                ...(narrow ? { tickfont: { size: 10 } } : {}) }),
       margin: { l: 12, r: 16, t: 40, b: 48 },
-      meta: { tornado_rows: rows.map((r) => r.parameter) },
+      meta: { tornado_rows: rows.map((r) => r.parameter), drag_range: "grow" },
     }),
   };
 }
@@ -330,11 +330,13 @@ const moved = ({ x, y, text }) => (Array.isArray(text) ? { x, y, text } : { x, y
 const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
-// The x axes whose data moved out of the range on screen, or now fills less than half of it:
+// The x axes whose data moved out of the range on screen, or now fills less than half of it
+// (not for a "grow" figure, see below):
 // {"xaxisN.range": the data's extent and a quarter of it spare on each side} (in the axis's own
 // units: log10 on a log axis). Only axes Plotly ranges itself (no range in the figure's layout).
 function xRangeUpdates(div, fig) {
   const full = div._fullLayout || {};
+  const grow = Boolean(fig.layout.meta && fig.layout.meta.drag_range === "grow");
   const out = {};
   for (const name of Object.keys(full).filter((k) => /^xaxis\d*$/.test(k))) {
     const ax = full[name];
@@ -354,12 +356,16 @@ function xRangeUpdates(div, fig) {
     if (!(hi > lo)) continue;
     const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
     const tol = 1e-9 * (r1 - r0);   // Plotly's own range of the same data, rounded
-    if (lo < r0 - tol || hi > r1 + tol || hi - lo < 0.5 * (r1 - r0)) {
+    const out0 = lo < r0 - tol || hi > r1 + tol;
+    if (out0 || (!grow && hi - lo < 0.5 * (r1 - r0))) {
       // a quarter of the data's span spare on each side: the next inputs of a drag in the same
       // direction fit without another re-ranging (a relayout costs more than the move itself);
-      // a linear axis of values >= 0 does not reach below 0
+      // a linear axis of values >= 0 does not reach below 0. A figure whose data keeps its span
+      // and moves along the axis (layout.meta.drag_range "grow": the tornado) only widens its
+      // range, to the union with the data: after a few inputs a drag needs no more re-ranging.
       const pad = 0.25 * (hi - lo);
-      out[`${name}.range`] = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+      const next = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+      out[`${name}.range`] = grow ? [Math.min(r0, next[0]), Math.max(r1, next[1])] : next;
     }
   }
   return Object.keys(out).length ? out : null;
