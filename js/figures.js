@@ -5,7 +5,8 @@
 //
 // view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null,
 //        preview: true while a slider moves (app.js renderPreview): cheaper drawing where the
-//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly),
+//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly;
+//        its target contour without its label),
 //        rowOrder: a drag render's tornado rows in the order on screen (layout.meta.tornado_rows)}
 // drawFigure(plotly, div, fig, {preview}) draws one; a drag render of the same chart moves its
 // traces without rebuilding it (see there).
@@ -264,7 +265,9 @@ export function heatmapFigure(state, result, view) {
   ];
   if (typeof target === "number") {
     data.push({ type: "contour", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, showscale: false,
-                contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: true,
+                // a drag render leaves out the contour's label (its text measured and placed at
+                // every draw: ~5 ms of a ~30 ms redraw); the release draws it again
+                contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: !preview,
                             labelformat: ".0%", labelfont: { color: "#ffffff" } },
                 line: { color: "#ffffff", width: 2, dash: "dash" }, hoverinfo: "skip", name: tr("chart.target") });
   }
