@@ -359,8 +359,132 @@ def test_count_earlier_smaller_by_brute_force():
     from kvcalc.trace.curve import _count_earlier_smaller
     assert _count_earlier_smaller(np.array([5, 3, 9, 0, 4, 8, 1])).tolist() == [0, 0, 2, 0, 2, 4, 1]   # by hand
     assert _count_earlier_smaller(np.array([0, 1, 2, 3])).tolist() == [0, 1, 2, 3]
+    assert _count_earlier_smaller(np.zeros(0, dtype=np.int64)).shape == (0,)
     assert _count_earlier_smaller(np.array([3, 2, 1, 0])).tolist() == [0, 0, 0, 0]
     rng = np.random.default_rng(11)
     for n in (1, 2, 9, 64, 333):
         a = rng.permutation(4 * n)[:n]
         assert _count_earlier_smaller(a).tolist() == [int((a[:t] < a[t]).sum()) for t in range(n)]
+
+
+def _refused(fn, field, value, allowed, code):
+    with pytest.raises(InputError) as e:
+        fn()
+    err = e.value
+    assert (err.field, err.allowed, err.code) == (field, allowed, code)
+    assert err.value is value or err.value == value
+    return err
+
+
+def test_inverse_refusals_name_the_field_value_and_range():
+    c = lru_curve(_trace(ROWS))
+    _refused(lambda: capacity_for_hit_rate(c, 0.5, "hit_rate"), "metric", "hit_rate",
+             "token_hit_rate or block_hit_rate", "unknown_value")
+    _refused(lambda: capacity_for_hit_rate(c, 1.5), "target", 1.5, "a number in [0, 1]", "out_of_range")
+    _refused(lambda: capacity_for_hit_rate(c, True), "target", True, "a number in [0, 1]", "out_of_range")
+
+
+def test_inverse_steps_and_rounding_allowance():
+    c = lru_curve(_trace(ROWS))       # block hits 5 7 9 of 14 at 1 2 4 blocks
+    # 6 of 14 blocks is more than capacity 1 gives (5): capacity 2
+    assert capacity_for_hit_rate(c, 6 / 14, "block_hit_rate")["capacity_blocks"] == 2
+    # between the ceiling's 9 blocks and a 10th that does not exist: unreachable
+    assert capacity_for_hit_rate(c, 9.5 / 14, "block_hit_rate")["capacity_blocks"] is None
+    # a target within 1e-9 of the total (float rounding of target x total) above a reached level
+    # counts as reached: 14 / 32 + 1e-10 needs 14.0000000032 tokens, capacity 2 gives 14
+    assert capacity_for_hit_rate(c, 14 / 32 + 1e-10)["capacity_blocks"] == 2
+    assert capacity_for_hit_rate(c, 14 / 32 + 1e-6)["capacity_blocks"] == 4
+    # one counted block (the warm-up request holds it, the counted one hits it at capacity 1):
+    # the whole total of 1 is reachable
+    one = lru_curve(_trace([(2, [0]), (2, [0])]), warmup_fraction=0.5)
+    assert (one.blocks_total, one.tokens_total) == (1, 2)
+    assert capacity_for_hit_rate(one, 1.0, "block_hit_rate")["capacity_blocks"] == 1
+    unit = lru_curve(_trace([(1, [0]), (1, [0])], bs=1), warmup_fraction=0.5)
+    assert unit.tokens_total == 1 and capacity_for_hit_rate(unit, 1.0)["capacity_blocks"] == 1
+
+
+def test_grid_defaults_to_400_points_and_capacities_are_integers():
+    # single-block requests over 3000 ids: hundreds of distinct stack distances
+    rng = np.random.default_rng(5)
+    ids = rng.integers(0, 3000, 20000).tolist()
+    tr = _trace([(1, [b]) for b in ids], bs=1)
+    c = lru_curve(tr)
+    assert np.unique(c.distances).size > 1000
+    assert c.grid().tolist() == c.grid(400).tolist() != c.grid(401).tolist()
+    d = hit_rate_curve(tr, [7])
+    assert d["capacities_blocks"] == c.to_dict([7], max_points=400)["capacities_blocks"] == \
+        c.to_dict([7])["capacities_blocks"]
+    assert d["capacities_blocks"] != c.to_dict([7], max_points=401)["capacities_blocks"]
+    assert all(type(x) is int for x in d["capacities_blocks"] + d["block_hits"] + d["token_hits"])
+    assert hit_rate_curve(_trace(ROWS), max_points=2)["capacities_blocks"] == [0, 1, 4]
+
+
+def test_replay_refusal_and_an_empty_trace_rates():
+    tr = _trace(ROWS)
+    _refused(lambda: lru_replay(tr, -3), "capacity_blocks", -3, "an integer >= 0", "out_of_range")
+    _refused(lambda: fifo_replay(tr, 1.5), "capacity_blocks", 1.5, "an integer >= 0", "out_of_range")
+    e = lru_curve(_trace([]))
+    assert (e.blocks_total, e.tokens_total) == (0, 0)
+    rb, rt = e.rates_at([0, 3])
+    assert rb.tolist() == [0.0, 0.0] and rt.tolist() == [0.0, 0.0]
+
+
+def test_hits_are_integers_at_one_step():
+    # one counted hit block (2 tokens) at distance 1: k = 1 block, its 2 tokens
+    one = lru_curve(_trace([(2, [0]), (2, [0])]), warmup_fraction=0.5)
+    b, t = one.hits_at([0, 1, 2])
+    assert b.tolist() == [0, 1, 1] and t.tolist() == [0, 2, 2]
+    assert b.dtype.kind == "i" and t.dtype.kind == "i"
+    empty = lru_curve(_trace([(1, [0])]))          # nothing looked up
+    b, t = empty.hits_at([0, 4])
+    assert t.tolist() == [0, 0] and t.dtype.kind == "i"
+    d = empty.to_dict([4])
+    assert all(type(x) is int for x in d["capacities_blocks"] + d["block_hits"] + d["token_hits"])
+
+
+def test_grid_inverse_allows_1e_12_of_rounding():
+    g = lru_curve(_trace(ROWS)).to_dict()       # block rate 7/14 = 0.5 at capacity 2
+    assert capacity_for_hit_rate(g, 0.5 + 1e-12, "block_hit_rate")["capacity_blocks"] == 2
+    assert capacity_for_hit_rate(g, 0.5 + 1e-9, "block_hit_rate")["capacity_blocks"] == 4
+
+
+def test_empty_prompts_change_no_count():
+    # ROWS with an empty request first and one right after r4 (whose partial last block 7, 1 token,
+    # r5 hits at capacity >= 3): the same hits as ALL_HITS; an empty prompt looks up nothing.
+    # (and one last, right after r5, whose partial block 7 hit counts 1 token)
+    rows = [(0, [])] + ROWS[:5] + [(0, [])] + ROWS[5:] + [(0, [])]
+    tr = _trace(rows)
+    c = lru_curve(tr, full_blocks_only=False)
+    assert (c.blocks_total, c.tokens_total, c.ideal_token_hits, c.n_requests) == (ALL_BLOCKS_TOTAL, 32, 19, 9)
+    b, t = c.hits_at(list(ALL_HITS))
+    assert list(zip(b.tolist(), t.tolist())) == list(ALL_HITS.values())
+    assert ideal_hit_rates(tr, full_blocks_only=False)["ideal_token_hits"] == 19
+    assert lru_curve(tr).hits_at([4])[1].tolist() == [18]
+
+
+def test_a_single_reference():
+    inf = np.iinfo(np.int64).max
+    assert lookup_distances(np.array([4]), np.array([0]), np.array([1]), np.array([0, 1])).tolist() == [inf]
+    c = lru_curve(_trace([(2, [0])]))
+    assert (c.blocks_total, c.ideal_block_hits, c.distances.tolist()) == (1, 0, [])
+
+
+def test_option_refusals_name_the_value_and_range():
+    tr = _trace(ROWS)
+    err = _refused(lambda: lru_curve(tr, full_blocks_only="yes"), "full_blocks_only", "yes", "true or false", "invalid")
+    assert err.problem == "not a boolean"
+    _refused(lambda: lru_curve(tr, warmup_fraction=1.0), "warmup_fraction", 1.0, "a number in [0, 1)", "out_of_range")
+    err = _refused(lambda: lru_curve(_trace([(4, [0, 1]), (4, [1, 0])])), "trace", "block ids",
+                   "prefix-chained ids (load with the trace loaders)", "invalid")
+    assert err.problem == "block ids are not prefix-chained"
+
+
+def test_stable_order_at_the_31_bit_edge():
+    # 2^31 and 2^31 + 5 do not fit the packed 31-bit key: they must still sort (the fallback)
+    x = np.array([3, (1 << 31) + 5, 1 << 31, 1, 3], dtype=np.int64)
+    order, xs = _stable_order(x)
+    assert order.tolist() == [3, 0, 4, 2, 1] and xs.tolist() == [1, 3, 3, 1 << 31, (1 << 31) + 5]
+    edge = np.array([1 << 31, 0, 5], dtype=np.int64)            # max exactly 2^31: no packing
+    assert _stable_order(edge)[0].tolist() == [1, 2, 0] and _stable_order(edge)[1].tolist() == [0, 5, 1 << 31]
+    top = np.array([(1 << 31) - 1, 0], dtype=np.int64)          # the largest packed value
+    assert _stable_order(top)[0].tolist() == [1, 0] and _stable_order(top)[1].tolist() == [0, (1 << 31) - 1]
