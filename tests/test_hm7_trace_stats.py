@@ -68,3 +68,30 @@ def test_fit_clamps_at_closed_ends():
     # every gap 1 s exactly: CV 0, lognormal with sigma 0 -> 0.05 (closed lower end)
     assert w["gap_mean_s"] == 1.0 and w["gap_distribution"] == "lognormal" and w["gap_lognormal_sigma"] == 0.05
     assert math.isclose(rep["measured"]["gap_cv"], 0.0, abs_tol=1e-15)
+
+
+def test_fit_notes_carry_english_text_and_refusals_name_the_range():
+    from kvcalc.errors import InputError
+    rows = [(float(i), 4, 0, [0]) for i in range(250)]
+    rep = fit_workload_report(_trace(rows, fmt="generic", sessions=[0] * 250), service_time_s=0.0)
+    assert all(isinstance(m, str) and m for m in rep["notes"])
+    assert rep["notes"][0] == "sessions: session_id field"
+    # the clamp's note with its numbers (6 significant digits)
+    assert "turns_mean 250 clamped to the model's range: 200" in rep["notes"]
+    assert "user_tokens_per_turn 0.016 clamped to the model's range: 1" in rep["notes"]
+    one = fit_workload_report(_trace([(3.0, 8, 4, [0, 1]), (3.0, 12, 2, [2, 3, 4])], fmt="generic", sessions=[0, 1]))
+    assert all(isinstance(m, str) and m for m in one["notes"])
+    assert [d["message"] for d in one["note_details"]] == one["notes"]
+    with pytest.raises(InputError) as e:
+        fit_workload_report(_trace(rows[:2]), service_time_s=-2.0)
+    assert (e.value.field, e.value.value, e.value.allowed) == ("service_time_s", -2.0, "a number in [0, 100000]")
+
+
+def test_gap_cv_for_a_mean_gap_below_one_second():
+    # two sessions, one follow-up each, 0.25 s and 0.75 s later (service 0): mean 0.5 s,
+    # population sd 0.25 s, CV 0.5 (|CV - 1| > 0.25): lognormal with sigma sqrt(ln(1 + 0.25))
+    rows = [(0.0, 8, 0, [0, 1]), (0.25, 12, 0, [0, 1, 2]), (10.0, 8, 0, [3, 4]), (10.75, 12, 0, [3, 4, 5])]
+    rep = fit_workload_report(_trace(rows, fmt="generic", sessions=[0, 0, 1, 1]), service_time_s=0.0)
+    assert rep["measured"]["gap_cv"] == pytest.approx(0.5, rel=1e-12)
+    assert rep["workload"]["gap_mean_s"] == pytest.approx(0.5, rel=1e-12)
+    assert rep["workload"]["gap_lognormal_sigma"] == pytest.approx(math.sqrt(math.log(1.25)), rel=1e-12)
