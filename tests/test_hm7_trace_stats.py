@@ -95,3 +95,6 @@ def test_gap_cv_for_a_mean_gap_below_one_second():
     assert rep["measured"]["gap_cv"] == pytest.approx(0.5, rel=1e-12)
     assert rep["workload"]["gap_mean_s"] == pytest.approx(0.5, rel=1e-12)
     assert rep["workload"]["gap_lognormal_sigma"] == pytest.approx(math.sqrt(math.log(1.25)), rel=1e-12)
+    note = next(d for d in rep["note_details"] if d.get("code") == "trace_fit_gap_lognormal")
+    assert note["params"]["sigma"] == pytest.approx(math.sqrt(math.log(1.25)), rel=1e-12)
+    assert note["params"]["cv"] == pytest.approx(0.5, rel=1e-12) and note["params"]["tolerance"] == 0.25
