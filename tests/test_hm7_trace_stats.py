@@ -98,3 +98,31 @@ def test_gap_cv_for_a_mean_gap_below_one_second():
     note = next(d for d in rep["note_details"] if d.get("code") == "trace_fit_gap_lognormal")
     assert note["params"]["sigma"] == pytest.approx(math.sqrt(math.log(1.25)), rel=1e-12)
     assert note["params"]["cv"] == pytest.approx(0.5, rel=1e-12) and note["params"]["tolerance"] == 0.25
+
+
+def test_inferred_parents_edge_cases():
+    # by the loop rule (a request's ids at positions >= 1 looked up among the ends of earlier
+    # requests with >= 2 full blocks): r1 holds 4 at position 1, no earlier request ends at 4;
+    # r2 holds 3, none ends at 3 either: no parents. (r2 ends at 3, r1 at 4: their (id, request)
+    # keys must not collide.)
+    rows = [(0.0, 8, 0, [5, 6]), (1.0, 8, 0, [7, 4]), (2.0, 8, 0, [0, 3])]
+    assert infer_sessions(_trace(rows))[1].tolist() == [-1, -1, -1]
+    # a one-block request whose only id (position 0) ends r0: position 0 is never looked up
+    rows = [(0.0, 8, 0, [0, 1]), (1.0, 4, 0, [1])]
+    assert infer_sessions(_trace(rows))[1].tolist() == [-1, -1]
+
+
+def test_fit_clamps_output_service_and_system_prompt_at_their_upper_ends():
+    # block size 4e6 tokens; two sessions share blocks 0 1 2 (then differ): system prompt
+    # 3 x 4e6 = 1.2e7 > 1e7; output 2e7 tokens per request > 1e7; the default service time
+    # 2e7 x 0.03 s = 6e5 s > 1e5 s. All three lowered to their upper ends, each with a note.
+    bs = 4_000_000
+    rows = [(0.0, 4 * bs, 20_000_000, [0, 1, 2, 3]), (1.0, 4 * bs, 20_000_000, [0, 1, 2, 4])]
+    rep = fit_workload_report(_trace(rows, fmt="generic", sessions=[0, 1], bs=bs))
+    w = rep["workload"]
+    assert (w["output_tokens_per_turn"], w["service_time_s"], w["system_prompt_tokens"]) == (1e7, 1e5, 1e7)
+    clamped = {d["params"]["name"]: d["params"]["value"] for d in rep["note_details"]
+               if d.get("code") == "trace_fit_clamped"}
+    assert clamped["output_tokens_per_turn"] == 2e7 and clamped["service_time_s"] == pytest.approx(6e5)
+    assert clamped["system_prompt_tokens"] == 1.2e7
+    assert w["user_tokens_per_turn"] == 4e6                    # 1.6e7 - 1.2e7 per first turn
