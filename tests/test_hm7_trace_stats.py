@@ -126,3 +126,9 @@ def test_fit_clamps_output_service_and_system_prompt_at_their_upper_ends():
     assert clamped["output_tokens_per_turn"] == 2e7 and clamped["service_time_s"] == pytest.approx(6e5)
     assert clamped["system_prompt_tokens"] == 1.2e7
     assert w["user_tokens_per_turn"] == 4e6                    # 1.6e7 - 1.2e7 per first turn
+
+
+def test_shared_share_of_one_partial_block():
+    # two sessions, each a 2-token prompt in the one (partial) block 0: 2 + 2 shared tokens of 4
+    rows = [(0.0, 2, 0, [0]), (1.0, 2, 0, [0])]
+    assert trace_stats(_trace(rows, fmt="generic", sessions=[0, 1]))["shared_prefix_token_share"] == 1.0
