@@ -133,15 +133,16 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 keep = _sample_bits(h) < threshold
                 hv = None
                 if heavy_detect and heavy_stopped is None:
-                    heavy = promote_hot(heavy, ids, h, cnt.size)
+                    heavy, hv = promote_hot(heavy, ids, h, cnt.size)
                     if heavy.size:
-                        hv = np.isin(ids, heavy)
                         nh = int(hv.sum())
                         if heavy_budget_refs is not None and heavy_refs + nh > heavy_budget_refs:
                             heavy_stopped, hv = n_req, None
                         else:
                             heavy_refs += nh
                             keep |= hv
+                    else:
+                        hv = None
                 id_parts.append(ids[keep])
                 h_parts.append(h[keep])
                 req_parts.append(req[keep])

@@ -166,9 +166,18 @@ HOT_MIN_SHARE = 0.005
 _HOT_CELL_BITS = 16
 
 
+def is_member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """``np.isin(ids, sorted_ids)`` for a sorted (short) second array, by binary search."""
+    if sorted_ids.size == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    j = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
+    return sorted_ids[j] == ids
+
+
 def hot_blocks(ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted ids (and reference counts) of the blocks with at least ``max(HOT_MIN_REFS, HOT_MIN_SHARE x n_requests)``
-    references among ``ids`` (one chunk of the stream, ``n_requests`` requests).
+    """Sorted ids (and reference counts) of the blocks with at least
+    ``max(HOT_MIN_REFS, HOT_MIN_SHARE x n_requests)`` references among ``ids`` (one chunk of
+    the stream, ``n_requests`` requests).
 
     Counted with bounded work: references are first counted per cell of ``2^16`` hash cells
     (a block's references all fall in its cell, so a hot block's cell is hot); only the
@@ -187,18 +196,22 @@ def hot_blocks(ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> tuple[np
     return u[c >= need].astype(np.int64), c[c >= need].astype(np.int64)
 
 
-def promote_hot(heavy: np.ndarray, ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> np.ndarray:
-    """``heavy`` (sorted ids) with the chunk's hot blocks added, at most ``HEAVY_MAX_BLOCKS`` in all
-    (the hottest of the chunk first)."""
+def promote_hot(heavy: np.ndarray, ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> tuple[np.ndarray, np.ndarray]:
+    """(heavy ids, mask of the chunk's heavy references): ``heavy`` (sorted ids) with the
+    chunk's hot blocks added (:func:`hot_blocks` over the references not yet heavy), at most
+    ``HEAVY_MAX_BLOCKS`` in all (the hottest of the chunk first)."""
+    hv = is_member(ids, heavy)
     room = HEAVY_MAX_BLOCKS - heavy.shape[0]
     if room <= 0:
-        return heavy
-    new, c = hot_blocks(ids, hashes, n_requests)
-    fresh = ~np.isin(new, heavy)
-    new, c = new[fresh], c[fresh]
+        return heavy, hv
+    rest = ~hv
+    new, c = hot_blocks(ids[rest], hashes[rest], n_requests)
+    if new.size == 0:
+        return heavy, hv
     if new.size > room:
         new = np.sort(new[np.argsort(-c, kind="stable")[:room]])
-    return np.union1d(heavy, new).astype(np.int64) if new.size else heavy
+    hv |= is_member(ids, new)
+    return np.union1d(heavy, new).astype(np.int64), hv
 
 
 @dataclass(frozen=True, eq=False)
