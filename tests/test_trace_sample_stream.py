@@ -87,6 +87,12 @@ def test_heavy_budget_stops_keeping_whole_and_says_so():
     assert req[flags].max() < stop and not np.any(arr["ids"][req >= stop] == 1)
     refs = smp.refs_from_scan(dict(arr), BS, True)
     assert not refs.heavy_complete
+    # block 1 (hash not sampled) in every request from 3,000 on: all its uses after the stop unseen
+    assert refs.hot_unseen_refs == 6000 - stop
+    sc = smp.shards_curve(refs, capacities_blocks=[1, 100, 10000])
+    exact = 2999 / 18000
+    err_pp = max(abs(v - exact) for v in sc["block_hit_rate"]) * 100
+    assert sc["error_bound_pp"] >= 100 * (6000 - stop) / 18000 and err_pp <= sc["error_bound_pp"]
 
 
 def _gen(n: int, seed: int, prompts: int = 16) -> str:

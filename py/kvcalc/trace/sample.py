@@ -10,9 +10,14 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
   prompt) make a hashed sample jumpy (caught: far too many references; missed:
   their hits unseen). They form a stratum sampled at rate 1: from a loaded
   trace, the most referenced blocks with at least ``1 / R`` references; in the
-  streaming scan, the blocks found in many requests of the first chunk. Their
-  hits are exact; distances count each heavy block once and each sampled one
-  ``1 / R`` times.
+  streaming scan, every chunk's hot blocks (:func:`promote_hot`), kept whole
+  from that chunk on (the strata are then set per reference, by the stream's
+  order, never by the hash). Their hits are exact; distances count each heavy
+  block once and each sampled one ``1 / R`` times. Many heavy references (a
+  system prompt in 40 % of a long trace) are not all run through the stack
+  distances: their offsets in every window are counted from sorted access
+  keys (:func:`_heavy_offsets`), and the hits come from a subsample of at most
+  ``HEAVY_GROUP_REFS`` of them, each with its previous use.
 * Exact totals in a regression estimate: the hits of the sampled stratum are
   estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
   ``X`` the exact number of references (tokens) and of distinct blocks
@@ -36,9 +41,11 @@ blocks within half of it; beyond, they are sampled like the others).
 Error estimate: the kept light blocks are split by other hash bits into
 ``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
 Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
-curve) / (G - 1) (a bias falling as 1 / R); ``error_bound_pp`` = |bias| + 3
-standard errors (with the HyperLogLog error) at the worst capacity. When it
-exceeds 2 pp the result says so, with the rate that would reach 2 pp.
+curve) / (G - 1) (a bias falling as 1 / R); hand-over = the curve's change
+when the window-ratio distances hand over at half the windows (a bias the
+groups do not see); ``error_bound_pp`` = |bias| + 3 standard errors (with the
+HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
+result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
 of BLAKE2b), seeded.
@@ -240,6 +247,10 @@ class SampledRefs:
     distinct_estimate: float | None = None
     #: False when the streaming scan stopped keeping heavy blocks whole (budget) part-way
     heavy_complete: bool = True
+    #: then: references of the heavy blocks after the stop that the hashed sample did not keep
+    hot_unseen_refs: int = 0
+    hot_ids: np.ndarray | None = None
+    hot_from_request: int = 0
 
     @property
     def rate(self) -> float:
@@ -254,7 +265,17 @@ class SampledRefs:
         return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
                            self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
                            heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate,
-                           self.heavy_complete)
+                           self.heavy_complete, self.hot_unseen_refs + self._hot_dropped(keep), self.hot_ids,
+                           self.hot_from_request)
+
+    def _hot_dropped(self, keep: np.ndarray) -> int:
+        """Hashed references of heavy-listed blocks after the stop that ``keep`` drops."""
+        if self.heavy_complete or self.hot_ids is None:
+            return 0
+        gone = ~keep & is_member(self.ids, self.hot_ids) & (self.req >= self.hot_from_request)
+        if self.heavy is not None:
+            gone &= ~self.heavy
+        return int(gone.sum())
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -682,6 +703,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "blocks_looked_up": blocks_total,
         "prompt_tokens": tokens_total,
         "distinct_blocks_known": totals["distinct_blocks"] is not None,
+        "heavy_unseen_references": int(refs.hot_unseen_refs),
     }
     # Heavy hitters left in the sampled stratum (no exact totals: the streaming scan): a few
     # blocks carrying a large share of the references make the estimate jumpy. They show as a
@@ -724,14 +746,20 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         # An estimated distinct-block total (HyperLogLog) moves the curve by up to its error.
         d_b = distinct_se / blocks_total if blocks_total else 0.0
         d_t = distinct_se * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
+        # Heavy blocks the scan stopped keeping whole (budget) and the hash then missed: their
+        # references' hits are nowhere in the sample; at most all of them move the curve.
+        hot_b = refs.hot_unseen_refs / blocks_total if blocks_total else 0.0
+        hot_t = refs.hot_unseen_refs * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
+        hand_b = hand_b + np.where(grid >= 1, hot_b, 0.0)
+        hand_t = hand_t + np.where(grid >= 1, hot_t, 0.0)
         err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b) + hand_b
         err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t) + hand_t
         out["standard_error_block"] = se_b.tolist()
         out["standard_error_token"] = se_t.tolist()
         out["bias_block"] = bias_b.tolist()
         out["bias_token"] = bias_t.tolist()
-        out["handover_bias_block"] = hand_b.tolist()
-        out["handover_bias_token"] = hand_t.tolist()
+        out["extra_error_block"] = hand_b.tolist()
+        out["extra_error_token"] = hand_t.tolist()
         out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
         out["error_mean_pp"] = float(100 * max(np.hypot(np.hypot(bias_b, se_b), hand_b).mean(),
                                                np.hypot(np.hypot(bias_t, se_t), hand_t).mean())) \
@@ -748,8 +776,9 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
                                  "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
                                  f"- curve) / {SAMPLE_GROUPS - 1}; hand-over = |curve - curve with the window-ratio distances "
-                                 "handing over at half the windows|; bound = |bias| + 3 standard errors + hand-over "
-                                 "at the worst capacity; mean = root mean square of the three over capacities")
+                                 "handing over at half the windows| (+ the share of heavy references unseen after the scan stopped "
+                                 "keeping them whole); bound = |bias| + 3 standard errors + that at the worst capacity; "
+                                 "mean = root mean square of the three over capacities")
     return out
 
 
@@ -776,10 +805,21 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
     whole = bool(keep.all())
     pick = (lambda a: a) if whole else (lambda a: a[keep])
     heavy = None if flags is None else pick(flags)
+    stop = arr.get("heavy_stopped_request")
+    unseen, hot_ids = 0, None
+    if stop is not None:
+        # The heavy blocks' references after the stop that the hashed sample does not hold:
+        # their hits are unseen (said in the error bound).
+        hot_ids = arr["heavy_ids"]
+        seen = is_member(ids, hot_ids) & (req >= stop)
+        if flags is not None:
+            seen &= ~flags
+        unseen = int(arr.get("heavy_refs_after_stop", 0)) - int(seen.sum())
     return SampledRefs(pick(ids), pick(hashes), pick(req), weight, m_all, inp, looked,
                        int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pick(pos),
                        distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None,
-                       heavy_complete=arr.get("heavy_stopped_request") is None)
+                       heavy_complete=stop is None, hot_unseen_refs=unseen, hot_ids=hot_ids,
+                       hot_from_request=0 if stop is None else int(stop))
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -795,7 +835,10 @@ def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_to
 
 
 def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
-    while max_refs is not None and refs.ids.shape[0] > max_refs and refs.threshold > 1:
+    """Halve the rate until at most ``max_refs`` hashed references are kept (heavy ones apart)."""
+    def hashed() -> int:
+        return refs.ids.shape[0] - (int(refs.heavy.sum()) if refs.heavy is not None else 0)
+    while max_refs is not None and hashed() > max_refs and refs.threshold > 1:
         refs = refs.lowered(refs.threshold // 2)
     return refs
 
