@@ -438,7 +438,10 @@ def test_sampled_api_fast_scan_and_fixed_size(no_shared_prompt):
     for r, e in zip(res["capacities"], exact["capacities"]):
         assert abs(r["token_hit_rate"] - e["token_hit_rate"]) * 100 <= res["sampling"]["error_bound_pp"]
     small = trace_analyze({"path": str(generated), "sampling": 1.0, "sampling_max_refs": 5000})
-    assert small["sampling"]["sampled_references"] <= 5000 and small["sampling"]["rate"] < 0.05
+    # the fixed size bounds the hashed references; the heavy ones (kept whole) have max_refs / 2
+    sm = small["sampling"]
+    assert sm["sampled_references"] - sm["heavy_references"] <= 5000 and sm["heavy_references"] <= 2500
+    assert sm["rate"] < 0.05
     # A stream that is not canonical Mooncake is loaded exactly and sampled after (said so).
     text = generated.read_text().replace('"timestamp": ', '"timestamp":', 1)
     res2 = trace_analyze({"text": text, "sampling": 0.05})
