@@ -1,0 +1,45 @@
+"""kvcalc.fleet.FleetConfig validation: the instance count is stored as a Python int (the
+models index and multiply by it; 3.0 must give the same fleet as 3), and a refused
+routing or tier list names its request key, the value and the allowed range (project rule:
+InputError naming the field, the value and the range)."""
+
+import pytest
+
+from kvcalc.errors import InputError
+from kvcalc.fleet import FleetConfig, TierConfig
+
+
+@pytest.mark.parametrize("k", [3, 3.0])
+def test_instances_stored_as_an_int(k):
+    f = FleetConfig(k, "random")
+    assert type(f.instances) is int and f.instances == 3
+    assert f == FleetConfig(3, "random")
+
+
+def test_refused_routing_and_tiers_name_field_value_and_range():
+    with pytest.raises(InputError) as e:
+        FleetConfig(2, "sticky")
+    assert e.value.field == "cluster.routing" and e.value.value == "sticky"
+    assert "affinity" in e.value.allowed and "random" in e.value.allowed
+    with pytest.raises(InputError) as e:
+        FleetConfig(2, tiers=[TierConfig()] * 5)
+    assert e.value.field == "tiers" and e.value.value == 5
+    assert e.value.allowed == "at most 4 tiers below GPU memory" and e.value.problem == "too many"
+
+
+def test_refused_tier_entries_and_tier_fields():
+    with pytest.raises(InputError) as e:
+        FleetConfig(2, tiers=["x"])
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
+        ("tiers", "x", "TierConfig entries", "wrong type")
+    with pytest.raises(InputError) as e:
+        TierConfig("")
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
+        ("tiers.name", "", "a non-empty string", "not a name")
+    with pytest.raises(InputError) as e:
+        FleetConfig(2, tier_mode="mirror")
+    assert e.value.field == "tier_mode" and e.value.value == "mirror" and "inclusive" in e.value.allowed
+    # integers given for the tier's sizes are kept as floats (tokens and GB/s are real numbers)
+    t = TierConfig("cpu", 5, 7)
+    assert (type(t.capacity_tokens), type(t.read_gb_per_s)) == (float, float)
+    assert (t.capacity_tokens, t.read_gb_per_s) == (5.0, 7.0)
