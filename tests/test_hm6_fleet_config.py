@@ -43,3 +43,25 @@ def test_refused_tier_entries_and_tier_fields():
     t = TierConfig("cpu", 5, 7)
     assert (type(t.capacity_tokens), type(t.read_gb_per_s)) == (float, float)
     assert (t.capacity_tokens, t.read_gb_per_s) == (5.0, 7.0)
+
+
+def test_fleet_model_refusals_name_value_and_range():
+    import numpy as np
+
+    from kvcalc.fleet import fleet_hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    bad = {"instances": 2}
+    with pytest.raises(InputError) as e:
+        fleet_hit_rates(Workload(), CacheConfig(capacity_tokens=1e5), bad)
+    assert (e.value.field, e.value.value, e.value.allowed, e.value.problem) == \
+        ("fleet", bad, "a FleetConfig", "wrong type")
+    rates = np.array([1.0, 2.0])
+    with pytest.raises(InputError) as e:
+        fleet_hit_rates(Workload(conversation_rate_per_s=rates), CacheConfig(capacity_tokens=1e5), FleetConfig(2))
+    assert e.value.field == "workload.conversation_rate_per_s" and np.array_equal(e.value.value, rates)
+    assert (e.value.allowed, e.value.problem) == ("a single number for a fleet", "an array")
+    caps = np.array([1e5, 2e5])
+    with pytest.raises(InputError) as e:
+        fleet_hit_rates(Workload(), CacheConfig(capacity_tokens=caps), FleetConfig(2))
+    assert e.value.field == "cache.capacity_tokens" and np.array_equal(e.value.value, caps)
+    assert (e.value.allowed, e.value.problem) == ("a single number for a fleet", "an array")
