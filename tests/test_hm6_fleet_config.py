@@ -65,3 +65,16 @@ def test_fleet_model_refusals_name_value_and_range():
         fleet_hit_rates(Workload(), CacheConfig(capacity_tokens=caps), FleetConfig(2))
     assert e.value.field == "cache.capacity_tokens" and np.array_equal(e.value.value, caps)
     assert (e.value.allowed, e.value.problem) == ("a single number for a fleet", "an array")
+
+
+def test_one_turn_conversations_keep_a_random_routing_ceiling_of_one():
+    # a one-turn conversation has no own history to scatter: nothing to lose, ceiling 1 (and no
+    # division by the zero own-history hit rate); its only hits are the shared prompt's whole
+    # blocks: floor(1000 / 16) x 16 = 992 of its 1000 + 200 prompt tokens (default workload)
+    from kvcalc.fleet import fleet_hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    w = Workload(turns_mean=1.0, turns_distribution="fixed")
+    r = fleet_hit_rates(w, CacheConfig(capacity_tokens=1e5), FleetConfig(2, "random"))
+    assert r["random_routing_ceiling"] == 1.0
+    assert r["request_hit_rate"] == 0.0 and r["ideal_request_hit_rate"] == 0.0
+    assert r["token_hit_rate"] == pytest.approx(992 / 1200, abs=1e-12)
