@@ -369,3 +369,10 @@ def test_experts_only_weight_format_and_unreadable_configs():
 def test_lightning_state_floors_the_head_width():
     """Lightning attention without head_dim: hidden // heads = 100 // 3 = 33: 3 x 33 x 33 x 2 = 6534 B."""
     assert linear_state_bytes_per_layer({"attn_type_list": [1], "num_attention_heads": 3, "hidden_size": 100}) == 6534
+
+
+def test_the_caller_field_prefixes_every_check():
+    """The fleet's model entries pass their own field: the range check of a count names it too."""
+    with pytest.raises(InputError) as e:
+        get_model({"hf_config": dict(GPT2, n_layer=0)}, field="cluster.models[1]")
+    assert (e.value.field, e.value.value) == ("cluster.models[1].hf_config.n_layer", 0)
