@@ -282,3 +282,19 @@ def test_fifo_hit_rate_does_not_drop_where_the_overload_ends():
     tok = [float(hit_rates(w, CacheConfig(capacity_tokens=c * 16, block_size_tokens=16, eviction="fifo"))
                  ["token_hit_rate"]) for c in caps]
     assert all(b >= a for a, b in zip(tok, tok[1:])), tok
+
+
+@pytest.mark.parametrize("n", [258, 300, 513])
+def test_series_inverse_times_the_series_is_one(n):
+    """b = 1 / a to n terms means the first n coefficients of a * b are 1, 0, 0, ... (checked by a
+    direct convolution). Newton doubling reaches n = 258 through k = 256 -> 258, where the FFT
+    product of 258 and 256 coefficients needs 513 points (a 512-point transform would wrap the top
+    coefficient onto the constant term). A renewal a = 1 - sum D_k z^k with D uniform on 1..600: its
+    inverse tends to 1 / mean, so the top coefficients are not negligible."""
+    from kvcalc.hitrate.fifo import series_inverse
+    a = np.concatenate([[1.0], np.full(n - 1, -1.0 / 600)])
+    b = series_inverse(a, n)
+    one = np.convolve(a, b)[:n]
+    assert b.size == n
+    assert one[0] == pytest.approx(1.0, abs=1e-12)
+    assert np.max(np.abs(one[1:])) < 1e-12
