@@ -237,7 +237,12 @@ def test_every_expert_key(n_key, k_key):
 def test_expert_count_edges():
     base = {"num_hidden_layers": 1, "num_attention_heads": 2, "hidden_size": 8, "vocab_size": 10}
     # one expert, two per token: refused
-    assert _err(dict(base, num_local_experts=1, num_experts_per_tok=2)).code == "inconsistent"
+    e = _err(dict(base, num_local_experts=1, num_experts_per_tok=2))
+    assert (e.field, e.code) == ("model.hf_config.num_experts_per_tok", "inconsistent")
+    # with the caller's field
+    with pytest.raises(InputError) as e:
+        get_model({"hf_config": dict(base, num_local_experts=2, num_experts_per_tok=3)}, field="cluster.models[0]")
+    assert e.value.field == "cluster.models[0].hf_config.num_experts_per_tok"
     # inside text_config the error names that path
     e = _err({"text_config": dict(base, num_local_experts=2, num_experts_per_tok=3)})
     assert e.field == "model.hf_config.text_config.num_experts_per_tok"
@@ -376,3 +381,58 @@ def test_the_caller_field_prefixes_every_check():
     with pytest.raises(InputError) as e:
         get_model({"hf_config": dict(GPT2, n_layer=0)}, field="cluster.models[1]")
     assert (e.value.field, e.value.value) == ("cluster.models[1].hf_config.n_layer", 0)
+
+
+def test_error_paths_inside_text_config_and_under_a_caller_field():
+    """Every key an error names is the one the user sent: inside text_config when it came from there,
+    under the caller's field (the fleet's entries)."""
+    def err(cfg, field="model"):
+        with pytest.raises(InputError) as e:
+            get_model({"hf_config": cfg}, field=field)
+        return e.value
+    no_layers = {k: v for k, v in GPT2.items() if k != "n_layer"}
+    # a missing key is named at the top level (it is in neither place)
+    assert err({"text_config": no_layers}).field == "model.hf_config.num_hidden_layers"
+    assert err(no_layers, "cluster.models[1]").field == "cluster.models[1].hf_config.num_hidden_layers"
+    # 48 KV heads do not divide 128
+    assert err({"text_config": dict(FALCON40, n_head_kv=48)}).field == "model.hf_config.text_config.n_head_kv"
+    assert err(dict(FALCON40, n_head_kv=48), "cluster.models[1]").field == "cluster.models[1].hf_config.n_head_kv"
+    # hidden 770 over 12 heads, no head_dim: named at the heads key
+    assert err(dict(GPT2, n_embd=770), "cluster.models[1]").field == "cluster.models[1].hf_config.n_head"
+    # ChatGLM: 3 KV groups do not divide 32 heads: named at multi_query_group_num
+    assert err(dict(GLM, multi_query_group_num=3)).field == "model.hf_config.multi_query_group_num"
+    # a layer_types list of the wrong length (3 for 12 layers)
+    bad = dict(GPT2, layer_types=["full_attention"] * 3)
+    assert err({"text_config": bad}).field == "model.hf_config.text_config.layer_types"
+    assert err(bad, "cluster.models[1]").field == "cluster.models[1].hf_config.layer_types"
+
+
+def test_head_dim_given_needs_no_even_split():
+    """Gemma-style: head_dim 256 given, hidden 3000 not a multiple of 16 heads: accepted."""
+    cfg = {"num_hidden_layers": 2, "num_attention_heads": 16, "num_key_value_heads": 8, "hidden_size": 3000,
+           "head_dim": 256}
+    s = get_model({"hf_config": cfg, "params_total": 1e9})
+    assert s.head_dim == 256 and kv_bytes_per_token(s, 16) == 2 * 2 * 8 * 256 * 2
+
+
+def test_active_above_total_is_refused_with_its_numbers():
+    e = _err(GPT2, params_total=1e8, params_active=2e8)
+    assert (e.field, e.value, e.code) == ("model.params_active", 2e8, "inconsistent")
+    assert e.allowed == "at most params_total (1e+08)"
+    assert e.problem == "active parameters (2e+08) cannot exceed params_total (1e+08)"
+    # the total estimated (162,129,408), the active given above it
+    e = _err(GPT2, params_active=2e8)
+    assert e.allowed == "at most the total estimated from the config (1.62129e+08)"
+    # the active given, the total estimated: the counts are marked estimated
+    s = get_model({"hf_config": GPT2, "params_active": 1e8})
+    assert s.params_estimated is True and s.params_total == 162_129_408
+
+
+def test_moe_step_positions_count():
+    """5 layers, step 3: MoE where (i + 1) % 3 == 0, i.e. layer i = 2 only (one MoE, four dense);
+    counting from the other end or off by one would give two MoE layers."""
+    base = {"num_hidden_layers": 5, "num_attention_heads": 2, "hidden_size": 8, "vocab_size": 10,
+            "intermediate_size": 16, "moe_intermediate_size": 6, "num_experts": 4, "num_experts_per_tok": 1}
+    one = 160 + 5 * 256 + 4 * 384 + 608
+    assert estimate_param_groups(dict(base, decoder_sparse_step=3))["total"] == one
+    assert estimate_param_groups(dict(base, interleave_moe_layer_step=3))["total"] == one
