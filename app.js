@@ -443,7 +443,8 @@ async function drawVisible() {
 async function drawFigure(name, result, seq, { preview = false, width = null } = {}) {
   if (!app.plotly || !(name in FIGURES)) return;
   const div = $(`chart-${name}`);
-  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: width ?? div.clientWidth, sim: app.sim, preview }),
+  const rowOrder = preview && div.layout && div.layout.meta ? div.layout.meta.tornado_rows : null;   // (tornado: rows stay put)
+  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: width ?? div.clientWidth, sim: app.sim, preview, rowOrder }),
                               result, theme());
   div.dataset.draw = await drawFigureTo(app.plotly, div, fig, { preview, config: PLOT_CONFIG });   // "moved" | "drawn"
   div.dataset.rendered = String(seq);

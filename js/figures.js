@@ -5,7 +5,9 @@
 //
 // view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null,
 //        preview: true while a slider moves (app.js renderPreview): cheaper drawing where the
-//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly)}
+//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly;
+//        its target contour without its label),
+//        rowOrder: a drag render's tornado rows in the order on screen (layout.meta.tornado_rows)}
 // drawFigure(plotly, div, fig, {preview}) draws one; a drag render of the same chart moves its
 // traces without rebuilding it (see there).
 
@@ -193,19 +195,27 @@ export function tornadoFigure(state, result, view) {
   const tor = result && result.figures && result.figures.tornado;
   if (!tor) return empty(theme, "tornado", tr("chart.computing"));
   const base = tor.base_token_hit_rate;
-  // phones: the label without its unit over its range, on two lines, so the bars keep room
+  // Rows are numbered (y = 0, 1, ... in Python's order, widest swing first) and labelled by the
+  // input's name alone (phones: without its unit): the labels change only when the order does,
+  // so a drag render moves the bars (drawFigure) instead of rebuilding the chart. The inputs'
+  // low and high values are in the bar ends' hover text.
+  // A drag render keeps the rows where they are on screen (view.rowOrder: their parameters, top
+  // first, when the same set): near-equal swings would otherwise swap rows at every input; the
+  // full render at release puts them in Python's order again.
   const narrow = width < NARROW_PX;
-  const labels = tor.rows.map((r) => (narrow
-    ? `${paramLabel(r.parameter, false)}<br>${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`
-    : `${paramLabel(r.parameter)}  ${fmt.num(r.low_value)} → ${fmt.num(r.high_value)}`));
+  const order = view && view.rowOrder;
+  const byName = new Map(tor.rows.map((r) => [r.parameter, r]));
+  const rows = Array.isArray(order) && order.length === tor.rows.length && order.every((p) => byName.has(p))
+    ? order.map((p) => byName.get(p)) : tor.rows;
   const seg = (which) => {
     const x = [];
     const y = [];
-    tor.rows.forEach((r, i) => { x.push(base, r[`${which}_token_hit_rate`], null); y.push(labels[i], labels[i], null); });
+    rows.forEach((r, i) => { x.push(base, r[`${which}_token_hit_rate`], null); y.push(i, i, null); });
     return { x, y };
   };
   const lo = seg("low");
   const hi = seg("high");
+  const rowIndex = rows.map((_, i) => i);
   const frac = tor.change_fraction;
   return {
     data: [
@@ -213,17 +223,23 @@ export function tornadoFigure(state, result, view) {
         line: { color: c.low, width: 16 }, hoverinfo: "skip" },
       { type: "scatter", mode: "lines", name: tr("chart.input_up", { pct: fmt.pct(frac, 0) }), ...hi,
         line: { color: c.high, width: 16 }, hoverinfo: "skip" },
-      { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.low_token_hit_rate), y: labels,
+      { type: "scatter", mode: "markers", showlegend: false, x: rows.map((r) => r.low_token_hit_rate), y: rowIndex,
+        text: rows.map((r) => fmt.num(r.low_value)),
         marker: { color: c.low, size: 4, opacity: 0 }, hovertemplate: `${tr("chart.hover_low")}<extra></extra>` },
-      { type: "scatter", mode: "markers", showlegend: false, x: tor.rows.map((r) => r.high_token_hit_rate), y: labels,
+      { type: "scatter", mode: "markers", showlegend: false, x: rows.map((r) => r.high_token_hit_rate), y: rowIndex,
+        text: rows.map((r) => fmt.num(r.high_value)),
         marker: { color: c.high, size: 4, opacity: 0 }, hovertemplate: `${tr("chart.hover_high")}<extra></extra>` },
+      // the base rate: a trace over the fixed rows (not a layout shape), so a drag render moves it
+      { type: "scatter", mode: "lines", showlegend: false, x: [base, base], y: [-0.5, rows.length - 0.5],
+        line: { color: c.font, width: 1.5 }, hoverinfo: "skip", name: tr("chart.current") },
     ],
     layout: baseLayout(theme, "tornado", {
       xaxis: axis(theme, tr("chart.axis_hit_rate"), { tickformat: ".0%", hoverformat: ".1%", ...(narrow ? { nticks: 5, tickangle: 0 } : {}) }),
-      yaxis: axis(theme, "", { autorange: "reversed", type: "category", ...(narrow ? { tickfont: { size: 10 } } : {}) }),
-      shapes: [{ type: "line", xref: "x", yref: "paper", x0: base, x1: base, y0: 0, y1: 1,
-                 line: { color: c.font, width: 1.5 } }],
+      yaxis: axis(theme, "", { type: "linear", range: [rows.length - 0.5, -0.5], tickmode: "array", tickvals: rowIndex,
+                               ticktext: rows.map((r) => paramLabel(r.parameter, !narrow)), showgrid: false, zeroline: false,
+                               ...(narrow ? { tickfont: { size: 10 } } : {}) }),
       margin: { l: 12, r: 16, t: 40, b: 48 },
+      meta: { tornado_rows: rows.map((r) => r.parameter), drag_range: "grow" },
     }),
   };
 }
@@ -249,7 +265,9 @@ export function heatmapFigure(state, result, view) {
   ];
   if (typeof target === "number") {
     data.push({ type: "contour", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, showscale: false,
-                contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: true,
+                // a drag render leaves out the contour's label (its text measured and placed at
+                // every draw: ~5 ms of a ~30 ms redraw); the release draws it again
+                contours: { start: target, end: target, size: 1, coloring: "lines", showlabels: !preview,
                             labelformat: ".0%", labelfont: { color: "#ffffff" } },
                 line: { color: "#ffffff", width: 2, dash: "dash" }, hoverinfo: "skip", name: tr("chart.target") });
   }
@@ -303,20 +321,25 @@ export function figureFor(name, state, result, view) {
 // ---------------------------------------------------------------- drawing
 
 // What a drag render may keep from the chart on screen: everything but the traces' numeric x
-// and y (category labels, the tornado's, are kept: a new category needs its axis redrawn).
+// and y and their per-point text (hover text: the tornado's input values); category labels
+// are kept (a new category needs its axis redrawn).
 const numeric = (xs) => Array.isArray(xs) && xs.every((v) => v === null || typeof v === "number");
 function drawnShape(fig) {
-  return JSON.stringify({ data: fig.data.map(({ x, y, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }) })),
+  return JSON.stringify({ data: fig.data.map(({ x, y, text, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }),
+                                                                            ...(Array.isArray(text) ? { text: "[]" } : text === undefined ? {} : { text }) })),
                           layout: fig.layout });
 }
+const moved = ({ x, y, text }) => (Array.isArray(text) ? { x, y, text } : { x, y });
 const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
-// The x axes whose data moved out of the range on screen, or now fills less than half of it:
+// The x axes whose data moved out of the range on screen, or now fills less than half of it
+// (not for a "grow" figure, see below):
 // {"xaxisN.range": the data's extent and a quarter of it spare on each side} (in the axis's own
 // units: log10 on a log axis). Only axes Plotly ranges itself (no range in the figure's layout).
 function xRangeUpdates(div, fig) {
   const full = div._fullLayout || {};
+  const grow = Boolean(fig.layout.meta && fig.layout.meta.drag_range === "grow");
   const out = {};
   for (const name of Object.keys(full).filter((k) => /^xaxis\d*$/.test(k))) {
     const ax = full[name];
@@ -336,12 +359,16 @@ function xRangeUpdates(div, fig) {
     if (!(hi > lo)) continue;
     const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
     const tol = 1e-9 * (r1 - r0);   // Plotly's own range of the same data, rounded
-    if (lo < r0 - tol || hi > r1 + tol || hi - lo < 0.5 * (r1 - r0)) {
+    const out0 = lo < r0 - tol || hi > r1 + tol;
+    if (out0 || (!grow && hi - lo < 0.5 * (r1 - r0))) {
       // a quarter of the data's span spare on each side: the next inputs of a drag in the same
       // direction fit without another re-ranging (a relayout costs more than the move itself);
-      // a linear axis of values >= 0 does not reach below 0
+      // a linear axis of values >= 0 does not reach below 0. A figure whose data keeps its span
+      // and moves along the axis (layout.meta.drag_range "grow": the tornado) only widens its
+      // range, to the union with the data: after a few inputs a drag needs no more re-ranging.
       const pad = 0.25 * (hi - lo);
-      out[`${name}.range`] = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+      const next = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+      out[`${name}.range`] = grow ? [Math.min(r0, next[0]), Math.max(r1, next[1])] : next;
     }
   }
   return Object.keys(out).length ? out : null;
@@ -359,7 +386,7 @@ export async function drawFigure(plotly, div, fig, { preview = false, config = P
   if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
       && onScreen.every((d) => d.type === "scatter")) {
     try {
-      await plotly.animate(div, { data: fig.data.map(({ x, y }) => ({ x, y })), traces: fig.data.map((_, i) => i) },
+      await plotly.animate(div, { data: fig.data.map(moved), traces: fig.data.map((_, i) => i) },
                            NO_TRANSITION);
       const ranges = xRangeUpdates(div, fig);
       if (ranges) await plotly.relayout(div, ranges);

@@ -127,15 +127,64 @@ def test_sweeps_drag_moves_every_subplot_and_the_current_value_line(page):
     show(page, "curve")
 
 
-def test_a_figure_of_another_shape_is_drawn_in_full(page):
-    # the tornado's row labels carry the dragged input's values: new labels need a redraw
+def test_tornado_drag_moves_the_bars_the_base_line_and_the_hover_values(page):
+    # the rows are numbered and labelled by the input's name alone, and a drag render keeps them
+    # where they are on screen (near-equal swings would swap rows at every input): it moves the
+    # bars; the input values are hover text. The release puts Python's order back.
     show(page, "tornado")
+    key = "workload.gap_mean_s"
+    before = page.evaluate("document.getElementById('chart-tornado').layout.meta.tornado_rows")
+    drag_to(page, key, 0.40)
+    req = drag_to(page, key, 0.55)
+    tor = compute(req)["figures"]["tornado"]
+    gd = page.evaluate("""(() => { const gd = document.getElementById('chart-tornado');
+      return {draw: gd.dataset.draw, data: gd.data.map((d) => ({x: d.x, y: d.y, text: d.text || null})),
+              order: gd.layout.meta.tornado_rows, ticktext: gd._fullLayout.yaxis.ticktext,
+              range: gd._fullLayout.xaxis.range}; })()""")
+    assert gd["draw"] == "moved"
+    assert gd["order"] == before
+    by_name = {r["parameter"]: r for r in tor["rows"]}
+    rows = [by_name[p] for p in before]
+    n = len(rows)
+    assert sorted(before) == sorted(by_name)
+    assert gd["data"][2]["x"] == pytest.approx([r["low_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    assert gd["data"][3]["x"] == pytest.approx([r["high_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    assert gd["data"][2]["y"] == list(range(n))
+    # the bars run from the base rate to each end, row by row
+    assert gd["data"][0]["x"][1::3] == pytest.approx([r["low_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    assert gd["data"][1]["x"][1::3] == pytest.approx([r["high_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    assert gd["data"][0]["x"][0::3] == pytest.approx([tor["base_token_hit_rate"]] * n, rel=1e-12)
+    assert gd["data"][4]["x"] == pytest.approx([tor["base_token_hit_rate"]] * 2, rel=1e-12)
+    # the dragged input's hover values are the request's value moved down and up
+    i = before.index("gap_mean_s")
+    gap = req["workload"]["gap_mean_s"]
+    frac = tor["change_fraction"]
+    assert rows[i]["low_value"] == pytest.approx(gap * (1 - frac), rel=1e-12)
+    assert rows[i]["high_value"] == pytest.approx(gap * (1 + frac), rel=1e-12)
+    # (shown to two decimals at most: fmt.num)
+    assert float(gd["data"][2]["text"][i].replace(",", "")) == pytest.approx(gap * (1 - frac), rel=5e-3, abs=5e-3)
+    assert float(gd["data"][3]["text"][i].replace(",", "")) == pytest.approx(gap * (1 + frac), rel=5e-3, abs=5e-3)
+    # one label a row, without values
+    assert len(gd["ticktext"]) == n and gd["ticktext"][i].startswith("Think time") and "→" not in "".join(gd["ticktext"])
+    lo, hi = sorted(gd["range"])
+    xs = [v for d in gd["data"] for v in d["x"] if v is not None]
+    assert lo <= min(xs) and max(xs) <= hi
+    release(page, key)
+    assert chart(page, "tornado")["draw"] == "drawn"
+    full = compute(page.evaluate("__kvcalc.resultRequest"))["figures"]["tornado"]["rows"]
+    assert page.evaluate("document.getElementById('chart-tornado').layout.meta.tornado_rows") == [r["parameter"] for r in full]
+    show(page, "curve")
+
+
+def test_a_figure_of_another_shape_is_drawn_in_full(page):
+    # the heatmap is not all scatter traces: every drag render is drawn in full
+    show(page, "heatmap")
     key = "workload.gap_mean_s"
     drag_to(page, key, 0.40)
     req = drag_to(page, key, 0.55)
-    assert chart(page, "tornado")["draw"] == "drawn"
-    rows = compute(req)["figures"]["tornado"]["rows"]
-    xs = page.evaluate("document.getElementById('chart-tornado').data[2].x")
-    assert xs == pytest.approx([r["low_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    assert page.evaluate("document.getElementById('chart-heatmap').dataset.draw") == "drawn"
+    z = compute(req)["figures"]["heatmap"]["token_hit_rate"]
+    zs = page.evaluate("document.getElementById('chart-heatmap').data[0].z")
+    assert [v for row in zs for v in row] == pytest.approx([v for row in z for v in row], rel=1e-9, abs=1e-12)
     release(page, key)
     show(page, "curve")

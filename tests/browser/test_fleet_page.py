@@ -192,7 +192,7 @@ def test_sensitivity_and_tornado_cover_the_fleet(page):
             i = names.index("Instances")
             assert ys[i] == pytest.approx(ref["cluster.instances"]["token_hit_rate"], rel=1e-9)
         else:
-            labels = page.evaluate("document.getElementById('chart-tornado').data[0].y.filter(v => v !== null)")
+            labels = page.evaluate("document.getElementById('chart-tornado').layout.yaxis.ticktext")
             assert any(x.startswith("Instances") for x in labels), labels
             assert any(r["parameter"] == "cluster.instances" for r in ref["rows"])
     page.click("#tab-curve")
