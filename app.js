@@ -52,8 +52,8 @@ const traceFromUrl = optionsFromQuery(location.search);
 // The page state. Every change goes through store.set; nothing else holds a copy.
 const store = createStore({
   inputs: null,           // {values, raw, errors} of the controls (js/state.js)
-  edit: { keys: [], mode: null },   // the newest edit: its keys (where a Python error about them
-                                    // is shown) and mode (setState)
+  edit: { keys: [], mode: null, patched: [] },   // the newest edit (setState): its keys (where a
+                          // Python error about them is shown), mode and the keys it patched
   savedValues: null,      // the last values Python accepted: the only ones in the URL and localStorage
   tab: "curve",
   compareA: null,         // setup A's values (js/compare.js), or null
@@ -95,11 +95,10 @@ const app = {
 };
 // The store's keys read through `app` (read-only): the tests, bench/bench_slider.py,
 // js/model-panel.js (state, compareA, resultSeq) and js/export.js (tab) read them there.
-for (const [name, key] of Object.entries({ state: "inputs", lastEdited: "edit", savedValues: "savedValues", tab: "tab",
-                                           compareA: "compareA", requested: "requested", fullSeq: "fullSeq",
-                                           resultSeq: "resultSeq", renderedSeq: "renderedSeq", previewSeq: "previewSeq" })) {
-  Object.defineProperty(app, name, { get: name === "lastEdited" ? () => store.get(key).keys : () => store.get(key),
-                                     enumerable: true });
+for (const [name, key] of Object.entries({ state: "inputs", savedValues: "savedValues", tab: "tab", compareA: "compareA",
+                                           requested: "requested", fullSeq: "fullSeq", resultSeq: "resultSeq",
+                                           renderedSeq: "renderedSeq", previewSeq: "previewSeq" })) {
+  Object.defineProperty(app, name, { get: () => store.get(key), enumerable: true });
 }
 window.__kvcalc = app;
 
