@@ -14,6 +14,9 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from kvcalc.limits import LIMITS
+from kvcalc.trace.fleet import ROUTINGS
+from kvcalc.trace.loaders import FORMATS
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402
@@ -155,3 +158,25 @@ def test_trace_options_round_trip_through_the_store_and_the_url(ctx, server):
     assert pg.input_value("#trace-root input[name=instances]") == "5"
     assert pg.is_hidden("[data-role=trace-url-notice]")
     pg.close()
+
+
+def test_trace_options_come_from_python_tables(ctx, server):
+    """The trace tab's options (js/trace-options.js): every number's range and default is a row
+    of Python's table of limits, the choices are Python's formats and routings."""
+    pg = ctx.new_page()
+    pg.goto(f"{server}i18n/en.json")
+    got = pg.evaluate("""async () => {
+      const o = await import('/js/trace-options.js');
+      return { options: o.OPTIONS.map(({ name, kind, limit, default: d, choices }) => ({ name, kind, limit, d, choices })),
+               defaults: o.defaults() };
+    }""")
+    pg.close()
+    numbers = [o for o in got["options"] if o["kind"] == "number"]
+    assert [o["name"] for o in numbers] == ["block_size_tokens", "warmup_fraction", "instances", "cpu_tier_gib"]
+    for o in numbers:
+        assert o["limit"] in LIMITS, o
+        assert o["d"] == LIMITS[o["limit"]].default, o            # None where Python has no default
+    assert got["defaults"]["warmup_fraction"] == 0 and got["defaults"]["instances"] == 1
+    assert next(o for o in got["options"] if o["kind"] == "sampling")["limit"] in LIMITS
+    by_name = {o["name"]: o for o in got["options"]}
+    assert by_name["format"]["choices"] == list(FORMATS) and by_name["routing"]["choices"] == list(ROUTINGS)
