@@ -47,8 +47,19 @@ def main(argv=None) -> int:
                   f"busiest instance {f['busiest_instance_request_share']:.3f} of requests  ({f['routing_key']})")
         for routing in ROUTINGS[1:]:
             if rows[routing] > 0:
-                print(f"  pool vs {routing}: {rows['pooled'] / rows[routing]:.2f}x "
-                      f"(+{100 * (rows['pooled'] / rows[routing] - 1):.0f} %)")
+                # prefill tokens computed = prompt tokens not hit: (1 - pool) / (1 - local) of the local case
+                print(f"  pool vs {routing}: hit rate {rows['pooled'] / rows[routing]:.2f}x "
+                      f"(+{100 * (rows['pooled'] / rows[routing] - 1):.0f} %); prefill tokens computed "
+                      f"{(1 - rows['pooled']) / (1 - rows[routing]):.2f}x")
+        # Fig. 9's point: one node's cache (3 M tokens) seeing all the traffic, and the capacity the
+        # paper says approaches the maximum (~50 M tokens), as fractions of the infinite-cache rate
+        one = trace_analyze({"sample": sample, "sampling": "exact",
+                             "capacities_blocks": [c, int(50e6 // bs)]})["capacities"]
+        ideal = base["ideal_token_hit_rate"]
+        print(f"  one cache of {c * bs / 1e6:.2f} M tokens, all requests: token {one[0]['token_hit_rate']:.4f} "
+              f"({one[0]['token_hit_rate'] / ideal:.0%} of the ideal); of {int(50e6 // bs) * bs / 1e6:.0f} M tokens: "
+              f"{one[1]['token_hit_rate']:.4f} ({one[1]['token_hit_rate'] / ideal:.0%}); every reuse hits from "
+              f"{base['curve']['saturation_capacity_tokens'] / 1e6:.1f} M tokens")
     return 0
 
 

@@ -3,8 +3,8 @@ bench_trace_page_upload.py (imported by name: a script's own folder is on sys.pa
 
 :func:`open_trace_harness` builds the local runtime/ if needed, serves the repository on
 127.0.0.1, opens tests/browser/trace_harness.html with a query in Chromium (every request not
-to 127.0.0.1 is refused and listed) and waits until the tab is mounted (worker started, memory
-context computed). :func:`wait_trace_state` waits for the tab's state to reach one of a few.
+to 127.0.0.1 is refused and listed) and waits until the tab is mounted and its worker ready
+(memory context computed unless ?memory=none). :func:`wait_trace_state` waits for the tab's state to reach one of a few.
 """
 
 from __future__ import annotations
@@ -59,8 +59,11 @@ def open_trace_harness(query: str = ""):
                 page = ctx.new_page()
                 t_open = time.perf_counter()
                 page.goto(f"http://127.0.0.1:{srv.server_port}/{HARNESS}{query}")
-                page.wait_for_function("window.__trace && (window.__trace.mounted || window.__trace.fatal)",
-                                       timeout=120_000)
+                # mounted and the worker ready: with ?memory=none the tab mounts before the worker has
+                # started, and a file chosen then waits for the start-up (10-17 s on a busy machine),
+                # which is not the analysis being timed
+                page.wait_for_function("window.__trace && ((window.__trace.mounted && window.__trace.ready)"
+                                       " || window.__trace.fatal)", timeout=120_000)
                 if page.evaluate("__trace.fatal"):
                     raise HarnessError(f"worker failed: {page.evaluate('__trace.fatal')}")
                 yield page, blocked, time.perf_counter() - t_open

@@ -17,7 +17,13 @@ export const AXES = {
 };
 const FLEET_KEYS = { blocks: "capacities_blocks_per_instance", tokens: "capacity_tokens_per_instance" };
 
-function layout(theme, name, xTitle, yTitle, logX) {
+// Narrower than this (a phone), a log axis is labelled at decades only: with 2 and 5 between
+// them the labels run into each other.
+const NARROW_PX = 480;
+const isNarrow = (width) => width !== null && width > 0 && width < NARROW_PX;
+
+function layout(theme, name, xTitle, yTitle, logX, width = null) {
+  const narrow = isNarrow(width);
   const c = THEMES[theme] || THEMES.light;
   // whole numbers with separators (10,000), not SI suffixes (10k): no untranslated letters
   const ax = (title, more) => ({ title: { text: title }, gridcolor: c.grid, zerolinecolor: c.zero,
@@ -30,19 +36,19 @@ function layout(theme, name, xTitle, yTitle, logX) {
     hoverlabel: { bgcolor: c.hover, font: { color: c.font } },
     margin: { l: 60, r: 20, t: 10, b: 50 },
     legend: { orientation: "h", y: -0.2 },
-    xaxis: ax(xTitle, { type: logX ? "log" : "linear", ...(logX ? { dtick: "D2" } : {}) }),
+    xaxis: ax(xTitle, { type: logX ? "log" : "linear", ...(logX ? { dtick: narrow ? 1 : "D2" } : {}) }),
     yaxis: ax(yTitle, { rangemode: "tozero" }),
   };
 }
 
 // The hit-rate curve of the trace (exact or sampled), the model, the ceiling, the fleet and
 // the calculator's operating point.
-export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX = true } = {}) {
+export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX = true, width = null } = {}) {
   const c = THEMES[theme] || THEMES.light;
   const name = AXES[axis] ? axis : "blocks";
   const curve = res.curve;
   const xs = curve[AXES[name].key];
-  if (!xs) return { data: [], layout: layout(theme, "curve", t(`kvt.axis.${name}`), t("kvt.axis_hit_rate"), logX) };
+  if (!xs) return { data: [], layout: layout(theme, "curve", t(`kvt.axis.${name}`), t("kvt.axis_hit_rate"), logX, width) };
   const keep = xs.map((x, i) => i).filter((i) => !logX || xs[i] > 0);
   const pick = (arr) => keep.map((i) => arr[i]);
   const x = pick(xs);
@@ -76,16 +82,21 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
     data.push({ name: t("kvt.tr.op"), x: [opX], y: [op.token_hit_rate],
                 mode: "markers", marker: { color: c.point, size: 11, symbol: "diamond" } });
   }
-  const lay = layout(theme, "curve", t(`kvt.axis.${name}`), t("kvt.axis_hit_rate"), logX);
+  const lay = layout(theme, "curve", t(`kvt.axis.${name}`), t("kvt.axis_hit_rate"), logX, width);
   lay.yaxis.tickformat = ".0%";
   // from 0 to a little above the highest line (Plotly's own padding), never above 100 %
   Object.assign(lay.yaxis, { autorange: true, rangemode: "tozero", autorangeoptions: { maxallowed: 1 } });
   lay.xaxis.autorange = true;
+  if (isNarrow(width)) {
+    // a phone: the legend (one entry a line) at the figure's foot, clear of the x axis's title
+    Object.assign(lay, { legend: { orientation: "h", x: 0, yref: "container", y: 0, yanchor: "bottom" },
+                         margin: { ...lay.margin, b: 60 + 20 * data.length } });
+  }
   return { data, layout: lay };
 }
 
 // Histograms of block reuse gaps and of gaps between turns (Python's bins, drawn as steps).
-export function traceGapsFigure(res, { theme = "light" } = {}) {
+export function traceGapsFigure(res, { theme = "light", width = null } = {}) {
   const c = THEMES[theme] || THEMES.light;
   const data = [];
   for (const [key, label, color] of [["reuse_gap_s", "kvt.tr.reuse_gap", c.line], ["turn_gap_s", "kvt.tr.turn_gap", c.sim]]) {
@@ -94,5 +105,10 @@ export function traceGapsFigure(res, { theme = "light" } = {}) {
     data.push({ name: t(label), x: h.bin_edges, y: [...h.counts, h.counts[h.counts.length - 1]], mode: "lines",
                 line: { shape: "hv", color, width: 2 }, fill: key === "reuse_gap_s" ? "tozeroy" : "none" });
   }
-  return { data, layout: layout(theme, "gaps", t("kvt.axis_gap"), t("kvt.axis_count"), true) };
+  const lay = layout(theme, "gaps", t("kvt.axis_gap"), t("kvt.axis_count"), true, width);
+  // a short plot: the legend at the figure's foot (below the x axis's title, which a legend
+  // placed relative to the plot ran into; above the plot it meets the toolbar on a phone)
+  Object.assign(lay, { legend: { orientation: "h", x: 0, yref: "container", y: 0, yanchor: "bottom" },
+                       margin: { ...lay.margin, b: 96 } });
+  return { data, layout: lay };
 }

@@ -48,8 +48,15 @@ export function headline(res) {
       el("div", { class: "kvt-note" }, t("kvt.block_prefix"),
         resultCell("operating_point.block_hit_rate", op.block_hit_rate, fmt.pct(op.block_hit_rate)),
         op.model_token_hit_rate !== undefined ? [t("kvt.model_sep"),
-          resultCell("operating_point.model_token_hit_rate", op.model_token_hit_rate, fmt.pct(op.model_token_hit_rate))] : ""))
+          resultCell("operating_point.model_token_hit_rate", op.model_token_hit_rate, fmt.pct(op.model_token_hit_rate))] : ""),
+      beyondNote(op))
       : null);
+}
+
+// "this capacity is at or above where every reuse of the trace hits" (Python's note on the row).
+export function beyondNote(r) {
+  return r && r.beyond_trace ? el("div", { class: "kvt-note kvt-beyond", data: { result: "trace.operating_point.beyond_trace" },
+                                           text: pyText(r.note_detail) }) : null;
 }
 
 export function modelNote(res) {

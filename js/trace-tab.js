@@ -29,8 +29,13 @@
 // Python reads it by 1 MiB slices (FileReaderSync in the worker), so memory holds one chunk
 // plus what the analysis keeps, whatever the file's size (above 256 MiB of text, "auto"
 // sampling keeps a bounded sample). The reading status (bytes read, requests/s) arrives as
-// progress while Python runs. (File.stream() would need Python to wait for each chunk: it runs
-// synchronously in the worker, so it pulls slices instead.) Samples are fetched from
+// progress while Python runs. Why slices and not File.stream() (issue #11 named it): Python runs
+// synchronously in the worker and pulls its input, while a stream's reader.read() is a Promise
+// it cannot wait for (Pyodide 0.27 can only block on a Promise with JSPI, not in every browser);
+// and the loaders read the head of the file first, then start again from byte 0, which a
+// one-shot stream cannot do without keeping it. Reading costs little either way: 192 MiB read in
+// a bare worker (bench/bench_trace_page_upload.py --read-only) take 0.3 s as a stream and
+// 0.9-1.8 s by 1 MiB slices, against 35 s of parsing in Python. Samples are fetched from
 // data/traces/mooncake/ on the same origin. Nothing is uploaded.
 //
 // Cancel: Python runs synchronously in the worker, which cannot read a cancel message until it
@@ -470,13 +475,14 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   function drawCurve() {
     if (!lastResult || !Plotly) return;
-    const fig = traceCurveFigure(lastResult, { theme: theme(), axis: axisSelect.value, logX: logAxis.checked });
+    const fig = traceCurveFigure(lastResult, { theme: theme(), axis: axisSelect.value, logX: logAxis.checked,
+                                               width: curveDiv.clientWidth });
     Plotly.react(curveDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 
   function drawGaps() {
     if (!lastResult || !Plotly || !lastResult.stats.reuse_gap_s) return;
-    const fig = traceGapsFigure(lastResult, { theme: theme() });
+    const fig = traceGapsFigure(lastResult, { theme: theme(), width: gapDiv.clientWidth });
     Plotly.react(gapDiv, fig.data, fig.layout, PLOT_CONFIG);
   }
 

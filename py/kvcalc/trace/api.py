@@ -347,6 +347,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
             "capacity_tokens": op, "capacity_blocks": blocks,
             "capacity_gib": gib(op) if gib else None,
             "block_hit_rate": float(b[0]), "token_hit_rate": float(t[0])}
+        _note_beyond_trace([result["operating_point"]], curve_dict["saturation_capacity_blocks"])
     if want_model:
         result["model_curve"] = _model_curve(result["fit"], curve_dict["capacity_tokens"], bsz)
         if op is not None and result["model_curve"]["available"]:
@@ -468,6 +469,7 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
                                      "capacity_gib": gib(op) if gib else None,
                                      "block_hit_rate": sb["block_hit_rate"][0],
                                      "token_hit_rate": sb["token_hit_rate"][0]}
+        _note_beyond_trace([result["operating_point"]], sc["saturation_capacity_blocks"], sampled=True)
     if targets:
         result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
                              for t in targets]
