@@ -25,7 +25,7 @@ import {
   saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
-import { figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
+import { drawFigure as drawFigureTo, figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
 import { mountFleetPanel } from "./js/fleet-panel.js";
 import { fleetActive } from "./js/fleet-params.js";
 import { installA11y, plotlyLocale } from "./js/a11y.js";
@@ -438,11 +438,15 @@ async function render(seq) {
 async function renderPreview(seq) {
   const t0 = performance.now();
   const r = app.preview.result;
+  // the chart's width read before the numbers are written: after, reading it forces a layout
+  // of the whole page (about 5 ms a drag render)
+  const chart = $(`chart-${store.get("tab")}`);
+  const width = chart ? chart.clientWidth : 0;
   renderNumbers(r);
   const t1 = performance.now();
   // setup A's curve does not change with B's inputs: the last full result's stays on
   await drawFigure(store.get("tab"), r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
-                   { preview: true });
+                   { preview: true, width });
   const t2 = performance.now();
   app.timings.numbersMs = t1 - t0;
   app.timings.chartMs = t2 - t1;
@@ -471,12 +475,12 @@ async function drawVisible() {
   await drawFigure(store.get("tab"), app.result, store.get("resultSeq"));
 }
 
-async function drawFigure(name, result, seq, { preview = false } = {}) {
+async function drawFigure(name, result, seq, { preview = false, width = null } = {}) {
   if (!app.plotly || !(name in FIGURES)) return;
   const div = $(`chart-${name}`);
-  const fig = addCompareTrace(name, figureFor(name, store.get("inputs"), result, { theme: theme(), width: div.clientWidth, sim: app.sim, preview }),
+  const fig = addCompareTrace(name, figureFor(name, store.get("inputs"), result, { theme: theme(), width: width ?? div.clientWidth, sim: app.sim, preview }),
                               result, theme());
-  await app.plotly.react(div, fig.data, fig.layout, PLOT_CONFIG);
+  div.dataset.draw = await drawFigureTo(app.plotly, div, fig, { preview, config: PLOT_CONFIG });   // "moved" | "drawn"
   div.dataset.rendered = String(seq);
 }
 

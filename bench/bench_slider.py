@@ -20,6 +20,11 @@ chart ("kvcalc:preview"). The full compute and render (every panel, the model ca
 Also printed: Python's own time per compute (the worker's reply.ms), the worker round trip,
 numbers and chart times of the drag renders, and a drag at 60 events/s (inputs every 16 ms:
 how many drag renders ran, the lag of the last one, and release -> full render).
+  3. --cpu N: N more sequential inputs under Chromium's tracing (the idle timer's full render
+     held off meanwhile), which records each task's thread CPU time: CPU ms per drag render on
+     the page's main thread (numbers, chart, style, layout, paint) and on the worker thread
+     (Python and the JSON both ways), summed over top-level tasks. Unlike the wall times
+     above these hardly move when other processes share the cores (a busy machine).
 """
 
 from __future__ import annotations
@@ -46,7 +51,8 @@ SEQUENTIAL = """async ({key, n}) => {
   const slider = document.querySelector(`#form [data-param="${key}"][data-role="slider"]`);
   const lo = Number(slider.min), hi = Number(slider.max);
   const times = [], python = [], trip = [], numbers = [], chart = [];
-  let full = 0;
+  let full = 0, moved = 0;
+  const div = document.getElementById(`chart-${__kvcalc.tab}`);
   for (let i = 0; i < n; i++) {
     const pos = lo + (hi - lo) * (0.3 + 0.4 * ((i * 7) % n) / n);
     let kind = null;
@@ -72,10 +78,11 @@ SEQUENTIAL = """async ({key, n}) => {
       trip.push(__kvcalc.timings.roundTripMs);
       numbers.push(__kvcalc.timings.numbersMs);
       chart.push(__kvcalc.timings.chartMs);
+      if (div && div.dataset.draw === "moved") moved++;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return {times, python, trip, numbers, chart, full};
+  return {times, python, trip, numbers, chart, full, moved};
 }"""
 
 # A full render of the newest request: resolves with the time from now.
@@ -141,6 +148,20 @@ DRAG = """async ({key, n}) => {
 }"""
 
 
+def cpu_per_thread(trace_bytes: bytes) -> dict:
+    """Thread CPU ms of the top-level tasks in a Chromium trace, by thread name."""
+    import json
+    events = json.loads(trace_bytes)["traceEvents"]
+    names = {(e["pid"], e["tid"]): e["args"]["name"] for e in events
+             if e.get("ph") == "M" and e.get("name") == "thread_name"}
+    out: dict = {}
+    for e in events:
+        if e.get("ph") == "X" and e.get("name") == "ThreadControllerImpl::RunTask" and "tdur" in e:
+            name = names.get((e["pid"], e["tid"]), "?")
+            out[name] = out.get(name, 0.0) + e["tdur"] / 1000.0
+    return out
+
+
 def pct(xs, q):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
@@ -151,6 +172,7 @@ def main() -> None:
     ap.add_argument("--inputs", type=int, default=50)
     ap.add_argument("--tab", default="curve", choices=["curve", "sweeps", "tornado", "heatmap"])
     ap.add_argument("--param", default="workload.gap_mean_s")
+    ap.add_argument("--cpu", type=int, default=20, metavar="N", help="inputs traced for CPU time (0: none)")
     args = ap.parse_args()
 
     from playwright.sync_api import sync_playwright
@@ -181,13 +203,27 @@ def main() -> None:
                 print(f"  of which Python compute (worker): p50 {statistics.median(python):.1f} ms, "
                       f"p95 {pct(python, 0.95):.1f} ms")
                 for name, label in (("trip", "worker round trip incl. Python"), ("numbers", "numbers written"),
-                                    ("chart", "Plotly.react")):
+                                    ("chart", f"chart drawn ({r['moved']} of {len(python)} by moving the traces, "
+                                              "the rest Plotly.react)")):
                     xs = r[name]
                     print(f"  {label}: p50 {statistics.median(xs):.1f} ms, p95 {pct(xs, 0.95):.1f} ms")
             rel = page.evaluate(RELEASE, {"key": args.param, "n": 10})
             if rel:
                 print(f"  release (change) -> full render: p50 {statistics.median(rel):.1f} ms, "
                       f"p95 {pct(rel, 0.95):.1f} ms ({len(rel)} releases)")
+            if args.cpu:
+                # drag renders only: the idle timer's full render (which a slow or busy machine
+                # reaches between inputs) is held off while traced, then asked for by a release
+                idle = page.evaluate("(() => { const ms = __kvcalc.previewIdleMs; __kvcalc.previewIdleMs = 1e9; return ms; })()")
+                browser.start_tracing(page=page, categories=["toplevel"])
+                rc = page.evaluate(SEQUENTIAL, {"key": args.param, "n": args.cpu})
+                cpu = cpu_per_thread(browser.stop_tracing())
+                page.evaluate(f"__kvcalc.previewIdleMs = {idle}")
+                page.evaluate(RELEASE, {"key": args.param, "n": 1})
+                n = len(rc["times"])
+                print(f"  CPU per drag render ({n} traced inputs, {rc['full']} shown by a full render): "
+                      f"page main thread {cpu.get('CrRendererMain', 0.0) / n:.1f} ms, "
+                      f"worker (Python) {cpu.get('DedicatedWorker thread', 0.0) / n:.1f} ms")
             d = page.evaluate(DRAG, {"key": args.param, "n": 60})
             print(f"  drag, 60 inputs at 16 ms: {d['renders']} drag renders (newest wins), "
                   f"last input -> on screen {d['lag']:.1f} ms; release -> full render "

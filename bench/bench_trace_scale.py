@@ -96,9 +96,11 @@ def main(argv=None) -> int:
     for rate in [float(x) for x in a.rates.split(",") if x]:
         for seed in range(a.seeds):
             r = run(path, rate, seed)
+            smp = r["sampling"]
             line = (f"  rate {rate:<6g} seed {seed}: {_figures(r)}  "
-                    f"kept {r['sampling']['sampled_references']} refs, stated bound "
-                    f"{r['sampling']['error_bound_pp']:.2f} pp")
+                    f"kept {smp['sampled_references']} refs ({smp.get('heavy_references', 0)} heavy, "
+                    f"{smp.get('heavy_unseen_references', 0)} heavy unseen), stated bound "
+                    f"{smp['error_bound_pp']:.2f} pp")
             if exact is not None:
                 mean_pp, max_pp = errors_pp(exact, r)
                 line += f"; error vs exact: mean {mean_pp:.2f} pp, max {max_pp:.2f} pp"

@@ -5,7 +5,9 @@
 //
 // view: {theme: "light" | "dark", width: px of the chart container, sim: simulate() result or null,
 //        preview: true while a slider moves (app.js renderPreview): cheaper drawing where the
-//        look allows (the heatmap's cells unsmoothed, the sweeps' margins fixed)}
+//        look allows (the heatmap's cells stretched by the browser, not interpolated by Plotly)}
+// drawFigure(plotly, div, fig, {preview}) draws one; a drag render of the same chart moves its
+// traces without rebuilding it (see there).
 
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
@@ -146,7 +148,7 @@ function paramLabel(name, withUnit = true) {
 }
 
 export function sweepsFigure(state, result, view) {
-  const { theme = "light", width = 800, preview = false } = view || {};
+  const { theme = "light", width = 800 } = view || {};
   const c = THEMES[theme] || THEMES.light;
   const sw = result && result.figures && result.figures.sweeps;
   if (!sw) return empty(theme, "sweeps", tr("chart.computing"));
@@ -155,7 +157,6 @@ export function sweepsFigure(state, result, view) {
   const columns = narrow ? 2 : width < 900 ? 3 : 4;
   const rows = Math.ceil(names.length / columns);
   const data = [];
-  const shapes = [];
   const layout = baseLayout(theme, "sweeps", {
     grid: { rows, columns, pattern: "independent", xgap: narrow ? 0.18 : 0.12, ygap: narrow ? 0.5 : 0.35 },
     showlegend: false,
@@ -168,19 +169,19 @@ export function sweepsFigure(state, result, view) {
                 line: { color: c.line, width: 2 }, name: paramLabel(name),
                 hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
     const title = paramLabel(name, !narrow);
-    // a preview keeps the margins the last full render grew (automargin: 16 axes' margin pushers)
-    const fixed = preview ? { automargin: false } : {};
     layout[`xaxis${n}`] = axis(theme, title, { type: s.scale === "log" ? "log" : "linear",
                                                title: { text: title, font: { size: narrow ? 10 : 11 } },
-                                               tickfont: { size: narrow ? 9 : 11 }, ...fixed });
+                                               tickfont: { size: narrow ? 9 : 11 } });
     layout[`yaxis${n}`] = axis(theme, !narrow && i % columns === 0 ? tr("chart.axis_hit_rate") : "",
-                               { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 }, ...fixed });
+                               { ...PCT_AXIS, tickfont: { size: narrow ? 9 : 11 } });
+    // the current value: a trace over the fixed hit-rate range (not a layout shape), so a drag
+    // render moves it with the curves (drawFigure: data only, no relayout)
     if (typeof s.current === "number") {
-      shapes.push({ type: "line", xref: `x${n}`, yref: `y${n} domain`, x0: s.current, x1: s.current, y0: 0, y1: 1,
-                    line: { color: c.point, width: 1.5, dash: "dot" } });
+      data.push({ type: "scatter", mode: "lines", x: [s.current, s.current], y: [...PCT_AXIS.range], xaxis: `x${n}`, yaxis: `y${n}`,
+                  line: { color: c.point, width: 1.5, dash: "dot" }, hoverinfo: "skip", showlegend: false,
+                  name: tr("chart.current") });
     }
   });
-  layout.shapes = shapes;
   return { data, layout };
 }
 
@@ -240,8 +241,9 @@ export function heatmapFigure(state, result, view) {
   const target = result.inverse && result.inverse.target_token_hit_rate;
   const data = [
     { type: "heatmap", x, y: hm.conversation_rate_per_s, z: hm.token_hit_rate, zmin: 0, zmax: 1,
-      // "best" interpolates every pixel of the plot: a preview draws the (coarse) cells as they are
-      colorscale: "Viridis", zsmooth: preview ? false : "best",
+      // "best" interpolates every pixel of the plot; a preview draws one pixel a cell, stretched
+      // by the browser ("fast": the cells are even on these log axes, log-spaced grids)
+      colorscale: "Viridis", zsmooth: preview ? "fast" : "best",
       colorbar: { title: { text: tr("chart.axis_hit_rate"), side: "right" }, tickformat: ".0%", thickness: 12, outlinewidth: 0 },
       hovertemplate: `${tr("chart.hover_heatmap", { unit: ax.unit })}<extra></extra>` },
   ];
@@ -296,4 +298,77 @@ function forNarrow(fig) {
 export function figureFor(name, state, result, view) {
   const fig = FIGURES[name](state, result, view);
   return view && view.width && view.width < NARROW_PX ? forNarrow(fig) : fig;
+}
+
+// ---------------------------------------------------------------- drawing
+
+// What a drag render may keep from the chart on screen: everything but the traces' numeric x
+// and y (category labels, the tornado's, are kept: a new category needs its axis redrawn).
+const numeric = (xs) => Array.isArray(xs) && xs.every((v) => v === null || typeof v === "number");
+function drawnShape(fig) {
+  return JSON.stringify({ data: fig.data.map(({ x, y, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }) })),
+                          layout: fig.layout });
+}
+const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
+const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
+
+// The x axes whose data moved out of the range on screen, or now fills less than half of it:
+// {"xaxisN.range": the data's extent and a quarter of it spare on each side} (in the axis's own
+// units: log10 on a log axis). Only axes Plotly ranges itself (no range in the figure's layout).
+function xRangeUpdates(div, fig) {
+  const full = div._fullLayout || {};
+  const out = {};
+  for (const name of Object.keys(full).filter((k) => /^xaxis\d*$/.test(k))) {
+    const ax = full[name];
+    if (!ax || !Array.isArray(ax.range) || (fig.layout[name] && fig.layout[name].range)) continue;
+    const id = `x${name.slice(5)}`;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const d of fig.data) {
+      if ((d.xaxis || "x") !== id || !Array.isArray(d.x)) continue;
+      for (const v of d.x) {
+        if (typeof v !== "number" || !(ax.type !== "log" || v > 0)) continue;
+        const u = ax.type === "log" ? Math.log10(v) : v;
+        if (u < lo) lo = u;
+        if (u > hi) hi = u;
+      }
+    }
+    if (!(hi > lo)) continue;
+    const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
+    const tol = 1e-9 * (r1 - r0);   // Plotly's own range of the same data, rounded
+    if (lo < r0 - tol || hi > r1 + tol || hi - lo < 0.5 * (r1 - r0)) {
+      // a quarter of the data's span spare on each side: the next inputs of a drag in the same
+      // direction fit without another re-ranging (a relayout costs more than the move itself);
+      // a linear axis of values >= 0 does not reach below 0
+      const pad = 0.25 * (hi - lo);
+      out[`${name}.range`] = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
+    }
+  }
+  return Object.keys(out).length ? out : null;
+}
+
+// Draws fig into div. A drag render (preview) whose figure differs from the one on screen only
+// in its traces' x and y, all of them scatter traces, moves those (Plotly.animate without a
+// redraw: no axes, margins, legend or hover layer rebuilt; an x axis is re-ranged, a relayout
+// of its range alone, only when the data left its range or shrank to less than half of it).
+// Anything else: Plotly.react.
+export async function drawFigure(plotly, div, fig, { preview = false, config = PLOT_CONFIG } = {}) {
+  const movable = fig.data.every((d) => d.type === "scatter");
+  const shape = movable ? drawnShape(fig) : null;   // (a heatmap's z is not stringified for nothing)
+  const onScreen = div._fullData;
+  if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
+      && onScreen.every((d) => d.type === "scatter")) {
+    try {
+      await plotly.animate(div, { data: fig.data.map(({ x, y }) => ({ x, y })), traces: fig.data.map((_, i) => i) },
+                           NO_TRANSITION);
+      const ranges = xRangeUpdates(div, fig);
+      if (ranges) await plotly.relayout(div, ranges);
+      return "moved";
+    } catch {
+      // an animation interrupted (Plotly rejects its promise): draw the whole figure instead
+    }
+  }
+  await plotly.react(div, fig.data, fig.layout, config);
+  SHAPES.set(div, shape);
+  return "drawn";
 }

@@ -8,7 +8,8 @@ Turns form a renewal sequence: reset_1 = 1, reset_k = sum_{j<k} reset_j (F_{k-1-
 
     pinned + P_s h_s(T) + lambda T sum_k P(N>=k) [hit_k (B_k - B_{k-1}) + (1 - hit_k) B_k] = C_b,
 
-h_s(T) = T / (T + 1 / (lambda E[N])) (0 blocks without a shared prompt); then
+h_s(T) = 1 - exp(-lambda E[N] S) / (1 + lambda E[N] T) (0 blocks without a shared prompt; equal
+to the overload's value at T = 0, so continuous there); then
 token hit = h_s (P_s b E[N] + b sum_k P(N>k) hit_{k+1} B_k) / prompt tokens per conversation,
 request hit = h_s sum_k P(N>k) hit_{k+1} [B_k >= 1] / E[N]; an overload (pinned alone above C_b)
 keeps only the shared prompt with h_s = 1 - exp(-lambda E[N] S).
@@ -77,7 +78,8 @@ def _reference(lam, tau, S, b, P, u, o, pmf, Cb, gaps="exponential", sigma=1.0):
         return [1.0 - r for r in reset]
 
     def hs_of(T):
-        return T / (T + 1.0 / (lam * EN)) if Ps > 0 else 1.0
+        rate = lam * EN                                          # requests per second
+        return 1.0 - math.exp(-rate * S) / (1.0 + rate * T) if Ps > 0 else 1.0
 
     def occupancy(T):
         hit = hits(T)
@@ -180,15 +182,15 @@ def test_fifo_overload_keeps_the_shared_prompt_only(P):
 def test_fifo_saturated_hand_value():
     """Fixed 3 turns, deterministic 30 s gaps, S = 2: a run of 2 hits needs 2 x 30 + 2 = 62 s <= T.
     With C_b = 10^6 blocks T is huge: every later turn hits, inserting B_1 + (B_2 - B_1) + (B_3 - B_2)
-    = 30 blocks per conversation, so 60 + 4 h_s + 0.5 x 30 T = 10^6 with h_s = T / (T + 1/1.5):
-    T = (10^6 - 64) / 15 to 1e-9. Token hit = h_s (4 x 16 x 3 + 16 (10 + 20)) / 972 = h_s x 672 / 972;
+    = 30 blocks per conversation, so 60 + 4 h_s + 0.5 x 30 T = 10^6 with h_s = 1 - e^-3 / (1 + 1.5 T)
+    (lambda E[N] = 1.5/s, S = 2 s): 4 (1 - h_s) < 1e-5, so T = (10^6 - 64) / 15 to 1e-9. Token hit = h_s (4 x 16 x 3 + 16 (10 + 20)) / 972 = h_s x 672 / 972;
     request hit = h_s x 2 / 3."""
     w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=30.0,
                  gap_distribution="deterministic", user_tokens_per_turn=100, output_tokens_per_turn=60,
                  system_prompt_tokens=64, service_time_s=2.0)
     r = hit_rates(w, CacheConfig(capacity_tokens=1e6 * 16, block_size_tokens=16, eviction="fifo"))
     T = (1e6 - 64) / 15.0
-    hs = T / (T + 1.0 / 1.5)
+    hs = 1.0 - math.exp(-3.0) / (1.0 + 1.5 * T)
     assert float(r["system_prompt_presence"]) == pytest.approx(hs, rel=1e-9)
     assert float(r["token_hit_rate"]) == pytest.approx(hs * 672 / 972, rel=1e-9)
     assert float(r["request_hit_rate"]) == pytest.approx(hs * 2 / 3, rel=1e-9)
@@ -235,7 +237,8 @@ def test_fifo_array_inputs_equal_scalar_calls():
 def test_fifo_saturated_at_a_short_T(P, cap_blocks):
     """Deterministic 1 s gaps, S = 0.1 s: a run of two hits needs 2.1 s, and from C_b = 100 blocks on
     the occupancy bound puts T above that (every later turn hits): T solves pinned 3 + P_s h_s(T) +
-    0.5 x 30 T = C_b with h_s = T / (T + 1 / 1.5) far from 1 (T ~ 6 s): the h_s terms count."""
+    0.5 x 30 T = C_b with h_s = 1 - e^-0.15 / (1 + 1.5 T) (lambda E[N] = 1.5/s, S = 0.1 s) far from 1
+    (T ~ 6 s): the h_s terms count."""
     w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=1.0,
                  gap_distribution="deterministic", user_tokens_per_turn=100, output_tokens_per_turn=60,
                  system_prompt_tokens=P, service_time_s=0.1)
@@ -247,16 +250,51 @@ def test_fifo_saturated_at_a_short_T(P, cap_blocks):
     assert float(r["system_prompt_presence"]) == pytest.approx(hs, rel=1e-6)
 
 
-@pytest.mark.parametrize("P,cap_blocks", [(16, 50), (64, 60), (64, 70), (16, 70)])
+@pytest.mark.parametrize("P,cap_blocks", [(16, 50), (64, 60), (64, 64), (16, 61), (64, 70), (16, 70)])
 def test_fifo_at_the_edge_of_the_overload(P, cap_blocks):
-    """Fixed 3 turns (tau 30 s, S 2 s): pinned 60 blocks, O(0) = 60 (h_s(0) = 0). C_b = 50 is an
-    overload (h_s = 1 - e^-3 even for one shared block); C_b = 60 exactly is not (T = 0+, almost no
-    hits); C_b = 70 is just above it: the plain fixed point decides."""
+    """Fixed 3 turns (tau 30 s, S 2 s, lambda E[N] = 1.5/s): pinned 60 blocks, O(0) = 60 + P_s h_s(0)
+    with h_s(0) = 1 - e^-3: 63.80 blocks for P_s = 4, 60.95 for P_s = 1. C_b = 50 and 60 are
+    overloads (h_s = 1 - e^-3 even for one shared block); C_b = 64 and 61 are just above (T small:
+    h_s starts from that same value, no jump); C_b = 70: the plain fixed point decides."""
     w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=30.0,
                  user_tokens_per_turn=100, output_tokens_per_turn=60, system_prompt_tokens=P, service_time_s=2.0)
     r = hit_rates(w, CacheConfig(capacity_tokens=cap_blocks * 16, block_size_tokens=16, eviction="fifo"))
     tok, req, hs, T = _reference(0.5, 30.0, 2.0, 16, P, 100, 60, [0.0, 0.0, 1.0], cap_blocks)
     assert float(r["token_hit_rate"]) == pytest.approx(tok, rel=1e-5, abs=1e-9)
     assert float(r["system_prompt_presence"]) == pytest.approx(hs, rel=1e-5, abs=1e-9)
-    if cap_blocks == 50:
-        assert hs == pytest.approx(1.0 - math.exp(-3.0), rel=1e-12)
+    h0 = 1.0 - math.exp(-3.0)
+    if cap_blocks <= 60:
+        assert T == 0.0 and hs == pytest.approx(h0, rel=1e-12)
+    else:
+        assert T > 0.0 and hs > h0
+    if cap_blocks in (64, 61):
+        # continuity: one to four blocks above O(0), h_s is within 1 pp of the overload's
+        assert hs - h0 < 0.01
+
+
+def test_fifo_hit_rate_does_not_drop_where_the_overload_ends():
+    """The hypothesis case of #10: the former h_s = T / (T + 1 / (lambda E[N])) dropped from the
+    overload's 1 - e^(-lambda E[N] S) towards 0 just above it, so a larger cache hit less. The
+    token hit rate must not fall as the capacity steps across O(0) (here 63.80 blocks, as above)."""
+    w = Workload(conversation_rate_per_s=0.5, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=30.0,
+                 user_tokens_per_turn=100, output_tokens_per_turn=60, system_prompt_tokens=64, service_time_s=2.0)
+    caps = [60, 62, 63, 64, 65, 68, 80]
+    tok = [float(hit_rates(w, CacheConfig(capacity_tokens=c * 16, block_size_tokens=16, eviction="fifo"))
+                 ["token_hit_rate"]) for c in caps]
+    assert all(b >= a for a, b in zip(tok, tok[1:])), tok
+
+
+@pytest.mark.parametrize("n", [258, 300, 513])
+def test_series_inverse_times_the_series_is_one(n):
+    """b = 1 / a to n terms means the first n coefficients of a * b are 1, 0, 0, ... (checked by a
+    direct convolution). Newton doubling reaches n = 258 through k = 256 -> 258, where the FFT
+    product of 258 and 256 coefficients needs 513 points (a 512-point transform would wrap the top
+    coefficient onto the constant term). A renewal a = 1 - sum D_k z^k with D uniform on 1..600: its
+    inverse tends to 1 / mean, so the top coefficients are not negligible."""
+    from kvcalc.hitrate.fifo import series_inverse
+    a = np.concatenate([[1.0], np.full(n - 1, -1.0 / 600)])
+    b = series_inverse(a, n)
+    one = np.convolve(a, b)[:n]
+    assert b.size == n
+    assert one[0] == pytest.approx(1.0, abs=1e-12)
+    assert np.max(np.abs(one[1:])) < 1e-12

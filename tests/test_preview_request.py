@@ -66,7 +66,21 @@ def test_preview_figures_are_coarser_on_the_same_curve():
     for i in (0, -1):
         assert pc["capacity_tokens"][i] == pytest.approx(fc["capacity_tokens"][i], rel=1e-12)
         assert pc["token_hit_rate"][i] == pytest.approx(fc["token_hit_rate"][i], rel=1e-12, abs=1e-15)
-    assert len(prev["heatmap"]["capacity_tokens"]) == 15 and len(full["heatmap"]["capacity_tokens"]) == 30
+    # the heatmap: 10 x 10 cells instead of 30 x 30 (figure_data.figures_result), on the same ends
+    hp, hf = prev["heatmap"], full["heatmap"]
+    assert len(hp["capacity_tokens"]) == 10 and len(hp["conversation_rate_per_s"]) == 10
+    assert len(hf["capacity_tokens"]) == 30 and len(hf["conversation_rate_per_s"]) == 30
+    for key in ("capacity_tokens", "conversation_rate_per_s"):
+        assert hp[key][0] == pytest.approx(hf[key][0], rel=1e-12) and hp[key][-1] == pytest.approx(hf[key][-1], rel=1e-12)
+    assert hp["token_hit_rate"][0][0] == pytest.approx(hf["token_hit_rate"][0][0], rel=1e-12, abs=1e-15)
+    assert hp["token_hit_rate"][-1][-1] == pytest.approx(hf["token_hit_rate"][-1][-1], rel=1e-12, abs=1e-15)
+    # the sweeps: 10 points a parameter instead of 40, over the same range
+    sp = compute({**BASE, "figures": ["sweeps"], "preview": True})["figures"]["sweeps"]
+    sf = compute({**BASE, "figures": ["sweeps"]})["figures"]["sweeps"]
+    for name in ("gap_mean_s", "turns_mean"):
+        assert len(sp[name]["values"]) == 10 and len(sf[name]["values"]) == 40
+        assert sp[name]["values"][-1] == pytest.approx(sf[name]["values"][-1], rel=1e-12)
+        assert sp[name]["token_hit_rate"][-1] == pytest.approx(sf[name]["token_hit_rate"][-1], rel=1e-12, abs=1e-15)
 
 
 @pytest.mark.parametrize("bad", ["yes", 1, None])

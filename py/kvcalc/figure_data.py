@@ -39,8 +39,8 @@ def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, b
     # so its figures use coarser grids: curve plus one figure <= ~2 s CPython (bench/bench_fifo.py).
     fifo = c.eviction == "fifo"
     n_curve, n_sweep, n_heat = (30, 10, 10) if fifo else (120, 40, 30)
-    if coarse:
-        n_curve, n_sweep, n_heat = (n_curve // 3, max(n_sweep // 3, 6), max(n_heat // 2, 6))
+    if coarse:   # about a third of the points (the heatmap: 10 x 10 cells, a ninth)
+        n_curve, n_sweep, n_heat = (n_curve // 3, max(n_sweep // 4, 6), max(n_heat // 3, 6))
     out = {}
     if "curve" in wanted:
         curve = sweeps.curve_vs_capacity(w, c, model=fast, points=n_curve)

@@ -435,7 +435,8 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
     _note_beyond_trace(rows, sc["saturation_capacity_blocks"], sampled=True)
     sampling = {k: sc[k] for k in ("method", "rate", "threshold", "hash_bits", "sampled_references",
                                    "expected_references", "error_bound_pp", "error_mean_pp", "error_estimate",
-                                   "sampled_blocks", "heavy_references", "resolved_from_capacity_blocks")}
+                                   "sampled_blocks", "heavy_references", "heavy_unseen_references",
+                                   "resolved_from_capacity_blocks")}
     sampling["warning"] = sc.get("warning")
     sampling["sample_size_deviation"] = sc.get("sample_size_deviation")
     sampling.update({"mode": "sampled", "why": why["message"], "why_detail": why, "seed": seed, "max_refs": max_refs,

@@ -28,7 +28,7 @@ import re
 import numpy as np
 
 from .reader import LineReader, StreamError
-from .sample import HLL_BITS, _sample_bits, hash_ids, heavy_in_head, hll_add
+from .sample import HLL_BITS, _sample_bits, hash_ids, hll_add, is_member, promote_hot
 
 __all__ = ["NotCanonical", "scan_mooncake"]
 
@@ -74,20 +74,27 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     request) and either ``raw_ids`` (all) or, when sampling, ``ids``, ``hashes``,
     ``req``, ``pos`` of the kept references and the final ``threshold``, with
     ``sketch_full_blocks`` (True: full blocks only, False: all) a HyperLogLog
-    ``sketch`` of the stream's distinct blocks (see :func:`.sample.hll_add`). With
-    ``heavy_detect`` the blocks of the first chunk found in many of its requests
-    (:func:`.sample.heavy_in_head`: a shared system prompt) are kept whole
-    whatever their hash, while their references stay within
-    ``heavy_budget_refs`` (else they are sampled like the others, dropping what
-    the hash would not have kept); the ids kept whole are returned as ``heavy_ids``.
+    ``sketch`` of the stream's distinct blocks (see :func:`.sample.hll_add`);
+    ``max_sampled_refs`` bounds the hashed references (the rate is halved to fit). With
+    ``heavy_detect`` every chunk's hot blocks (:func:`.sample.promote_hot`: in
+    many of its requests, a shared system prompt) join the heavy stratum: from
+    that chunk on, their references are kept whole whatever their hash
+    (``heavy_flags`` marks them; earlier references stay in the hashed stratum,
+    kept or not by their hash: the strata are set by the stream's order, never
+    by the hash, so both estimates stay sound). Once the kept heavy references
+    would pass ``heavy_budget_refs``, no more are kept whole (from that request,
+    ``heavy_stopped_request``, the stream is sampled by hash alone; the
+    references of the promoted blocks from there on are counted,
+    ``heavy_refs_after_stop``); the promoted ids are returned as ``heavy_ids``.
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
-    id_parts, h_parts, req_parts, pos_parts = [], [], [], []
+    id_parts, h_parts, req_parts, pos_parts, hv_parts = [], [], [], [], []
     sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
     heavy = np.zeros(0, np.int64)
-    heavy_dropped = False
+    heavy_stopped = None
     heavy_refs = 0
+    hot_after = 0
     n_req = 0
     last_ts = -1
     kept_refs = 0
@@ -120,42 +127,46 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 id_parts.append(ids)
             else:
                 starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
-                req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=np.int64), cnt.astype(np.intp))
-                pos = np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))
-                if heavy_detect and n_req == 0:
-                    heavy = heavy_in_head(ids, cnt)
+                it = np.int32 if n_req + cnt.size < (1 << 31) - 1 else np.int64
+                req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=it), cnt.astype(np.intp))
+                pos = (np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))).astype(it)
                 h = hash_ids(ids, sample_seed)
                 if sketch is not None:
                     hll_add(sketch, h[pos < np.repeat(x // bs, cnt.astype(np.intp))] if sketch_full_blocks else h)
                 keep = _sample_bits(h) < threshold
-                if heavy.size:
-                    hv = np.isin(ids, heavy)
-                    heavy_refs += int(hv.sum())
-                    keep |= hv
-                    if heavy_budget_refs is not None and heavy_refs > heavy_budget_refs:
-                        heavy, keep, heavy_dropped = heavy[:0], _sample_bits(h) < threshold, True
-                        for i in range(len(h_parts)):
-                            k = _sample_bits(h_parts[i]) < threshold
-                            id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
-                            req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
-                        kept_refs = sum(int(a.size) for a in id_parts)
+                hv = None
+                if heavy_stopped is not None and heavy.size:
+                    hot_after += int(is_member(ids, heavy).sum())   # then sampled by hash alone
+                if heavy_detect and heavy_stopped is None:
+                    heavy, hv = promote_hot(heavy, ids, h, cnt.size)
+                    if heavy.size:
+                        nh = int(hv.sum())
+                        if heavy_budget_refs is not None and heavy_refs + nh > heavy_budget_refs:
+                            heavy_stopped, hv = n_req, None
+                            hot_after += nh
+                        else:
+                            heavy_refs += nh
+                            keep |= hv
+                    else:
+                        hv = None
                 id_parts.append(ids[keep])
                 h_parts.append(h[keep])
                 req_parts.append(req[keep])
                 pos_parts.append(pos[keep])
-                kept_refs += int(keep.sum())
+                hv_parts.append(hv[keep] if hv is not None else np.zeros(int(keep.sum()), dtype=bool))
+                kept_refs += int(keep.sum()) - int(hv_parts[-1].sum())
                 if max_sampled_refs is not None and kept_refs > max_sampled_refs:
-                    # Fixed size: halve the rate until the sample fits again.
+                    # Fixed size: halve the rate until the hashed sample fits again (the heavy
+                    # references have their own budget).
                     while kept_refs > max_sampled_refs and threshold > 1:
                         threshold //= 2
                         kept_refs = 0
                         for i in range(len(h_parts)):
                             k = _sample_bits(h_parts[i]) < threshold
-                            if heavy.size:
-                                k |= np.isin(id_parts[i], heavy)
+                            k |= hv_parts[i]
                             id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
-                            req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
-                            kept_refs += int(k.sum())
+                            req_parts[i], pos_parts[i], hv_parts[i] = req_parts[i][k], pos_parts[i][k], hv_parts[i][k]
+                            kept_refs += int(k.sum()) - int(hv_parts[i].sum())
             n_req += cnt.size
             if counter is not None:
                 counter[0] = n_req
@@ -180,9 +191,9 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         out["raw_ids"] = cat(id_parts)
     else:
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
-                    "pos": cat(pos_parts), "threshold": threshold, "sketch": sketch,
-                    "heavy_ids": heavy,
-                    "heavy_dropped": heavy_dropped})
+                    "pos": cat(pos_parts), "heavy_flags": cat(hv_parts, bool), "threshold": threshold,
+                    "sketch": sketch, "heavy_ids": heavy, "heavy_stopped_request": heavy_stopped,
+                    "heavy_refs_after_stop": hot_after})
     return out
 
 

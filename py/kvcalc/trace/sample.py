@@ -10,9 +10,14 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
   prompt) make a hashed sample jumpy (caught: far too many references; missed:
   their hits unseen). They form a stratum sampled at rate 1: from a loaded
   trace, the most referenced blocks with at least ``1 / R`` references; in the
-  streaming scan, the blocks found in many requests of the first chunk. Their
-  hits are exact; distances count each heavy block once and each sampled one
-  ``1 / R`` times.
+  streaming scan, every chunk's hot blocks (:func:`promote_hot`), kept whole
+  from that chunk on (the strata are then set per reference, by the stream's
+  order, never by the hash). Their hits are exact; distances count each heavy
+  block once and each sampled one ``1 / R`` times. Many heavy references (a
+  system prompt in 40 % of a long trace) are not all run through the stack
+  distances: their offsets in every window are counted from sorted access
+  keys (:func:`_heavy_offsets`), and the hits come from a subsample of at most
+  ``HEAVY_GROUP_REFS`` of them, each with its previous use.
 * Exact totals in a regression estimate: the hits of the sampled stratum are
   estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
   ``X`` the exact number of references (tokens) and of distinct blocks
@@ -29,16 +34,20 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
   estimate over the references with windows of about the same size.
 
 Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
-references with ``hash >= T`` dropped) whenever more than ``max_refs``
-references are kept, so memory is bounded whatever the trace length (heavy
-blocks within half of it; beyond, they are sampled like the others).
+references with ``hash >= T`` dropped) whenever more than ``max_refs`` hashed
+references are kept, so memory is bounded whatever the trace length. The heavy
+references have their own budget (``max_refs / 2``, or ``HEAVY_SCAN_BUDGET``
+with a given rate); once it is reached the scan stops keeping them whole and
+counts those the hash then misses (``hot_unseen_refs``, in the error bound).
 
 Error estimate: the kept light blocks are split by other hash bits into
 ``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
 Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
-curve) / (G - 1) (a bias falling as 1 / R); ``error_bound_pp`` = |bias| + 3
-standard errors (with the HyperLogLog error) at the worst capacity. When it
-exceeds 2 pp the result says so, with the rate that would reach 2 pp.
+curve) / (G - 1) (a bias falling as 1 / R); hand-over = the curve's change
+when the window-ratio distances hand over at half the windows (a bias the
+groups do not see); ``error_bound_pp`` = |bias| + 3 standard errors (with the
+HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
+result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
 of BLAKE2b), seeded.
@@ -157,15 +166,61 @@ def hll_count(registers: np.ndarray) -> float:
     return est
 
 
-def heavy_in_head(ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Sorted ids of the blocks met in at least 2 % (and 4) of the given requests: the heavy
-    hitters a streaming scan keeps whole (at most ``HEAVY_MAX_BLOCKS``, the most frequent)."""
+#: a block is promoted to the heavy stratum (kept whole from then on) in the streaming scan when
+#: one chunk of the stream (~1 MiB of text) holds at least this many of its references ...
+HOT_MIN_REFS = 8
+#: ... and at least this share of the chunk's requests (a block in 0.5 % of the requests)
+HOT_MIN_SHARE = 0.005
+#: bits of the hash (below the hash groups' and the sketch's) naming the count cells of the hot filter
+_HOT_CELL_BITS = 16
+
+
+def is_member(ids: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """``np.isin(ids, sorted_ids)`` for a sorted (short) second array, by binary search."""
+    if sorted_ids.size == 0:
+        return np.zeros(ids.shape, dtype=bool)
+    j = np.minimum(np.searchsorted(sorted_ids, ids), sorted_ids.shape[0] - 1)
+    return sorted_ids[j] == ids
+
+
+def hot_blocks(ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted ids (and reference counts) of the blocks with at least
+    ``max(HOT_MIN_REFS, HOT_MIN_SHARE x n_requests)`` references among ``ids`` (one chunk of
+    the stream, ``n_requests`` requests).
+
+    Counted with bounded work: references are first counted per cell of ``2^16`` hash cells
+    (a block's references all fall in its cell, so a hot block's cell is hot); only the
+    references in hot cells are then counted exactly per block.
+    """
+    none = (np.zeros(0, np.int64), np.zeros(0, np.int64))
     if ids.size == 0:
-        return np.zeros(0, np.int64)
-    u, c = np.unique(ids, return_counts=True)
-    need = max(4, int(math.ceil(0.02 * counts.shape[0])))
-    top = np.argsort(-c, kind="stable")[:HEAVY_MAX_BLOCKS]
-    return np.sort(u[top[c[top] >= need]]).astype(np.int64)
+        return none
+    need = max(HOT_MIN_REFS, int(math.ceil(HOT_MIN_SHARE * n_requests)))
+    cell = (hashes & np.uint64((1 << _HOT_CELL_BITS) - 1)).astype(np.intp)
+    per_cell = np.bincount(cell, minlength=1 << _HOT_CELL_BITS)
+    cand = per_cell[cell] >= need
+    if not cand.any():
+        return none
+    u, c = np.unique(ids[cand], return_counts=True)
+    return u[c >= need].astype(np.int64), c[c >= need].astype(np.int64)
+
+
+def promote_hot(heavy: np.ndarray, ids: np.ndarray, hashes: np.ndarray, n_requests: int) -> tuple[np.ndarray, np.ndarray]:
+    """(heavy ids, mask of the chunk's heavy references): ``heavy`` (sorted ids) with the
+    chunk's hot blocks added (:func:`hot_blocks` over the references not yet heavy), at most
+    ``HEAVY_MAX_BLOCKS`` in all (the hottest of the chunk first)."""
+    hv = is_member(ids, heavy)
+    room = HEAVY_MAX_BLOCKS - heavy.shape[0]
+    if room <= 0:
+        return heavy, hv
+    rest = ~hv
+    new, c = hot_blocks(ids[rest], hashes[rest], n_requests)
+    if new.size == 0:
+        return heavy, hv
+    if new.size > room:
+        new = np.sort(new[np.argsort(-c, kind="stable")[:room]])
+    hv |= is_member(ids, new)
+    return np.union1d(heavy, new).astype(np.int64), hv
 
 
 @dataclass(frozen=True, eq=False)
@@ -192,6 +247,12 @@ class SampledRefs:
     last_uses: np.ndarray | None = None
     pos: np.ndarray | None = None
     distinct_estimate: float | None = None
+    #: False when the streaming scan stopped keeping heavy blocks whole (budget) part-way
+    heavy_complete: bool = True
+    #: then: references of the heavy blocks after the stop that the hashed sample did not keep
+    hot_unseen_refs: int = 0
+    hot_ids: np.ndarray | None = None
+    hot_from_request: int = 0
 
     @property
     def rate(self) -> float:
@@ -205,7 +266,18 @@ class SampledRefs:
             heavy = self.heavy[keep]
         return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
                            self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
-                           heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate)
+                           heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate,
+                           self.heavy_complete, self.hot_unseen_refs + self._hot_dropped(keep), self.hot_ids,
+                           self.hot_from_request)
+
+    def _hot_dropped(self, keep: np.ndarray) -> int:
+        """Hashed references of heavy-listed blocks after the stop that ``keep`` drops."""
+        if self.heavy_complete or self.hot_ids is None:
+            return 0
+        gone = ~keep & is_member(self.ids, self.hot_ids) & (self.req >= self.hot_from_request)
+        if self.heavy is not None:
+            gone &= ~self.heavy
+        return int(gone.sum())
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -221,7 +293,7 @@ def check_rate(rate, field: str = "sampling") -> float:
 
 
 #: a streaming scan keeps at most this many references of heavy blocks whole (then samples them)
-HEAVY_SCAN_BUDGET = 1 << 22
+HEAVY_SCAN_BUDGET = 1 << 23
 
 #: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
 #: stated error is said in the result (accuracy_warning)
@@ -308,12 +380,81 @@ def _scaled(ids: np.ndarray, req: np.ndarray, heavy: np.ndarray | None, n_reques
         dh = np.where(d_heavy == _INF, 1, d_heavy).astype(np.int64)
         k[heavy] = df[heavy] - dh
         off[heavy] = dh
+        # A block's first heavy reference (promoted part-way) has no use in the heavy
+        # stream before it: booked as a first use (one miss per promoted block).
+        inf = inf.copy()
+        inf[np.flatnonzero(heavy)[d_heavy == _INF]] = True
     k[inf] = -1
     return off, k, d_heavy
 
 
+#: the hash groups take at most this many heavy references (a subsample, see shards_curve)
+HEAVY_GROUP_REFS = 1 << 18
+
+
+def _heavy_subsample(ids: np.ndarray, heavy: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(chosen, ghost, scale): masks of a subsample of the heavy references (all of them up to
+    ``HEAVY_GROUP_REFS``; beyond, every s-th, ``s`` the scale) and of the previous uses of the
+    chosen ones not chosen themselves (the "ghosts" that open their windows)."""
+    hi = np.flatnonzero(heavy)
+    chosen = heavy.copy()
+    ghost = np.zeros(heavy.shape, dtype=bool)
+    if hi.size <= HEAVY_GROUP_REFS:
+        return chosen, ghost, 1.0
+    step = int(math.ceil(hi.size / HEAVY_GROUP_REFS))
+    pick = hi[::step]
+    chosen[:] = False
+    chosen[pick] = True
+    hid = ids[hi]
+    order = np.lexsort((hi, hid))
+    prev = np.full(hi.size, -1, dtype=np.int64)
+    same = hid[order][1:] == hid[order][:-1]
+    prev[order[1:][same]] = hi[order[:-1][same]]
+    pp = prev[::step]
+    ghost[pp[pp >= 0]] = True
+    ghost &= ~chosen
+    return chosen, ghost, hi.size / pick.size
+
+
+def _heavy_offsets(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, heavy: np.ndarray, sel: np.ndarray) -> np.ndarray:
+    """``1 +`` the heavy blocks met since the previous use, for the references ``sel`` (indices).
+
+    The heavy part of :func:`_scaled`'s split (``off``: its heavy blocks, each counted once)
+    counted against every heavy reference without a stack-distance pass over them: the
+    access order is a key per reference (request, then tail first), each heavy block's
+    keys are sorted, and a block counts when its first access after the previous use comes
+    before the reference's own; minus the request's own heavy blocks accessed just before
+    (its tail), as at lookup. A reference without a previous use among ``sel`` gets 1.
+    """
+    width = int(pos.max()) + 2 if pos.size else 2
+    key = req.astype(np.int64) * width + (width - 1 - pos.astype(np.int64))
+    hi = np.flatnonzero(heavy)
+    hk, hb = key[hi], ids[hi]
+    order = np.lexsort((hk, hb))
+    hk, hb = hk[order], hb[order]
+    cuts = np.flatnonzero(np.concatenate([[True], hb[1:] != hb[:-1], [True]]))
+    q_ids, q_key = ids[sel], key[sel]
+    o = np.lexsort((np.arange(sel.shape[0]), q_ids))
+    prev = np.full(sel.shape[0], -1, dtype=np.int64)
+    same = q_ids[o][1:] == q_ids[o][:-1]
+    prev[o[1:][same]] = o[:-1][same]
+    has = prev >= 0
+    kq, kp = q_key[has], q_key[prev[has]]
+    count = np.zeros(kq.shape[0], dtype=np.int64)
+    for a, b in zip(cuts[:-1].tolist(), cuts[1:].tolist()):
+        kb = hk[a:b]
+        j = np.searchsorted(kb, kp, side="right")
+        count += (j < kb.shape[0]) & (kb[np.minimum(j, kb.shape[0] - 1)] < kq)
+    all_k = np.sort(hk)
+    start = req[sel][has].astype(np.int64) * width
+    count -= np.searchsorted(all_k, kq, side="left") - np.searchsorted(all_k, start, side="left")
+    off = np.ones(sel.shape[0], dtype=np.int64)
+    off[has] = 1 + count
+    return off
+
+
 #: windows below this many sampled blocks' worth (tau / R references) take the window-ratio distance
-WINDOW_BELOW = 64
+WINDOW_BELOW = 128
 
 
 def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray) -> np.ndarray:
@@ -336,7 +477,8 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     return w
 
 
-def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float) -> np.ndarray:
+def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float,
+                      below: float | None = None, per_octave: int = 4) -> np.ndarray:
     """Sampled-block counts ``k`` turned into full-stream counts ``K`` (float, per reference).
 
     ``k / R`` is unbiased but a staircase of step ``1 / R``: every reuse with
@@ -351,8 +493,8 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
     ok = (kcount >= 0) & (window >= 0)
     if rate >= 1.0 or not ok.any():
         return k_hat
-    b = np.floor(4 * np.log2(np.maximum(window, 0) + 1.0)).astype(np.int64)
-    small = ok & (np.exp2((b + 1) / 4.0) - 1 <= WINDOW_BELOW / rate)
+    b = np.floor(per_octave * np.log2(np.maximum(window, 0) + 1.0)).astype(np.int64)
+    small = ok & (np.exp2((b + 1) / per_octave) - 1 <= (WINDOW_BELOW if below is None else below) / rate)
     if not small.any():
         return k_hat
     key = b * 2 + is_heavy.astype(np.int64)
@@ -370,8 +512,13 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
 
 def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.ndarray | None, weight: np.ndarray,
               counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict,
-              window: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              window: np.ndarray | None = None, heavy_scale: float = 1.0,
+              heavy_totals: tuple | None = None, window_below: float | None = None,
+              per_octave: int = 4) -> tuple[np.ndarray, np.ndarray]:
     """Block and token hit rates at capacities ``caps`` [blocks] from the kept references.
+
+    ``heavy_scale``: the heavy references given are a subsample (each stands for this
+    many), ``heavy_totals`` then the full heavy stratum's (references, tokens, blocks).
 
     A reference with ``k`` sampled blocks since its last use is a hit at
     capacity ``C`` when ``off + k / R <= C`` (``k / R`` estimates the full
@@ -396,20 +543,29 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
     _, inv = np.unique(ids, return_inverse=True)
     inv = inv.reshape(-1)
     nb = int(inv.max()) + 1
-    cnt = counted.astype(np.float64)
+    # Strata per reference: a block promoted to the heavy stratum part-way through a stream
+    # has its earlier references in the hashed one. Per block, x counts its hashed references
+    # (and tokens); the distinct-block column is 1 for the blocks never heavy (the heavy ones
+    # are all known, so the hashed stratum's distinct total is the rest).
+    is_h = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy.astype(bool)
+    cnt = (counted & ~is_h).astype(np.float64)
     wts = weight.astype(np.float64) * cnt
     cb = np.bincount(inv, weights=cnt, minlength=nb)
     wb = np.bincount(inv, weights=wts, minlength=nb)
-    eb = (cb > 0).astype(np.float64)
-    hb = np.zeros(nb, dtype=bool) if heavy is None else np.bincount(inv, weights=heavy, minlength=nb) > 0
-    lb = ~hb
+    hb = np.bincount(inv, weights=is_h, minlength=nb) > 0
+    if heavy_totals is None:
+        hc = counted & is_h
+        heavy_totals = (float(hc.sum()), float(weight[hc].sum()),
+                        int(np.count_nonzero(np.bincount(inv, weights=hc, minlength=nb) > 0)))
+    lb = cb > 0
+    eb = (lb & ~hb).astype(np.float64)
     distinct = totals.get("distinct_blocks")
     use = counted & (kcount >= 0)
     if window is None:
         scaled = off[use] + kcount[use] / rate
     else:
         hr = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy
-        scaled = off[use] + _window_distances(kcount, window, hr, rate)[use]
+        scaled = off[use] + _window_distances(kcount, window, hr, rate, window_below, per_octave)[use]
     order = np.argsort(scaled, kind="stable")
     k = np.searchsorted(scaled[order], caps, side="right")
 
@@ -417,14 +573,14 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
         """Sum over the counted reuses of v where the reference is a hit at each capacity."""
         return np.concatenate([[0.0], np.cumsum(v[use][order])])[k]
 
-    is_h = hb[inv]
     ones = np.ones(inv.shape)
     rates = []
-    for y_w, xb, total in ((ones, cb, totals["blocks"]), (weight.astype(np.float64), wb, totals["looked_tokens"])):
-        hits_h = cum(np.where(is_h, y_w, 0.0))
+    for y_w, xb, total, h_total in ((ones, cb, totals["blocks"], heavy_totals[0]),
+                                    (weight.astype(np.float64), wb, totals["looked_tokens"], heavy_totals[1])):
+        hits_h = cum(np.where(is_h, y_w, 0.0)) * heavy_scale
         yl = np.where(is_h, 0.0, y_w)
         x_light = [xb[lb], eb[lb]]
-        known = [total - xb[hb].sum(), None if distinct is None else distinct - eb[hb].sum()]
+        known = [total - h_total, None if distinct is None else distinct - heavy_totals[2]]
         cols = [0] if distinct is None else [0, 1]
         xty = np.array([cum(yl * (xb if c == 0 else eb)[inv]) for c in cols])
         xtx = np.array([[float(np.dot(x_light[a], x_light[c])) for c in cols] for a in cols])
@@ -478,11 +634,29 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     elif refs.distinct_estimate is not None and n_warm == 0 and refs.rate < 1.0:
         distinct, distinct_se = refs.distinct_estimate, HLL_REL_SE * refs.distinct_estimate
     totals = {"blocks": blocks_total, "tokens": tokens_total, "looked_tokens": looked, "distinct_blocks": distinct,
-              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None}
+              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None and refs.heavy_complete}
     rate = refs.rate
     heavy = refs.heavy if refs.heavy is not None and refs.heavy.any() and rate < 1.0 else None
-    off, kc, d_heavy = _scaled(refs.ids, refs.req, heavy, n)
-    counted = refs.req >= n_warm
+    counted_all = refs.req >= n_warm
+    # The references the curve is computed from: all of them, or (many heavy references) the
+    # hashed ones with a subsample of the heavy ones (HEAVY_GROUP_REFS; their offsets counted
+    # against every heavy reference, see _heavy_offsets).
+    h_ref = np.zeros(refs.ids.shape[0], dtype=bool) if heavy is None else heavy
+    chosen, ghost, h_scale = _heavy_subsample(refs.ids, h_ref)
+    h_tot = None
+    if heavy is not None:
+        hc = counted_all & heavy
+        h_tot = (float(hc.sum()), float(refs.weight[hc].sum()), int(np.unique(refs.ids[hc]).size))
+    if h_scale > 1.0 and refs.pos is not None:
+        S = np.flatnonzero(~h_ref | chosen | ghost)
+    else:
+        S = np.arange(refs.ids.shape[0])
+        chosen, ghost, h_scale = h_ref, np.zeros(h_ref.shape, dtype=bool), 1.0
+    ids_s, req_s, hv_s = refs.ids[S], refs.req[S], None if heavy is None else heavy[S]
+    off, kc, _ = _scaled(ids_s, req_s, hv_s, n)
+    if S.shape[0] < refs.ids.shape[0]:
+        off = _heavy_offsets(refs.ids, refs.req, refs.pos, h_ref, S)
+    counted = counted_all[S] & ~ghost[S]
     fin = counted & (kc >= 0)
     sat = int(math.ceil((off[fin] + kc[fin] / rate).max())) if fin.any() else 0
     if capacities_blocks is None:
@@ -492,11 +666,30 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     else:
         grid = np.asarray(capacities_blocks, dtype=np.float64)
     full_grid = np.concatenate([grid, [1e300]])
-    window = None if refs.pos is None else _windows(refs.ids, refs.req, refs.pos, refs.m_all)
-    rb_all, rt_all = _estimate(off, kc, refs.ids, heavy, refs.weight, counted, rate, full_grid, totals, window)
+    window = None if refs.pos is None else _windows(ids_s, req_s, refs.pos[S], refs.m_all)
+    w_s = refs.weight[S]
+    rb_all, rt_all = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, full_grid, totals, window,
+                               heavy_scale=h_scale, heavy_totals=h_tot)
     rb, rt = rb_all[:-1], rt_all[:-1]
+    # The window-ratio distances hand over to k / R at windows of WINDOW_BELOW / R references;
+    # near the capacities those windows reach, the ratio (one per window size) leaves a bias
+    # the hash groups do not see (measured up to 2 pp at 5 %, docs/trace-sampling.md). Its
+    # size is read from the curve with the hand-over at half the windows: the difference
+    # enters the stated error.
+    hand_b = hand_t = np.zeros(grid.shape)
+    if with_error and window is not None and rate < 1.0:
+        hb_, ht_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, window_below=WINDOW_BELOW / 2)
+        hand_b, hand_t = np.abs(hb_ - rb), np.abs(ht_ - rt)
+        # The ratio is one per window size (quarter octaves): references whose windows hold
+        # fewer or more hashed blocks than the average of their size are moved to it, a bias
+        # at the small capacities (measured -0.8 pp at C = 4 blocks, 5 %, generated 10^6
+        # trace). Read from the curve with half-octave sizes (twice the spread): the difference.
+        ob_, ot_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, per_octave=2)
+        hand_b, hand_t = hand_b + np.abs(ob_ - rb), hand_t + np.abs(ot_ - rt)
     n_heavy = int(heavy.sum()) if heavy is not None else 0
-    n_light = int(counted.sum()) - int((counted & heavy).sum() if heavy is not None else 0)
+    n_light = int(counted_all.sum()) - int((counted_all & heavy).sum() if heavy is not None else 0)
     out = {
         "method": "SHARDS (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids; "
                   + ("heavy blocks kept whole; " if n_heavy else "")
@@ -505,7 +698,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "rate": rate,
         "threshold": refs.threshold,
         "hash_bits": HASH_BITS,
-        "sampled_references": int(counted.sum()),
+        "sampled_references": int(counted_all.sum()),
         "heavy_references": n_heavy,
         "expected_references": rate * blocks_total,
         "sampled_blocks": int(np.unique(refs.ids[~heavy]).size if heavy is not None else np.unique(refs.ids).size),
@@ -520,11 +713,12 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "blocks_looked_up": blocks_total,
         "prompt_tokens": tokens_total,
         "distinct_blocks_known": totals["distinct_blocks"] is not None,
+        "heavy_unseen_references": int(refs.hot_unseen_refs),
     }
     # Heavy hitters left in the sampled stratum (no exact totals: the streaming scan): a few
     # blocks carrying a large share of the references make the estimate jumpy. They show as a
     # sample size far from its expectation R * N (hot blocks missed: too few; caught: too many).
-    expected = rate * (blocks_total - (int((counted & heavy).sum()) if heavy is not None else 0))
+    expected = rate * (blocks_total - (int((counted_all & heavy).sum()) if heavy is not None else 0))
     dev = (n_light / expected - 1.0) if expected > 0 else 0.0
     out["sample_size_deviation"] = dev
     out["warning"] = (f"the sample holds {100 * dev:+.0f} % references against its expectation R x N: a few blocks "
@@ -532,21 +726,23 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                       "(errors of several points, possibly beyond the stated bound); use exact mode or a "
                       "higher rate" if abs(dev) > 0.2 else None)
     if with_error:
-        g = _group_of(refs.hashes)
+        g = _group_of(refs.hashes[S])
         gr = rate / SAMPLE_GROUPS
         curves_b, curves_t = [], []
+        # Each group: its hashed blocks with the heavy references (all, or the subsample with
+        # its "ghosts"); the offsets (heavy blocks in a window) are the full sample's, the group
+        # only recounts its own hashed blocks.
+        hv_g = np.zeros(S.shape[0], dtype=bool) if hv_s is None else hv_s
         for j in range(SAMPLE_GROUPS):
-            sel = g == j
-            if heavy is not None:
-                sel = sel & ~heavy | heavy
-            if not sel.any():
+            idx = np.flatnonzero((g == j) & ~hv_g | hv_g)
+            if idx.size == 0:
                 curves_b.append(np.zeros(grid.shape))
                 curves_t.append(np.zeros(grid.shape))
                 continue
-            hj = None if heavy is None else heavy[sel]
-            oj, kj, _ = _scaled(refs.ids[sel], refs.req[sel], hj, n, d_heavy)
-            bj, tj = _estimate(oj, kj, refs.ids[sel], hj, refs.weight[sel], counted[sel], gr, grid, totals,
-                               None if window is None else window[sel])
+            hj = None if hv_s is None else hv_s[idx]
+            _, kj, _ = _scaled(ids_s[idx], req_s[idx], hj, n)
+            bj, tj = _estimate(off[idx], kj, ids_s[idx], hj, w_s[idx], counted[idx], gr, grid, totals,
+                               None if window is None else window[idx], heavy_scale=h_scale, heavy_totals=h_tot)
             curves_b.append(bj)
             curves_t.append(tj)
         cb_, ct_ = np.array(curves_b), np.array(curves_t)
@@ -560,14 +756,23 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         # An estimated distinct-block total (HyperLogLog) moves the curve by up to its error.
         d_b = distinct_se / blocks_total if blocks_total else 0.0
         d_t = distinct_se * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
-        err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b)
-        err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t)
+        # Heavy blocks the scan stopped keeping whole (budget) and the hash then missed: their
+        # references' hits are nowhere in the sample; at most all of them move the curve.
+        hot_b = refs.hot_unseen_refs / blocks_total if blocks_total else 0.0
+        hot_t = refs.hot_unseen_refs * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
+        hand_b = hand_b + np.where(grid >= 1, hot_b, 0.0)
+        hand_t = hand_t + np.where(grid >= 1, hot_t, 0.0)
+        err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b) + hand_b
+        err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t) + hand_t
         out["standard_error_block"] = se_b.tolist()
         out["standard_error_token"] = se_t.tolist()
         out["bias_block"] = bias_b.tolist()
         out["bias_token"] = bias_t.tolist()
+        out["extra_error_block"] = hand_b.tolist()
+        out["extra_error_token"] = hand_t.tolist()
         out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
-        out["error_mean_pp"] = float(100 * max(np.hypot(bias_b, se_b).mean(), np.hypot(bias_t, se_t).mean())) \
+        out["error_mean_pp"] = float(100 * max(np.hypot(np.hypot(bias_b, se_b), hand_b).mean(),
+                                               np.hypot(np.hypot(bias_t, se_t), hand_t).mean())) \
             if grid.size else 0.0
         bound = out["error_bound_pp"]
         if bound > ACCURACY_TARGET_PP and rate < 1.0:
@@ -580,8 +785,10 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                             f"of about {need:.2g} (or exact mode) would give {ACCURACY_TARGET_PP:g} pp")}
         out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
                                  "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
-                                 f"- curve) / {SAMPLE_GROUPS - 1}; bound = |bias| + 3 standard errors at the worst "
-                                 "capacity; mean = root mean square of bias and standard error over capacities")
+                                 f"- curve) / {SAMPLE_GROUPS - 1}; hand-over = |curve - curve with the window-ratio distances "
+                                 "handing over at half the windows| (+ the share of heavy references unseen after the scan stopped "
+                                 "keeping them whole); bound = |bias| + 3 standard errors + that at the worst capacity; "
+                                 "mean = root mean square of the three over capacities")
     return out
 
 
@@ -590,7 +797,9 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
     bs = block_size_tokens
     cnt = arr["counts"]
     inp = arr["input_tokens"]
-    req, pos = arr["req"], arr["pos"]
+    # The scan's arrays are taken out of ``arr`` (freed once copied to the kept subset).
+    ids, hashes, req, pos = arr.pop("ids"), arr.pop("hashes"), arr.pop("req"), arr.pop("pos")
+    flags = arr.pop("heavy_flags", None)
     if full_blocks_only:
         m_all = np.minimum(inp // bs, cnt)
         keep = pos < m_all[req]
@@ -603,13 +812,24 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
         weight = np.where(pos == c - 1, inp[req].astype(np.int64) - (c - 1) * bs, bs).astype(np.int64)
         looked = inp
     # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
-    heavy = None
-    if "heavy_ids" in arr and not arr.get("heavy_dropped"):
-        heavy = np.isin(arr["ids"][keep], arr["heavy_ids"]) if arr["heavy_ids"].size else \
-            np.zeros(int(keep.sum()), dtype=bool)
-    return SampledRefs(arr["ids"][keep], arr["hashes"][keep], req[keep], weight, m_all, inp, looked,
-                       int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pos[keep],
-                       distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None)
+    whole = bool(keep.all())
+    pick = (lambda a: a) if whole else (lambda a: a[keep])
+    heavy = None if flags is None else pick(flags)
+    stop = arr.get("heavy_stopped_request")
+    unseen, hot_ids = 0, None
+    if stop is not None:
+        # The heavy blocks' references after the stop that the hashed sample does not hold:
+        # their hits are unseen (said in the error bound).
+        hot_ids = arr["heavy_ids"]
+        seen = is_member(ids, hot_ids) & (req >= stop)
+        if flags is not None:
+            seen &= ~flags
+        unseen = int(arr.get("heavy_refs_after_stop", 0)) - int(seen.sum())
+    return SampledRefs(pick(ids), pick(hashes), pick(req), weight, m_all, inp, looked,
+                       int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pick(pos),
+                       distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None,
+                       heavy_complete=stop is None, hot_unseen_refs=unseen, hot_ids=hot_ids,
+                       hot_from_request=0 if stop is None else int(stop))
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -625,7 +845,10 @@ def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_to
 
 
 def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
-    while max_refs is not None and refs.ids.shape[0] > max_refs and refs.threshold > 1:
+    """Halve the rate until at most ``max_refs`` hashed references are kept (heavy ones apart)."""
+    def hashed() -> int:
+        return refs.ids.shape[0] - (int(refs.heavy.sum()) if refs.heavy is not None else 0)
+    while max_refs is not None and hashed() > max_refs and refs.threshold > 1:
         refs = refs.lowered(refs.threshold // 2)
     return refs
 
@@ -669,6 +892,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
                     if not np.array_equal(pos[first][inv.reshape(-1)], pos):
                         raise NotCanonical("sampled ids at two positions")
+                    del first, inv
+                del ids, pos
                 refs = refs_from_scan(arr, bs, full_blocks_only)
                 ts = arr["ts_ms"].astype(np.float64) * 1e-3
                 info = dict(head.info)

@@ -1,0 +1,141 @@
+"""How a drag render draws its chart (js/figures.js drawFigure).
+
+A drag render whose figure differs from the chart on screen only in its scatter traces' x and
+y moves those traces (Plotly.animate, no redraw: dataset.draw "moved"); the x axis is
+re-ranged to the data when the data left the range on screen. What the chart then holds must
+be Python's preview figure of the slider's value (CPython's kvcalc.api.compute of the request
+the page sent: the second method), every trace, not only the first. The release draws the
+full figure again (Plotly.react: "drawn"), with the axis ranged by Plotly.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "py"))
+
+from kvcalc.api import compute  # noqa: E402
+from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402
+
+SLIDER = '#form [data-param="{key}"][data-role="slider"]'
+DRAG = """([sel, pos]) => { const s = document.querySelector(sel); s.value = String(pos);
+  s.dispatchEvent(new Event("input", {bubbles: true})); }"""
+RELEASE = """(sel) => document.querySelector(sel).dispatchEvent(new Event("change", {bubbles: true}))"""
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = open_page(ctx, server)
+    pg.evaluate("localStorage.clear()")
+    pg.evaluate("__kvcalc.previewIdleMs = 600000")   # only the release asks for the full compute
+    yield pg
+    ctx.close()
+
+
+def drag_to(page, key, fraction):
+    sel = SLIDER.format(key=key)
+    lo, hi = page.evaluate(f"[Number(document.querySelector('{sel}').min), Number(document.querySelector('{sel}').max)]")
+    count = page.evaluate("__kvcalc.previewCount")
+    page.evaluate(DRAG, [sel, lo + (hi - lo) * fraction])
+    wait_js(page, f"__kvcalc.previewCount > {count} && __kvcalc.previewSeq === __kvcalc.requested", timeout=60_000)
+    return page.evaluate("__kvcalc.lastPreviewRequest")
+
+
+def release(page, key):
+    n = page.evaluate("__kvcalc.requested")
+    page.evaluate(RELEASE, SLIDER.format(key=key))
+    wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
+
+
+def show(page, tab):
+    if page.evaluate("__kvcalc.tab") == tab:
+        return
+    n = page.evaluate("__kvcalc.requested")
+    page.click(f'[role="tab"][data-tab="{tab}"]')
+    wait_js(page, f"(__kvcalc.requested > {n} || document.getElementById('chart-{tab}').dataset.rendered) && ({SETTLED})",
+            timeout=60_000)
+
+
+def chart(page, tab):
+    return page.evaluate(f"""(() => {{ const gd = document.getElementById('chart-{tab}');
+      return {{draw: gd.dataset.draw, data: gd.data.map((d) => ({{x: d.x, y: d.y, name: d.name}})),
+               range: gd._fullLayout.xaxis.range, type: gd._fullLayout.xaxis.type}}; }})()""")
+
+
+def test_curve_drag_moves_the_traces_to_pythons_preview_and_reranges_the_axis(page):
+    show(page, "curve")
+    key = "workload.gap_mean_s"
+    drag_to(page, key, 0.30)
+    # a second position far from the first: the curve's capacity grid moves a lot
+    req = drag_to(page, key, 0.85)
+    c = chart(page, "curve")
+    assert c["draw"] == "moved"
+    ref = compute(req)
+    curve = ref["figures"]["curve"]
+    x_key = "capacity_gib" if "capacity_gib" in curve else "capacity_tokens"
+    main = c["data"][0]
+    assert main["x"] == pytest.approx(curve[x_key], rel=1e-12)
+    assert main["y"] == pytest.approx(curve["token_hit_rate"], rel=1e-9, abs=1e-12)
+    assert c["data"][1]["y"] == pytest.approx(curve["seed_token_hit_rate"], rel=1e-9, abs=1e-12)
+    # the headline marker moved to the preview's exact numbers
+    current = [d for d in c["data"] if len(d["x"]) == 1]
+    here = ref["cache_capacity_gib"] if x_key == "capacity_gib" else ref["cache_capacity_tokens"]
+    assert any(d["x"][0] == pytest.approx(here, rel=1e-12) and d["y"][0] == pytest.approx(ref["token_hit_rate"], rel=1e-12)
+               for d in current)
+    # the data is inside the x range on screen (log axis: the range is in log10 units)
+    assert c["type"] == "log"
+    lo, hi = sorted(c["range"])
+    assert lo <= math.log10(min(curve[x_key])) + 1e-9 and math.log10(max(curve[x_key])) - 1e-9 <= hi
+    # and fills at least half of it
+    assert math.log10(max(curve[x_key])) - math.log10(min(curve[x_key])) >= 0.5 * (hi - lo) - 1e-9
+
+    release(page, key)
+    c = chart(page, "curve")
+    assert c["draw"] == "drawn"
+    full = compute(page.evaluate("__kvcalc.resultRequest"))["figures"]["curve"]
+    assert c["data"][0]["y"] == pytest.approx(full["token_hit_rate"], rel=1e-9, abs=1e-12)
+    assert len(c["data"][0]["y"]) > len(curve["token_hit_rate"])
+
+
+def test_sweeps_drag_moves_every_subplot_and_the_current_value_line(page):
+    show(page, "sweeps")
+    key = "workload.gap_mean_s"
+    drag_to(page, key, 0.40)
+    req = drag_to(page, key, 0.60)
+    c = chart(page, "sweeps")
+    assert c["draw"] == "moved"
+    sw = compute(req)["figures"]["sweeps"]
+    names = [k for k in sw if isinstance(sw[k], dict) and "values" in sw[k]]
+    curves = [d for d in c["data"] if len(d["x"]) > 2]
+    lines = [d for d in c["data"] if len(d["x"]) == 2]
+    assert len(curves) == len(names) == 7 and len(lines) == 7
+    for d, name in zip(curves, names):
+        assert d["x"] == pytest.approx(sw[name]["values"], rel=1e-12)
+        assert d["y"] == pytest.approx(sw[name]["token_hit_rate"], rel=1e-9, abs=1e-12)
+    # the current-value line of each subplot stands at the request's value
+    for d, name in zip(lines, names):
+        assert d["x"] == pytest.approx([sw[name]["current"]] * 2, rel=1e-12)
+    assert lines[names.index("gap_mean_s")]["x"][0] == pytest.approx(req["workload"]["gap_mean_s"], rel=1e-12)
+    release(page, key)
+    assert chart(page, "sweeps")["draw"] == "drawn"
+    show(page, "curve")
+
+
+def test_a_figure_of_another_shape_is_drawn_in_full(page):
+    # the tornado's row labels carry the dragged input's values: new labels need a redraw
+    show(page, "tornado")
+    key = "workload.gap_mean_s"
+    drag_to(page, key, 0.40)
+    req = drag_to(page, key, 0.55)
+    assert chart(page, "tornado")["draw"] == "drawn"
+    rows = compute(req)["figures"]["tornado"]["rows"]
+    xs = page.evaluate("document.getElementById('chart-tornado').data[2].x")
+    assert xs == pytest.approx([r["low_token_hit_rate"] for r in rows], rel=1e-9, abs=1e-12)
+    release(page, key)
+    show(page, "curve")
