@@ -484,7 +484,8 @@ def test_every_bad_line_detail_has_a_catalogue_code():
     (chain_moved drops the CLI's --rechain hint), so the Chinese page shows the same facts."""
     import re
     from kvcalc.trace.messages import TRACE_CODES
-    src = (Path(__file__).resolve().parents[1] / "py" / "kvcalc" / "trace" / "loaders.py").read_text()
+    from kvcalc.trace import loaders
+    src = Path(loaders.__file__).read_text()     # the imported module (also in the mutation script's copy)
     in_loader = set(re.findall(r'"(trace_line_\w+)"', src))
     listed = {c for c in TRACE_CODES if c.startswith("trace_line_")}
     assert in_loader == listed
