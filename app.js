@@ -1,7 +1,10 @@
-// The page: one path  setState(patch) -> save URL + localStorage -> compute -> render.
-// Python (kvcalc.api in a Web Worker, through js/client.js) computes every number; this file
-// wires the controls, the worker and the drawing together. window.__kvcalc exposes the
-// state for the browser tests and bench/bench_slider.py.
+// The page: one path  store.set(patch) -> URL + localStorage -> compute -> render.
+// The page state (inputs, tab, setup A, language, trace options, sequence numbers) lives in
+// one store (js/store.js, keys below); its subscribers write the URL and localStorage, ask
+// Python and draw. Python (kvcalc.api in a Web Worker, through js/client.js) computes every
+// number; this file wires the controls, the worker and the drawing together. Runtime handles
+// (worker client, Plotly, timers) and the results stay outside the store, in `app`.
+// window.__kvcalc exposes both for the browser tests and bench/bench_slider.py.
 //
 // While a slider moves (its `input` events) the page asks for a preview instead: the same
 // numbers from Python, only the visible tab's figure on a coarser grid (request "preview":
@@ -13,11 +16,12 @@
 // (history.replaceState) ~5 ms and Python's extras ~8 ms.
 
 import { createClient } from "./js/client.js";
+import { createStore, touches } from "./js/store.js";
 import { browserStorage } from "./js/storage.js";
 import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
-import { PARAMS, defaultValues } from "./js/params.js";
+import { defaultValues } from "./js/params.js";
 import {
-  applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery, traceQuery,
+  applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
   saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
@@ -27,52 +31,75 @@ import { fleetActive } from "./js/fleet-params.js";
 import { installA11y, plotlyLocale } from "./js/a11y.js";
 import { mountModelPanel } from "./js/model-panel.js";
 import {
-  LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, lang, t, setText, translate,
+  LANGS, LANG_QUERY, pickLang, rememberLang, loadCatalogue, setCatalogue, t, setText, translate,
   renderMessage,
 } from "./js/i18n.js";
 import { scenarioPatch, renderScenarioHelp, renderRecommender, renderFitButton } from "./js/scenarios.js";
 import { renderExplain } from "./js/headline.js";
 import { COMPARE_QUERY, compareFromSearch, compareQuery, withCompare, renderCompare, addCompareTrace } from "./js/compare.js";
 import { mountExport } from "./js/export.js";
+import { optionsFromQuery, optionsToQuery, withOptionsInQuery } from "./js/trace-options.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
 const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
 const PREVIEW_IDLE_MS = 150;   // a resting slider's full compute; app.previewIdleMs (a test may lengthen it)
 
+// The trace tab's options from the link (?trace.<name>=): the store holds the values; the
+// tab shows the notices about names or values it refused.
+const traceFromUrl = optionsFromQuery(location.search);
+
+// The page state. Every change goes through store.set; nothing else holds a copy.
+const store = createStore({
+  inputs: null,           // {values, raw, errors} of the controls (js/state.js)
+  edit: { keys: [], mode: null, patched: [] },   // the newest edit (setState): its keys (where a
+                          // Python error about them is shown), mode and the keys it patched
+  savedValues: null,      // the last values Python accepted: the only ones in the URL and localStorage
+  tab: "curve",
+  compareA: null,         // setup A's values (js/compare.js), or null
+  lang: null,             // the language whose catalogue is in force (js/i18n.js)
+  trace: traceFromUrl.values,   // the trace tab's options (js/trace-options.js)
+  requested: 0,           // sequence number of the newest compute or preview asked for
+  fullSeq: 0,             // ... of the newest full compute asked for
+  resultSeq: 0,           // ... of the full result in app.result
+  renderedSeq: 0,         // ... of the newest full result drawn
+  previewSeq: 0,          // ... of the newest preview drawn
+});
+
+// Runtime handles and results: not page state, never in the URL.
 const app = {
-  state: null,
+  store,
   options: {},            // select key -> allowed values (presets included)
   controls: null,
-  result: null,           // the last good compute() result
-  resultRequest: null,
-  resultSeq: 0,
-  requested: 0,           // sequence number of the newest compute asked for
-  lastRequest: null,
-  serverErrors: {},       // {param key: {render}} from Python's InputError (rendered per language)
-  savedValues: null,      // the last values Python accepted: the only ones in the URL and localStorage
-  lastEdited: [],         // keys of the newest edit (where a Python error about them is shown)
-  presetsError: null,     // the presets could not be loaded: nothing else may hide that
-  sim: null,              // simulate() result shown on the curve
-  simToken: 0,
-  tab: "curve",
+  client: null,
   plotly: null,
   plotlyError: null,
-  client: null,
   traceTab: null,
-  renderCount: 0,
-  renderedSeq: 0,
-  timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs
+  fleet: null,
+  modelPanel: null,
   ready: false,
-  compareA: null,         // setup A's values (js/compare.js), or null
-  fullSeq: 0,             // sequence number of the newest full compute asked for
+  presetsError: null,     // the presets could not be loaded: nothing else may hide that
+  result: null,           // the last good compute() result
+  resultRequest: null,
+  lastRequest: null,
+  serverErrors: {},       // {param key: {render}} from Python's InputError (rendered per language)
+  sim: null,              // simulate() result shown on the curve
+  simToken: 0,
   preview: null,          // the newest preview drawn: {result, seq} (app.result stays the last full one)
+  renderCount: 0,
   previewCount: 0,
-  previewSeq: 0,
+  timings: {},            // last compute: roundTripMs (incl. Python), numbersMs, chartMs
   previewQueued: false,
   idleTimer: 0,
   previewIdleMs: PREVIEW_IDLE_MS,
 };
+// The store's keys read through `app` (read-only): the tests, bench/bench_slider.py,
+// js/model-panel.js (state, compareA, resultSeq) and js/export.js (tab) read them there.
+for (const [name, key] of Object.entries({ state: "inputs", savedValues: "savedValues", tab: "tab", compareA: "compareA",
+                                           requested: "requested", fullSeq: "fullSeq", resultSeq: "resultSeq",
+                                           renderedSeq: "renderedSeq", previewSeq: "previewSeq" })) {
+  Object.defineProperty(app, name, { get: () => store.get(key), enumerable: true });
+}
 window.__kvcalc = app;
 
 // ---------------------------------------------------------------- theme
@@ -150,35 +177,40 @@ function onFatal({ message, retry }) {
 // ---------------------------------------------------------------- state
 
 function visibleFigures() {
-  return ["curve", "kv_context", ...(["sweeps", "tornado", "heatmap"].includes(app.tab) ? [app.tab] : []),
+  const tab = store.get("tab");
+  return ["curve", "kv_context", ...(["sweeps", "tornado", "heatmap"].includes(tab) ? [tab] : []),
           ...(app.fleet && app.fleet.isOpen() ? ["fleet"] : [])];   // fleet: also sizing + recommendations
 }
 
-// The URL ("Copy link") and localStorage hold only values Python accepted (app.savedValues),
-// and the tab; never the runtime parameter. A value Python refuses (TP = 3 on a model with 8
-// KV heads) stays in its box with the message, but is not saved or shared.
+// The URL ("Copy link") and localStorage hold only values Python accepted (savedValues), the
+// tab, setup A, the language and the trace options; never the runtime parameter. A value
+// Python refuses (TP = 3 on a model with 8 KV heads) stays in its box with the message, but
+// is not saved or shared. Before Python accepted any values the link keeps the values it came
+// with; only the language and the trace options are written then.
 function saveState() {
-  const tab = app.tab === "curve" ? null : app.tab;
-  if (!app.savedValues) {
-    stripRuntimeParam();
-    saveLang();
+  const { savedValues, compareA, trace } = store.state;
+  const tab = store.get("tab") === "curve" ? null : store.get("tab");
+  const language = store.get("lang");
+  if (!savedValues) {
+    const q = new URLSearchParams(withOptionsInQuery(location.search, trace));
+    q.delete("runtime");
+    if (language) q.set(LANG_QUERY, language);
+    const search = q.toString();
+    if (search !== location.search.slice(1)) history.replaceState(null, "", `${location.pathname}${search ? "?" : ""}${search}${location.hash}`);
     return;
   }
-  const query = toQuery(app.savedValues, { tab, [LANG_QUERY]: lang(), [COMPARE_QUERY]: compareQuery(app.compareA),
-                                           ...traceQuery(location.search) });
+  const query = toQuery(savedValues, { tab, [LANG_QUERY]: language, [COMPARE_QUERY]: compareQuery(compareA),
+                                       ...optionsToQuery(trace) });
   history.replaceState(null, "", `${location.pathname}?${query}`);
-  saveLocal(app.savedValues, browserStorage(), tab);
+  saveLocal(savedValues, browserStorage(), tab);
 }
 
-// The language in the address bar (also before the first result) and in localStorage.
-function saveLang() {
-  const url = new URL(location.href);
-  if (url.searchParams.get(LANG_QUERY) !== lang()) {
-    url.searchParams.set(LANG_QUERY, lang());
-    history.replaceState(null, "", url.pathname + url.search + url.hash);
-  }
-  rememberLang(lang());
-}
+// First subscriber: what is shared or kept across reloads is written before anything is asked
+// of Python or drawn.
+store.subscribe((changed, s) => {
+  if (touches(changed, "lang")) rememberLang(s.lang);
+  if (touches(changed, "savedValues", "tab", "compareA", "lang", "trace")) saveState();
+});
 
 function stripRuntimeParam() {
   const url = new URL(location.href);
@@ -191,29 +223,35 @@ function sameValues(a, b) {
   return Object.keys(a).every((k) => a[k] === b[k]) && Object.keys(b).every((k) => a[k] === b[k]);
 }
 
-// The one way anything changes. mode: "drag" (a slider's input event: a preview now, the full
+// An edit of the controls: their texts {key: text} applied to the inputs (on `base`, the
+// inputs now unless given). mode: "drag" (a slider's input event: a preview now, the full
 // compute PREVIEW_IDLE_MS after the last one), "release" (its change event: the full compute
 // unless one was asked since the last preview), or nothing (the full compute).
-function setState(patch, { mode = null } = {}) {
+function setState(patch, { mode = null, base = store.get("inputs") } = {}) {
   patch = scenarioPatch(patch);   // a scenario brings its preset inputs along
-  const before = app.state.values;
-  app.state = applyPatch(app.state, patch, app.options);
+  const keys = Object.keys(patch);
+  store.set({ inputs: applyPatch(base, patch, app.options),
+              edit: { keys: keys.length ? keys : store.get("edit").keys, mode, patched: keys } });
+}
+
+// The inputs' subscriber (store keys inputs/edit): a new edit clears Python's errors and an
+// outdated simulation, then asks for the preview or the compute its mode calls for.
+function inputsChanged({ inputs, edit }, before) {
   app.serverErrors = {};
-  if (Object.keys(patch).length) app.lastEdited = Object.keys(patch);
-  const changed = Object.keys(patch).some((k) => before[k] !== app.state.values[k]);
+  const changed = edit.patched.some((k) => before.inputs.values[k] !== inputs.values[k]);
   if (changed && app.sim) {
     app.sim = null;
     app.simToken++;
     setText($("sim-status"), "sim.inputs_changed");
   }
-  syncForm(app.controls, app.state, app.serverErrors);
-  if (hasErrors(app.state)) {
+  syncForm(app.controls, inputs, app.serverErrors);
+  if (hasErrors(inputs)) {
     cancelPreview();
     markStale();
     return;
   }
-  if (mode === "drag") schedulePreview();
-  else if (mode !== "release" || app.idleTimer || app.requested > app.fullSeq) requestCompute();
+  if (edit.mode === "drag") schedulePreview();
+  else if (edit.mode !== "release" || app.idleTimer || store.get("requested") > store.get("fullSeq")) requestCompute();
 }
 
 // A preview after this event's handlers (a keyboard step's `change` follows its `input` at
@@ -244,13 +282,14 @@ function cancelPreview() {
 
 // The figures a preview draws: the visible tab's (none on the trace tab).
 function previewFigures() {
-  return app.tab in FIGURES ? [app.tab] : [];
+  return store.get("tab") in FIGURES ? [store.get("tab")] : [];
 }
 
 async function requestPreview() {
-  if (hasErrors(app.state) || !app.result) { requestCompute(); return; }
-  const seq = ++app.requested;
-  const request = { ...buildRequest(app.state.values, previewFigures()), preview: true };
+  if (hasErrors(store.get("inputs")) || !app.result) { requestCompute(); return; }
+  const seq = store.get("requested") + 1;
+  store.set({ requested: seq });
+  const request = { ...buildRequest(store.get("inputs").values, previewFigures()), preview: true };
   app.lastPreviewRequest = request;
   $("results").dataset.state = "computing";
   const tSent = performance.now();
@@ -262,8 +301,8 @@ async function requestPreview() {
   }
   if (reply.status === "superseded") return;
   // a full compute asked after this one draws next; an error is the full compute's to report
-  if (seq < app.fullSeq || seq < app.resultSeq || seq < app.previewSeq) return;
-  if (reply.status !== "ok") { if (seq === app.requested) requestCompute(); return; }
+  if (seq < store.get("fullSeq") || seq < store.get("resultSeq") || seq < store.get("previewSeq")) return;
+  if (reply.status !== "ok") { if (seq === store.get("requested")) requestCompute(); return; }
   app.timings.roundTripMs = performance.now() - tSent;
   app.computeMs = reply.ms;
   app.preview = { result: reply.result, seq };
@@ -271,7 +310,7 @@ async function requestPreview() {
 }
 
 function isStale() {
-  return hasErrors(app.state) || Object.keys(app.serverErrors).length > 0 || $("compute-error").hidden === false;
+  return hasErrors(store.get("inputs")) || Object.keys(app.serverErrors).length > 0 || $("compute-error").hidden === false;
 }
 
 function markStale() {
@@ -279,7 +318,7 @@ function markStale() {
   $("results").classList.toggle("stale", stale);
   $("results").dataset.stale = stale ? "true" : "false";
   $("stale").hidden = !stale;
-  $("simulate").disabled = !app.result || hasErrors(app.state) || !app.ready;
+  $("simulate").disabled = !app.result || hasErrors(store.get("inputs")) || !app.ready;
   const picks = simulationCapacities();
   if (picks) setText($("simulate"), "sim.button", { n: picks.length });
 }
@@ -292,14 +331,14 @@ function simulationCapacities() {
 
 async function requestCompute() {
   cancelPreview();
-  if (hasErrors(app.state)) return;
-  const seq = ++app.requested;
-  app.fullSeq = seq;
-  const request = withCompare(buildRequest(app.state.values, visibleFigures()), app.compareA);
+  if (hasErrors(store.get("inputs"))) return;
+  const seq = store.get("requested") + 1;
+  store.set({ requested: seq, fullSeq: seq });
+  const request = withCompare(buildRequest(store.get("inputs").values, visibleFigures()), store.get("compareA"));
   app.lastRequest = request;
   $("results").dataset.state = "computing";
   const tSent = performance.now();
-  const values = { ...app.state.values };
+  const values = { ...store.get("inputs").values };
   let reply;
   try {
     reply = await app.client.compute(request);
@@ -308,7 +347,7 @@ async function requestCompute() {
   }
   if (reply.status === "superseded") return;
   app.timings.roundTripMs = performance.now() - tSent;
-  if (seq < app.resultSeq) return;
+  if (seq < store.get("resultSeq")) return;
   const errBox = $("compute-error");
   if (reply.status === "error") {
     const e = reply.error || {};
@@ -320,28 +359,25 @@ async function requestCompute() {
       // The worker died or never started: the status bar says so. After a restart (retry,
       // or the trace tab's cancel) send the request again.
       errBox.hidden = true;
-      app.client.ready().then((r) => { if (r.ok && seq === app.requested) requestCompute(); });
+      app.client.ready().then((r) => { if (r.ok && seq === store.get("requested")) requestCompute(); });
     } else {
       // Python's InputError has a code; a protocol or internal error only its English message
       errBox.textContent = t("err.could_not_compute", { detail: e.code ? renderMessage(e, { withField: true }) : (e.message || t("err.unknown")) });
       app.lastComputeError = e;
       errBox.hidden = false;
     }
-    syncForm(app.controls, app.state, app.serverErrors);
-    if (seq === app.requested) $("results").dataset.state = "error";
+    syncForm(app.controls, store.get("inputs"), app.serverErrors);
+    if (seq === store.get("requested")) $("results").dataset.state = "error";
     markStale();
     return;
   }
   errBox.hidden = true;
   app.serverErrors = {};
-  syncForm(app.controls, app.state, app.serverErrors);
-  if (seq === app.requested || !app.savedValues) {
-    app.savedValues = values;
-    saveState();
-  }
+  syncForm(app.controls, store.get("inputs"), app.serverErrors);
+  if (seq === store.get("requested") || !store.get("savedValues")) store.set({ savedValues: values });   // -> URL, localStorage
   app.result = reply.result;
   app.resultRequest = request;
-  app.resultSeq = seq;
+  store.set({ resultSeq: seq });
   app.computeMs = reply.ms;
   await render(seq);
 }
@@ -354,7 +390,7 @@ async function requestCompute() {
 function errorParam(e) {
   const named = paramForField(e.field);
   const text = `${e.message || ""} ${e.problem || ""}`;
-  for (const key of app.lastEdited) {
+  for (const key of store.get("edit").keys) {
     if (named && key === named.key) return named;
     const p = paramForField(key);
     if (p && p.key === key && text.includes(key)) return p;
@@ -381,7 +417,7 @@ async function render(seq) {
   renderNumbers(r);
   renderPanels(r);
   markStale();
-  $("results").dataset.state = seq === app.requested ? "ready" : "computing";
+  $("results").dataset.state = seq === store.get("requested") ? "ready" : "computing";
   const t1 = performance.now();
   await drawVisible();
   if (app.fleet) await app.fleet.render(r, { theme: theme(), plotly: app.plotly });
@@ -390,7 +426,7 @@ async function render(seq) {
   app.timings.numbersMs = t1 - t0;
   app.timings.chartMs = t2 - t1;
   app.renderCount++;
-  app.renderedSeq = Math.max(app.renderedSeq, seq);
+  store.set({ renderedSeq: Math.max(store.get("renderedSeq"), seq) });
   // first numbers on screen, and the first chart (bench/bench_page_load.py --page index.html
   // reads the first; --expr window.__kvcalcFirstChartMs the second)
   if (window.__kvcalcFirstResultMs === undefined) window.__kvcalcFirstResultMs = t1;
@@ -404,19 +440,19 @@ async function renderPreview(seq) {
   const r = app.preview.result;
   // the chart's width read before the numbers are written: after, reading it forces a layout
   // of the whole page (about 5 ms a drag render)
-  const chart = $(`chart-${app.tab}`);
+  const chart = $(`chart-${store.get("tab")}`);
   const width = chart ? chart.clientWidth : 0;
   renderNumbers(r);
   const t1 = performance.now();
   // setup A's curve does not change with B's inputs: the last full result's stays on
-  await drawFigure(app.tab, r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
+  await drawFigure(store.get("tab"), r.figures && app.result && app.result.compare ? { ...r, compare: app.result.compare } : r, seq,
                    { preview: true, width });
   const t2 = performance.now();
   app.timings.numbersMs = t1 - t0;
   app.timings.chartMs = t2 - t1;
   app.previewCount++;
-  app.previewSeq = Math.max(app.previewSeq, seq);
-  if (app.idleTimer && seq === app.requested) armIdleTimer();
+  store.set({ previewSeq: Math.max(store.get("previewSeq"), seq) });
+  if (app.idleTimer && seq === store.get("requested")) armIdleTimer();
   document.dispatchEvent(new CustomEvent("kvcalc:preview", { detail: { seq, count: app.previewCount } }));
 }
 
@@ -424,27 +460,26 @@ async function renderPreview(seq) {
 function renderPanels(r) {
   renderExplain($("explain-body"), r);
   renderCompare($("compare-card"), r);
-  $("clear-a").hidden = !app.compareA;
+  $("clear-a").hidden = !store.get("compareA");
   renderRecommender($("recommender-card"), r, { plotly: app.plotly, theme: theme() });
-  renderScenarioHelp($("form"), app.state.values.scenario);
+  renderScenarioHelp($("form"), store.get("inputs").values.scenario);
 }
 
+// -> the store's subscriber: the URL, then the compute with A
 function setCompareA(values) {
-  app.compareA = values ? { ...values } : null;
-  $("clear-a").hidden = !app.compareA;
-  requestCompute();
+  store.set({ compareA: values ? { ...values } : null });
 }
 
 async function drawVisible() {
   if (!app.result) return;
-  await drawFigure(app.tab, app.result, app.resultSeq);
+  await drawFigure(store.get("tab"), app.result, store.get("resultSeq"));
 }
 
 async function drawFigure(name, result, seq, { preview = false, width = null } = {}) {
   if (!app.plotly || !(name in FIGURES)) return;
   const div = $(`chart-${name}`);
   const rowOrder = preview && div.layout && div.layout.meta ? div.layout.meta.tornado_rows : null;   // (tornado: rows stay put)
-  const fig = addCompareTrace(name, figureFor(name, app.state, result, { theme: theme(), width: width ?? div.clientWidth, sim: app.sim, preview, rowOrder }),
+  const fig = addCompareTrace(name, figureFor(name, store.get("inputs"), result, { theme: theme(), width: width ?? div.clientWidth, sim: app.sim, preview, rowOrder }),
                               result, theme());
   div.dataset.draw = await drawFigureTo(app.plotly, div, fig, { preview, config: PLOT_CONFIG });   // "moved" | "drawn"
   div.dataset.rendered = String(seq);
@@ -452,18 +487,22 @@ async function drawFigure(name, result, seq, { preview = false, width = null } =
 
 // ---------------------------------------------------------------- tabs
 
-function selectTab(name, { focus = false, save = true, compute = true } = {}) {
-  if (!TABS.includes(name)) name = "curve";
-  app.tab = name;
+// -> the store's subscribers: the URL, then showTab
+function selectTab(name, { focus = false } = {}) {
+  store.set({ tab: TABS.includes(name) ? name : "curve" });
+  if (focus) document.querySelector(`[role="tab"][data-tab="${store.get("tab")}"]`).focus();
+}
+
+// The tab's subscriber (store key tab): its button and panel, then its figure, computed when
+// the result lacks it (not at start-up: the first compute asks for it), else drawn.
+function showTab(name, { compute = true } = {}) {
   for (const b of document.querySelectorAll('[role="tab"]')) {
     const on = b.dataset.tab === name;
     b.setAttribute("aria-selected", on ? "true" : "false");
     b.tabIndex = on ? 0 : -1;
-    if (on && focus) b.focus();
   }
   for (const p of document.querySelectorAll('[role="tabpanel"]')) p.hidden = p.dataset.panel !== name;
   if (name === "trace") mountTrace();
-  if (save && app.state && !hasErrors(app.state)) saveState();
   const figs = app.result && app.result.figures;
   if (name in FIGURES && name !== "curve" && !(figs && figs[name])) { if (compute) requestCompute(); }
   else drawVisible().then(() => { if (app.plotly && name in FIGURES) app.plotly.Plots.resize($(`chart-${name}`)); });
@@ -495,6 +534,8 @@ async function mountTrace() {
   app.traceTab = mountTraceTab($("trace-root"), {
     client: app.client,
     plotly: app.plotly,
+    store,                                  // its options: store key "trace" (in the page's URL)
+    urlNotices: traceFromUrl.notices,
     onResult: (res) => renderFitButton($("trace-fit-bar"), res, (patch) => { setState(patch); selectTab("curve"); }),
     getMemoryContext: () => (app.result && app.result.kv_bytes_per_token ? {
       kv_bytes_per_token: app.result.kv_bytes_per_token,
@@ -508,7 +549,7 @@ async function mountTrace() {
 
 async function runSimulation() {
   const picks = simulationCapacities();
-  if (!picks || hasErrors(app.state)) return;
+  if (!picks || hasErrors(store.get("inputs"))) return;
   const token = ++app.simToken;
   const btn = $("simulate");
   const bar = $("sim-progress");
@@ -517,7 +558,7 @@ async function runSimulation() {
   bar.hidden = false;
   bar.value = 0;
   setText(status, "sim.running");
-  const request = buildSimulateRequest(app.state.values, picks);
+  const request = buildSimulateRequest(store.get("inputs").values, picks);
   app.lastSimRequest = request;
   const reply = await app.client.simulate(request, { onProgress: (f) => { if (token === app.simToken) bar.value = f; } });
   bar.hidden = true;
@@ -531,7 +572,7 @@ async function runSimulation() {
   app.sim = reply.result;
   setText(status, "sim.done", { points: reply.result.points.length, conversations: reply.result.n_conversations,
                                 seed: String(reply.result.seed) });
-  if (app.tab !== "curve") selectTab("curve");
+  if (store.get("tab") !== "curve") selectTab("curve");
   else await drawVisible();
   document.dispatchEvent(new CustomEvent("kvcalc:simulated", { detail: { points: reply.result.points.length } }));
 }
@@ -547,16 +588,16 @@ function applyCatalogue(cat) {
   translate(document);
   app.catalogueApplied = true;
   if (app.plotly) plotlyLocale(app.plotly);   // Plotly's toolbar in the same language
-  saveLang();
+  store.set({ lang: cat.lang });               // -> the URL and localStorage
 }
 
 async function setLang(next) {
-  if (!LANGS.includes(next) || next === lang()) return;
+  if (!LANGS.includes(next) || next === store.get("lang")) return;
   const token = (app.langToken = (app.langToken || 0) + 1);
   const cat = await loadCatalogue(next);
   if (token !== app.langToken) return;
   applyCatalogue(cat);
-  if (app.controls) syncForm(app.controls, app.state, app.serverErrors);
+  if (app.controls) syncForm(app.controls, store.get("inputs"), app.serverErrors);
   if (app.result) {
     renderResults($("results"), app.result);
     renderResults($("mini"), app.result);
@@ -637,11 +678,23 @@ async function main() {
   showNotices([...(runtimeParam.refused ? [{ key: "notice.runtime_refused" }] : []),
                ...(langParam !== null && !LANGS.includes(langParam) ? [{ key: "notice.bad_lang", params: { text: langParam.slice(0, 60) } }] : []),
                ...fromUrl.notices]);
-  app.state = applyPatch(initialState(values), {}, app.options);
-  syncForm(app.controls, app.state, {});
-  renderScenarioHelp($("form"), app.state.values.scenario);
-  app.compareA = compareFromSearch(search, app.options);
-  $("pin-a").addEventListener("click", () => setCompareA(app.savedValues || app.state.values));
+  // The tab: from the link, else (when the inputs come from localStorage) the saved one.
+  const urlTab = new URLSearchParams(search).get("tab");
+  const tab = urlTab ?? (stored ? loadLocalTab() : null);
+  store.set({ inputs: applyPatch(initialState(values), {}, app.options), compareA: compareFromSearch(search, app.options),
+              tab: TABS.includes(tab) ? tab : "curve" });
+  syncForm(app.controls, store.get("inputs"), {});
+  renderScenarioHelp($("form"), store.get("inputs").values.scenario);
+  // From here on a change of the state asks for what it changes (after the URL is written).
+  store.subscribe((changed, s, before) => {
+    if (touches(changed, "inputs", "edit")) inputsChanged(s, before);
+    if (touches(changed, "compareA")) {
+      $("clear-a").hidden = !s.compareA;
+      requestCompute();
+    }
+    if (touches(changed, "tab")) showTab(s.tab);
+  });
+  $("pin-a").addEventListener("click", () => setCompareA(store.get("savedValues") || store.get("inputs").values));
   $("clear-a").addEventListener("click", () => setCompareA(null));
   mountExport($("export-bar"), app);
   // the Fleet results: open with a link or stored inputs that set a fleet; opening asks Python again
@@ -649,22 +702,21 @@ async function main() {
     if (open && !(app.result && app.result.fleet_figures)) requestCompute();
     else if (open) app.fleet.render(app.result, { theme: theme(), plotly: app.plotly });
   } });
-  if (fleetActive(app.state.values)) app.fleet.open();
+  if (fleetActive(store.get("inputs").values)) app.fleet.open();
   app.modelPanel = mountModelPanel(app, { setState, presetIds: Object.keys(presets.models), presets });
 
   $("url-notice").querySelector(".dismiss").addEventListener("click", () => { $("url-notice").hidden = true; });
   $("reset").addEventListener("click", () => {
     clearLocal();
-    app.state = initialState(defaultValues());
     app.sim = null;
     app.simToken++;
     $("sim-status").textContent = "";
     delete $("sim-status").dataset.i18n;
-    setState({});
+    setState({}, { base: initialState(defaultValues()) });
   });
   $("share").addEventListener("click", async () => {
     // The address bar holds the last inputs Python accepted (see saveState).
-    const partial = isStale() && app.savedValues && !sameValues(app.savedValues, app.state.values);
+    const partial = isStale() && store.get("savedValues") && !sameValues(store.get("savedValues"), store.get("inputs").values);
     try {
       await navigator.clipboard.writeText(location.href);
       setText($("share"), partial ? "ui.link_copied_partial" : "ui.link_copied");
@@ -679,14 +731,11 @@ async function main() {
   $("form").addEventListener("submit", (ev) => ev.preventDefault());
   wireTabs();
 
-  // The tab: from the link, else (when the inputs come from localStorage) the saved one.
-  const urlTab = new URLSearchParams(search).get("tab");
-  const tab = urlTab ?? (stored ? loadLocalTab() : null);
-  selectTab(TABS.includes(tab) ? tab : "curve", { save: false, compute: false });
+  showTab(store.get("tab"), { compute: false });
   requestCompute();
   await plotlyReady;
   if (app.result) await drawVisible();
-  if (app.tab === "trace") mountTrace();
+  if (store.get("tab") === "trace") mountTrace();
 }
 
 main();

@@ -18,12 +18,9 @@ export const STORAGE_KEY = "kvcalc:v1";
 // (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
 // "a": setup A of a comparison, itself a query string of parameters (js/compare.js).
 export const NON_PARAM_QUERY = ["runtime", "tab", "lang", "a"];
-// The trace tab's options (?trace.<name>=, js/trace-options.js): it reads and writes them itself;
-// the page keeps them in the links it writes.
+// The trace tab's options (?trace.<name>=, js/trace-options.js): not parameters; the page keeps
+// them in its store (key "trace") and writes them into its links.
 export const TRACE_QUERY_PREFIX = "trace.";
-export function traceQuery(search) {
-  return Object.fromEntries([...new URLSearchParams(search)].filter(([k]) => k.startsWith(TRACE_QUERY_PREFIX)));
-}
 // Saved with the values in localStorage (not a parameter key).
 const STORED_TAB = "$tab";
 

@@ -16,18 +16,20 @@ export const SAMPLING_LABELS = { auto: "kvt.sampling.auto", exact: "kvt.sampling
 // Sampling choices of the select; any other rate in (0, 1] may come from the URL.
 export const SAMPLING_CHOICES = ["auto", "exact", "0.1", "0.01", "0.001"];
 
-// name: the control's name and the query name after "trace."; limit: row of py/kvcalc/limits.py
+// name: the control's name and the query name after "trace."; limit: row of py/kvcalc/limits.py,
+// whose default a number option takes (none: null, Python's "auto" or "no tier")
+const number = (name, limit) => ({ name, kind: "number", limit, default: pageDefault(limit) });
 export const OPTIONS = [
   { name: "format", kind: "select", choices: FORMATS, default: "auto" },
-  { name: "block_size_tokens", kind: "number", limit: "trace.block_size_tokens", default: null },
-  { name: "warmup_fraction", kind: "number", limit: "trace.warmup_fraction", default: 0 },
+  number("block_size_tokens", "trace.block_size_tokens"),
+  number("warmup_fraction", "trace.warmup_fraction"),
   { name: "full_blocks_only", kind: "bool", default: true },
   { name: "skip_bad_lines", kind: "bool", default: false },
   { name: "keep_partial", kind: "bool", default: false },
   { name: "sampling", kind: "sampling", limit: "trace.sampling", default: "auto" },
-  { name: "instances", kind: "number", limit: "trace.cluster.instances", default: 1 },
+  number("instances", "trace.cluster.instances"),
   { name: "routing", kind: "select", choices: ROUTINGS, default: "affinity" },
-  { name: "cpu_tier_gib", kind: "number", limit: "trace.tiers[].capacity_gib", default: null },
+  number("cpu_tier_gib", "trace.tiers[].capacity_gib"),
 ];
 export const OPTION_BY_NAME = new Map(OPTIONS.map((o) => [o.name, o]));
 
@@ -115,7 +117,6 @@ export function withOptionsInQuery(search, values) {
 export function requestFrom(values, ctx) {
   const req = {
     format: values.format,
-    warmup_fraction: values.warmup_fraction ?? 0,
     full_blocks_only: values.full_blocks_only,
     skip_bad_lines: values.skip_bad_lines,
     keep_partial: values.keep_partial,
@@ -124,6 +125,7 @@ export function requestFrom(values, ctx) {
   };
   if (PAGE_AUTO_SAMPLE_ABOVE_MIB !== null) req.sampling_auto_above_mib = PAGE_AUTO_SAMPLE_ABOVE_MIB;
   if (values.block_size_tokens !== null) req.block_size_tokens = values.block_size_tokens;
+  if (values.warmup_fraction !== null) req.warmup_fraction = values.warmup_fraction;
   if (ctx && ctx.kv_bytes_per_token) req.kv_bytes_per_token = ctx.kv_bytes_per_token;
   if (ctx && ctx.kv_capacity_tokens) req.operating_capacity_tokens = ctx.kv_capacity_tokens;
   const fleet = values.instances > 1 || values.cpu_tier_gib !== null;

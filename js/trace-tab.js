@@ -8,11 +8,18 @@
 //     getMemoryContext: () => ({kv_bytes_per_token, kv_capacity_tokens}) or null,
 //     plotly: window.Plotly,
 //     onResult: (result) => {},    // optional
+//     store,                       // optional: the page's store (js/store.js) with a key "trace"
+//     urlNotices,                  //   holding the options, and what the link had wrong
 //   });
 //   traceTab.refresh();            // after a new compute(): re-analyses if the memory context changed
 //   traceTab.relabel();            // after a language switch
 //
-// Returns {refresh(), relabel(), analyse(source), cancel(), destroy(), result, timings, running}.
+// Returns {refresh(), relabel(), analyse(source), cancel(), destroy(), result, timings, running, options}.
+//
+// Options: a change of a control goes to store.set({trace}); the tab's subscriber re-analyses
+// (debounced) and the page's writes the URL. Without a page store (a standalone mount, e.g.
+// tests/browser/trace_harness.html) the tab makes its own from ?trace.<name>= and writes the
+// URL itself.
 //
 // Modules: js/trace-options.js (the options, their URL form ?trace.<name>= and the request),
 // js/trace-render.js (result cards), js/trace-figures.js (Plotly figures in the page's theme).
@@ -38,6 +45,7 @@
 // error kind "crash" and is re-sent by the page.
 
 import { el } from "./ui.js";
+import { createStore } from "./store.js";
 import * as fmt from "./format.js";
 import { t, setText, setAttr, translate, renderMessage } from "./i18n.js";
 import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS, PAGE_AUTO_SAMPLE_ABOVE_MIB,
@@ -103,7 +111,19 @@ function optionControl(opt, value) {
   return box;
 }
 
-export function mountTraceTab(root, { client, getMemoryContext = () => null, plotly, onResult } = {}) {
+// A standalone mount's store: the options from the URL, written back to it on each change.
+function ownStore() {
+  const fromUrl = optionsFromQuery(location.search);
+  const store = createStore({ trace: fromUrl.values });
+  store.subscribe((changed, s) => {
+    if (!changed.includes("trace")) return;
+    history.replaceState(history.state, "", `${location.pathname}?${withOptionsInQuery(location.search, s.trace)}${location.hash}`);
+  });
+  return { store, urlNotices: fromUrl.notices };
+}
+
+export function mountTraceTab(root, { client, getMemoryContext = () => null, plotly, onResult, store = null,
+                                      urlNotices = [] } = {}) {
   if (!root) throw new Error("mountTraceTab: no root element");
   if (!client) throw new Error("mountTraceTab: options.client (js/client.js) is required");
   ensureStyle();
@@ -121,19 +141,19 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   let debounce = null;
   let status = null;          // [key, params] of the status line (re-rendered on relabel)
 
-  // -- options: from the URL, then the controls
-  const fromUrl = optionsFromQuery(location.search);
-  const values = fromUrl.values;
+  // -- options: in the store (from the URL), shown by the controls
+  if (!store) ({ store, urlNotices } = ownStore());
+  const traceOptions = () => store.get("trace");
   const controls = new Map();
   const optionMsgs = new Map();
   for (const opt of OPTIONS) {
-    const c = optionControl(opt, values[opt.name]);
+    const c = optionControl(opt, traceOptions()[opt.name]);
     controls.set(opt.name, c);
     optionMsgs.set(opt.name, el("span", { class: "kvt-msg", role: "status", "aria-live": "polite" }));
     c.addEventListener("change", () => optionChanged(opt));
   }
   const urlNotice = el("p", { class: "kvt-note kvt-url-notice", data: { role: "trace-url-notice" } });
-  urlNotice.hidden = fromUrl.notices.length === 0;
+  urlNotice.hidden = urlNotices.length === 0;
 
   function optionChanged(opt) {
     const c = controls.get(opt.name);
@@ -147,12 +167,35 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     msg.textContent = "";
     delete msg.dataset.i18n;
     c.setAttribute("aria-invalid", "false");
-    values[opt.name] = r.value;
-    history.replaceState(history.state, "", `${location.pathname}?${withOptionsInQuery(location.search, values)}${location.hash}`);
+    store.set({ trace: { ...traceOptions(), [opt.name]: r.value } });   // -> URL, then optionsChanged
+  }
+
+  // The store's options changed (by a control or by a store.set elsewhere): the controls show
+  // the new values (a control's own change, or a text it holds invalid, is left as typed),
+  // then hints and the analysis.
+  function optionsChanged(values, before) {
+    for (const opt of OPTIONS) {
+      const v = values[opt.name];
+      if (Object.is(v, before[opt.name])) continue;
+      const c = controls.get(opt.name);
+      if (opt.kind === "bool") { c.checked = Boolean(v); continue; }
+      const shown = parseOption(opt, c.value);
+      if ("value" in shown && Object.is(shown.value, v)) continue;
+      if (c.tagName === "SELECT" && ![...c.options].some((o) => o.value === optionText(v))) {
+        c.append(el("option", { value: optionText(v), text: t("kvt.sampling.rate", { pct: fmt.pct(Number(v), Number(v) < 0.01 ? 2 : 0) }) }));
+      }
+      c.value = optionText(v);
+      c.setAttribute("aria-invalid", "false");
+      optionMsgs.get(opt.name).textContent = "";
+      delete optionMsgs.get(opt.name).dataset.i18n;
+    }
     updateHints();
     clearTimeout(debounce);
     if (source) debounce = setTimeout(analyse, OPTION_DEBOUNCE_MS);
   }
+  const unsubscribe = store.subscribe((changed, s, before) => {
+    if (changed.includes("trace")) optionsChanged(s.trace, before.trace);
+  });
 
   // -- sources
   const fileInput = setAttr(el("input", { type: "file", accept: ".jsonl,.gz,.jsonl.gz,application/gzip,application/x-ndjson" }),
@@ -230,13 +273,13 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   updateHints();
 
   function renderUrlNotice() {
-    urlNotice.textContent = fromUrl.notices.map((n) => t(n.key, n.params)).join(" ");
+    urlNotice.textContent = urlNotices.map((n) => t(n.key, n.params)).join(" ");
   }
 
   function updateHints() {
     const ctx = memoryContext();
-    tierHint.hidden = values.cpu_tier_gib === null || Boolean(ctx && ctx.kv_capacity_tokens);
-    controls.get("routing").disabled = values.instances <= 1;
+    tierHint.hidden = traceOptions().cpu_tier_gib === null || Boolean(ctx && ctx.kv_capacity_tokens);
+    controls.get("routing").disabled = traceOptions().instances <= 1;
   }
 
   // -- running
@@ -328,7 +371,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
       setBusy(["kvt.analysing", { name, size: bytesText(size) }]);
       const tCall = performance.now();
       inPython = true;
-      const reply = await callTrace({ ...requestFrom(values, ctx), text }, {
+      const reply = await callTrace({ ...requestFrom(traceOptions(), ctx), text }, {
         ...opts, onProgress: (f, detail) => onProgress(name, f, detail),
       });
       inPython = false;
@@ -365,20 +408,16 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     }
   }
 
-  // kvcalc.api.trace(request) when the worker lists it, else kvcalc.api.call("trace", request).
-  async function callTrace(req, opts) {
+  // kvcalc.api.trace(request) in the worker
+  async function callTrace(req, callOpts) {
     const ready = await client.ready();
     if (!ready.ok) return { status: "error", error: ready.error };
-    const endpoints = (client.info && client.info.endpoints) || [];
-    if (endpoints.includes("trace")) return client.call("trace", [req], opts);
-    const r = await client.call("call", ["trace", req], opts);
-    if (r.status !== "ok") return r;
-    return r.result && r.result.ok ? { ...r, result: r.result.result }
-                                   : { status: "error", id: r.id, ms: r.ms, error: r.result && r.result.error };
+    return client.call("trace", [req], callOpts);
   }
 
   function describeError(error) {
     if (!error) return t("err.unknown");
+    const values = traceOptions();
     let text = renderMessage(error, { withField: true, fieldLabel: lineLabel(error) });
     if (error.field && /^line \d+$/.test(error.field)) {
       if (values.format !== "auto") text += "\n" + t("kvt.try_auto", { format: values.format });
@@ -461,6 +500,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   }
 
   function destroy() {
+    unsubscribe();
     themeObserver.disconnect();
     if (mq) mq.removeEventListener("change", redraw);
     if (Plotly) { Plotly.purge(curveDiv); Plotly.purge(gapDiv); }
@@ -491,7 +531,7 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     get result() { return lastResult; },
     get timings() { return timings; },
     get running() { return running; },
-    get options() { return { ...values }; },
+    get options() { return { ...traceOptions() }; },
   };
 }
 
