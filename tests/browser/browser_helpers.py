@@ -136,3 +136,23 @@ def page_at(ctx, url: str, clear_storage: bool = False):
         yield pg
     finally:
         pg.close()
+
+
+# ---------------------------------------------------------------- dragging a slider
+# (test_drag_preview.py, test_drag_draw.py)
+
+SLIDER = '#form [data-param="{key}"][data-role="slider"]'
+# Moves the slider to `pos` with one `input` event (what a pointer drag sends).
+DRAG = """([sel, pos]) => { const s = document.querySelector(sel); s.value = String(pos);
+  s.dispatchEvent(new Event("input", {bubbles: true})); }"""
+RELEASE = """(sel) => document.querySelector(sel).dispatchEvent(new Event("change", {bubbles: true}))"""
+
+
+def drag_page(browser, server):
+    """A 1400 x 1000 page whose slider drags stay previews until released: yields the page."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
+    pg = open_page(ctx, server)
+    pg.evaluate("localStorage.clear()")
+    pg.evaluate("__kvcalc.previewIdleMs = 600000")   # only the release asks for the full compute
+    yield pg
+    ctx.close()

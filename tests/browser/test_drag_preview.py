@@ -19,25 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "py"))
 
 from kvcalc.api import compute  # noqa: E402
-from browser_helpers import PAGE_SETTLED as SETTLED, open_page, wait_js  # noqa: E402
+from browser_helpers import DRAG, RELEASE, SLIDER, PAGE_SETTLED as SETTLED, drag_page, wait_js  # noqa: E402
 
-SLIDER = '#form [data-param="{key}"][data-role="slider"]'
-
-# Moves the slider to `pos` with one `input` event (what a pointer drag sends).
-DRAG = """([sel, pos]) => { const s = document.querySelector(sel); s.value = String(pos);
-  s.dispatchEvent(new Event("input", {bubbles: true})); }"""
-RELEASE = """(sel) => document.querySelector(sel).dispatchEvent(new Event("change", {bubbles: true}))"""
 PREVIEWED = "__kvcalc.previewSeq === __kvcalc.requested && __kvcalc.fullSeq < __kvcalc.requested"
 
 
 @pytest.fixture(scope="module")
 def page(browser, server):
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    pg = open_page(ctx, server)
-    pg.evaluate("localStorage.clear()")
-    pg.evaluate("__kvcalc.previewIdleMs = 600000")   # only the release asks for the full compute
-    yield pg
-    ctx.close()
+    yield from drag_page(browser, server)
 
 
 def shown(pg) -> dict:
