@@ -14,6 +14,7 @@
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
 import { t as tr, has } from "./i18n.js";
+import { moveTraces } from "./drag-draw.js";
 
 export const THEMES = {
   light: { paper: "rgba(0,0,0,0)", plot: "#ffffff", font: "#1d2127", grid: "#e3e7ec", zero: "#c9ced6",
@@ -331,6 +332,7 @@ function drawnShape(fig) {
 }
 const moved = ({ x, y, text }) => (Array.isArray(text) ? { x, y, text } : { x, y });
 const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
+const DRAWN_HERE = new WeakSet();   // chart divs whose last drag render moveTraces drew
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
 // The x axes whose data moved out of the range on screen, or now fills less than half of it
@@ -375,10 +377,13 @@ function xRangeUpdates(div, fig) {
 }
 
 // Draws fig into div. A drag render (preview) whose figure differs from the one on screen only
-// in its traces' x and y, all of them scatter traces, moves those (Plotly.animate without a
-// redraw: no axes, margins, legend or hover layer rebuilt; an x axis is re-ranged, a relayout
-// of its range alone, only when the data left its range or shrank to less than half of it).
-// Anything else: Plotly.react.
+// in its traces' x and y, all of them scatter traces, moves those: drawn in the SVG on screen
+// (drag-draw.js moveTraces: no Plotly update at all), after an x axis is re-ranged (a relayout
+// of its range alone) when the data left its range or shrank to less than half of it; when that
+// cannot draw them, Plotly.animate without a redraw (no axes, margins, legend or hover layer
+// rebuilt). Anything else, and every full render: Plotly.react (after a drag render drawn in
+// the SVG, with a new layout.datarevision: Plotly's own data of the chart is older than gd.data).
+let dataRevision = 0;
 export async function drawFigure(plotly, div, fig, { preview = false, config = PLOT_CONFIG } = {}) {
   const movable = fig.data.every((d) => d.type === "scatter");
   const shape = movable ? drawnShape(fig) : null;   // (a heatmap's z is not stringified for nothing)
@@ -386,16 +391,26 @@ export async function drawFigure(plotly, div, fig, { preview = false, config = P
   if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
       && onScreen.every((d) => d.type === "scatter")) {
     try {
-      await plotly.animate(div, { data: fig.data.map(moved), traces: fig.data.map((_, i) => i) },
-                           NO_TRANSITION);
       const ranges = xRangeUpdates(div, fig);
       if (ranges) await plotly.relayout(div, ranges);
+      if (moveTraces(div, fig)) {
+        DRAWN_HERE.add(div);
+        div.dataset.drawPath = "svg";
+        return "moved";
+      }
+      await plotly.animate(div, { data: fig.data.map(moved), traces: fig.data.map((_, i) => i) },
+                           NO_TRANSITION);
+      DRAWN_HERE.delete(div);
+      div.dataset.drawPath = "plotly";
       return "moved";
     } catch {
       // an animation interrupted (Plotly rejects its promise): draw the whole figure instead
     }
   }
-  await plotly.react(div, fig.data, fig.layout, config);
+  const layout = DRAWN_HERE.has(div) ? { ...fig.layout, datarevision: `drag-${++dataRevision}` } : fig.layout;
+  DRAWN_HERE.delete(div);
+  await plotly.react(div, fig.data, layout, config);
   SHAPES.set(div, shape);
+  div.dataset.drawPath = "plotly";
   return "drawn";
 }

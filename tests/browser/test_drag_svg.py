@@ -1,0 +1,124 @@
+"""A drag render drawn in the SVG on screen (js/drag-draw.js moveTraces) is Plotly's drawing.
+
+moveTraces rewrites each scatter trace's line path and marker positions from the axes' data ->
+pixel maps instead of running Plotly's update. The second method here is Plotly itself: the
+same data (gd.data after the drag render) drawn by Plotly.react on the same axis ranges must
+give the same picture: every vertex of one path within 0.5 px of the other path's polyline
+(Plotly drops points on a straight run, so the vertex lists differ), the same segments (a
+tornado bar is one; Plotly draws a path per segment), and every marker at the same place. The release draws the full figure
+through Plotly again.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import pytest
+
+from browser_helpers import DRAG, RELEASE, SLIDER, PAGE_SETTLED as SETTLED, drag_page, wait_js  # noqa: E402
+
+KEY = "workload.gap_mean_s"
+
+# Every scatter trace's drawing: line path segments (lists of [x, y]) and marker positions.
+SNAPSHOT = """(tab) => { const gd = document.getElementById(`chart-${tab}`);
+  return gd._fullData.map((fd) => {
+    const g = gd.querySelector(`g.trace${CSS.escape(fd.uid)}`);
+    return {line: g ? [...g.querySelectorAll('path.js-line')].map((p) => p.getAttribute('d')).join('') : null,
+            points: g ? [...g.querySelectorAll('path.point')].map((p) => p.getAttribute('transform')) : []};
+  }); }"""
+
+# The same data redrawn by Plotly on the ranges on screen.
+REDRAW = """async (tab) => { const gd = document.getElementById(`chart-${tab}`);
+  const layout = JSON.parse(JSON.stringify(gd.layout));
+  for (const k of Object.keys(gd._fullLayout).filter((k) => /^[xy]axis\\d*$/.test(k))) {
+    layout[k] = {...(layout[k] || {}), range: gd._fullLayout[k].range.slice(), autorange: false};
+  }
+  layout.datarevision = 'test-' + Math.random();
+  await __kvcalc.plotly.react(gd, gd.data, layout);
+}"""
+
+
+@pytest.fixture(scope="module")
+def page(browser, server):
+    yield from drag_page(browser, server)
+
+
+def segments(d):
+    if not d:
+        return []
+    out = []
+    for part in re.findall(r"M[^M]*", d):
+        nums = [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", part)]
+        out.append(list(zip(nums[0::2], nums[1::2])))
+    return out
+
+
+def translate(t):
+    return tuple(float(v) for v in re.findall(r"-?\d+(?:\.\d+)?(?:e-?\d+)?", t)[:2])
+
+
+def dist_to_polyline(p, pts):
+    if len(pts) == 1:
+        return math.dist(p, pts[0])
+    best = math.inf
+    for a, b in zip(pts, pts[1:]):
+        ax, ay = a
+        dx, dy = b[0] - ax, b[1] - ay
+        L = dx * dx + dy * dy
+        u = 0.0 if L == 0 else max(0.0, min(1.0, ((p[0] - ax) * dx + (p[1] - ay) * dy) / L))
+        best = min(best, math.dist(p, (ax + u * dx, ay + u * dy)))
+    return best
+
+
+def assert_same_picture(ours, plotly):
+    assert len(ours) == len(plotly)
+    for a, b in zip(ours, plotly):
+        sa, sb = segments(a["line"]), segments(b["line"])
+        assert len(sa) == len(sb)
+        for pa, pb in zip(sa, sb):
+            assert max(dist_to_polyline(p, pb) for p in pa) <= 0.5
+            assert max(dist_to_polyline(p, pa) for p in pb) <= 0.5
+            assert math.dist(pa[0], pb[0]) <= 0.5 and math.dist(pa[-1], pb[-1]) <= 0.5
+        assert len(a["points"]) == len(b["points"])
+        for ta, tb in zip(a["points"], b["points"]):
+            assert math.dist(translate(ta), translate(tb)) <= 0.5
+
+
+def show(page, tab):
+    if page.evaluate("__kvcalc.tab") == tab:
+        return
+    n = page.evaluate("__kvcalc.requested")
+    page.click(f'[role="tab"][data-tab="{tab}"]')
+    wait_js(page, f"(__kvcalc.requested > {n} || document.getElementById('chart-{tab}').dataset.rendered) && ({SETTLED})",
+            timeout=60_000)
+
+
+def drag_to(page, fraction):
+    sel = SLIDER.format(key=KEY)
+    lo, hi = page.evaluate(f"[Number(document.querySelector('{sel}').min), Number(document.querySelector('{sel}').max)]")
+    count = page.evaluate("__kvcalc.previewCount")
+    page.evaluate(DRAG, [sel, lo + (hi - lo) * fraction])
+    wait_js(page, f"__kvcalc.previewCount > {count} && __kvcalc.previewSeq === __kvcalc.requested", timeout=60_000)
+
+
+@pytest.mark.parametrize("tab", ["curve", "sweeps", "tornado"])
+def test_drag_render_drawn_in_the_svg_is_plotlys_drawing_and_release_is_plotlys(page, tab):
+    show(page, tab)
+    before = page.evaluate(SNAPSHOT, tab)
+    drag_to(page, 0.45)
+    drag_to(page, 0.5)
+    state = page.evaluate(f"(() => {{ const gd = document.getElementById('chart-{tab}'); "
+                          "return [gd.dataset.draw, gd.dataset.drawPath]; })()")
+    assert state == ["moved", "svg"]
+    ours = page.evaluate(SNAPSHOT, tab)
+    assert ours != before   # the drawing moved
+    page.evaluate(REDRAW, tab)
+    assert_same_picture(ours, page.evaluate(SNAPSHOT, tab))
+
+    n = page.evaluate("__kvcalc.requested")
+    page.evaluate(RELEASE, SLIDER.format(key=KEY))
+    wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
+    state = page.evaluate(f"(() => {{ const gd = document.getElementById('chart-{tab}'); "
+                          "return [gd.dataset.draw, gd.dataset.drawPath, gd.calcdata.length === gd.data.length]; })()")
+    assert state == ["drawn", "plotly", True]
