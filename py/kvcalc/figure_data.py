@@ -30,8 +30,11 @@ def simulation_capacities(capacity_tokens: list, points: int = SIMULATION_POINTS
 
 
 def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, bytes_per_token,
-                   coarse: bool = False) -> dict:
-    """The asked figures; ``coarse`` (a preview while a slider moves): about a third of the points."""
+                   coarse: bool = False, che_token_hit_rate=None) -> dict:
+    """The asked figures; ``coarse`` (a preview while a slider moves): about a third of the points.
+
+    ``che_token_hit_rate``: Che's token hit rate at (w, c) when the caller has it (the tornado's base).
+    """
     wanted = request.get("figures", [])
     fast = "che" if hit_model in ("refined", "seed") else hit_model
     wanted = [f for f in wanted if f != "kv_context"]
@@ -52,7 +55,8 @@ def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, b
         out["sweeps"] = sweeps.sweeps_all(w, c, model=fast, points=n_sweep)
     if "tornado" in wanted:
         frac = request.get("tornado_change_fraction", LIMITS["tornado_change_fraction"].default)
-        out["tornado"] = sweeps.tornado(w, c, frac, model=fast)
+        out["tornado"] = sweeps.tornado(w, c, frac, model=fast,
+                                        base_token_hit_rate=che_token_hit_rate if fast == "che" else None)
     if "heatmap" in wanted:
         hm = sweeps.heatmap_capacity_rate(w, c, model=fast, points=n_heat)
         if bytes_per_token:
