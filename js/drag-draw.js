@@ -12,18 +12,17 @@
 // figure through Plotly.react again (drawFigure marks the chart so that react recalculates).
 //
 // moveTraces(div, fig) -> true when drawn here; false (nothing changed) when it cannot be:
-// a trace that is not a plain scatter on cartesian axes, a drawn element missing, a marker
-// count changed, or a point outside the axes' ranges on screen (a re-ranged axis is Plotly's
-// to draw: the caller falls back to Plotly).
-
-const TOL_PX = 0.5;
+// a trace that is not a plain scatter on cartesian axes, a drawn element missing, a marker or
+// segment count changed, a point with no place on its axis (the caller falls back to Plotly).
+// Re-ranging an axis is Plotly's (figures.js drawFigure relayouts it first).
 
 function fmt(v) {
   return Math.round(v * 100) / 100;
 }
 
-// A trace's points in pixels of its subplot, segments split at nulls; null when a point lies
-// outside the axes' ranges (or is not finite there: a log axis and a value <= 0).
+// A trace's points in pixels of its subplot, segments split at nulls; null when a point has no
+// place on the axes (a log axis and a value <= 0). Points beyond the ranges on screen are
+// drawn there and clipped by the plot area, like Plotly's (cliponaxis).
 function pixelSegments(xs, ys, xa, ya) {
   const segs = [];
   let cur = null;
@@ -34,8 +33,7 @@ function pixelSegments(xs, ys, xa, ya) {
     if (x === null || y === null || x === undefined || y === undefined) { cur = null; continue; }
     const px = xa.c2p(x);
     const py = ya.c2p(y);
-    if (!Number.isFinite(px) || !Number.isFinite(py)
-        || px < -TOL_PX || px > xa._length + TOL_PX || py < -TOL_PX || py > ya._length + TOL_PX) return null;
+    if (!Number.isFinite(px) || !Number.isFinite(py)) return null;
     if (!cur) { cur = []; segs.push(cur); }
     cur.push([fmt(px), fmt(py)]);
   }

@@ -122,3 +122,38 @@ def test_drag_render_drawn_in_the_svg_is_plotlys_drawing_and_release_is_plotlys(
     state = page.evaluate(f"(() => {{ const gd = document.getElementById('chart-{tab}'); "
                           "return [gd.dataset.draw, gd.dataset.drawPath, gd.calcdata.length === gd.data.length]; })()")
     assert state == ["drawn", "plotly", True]
+
+
+def test_a_sweep_whose_data_left_its_axis_is_reranged_to_pythons_range(page):
+    # the gap sweep's grid is the value / 10 .. x 10: a drag over three decades leaves the range
+    # drawn at the start; that subplot's axis then takes Python's range (kvcalc.figure_data:
+    # the data's extent and half its span spare on each side), the others keep theirs
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "py"))
+    from kvcalc.api import compute
+
+    show(page, "sweeps")
+    drag_to(page, 0.05)
+    axes = page.evaluate("""(() => { const gd = document.getElementById('chart-sweeps');
+      return Object.keys(gd._fullLayout).filter((k) => /^xaxis\\d*$/.test(k)).sort()
+        .map((k) => [k, gd._fullLayout[k].range.slice()]); })()""")
+    drag_to(page, 0.95)
+    req = page.evaluate("__kvcalc.lastPreviewRequest")
+    sw = compute(req)["figures"]["sweeps"]
+    names = [k for k in sw if isinstance(sw[k], dict) and "values" in sw[k]]
+    after = dict(page.evaluate("""(() => { const gd = document.getElementById('chart-sweeps');
+      return Object.keys(gd._fullLayout).filter((k) => /^xaxis\\d*$/.test(k))
+        .map((k) => [k, gd._fullLayout[k].range.slice()]); })()"""))
+    gap_axis = "xaxis" + ("" if names.index("gap_mean_s") == 0 else str(names.index("gap_mean_s") + 1))
+    assert after[gap_axis] == pytest.approx(sw["gap_mean_s"]["x_range"], rel=1e-12)
+    lo, hi = sw["gap_mean_s"]["x_range"]
+    d0, d1 = math.log10(min(sw["gap_mean_s"]["values"])), math.log10(max(sw["gap_mean_s"]["values"]))
+    assert lo == pytest.approx(d0 - 0.5 * (d1 - d0)) and hi == pytest.approx(d1 + 0.5 * (d1 - d0))
+    # an input whose grid does not move (the rate's) keeps the range drawn at the start
+    rate_axis = "xaxis" + ("" if names.index("conversation_rate_per_s") == 0 else str(names.index("conversation_rate_per_s") + 1))
+    assert after[rate_axis] == dict(axes)[rate_axis]
+    assert page.evaluate("document.getElementById('chart-sweeps').dataset.drawPath") == "svg"
+    n = page.evaluate("__kvcalc.requested")
+    page.evaluate(RELEASE, SLIDER.format(key=KEY))
+    wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
