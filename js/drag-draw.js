@@ -11,8 +11,10 @@
 // data (calcdata) keeps the previous drawing's points until the release, which draws the full
 // figure through Plotly.react again (drawFigure marks the chart so that react recalculates).
 //
+// A heatmap's image is drawn again from its cells (drawHeatmap), a contour hidden (below).
+//
 // moveTraces(div, fig) -> true when drawn here; false (nothing changed) when it cannot be:
-// a trace that is not a plain scatter on cartesian axes, a drawn element missing, a marker or
+// a trace that is not a scatter, heatmap or contour on cartesian axes, uneven heatmap cells, a drawn element missing, a marker or
 // segment count changed, a point with no place on its axis (the caller falls back to Plotly).
 // Re-ranging an axis is Plotly's (figures.js drawFigure relayouts it first).
 
@@ -48,18 +50,126 @@ function axesOf(full, trace) {
   return xa && ya && typeof xa.c2p === "function" && typeof ya.c2p === "function" ? { xa, ya } : null;
 }
 
+// A heatmap's cells drawn one canvas pixel each, the image stretched over the cells' pixel
+// bounds and not smoothed (image-rendering: pixelated): possible when the cells are even in
+// pixels (a log-spaced grid on a log axis, kvcalc.sweeps), within half a pixel. A cell's edges
+// are halfway between the pixel centres of neighbouring cells, the outer ones half a cell out
+// (where Plotly puts them). Colours: the trace's colour scale (Plotly's, with its stops) over
+// [zmin, zmax], interpolated in RGB between stops as Plotly does.
+function evenBounds(centres) {
+  const n = centres.length;
+  if (n < 2 || !centres.every(Number.isFinite)) return null;
+  const step = (centres[n - 1] - centres[0]) / (n - 1);
+  if (!(Math.abs(step) > 0) || centres.some((c, i) => Math.abs(c - (centres[0] + i * step)) > 0.5)) return null;
+  return [centres[0] - step / 2, centres[n - 1] + step / 2];
+}
+
+function hexRgb(color) {
+  const m = /^#([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/i.exec(color);
+  return m ? [parseInt(m[1], 16), parseInt(m[2], 16), parseInt(m[3], 16)] : null;
+}
+
+function colorFn(fd) {
+  const stops = Array.isArray(fd.colorscale) ? fd.colorscale.map(([f, c]) => [Number(f), hexRgb(c)]) : [];
+  if (stops.length < 2 || stops.some(([f, c]) => !c || !Number.isFinite(f))) return null;
+  const lo = fd.zmin;
+  const hi = fd.zmax;
+  if (!Number.isFinite(lo) || !Number.isFinite(hi) || !(hi > lo)) return null;
+  return (v) => {
+    const f = Math.min(1, Math.max(0, (v - lo) / (hi - lo)));
+    let k = 1;
+    while (k < stops.length - 1 && stops[k][0] < f) k++;
+    const [f0, c0] = stops[k - 1];
+    const [f1, c1] = stops[k];
+    const u = f1 > f0 ? (f - f0) / (f1 - f0) : 0;
+    return [0, 1, 2].map((j) => c0[j] + (c1[j] - c0[j]) * u);
+  };
+}
+
+function planHeatmap(div, d, fd, axes, index) {
+  const groups = [...div.querySelectorAll("g.hm")].filter((g) => !g.closest("g.contour"));
+  const image = groups[index] && groups[index].querySelector("image");
+  const color = colorFn(fd);
+  if (!image || !color || !Array.isArray(d.x) || !Array.isArray(d.y) || !Array.isArray(d.z)) return null;
+  const xb = evenBounds(d.x.map((v) => axes.xa.c2p(v)));
+  const yb = evenBounds(d.y.map((v) => axes.ya.c2p(v)));
+  if (!xb || !yb || d.z.length !== d.y.length || d.z.some((row) => !Array.isArray(row) || row.length !== d.x.length)) return null;
+  return { image, d, color, xb, yb };
+}
+
+function drawHeatmap({ image, d, color, xb, yb }) {
+  const n = d.x.length;
+  const m = d.y.length;
+  const canvas = document.createElement("canvas");
+  canvas.width = n;
+  canvas.height = m;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(n, m);
+  // image row 0 is the top of the picture: the y cell drawn highest (y pixels grow downwards)
+  const top = yb[0] < yb[1] ? 0 : m - 1;
+  const left = xb[0] < xb[1] ? 0 : n - 1;
+  for (let j = 0; j < m; j++) {
+    const row = top === 0 ? j : m - 1 - j;
+    for (let i = 0; i < n; i++) {
+      const col = left === 0 ? i : n - 1 - i;
+      const v = d.z[j][i];
+      const o = 4 * (row * n + col);
+      if (typeof v !== "number" || !Number.isFinite(v)) continue;   // transparent, as Plotly leaves it
+      const [r, g, b] = color(v);
+      img.data[o] = r;
+      img.data[o + 1] = g;
+      img.data[o + 2] = b;
+      img.data[o + 3] = 255;
+    }
+  }
+  ctx.putImageData(img, 0, 0);
+  image.setAttribute("x", String(Math.min(xb[0], xb[1])));
+  image.setAttribute("y", String(Math.min(yb[0], yb[1])));
+  image.setAttribute("width", String(Math.abs(xb[1] - xb[0])));
+  image.setAttribute("height", String(Math.abs(yb[1] - yb[0])));
+  image.setAttribute("href", canvas.toDataURL("image/png"));
+  image.removeAttribute("xlink:href");
+  image.style.imageRendering = "pixelated";
+}
+
+// A contour trace is not redrawn during a drag (its lines are Plotly's to trace): hidden until
+// the next full drawing (showHidden, figures.js drawFigure before Plotly.react).
+const HIDDEN = "data-drag-hidden";
+
+export function showHidden(div) {
+  for (const g of div.querySelectorAll(`[${HIDDEN}]`)) {
+    g.removeAttribute(HIDDEN);
+    g.style.display = "";
+  }
+}
+
 // Plans every trace's new drawing first; changes the page only when all of them can be drawn.
 export function moveTraces(div, fig) {
   const full = div._fullLayout;
   const fullData = div._fullData;
   if (!full || !Array.isArray(fullData) || fullData.length !== fig.data.length || !Array.isArray(div.data)) return false;
   const plan = [];
+  let heatmaps = 0;
+  let contours = 0;
   for (let i = 0; i < fig.data.length; i++) {
     const d = fig.data[i];
     const fd = fullData[i];
-    if (d.type !== "scatter" || fd.type !== "scatter" || fd.visible !== true) return false;
+    if (d.type !== fd.type || fd.visible !== true) return false;
     const axes = axesOf(full, fd);
     if (!axes) return false;
+    if (d.type === "heatmap") {
+      const heat = planHeatmap(div, d, fd, axes, heatmaps++);
+      if (!heat) return false;
+      plan.push({ i, d, heat });
+      continue;
+    }
+    if (d.type === "contour") {
+      const g = div.querySelectorAll("g.contour")[contours++];
+      if (!g) return false;
+      plan.push({ i, d, hide: g });
+      continue;
+    }
+    if (d.type !== "scatter") return false;
     const group = div.querySelector(`g.trace${CSS.escape(fd.uid)}`);
     if (!group) return false;
     const segs = pixelSegments(d.x, d.y, axes.xa, axes.ya);
@@ -83,12 +193,18 @@ export function moveTraces(div, fig) {
     }
     plan.push(step);
   }
-  for (const { i, d, lines, paths, points, pts } of plan) {
+  for (const { i, d, lines, paths, points, pts, heat, hide } of plan) {
     if (lines) lines.forEach((el, k) => el.setAttribute("d", paths[k]));
     if (points) points.forEach((el, k) => el.setAttribute("transform", `translate(${pts[k][0]},${pts[k][1]})`));
+    if (heat) drawHeatmap(heat);
+    if (hide) {
+      hide.setAttribute(HIDDEN, "");
+      hide.style.display = "none";
+    }
     const target = div.data[i];
     target.x = d.x;
     target.y = d.y;
+    if (d.z !== undefined) target.z = d.z;
     if (d.text !== undefined) target.text = d.text;
   }
   return true;

@@ -14,7 +14,7 @@
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
 import { t as tr, has } from "./i18n.js";
-import { moveTraces } from "./drag-draw.js";
+import { moveTraces, showHidden } from "./drag-draw.js";
 
 export const THEMES = {
   light: { paper: "rgba(0,0,0,0)", plot: "#ffffff", font: "#1d2127", grid: "#e3e7ec", zero: "#c9ced6",
@@ -330,12 +330,16 @@ export function figureFor(name, state, result, view) {
 // and y and their per-point text (hover text: the tornado's input values); category labels
 // are kept (a new category needs its axis redrawn).
 const numeric = (xs) => Array.isArray(xs) && xs.every((v) => v === null || typeof v === "number");
+const grid = (zs) => Array.isArray(zs) && zs.every(numeric);
 function drawnShape(fig) {
-  return JSON.stringify({ data: fig.data.map(({ x, y, text, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }),
-                                                                            ...(Array.isArray(text) ? { text: "[]" } : text === undefined ? {} : { text }) })),
+  return JSON.stringify({ data: fig.data.map(({ x, y, z, text, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }),
+                                                                               ...(z === undefined || grid(z) ? {} : { z }),
+                                                                               ...(Array.isArray(text) ? { text: "[]" } : text === undefined ? {} : { text }) })),
                           layout: fig.layout });
 }
 const moved = ({ x, y, text }) => (Array.isArray(text) ? { x, y, text } : { x, y });
+const MOVABLE = new Set(["scatter", "heatmap", "contour"]);   // moveTraces draws these (a heatmap's
+// cells and a scatter's points; a contour is hidden until the release)
 const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
 const DRAWN_HERE = new WeakSet();   // chart divs whose last drag render moveTraces drew
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
@@ -388,11 +392,12 @@ function xRangeUpdates(div, fig) {
 // the SVG, with a new layout.datarevision: Plotly's own data of the chart is older than gd.data).
 let dataRevision = 0;
 export async function drawFigure(plotly, div, fig, { preview = false, config = PLOT_CONFIG } = {}) {
-  const movable = fig.data.every((d) => d.type === "scatter");
-  const shape = movable ? drawnShape(fig) : null;   // (a heatmap's z is not stringified for nothing)
+  const movable = fig.data.every((d) => MOVABLE.has(d.type));
+  const scatter = fig.data.every((d) => d.type === "scatter");
+  const shape = movable ? drawnShape(fig) : null;
   const onScreen = div._fullData;
   if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
-      && onScreen.every((d) => d.type === "scatter")) {
+      && onScreen.every((d, i) => d.type === fig.data[i].type)) {
     try {
       const ranges = xRangeUpdates(div, fig);
       if (ranges) {
@@ -404,6 +409,7 @@ export async function drawFigure(plotly, div, fig, { preview = false, config = P
         div.dataset.drawPath = "svg";
         return "moved";
       }
+      if (!scatter) throw new Error("Plotly.animate moves scatter traces only");
       await plotly.animate(div, { data: fig.data.map(moved), traces: fig.data.map((_, i) => i) },
                            NO_TRANSITION);
       DRAWN_HERE.delete(div);
@@ -414,6 +420,7 @@ export async function drawFigure(plotly, div, fig, { preview = false, config = P
     }
   }
   const layout = DRAWN_HERE.has(div) ? { ...fig.layout, datarevision: `drag-${++dataRevision}` } : fig.layout;
+  if (DRAWN_HERE.has(div)) showHidden(div);
   DRAWN_HERE.delete(div);
   await plotly.react(div, fig.data, layout, config);
   SHAPES.set(div, shape);

@@ -169,13 +169,14 @@ def test_tornado_drag_moves_the_bars_the_base_line_and_the_hover_values(page):
     show(page, "curve")
 
 
-def test_a_figure_of_another_shape_is_drawn_in_full(page):
-    # the heatmap is not all scatter traces: every drag render is drawn in full
+def test_heatmap_drag_render_draws_pythons_cells(page):
+    # the heatmap's cells are drawn again from Python's preview (js/drag-draw.js: one pixel a
+    # cell); gd.data holds them (test_drag_svg.py compares the colours with Plotly's drawing)
     show(page, "heatmap")
     key = "workload.gap_mean_s"
     drag_to(page, key, 0.40)
     req = drag_to(page, key, 0.55)
-    assert page.evaluate("document.getElementById('chart-heatmap').dataset.draw") == "drawn"
+    assert page.evaluate("document.getElementById('chart-heatmap').dataset.draw") == "moved"
     z = compute(req)["figures"]["heatmap"]["token_hit_rate"]
     zs = page.evaluate("document.getElementById('chart-heatmap').data[0].z")
     assert [v for row in zs for v in row] == pytest.approx([v for row in z for v in row], rel=1e-9, abs=1e-12)

@@ -157,3 +157,47 @@ def test_a_sweep_whose_data_left_its_axis_is_reranged_to_pythons_range(page):
     n = page.evaluate("__kvcalc.requested")
     page.evaluate(RELEASE, SLIDER.format(key=KEY))
     wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
+
+
+# The heatmap's image: the colour at each cell's centre pixel (row-major over z), read back from
+# the drawn image (either method: one pixel a cell stretched, or Plotly's full-size bricks).
+HEAT_COLOURS = """async (tab) => { const gd = document.getElementById(`chart-${tab}`);
+  const img = [...gd.querySelectorAll('g.hm')].filter((g) => !g.closest('g.contour'))[0].querySelector('image');
+  const src = img.getAttribute('href') || img.getAttribute('xlink:href');
+  const im = new Image(); im.src = src; await im.decode();
+  const c = document.createElement('canvas'); c.width = im.naturalWidth; c.height = im.naturalHeight;
+  const ctx = c.getContext('2d'); ctx.drawImage(im, 0, 0);
+  const x0 = Number(img.getAttribute('x')), y0 = Number(img.getAttribute('y'));
+  const w = Number(img.getAttribute('width')), h = Number(img.getAttribute('height'));
+  const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, d = gd.data[0];
+  const out = [];
+  for (const yv of d.y) for (const xv of d.x) {
+    const px = Math.floor((xa.c2p(xv) - x0) * im.naturalWidth / w), py = Math.floor((ya.c2p(yv) - y0) * im.naturalHeight / h);
+    out.push(Array.from(ctx.getImageData(px, py, 1, 1).data));
+  }
+  return {colours: out, contourShown: [...gd.querySelectorAll('g.contour')].every((g) => g.style.display !== 'none')};
+}"""
+
+
+def test_heatmap_drag_render_draws_plotlys_colours_and_hides_the_contour_until_release(page):
+    show(page, "heatmap")
+    drag_to(page, 0.45)
+    drag_to(page, 0.5)
+    state = page.evaluate("(() => { const gd = document.getElementById('chart-heatmap'); "
+                          "return [gd.dataset.draw, gd.dataset.drawPath]; })()")
+    assert state == ["moved", "svg"]
+    ours = page.evaluate(HEAT_COLOURS, "heatmap")
+    assert not ours["contourShown"]
+    page.evaluate(REDRAW, "heatmap")
+    plotly = page.evaluate(HEAT_COLOURS, "heatmap")   # (REDRAW is Plotly's alone: the contour stays hidden)
+    assert len(ours["colours"]) == len(plotly["colours"]) == 100
+    for a, b in zip(ours["colours"], plotly["colours"]):
+        assert a[3] == b[3] == 255
+        assert max(abs(p - q) for p, q in zip(a[:3], b[:3])) <= 2, (a, b)
+    # the colours change across the map (a test of the colour scale, not of one flat colour)
+    assert len({tuple(c) for c in ours["colours"]}) > 20
+    n = page.evaluate("__kvcalc.requested")
+    page.evaluate(RELEASE, SLIDER.format(key=KEY))
+    wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
+    assert page.evaluate(HEAT_COLOURS, "heatmap")["contourShown"]
+    assert page.evaluate("document.getElementById('chart-heatmap').dataset.drawPath") == "plotly"
