@@ -284,8 +284,10 @@ export function heatmapFigure(state, result, view) {
                 marker: { color: c.point, size: 12, line: { color: "#ffffff", width: 2 } },
                 hovertemplate: `${tr("chart.hover_heatmap_current", { unit: ax.unit })}<extra></extra>` });
   }
+  const xRange = hm.x_range_log10 && hm.x_range_log10[ax.key];
   return {
     data,
+    dragRanges: { ...(xRange ? { xaxis: xRange } : {}), ...(hm.y_range_log10 ? { yaxis: hm.y_range_log10 } : {}) },
     layout: baseLayout(theme, "heatmap", {
       showlegend: false,
       xaxis: axis(theme, ax.title, { type: "log" }),
@@ -344,7 +346,7 @@ const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
 const DRAWN_HERE = new WeakSet();   // chart divs whose last drag render moveTraces drew
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
-// A drag render's x axes to re-range: {"xaxisN.range": Python's range for it} (fig.dragRanges:
+// A drag render's axes to re-range: {"xaxisN.range": Python's range for it} (fig.dragRanges:
 // the data's extent in the axis's units, kvcalc.figure_data), for an axis whose data is now
 // less than half on screen, or spans less than a third of it (not for a "grow" figure, see
 // below). The data stays where it was drawn otherwise (clipped by the plot area at its edges):
@@ -359,12 +361,14 @@ function xRangeUpdates(div, fig) {
   for (const [name, range] of Object.entries(fig.dragRanges || {})) {
     const ax = full[name];
     if (!ax || !Array.isArray(ax.range) || !Array.isArray(range) || (fig.layout[name] && fig.layout[name].range)) continue;
-    const id = `x${name.slice(5)}`;
+    const letter = name[0];   // "x" | "y"
+    const id = `${letter}${name.slice(5)}`;
     let lo = Infinity;
     let hi = -Infinity;
     for (const d of fig.data) {
-      if ((d.xaxis || "x") !== id || !Array.isArray(d.x)) continue;
-      for (const v of d.x) {
+      const values = d[letter];
+      if ((d[`${letter}axis`] || letter) !== id || !Array.isArray(values)) continue;
+      for (const v of values) {
         const px = typeof v === "number" ? ax.c2p(v) : NaN;
         if (!Number.isFinite(px)) continue;
         if (px < lo) lo = px;

@@ -94,5 +94,11 @@ def figures_result(request: dict, w: Workload, c: CacheConfig, hit_model: str, b
         hm = sweeps.heatmap_capacity_rate(w, c, model=fast, points=n_heat)
         if bytes_per_token:
             hm["capacity_gib"] = [tokens_to_gib(x, bytes_per_token) for x in hm["capacity_tokens"]]
+        if drag:   # the cells' outer edges: half a (log-spaced) step beyond the first and last centres
+            half = {k: 0.5 / max(len(hm[k]) - 1, 1) for k in ("capacity_tokens", "capacity_gib", "conversation_rate_per_s")
+                    if k in hm}
+            hm["x_range_log10"] = {k: _extent(hm[k], log=True, spare=half[k]) for k in ("capacity_tokens", "capacity_gib")
+                                   if k in hm}
+            hm["y_range_log10"] = _extent(hm["conversation_rate_per_s"], log=True, spare=half["conversation_rate_per_s"])
         out["heatmap"] = hm
     return out

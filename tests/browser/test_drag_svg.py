@@ -201,3 +201,31 @@ def test_heatmap_drag_render_draws_plotlys_colours_and_hides_the_contour_until_r
     wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
     assert page.evaluate(HEAT_COLOURS, "heatmap")["contourShown"]
     assert page.evaluate("document.getElementById('chart-heatmap').dataset.drawPath") == "plotly"
+
+
+def test_heatmap_whose_cells_left_the_axis_takes_pythons_cell_range(page):
+    # the capacity grid follows the think time; a drag far enough that less than half of the
+    # cells are on screen re-ranges the capacity axis to Python's: the cells' outer edges
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "py"))
+    from kvcalc.api import compute
+
+    show(page, "heatmap")
+    drag_to(page, 0.02)
+    drag_to(page, 0.98)
+    req = page.evaluate("__kvcalc.lastPreviewRequest")
+    hm = compute(req)["figures"]["heatmap"]
+    gd = page.evaluate("""(() => { const gd = document.getElementById('chart-heatmap');
+      return {range: gd._fullLayout.xaxis.range, x: gd.data[0].x, path: gd.dataset.drawPath}; })()""")
+    key = "capacity_gib" if "capacity_gib" in hm else "capacity_tokens"
+    assert gd["path"] == "svg"
+    lo, hi = sorted(gd["range"])
+    d0, d1 = math.log10(hm[key][0]), math.log10(hm[key][-1])
+    # at least half of the cells on screen: re-ranged to Python's range, or still inside the old one
+    assert min(d1, hi) - max(d0, lo) >= 0.5 * (d1 - d0) - 1e-9
+    step = (d1 - d0) / (len(hm[key]) - 1)
+    assert hm["x_range_log10"][key] == pytest.approx([d0 - step / 2, d1 + step / 2], rel=1e-12, abs=1e-12)
+    n = page.evaluate("__kvcalc.requested")
+    page.evaluate(RELEASE, SLIDER.format(key=KEY))
+    wait_js(page, f"__kvcalc.requested > {n} && ({SETTLED})", timeout=60_000)
