@@ -75,6 +75,23 @@ def _turn_sums(L, u, o, P, b: int, distribution: str):
         returning_any=(gt * (B >= 1)).sum(-1), w_ret=gt, B=B)
 
 
+def _unique_turn_sums(L, u, o, P, b: int, distribution: str):
+    """_turn_sums once per distinct (L, u, o, P) (a sweep varies one input per row: most rows
+    repeat the current values), then placed back on their shape; each element's sums are the
+    same operations on the same numbers. The turn support K stays that of the largest L."""
+    n = L.size
+    if n <= 2:
+        return _turn_sums(L, u, o, P, b, distribution)
+    rows = np.stack([L.ravel(), u.ravel(), o.ravel(), P.ravel()], axis=-1)
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    if len(uniq) == n:
+        return _turn_sums(L, u, o, P, b, distribution)
+    inverse = np.asarray(inverse).reshape(-1)
+    t = _turn_sums(uniq[:, 0], uniq[:, 1], uniq[:, 2], uniq[:, 3], b, distribution)
+    # the support of the largest L (as on the full shape): it is among the distinct rows
+    return {k: v[inverse].reshape(L.shape + v.shape[1:]) for k, v in t.items()}
+
+
 def structure(w: Workload, c: CacheConfig) -> Structure:
     """Broadcast the inputs and compute the per-turn sums of MODEL.md.
 
@@ -95,7 +112,7 @@ def structure(w: Workload, c: CacheConfig) -> Structure:
     turn_in = np.broadcast_arrays(*(np.asarray(x, float) for x in (
         w.turns_mean, w.user_tokens_per_turn, w.output_tokens_per_turn, w.system_prompt_tokens)))
     L, u, o, P = [np.array(x, dtype=float) for x in turn_in]
-    t = _turn_sums(L, u, o, P, b, w.turns_distribution)
+    t = _unique_turn_sums(L, u, o, P, b, w.turns_distribution)
     if L.shape != shape:
         K = t["B"].shape[-1]
         t = {k: np.array(np.broadcast_to(v, shape + ((K,) if k in ("w_ret", "B") else ())))
