@@ -11,7 +11,8 @@ chart ("kvcalc:preview"). The full compute and render (every panel, the model ca
 (or the last drag render, when that is later), or on a typed value.
   1. input -> drag render: for each input the page's own slider gets a new position and an
      `input` event; the time is taken in the page (performance.now) from the event to the end
-     of the render that shows that input's numbers and chart (Plotly.react resolved). Inputs are
+     of the render that shows that input's numbers and chart (drawn in the SVG by
+     js/drag-draw.js, or by Plotly). Inputs are
      sequential (the next starts 20 ms after the previous is on screen). If the 150 ms idle
      timer fired first (a slow machine), the full render that shows the input counts instead
      and is reported. Target from the issue: p95 <= 33 ms.
@@ -51,7 +52,7 @@ SEQUENTIAL = """async ({key, n}) => {
   const slider = document.querySelector(`#form [data-param="${key}"][data-role="slider"]`);
   const lo = Number(slider.min), hi = Number(slider.max);
   const times = [], python = [], trip = [], numbers = [], chart = [];
-  let full = 0, moved = 0;
+  let full = 0, moved = 0, svg = 0;
   const div = document.getElementById(`chart-${__kvcalc.tab}`);
   for (let i = 0; i < n; i++) {
     const pos = lo + (hi - lo) * (0.3 + 0.4 * ((i * 7) % n) / n);
@@ -79,10 +80,12 @@ SEQUENTIAL = """async ({key, n}) => {
       numbers.push(__kvcalc.timings.numbersMs);
       chart.push(__kvcalc.timings.chartMs);
       if (div && div.dataset.draw === "moved") moved++;
+      if (div && div.dataset.drawPath === "svg") svg++;
     }
     await new Promise((r) => setTimeout(r, 20));
   }
-  return {times, python, trip, numbers, chart, full, moved};
+  return {times, python, trip, numbers, chart, full, moved, svg,
+          reranged: Number((div && div.dataset.reranged) || 0)};
 }"""
 
 # A full render of the newest request: resolves with the time from now.
@@ -204,7 +207,9 @@ def main() -> None:
                       f"p95 {pct(python, 0.95):.1f} ms")
                 for name, label in (("trip", "worker round trip incl. Python"), ("numbers", "numbers written"),
                                     ("chart", f"chart drawn ({r['moved']} of {len(python)} by moving the traces, "
-                                              "the rest Plotly.react)")):
+                                              f"{r['svg']} of them in the SVG (js/drag-draw.js), the rest "
+                                              f"Plotly.animate; the others Plotly.react; axes re-ranged "
+                                              f"{r['reranged']} times since the page opened)")):
                     xs = r[name]
                     print(f"  {label}: p50 {statistics.median(xs):.1f} ms, p95 {pct(xs, 0.95):.1f} ms")
             rel = page.evaluate(RELEASE, {"key": args.param, "n": 10})

@@ -14,6 +14,7 @@
 import { PARAM_BY_KEY } from "./params.js";
 import * as fmt from "./format.js";
 import { t as tr, has } from "./i18n.js";
+import { moveTraces, showHidden } from "./drag-draw.js";
 
 export const THEMES = {
   light: { paper: "rgba(0,0,0,0)", plot: "#ffffff", font: "#1d2127", grid: "#e3e7ec", zero: "#c9ced6",
@@ -123,8 +124,10 @@ export function curveFigure(state, result, view) {
                   hovertemplate: `${tr("chart.hover_sim", { unit: ax.unit })}<extra></extra>` });
     }
   }
+  const dragRange = curve.x_range_log10 && curve.x_range_log10[ax.key];
   return {
     data,
+    dragRanges: dragRange ? { xaxis: dragRange } : {},
     layout: baseLayout(theme, "curve", {
       // fixed margins (no automargin): nothing jumps while dragging, and a cheaper redraw
       xaxis: axis(theme, ax.title, { type: "log", automargin: false, ...(narrow ? { title: { text: ax.title, standoff: 14 }, automargin: "height" } : {}) }),
@@ -159,6 +162,7 @@ export function sweepsFigure(state, result, view) {
   const columns = narrow ? 2 : width < 900 ? 3 : 4;
   const rows = Math.ceil(names.length / columns);
   const data = [];
+  const dragRanges = {};
   const layout = baseLayout(theme, "sweeps", {
     grid: { rows, columns, pattern: "independent", xgap: narrow ? 0.18 : 0.12, ygap: narrow ? 0.5 : 0.35 },
     showlegend: false,
@@ -170,6 +174,7 @@ export function sweepsFigure(state, result, view) {
     data.push({ type: "scatter", mode: "lines", x: s.values, y: s.token_hit_rate, xaxis: `x${n}`, yaxis: `y${n}`,
                 line: { color: c.line, width: 2 }, name: paramLabel(name),
                 hovertemplate: `%{x:.3s}: %{y:.1%}<extra>${paramLabel(name)}</extra>` });
+    if (s.x_range) dragRanges[`xaxis${n}`] = s.x_range;
     const title = paramLabel(name, !narrow);
     layout[`xaxis${n}`] = axis(theme, title, { type: s.scale === "log" ? "log" : "linear",
                                                title: { text: title, font: { size: narrow ? 10 : 11 } },
@@ -184,7 +189,7 @@ export function sweepsFigure(state, result, view) {
                   name: tr("chart.current") });
     }
   });
-  return { data, layout };
+  return { data, layout, dragRanges };
 }
 
 // ---------------------------------------------------------------- tornado
@@ -218,6 +223,7 @@ export function tornadoFigure(state, result, view) {
   const rowIndex = rows.map((_, i) => i);
   const frac = tor.change_fraction;
   return {
+    dragRanges: tor.x_range ? { xaxis: tor.x_range } : {},
     data: [
       { type: "scatter", mode: "lines", name: tr("chart.input_down", { pct: fmt.pct(frac, 0) }), ...lo,
         line: { color: c.low, width: 16 }, hoverinfo: "skip" },
@@ -278,8 +284,10 @@ export function heatmapFigure(state, result, view) {
                 marker: { color: c.point, size: 12, line: { color: "#ffffff", width: 2 } },
                 hovertemplate: `${tr("chart.hover_heatmap_current", { unit: ax.unit })}<extra></extra>` });
   }
+  const xRange = hm.x_range_log10 && hm.x_range_log10[ax.key];
   return {
     data,
+    dragRanges: { ...(xRange ? { xaxis: xRange } : {}), ...(hm.y_range_log10 ? { yaxis: hm.y_range_log10 } : {}) },
     layout: baseLayout(theme, "heatmap", {
       showlegend: false,
       xaxis: axis(theme, ax.title, { type: "log" }),
@@ -324,78 +332,102 @@ export function figureFor(name, state, result, view) {
 // and y and their per-point text (hover text: the tornado's input values); category labels
 // are kept (a new category needs its axis redrawn).
 const numeric = (xs) => Array.isArray(xs) && xs.every((v) => v === null || typeof v === "number");
+const grid = (zs) => Array.isArray(zs) && zs.every(numeric);
 function drawnShape(fig) {
-  return JSON.stringify({ data: fig.data.map(({ x, y, text, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }),
-                                                                            ...(Array.isArray(text) ? { text: "[]" } : text === undefined ? {} : { text }) })),
+  return JSON.stringify({ data: fig.data.map(({ x, y, z, text, ...rest }) => ({ ...rest, ...(numeric(x) ? {} : { x }), ...(numeric(y) ? {} : { y }),
+                                                                               ...(z === undefined || grid(z) ? {} : { z }),
+                                                                               ...(Array.isArray(text) ? { text: "[]" } : text === undefined ? {} : { text }) })),
                           layout: fig.layout });
 }
 const moved = ({ x, y, text }) => (Array.isArray(text) ? { x, y, text } : { x, y });
+const MOVABLE = new Set(["scatter", "heatmap", "contour"]);   // moveTraces draws these (a heatmap's
+// cells and a scatter's points; a contour is hidden until the release)
 const SHAPES = new WeakMap();   // chart div -> drawnShape of the figure on it
+const DRAWN_HERE = new WeakSet();   // chart divs whose last drag render moveTraces drew
 const NO_TRANSITION = { transition: { duration: 0 }, frame: { duration: 0, redraw: false }, mode: "immediate" };
 
-// The x axes whose data moved out of the range on screen, or now fills less than half of it
-// (not for a "grow" figure, see below):
-// {"xaxisN.range": the data's extent and a quarter of it spare on each side} (in the axis's own
-// units: log10 on a log axis). Only axes Plotly ranges itself (no range in the figure's layout).
+// A drag render's axes to re-range: {"xaxisN.range": Python's range for it} (fig.dragRanges:
+// the data's extent in the axis's units, kvcalc.figure_data), for an axis whose data is now
+// less than half on screen, or spans less than a third of it (not for a "grow" figure, see
+// below). The data stays where it was drawn otherwise (clipped by the plot area at its edges):
+// re-ranging redraws the axis (ticks, labels), which costs more than moving the traces. A
+// figure whose data keeps its span and moves along the axis (layout.meta.drag_range "grow":
+// the tornado) widens its range to take in Python's as soon as a point leaves it. Only axes
+// Plotly ranges itself (no range in the figure's layout). Decided in pixels (the axis's c2p).
 function xRangeUpdates(div, fig) {
   const full = div._fullLayout || {};
   const grow = Boolean(fig.layout.meta && fig.layout.meta.drag_range === "grow");
   const out = {};
-  for (const name of Object.keys(full).filter((k) => /^xaxis\d*$/.test(k))) {
+  for (const [name, range] of Object.entries(fig.dragRanges || {})) {
     const ax = full[name];
-    if (!ax || !Array.isArray(ax.range) || (fig.layout[name] && fig.layout[name].range)) continue;
-    const id = `x${name.slice(5)}`;
+    if (!ax || !Array.isArray(ax.range) || !Array.isArray(range) || (fig.layout[name] && fig.layout[name].range)) continue;
+    const letter = name[0];   // "x" | "y"
+    const id = `${letter}${name.slice(5)}`;
     let lo = Infinity;
     let hi = -Infinity;
     for (const d of fig.data) {
-      if ((d.xaxis || "x") !== id || !Array.isArray(d.x)) continue;
-      for (const v of d.x) {
-        if (typeof v !== "number" || !(ax.type !== "log" || v > 0)) continue;
-        const u = ax.type === "log" ? Math.log10(v) : v;
-        if (u < lo) lo = u;
-        if (u > hi) hi = u;
+      const values = d[letter];
+      if ((d[`${letter}axis`] || letter) !== id || !Array.isArray(values)) continue;
+      for (const v of values) {
+        const px = typeof v === "number" ? ax.c2p(v) : NaN;
+        if (!Number.isFinite(px)) continue;
+        if (px < lo) lo = px;
+        if (px > hi) hi = px;
       }
     }
-    if (!(hi > lo)) continue;
-    const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
-    const tol = 1e-9 * (r1 - r0);   // Plotly's own range of the same data, rounded
-    const out0 = lo < r0 - tol || hi > r1 + tol;
-    if (out0 || (!grow && hi - lo < 0.5 * (r1 - r0))) {
-      // a quarter of the data's span spare on each side: the next inputs of a drag in the same
-      // direction fit without another re-ranging (a relayout costs more than the move itself);
-      // a linear axis of values >= 0 does not reach below 0. A figure whose data keeps its span
-      // and moves along the axis (layout.meta.drag_range "grow": the tornado) only widens its
-      // range, to the union with the data: after a few inputs a drag needs no more re-ranging.
-      const pad = 0.25 * (hi - lo);
-      const next = [ax.type !== "log" && lo >= 0 ? Math.max(0, lo - pad) : lo - pad, hi + pad];
-      out[`${name}.range`] = grow ? [Math.min(r0, next[0]), Math.max(r1, next[1])] : next;
+    if (!(hi >= lo)) continue;
+    const length = ax._length;
+    const outside = lo < -0.5 || hi > length + 0.5;
+    const shown = hi > lo ? (Math.min(hi, length) - Math.max(lo, 0)) / (hi - lo) : Number(!outside);
+    if (grow ? outside : shown < 0.5 || hi - lo < length / 3) {
+      const [r0, r1] = ax.range[0] <= ax.range[1] ? ax.range : [ax.range[1], ax.range[0]];
+      out[`${name}.range`] = grow ? [Math.min(r0, range[0]), Math.max(r1, range[1])] : range;
     }
   }
   return Object.keys(out).length ? out : null;
 }
 
 // Draws fig into div. A drag render (preview) whose figure differs from the one on screen only
-// in its traces' x and y, all of them scatter traces, moves those (Plotly.animate without a
-// redraw: no axes, margins, legend or hover layer rebuilt; an x axis is re-ranged, a relayout
-// of its range alone, only when the data left its range or shrank to less than half of it).
-// Anything else: Plotly.react.
+// in its traces' x and y, all of them scatter traces, moves those: drawn in the SVG on screen
+// (drag-draw.js moveTraces: no Plotly update at all), after an x axis is re-ranged (a relayout
+// of its range alone) when the data left its range or shrank to less than half of it; when that
+// cannot draw them, Plotly.animate without a redraw (no axes, margins, legend or hover layer
+// rebuilt). Anything else, and every full render: Plotly.react (after a drag render drawn in
+// the SVG, with a new layout.datarevision: Plotly's own data of the chart is older than gd.data).
+let dataRevision = 0;
 export async function drawFigure(plotly, div, fig, { preview = false, config = PLOT_CONFIG } = {}) {
-  const movable = fig.data.every((d) => d.type === "scatter");
-  const shape = movable ? drawnShape(fig) : null;   // (a heatmap's z is not stringified for nothing)
+  const movable = fig.data.every((d) => MOVABLE.has(d.type));
+  const scatter = fig.data.every((d) => d.type === "scatter");
+  const shape = movable ? drawnShape(fig) : null;
   const onScreen = div._fullData;
   if (preview && movable && SHAPES.get(div) === shape && Array.isArray(onScreen) && onScreen.length === fig.data.length
-      && onScreen.every((d) => d.type === "scatter")) {
+      && onScreen.every((d, i) => d.type === fig.data[i].type)) {
     try {
+      const ranges = xRangeUpdates(div, fig);
+      if (ranges) {
+        await plotly.relayout(div, ranges);
+        div.dataset.reranged = String(Number(div.dataset.reranged || 0) + 1);
+      }
+      if (moveTraces(div, fig)) {
+        DRAWN_HERE.add(div);
+        div.dataset.drawPath = "svg";
+        return "moved";
+      }
+      if (!scatter) throw new Error("Plotly.animate moves scatter traces only");
       await plotly.animate(div, { data: fig.data.map(moved), traces: fig.data.map((_, i) => i) },
                            NO_TRANSITION);
-      const ranges = xRangeUpdates(div, fig);
-      if (ranges) await plotly.relayout(div, ranges);
+      DRAWN_HERE.delete(div);
+      div.dataset.drawPath = "plotly";
       return "moved";
     } catch {
       // an animation interrupted (Plotly rejects its promise): draw the whole figure instead
     }
   }
-  await plotly.react(div, fig.data, fig.layout, config);
+  const layout = DRAWN_HERE.has(div) ? { ...fig.layout, datarevision: `drag-${++dataRevision}` } : fig.layout;
+  if (DRAWN_HERE.has(div)) showHidden(div);
+  DRAWN_HERE.delete(div);
+  await plotly.react(div, fig.data, layout, config);
   SHAPES.set(div, shape);
+  div.dataset.drawPath = "plotly";
   return "drawn";
 }

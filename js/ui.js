@@ -6,7 +6,7 @@
 import { GROUPS, PARAMS, CUSTOM_MODEL, MANUAL_MODEL, HF_MODEL } from "./params.js";
 import { isRelevant } from "./state.js";
 import * as fmt from "./format.js";
-import { t, has, setText, setAttr, tm, renderMessage } from "./i18n.js";
+import { t, has, lang, setText, setAttr, tm, renderMessage } from "./i18n.js";
 import { setValueText } from "./a11y.js";
 
 export function el(tag, props = {}, ...children) {
@@ -148,6 +148,7 @@ export function buildForm(root, presets, onInput) {
 // {key, params} (the page's checks) or {text} (Python's, rendered by the caller); both are
 // re-rendered on a language switch by calling this again.
 export function syncForm(controls, state, serverErrors = {}) {
+  let fieldsChanged = false;
   for (const [key, c] of controls) {
     const p = c.param;
     const raw = state.raw[key] ?? "";
@@ -156,20 +157,37 @@ export function syncForm(controls, state, serverErrors = {}) {
     if (c.slider && document.activeElement !== c.slider && typeof v === "number") {
       c.slider.value = String(valueToSlider(p, v));
     }
-    if (c.slider) setValueText(c.slider, typeof v === "number" ? v : undefined);
+    // (a drag sends this at every input: only what changed is written; the slider's spoken
+    // value again only for a new value or language)
+    if (c.slider) {
+      const said = `${lang()}|${typeof v === "number" ? v : c.slider.value}`;
+      if (VALUE_TEXT.get(c.slider) !== said) {
+        setValueText(c.slider, typeof v === "number" ? v : undefined);
+        VALUE_TEXT.set(c.slider, said);
+      }
+    }
     const relevant = isRelevant(p, state.values);
-    c.field.hidden = !relevant && (p.kind === "json" || p.kind === "text" || p.when !== undefined);
+    const hidden = !relevant && (p.kind === "json" || p.kind === "text" || p.when !== undefined);
+    if (c.field.hidden !== hidden) {
+      c.field.hidden = hidden;
+      fieldsChanged = true;
+    }
     const m = relevant ? (state.errors[key] ?? serverErrors[key] ?? null) : null;
     const message = m ? (typeof m.render === "function" ? m.render() : tm(m)) : "";
-    c.msg.textContent = message;
+    if (c.msg.textContent !== message) c.msg.textContent = message;
     c.field.classList.toggle("invalid", Boolean(message));
-    c.box.setAttribute("aria-invalid", message ? "true" : "false");
+    const invalid = message ? "true" : "false";
+    if (c.box.getAttribute("aria-invalid") !== invalid) c.box.setAttribute("aria-invalid", invalid);
   }
   // a group whose every field is hidden (the hand-entry group for a preset model) is hidden too
+  if (!fieldsChanged && FORM_SYNCED.has(controls)) return;
+  FORM_SYNCED.add(controls);
   for (const fs of new Set([...controls.values()].map((c) => c.field.closest("fieldset")))) {
     if (fs) fs.hidden = [...fs.querySelectorAll(":scope > .field")].every((f) => f.hidden);
   }
 }
+const VALUE_TEXT = new WeakMap();   // slider -> "lang|value" of its aria-valuetext
+const FORM_SYNCED = new WeakSet();  // controls whose groups' visibility is up to date
 
 // ---------------------------------------------------------------- results
 
@@ -202,38 +220,49 @@ export function renderResults(root, result) {
   for (const node of root.querySelectorAll("[data-result]")) {
     const v = getPath(result, node.dataset.result);
     const f = FORMATS[node.dataset.format || "num"] || fmt.num;
-    node.textContent = f(v);
-    if (typeof v === "number") node.dataset.value = String(v);
-    else delete node.dataset.value;
+    // only what changed is written (a drag render writes these at every input)
+    const text = f(v);
+    if (node.textContent !== text) node.textContent = text;
+    if (typeof v === "number") {
+      const value = String(v);
+      if (node.dataset.value !== value) node.dataset.value = value;
+    } else if (node.dataset.value !== undefined) delete node.dataset.value;
     const row = node.closest("[data-hide-empty]");
     if (row) empty.set(row, (empty.get(row) || false) || v === null || v === undefined || v === "");
-    if (node.hasAttribute("data-hide-empty")) node.hidden = v === null || v === undefined || v === "";
+    if (node.hasAttribute("data-hide-empty")) {
+      const hidden = v === null || v === undefined || v === "";
+      if (node.hidden !== hidden) node.hidden = hidden;
+    }
   }
-  for (const [row, isEmpty] of empty) row.hidden = isEmpty;
+  for (const [row, isEmpty] of empty) if (row.hidden !== isEmpty) row.hidden = isEmpty;
 }
 
 // The occupancy bar: one segment per part, sized by flex-grow = its block count (no
 // arithmetic in JS: the browser shares the width out in proportion).
 export function renderOccupancy(bar, legend, occ) {
   const parts = ["pinned", "system_prompt", "returning", "finished", "free"];   // labels: occ.<part>
-  bar.replaceChildren();
-  legend.replaceChildren();
-  if (!occ) return;
-  for (const k of parts) {
+  const segs = [];
+  const items = [];
+  for (const k of occ ? parts : []) {
     const blocks = occ[`${k}_blocks`];
     if (blocks === null || blocks === undefined) continue;
     const frac = occ[`${k}_fraction`];
     const label = t(`occ.${k}`);
     const seg = el("span", { class: `seg seg-${k}`, title: t("occ.title", { label, blocks: fmt.int(blocks) }) });
     seg.style.flexGrow = String(blocks);
-    bar.append(seg);
-    legend.append(el("li", {}, el("span", { class: `swatch seg-${k}` }), t("occ.legend", { label }),
-                     el("b", { "data-result": `occupancy.${k}_${frac === undefined ? "blocks" : "fraction"}`,
-                               text: frac === undefined ? fmt.withUnit(blocks, "unit.blocks", fmt.int) : fmt.pct(frac) })));
+    segs.push(seg);
+    items.push(el("li", {}, el("span", { class: `swatch seg-${k}` }), t("occ.legend", { label }),
+                  el("b", { "data-result": `occupancy.${k}_${frac === undefined ? "blocks" : "fraction"}`,
+                            text: frac === undefined ? fmt.withUnit(blocks, "unit.blocks", fmt.int) : fmt.pct(frac) })));
   }
+  // the same bar and legend as on screen (a drag render at every input): nothing is replaced
+  const same = (a, b) => a.length === b.length && a.every((x, i) => x.isEqualNode(b[i]));
+  if (!same(segs, [...bar.children])) bar.replaceChildren(...segs);
+  if (!same(items, [...legend.children])) legend.replaceChildren(...items);
 }
 
 // Python's warnings ({code, params, message} each) rendered from the catalogue.
 export function renderMessages(ul, details) {
-  ul.replaceChildren(...details.map((d) => el("li", { "data-code": d.code, text: renderMessage(d) })));
+  const items = details.map((d) => el("li", { "data-code": d.code, text: renderMessage(d) }));
+  if (items.length !== ul.children.length || !items.every((x, i) => x.isEqualNode(ul.children[i]))) ul.replaceChildren(...items);
 }

@@ -100,10 +100,15 @@ def compute_result(request: dict) -> dict:
     if hit_model == "closed" and block != 1:
         warn("closed_form_tokens", "the closed form counts tokens, not blocks (block size 1)",
              block_size_tokens=block)
-    r = hit_rates(workload, cache, model_for_hits)
+    # Che's token hit rate (che_token_hit_rate, and the tornado's base) on the same structure and T
+    r = hit_rates(workload, cache, model_for_hits, also=("che",) if hit_model != "che" else ())
+    che_here = r.pop("che_token_hit_rate", None)
     rs = _scalar_dict(r)
     # the workload's own means, whatever the hit model returns (the closed form has no per-turn sums)
-    mean_turns, prompt_tokens_per_conversation = _workload_means(workload, cache)
+    if "mean_turns" in r and "prompt_tokens_per_conversation" in r:
+        mean_turns, prompt_tokens_per_conversation = float(r["mean_turns"]), float(r["prompt_tokens_per_conversation"])
+    else:
+        mean_turns, prompt_tokens_per_conversation = _workload_means(workload, cache)
     result.update({
         "token_hit_rate": rs["token_hit_rate"],
         "request_hit_rate": rs["request_hit_rate"],
@@ -208,7 +213,8 @@ def compute_result(request: dict) -> dict:
             requests_per_s=float(workload.conversation_rate_per_s) * mean_turns, mfu=mfu)
     if memory is not None and memory.get("kv_capacity_tokens") is not None:
         result["max_concurrency_at_mean_context"] = memory["kv_capacity_tokens"] / result["mean_context_tokens"]
-    result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt, coarse=preview)}
+    result["figures"] = {**result.get("figures", {}), **figures_result(request, workload, cache, hit_model, bpt, coarse=preview,
+                                                                               che_token_hit_rate=che_here)}
     # a fleet's sensitivity figures are the fleet's (instances and tier panels added): kvcalc.fleet_sweeps
     if fleet_is_set(fleet) and "curve" in result["figures"]:   # the main chart follows the fleet's headline
         result["figures"]["curve"] = fleet_curve(workload, cache, fleet, model_for_hits, result["figures"]["curve"])
@@ -218,6 +224,8 @@ def compute_result(request: dict) -> dict:
         curve = result["figures"].get("curve")
         if curve is not None and curve["model"] == "che" and not curve.get("fleet"):  # same call
             result["che_token_hit_rate"] = curve["current_token_hit_rate"]
+        elif che_here is not None:
+            result["che_token_hit_rate"] = finite_or_none(che_here)
         else:
             result["che_token_hit_rate"] = finite_or_none(hit_rates(workload, cache, "che")["token_hit_rate"])
     return result

@@ -105,22 +105,28 @@ def require_number(field: str, value: object, lo: float = -math.inf, hi: float =
     Booleans and strings are refused: the request is JSON, and a number typed
     as text is a client bug worth naming.
     """
+    x = None
+    if not isinstance(value, bool) and isinstance(value, (int, float)):
+        try:
+            x = float(value)
+        except OverflowError:  # an int beyond float range (10**400)
+            x = None
+    # the common case first: the range's text and params are written only for an error
+    if x is not None and not math.isnan(x) and (allow_inf or not math.isinf(x)) \
+            and not (x < lo or x > hi or (lo_open and x == lo) or (hi_open and x == hi)):
+        return x
     allowed = _range_text(lo, hi, lo_open, hi_open)
     params = {"lo": lo if math.isfinite(lo) else None, "hi": hi if math.isfinite(hi) else None,
               "lo_open": lo_open, "hi_open": hi_open}
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(field, value, f"a number in {allowed}", "not a number", params=params)
-    try:
-        x = float(value)
-    except OverflowError:  # an int beyond float range (10**400)
-        raise InputError(field, value, allowed, "out of range", params=params) from None
+    if x is None:  # an int beyond float range
+        raise InputError(field, value, allowed, "out of range", params=params)
     if math.isnan(x):
         raise InputError(field, value, f"a number in {allowed}", "not a number (NaN)", params=params)
     if math.isinf(x) and not allow_inf:
         raise InputError(field, value, f"a finite number in {allowed}", "not finite", params=params)
-    if x < lo or x > hi or (lo_open and x == lo) or (hi_open and x == hi):
-        raise InputError(field, value, allowed, params=params)
-    return x
+    raise InputError(field, value, allowed, params=params)
 
 
 def require_int(field: str, value: object, lo: int, hi: int) -> int:

@@ -47,11 +47,19 @@ def memory_result(request: dict, workload: Workload | None, block_size_tokens: i
 
 def mean_context_tokens(w: Workload) -> float:
     """Mean sequence length at the end of a request, weighted per request."""
-    K = turn_support(w.turns_mean, w.turns_distribution)
-    pmf = turn_pmf(w.turns_mean, w.turns_distribution, K)
+    args = (w.turns_mean, w.turns_distribution, w.system_prompt_tokens, w.tokens_per_turn)
+    if all(isinstance(a, (int, float, str)) for a in args):   # scalars: asked twice per compute
+        return _mean_context_tokens(*args)
+    return _mean_context_tokens.__wrapped__(*args)
+
+
+@functools.lru_cache(maxsize=16)
+def _mean_context_tokens(turns_mean, turns_distribution, system_prompt_tokens, tokens_per_turn) -> float:
+    K = turn_support(turns_mean, turns_distribution)
+    pmf = turn_pmf(turns_mean, turns_distribution, K)
     ge = np.cumsum(pmf[::-1])[::-1]
     k = np.arange(1, K + 1)
-    z = w.system_prompt_tokens + k * w.tokens_per_turn
+    z = system_prompt_tokens + k * tokens_per_turn
     return float((ge * z).sum() / ge.sum())
 
 

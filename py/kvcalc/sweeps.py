@@ -119,8 +119,12 @@ def sweeps_all(w: Workload, c: CacheConfig, model: str = "che", points: int = 40
     return {**{k: out[k] for k in SWEEP_PARAMS}, "model": model}
 
 
-def tornado(w: Workload, c: CacheConfig, change_fraction: float = 0.2, model: str = "che") -> dict:
-    """One-at-a-time +-X % change of each parameter (and capacity): token hit rate."""
+def tornado(w: Workload, c: CacheConfig, change_fraction: float = 0.2, model: str = "che",
+            base_token_hit_rate=None) -> dict:
+    """One-at-a-time +-X % change of each parameter (and capacity): token hit rate.
+
+    ``base_token_hit_rate``: ``model``'s token hit rate at (w, c) when the caller has it.
+    """
     keys = list(SWEEP_PARAMS) + ["capacity_tokens"]
     n = len(keys)
     lo_f, hi_f = 1.0 - change_fraction, 1.0 + change_fraction
@@ -137,7 +141,7 @@ def tornado(w: Workload, c: CacheConfig, change_fraction: float = 0.2, model: st
             hi_v = min(max(hi_v, lim_lo), lim_hi)
         target[i] = (lo_v, hi_v)
     r = hit_rates(_with(w, **base), _cache_with(c, caps), model)
-    base_rate = float(hit_rates(w, c, model)["token_hit_rate"])
+    base_rate = float(hit_rates(w, c, model)["token_hit_rate"] if base_token_hit_rate is None else base_token_hit_rate)
     tok = np.broadcast_to(r["token_hit_rate"], (n, 2))
     rows = []
     for i, k in enumerate(keys):

@@ -54,12 +54,22 @@ HIT_MODELS = tuple(MODELS)
 EVICTION_MODELS: dict[str, Callable] = {"fifo": fifo_hit_rates}
 
 
-def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = REFINED_GAP_NODES) -> dict:
+def _rates_of(entry: HitModel, c: CacheConfig) -> Callable:
+    if entry.follows_eviction and c.eviction in EVICTION_MODELS:
+        return EVICTION_MODELS[c.eviction]
+    return entry.rates
+
+
+def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = REFINED_GAP_NODES,
+              also: tuple = ()) -> dict:
     """Token and request hit rates, ideal ceiling, T and occupancy (arrays broadcast).
 
     Returns numpy arrays (or floats) under the keys token_hit_rate,
     request_hit_rate, ideal_token_hit_rate, ideal_request_hit_rate,
     characteristic_time_s, overload, occupancy_*_blocks.
+    ``also``: more models of the registry on the same structure and T (each the
+    ``token_hit_rate`` its own call would give), under ``<model>_token_hit_rate``;
+    a model without them (``closed``, or one answering alone) gets none.
     """
     entry = MODELS.get(model) if isinstance(model, str) else None
     if entry is None:
@@ -74,10 +84,8 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
     hs = np.where(st.Ps > 0, shared_prompt_presence(st, T_eff), 1.0)
     ideal_tok = (st.Ps * b * st.EN + b * st.A1) / st.denom_tokens
     ideal_req = st.returning_any / st.EN
-    rates = entry.rates
-    if entry.follows_eviction and c.eviction in EVICTION_MODELS:
-        rates = EVICTION_MODELS[c.eviction]
-    tok, req, hs = rates(HitInputs(w=w, c=c, st=st, T_eff=T_eff, hs=hs, ttl_s=ttl, nodes=nodes))
+    inputs = HitInputs(w=w, c=c, st=st, T_eff=T_eff, hs=hs, ttl_s=ttl, nodes=nodes)
+    tok, req, hs = _rates_of(entry, c)(inputs)
     parts = occupancy_parts_blocks(st, T_eff)
     # Overload (the in-flight working set alone exceeds the cache) is no cliff:
     # requests wait or are preempted, the blocks running requests hold stay
@@ -97,4 +105,8 @@ def hit_rates(w: Workload, c: CacheConfig, model: str = "refined", nodes: int = 
     }
     for name, v in parts.items():
         out[f"occupancy_{name}_blocks"] = np.minimum(v, st.Cb)
+    for other in also:
+        extra = MODELS.get(other)
+        if extra is not None and extra.rates is not None:
+            out[f"{other}_token_hit_rate"] = np.clip(_rates_of(extra, c)(inputs)[0], 0.0, 1.0)
     return out

@@ -106,15 +106,23 @@ def characteristic_time_s(st: Structure, iterations: int = 100, rtol: float = 1e
     fits_all = o_inf <= target
     T = np.zeros(st.shape) + start_s
     active = ~(overload | fits_all)
+    # O(T) and its slope as occupancy_blocks and occupancy_slope_blocks_per_s compute them, the
+    # same operations in the same order, with the parts that do not depend on T (the pinned
+    # blocks, the shared prompt, lambda * A) computed once: T is finite here (Newton from a
+    # finite start), so the finished part is lambda * A2 * T
+    fixed = st.pin_mean + st.Ps * shared_prompt_presence(st, 0.0)
+    lam_a1 = st.lam * st.A1
+    lam_a2 = st.lam * st.A2
+    tol_gap = rtol * np.maximum(target, 1.0)
     for _ in range(iterations):
         if not np.any(active):
             break
-        o = occupancy_blocks(st, T)
+        o = (fixed + lam_a1 * gap_mean_min(T, st.tau, st.gap_distribution, st.sigma)) + lam_a2 * T
         gap = target - o
-        slope = occupancy_slope_blocks_per_s(st, T)
+        slope = lam_a1 * (1.0 - gap_cdf(T, st.tau, st.gap_distribution, st.sigma)) + lam_a2
         step = np.where(active, gap / np.maximum(slope, 1e-300), 0.0)
         T = T + np.maximum(step, 0.0)
-        active = active & (np.abs(gap) > rtol * np.maximum(target, 1.0)) & (step > rtol * np.maximum(T, 1e-12))
+        active = active & (np.abs(gap) > tol_gap) & (step > rtol * np.maximum(T, 1e-12))
     T = np.where(overload, 0.0, np.where(fits_all, np.inf, T))
     return T, overload
 

@@ -49,23 +49,14 @@ class Structure:
     turns_distribution: str = "geometric"
 
 
-def structure(w: Workload, c: CacheConfig) -> Structure:
-    """Broadcast the inputs and compute the per-turn sums of MODEL.md."""
-    arrays = np.broadcast_arrays(
-        np.asarray(w.conversation_rate_per_s, float), np.asarray(w.turns_mean, float),
-        np.asarray(w.gap_mean_s, float), np.asarray(w.gap_lognormal_sigma, float),
-        np.asarray(w.user_tokens_per_turn, float), np.asarray(w.output_tokens_per_turn, float),
-        np.asarray(w.system_prompt_tokens, float), np.asarray(w.service_time_s, float),
-        np.asarray(c.capacity_tokens, float))
-    lam, L, tau, sigma, u, o, P, S, C = [np.array(x, dtype=float) for x in arrays]
-    shape = lam.shape
-    b = int(c.block_size_tokens)
+def _turn_sums(L, u, o, P, b: int, distribution: str):
+    """The per-turn sums (everything with a k axis), on the broadcast shape of L, u, o and P alone."""
     u = np.round(u)
     o = np.round(o)
     P = np.round(P)
     a = u + o
-    K = turn_support(L, w.turns_distribution)
-    pmf = turn_pmf(L, w.turns_distribution, K)                        # P(N=k)
+    K = turn_support(L, distribution)
+    pmf = turn_pmf(L, distribution, K)                                 # P(N=k)
     ge = np.cumsum(pmf[..., ::-1], axis=-1)[..., ::-1]                 # P(N>=k)
     gt = ge - pmf                                                      # P(N>k)
     k = np.arange(1, K + 1, dtype=float)
@@ -76,15 +67,62 @@ def structure(w: Workload, c: CacheConfig) -> Structure:
     B = np.floor(Z / b) - Ps[..., None]                                # own full blocks
     Bpin = np.ceil(Z / b) - Ps[..., None]                              # pinned while running
     prompt = Pk + (k - 1.0) * ak + u[..., None]
-    EN = ge.sum(-1)
-    return Structure(
-        shape=shape, lam=lam, tau=tau, sigma=sigma, S=S, b=b, Cb=np.floor(C / b), Ps=Ps, EN=EN,
-        denom_tokens=(ge * prompt).sum(-1),
+    return dict(
+        Ps=Ps, EN=ge.sum(-1), denom_tokens=(ge * prompt).sum(-1),
         A1=(gt * B).sum(-1), A2=(pmf * B).sum(-1),
         A1sq=(gt * B * B).sum(-1), A2sq=(pmf * B * B).sum(-1),
-        pin_mean=lam * S * (ge * Bpin).sum(-1), pin_var=lam * S * (ge * Bpin * Bpin).sum(-1),
-        returning_any=(gt * (B >= 1)).sum(-1),
-        w_ret=gt, B=B, gap_distribution=w.gap_distribution,
+        pin1=(ge * Bpin).sum(-1), pin2=(ge * Bpin * Bpin).sum(-1),
+        returning_any=(gt * (B >= 1)).sum(-1), w_ret=gt, B=B)
+
+
+def _unique_turn_sums(L, u, o, P, b: int, distribution: str):
+    """_turn_sums once per distinct (L, u, o, P) (a sweep varies one input per row: most rows
+    repeat the current values), then placed back on their shape; each element's sums are the
+    same operations on the same numbers. The turn support K stays that of the largest L."""
+    n = L.size
+    if n <= 2:
+        return _turn_sums(L, u, o, P, b, distribution)
+    rows = np.stack([L.ravel(), u.ravel(), o.ravel(), P.ravel()], axis=-1)
+    uniq, inverse = np.unique(rows, axis=0, return_inverse=True)
+    if len(uniq) == n:
+        return _turn_sums(L, u, o, P, b, distribution)
+    inverse = np.asarray(inverse).reshape(-1)
+    t = _turn_sums(uniq[:, 0], uniq[:, 1], uniq[:, 2], uniq[:, 3], b, distribution)
+    # the support of the largest L (as on the full shape): it is among the distinct rows
+    return {k: v[inverse].reshape(L.shape + v.shape[1:]) for k, v in t.items()}
+
+
+def structure(w: Workload, c: CacheConfig) -> Structure:
+    """Broadcast the inputs and compute the per-turn sums of MODEL.md.
+
+    The sums over turns depend on the turns, the tokens per turn and the system prompt only:
+    they are computed on those inputs' own broadcast shape (one row when a curve or a heatmap
+    varies the capacity or the rate alone) and then broadcast, element for element the same
+    numbers as on the full shape.
+    """
+    arrays = np.broadcast_arrays(
+        np.asarray(w.conversation_rate_per_s, float), np.asarray(w.turns_mean, float),
+        np.asarray(w.gap_mean_s, float), np.asarray(w.gap_lognormal_sigma, float),
+        np.asarray(w.user_tokens_per_turn, float), np.asarray(w.output_tokens_per_turn, float),
+        np.asarray(w.system_prompt_tokens, float), np.asarray(w.service_time_s, float),
+        np.asarray(c.capacity_tokens, float))
+    lam, tau, sigma, S, C = [np.array(x, dtype=float) for x in (arrays[0], arrays[2], arrays[3], arrays[7], arrays[8])]
+    shape = lam.shape
+    b = int(c.block_size_tokens)
+    turn_in = np.broadcast_arrays(*(np.asarray(x, float) for x in (
+        w.turns_mean, w.user_tokens_per_turn, w.output_tokens_per_turn, w.system_prompt_tokens)))
+    L, u, o, P = [np.array(x, dtype=float) for x in turn_in]
+    t = _unique_turn_sums(L, u, o, P, b, w.turns_distribution)
+    if L.shape != shape:
+        K = t["B"].shape[-1]
+        t = {k: np.array(np.broadcast_to(v, shape + ((K,) if k in ("w_ret", "B") else ())))
+             for k, v in t.items()}
+    return Structure(
+        shape=shape, lam=lam, tau=tau, sigma=sigma, S=S, b=b, Cb=np.floor(C / b), Ps=t["Ps"], EN=t["EN"],
+        denom_tokens=t["denom_tokens"], A1=t["A1"], A2=t["A2"], A1sq=t["A1sq"], A2sq=t["A2sq"],
+        pin_mean=lam * S * t["pin1"], pin_var=lam * S * t["pin2"],
+        returning_any=t["returning_any"],
+        w_ret=t["w_ret"], B=t["B"], gap_distribution=w.gap_distribution,
         ttl_s=float(c.ttl_s) if c.eviction == "ttl" else math.inf,
         turns_distribution=w.turns_distribution,
     )
