@@ -67,7 +67,8 @@ def _whole_line_chunks(reader: LineReader):
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
                   counter: list | None = None, heavy_detect: bool = False,
-                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None) -> dict:
+                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None,
+                  keep_first_ids: bool = False) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
@@ -85,11 +86,13 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     would pass ``heavy_budget_refs``, no more are kept whole (from that request,
     ``heavy_stopped_request``, the stream is sampled by hash alone; the
     references of the promoted blocks from there on are counted,
-    ``heavy_refs_after_stop``); the promoted ids are returned as ``heavy_ids``.
+    ``heavy_refs_after_stop``); the promoted ids are returned as ``heavy_ids``. With
+    ``keep_first_ids`` (sampling), ``first_ids``: each request's first raw block id (-1: none),
+    which a fleet's affinity routing reads (8 bytes a request).
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
-    id_parts, h_parts, req_parts, pos_parts, hv_parts = [], [], [], [], []
+    id_parts, h_parts, req_parts, pos_parts, hv_parts, first_parts = [], [], [], [], [], []
     sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
     heavy = np.zeros(0, np.int64)
     heavy_stopped = None
@@ -127,6 +130,9 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 id_parts.append(ids)
             else:
                 starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+                if keep_first_ids:
+                    first_parts.append(np.where(cnt > 0, ids[np.minimum(starts, max(ids.size - 1, 0))]
+                                                if ids.size else -1, -1).astype(np.int64))
                 it = np.int32 if n_req + cnt.size < (1 << 31) - 1 else np.int64
                 req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=it), cnt.astype(np.intp))
                 pos = (np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))).astype(it)
@@ -194,6 +200,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                     "pos": cat(pos_parts), "heavy_flags": cat(hv_parts, bool), "threshold": threshold,
                     "sketch": sketch, "heavy_ids": heavy, "heavy_stopped_request": heavy_stopped,
                     "heavy_refs_after_stop": hot_after})
+        if keep_first_ids:
+            out["first_ids"] = cat(first_parts)
     return out
 
 

@@ -768,6 +768,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["standard_error_token"] = se_t.tolist()
         out["bias_block"] = bias_b.tolist()
         out["bias_token"] = bias_t.tolist()
+        out["group_curves_block"], out["group_curves_token"] = cb_, ct_   # arrays (a fleet sums them)
         out["extra_error_block"] = hand_b.tolist()
         out["extra_error_token"] = hand_t.tolist()
         out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
@@ -854,14 +855,16 @@ def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
 
 
 def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int = 0, full_blocks_only: bool = True,
-                 **load_opts) -> tuple[SampledRefs, dict, dict]:
+                 fleet_keys: dict | None = None, **load_opts) -> tuple[SampledRefs, dict, dict]:
     """Read a trace keeping only a hashed sample of its block references.
 
     Canonical Mooncake inputs (path or bytes) are scanned by :mod:`.fastload`
     with the sample filter, so memory holds per-request numbers (4 per
     request) and the sample, never the trace's block ids. Other inputs are
     loaded exactly, then sampled (memory as in exact mode; said in
-    ``info["loader"]``). Returns (refs, detection info, light statistics).
+    ``info["loader"]``). Returns (refs, detection info, light statistics). ``fleet_keys``
+    (a dict, for a fleet's routing) receives ``first_ids`` (each request's first raw block id)
+    from the scan, or ``trace`` (the loaded trace) otherwise.
     """
     from .fastload import NotCanonical, scan_mooncake
     from .loaders import load_trace
@@ -886,7 +889,10 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
                                     max_sampled_refs=max_refs, counter=counter, heavy_detect=True,
                                     sketch_full_blocks=full_blocks_only,
-                                    heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET))
+                                    heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET),
+                                    keep_first_ids=fleet_keys is not None)
+                if fleet_keys is not None:
+                    fleet_keys["first_ids"] = arr.pop("first_ids")
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
@@ -913,6 +919,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             finally:
                 reader.close()
     trace = load_trace(source, **load_opts)
+    if fleet_keys is not None:
+        fleet_keys["trace"] = trace
     refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed,
                                      heavy_budget_refs=None if max_refs is None else max_refs // 2), max_refs)
     info = dict(trace.info)
