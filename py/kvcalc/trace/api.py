@@ -507,7 +507,7 @@ def _fleet_sampled(refs, n_requests: int, fleet_keys: dict, caps: list, cluster:
     else:
         parts = instance_refs(refs, inst, k)
     fc = sampled_fleet_curves(parts, evaluate[order] * scale, warmup_fraction=warm,
-                              hot_unseen_refs=refs.hot_unseen_refs)
+                              hot_unseen_refs=getattr(refs, "hot_unseen_refs", 0))
     at = {}
     for key in ("block_hit_rate", "token_hit_rate", "error_bound_token", "error_bound_block"):
         v = np.empty(evaluate.shape)

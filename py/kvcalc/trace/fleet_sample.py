@@ -34,12 +34,12 @@ sampled curves (``H(0) = 0``), so the tiers sum to the fleet's estimate at the s
 from __future__ import annotations
 
 import math
+from dataclasses import fields, replace
 
 import numpy as np
 
 from .fleet import first_block_keys, route, route_keys, subtrace
-from .sample import (HLL_REL_SE, SAMPLE_GROUPS, SampledRefs, _fit_size, _sample_bits, refs_from_trace,
-                     shards_curve)
+from .sample import HLL_REL_SE, SAMPLE_GROUPS, SampledRefs, _fit_size, _sample_bits, refs_from_trace, shards_curve
 
 __all__ = ["route_sampled", "instance_refs", "instance_refs_from_trace", "sampled_fleet_curves"]
 
@@ -74,6 +74,11 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
     ref_cuts = np.searchsorted(ref_inst[ref_order], np.arange(instances + 1))
     del ref_inst
     d_all = refs.distinct_estimate
+    names = {f.name for f in fields(refs)}
+    hot = getattr(refs, "hot", None)
+    if hot is not None:
+        runs = hot.run_lengths()
+        sub_inst = inst[hot.sub_req]
     u = _hashed_distinct(refs) if d_all is not None else 0
     for k in range(instances):
         rows = row_order[row_cuts[k]:row_cuts[k + 1]]
@@ -87,12 +92,21 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
             p = u_k / u if u else 1.0
             d_k = d_all * p
             ratio_se = d_all * math.sqrt(p * (1.0 - p) / u) if u else 0.0
-        rk = SampledRefs(refs.ids[sel], refs.hashes[sel], local[refs.req[sel]], refs.weight[sel],
-                         refs.m_all[rows], refs.tokens[rows], refs.looked_tokens[rows], refs.threshold,
-                         refs.block_size_tokens, refs.full_blocks_only,
-                         None if refs.heavy is None else refs.heavy[sel], None,
-                         None if refs.pos is None else refs.pos[sel], d_k, refs.heavy_complete, 0, refs.hot_ids,
-                         int(np.searchsorted(rows, refs.hot_from_request)))
+        changes = dict(ids=refs.ids[sel], hashes=refs.hashes[sel], req=local[refs.req[sel]], weight=refs.weight[sel],
+                       m_all=refs.m_all[rows], tokens=refs.tokens[rows], looked_tokens=refs.looked_tokens[rows],
+                       heavy=None if refs.heavy is None else refs.heavy[sel], last_uses=None,
+                       pos=None if refs.pos is None else refs.pos[sel], distinct_estimate=d_k)
+        if "hot_unseen_refs" in names:          # counted once for the fleet (sampled_fleet_curves)
+            changes["hot_unseen_refs"] = 0
+        if "hot_from_request" in names:
+            changes["hot_from_request"] = int(np.searchsorted(rows, refs.hot_from_request))
+        if hot is not None:
+            # the scan's heavy stratum (runs of hot blocks per request, and a subsample of the heavy
+            # references): the instance's requests' runs and its share of the subsample
+            m = sub_inst == k
+            changes["hot"] = replace(hot, deep=hot.deep[rows], sub_req=local[hot.sub_req[m]].astype(hot.sub_req.dtype),
+                                     sub_node=hot.sub_node[m], n_heavy=int(runs[rows].sum(dtype=np.int64)))
+        rk = replace(refs, **changes)
         yield k, rows, rk, ratio_se
 
 
