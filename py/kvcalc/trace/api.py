@@ -497,7 +497,8 @@ def _fleet_sampled(refs, n_requests: int, fleet_keys: dict, caps: list, cluster:
         inst, how = np.zeros(n_requests, dtype=np.int64), ("one shared pool of K x C" if pooled else "one cache")
     else:
         inst, how = route_sampled(n_requests, k, routing, cluster["seed"], trace=trace,
-                                  first_ids=fleet_keys.get("first_ids"))
+                                  first_ids=fleet_keys.pop("first_ids", None))
+        inst = inst.astype(np.int32)         # K <= 4096; half the memory of a long trace's routing
     scale = k if pooled else 1
     order = np.argsort(evaluate, kind="stable")
     if pooled or k == 1:

@@ -97,11 +97,32 @@ def first_block_keys(first: np.ndarray, has: np.ndarray) -> np.ndarray:
     streaming scan (the file's raw ids, :func:`.fleet_sample.sampled_fleet`) route alike.
     """
     n = first.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    it = np.int32 if n < (1 << 31) - 1 else np.int64       # halves the temporaries of a long trace
+    rows = None if has.all() else np.flatnonzero(has).astype(it)
+    vals = first if rows is None else first[rows]
+    perm = np.argsort(vals, kind="stable").astype(it)      # equal first blocks together, rows ascending
+    srt = vals[perm]
+    del vals
+    start = np.empty(perm.shape[0], dtype=bool)
+    if start.size:
+        start[0] = True
+        np.not_equal(srt[1:], srt[:-1], out=start[1:])
+    del srt
+    group = np.cumsum(start, dtype=it)
+    group -= 1
+    firsts = perm[start]                                   # the first row (within vals) of each group
+    del start
+    key_sorted = firsts[group]
+    del group, firsts
+    sub = np.empty(perm.shape[0], dtype=it)
+    sub[perm] = key_sorted
+    del perm, key_sorted
+    if rows is None:
+        return sub.astype(np.int64)
     key = np.arange(n, dtype=np.int64)
-    rows = np.flatnonzero(has)
-    if rows.size:
-        _, idx, inv = np.unique(first[rows], return_index=True, return_inverse=True)
-        key[rows] = rows[idx][inv.reshape(-1)]
+    key[rows] = rows[sub]
     return key
 
 

@@ -66,9 +66,10 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
     if instances == 1:
         yield 0, np.arange(n, dtype=np.int64), refs, 0.0      # one instance: the sample itself
         return
-    row_order = np.argsort(inst, kind="stable")
+    it = np.int32 if n < (1 << 31) - 1 else np.int64
+    row_order = np.argsort(inst, kind="stable").astype(it)
     row_cuts = np.searchsorted(inst[row_order], np.arange(instances + 1))
-    local = np.empty(n, dtype=np.int64)
+    local = np.empty(n, dtype=it)
     ref_inst = inst[refs.req]
     ref_order = np.argsort(ref_inst, kind="stable")
     ref_cuts = np.searchsorted(ref_inst[ref_order], np.arange(instances + 1))
@@ -84,7 +85,7 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
         rows = row_order[row_cuts[k]:row_cuts[k + 1]]
         if rows.size == 0:
             continue
-        local[rows] = np.arange(rows.size, dtype=np.int64)
+        local[rows] = np.arange(rows.size, dtype=it)
         sel = ref_order[ref_cuts[k]:ref_cuts[k + 1]]
         d_k, ratio_se = None, 0.0
         if d_all is not None:
