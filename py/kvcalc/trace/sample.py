@@ -245,8 +245,8 @@ class HotStratum:
 
     def run_lengths(self) -> np.ndarray:
         """Heavy references of each request (int64)."""
-        d = self.deep.astype(np.int64)
-        return np.where(d >= 0, self.depth[np.maximum(d, 0)] + 1, 0)
+        d = self.deep.astype(np.intp)
+        return np.where(d >= 0, (self.depth + 1).astype(np.int32)[np.maximum(d, 0)], 0)
 
     def ancestors(self) -> np.ndarray:
         """(H, H) bool: ``[u, v]`` iff hot node ``v`` is on the path to ``u`` (itself included)."""
@@ -281,9 +281,8 @@ class HotRuns:
         self.parent = np.zeros(0, np.int64)
         self.depth = np.zeros(0, np.int64)
         self.deep_parts: list = []
-        self.sub_node = np.zeros(0, np.int16)
-        self.sub_req = np.zeros(0, np.int64)
-        self.sub_g = np.zeros(0, np.int64)
+        self.sub_parts: list = []        # (node, request, index among the heavy references)
+        self.n_sub = 0
         self.step = 1
         self.n_heavy = 0
 
@@ -345,14 +344,16 @@ class HotRuns:
         if nr:
             g = self.n_heavy + np.arange(nr, dtype=np.int64)
             pick = g % self.step == 0
-            self.sub_node = np.concatenate([self.sub_node, node[run][pick].astype(np.int16)])
-            self.sub_req = np.concatenate([self.sub_req, req[run][pick].astype(np.int64)])
-            self.sub_g = np.concatenate([self.sub_g, g[pick]])
+            self.sub_parts.append((node[run][pick].astype(np.int16), req[run][pick].astype(np.int64), g[pick]))
+            self.n_sub += int(pick.sum())
             self.n_heavy += nr
-            while self.sub_g.shape[0] > 2 * HEAVY_GROUP_REFS:
-                self.step *= 2
-                k = self.sub_g % self.step == 0
-                self.sub_node, self.sub_req, self.sub_g = self.sub_node[k], self.sub_req[k], self.sub_g[k]
+            if self.n_sub > 2 * HEAVY_GROUP_REFS:
+                parts = [np.concatenate(x) for x in zip(*self.sub_parts)]
+                while parts[0].shape[0] > 2 * HEAVY_GROUP_REFS:
+                    self.step *= 2
+                    k = parts[2] % self.step == 0
+                    parts = [x[k] for x in parts]
+                self.sub_parts, self.n_sub = [tuple(parts)], parts[0].shape[0]
         return run
 
     def finish(self, n_requests: int) -> HotStratum:
@@ -360,8 +361,11 @@ class HotRuns:
         self.deep_parts = []
         if deep.shape[0] < n_requests:  # pragma: no cover - every chunk appends its requests
             deep = np.concatenate([deep, np.full(n_requests - deep.shape[0], -1, dtype=np.int16)])
-        return HotStratum(self.node_ids, self.parent, self.depth, deep[:n_requests], self.sub_node,
-                          self.sub_req, self.step, self.n_heavy)
+        sub = [np.concatenate(x) for x in zip(*self.sub_parts)] if self.sub_parts else \
+            [np.zeros(0, np.int16), np.zeros(0, np.int64)]
+        self.sub_parts = []
+        return HotStratum(self.node_ids, self.parent, self.depth, deep[:n_requests], sub[0], sub[1],
+                          self.step, self.n_heavy)
 
 
 def hot_replay(hot: HotStratum, q_req: np.ndarray, q_prev: np.ndarray, h_req: np.ndarray, h_node: np.ndarray,
@@ -536,10 +540,19 @@ def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: 
 
 
 def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
-    m = np.bincount(req.astype(np.intp), minlength=n_requests).astype(np.int64)
-    starts = np.zeros(n_requests + 1, dtype=np.int64)
+    """Lookup stack distances of references in request order (``req`` non-decreasing). Only
+    the order of the requests matters: they are renumbered densely (memory per reference,
+    not per request of the trace)."""
+    if req.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(req.shape[0], dtype=bool)
+    new[0] = True
+    np.not_equal(req[1:], req[:-1], out=new[1:])
+    dense = np.cumsum(new, dtype=np.int64) - 1
+    m = np.bincount(dense.astype(np.intp)).astype(np.int64)
+    starts = np.zeros(m.shape[0] + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
-    return lookup_distances(ids, req, m, starts)
+    return lookup_distances(ids, dense, m, starts)
 
 
 def _scaled(ids: np.ndarray, req: np.ndarray, heavy: np.ndarray | None, n_requests: int,
@@ -662,7 +675,8 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     order = np.lexsort((np.arange(ids.shape[0]), ids))
     same = ids[order][1:] == ids[order][:-1]
     cur, prev = order[1:][same], order[:-1][same]
-    s = np.concatenate([[0], np.cumsum(m_all.astype(np.int64))])
+    s = np.zeros(m_all.shape[0] + 1, dtype=np.int64)
+    np.cumsum(m_all, dtype=np.int64, out=s[1:])
     rp = req[prev].astype(np.int64)
     w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
     return w
@@ -897,10 +911,10 @@ def _hot_inputs(refs: SampledRefs, n_warm: int) -> dict:
     _, kc, _ = _scaled(ids_s, req_s, hv_s, n)
     # heavy totals after the warm-up: references, tokens, distinct nodes
     run = hot.run_lengths()[n_warm:]
-    h_refs = float(run.sum())
-    m_c = refs.m_all[n_warm:].astype(np.int64)
+    h_refs = float(run.sum(dtype=np.int64))
     h_tok = float(bs * h_refs)
     if not refs.full_blocks_only:
+        m_c = refs.m_all[n_warm:].astype(np.int64)
         whole = (run > 0) & (run == m_c)
         part = refs.tokens[n_warm:].astype(np.int64) - (m_c - 1) * bs
         h_tok -= float(np.sum(np.where(whole, bs - part, 0)))
@@ -1149,7 +1163,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
                                     max_sampled_refs=max_refs, counter=counter,
-                                    heavy_detect=sample_threshold(rate) < _P, sketch_full_blocks=full_blocks_only)
+                                    heavy_detect=sample_threshold(rate) < _P or max_refs is not None,
+                                    sketch_full_blocks=full_blocks_only)
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
