@@ -10,14 +10,16 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
   prompt) make a hashed sample jumpy (caught: far too many references; missed:
   their hits unseen). They form a stratum sampled at rate 1: from a loaded
   trace, the most referenced blocks with at least ``1 / R`` references; in the
-  streaming scan, every chunk's hot blocks (:func:`promote_hot`), kept whole
-  from that chunk on (the strata are then set per reference, by the stream's
-  order, never by the hash). Their hits are exact; distances count each heavy
-  block once and each sampled one ``1 / R`` times. Many heavy references (a
-  system prompt in 40 % of a long trace) are not all run through the stack
-  distances: their offsets in every window are counted from sorted access
-  keys (:func:`_heavy_offsets`), and the hits come from a subsample of at most
-  ``HEAVY_GROUP_REFS`` of them, each with its previous use.
+  streaming scan, every chunk's hot blocks (:func:`promote_hot`), from that
+  chunk on (strata set per reference, by the stream's order, never by the
+  hash). The streaming scan does not store the heavy references: a request's
+  heavy references are its leading run of hot blocks, stored as the run's
+  deepest block (:class:`HotRuns`, 2 bytes a request, no budget), and their
+  offsets (hot blocks met since a previous use) come from replaying the runs
+  with each hot block's last use (:func:`hot_replay`); their hits come from a
+  systematic subsample of at most ``2 HEAVY_GROUP_REFS`` of them, each with
+  its previous use. Distances count each heavy block once and each sampled one
+  ``1 / R`` times.
 * Exact totals in a regression estimate: the hits of the sampled stratum are
   estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
   ``X`` the exact number of references (tokens) and of distinct blocks
@@ -35,18 +37,20 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
 
 Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
 references with ``hash >= T`` dropped) whenever more than ``max_refs`` hashed
-references are kept, so memory is bounded whatever the trace length. The heavy
-references have their own budget (``max_refs / 2``, or ``HEAVY_SCAN_BUDGET``
-with a given rate); once it is reached the scan stops keeping them whole and
-counts those the hash then misses (``hot_unseen_refs``, in the error bound).
+references are kept, so memory is bounded whatever the trace length (the heavy
+stratum costs 2 bytes a request and a fixed subsample).
 
 Error estimate: the kept light blocks are split by other hash bits into
 ``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
 Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
 curve) / (G - 1) (a bias falling as 1 / R); hand-over = the curve's change
 when the window-ratio distances hand over at half the windows (a bias the
-groups do not see); ``error_bound_pp`` = |bias| + 3 standard errors (with the
-HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
+groups do not see), with the change at half-octave window bins and the
+spread term (the ratio gives each reference its bin's mean count: to second
+order a bias of ``Var(K) / 2 x F''``, read from the curves with the ratio
+distances moved by -/+ one standard deviation of ``K``, itself estimated from
+the binomial hashed counts); ``error_bound_pp`` = |bias| + 3 standard errors
+(with the HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
 result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
@@ -487,9 +491,6 @@ def check_rate(rate, field: str = "sampling") -> float:
     return float(rate)
 
 
-#: a streaming scan keeps at most this many references of heavy blocks whole (then samples them)
-HEAVY_SCAN_BUDGET = 1 << 23
-
 #: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
 #: stated error is said in the result (accuracy_warning)
 ACCURACY_TARGET_PP = 2.0
@@ -683,7 +684,7 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
 
 
 def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float,
-                      below: float | None = None, per_octave: int = 4) -> np.ndarray:
+                      below: float | None = None, per_octave: int = 4, spread: float = 0.0) -> np.ndarray:
     """Sampled-block counts ``k`` turned into full-stream counts ``K`` (float, per reference).
 
     ``k / R`` is unbiased but a staircase of step ``1 / R``: every reuse with
@@ -693,6 +694,12 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
     with windows of about the same size (quarter-octave bins, per stratum):
     a ratio estimate, consistent since ``E[k] = R K``, that follows the window
     and not the staircase.
+
+    ``spread``: each ratio distance moved by ``spread`` standard deviations of the
+    full-stream counts ``K`` around ``rho x window`` in its bin (for the error
+    estimate). Hash sampling makes ``k`` binomial given ``K`` (``Var = R (1 - R) K``),
+    so the residuals ``r = k - R rho w`` give ``Var(K - rho w) = (mean r^2 - (1 - R)
+    mean k) / R^2``.
     """
     k_hat = kcount / rate
     ok = (kcount >= 0) & (window >= 0)
@@ -712,6 +719,12 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
     rho = np.where(den > 0, num / np.maximum(den, 1.0) / rate, 0.0)
     k_hat = k_hat.astype(np.float64)
     k_hat[sel] = rho[ginv] * window[sel]
+    if spread:
+        ks = kcount[sel].astype(np.float64)
+        r2 = np.bincount(ginv, weights=(ks - rate * k_hat[sel]) ** 2)
+        nb = np.bincount(ginv).astype(np.float64)
+        tau = np.sqrt(np.maximum(0.0, (r2 - (1.0 - rate) * num) / (rate * rate * np.maximum(nb, 1.0))))
+        k_hat[sel] = np.maximum(0.0, k_hat[sel] + spread * tau[ginv])
     return k_hat
 
 
@@ -719,7 +732,7 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
               counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict,
               window: np.ndarray | None = None, heavy_scale: float = 1.0,
               heavy_totals: tuple | None = None, window_below: float | None = None,
-              per_octave: int = 4) -> tuple[np.ndarray, np.ndarray]:
+              per_octave: int = 4, spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Block and token hit rates at capacities ``caps`` [blocks] from the kept references.
 
     ``heavy_scale``: the heavy references given are a subsample (each stands for this
@@ -770,7 +783,7 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
         scaled = off[use] + kcount[use] / rate
     else:
         hr = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy
-        scaled = off[use] + _window_distances(kcount, window, hr, rate, window_below, per_octave)[use]
+        scaled = off[use] + _window_distances(kcount, window, hr, rate, window_below, per_octave, spread)[use]
     order = np.argsort(scaled, kind="stable")
     k = np.searchsorted(scaled[order], caps, side="right")
 
@@ -987,6 +1000,17 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         ob_, ot_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
                              heavy_scale=h_scale, heavy_totals=h_tot, per_octave=2)
         hand_b, hand_t = hand_b + np.abs(ob_ - rb), hand_t + np.abs(ot_ - rt)
+        # Below ~1 / R blocks the ratio gives each reference its bin's mean count: the curve
+        # is F(off + mean K) where the truth is E F(off + K). To second order the difference
+        # is Var(K) / 2 x F'', which the mean of the curves with every ratio distance moved
+        # by -/+ one standard deviation of K in its bin (estimated from the residuals, see
+        # _window_distances) reproduces: that mean minus the curve enters the bound.
+        pb_, pt_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, spread=1.0)
+        mb_, mt_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, spread=-1.0)
+        spread_b, spread_t = np.abs(0.5 * (pb_ + mb_) - rb), np.abs(0.5 * (pt_ + mt_) - rt)
+        hand_b, hand_t = hand_b + spread_b, hand_t + spread_t
     out = {
         "method": "SHARDS (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids; "
                   + ("heavy blocks kept whole; " if n_heavy else "")
@@ -1077,8 +1101,10 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
                                  "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
                                  f"- curve) / {SAMPLE_GROUPS - 1}; hand-over = |curve - curve with the window-ratio distances "
-                                 "handing over at half the windows| (+ the share of heavy references unseen after the scan stopped "
-                                 "keeping them whole); bound = |bias| + 3 standard errors + that at the worst capacity; "
+                                 "handing over at half the windows| + |curve - curve with half-octave window bins| + "
+                                 "|curve - mean of the curves with the window-ratio distances moved by -/+ one standard "
+                                 "deviation| (the spread the ratio averages out, below ~1/R blocks); bound = |bias| + 3 "
+                                 "standard errors + that at the worst capacity; "
                                  "mean = root mean square of the three over capacities")
     return out
 
@@ -1116,7 +1142,7 @@ def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_to
     span = float(ts_s[-1] - ts_s[0]) if n else 0.0
     return {"n_requests": n, "duration_s": span, "arrival_rate_per_s": n / span if span > 0 else None,
             "block_size_tokens": bs, "n_blocks_total": int(n_blocks_total),
-            "input_tokens": _quantiles(inp.astype(np.float64)), "output_tokens": _quantiles(out.astype(np.float64)),
+            "input_tokens": _quantiles(inp), "output_tokens": _quantiles(out),
             "sessions": None,
             "note": "sampled mode: per-request statistics only (sessions, reuse gaps, shared prefixes and the "
                     "workload fit need every block)"}
@@ -1173,17 +1199,21 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                     del first, inv
                 del ids, pos
                 refs = refs_from_scan(arr, bs, full_blocks_only)
-                ts = arr["ts_ms"].astype(np.float64) * 1e-3
+                ts = arr.pop("ts_ms")
+                t0_ms = int(ts[0])
+                ts = ts.astype(np.float64)      # one per-request float array (the int64 one let go)
+                ts -= t0_ms
+                ts *= 1e-3
                 info = dict(head.info)
                 info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum(dtype=np.int64)),
-                             "n_blocks_unique": None, "t0_s": float(ts[0]), "truncated": arr["truncated"],
+                             "n_blocks_unique": None, "t0_s": t0_ms * 1e-3, "truncated": arr["truncated"],
                              "bytes_read": reader.bytes_in, "stopped": None,
                              "chaining": "verified prefix-chained on the sampled ids",
                              "loader": "fast path with sampling (per-request numbers and the sample kept)",
                              "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
                                       "gzip": reader.gzip, "lines": arr["lines"], "blank_lines": 0,
                                       "limits": reader.limits.as_dict()}})
-                stats = _light_stats(ts - ts[0], arr["input_tokens"], arr["output_tokens"],
+                stats = _light_stats(ts, arr["input_tokens"], arr["output_tokens"],
                                      info["n_blocks_total"], bs)
                 return refs, info, stats
             except NotCanonical:
