@@ -676,8 +676,9 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     order = np.lexsort((np.arange(ids.shape[0]), ids))
     same = ids[order][1:] == ids[order][:-1]
     cur, prev = order[1:][same], order[:-1][same]
-    s = np.zeros(m_all.shape[0] + 1, dtype=np.int64)
-    np.cumsum(m_all, dtype=np.int64, out=s[1:])
+    st = np.int64 if int(m_all.sum(dtype=np.int64)) >= (1 << 31) - 1 else np.int32   # offsets of the stream
+    s = np.zeros(m_all.shape[0] + 1, dtype=st)
+    np.cumsum(m_all, dtype=st, out=s[1:])
     rp = req[prev].astype(np.int64)
     w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
     return w
@@ -923,16 +924,17 @@ def _hot_inputs(refs: SampledRefs, n_warm: int) -> dict:
     counted = (req_s >= n_warm) & (~hv_s | isub)
     _, kc, _ = _scaled(ids_s, req_s, hv_s, n)
     # heavy totals after the warm-up: references, tokens, distinct nodes
-    run = hot.run_lengths()[n_warm:]
-    h_refs = float(run.sum(dtype=np.int64))
+    d = hot.deep[n_warm:]
+    used, per_node = np.unique(d[d >= 0], return_counts=True)    # int16: no per-request int64 copies
+    used = used.astype(np.int64)
+    h_refs = float(np.dot(per_node.astype(np.float64), (hot.depth[used] + 1).astype(np.float64)))
     h_tok = float(bs * h_refs)
     if not refs.full_blocks_only:
+        run = hot.run_lengths()[n_warm:]
         m_c = refs.m_all[n_warm:].astype(np.int64)
         whole = (run > 0) & (run == m_c)
         part = refs.tokens[n_warm:].astype(np.int64) - (m_c - 1) * bs
         h_tok -= float(np.sum(np.where(whole, bs - part, 0)))
-    d = hot.deep[n_warm:]
-    used = np.unique(d[d >= 0]).astype(np.int64)
     h_dist = int(hot.ancestors()[used].any(axis=0).sum()) if used.size else 0
     n_sub = int((counted & hv_s).sum())
     return {"ids": ids_s, "req": req_s, "pos": pos_s, "hv": hv_s, "w": w_s, "off": off, "kc": kc,
