@@ -67,7 +67,7 @@ def _whole_line_chunks(reader: LineReader):
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
                   counter: list | None = None, heavy_detect: bool = False,
-                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None) -> dict:
+                  sketch_full_blocks: bool | None = None) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
@@ -83,8 +83,7 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     request) and a subsample; the rest of the stream is sampled by hash
     (earlier references of a promoted block stay in the hashed stratum: the
     strata are set by the stream's order, never by the hash). ``hot`` holds
-    them (:meth:`.sample.HotRuns.finish`). ``heavy_budget_refs`` is accepted
-    and unused (the heavy stratum costs 2 bytes a request, not a budget).
+    them (:meth:`.sample.HotRuns.finish`; no budget: 2 bytes a request).
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
