@@ -120,8 +120,7 @@ def test_sampled_fleet_within_target_of_the_exact_replay(gen, exact_trace, routi
         keys = {}
         refs, info, _ = load_sampled(gen, rate, seed=s, fleet_keys=keys)
         inst, _ = route_sampled(info["n_requests"], 4, routing, 2, first_ids=keys["first_ids"])
-        f = sampled_fleet_curves(instance_refs(refs, inst, 4), caps,
-                                 hot_unseen_refs=getattr(refs, "hot_unseen_refs", 0))
+        f = sampled_fleet_curves(instance_refs(refs, inst, 4), caps)
         assert f["blocks_looked_up"] == ex["blocks_looked_up"] and f["prompt_tokens"] == ex["prompt_tokens"]
         for key, bound in (("token_hit_rate", "error_bound_token"), ("block_hit_rate", "error_bound_block")):
             err = np.abs(f[key] - ex[key])

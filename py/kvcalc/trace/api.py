@@ -507,8 +507,7 @@ def _fleet_sampled(refs, n_requests: int, fleet_keys: dict, caps: list, cluster:
         parts = instance_refs_from_trace(trace, inst, k, rate, seed=seed, full_blocks_only=full, max_refs=max_refs)
     else:
         parts = instance_refs(refs, inst, k)
-    fc = sampled_fleet_curves(parts, evaluate[order] * scale, warmup_fraction=warm,
-                              hot_unseen_refs=getattr(refs, "hot_unseen_refs", 0))
+    fc = sampled_fleet_curves(parts, evaluate[order] * scale, warmup_fraction=warm)
     at = {}
     for key in ("block_hit_rate", "token_hit_rate", "error_bound_token", "error_bound_block"):
         v = np.empty(evaluate.shape)

@@ -28,7 +28,7 @@ import re
 import numpy as np
 
 from .reader import LineReader, StreamError
-from .sample import HLL_BITS, _sample_bits, hash_ids, hll_add, is_member, promote_hot
+from .sample import HLL_BITS, HotRuns, _sample_bits, hash_ids, hll_add
 
 __all__ = ["NotCanonical", "scan_mooncake"]
 
@@ -67,8 +67,7 @@ def _whole_line_chunks(reader: LineReader):
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
                   counter: list | None = None, heavy_detect: bool = False,
-                  heavy_budget_refs: int | None = None, sketch_full_blocks: bool | None = None,
-                  keep_first_ids: bool = False) -> dict:
+                  sketch_full_blocks: bool | None = None, keep_first_ids: bool = False) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
@@ -79,25 +78,20 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     ``max_sampled_refs`` bounds the hashed references (the rate is halved to fit). With
     ``heavy_detect`` every chunk's hot blocks (:func:`.sample.promote_hot`: in
     many of its requests, a shared system prompt) join the heavy stratum: from
-    that chunk on, their references are kept whole whatever their hash
-    (``heavy_flags`` marks them; earlier references stay in the hashed stratum,
-    kept or not by their hash: the strata are set by the stream's order, never
-    by the hash, so both estimates stay sound). Once the kept heavy references
-    would pass ``heavy_budget_refs``, no more are kept whole (from that request,
-    ``heavy_stopped_request``, the stream is sampled by hash alone; the
-    references of the promoted blocks from there on are counted,
-    ``heavy_refs_after_stop``); the promoted ids are returned as ``heavy_ids``. With
+    that chunk on, each request's leading run of them (:class:`.sample.HotRuns`)
+    is kept whole, not per reference but as the run's deepest block (2 bytes a
+    request) and a subsample; the rest of the stream is sampled by hash
+    (earlier references of a promoted block stay in the hashed stratum: the
+    strata are set by the stream's order, never by the hash). ``hot`` holds
+    them (:meth:`.sample.HotRuns.finish`; no budget: 2 bytes a request). With
     ``keep_first_ids`` (sampling), ``first_ids``: each request's first raw block id (-1: none),
     which a fleet's affinity routing reads (8 bytes a request).
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
-    id_parts, h_parts, req_parts, pos_parts, hv_parts, first_parts = [], [], [], [], [], []
+    id_parts, h_parts, req_parts, pos_parts, first_parts = [], [], [], [], []
     sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
-    heavy = np.zeros(0, np.int64)
-    heavy_stopped = None
-    heavy_refs = 0
-    hot_after = 0
+    hot = HotRuns() if heavy_detect and sample_threshold is not None else None
     n_req = 0
     last_ts = -1
     kept_refs = 0
@@ -140,39 +134,30 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 if sketch is not None:
                     hll_add(sketch, h[pos < np.repeat(x // bs, cnt.astype(np.intp))] if sketch_full_blocks else h)
                 keep = _sample_bits(h) < threshold
-                hv = None
-                if heavy_stopped is not None and heavy.size:
-                    hot_after += int(is_member(ids, heavy).sum())   # then sampled by hash alone
-                if heavy_detect and heavy_stopped is None:
-                    heavy, hv = promote_hot(heavy, ids, h, cnt.size)
-                    if heavy.size:
-                        nh = int(hv.sum())
-                        if heavy_budget_refs is not None and heavy_refs + nh > heavy_budget_refs:
-                            heavy_stopped, hv = n_req, None
-                            hot_after += nh
-                        else:
-                            heavy_refs += nh
-                            keep |= hv
-                    else:
-                        hv = None
+                if heavy_detect:
+                    # The heavy stratum: each request's leading run of hot blocks (see HotRuns);
+                    # those references are not stored, only the run's deepest block per request.
+                    looked = (pos < np.repeat(x // bs, cnt.astype(np.intp))) if sketch_full_blocks \
+                        else np.ones(ids.shape[0], dtype=bool)
+                    run = hot.add_chunk(ids, h, req, pos, cnt, looked, n_req)
+                    del looked
+                    keep &= ~run
                 id_parts.append(ids[keep])
                 h_parts.append(h[keep])
                 req_parts.append(req[keep])
                 pos_parts.append(pos[keep])
-                hv_parts.append(hv[keep] if hv is not None else np.zeros(int(keep.sum()), dtype=bool))
-                kept_refs += int(keep.sum()) - int(hv_parts[-1].sum())
+                kept_refs += int(keep.sum())
                 if max_sampled_refs is not None and kept_refs > max_sampled_refs:
                     # Fixed size: halve the rate until the hashed sample fits again (the heavy
-                    # references have their own budget).
+                    # stratum is not stored per reference).
                     while kept_refs > max_sampled_refs and threshold > 1:
                         threshold //= 2
                         kept_refs = 0
                         for i in range(len(h_parts)):
                             k = _sample_bits(h_parts[i]) < threshold
-                            k |= hv_parts[i]
                             id_parts[i], h_parts[i] = id_parts[i][k], h_parts[i][k]
-                            req_parts[i], pos_parts[i], hv_parts[i] = req_parts[i][k], pos_parts[i][k], hv_parts[i][k]
-                            kept_refs += int(k.sum()) - int(hv_parts[i].sum())
+                            req_parts[i], pos_parts[i] = req_parts[i][k], pos_parts[i][k]
+                            kept_refs += int(k.sum())
             n_req += cnt.size
             if counter is not None:
                 counter[0] = n_req
@@ -197,9 +182,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         out["raw_ids"] = cat(id_parts)
     else:
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
-                    "pos": cat(pos_parts), "heavy_flags": cat(hv_parts, bool), "threshold": threshold,
-                    "sketch": sketch, "heavy_ids": heavy, "heavy_stopped_request": heavy_stopped,
-                    "heavy_refs_after_stop": hot_after})
+                    "pos": cat(pos_parts), "threshold": threshold, "sketch": sketch,
+                    "hot": None if hot is None else hot.finish(n_req)})
         if keep_first_ids:
             out["first_ids"] = cat(first_parts)
     return out

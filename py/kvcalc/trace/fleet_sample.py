@@ -14,6 +14,9 @@ every request gives the single-cache sample itself.
   the hashed sample: ``D_k = D x u_k / u`` (``u`` the distinct hash-sampled blocks, ``u_k``
   those in instance k; each sampled block is in instance k with probability ``D_k / D``, so
   the ratio's standard error is ``D sqrt(p (1 - p) / u)``, ``p = u_k / u``; it enters the bound).
+  The scan's heavy stratum (:class:`.sample.HotStratum`: each request's run of hot blocks and a
+  systematic subsample of the heavy references) is split the same way: an instance keeps its
+  requests' runs and the subsample's references of its requests (the hot nodes are shared).
 * From a loaded trace (other formats): each instance's sub-trace is sampled as a single cache is
   (:func:`.sample.refs_from_trace`: exact per-instance totals), at the same starting rate; with a
   fixed size the rate is halved for all instances until their hashed references together fit.
@@ -23,8 +26,7 @@ lookups (exact totals). Error: the hash groups (the same low bits of the block h
 instance) give one fleet curve per group, so the standard error and bias of the fleet are read
 from the fleet's own group curves (instances sharing blocks, as under random routing, are
 correlated, and this sees it); the hand-over terms and the distinct-total errors of the
-instances add up linearly (no cancellation assumed); the heavy references the scan left unseen
-count once, as for the single cache. ``pooled``: one cache of ``K x C``, the single-cache
+instances add up linearly (no cancellation assumed). ``pooled``: one cache of ``K x C``, the single-cache
 sampled curve at ``K x C``.
 
 Exclusive tiers: tier j = H(C1 + ... + Cj) - H(C1 + ... + C(j-1)) from the same per-instance
@@ -34,7 +36,7 @@ sampled curves (``H(0) = 0``), so the tiers sum to the fleet's estimate at the s
 from __future__ import annotations
 
 import math
-from dataclasses import fields, replace
+from dataclasses import replace
 
 import numpy as np
 
@@ -75,8 +77,7 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
     ref_cuts = np.searchsorted(ref_inst[ref_order], np.arange(instances + 1))
     del ref_inst
     d_all = refs.distinct_estimate
-    names = {f.name for f in fields(refs)}
-    hot = getattr(refs, "hot", None)
+    hot = refs.hot
     if hot is not None:
         runs = hot.run_lengths()
         sub_inst = inst[hot.sub_req]
@@ -97,10 +98,6 @@ def instance_refs(refs: SampledRefs, inst: np.ndarray, instances: int):
                        m_all=refs.m_all[rows], tokens=refs.tokens[rows], looked_tokens=refs.looked_tokens[rows],
                        heavy=None if refs.heavy is None else refs.heavy[sel], last_uses=None,
                        pos=None if refs.pos is None else refs.pos[sel], distinct_estimate=d_k)
-        if "hot_unseen_refs" in names:          # counted once for the fleet (sampled_fleet_curves)
-            changes["hot_unseen_refs"] = 0
-        if "hot_from_request" in names:
-            changes["hot_from_request"] = int(np.searchsorted(rows, refs.hot_from_request))
         if hot is not None:
             # the scan's heavy stratum (runs of hot blocks per request, and a subsample of the heavy
             # references): the instance's requests' runs and its share of the subsample
@@ -135,7 +132,7 @@ def instance_refs_from_trace(trace, inst: np.ndarray, instances: int, rate: floa
     return [tuple(o) for o in out]
 
 
-def sampled_fleet_curves(parts, capacities_blocks, *, warmup_fraction: float = 0.0, hot_unseen_refs: int = 0) -> dict:
+def sampled_fleet_curves(parts, capacities_blocks, *, warmup_fraction: float = 0.0) -> dict:
     """The fleet's block and token hit rates at ``capacities_blocks`` per instance, with the error
     (see the module docstring). ``parts``: ``(k, rows, refs_k, distinct_ratio_se)`` per instance
     (an iterable: each instance's sample is let go once its curve is computed)."""
@@ -186,9 +183,6 @@ def sampled_fleet_curves(parts, capacities_blocks, *, warmup_fraction: float = 0
     hand_t = extra_t / T if T else extra_t
     d_b = dist_b / B if B else 0.0
     d_t = dist_t / T if T else 0.0
-    hot = hot_unseen_refs / B if B else 0.0
-    hand_b = hand_b + np.where(caps >= 1, hot, 0.0)
-    hand_t = hand_t + np.where(caps >= 1, hot, 0.0)
     err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b) + hand_b
     err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t) + hand_t
     return {

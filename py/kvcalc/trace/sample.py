@@ -10,14 +10,16 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
   prompt) make a hashed sample jumpy (caught: far too many references; missed:
   their hits unseen). They form a stratum sampled at rate 1: from a loaded
   trace, the most referenced blocks with at least ``1 / R`` references; in the
-  streaming scan, every chunk's hot blocks (:func:`promote_hot`), kept whole
-  from that chunk on (the strata are then set per reference, by the stream's
-  order, never by the hash). Their hits are exact; distances count each heavy
-  block once and each sampled one ``1 / R`` times. Many heavy references (a
-  system prompt in 40 % of a long trace) are not all run through the stack
-  distances: their offsets in every window are counted from sorted access
-  keys (:func:`_heavy_offsets`), and the hits come from a subsample of at most
-  ``HEAVY_GROUP_REFS`` of them, each with its previous use.
+  streaming scan, every chunk's hot blocks (:func:`promote_hot`), from that
+  chunk on (strata set per reference, by the stream's order, never by the
+  hash). The streaming scan does not store the heavy references: a request's
+  heavy references are its leading run of hot blocks, stored as the run's
+  deepest block (:class:`HotRuns`, 2 bytes a request, no budget), and their
+  offsets (hot blocks met since a previous use) come from replaying the runs
+  with each hot block's last use (:func:`hot_replay`); their hits come from a
+  systematic subsample of at most ``2 HEAVY_GROUP_REFS`` of them, each with
+  its previous use. Distances count each heavy block once and each sampled one
+  ``1 / R`` times.
 * Exact totals in a regression estimate: the hits of the sampled stratum are
   estimated by GREG (survey sampling), ``Y/R + beta(C) . (X - X_hat)`` with
   ``X`` the exact number of references (tokens) and of distinct blocks
@@ -35,18 +37,20 @@ What this module adds to plain SHARDS (numbers: docs/trace-sampling.md):
 
 Fixed size: the rate starts at ``rate`` and is halved (``T`` lowered, kept
 references with ``hash >= T`` dropped) whenever more than ``max_refs`` hashed
-references are kept, so memory is bounded whatever the trace length. The heavy
-references have their own budget (``max_refs / 2``, or ``HEAVY_SCAN_BUDGET``
-with a given rate); once it is reached the scan stops keeping them whole and
-counts those the hash then misses (``hot_unseen_refs``, in the error bound).
+references are kept, so memory is bounded whatever the trace length (the heavy
+stratum costs 2 bytes a request and a fixed subsample).
 
 Error estimate: the kept light blocks are split by other hash bits into
 ``G = 8`` groups, each (with the heavy stratum) a sample at rate ``R / G``.
 Standard error = sd of their curves / sqrt(G); bias = (mean of their curves -
 curve) / (G - 1) (a bias falling as 1 / R); hand-over = the curve's change
 when the window-ratio distances hand over at half the windows (a bias the
-groups do not see); ``error_bound_pp`` = |bias| + 3 standard errors (with the
-HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
+groups do not see), with the change at half-octave window bins and the
+spread term (the ratio gives each reference its bin's mean count: to second
+order a bias of ``Var(K) / 2 x F''``, read from the curves with the ratio
+distances moved by -/+ one standard deviation of ``K``, itself estimated from
+the binomial hashed counts); ``error_bound_pp`` = |bias| + 3 standard errors
+(with the HyperLogLog error) + hand-over at the worst capacity. When it exceeds 2 pp the
 result says so, with the rate that would reach 2 pp.
 
 Hash: splitmix64 of the 64-bit block id (string ids first go through 64 bits
@@ -57,7 +61,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -224,6 +228,216 @@ def promote_hot(heavy: np.ndarray, ids: np.ndarray, hashes: np.ndarray, n_reques
 
 
 @dataclass(frozen=True, eq=False)
+class HotStratum:
+    """The heavy stratum of a streaming scan (:class:`HotRuns`), 2 bytes a request.
+
+    ``node_ids`` (block id of each hot node, in promotion order), ``parent`` (hot node before
+    it in a request, -1 at the head, -2 none), ``depth`` (its position); per request ``deep``
+    (the deepest hot node of its heavy run, -1 none: the run is the path to it); a
+    systematic subsample of the heavy references (every ``step``-th in stream order:
+    ``sub_node``, ``sub_req``); ``n_heavy`` the heavy references in all.
+    """
+
+    node_ids: np.ndarray
+    parent: np.ndarray
+    depth: np.ndarray
+    deep: np.ndarray
+    sub_node: np.ndarray
+    sub_req: np.ndarray
+    step: int
+    n_heavy: int
+
+    def run_lengths(self) -> np.ndarray:
+        """Heavy references of each request (int64)."""
+        d = self.deep.astype(np.intp)
+        return np.where(d >= 0, (self.depth + 1).astype(np.int32)[np.maximum(d, 0)], 0)
+
+    def ancestors(self) -> np.ndarray:
+        """(H, H) bool: ``[u, v]`` iff hot node ``v`` is on the path to ``u`` (itself included)."""
+        h = self.parent.shape[0]
+        anc = np.eye(h, dtype=bool)
+        for u in np.argsort(self.depth, kind="stable").tolist():
+            p = int(self.parent[u])
+            if p >= 0:
+                anc[u] |= anc[p]
+        return anc
+
+
+class HotRuns:
+    """The heavy stratum, built chunk by chunk in the streaming scan (2 bytes a request).
+
+    Hot blocks (:func:`promote_hot`, at most ``HEAVY_MAX_BLOCKS``) become nodes, numbered in
+    promotion order, with the position (depth) and predecessor (parent) of their first
+    reference after promotion. A request's heavy references are its leading run of looked-up
+    references, each a hot node at its depth after its parent: in a prefix-chained trace, every
+    reference of a hot block whose predecessors are hot (a shared system prompt, whose blocks
+    are always hotter than the ones after them). The run is stored as its deepest node (the
+    path to it, rebuilt from the parents, is the run). The other references (a block's
+    references before its promotion, or a hot block after a cold one) stay in the hashed
+    stratum: strata set by the stream, never by the hash. Every ``step``-th heavy reference
+    is also kept with its request (``step`` doubles to keep at most ``2 HEAVY_GROUP_REFS``).
+    """
+
+    def __init__(self):
+        self.sorted_ids = np.zeros(0, np.int64)
+        self.sorted_node = np.zeros(0, np.int64)
+        self.node_ids = np.zeros(0, np.int64)
+        self.parent = np.zeros(0, np.int64)
+        self.depth = np.zeros(0, np.int64)
+        self.deep_parts: list = []
+        self.sub_parts: list = []        # (node, request, index among the heavy references)
+        self.n_sub = 0
+        self.step = 1
+        self.n_heavy = 0
+
+    def _node_of(self, ids: np.ndarray) -> np.ndarray:
+        if self.sorted_ids.size == 0:
+            return np.full(ids.shape, -1, dtype=np.int64)
+        j = np.minimum(np.searchsorted(self.sorted_ids, ids), self.sorted_ids.shape[0] - 1)
+        return np.where(self.sorted_ids[j] == ids, self.sorted_node[j], -1)
+
+    def add_chunk(self, ids: np.ndarray, hashes: np.ndarray, req: np.ndarray, pos: np.ndarray, cnt: np.ndarray,
+                  looked: np.ndarray, first_req: int) -> np.ndarray:
+        """Promote the chunk's hot blocks, record its runs; returns the mask of its heavy references."""
+        heavy, _ = promote_hot(self.sorted_ids, ids, hashes, cnt.shape[0])
+        if heavy.shape[0] > self.sorted_ids.shape[0]:
+            new = np.setdiff1d(heavy, self.sorted_ids)
+            base = self.node_ids.shape[0]
+            self.node_ids = np.concatenate([self.node_ids, new])
+            o = np.argsort(self.node_ids, kind="stable")
+            self.sorted_ids, self.sorted_node = self.node_ids[o], o.astype(np.int64)
+            # depth and parent from each new node's first reference in the chunk
+            where = np.flatnonzero(is_member(ids, new))
+            _, first = np.unique(ids[where], return_index=True)   # ids[where] sorted -> new's order
+            at = where[first]
+            p = pos[at].astype(np.int64)
+            before = self._node_of(ids[np.maximum(at - 1, 0)])
+            par = np.where(p == 0, -1, np.where(before >= 0, before, -2))
+            dep = np.empty(new.shape[0], dtype=np.int64)
+            pr = np.empty(new.shape[0], dtype=np.int64)
+            order_new = self._node_of(new) - base
+            dep[order_new], pr[order_new] = p, par
+            self.depth = np.concatenate([self.depth, dep])
+            self.parent = np.concatenate([self.parent, pr])
+        n = cnt.shape[0]
+        if self.node_ids.size == 0 or ids.size == 0:
+            self.deep_parts.append(np.full(n, -1, dtype=np.int16))
+            return np.zeros(ids.shape, dtype=bool)
+        node = self._node_of(ids)
+        prev = np.empty_like(node)
+        prev[0] = -1
+        prev[1:] = node[:-1]
+        prev[pos == 0] = -1
+        nd = np.maximum(node, 0)
+        ok = (node >= 0) & looked & (self.depth[nd] == pos) & (self.parent[nd] == prev)
+        # each request's run: its references before the first one not ok
+        starts = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(cnt, out=starts[1:])
+        rl = (req - first_req).astype(np.intp)
+        length = cnt.astype(np.int64).copy()
+        bad = np.flatnonzero(~ok)
+        if bad.size:
+            r_bad, first_bad = np.unique(rl[bad], return_index=True)
+            length[r_bad] = pos[bad[first_bad]]
+        run = pos < length[rl]
+        deep = np.full(n, -1, dtype=np.int16)
+        has = length > 0
+        deep[has] = node[starts[:-1][has] + length[has] - 1]
+        self.deep_parts.append(deep)
+        nr = int(run.sum())
+        if nr:
+            g = self.n_heavy + np.arange(nr, dtype=np.int64)
+            pick = g % self.step == 0
+            self.sub_parts.append((node[run][pick].astype(np.int16), req[run][pick].astype(np.int64), g[pick]))
+            self.n_sub += int(pick.sum())
+            self.n_heavy += nr
+            if self.n_sub > 2 * HEAVY_GROUP_REFS:
+                parts = [np.concatenate(x) for x in zip(*self.sub_parts)]
+                while parts[0].shape[0] > 2 * HEAVY_GROUP_REFS:
+                    self.step *= 2
+                    k = parts[2] % self.step == 0
+                    parts = [x[k] for x in parts]
+                self.sub_parts, self.n_sub = [tuple(parts)], parts[0].shape[0]
+        return run
+
+    def finish(self, n_requests: int) -> HotStratum:
+        deep = np.concatenate(self.deep_parts) if self.deep_parts else np.zeros(0, np.int16)
+        self.deep_parts = []
+        if deep.shape[0] < n_requests:  # pragma: no cover - every chunk appends its requests
+            deep = np.concatenate([deep, np.full(n_requests - deep.shape[0], -1, dtype=np.int16)])
+        sub = [np.concatenate(x) for x in zip(*self.sub_parts)] if self.sub_parts else \
+            [np.zeros(0, np.int16), np.zeros(0, np.int64)]
+        self.sub_parts = []
+        return HotStratum(self.node_ids, self.parent, self.depth, deep[:n_requests], sub[0], sub[1],
+                          self.step, self.n_heavy)
+
+
+def hot_replay(hot: HotStratum, q_req: np.ndarray, q_prev: np.ndarray, h_req: np.ndarray, h_node: np.ndarray,
+               block_requests: int | None = None):
+    """Heavy offsets by replaying the runs, request by request, in blocks of requests.
+
+    A light reference at request ``r`` whose block was used before at request ``p`` (after
+    the run of ``p``, at lookup the run of ``r`` comes after it) has in its window every hot
+    node last used (before ``r``) at ``p`` or later: ``#{v : last_r(v) >= p}``. A heavy
+    reference of node ``b`` at ``r`` has its previous use at ``p = last_r(b)`` (-1: none);
+    in its window every node last used after ``p``, and the nodes on the path to ``b``
+    last used at ``p`` (accessed after it there, head last). ``last_r`` (per node, the last
+    request before ``r`` using it) is kept as a (requests x nodes used in the block) matrix
+    by a running maximum. Returns (light counts, heavy previous requests, heavy counts).
+    """
+    n = hot.deep.shape[0]
+    h = hot.parent.shape[0]
+    anc = hot.ancestors()
+    strict = anc & ~np.eye(h, dtype=bool)
+    state = np.full(h, -1, dtype=np.int64)
+    ql = np.argsort(q_req, kind="stable")
+    qh = np.argsort(h_req, kind="stable")
+    qr_sorted, hr_sorted = q_req[ql], h_req[qh]
+    out_l = np.zeros(q_req.shape[0], dtype=np.int64)
+    out_hp = np.full(h_req.shape[0], -1, dtype=np.int64)
+    out_hc = np.zeros(h_req.shape[0], dtype=np.int64)
+    block = block_requests or max(1024, (1 << 22) // max(h, 1))
+    it = np.int32 if n < (1 << 31) - 1 else np.int64
+    col_of = np.full(h, -1, dtype=np.int64)
+    for a in range(0, n, block):
+        e = min(a + block, n)
+        d = hot.deep[a:e].astype(np.int64)
+        rows = np.flatnonzero(d >= 0)
+        l0, l1 = np.searchsorted(qr_sorted, [a, e])
+        h0, h1 = np.searchsorted(hr_sorted, [a, e])
+        if rows.size == 0 and l0 == l1 and h0 == h1:
+            continue
+        used = np.unique(d[rows])
+        cols = np.flatnonzero(anc[used].any(axis=0)) if used.size else np.zeros(0, np.int64)
+        rest = np.ones(h, dtype=bool)
+        rest[cols] = False
+        s_rest = np.sort(state[rest])
+        m = np.full((e - a + 1, cols.shape[0]), -1, dtype=it)
+        m[0] = state[cols]
+        if rows.size:
+            m[1 + rows] = np.where(anc[d[rows]][:, cols], (a + rows)[:, None], -1)
+        np.maximum.accumulate(m, axis=0, out=m)
+        if l1 > l0:
+            sel = ql[l0:l1]
+            p = q_prev[sel].astype(it)
+            last = m[q_req[sel] - a]
+            out_l[sel] = (last >= p[:, None]).sum(axis=1) + (s_rest.shape[0] - np.searchsorted(s_rest, p, "left"))
+        if h1 > h0:
+            sel = qh[h0:h1]
+            col_of[cols] = np.arange(cols.shape[0])
+            nd = h_node[sel].astype(np.int64)
+            last = m[h_req[sel] - a]
+            p = last[np.arange(sel.shape[0]), col_of[nd]]
+            c = (last > p[:, None]).sum(axis=1) + (s_rest.shape[0] - np.searchsorted(s_rest, p, "right"))
+            c += ((last == p[:, None]) & strict[:, cols][nd]).sum(axis=1)
+            out_hp[sel] = p
+            out_hc[sel] = c
+            col_of[cols] = -1
+        state[cols] = m[-1]
+    return out_l, out_hp, out_hc
+
+
+@dataclass(frozen=True, eq=False)
 class SampledRefs:
     """The kept references of a trace, head first per request, with the trace's totals.
 
@@ -247,12 +461,8 @@ class SampledRefs:
     last_uses: np.ndarray | None = None
     pos: np.ndarray | None = None
     distinct_estimate: float | None = None
-    #: False when the streaming scan stopped keeping heavy blocks whole (budget) part-way
-    heavy_complete: bool = True
-    #: then: references of the heavy blocks after the stop that the hashed sample did not keep
-    hot_unseen_refs: int = 0
-    hot_ids: np.ndarray | None = None
-    hot_from_request: int = 0
+    #: the streaming scan's heavy stratum (runs of hot blocks, 2 bytes a request), or None
+    hot: HotStratum | None = None
 
     @property
     def rate(self) -> float:
@@ -264,20 +474,9 @@ class SampledRefs:
         if self.heavy is not None:
             keep |= self.heavy
             heavy = self.heavy[keep]
-        return SampledRefs(self.ids[keep], self.hashes[keep], self.req[keep], self.weight[keep], self.m_all,
-                           self.tokens, self.looked_tokens, threshold, self.block_size_tokens, self.full_blocks_only,
-                           heavy, self.last_uses, None if self.pos is None else self.pos[keep], self.distinct_estimate,
-                           self.heavy_complete, self.hot_unseen_refs + self._hot_dropped(keep), self.hot_ids,
-                           self.hot_from_request)
-
-    def _hot_dropped(self, keep: np.ndarray) -> int:
-        """Hashed references of heavy-listed blocks after the stop that ``keep`` drops."""
-        if self.heavy_complete or self.hot_ids is None:
-            return 0
-        gone = ~keep & is_member(self.ids, self.hot_ids) & (self.req >= self.hot_from_request)
-        if self.heavy is not None:
-            gone &= ~self.heavy
-        return int(gone.sum())
+        return replace(self, ids=self.ids[keep], hashes=self.hashes[keep], req=self.req[keep],
+                       weight=self.weight[keep], threshold=threshold, heavy=heavy,
+                       pos=None if self.pos is None else self.pos[keep])
 
 
 def check_rate(rate, field: str = "sampling") -> float:
@@ -291,9 +490,6 @@ def check_rate(rate, field: str = "sampling") -> float:
                          code="trace_sampling_rate_small", params={"lo": 1 / _P})
     return float(rate)
 
-
-#: a streaming scan keeps at most this many references of heavy blocks whole (then samples them)
-HEAVY_SCAN_BUDGET = 1 << 23
 
 #: the accuracy a sampled curve is meant to reach [percentage points, worst capacity]; a larger
 #: stated error is said in the result (accuracy_warning)
@@ -345,10 +541,19 @@ def refs_from_trace(trace, rate: float, *, full_blocks_only: bool = True, seed: 
 
 
 def _distances(ids: np.ndarray, req: np.ndarray, n_requests: int) -> np.ndarray:
-    m = np.bincount(req.astype(np.intp), minlength=n_requests).astype(np.int64)
-    starts = np.zeros(n_requests + 1, dtype=np.int64)
+    """Lookup stack distances of references in request order (``req`` non-decreasing). Only
+    the order of the requests matters: they are renumbered densely (memory per reference,
+    not per request of the trace)."""
+    if req.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    new = np.empty(req.shape[0], dtype=bool)
+    new[0] = True
+    np.not_equal(req[1:], req[:-1], out=new[1:])
+    dense = np.cumsum(new, dtype=np.int64) - 1
+    m = np.bincount(dense.astype(np.intp)).astype(np.int64)
+    starts = np.zeros(m.shape[0] + 1, dtype=np.int64)
     np.cumsum(m, out=starts[1:])
-    return lookup_distances(ids, req, m, starts)
+    return lookup_distances(ids, dense, m, starts)
 
 
 def _scaled(ids: np.ndarray, req: np.ndarray, heavy: np.ndarray | None, n_requests: int,
@@ -471,14 +676,16 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     order = np.lexsort((np.arange(ids.shape[0]), ids))
     same = ids[order][1:] == ids[order][:-1]
     cur, prev = order[1:][same], order[:-1][same]
-    s = np.concatenate([[0], np.cumsum(m_all.astype(np.int64))])
+    st = np.int64 if int(m_all.sum(dtype=np.int64)) >= (1 << 31) - 1 else np.int32   # offsets of the stream
+    s = np.zeros(m_all.shape[0] + 1, dtype=st)
+    np.cumsum(m_all, dtype=st, out=s[1:])
     rp = req[prev].astype(np.int64)
     w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
     return w
 
 
 def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarray, rate: float,
-                      below: float | None = None, per_octave: int = 4) -> np.ndarray:
+                      below: float | None = None, per_octave: int = 4, spread: float = 0.0) -> np.ndarray:
     """Sampled-block counts ``k`` turned into full-stream counts ``K`` (float, per reference).
 
     ``k / R`` is unbiased but a staircase of step ``1 / R``: every reuse with
@@ -488,6 +695,12 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
     with windows of about the same size (quarter-octave bins, per stratum):
     a ratio estimate, consistent since ``E[k] = R K``, that follows the window
     and not the staircase.
+
+    ``spread``: each ratio distance moved by ``spread`` standard deviations of the
+    full-stream counts ``K`` around ``rho x window`` in its bin (for the error
+    estimate). Hash sampling makes ``k`` binomial given ``K`` (``Var = R (1 - R) K``),
+    so the residuals ``r = k - R rho w`` give ``Var(K - rho w) = (mean r^2 - (1 - R)
+    mean k) / R^2``.
     """
     k_hat = kcount / rate
     ok = (kcount >= 0) & (window >= 0)
@@ -507,6 +720,12 @@ def _window_distances(kcount: np.ndarray, window: np.ndarray, is_heavy: np.ndarr
     rho = np.where(den > 0, num / np.maximum(den, 1.0) / rate, 0.0)
     k_hat = k_hat.astype(np.float64)
     k_hat[sel] = rho[ginv] * window[sel]
+    if spread:
+        ks = kcount[sel].astype(np.float64)
+        r2 = np.bincount(ginv, weights=(ks - rate * k_hat[sel]) ** 2)
+        nb = np.bincount(ginv).astype(np.float64)
+        tau = np.sqrt(np.maximum(0.0, (r2 - (1.0 - rate) * num) / (rate * rate * np.maximum(nb, 1.0))))
+        k_hat[sel] = np.maximum(0.0, k_hat[sel] + spread * tau[ginv])
     return k_hat
 
 
@@ -514,7 +733,7 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
               counted: np.ndarray, rate: float, caps: np.ndarray, totals: dict,
               window: np.ndarray | None = None, heavy_scale: float = 1.0,
               heavy_totals: tuple | None = None, window_below: float | None = None,
-              per_octave: int = 4) -> tuple[np.ndarray, np.ndarray]:
+              per_octave: int = 4, spread: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Block and token hit rates at capacities ``caps`` [blocks] from the kept references.
 
     ``heavy_scale``: the heavy references given are a subsample (each stands for this
@@ -565,7 +784,7 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
         scaled = off[use] + kcount[use] / rate
     else:
         hr = np.zeros(ids.shape[0], dtype=bool) if heavy is None else heavy
-        scaled = off[use] + _window_distances(kcount, window, hr, rate, window_below, per_octave)[use]
+        scaled = off[use] + _window_distances(kcount, window, hr, rate, window_below, per_octave, spread)[use]
     order = np.argsort(scaled, kind="stable")
     k = np.searchsorted(scaled[order], caps, side="right")
 
@@ -616,6 +835,114 @@ def _estimate(off: np.ndarray, kcount: np.ndarray, ids: np.ndarray, heavy: np.nd
     return rb, rt
 
 
+def _loaded_inputs(refs: SampledRefs, n_warm: int):
+    """The references the curve is computed from, heavy ones flagged per reference (a loaded trace):
+    all of them, or (many heavy references) the hashed ones with a subsample of the heavy ones
+    (HEAVY_GROUP_REFS; their offsets counted against every heavy reference, see _heavy_offsets)."""
+    n = refs.m_all.shape[0]
+    heavy = refs.heavy if refs.heavy is not None and refs.heavy.any() and refs.rate < 1.0 else None
+    counted_all = refs.req >= n_warm
+    h_ref = np.zeros(refs.ids.shape[0], dtype=bool) if heavy is None else heavy
+    chosen, ghost, h_scale = _heavy_subsample(refs.ids, h_ref)
+    h_tot = None
+    if heavy is not None:
+        hc = counted_all & heavy
+        h_tot = (float(hc.sum()), float(refs.weight[hc].sum()), int(np.unique(refs.ids[hc]).size))
+    if h_scale > 1.0 and refs.pos is not None:
+        S = np.flatnonzero(~h_ref | chosen | ghost)
+    else:
+        S = np.arange(refs.ids.shape[0])
+        ghost, h_scale = np.zeros(h_ref.shape, dtype=bool), 1.0
+    ids_s, req_s, hv_s = refs.ids[S], refs.req[S], None if heavy is None else heavy[S]
+    off, kc, _ = _scaled(ids_s, req_s, hv_s, n)
+    if S.shape[0] < refs.ids.shape[0]:
+        off = _heavy_offsets(refs.ids, refs.req, refs.pos, h_ref, S)
+    counted = counted_all[S] & ~ghost[S]
+    window = None if refs.pos is None else _windows(ids_s, req_s, refs.pos[S], refs.m_all)
+    n_heavy = int((counted_all & heavy).sum()) if heavy is not None else 0
+    n_light = int(counted_all.sum()) - n_heavy
+    light_blocks = int(np.unique(refs.ids[~heavy]).size if heavy is not None else np.unique(refs.ids).size)
+    return (ids_s, req_s, hv_s, refs.weight[S], off, kc, counted, refs.hashes[S], h_scale, h_tot, window,
+            n_heavy, n_light, light_blocks)
+
+
+def _hot_inputs(refs: SampledRefs, n_warm: int) -> dict:
+    """The references the curve is computed from, with the streaming scan's heavy stratum.
+
+    The hashed references, the heavy subsample (each standing for ``n_heavy / subsample``
+    heavy references) and the previous use of each ("ghost": opens its window, not counted),
+    in access order; heavy blocks under ids of their own (strata kept apart). Offsets from
+    :func:`hot_replay`, the hashed counts ``k`` from the stack distances (:func:`_scaled`).
+    """
+    hot = refs.hot
+    bs = refs.block_size_tokens
+    n = refs.m_all.shape[0]
+    ids, req, pos = refs.ids, refs.req.astype(np.int64), refs.pos.astype(np.int64)
+    nl = ids.shape[0]
+    # light previous uses (request), by block then stream order
+    prev = np.full(nl, -1, dtype=np.int64)
+    if nl > 1:
+        o = np.lexsort((np.arange(nl), ids))
+        same = ids[o][1:] == ids[o][:-1]
+        prev[o[1:][same]] = o[:-1][same]
+    has = prev >= 0
+    ql = np.flatnonzero(has)
+    sub_req = hot.sub_req.astype(np.int64)
+    sub_node = hot.sub_node.astype(np.int64)
+    cl, hp, hc = hot_replay(hot, req[ql], req[prev[ql]], sub_req, sub_node)
+    off_l = np.ones(nl, dtype=np.int64)
+    off_l[ql] = 1 + cl
+    # heavy rows: the subsample and the ghosts (a ghost that is itself in the subsample once)
+    depth = hot.depth
+    g_ok = hp >= 0
+    h_req = np.concatenate([sub_req, hp[g_ok]])
+    h_node = np.concatenate([sub_node, sub_node[g_ok]])
+    h_isub = np.concatenate([np.ones(sub_req.shape[0], dtype=bool), np.zeros(int(g_ok.sum()), dtype=bool)])
+    h_off = np.concatenate([1 + hc, np.ones(int(g_ok.sum()), dtype=np.int64)])
+    key = h_req * (int(depth.max()) + 1 if depth.size else 1) + depth[h_node]
+    o = np.lexsort((~h_isub, key))           # the subsample's row first among equal keys
+    first = np.concatenate([[True], key[o][1:] != key[o][:-1]]) if o.size else np.zeros(0, dtype=bool)
+    hk = o[first]
+    h_req, h_node, h_isub, h_off = h_req[hk], h_node[hk], h_isub[hk], h_off[hk]
+    base = int(max(int(ids.max()) if nl else 0, int(hot.node_ids.max()))) + 1
+    h_pos = depth[h_node]
+    if refs.full_blocks_only:
+        h_w = np.full(h_req.shape[0], bs, dtype=np.int64)
+    else:
+        c = refs.m_all[h_req].astype(np.int64)
+        h_w = np.where(h_pos == c - 1, refs.tokens[h_req].astype(np.int64) - (c - 1) * bs, bs)
+    ids_s = np.concatenate([ids.astype(np.int64), base + h_node])
+    req_s = np.concatenate([req, h_req])
+    pos_s = np.concatenate([pos, h_pos])
+    order = np.lexsort((pos_s, req_s))
+    ids_s, req_s, pos_s = ids_s[order], req_s[order], pos_s[order]
+    hv_s = np.concatenate([np.zeros(nl, dtype=bool), np.ones(h_req.shape[0], dtype=bool)])[order]
+    off = np.concatenate([off_l, h_off])[order]
+    w_s = np.concatenate([refs.weight.astype(np.int64), h_w])[order]
+    hashes_s = np.concatenate([refs.hashes, np.zeros(h_req.shape[0], dtype=np.uint64)])[order]
+    isub = np.concatenate([np.zeros(nl, dtype=bool), h_isub])[order]
+    counted = (req_s >= n_warm) & (~hv_s | isub)
+    _, kc, _ = _scaled(ids_s, req_s, hv_s, n)
+    # heavy totals after the warm-up: references, tokens, distinct nodes
+    d = hot.deep[n_warm:]
+    used, per_node = np.unique(d[d >= 0], return_counts=True)    # int16: no per-request int64 copies
+    used = used.astype(np.int64)
+    h_refs = float(np.dot(per_node.astype(np.float64), (hot.depth[used] + 1).astype(np.float64)))
+    h_tok = float(bs * h_refs)
+    if not refs.full_blocks_only:
+        run = hot.run_lengths()[n_warm:]
+        m_c = refs.m_all[n_warm:].astype(np.int64)
+        whole = (run > 0) & (run == m_c)
+        part = refs.tokens[n_warm:].astype(np.int64) - (m_c - 1) * bs
+        h_tok -= float(np.sum(np.where(whole, bs - part, 0)))
+    h_dist = int(hot.ancestors()[used].any(axis=0).sum()) if used.size else 0
+    n_sub = int((counted & hv_s).sum())
+    return {"ids": ids_s, "req": req_s, "pos": pos_s, "hv": hv_s, "w": w_s, "off": off, "kc": kc,
+            "counted": counted, "hashes": hashes_s, "h_scale": h_refs / n_sub if n_sub else 1.0,
+            "h_tot": (h_refs, h_tok, h_dist), "n_heavy": int(h_refs),
+            "n_light": int((refs.req >= n_warm).sum()), "light_blocks": int(np.unique(ids).size)}
+
+
 def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_blocks=None,
                  max_points: int = 400, with_error: bool = True, extra_capacities=()) -> dict:
     """The SHARDS LRU curve (block and token hit rates) from sampled references.
@@ -634,29 +961,18 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     elif refs.distinct_estimate is not None and n_warm == 0 and refs.rate < 1.0:
         distinct, distinct_se = refs.distinct_estimate, HLL_REL_SE * refs.distinct_estimate
     totals = {"blocks": blocks_total, "tokens": tokens_total, "looked_tokens": looked, "distinct_blocks": distinct,
-              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None and refs.heavy_complete}
+              "distinct_se": distinct_se, "heavy_checked": refs.heavy is not None or refs.hot is not None}
     rate = refs.rate
-    heavy = refs.heavy if refs.heavy is not None and refs.heavy.any() and rate < 1.0 else None
-    counted_all = refs.req >= n_warm
-    # The references the curve is computed from: all of them, or (many heavy references) the
-    # hashed ones with a subsample of the heavy ones (HEAVY_GROUP_REFS; their offsets counted
-    # against every heavy reference, see _heavy_offsets).
-    h_ref = np.zeros(refs.ids.shape[0], dtype=bool) if heavy is None else heavy
-    chosen, ghost, h_scale = _heavy_subsample(refs.ids, h_ref)
-    h_tot = None
-    if heavy is not None:
-        hc = counted_all & heavy
-        h_tot = (float(hc.sum()), float(refs.weight[hc].sum()), int(np.unique(refs.ids[hc]).size))
-    if h_scale > 1.0 and refs.pos is not None:
-        S = np.flatnonzero(~h_ref | chosen | ghost)
+    if refs.hot is not None and refs.hot.node_ids.size and refs.hot.n_heavy:
+        z = _hot_inputs(refs, n_warm)
+        ids_s, req_s, hv_s, w_s, off, kc, counted = z["ids"], z["req"], z["hv"], z["w"], z["off"], z["kc"], z["counted"]
+        hashes_s, h_scale, h_tot = z["hashes"], z["h_scale"], z["h_tot"]
+        window = _windows(ids_s, req_s, z["pos"], refs.m_all)
+        n_heavy, n_light, light_blocks = z["n_heavy"], z["n_light"], z["light_blocks"]
+        del z
     else:
-        S = np.arange(refs.ids.shape[0])
-        chosen, ghost, h_scale = h_ref, np.zeros(h_ref.shape, dtype=bool), 1.0
-    ids_s, req_s, hv_s = refs.ids[S], refs.req[S], None if heavy is None else heavy[S]
-    off, kc, _ = _scaled(ids_s, req_s, hv_s, n)
-    if S.shape[0] < refs.ids.shape[0]:
-        off = _heavy_offsets(refs.ids, refs.req, refs.pos, h_ref, S)
-    counted = counted_all[S] & ~ghost[S]
+        ids_s, req_s, hv_s, w_s, off, kc, counted, hashes_s, h_scale, h_tot, window, n_heavy, n_light, \
+            light_blocks = _loaded_inputs(refs, n_warm)
     fin = counted & (kc >= 0)
     sat = int(math.ceil((off[fin] + kc[fin] / rate).max())) if fin.any() else 0
     if capacities_blocks is None:
@@ -666,8 +982,6 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
     else:
         grid = np.asarray(capacities_blocks, dtype=np.float64)
     full_grid = np.concatenate([grid, [1e300]])
-    window = None if refs.pos is None else _windows(ids_s, req_s, refs.pos[S], refs.m_all)
-    w_s = refs.weight[S]
     rb_all, rt_all = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, full_grid, totals, window,
                                heavy_scale=h_scale, heavy_totals=h_tot)
     rb, rt = rb_all[:-1], rt_all[:-1]
@@ -688,8 +1002,17 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         ob_, ot_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
                              heavy_scale=h_scale, heavy_totals=h_tot, per_octave=2)
         hand_b, hand_t = hand_b + np.abs(ob_ - rb), hand_t + np.abs(ot_ - rt)
-    n_heavy = int(heavy.sum()) if heavy is not None else 0
-    n_light = int(counted_all.sum()) - int((counted_all & heavy).sum() if heavy is not None else 0)
+        # Below ~1 / R blocks the ratio gives each reference its bin's mean count: the curve
+        # is F(off + mean K) where the truth is E F(off + K). To second order the difference
+        # is Var(K) / 2 x F'', which the mean of the curves with every ratio distance moved
+        # by -/+ one standard deviation of K in its bin (estimated from the residuals, see
+        # _window_distances) reproduces: that mean minus the curve enters the bound.
+        pb_, pt_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, spread=1.0)
+        mb_, mt_ = _estimate(off, kc, ids_s, hv_s, w_s, counted, rate, grid, totals, window,
+                             heavy_scale=h_scale, heavy_totals=h_tot, spread=-1.0)
+        spread_b, spread_t = np.abs(0.5 * (pb_ + mb_) - rb), np.abs(0.5 * (pt_ + mt_) - rt)
+        hand_b, hand_t = hand_b + spread_b, hand_t + spread_t
     out = {
         "method": "SHARDS (Waldspurger et al., FAST 2015): spatially hashed sampling of block ids; "
                   + ("heavy blocks kept whole; " if n_heavy else "")
@@ -698,10 +1021,10 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "rate": rate,
         "threshold": refs.threshold,
         "hash_bits": HASH_BITS,
-        "sampled_references": int(counted_all.sum()),
+        "sampled_references": n_light + n_heavy,
         "heavy_references": n_heavy,
         "expected_references": rate * blocks_total,
-        "sampled_blocks": int(np.unique(refs.ids[~heavy]).size if heavy is not None else np.unique(refs.ids).size),
+        "sampled_blocks": light_blocks,
         "capacities_blocks": grid.astype(np.int64).tolist(),
         "block_hit_rate": rb.tolist(),
         "token_hit_rate": rt.tolist(),
@@ -713,12 +1036,12 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         "blocks_looked_up": blocks_total,
         "prompt_tokens": tokens_total,
         "distinct_blocks_known": totals["distinct_blocks"] is not None,
-        "heavy_unseen_references": int(refs.hot_unseen_refs),
+        "heavy_unseen_references": 0,
     }
     # Heavy hitters left in the sampled stratum (no exact totals: the streaming scan): a few
     # blocks carrying a large share of the references make the estimate jumpy. They show as a
     # sample size far from its expectation R * N (hot blocks missed: too few; caught: too many).
-    expected = rate * (blocks_total - (int((counted_all & heavy).sum()) if heavy is not None else 0))
+    expected = rate * (blocks_total - n_heavy)
     dev = (n_light / expected - 1.0) if expected > 0 else 0.0
     out["sample_size_deviation"] = dev
     out["warning"] = (f"the sample holds {100 * dev:+.0f} % references against its expectation R x N: a few blocks "
@@ -726,13 +1049,13 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                       "(errors of several points, possibly beyond the stated bound); use exact mode or a "
                       "higher rate" if abs(dev) > 0.2 else None)
     if with_error:
-        g = _group_of(refs.hashes[S])
+        g = _group_of(hashes_s)
         gr = rate / SAMPLE_GROUPS
         curves_b, curves_t = [], []
         # Each group: its hashed blocks with the heavy references (all, or the subsample with
         # its "ghosts"); the offsets (heavy blocks in a window) are the full sample's, the group
         # only recounts its own hashed blocks.
-        hv_g = np.zeros(S.shape[0], dtype=bool) if hv_s is None else hv_s
+        hv_g = np.zeros(ids_s.shape[0], dtype=bool) if hv_s is None else hv_s
         for j in range(SAMPLE_GROUPS):
             idx = np.flatnonzero((g == j) & ~hv_g | hv_g)
             if idx.size == 0:
@@ -756,12 +1079,6 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         # An estimated distinct-block total (HyperLogLog) moves the curve by up to its error.
         d_b = distinct_se / blocks_total if blocks_total else 0.0
         d_t = distinct_se * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
-        # Heavy blocks the scan stopped keeping whole (budget) and the hash then missed: their
-        # references' hits are nowhere in the sample; at most all of them move the curve.
-        hot_b = refs.hot_unseen_refs / blocks_total if blocks_total else 0.0
-        hot_t = refs.hot_unseen_refs * (looked / blocks_total) / tokens_total if blocks_total and tokens_total else 0.0
-        hand_b = hand_b + np.where(grid >= 1, hot_b, 0.0)
-        hand_t = hand_t + np.where(grid >= 1, hot_t, 0.0)
         err_b = np.abs(bias_b) + 3 * np.hypot(se_b, d_b) + hand_b
         err_t = np.abs(bias_t) + 3 * np.hypot(se_t, d_t) + hand_t
         out["standard_error_block"] = se_b.tolist()
@@ -787,8 +1104,10 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["error_estimate"] = (f"{SAMPLE_GROUPS} disjoint hash groups, each a sample at rate R/{SAMPLE_GROUPS}: "
                                  "standard error = sd of their curves / sqrt(groups); bias = (mean of their curves "
                                  f"- curve) / {SAMPLE_GROUPS - 1}; hand-over = |curve - curve with the window-ratio distances "
-                                 "handing over at half the windows| (+ the share of heavy references unseen after the scan stopped "
-                                 "keeping them whole); bound = |bias| + 3 standard errors + that at the worst capacity; "
+                                 "handing over at half the windows| + |curve - curve with half-octave window bins| + "
+                                 "|curve - mean of the curves with the window-ratio distances moved by -/+ one standard "
+                                 "deviation| (the spread the ratio averages out, below ~1/R blocks); bound = |bias| + 3 "
+                                 "standard errors + that at the worst capacity; "
                                  "mean = root mean square of the three over capacities")
     return out
 
@@ -800,7 +1119,6 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
     inp = arr["input_tokens"]
     # The scan's arrays are taken out of ``arr`` (freed once copied to the kept subset).
     ids, hashes, req, pos = arr.pop("ids"), arr.pop("hashes"), arr.pop("req"), arr.pop("pos")
-    flags = arr.pop("heavy_flags", None)
     if full_blocks_only:
         m_all = np.minimum(inp // bs, cnt)
         keep = pos < m_all[req]
@@ -815,22 +1133,10 @@ def refs_from_scan(arr: dict, block_size_tokens: int, full_blocks_only: bool) ->
     # Per-request arrays stay as narrow as the scan made them (sums use int64 accumulators).
     whole = bool(keep.all())
     pick = (lambda a: a) if whole else (lambda a: a[keep])
-    heavy = None if flags is None else pick(flags)
-    stop = arr.get("heavy_stopped_request")
-    unseen, hot_ids = 0, None
-    if stop is not None:
-        # The heavy blocks' references after the stop that the hashed sample does not hold:
-        # their hits are unseen (said in the error bound).
-        hot_ids = arr["heavy_ids"]
-        seen = is_member(ids, hot_ids) & (req >= stop)
-        if flags is not None:
-            seen &= ~flags
-        unseen = int(arr.get("heavy_refs_after_stop", 0)) - int(seen.sum())
     return SampledRefs(pick(ids), pick(hashes), pick(req), weight, m_all, inp, looked,
-                       int(arr["threshold"]), bs, full_blocks_only, heavy=heavy, pos=pick(pos),
+                       int(arr["threshold"]), bs, full_blocks_only, pos=pick(pos),
                        distinct_estimate=hll_count(arr["sketch"]) if arr.get("sketch") is not None else None,
-                       heavy_complete=stop is None, hot_unseen_refs=unseen, hot_ids=hot_ids,
-                       hot_from_request=0 if stop is None else int(stop))
+                       hot=arr.get("hot"))
 
 
 def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_total: int, bs: int) -> dict:
@@ -839,7 +1145,7 @@ def _light_stats(ts_s: np.ndarray, inp: np.ndarray, out: np.ndarray, n_blocks_to
     span = float(ts_s[-1] - ts_s[0]) if n else 0.0
     return {"n_requests": n, "duration_s": span, "arrival_rate_per_s": n / span if span > 0 else None,
             "block_size_tokens": bs, "n_blocks_total": int(n_blocks_total),
-            "input_tokens": _quantiles(inp.astype(np.float64)), "output_tokens": _quantiles(out.astype(np.float64)),
+            "input_tokens": _quantiles(inp), "output_tokens": _quantiles(out),
             "sessions": None,
             "note": "sampled mode: per-request statistics only (sessions, reuse gaps, shared prefixes and the "
                     "workload fit need every block)"}
@@ -887,9 +1193,9 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             try:
                 arr = scan_mooncake(reader, bs, max_requests=load_opts.get("max_requests"),
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
-                                    max_sampled_refs=max_refs, counter=counter, heavy_detect=True,
+                                    max_sampled_refs=max_refs, counter=counter,
+                                    heavy_detect=sample_threshold(rate) < _P or max_refs is not None,
                                     sketch_full_blocks=full_blocks_only,
-                                    heavy_budget_refs=(max_refs // 2 if max_refs is not None else HEAVY_SCAN_BUDGET),
                                     keep_first_ids=fleet_keys is not None)
                 if fleet_keys is not None:
                     fleet_keys["first_ids"] = arr.pop("first_ids")
@@ -901,17 +1207,21 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                     del first, inv
                 del ids, pos
                 refs = refs_from_scan(arr, bs, full_blocks_only)
-                ts = arr["ts_ms"].astype(np.float64) * 1e-3
+                ts = arr.pop("ts_ms")
+                t0_ms = int(ts[0])
+                ts = ts.astype(np.float64)      # one per-request float array (the int64 one let go)
+                ts -= t0_ms
+                ts *= 1e-3
                 info = dict(head.info)
                 info.update({"n_requests": int(ts.shape[0]), "n_blocks_total": int(arr["counts"].sum(dtype=np.int64)),
-                             "n_blocks_unique": None, "t0_s": float(ts[0]), "truncated": arr["truncated"],
+                             "n_blocks_unique": None, "t0_s": t0_ms * 1e-3, "truncated": arr["truncated"],
                              "bytes_read": reader.bytes_in, "stopped": None,
                              "chaining": "verified prefix-chained on the sampled ids",
                              "loader": "fast path with sampling (per-request numbers and the sample kept)",
                              "read": {"bytes_read": reader.bytes_in, "bytes_decompressed": reader.bytes_out,
                                       "gzip": reader.gzip, "lines": arr["lines"], "blank_lines": 0,
                                       "limits": reader.limits.as_dict()}})
-                stats = _light_stats(ts - ts[0], arr["input_tokens"], arr["output_tokens"],
+                stats = _light_stats(ts, arr["input_tokens"], arr["output_tokens"],
                                      info["n_blocks_total"], bs)
                 return refs, info, stats
             except NotCanonical:
