@@ -91,31 +91,20 @@ def test_pooled_is_the_single_cache_sample_at_k_times_c(gen):
     assert f["note_detail"]["code"] == "trace_fleet_note_sampled_pooled"
 
 
-#: the single-cache estimator's window-ratio distances give the heavy references (system
-#: prompts kept whole) a window that includes the heavy blocks in it, counted exactly in their
-#: offset already: a reuse with only heavy blocks in between reads as ~1 block further. On the
-#: affinity instances (one system prompt's conversations together) that is -3.2 pp at C = 4-5
-#: blocks on one instance (-2 pp for the fleet) at every rate (5, 10 and 30 %), and the sampled
-#: curve of that instance's sub-trace as a single cache has it too (not the fleet's doing; giving
-#: heavy references k / R instead removes it). The heavy runs are at most 11 blocks deep here
-#: (system prompts of 1,000-6,000 tokens, 512-token blocks).
-AFFINITY_BIAS = "single-cache estimator: window-ratio distances of heavy references (sample.py), -2 pp at C = 4-5"
-HEAVY_RUN_BLOCKS = 12
-
-
-@pytest.mark.parametrize("routing,rate,from_blocks", [
-    ("random", 0.05, 0), ("random", 0.1, 0),
-    ("affinity", 0.05, HEAVY_RUN_BLOCKS), ("affinity", 0.1, HEAVY_RUN_BLOCKS),
-    pytest.param("affinity", 0.05, 0, marks=pytest.mark.xfail(strict=True, reason=AFFINITY_BIAS)),
-    pytest.param("affinity", 0.1, 0, marks=pytest.mark.xfail(strict=True, reason=AFFINITY_BIAS)),
+#: Affinity at every capacity: the single-cache estimator once gave the heavy references (system
+#: prompts kept whole) a window that counted the heavy blocks in it, which their offset counts
+#: exactly already, so a reuse with only heavy blocks in between read as ~1 block further (-3.2 pp
+#: at C = 4-5 blocks on one affinity instance, -2 pp for the fleet). A heavy reference's window now
+#: counts the light references only (sample._windows), and the target holds from C = 1.
+@pytest.mark.parametrize("routing,rate", [
+    ("random", 0.05), ("random", 0.1), ("affinity", 0.05), ("affinity", 0.1),
 ])
-def test_sampled_fleet_within_target_of_the_exact_replay(gen, exact_trace, routing, rate, from_blocks):
+def test_sampled_fleet_within_target_of_the_exact_replay(gen, exact_trace, routing, rate):
     """#11's target for sampled curves (0.5 pp mean, 2 pp max) holds for the fleet of 4, three hash
-    seeds, and the stated error covers the actual one at every capacity (from ``from_blocks``)."""
+    seeds, and the stated error covers the actual one at every capacity."""
     caps = _caps(exact_trace)
     curves, _ = fleet_curves(exact_trace, 4, routing, seed=2)
     ex = fleet_at(curves, caps)
-    at = caps >= from_blocks
     for s in range(3):
         keys = {}
         refs, info, _ = load_sampled(gen, rate, seed=s, fleet_keys=keys)
@@ -125,9 +114,9 @@ def test_sampled_fleet_within_target_of_the_exact_replay(gen, exact_trace, routi
         for key, bound in (("token_hit_rate", "error_bound_token"), ("block_hit_rate", "error_bound_block")):
             err = np.abs(f[key] - ex[key])
             assert 100 * err.mean() <= 0.5, (s, key, 100 * err.mean())
-            assert 100 * err[at].max() <= 2.0, (s, key, 100 * err[at].max())
-            assert np.all(err[at] <= f[bound][at] + 1e-12), (s, key)
-            assert 100 * err[at].max() <= f["error_bound_pp"]
+            assert 100 * err.max() <= 2.0, (s, key, 100 * err.max())
+            assert np.all(err <= f[bound] + 1e-12), (s, key)
+            assert 100 * err.max() <= f["error_bound_pp"]
 
 
 def test_tiers_sum_to_the_sampled_curve_at_the_summed_capacity(gen):

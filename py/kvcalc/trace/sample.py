@@ -662,13 +662,20 @@ def _heavy_offsets(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, heavy: np.
 WINDOW_BELOW = 128
 
 
-def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray) -> np.ndarray:
+def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray,
+             heavy: np.ndarray | None = None, runs: np.ndarray | None = None) -> np.ndarray:
     """References of the full stream between a kept reference and its block's previous use (-1: first use).
 
     The previous request is accessed tail first, so its blocks ahead of the
     block (``pos`` of them) come after it; then every looked-up block of the
     requests in between. Exact from the per-request counts, whatever the rate:
     the full stream's stack distance is at most this.
+
+    With ``heavy`` (mask of the heavy references) and ``runs`` (each request's heavy
+    references, its leading run of hot blocks), a heavy reference's window counts the
+    light references only: the heavy blocks in it are counted exactly by its offset
+    already (counting them again read a reuse with only heavy blocks in between as
+    about one block further, -3 pp at C = 4-5 on affinity instances).
     """
     w = np.full(ids.shape[0], -1, dtype=np.int64)
     if ids.size < 2:
@@ -681,6 +688,15 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     np.cumsum(m_all, dtype=st, out=s[1:])
     rp = req[prev].astype(np.int64)
     w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
+    if heavy is not None and runs is not None:
+        h = heavy[cur]
+        if h.any():
+            del s
+            light = np.zeros(m_all.shape[0] + 1, dtype=st)
+            np.cumsum(m_all.astype(st) - runs.astype(st), dtype=st, out=light[1:])
+            ch, ph, rph = cur[h], prev[h], rp[h]
+            ahead = np.maximum(pos[ph].astype(np.int64) - runs[rph].astype(np.int64), 0)
+            w[ch] = np.maximum(ahead + light[req[ch].astype(np.int64)] - light[rph + 1], 0)
     return w
 
 
@@ -967,7 +983,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         z = _hot_inputs(refs, n_warm)
         ids_s, req_s, hv_s, w_s, off, kc, counted = z["ids"], z["req"], z["hv"], z["w"], z["off"], z["kc"], z["counted"]
         hashes_s, h_scale, h_tot = z["hashes"], z["h_scale"], z["h_tot"]
-        window = _windows(ids_s, req_s, z["pos"], refs.m_all)
+        window = _windows(ids_s, req_s, z["pos"], refs.m_all, heavy=hv_s, runs=refs.hot.run_lengths())
         n_heavy, n_light, light_blocks = z["n_heavy"], z["n_light"], z["light_blocks"]
         del z
     else:
