@@ -165,3 +165,39 @@ def test_no_measured_request_with_a_lower_tier():
     assert out["token_hit_rate"] is None and out["request_hit_rate"] is None
     assert out["tier_token_hit_rates"] == [None, None]
     assert out["shared_prompt_hit_rate"] is None and out["overload_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_no_event_in_the_window(reference):
+    # The only arrival (2.0 s) is after the horizon (1.5 s): nothing happens, the simulated clock
+    # never leaves 0, so the horizon reached is 0 and nothing is measured or occupied.
+    out = simulate_trace(Trace.from_lists([2.0], [1], [[]]), HAND, BIG, warmup_s=0.0, horizon_s=1.5,
+                         reference=reference)
+    assert out["requests_simulated"] == 0 and out["requests"] == 0 and out["token_hit_rate"] is None
+    assert out["horizon_s"] == 0.0
+    assert out["mean_used_blocks"] == 0.0 and out["occupancy_blocks"]["free"] == 250.0
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_a_request_end_runs_before_an_arrival_at_the_same_time(reference):
+    # Cb = 4 blocks. c0 (one turn) runs [0, 0.1] and pins 4 blocks (2 shared + 2 own); c1 arrives at
+    # exactly 0.1. Ends run first (module docstring): c0's 4 blocks become cached, c1 hits the 2
+    # shared ones (its cap) and evicts c0's 2 own blocks for its 2 new ones: no overload. (Were the
+    # arrival first, c0 would still pin all 4 blocks and c1's 2 new blocks would overload.)
+    rec = []
+    out = simulate_trace(Trace.from_lists([0.0, 0.1], [1, 1], [[], []]), HAND,
+                         CacheConfig(capacity_tokens=16, block_size_tokens=4), reference=reference, record=rec)
+    assert [(c, hit, over) for _, c, _, hit, _, over in rec] == [(0, 0, False), (1, 2, False)]
+    assert out["overload_requests_simulated"] == 0
+
+
+def test_progress_is_reported_at_each_32nd_of_the_horizon():
+    # progress(x) is called at the first event at or after each multiple of horizon / 32 (so the
+    # i-th call, i = 1..32, reports at least i / 32), then once with 1.0 at the end: at most 33 calls.
+    seen = []
+    simulate(HAND, CacheConfig(capacity_tokens=400, block_size_tokens=4), seed=3, n_conversations=400,
+             progress=seen.append)
+    assert seen[-1] == 1.0 and len(seen) <= 33
+    run = seen[:-1]
+    assert len(run) >= 30   # (400 arrivals: about 12 events per 32nd, so nearly every step reports)
+    assert all(x >= (i + 1) / 32 - 1e-12 for i, x in enumerate(run)), run
