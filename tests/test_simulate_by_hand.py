@@ -201,3 +201,18 @@ def test_progress_is_reported_at_each_32nd_of_the_horizon():
     run = seen[:-1]
     assert len(run) >= 30   # (400 arrivals: about 12 events per 32nd, so nearly every step reports)
     assert all(x >= (i + 1) / 32 - 1e-12 for i, x in enumerate(run)), run
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_returning_turns_at_one_time_run_in_the_order_they_were_scheduled(reference):
+    # S = 0.25 s. c0 arrives at 0: turn 1 [0, 0.25], gap 0.5, turn 2 [0.75, 1.0], gap 0.75 -> turn 3
+    # at 1.75, scheduled at 1.0. c1 arrives at 0.5: turn 1 [0.5, 0.75], gap 1.0 -> turn 2 at 1.75,
+    # scheduled at 0.75, before c0's. Equal-time returning turns run in the order they were
+    # scheduled (module docstring): c1's turn 2, then c0's turn 3. (All times are exact binary
+    # fractions, so the two starts are equal.)
+    w = Workload(**{**HAND.to_dict(), "service_time_s": 0.25})
+    rec = []
+    simulate_trace(Trace.from_lists([0.0, 0.5], [3, 2], [[0.5, 0.75], [1.0]]), w, BIG, reference=reference,
+                   record=rec)
+    assert [(t, c, k) for t, c, k, *_ in rec] == [(0.0, 0, 1), (0.5, 1, 1), (0.75, 0, 2), (1.75, 1, 2),
+                                                  (1.75, 0, 3)]
