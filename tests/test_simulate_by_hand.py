@@ -216,3 +216,43 @@ def test_returning_turns_at_one_time_run_in_the_order_they_were_scheduled(refere
                    record=rec)
     assert [(t, c, k) for t, c, k, *_ in rec] == [(0.0, 0, 1), (0.5, 1, 1), (0.75, 0, 2), (1.75, 1, 2),
                                                   (1.75, 0, 3)]
+
+
+# A GPU smaller than the shared prompt, so the prompt's tail goes down to the lower tiers.
+# P = 16 (Ps = 4 shared blocks of 4 tokens), u = o = 4: a first turn asks prompt 20, Z = 24 tokens =
+# 6 blocks (4 shared + 2 own), and may hit at most floor(19 / 4) = 4 blocks. GPU: 8 tokens = 2 blocks.
+# c0 (one turn) at 0 finds nothing and overloads (6 blocks > 2); at its end (0.1 s) its 2 own blocks
+# and the 4 shared become cached, 6 > 2, so the 4 least recently freed go down, tail first: c0's
+# own 2 (freed before the shared prompt), then the prompt's last 2 blocks; the GPU keeps blocks 0-1.
+# c1 (one turn) arrives at 0.5 s.
+LOW = Workload(**{**HAND.to_dict(), "system_prompt_tokens": 16})
+TWO = Trace.from_lists([0.0, 0.5], [1, 1], [[], []])
+GPU2 = CacheConfig(capacity_tokens=8, block_size_tokens=4)
+
+
+def test_shared_prompt_pieces_in_two_exclusive_tiers():
+    # Exclusive tiers cpu (1 block) -> ssd (8 blocks). The 4 demoted blocks overflow the cpu tier
+    # by 3, its oldest first: c0's 2 own blocks and the prompt's last block go on to ssd; cpu keeps
+    # block 2. c1 then hits blocks 0-1 on the GPU, 2 on cpu, 3 on ssd: 4 blocks = 16 of 20 tokens,
+    # and overloads too (its 2 own blocks plus the 2 promoted ones do not fit beside the 2 pinned).
+    # Token hit rate 16 / 40 = 0.4: GPU 8 / 40, cpu 4 / 40, ssd 4 / 40; shared blocks 4 of 2 x 4.
+    fleet = FleetConfig(1, "affinity", (TierConfig("cpu", 4.0), TierConfig("ssd", 32.0)))
+    rec = []
+    out = simulate_trace(TWO, LOW, GPU2, record=rec, fleet=fleet)
+    assert [(c, hit, prompt, over) for _, c, _, hit, prompt, over in rec] == [(0, 0, 20, True), (1, 4, 20, True)]
+    assert out["token_hit_rate"] == 16 / 40
+    assert out["tier_token_hit_rates"] == pytest.approx([0.2, 0.1, 0.1], abs=1e-15)
+    assert out["shared_prompt_hit_rate"] == 4 / 8
+
+
+def test_shared_prompt_prefix_in_an_inclusive_tier():
+    # Inclusive (write-through) tier of 3 blocks: at c0's end it gets c0's own 2 blocks and the 4
+    # shared ones, 6 > 3, so its own LRU drops c0's 2 and the prompt's last block: it keeps blocks
+    # 0-2. The GPU keeps blocks 0-1 (as above). c1's longest cached prefix is 3 blocks: 0-1 from the
+    # GPU and block 2 from the tier copy: 12 of 20 tokens; GPU 8 / 40 and tier 4 / 40.
+    fleet = FleetConfig(1, "affinity", (TierConfig("cpu", 12.0),), "inclusive")
+    rec = []
+    out = simulate_trace(TWO, LOW, GPU2, record=rec, fleet=fleet)
+    assert [(c, hit, over) for _, c, _, hit, _, over in rec] == [(0, 0, True), (1, 3, True)]
+    assert out["token_hit_rate"] == 12 / 40
+    assert out["tier_token_hit_rates"] == pytest.approx([0.2, 0.1], abs=1e-15)
