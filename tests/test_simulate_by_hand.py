@@ -256,3 +256,24 @@ def test_shared_prompt_prefix_in_an_inclusive_tier():
     assert [(c, hit, over) for _, c, _, hit, _, over in rec] == [(0, 0, True), (1, 3, True)]
     assert out["token_hit_rate"] == 12 / 40
     assert out["tier_token_hit_rates"] == pytest.approx([0.2, 0.1], abs=1e-15)
+    # Two inclusive tiers of 3 blocks each: both keep blocks 0-2. The first gives block 2; the second
+    # holds nothing beyond what the GPU and the first gave: still 3 blocks, and 0 for the second tier.
+    fleet = FleetConfig(1, "affinity", (TierConfig("cpu", 12.0), TierConfig("ssd", 12.0)), "inclusive")
+    rec = []
+    out = simulate_trace(TWO, LOW, GPU2, record=rec, fleet=fleet)
+    assert [(c, hit) for _, c, _, hit, *_ in rec] == [(0, 0), (1, 3)]
+    assert out["tier_token_hit_rates"] == pytest.approx([0.2, 0.1, 0.0], abs=1e-15)
+
+
+def test_own_history_in_two_inclusive_tiers():
+    # c0 with 2 turns (gap 1 s) on the 2-block GPU above two inclusive tiers of 6 blocks, which keep
+    # everything freed: c0's own 2 blocks and the 4 shared. The GPU keeps shared blocks 0-1 only.
+    # Turn 2 (prompt 28, Z = 32: 8 blocks, at most floor(27 / 4) = 6 hit): GPU blocks 0-1, then the
+    # first tier gives shared 2-3 and own 4-5; the second tier holds nothing more: 6 blocks, 24 of 28
+    # tokens. Over both turns 24 / 48: GPU 8 / 48, first tier 16 / 48, second 0.
+    fleet = FleetConfig(1, "affinity", (TierConfig("cpu", 24.0), TierConfig("ssd", 24.0)), "inclusive")
+    rec = []
+    out = simulate_trace(Trace.from_lists([0.0], [2], [[1.0]]), LOW, GPU2, record=rec, fleet=fleet)
+    assert [(k, hit, prompt) for _, _, k, hit, prompt, _ in rec] == [(1, 0, 20), (2, 6, 28)]
+    assert out["token_hit_rate"] == 24 / 48
+    assert out["tier_token_hit_rates"] == pytest.approx([8 / 48, 16 / 48, 0.0], abs=1e-15)
