@@ -277,3 +277,12 @@ def test_own_history_in_two_inclusive_tiers():
     assert [(k, hit, prompt) for _, _, k, hit, prompt, _ in rec] == [(1, 0, 20), (2, 6, 28)]
     assert out["token_hit_rate"] == 24 / 48
     assert out["tier_token_hit_rates"] == pytest.approx([8 / 48, 16 / 48, 0.0], abs=1e-15)
+
+
+def test_progress_on_a_trace_with_starts_on_the_32nds():
+    # One-turn chats start at 1, 2, ..., 32 s; horizon 32 s, so the progress step is exactly 1 s and
+    # every start is on a step: progress is called at each start with k / 32 (calls come at starts).
+    seen = []
+    simulate_trace(Trace.from_lists([float(k) for k in range(1, 33)], [1] * 32, [[]] * 32), HAND, BIG,
+                   horizon_s=32.0, progress=seen.append)
+    assert seen == [k / 32 for k in range(1, 33)]
