@@ -286,3 +286,11 @@ def test_progress_on_a_trace_with_starts_on_the_32nds():
     simulate_trace(Trace.from_lists([float(k) for k in range(1, 33)], [1] * 32, [[]] * 32), HAND, BIG,
                    horizon_s=32.0, progress=seen.append)
     assert seen == [k / 32 for k in range(1, 33)]
+
+
+def test_an_array_input_is_refused_with_its_value():
+    from kvcalc.errors import InputError
+    with pytest.raises(InputError) as e:
+        simulate_trace(TRACE, Workload(**{**HAND.to_dict(), "turns_mean": [2.0, 3.0]}), BIG)
+    assert (e.value.field, e.value.problem) == ("workload.turns_mean", "an array")
+    assert [float(x) for x in e.value.value] == [2.0, 3.0]   # the value given, not None
