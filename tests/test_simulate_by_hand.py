@@ -294,3 +294,20 @@ def test_an_array_input_is_refused_with_its_value():
         simulate_trace(TRACE, Workload(**{**HAND.to_dict(), "turns_mean": [2.0, 3.0]}), BIG)
     assert (e.value.field, e.value.problem) == ("workload.turns_mean", "an array")
     assert [float(x) for x in e.value.value] == [2.0, 3.0]   # the value given, not None
+
+
+def test_warm_up_warning_threshold():
+    # The warm-up warning asks for 5 mean gaps plus service times: 5 (tau + S) = 5 (20 + 5) = 125 s,
+    # and only when there are gaps (L > 1). 20 % of a horizon of ~690 s at 1 chat/s is ~138 s: in
+    # (125, 150), so no warning (a 6x rule would warn). Two turns with n = 50 (warm-up ~10 s) warn;
+    # one-turn chats with the same short warm-up do not.
+    base = dict(conversation_rate_per_s=1.0, gap_mean_s=20.0, user_tokens_per_turn=40, output_tokens_per_turn=40,
+                system_prompt_tokens=64, service_time_s=5.0, turns_distribution="fixed")
+    c = CacheConfig(capacity_tokens=4000, block_size_tokens=16)
+    out = simulate(Workload(**base, turns_mean=3), c, seed=2, n_conversations=690)
+    assert 125.0 < out["warmup_s"] < 150.0
+    assert not any(x.startswith("warm-up") for x in out["warnings"])
+    short = simulate(Workload(**base, turns_mean=2), c, seed=2, n_conversations=50)
+    assert short["warmup_s"] < 125.0 and short["warnings"][0].startswith("warm-up")
+    one = simulate(Workload(**base, turns_mean=1), c, seed=2, n_conversations=50)
+    assert one["warmup_s"] < 125.0 and not any(x.startswith("warm-up") for x in one["warnings"])
