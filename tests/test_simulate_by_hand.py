@@ -311,3 +311,14 @@ def test_warm_up_warning_threshold():
     assert short["warmup_s"] < 125.0 and short["warnings"][0].startswith("warm-up")
     one = simulate(Workload(**base, turns_mean=1), c, seed=2, n_conversations=50)
     assert one["warmup_s"] < 125.0 and not any(x.startswith("warm-up") for x in one["warnings"])
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_resumed_turns_run_before_an_arrival_and_in_list_order(reference):
+    # Two pre-history conversations (c2, then c1 in the resume list) re-enter at their turn 2 at 0.5 s,
+    # when c0 arrives: returning turns run before arrivals, in the order they were scheduled (the
+    # resume list's order), so c2, c1, then c0.
+    tr = Trace([0.5], [1, 2, 2], [1.0, 1.0], [0, 0, 1], resume=[(0.5, 2, 2), (0.5, 1, 2)])
+    rec = []
+    simulate_trace(tr, HAND, BIG, reference=reference, record=rec)
+    assert [(t, c, k) for t, c, k, *_ in rec] == [(0.5, 2, 2), (0.5, 1, 2), (0.5, 0, 1)]
