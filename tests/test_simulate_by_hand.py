@@ -322,3 +322,14 @@ def test_resumed_turns_run_before_an_arrival_and_in_list_order(reference):
     rec = []
     simulate_trace(tr, HAND, BIG, reference=reference, record=rec)
     assert [(t, c, k) for t, c, k, *_ in rec] == [(0.5, 2, 2), (0.5, 1, 2), (0.5, 0, 1)]
+
+
+@pytest.mark.parametrize("reference", [False, True])
+def test_hit_cap_leaves_one_token_to_compute(reference):
+    # P = 8 (Ps = 2 blocks of 4), u = 1, o = 3: a first turn asks prompt 9 tokens and may hit at most
+    # floor((9 - 1) / 4) = 2 blocks (one token is always computed): c1 hits both shared blocks that
+    # c0 cached, 8 of 9 tokens.
+    w = Workload(**{**HAND.to_dict(), "user_tokens_per_turn": 1, "output_tokens_per_turn": 3})
+    rec = []
+    simulate_trace(Trace.from_lists([0.0, 0.5], [1, 1], [[], []]), w, BIG, reference=reference, record=rec)
+    assert [(c, hit, prompt) for _, c, _, hit, prompt, _ in rec] == [(0, 0, 9), (1, 2, 9)]
