@@ -15,10 +15,10 @@
 // per input, the model card's rebuild and kv_context chart took ~25 ms, the URL write
 // (history.replaceState) ~5 ms and Python's extras ~8 ms.
 
-import { createClient } from "./js/client.js";
+import { attachClient, runtimeParam as bootRuntimeParam } from "./js/boot.js";   // the worker, started first
 import { createStore, touches } from "./js/store.js";
 import { browserStorage } from "./js/storage.js";
-import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
+import { resolveRuntime, loadPlotly } from "./js/runtime-source.js";
 import { defaultValues } from "./js/params.js";
 import {
   applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
@@ -314,6 +314,7 @@ function isStale() {
 }
 
 function markStale() {
+  if (!store.get("inputs")) return;   // the worker answered before the form was built
   const stale = isStale() && app.result !== null;
   $("results").classList.toggle("stale", stale);
   $("results").dataset.stale = stale ? "true" : "false";
@@ -637,10 +638,11 @@ function showNotices(notices) {
 async function main() {
   // ?runtime= takes only auto/local/cdn; anything else (a URL, a path) is refused, said so,
   // and removed from the address bar, as is a valid word (a shared link never carries it).
-  const runtimeParam = readRuntimeParam();
+  // (js/boot.js read it and started the worker with it before this module graph loaded)
+  const runtimeParam = bootRuntimeParam;
   stripRuntimeParam();
   installA11y(document);   // slider keys, aria-valuetext, tooltips (js/a11y.js)
-  app.client = createClient({ onProgress, onReady, onFatal, runtime: runtimeParam.choice });
+  app.client = attachClient({ onProgress, onReady, onFatal });
   const plotlyReady = resolveRuntime({ baseURL: location.href, choice: runtimeParam.choice })
     .then((rt) => loadPlotly(rt))
     .then((P) => { app.plotly = P; if (app.catalogueApplied) plotlyLocale(P); })
