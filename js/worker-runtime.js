@@ -9,8 +9,10 @@
 //            file answered from memory (the lock file's sha256s then check the wheels);
 //   numpy:   loadPackage numpy from the same source's lock file and wheels, import it;
 //   core:    write kvcalc's .py files and the presets into the FS (fetched in parallel with
-//            the runtime stage), mirroring the repo layout so the core finds
-//            Path(kvcalc.__file__).parents[2] / "presets", then import kvcalc.api.
+//            the runtime stage, after its downloads are asked for), mirroring the repo layout
+//            so the core finds Path(kvcalc.__file__).parents[2] / "presets", and beside them
+//            the compiled modules of py/pyc-cpython-312.json when present (scripts/build_pyc.py),
+//            then import kvcalc.api.
 // Measured (bench/bench_page_load.py --loaders, headless Chromium, medians after numpy):
 // fetch + write the files + import kvcalc.api 118 ms; micropip + a wheel + import 420 ms.
 
@@ -129,7 +131,7 @@ export function createWorkerRuntime(post, config = {}) {
   }
 
   // kvcalc's files: the manifest, then every file in parallel; and the pyc bundle, decoded
-  // here (while the runtime still loads). Starts at t=0.
+  // here (while the runtime still loads). Starts once the runtime's downloads are asked for.
   async function fetchCore() {
     const pycPromise = fetchPyc();
     const manifest = JSON.parse(await fetchText(MANIFEST));
@@ -273,8 +275,6 @@ export function createWorkerRuntime(post, config = {}) {
     stamp("start");
     try {
       progress("runtime", 0);
-      const corePromise = fetchCore();
-      corePromise.catch(() => {});   // handled when awaited in the core stage
       const choice = initConfig.runtime || config.runtime || "auto";
       if (!RUNTIME_CHOICES.includes(choice)) {
         throw new Error(`the runtime source ${JSON.stringify(String(choice).slice(0, 80))} is not ` +
@@ -288,6 +288,10 @@ export function createWorkerRuntime(post, config = {}) {
       // lock file answered from checked bytes as each arrives (a bare start overlaps these
       // steps the same way). Any failed download or check fails the stage through `all`.
       const downloads = fetchRuntimeFiles();
+      // kvcalc's ~80 files only once the runtime's downloads are asked for: a server on
+      // HTTP/1.1 gets 6 connections per host, and these are needed only after numpy
+      const corePromise = fetchCore();
+      corePromise.catch(() => {});   // handled when awaited in the core stage
       // one file's bytes, or the first failure among all files
       const checked = (name) => Promise.race([downloads.file[name], downloads.all.then(() => downloads.file[name])]);
       // pyodide.asm.js first: it defines globalThis._createPyodideModule, and loadPyodide
