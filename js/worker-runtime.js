@@ -164,8 +164,9 @@ export function createWorkerRuntime(post, config = {}) {
   // Pyodide's files, each downloaded in parallel and checked against runtime.json's sha384
   // before anything uses it. The wasm's Content-Type is checked from the response headers:
   // a server that sends it as something else is misconfigured and is named as such.
-  // Returns {file: {name: Promise of its checked bytes}, all: Promise of {name: bytes}}, so
-  // each file can be used as soon as its own check passes (rejections are handled by `all`).
+  // Returns {file: {name: Promise of its checked bytes}, all: Promise of {name: bytes},
+  // started: resolves once every download is asked for}, so each file can be used as soon
+  // as its own check passes (rejections are handled by `all`).
   function fetchRuntimeFiles() {
     dl.startedAt = env.now();
     dl.activity = `downloading the Python runtime from ${resolved.indexURL}`;
@@ -195,7 +196,7 @@ export function createWorkerRuntime(post, config = {}) {
       }
     };
     const file = {};
-    for (const name of names) {
+    const get = (name) => {
       const url = new URL(name, resolved.indexURL).href;
       file[name] = fetchVerified(url, resolved.integrity[url], {
         fetchFn: env.fetchFn, onBytes: onBytes(name),
@@ -205,14 +206,21 @@ export function createWorkerRuntime(post, config = {}) {
         return bytes;
       });
       file[name].catch(() => {});          // reported through `all`
-    }
-    const all = Promise.all(names.map((name) => file[name])).then((list) => {
+    };
+    // The loader's two scripts first, on their own: pyodide.asm.js (1.3 MB) then arrives
+    // before the wasm (10 MB) instead of sharing the bandwidth with it to the end, and is
+    // parsed while the rest downloads. The rest starts when it is in (or has failed).
+    const first = names.filter((n) => n === "pyodide.mjs" || n === "pyodide.asm.js");
+    for (const name of first) get(name);
+    const rest = names.filter((n) => !first.includes(n));
+    const restStarted = Promise.allSettled(first.map((n) => file[n])).then(() => { for (const name of rest) get(name); });
+    const all = restStarted.then(() => Promise.all(names.map((name) => file[name]))).then((list) => {
       dl.activity = "starting the Python runtime";
       stamp("runtime_files_checked");
       return Object.fromEntries(names.map((name, i) => [name, list[i]]));
     });
     all.catch(() => {});                   // awaited in start()
-    return { file, all };
+    return { file, all, started: restStarted };
   }
 
   const TYPES = {
@@ -304,6 +312,7 @@ export function createWorkerRuntime(post, config = {}) {
         progress("runtime", (dl.fraction = Math.max(dl.fraction, 0.7)));
         return files;
       });
+      await downloads.started;   // every file asked for (the wasm, stdlib and lock file after the loader's)
       const restoreFetch = serveCheckedFiles(downloads.file);
       try {
         [pyodide] = await Promise.all([
