@@ -5,7 +5,7 @@
 
 import { THEMES, PLOT_CONFIG } from "./figures.js";
 import { t } from "./i18n.js";
-import { ROUTING_LABELS } from "./trace-options.js";
+import { ROUTING_LABEL } from "./trace-options.js";
 
 export { PLOT_CONFIG };
 
@@ -60,14 +60,17 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
       line: { shape: "hv", color: c.sim, width: 1.5, dash: "dash" } },
   ];
   if (res.model_curve && res.model_curve.available) {
-    data.push({ name: t("kvt.tr.model"), x, y: pick(res.model_curve.token_hit_rate),
+    // only where Python says the model holds (in_domain): below, the requests in flight do not fit
+    const inDomain = res.model_curve.in_domain;
+    const mk = inDomain ? keep.filter((i) => inDomain[i]) : keep;
+    data.push({ name: t("kvt.tr.model"), x: mk.map((i) => xs[i]), y: mk.map((i) => res.model_curve.token_hit_rate[i]),
                 mode: "lines", line: { color: c.ideal, width: 2, dash: "dot" } });
   }
   const fleet = res.fleet;
   if (fleet && FLEET_KEYS[name] && fleet.routing !== "pooled" && fleet.instances > 1) {
     const fx = fleet[FLEET_KEYS[name]];
     const fk = fx.map((v, i) => i).filter((i) => !logX || fx[i] > 0);
-    data.push({ name: t("kvt.tr.fleet", { k: String(fleet.instances), routing: t(ROUTING_LABELS[fleet.routing] || "kvt.routing.affinity") }),
+    data.push({ name: t("kvt.tr.fleet", { k: String(fleet.instances), routing: t(ROUTING_LABEL(fleet.routing)) }),
                 x: fk.map((i) => fx[i]), y: fk.map((i) => fleet.token_hit_rate[i]), mode: "lines",
                 line: { shape: "hv", color: c.target, width: 2 } });
   }
