@@ -22,6 +22,27 @@ const FLEET_KEYS = { blocks: "capacities_blocks_per_instance", tokens: "capacity
 const NARROW_PX = 480;
 const isNarrow = (width) => width !== null && width > 0 && width < NARROW_PX;
 
+// Plotly never wraps a legend entry: one longer than the figure is cut at its right edge (the
+// fleet's on a phone). Entries are broken into lines that fit: at spaces (or anywhere between
+// CJK characters, which have none), a CJK character counted as two Latin ones.
+const LEGEND_SYMBOL_PX = 46;      // the line sample and the gap before the text
+const LEGEND_CHAR_PX = 6.6;       // a Latin character at the legend's 12 px font, on average
+const WIDE = /[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]/;
+export function wrapLegendName(name, width) {
+  const budget = Math.max(12, Math.floor((width - LEGEND_SYMBOL_PX) / LEGEND_CHAR_PX));
+  const units = (s) => [...s].reduce((n, ch) => n + (WIDE.test(ch) ? 2 : 1), 0);
+  // pieces: words with their following space, and every CJK character alone
+  const pieces = String(name).match(/[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef][，、：；）」]?|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+/g) || [];
+  const lines = [];
+  let line = "";
+  for (const piece of pieces) {
+    if (line && units(line + piece.trimEnd()) > budget) { lines.push(line.trimEnd()); line = piece.trimStart(); }
+    else line += piece;
+  }
+  if (line.trim()) lines.push(line.trimEnd());
+  return lines.join("<br>");
+}
+
 function layout(theme, name, xTitle, yTitle, logX, width = null) {
   const narrow = isNarrow(width);
   const c = THEMES[theme] || THEMES.light;
@@ -91,9 +112,12 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
   Object.assign(lay.yaxis, { autorange: true, rangemode: "tozero", autorangeoptions: { maxallowed: 1 } });
   lay.xaxis.autorange = true;
   if (isNarrow(width)) {
-    // a phone: the legend (one entry a line) at the figure's foot, clear of the x axis's title
+    // a phone: the legend (one entry a line, long ones broken into lines that fit) at the
+    // figure's foot, clear of the x axis's title
+    for (const d of data) d.name = wrapLegendName(d.name, width);
+    const lines = data.reduce((n, d) => n + d.name.split("<br>").length, 0);
     Object.assign(lay, { legend: { orientation: "h", x: 0, yref: "container", y: 0, yanchor: "bottom" },
-                         margin: { ...lay.margin, b: 60 + 20 * data.length } });
+                         margin: { ...lay.margin, b: 60 + 20 * lines } });
   }
   return { data, layout: lay };
 }

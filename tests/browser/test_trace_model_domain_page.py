@@ -65,3 +65,27 @@ def test_counting_rule_with_warmup_keeps_its_share(page, server):
     rule = page.inner_text('[data-result="trace.counting_rule"]')
     assert "the first 25.0 % of requests replayed but not counted" in rule, rule
     assert page.evaluate(STATE) == "done"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_phone_legend_entries_fit_the_chart(browser, server, lang):
+    """390 px (a phone): every legend entry of the trace curve, the long fleet one included
+    ("4 instances, round robin: token hit rate at the capacity per instance"), ends inside the
+    chart; it was cut at the right edge before it was broken into lines."""
+    from browser_helpers import open_page, wait_js
+    ctx = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    pg = open_page(ctx, f"{server}index.html?lang={lang}&tab=trace&trace.cluster.instances=4"
+                        "&trace.cluster.routing=round_robin&trace.sampling=exact")
+    wait_js(pg, "document.querySelector('#trace-root button[data-sample=synthetic]')", timeout=TIMEOUT_MS)
+    pg.click("#trace-root button[data-sample=synthetic]")
+    wait_js(pg, "document.getElementById('trace-root').dataset.state === 'done'", timeout=TIMEOUT_MS)
+    got = pg.evaluate("""() => {
+      const div = document.querySelector('[data-figure=trace-curve]');
+      const right = div.getBoundingClientRect().right;
+      const texts = [...div.querySelectorAll('.legend text.legendtext')];
+      return { right, n: texts.length, past: texts.filter((e) => e.getBoundingClientRect().right > right + 0.5)
+                                                  .map((e) => e.textContent) };
+    }""")
+    ctx.close()
+    assert got["n"] >= 6, got                    # token, block, model, fleet, ceiling, operating point
+    assert got["past"] == [], got
