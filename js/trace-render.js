@@ -172,5 +172,8 @@ export function statsCard(res) {
 
 export function gapsNote(res) {
   const g = res.stats.reuse_gap_s;
-  return g ? el("p", { class: "kvt-note", text: t("kvt.reuse_note", { zero: fmt.int(g.n_zero), n: fmt.int(g.n) }) }) : null;
+  if (!g) return null;
+  // no reuse at the same timestamp: not "0 of n ... are not shown"
+  return el("p", { class: "kvt-note", text: g.n_zero ? t("kvt.reuse_note", { zero: fmt.int(g.n_zero), n: fmt.int(g.n) })
+                                                     : t("kvt.reuse_note_all", { n: fmt.int(g.n) }) });
 }

@@ -1,5 +1,6 @@
-"""The trace tab draws the fitted model only where Python says it holds, says why, and says
-"every request counted" when there is no warm-up (tests/browser/trace_harness.html).
+"""The trace tab draws the fitted model only where Python says it holds, says why, says
+"every request counted" when there is no warm-up and "all n reuses" when none has a zero gap
+(tests/browser/trace_harness.html); on a phone its legend entries fit the chart.
 
 Expected values: kvcalc.trace.api.trace_analyze in CPython (the boundary itself is derived by
 hand in tests/test_trace_model_domain.py). Before: the model's curve started at one block (flat
@@ -55,6 +56,13 @@ def test_synthetic_sample_model_starts_at_python_boundary(page, server, lang, do
         assert w in rule, rule
     for w in not_words:
         assert w not in rule, rule
+    # no reuse at the same timestamp: the gaps note says "all n reuses", not "0 of n ... not shown"
+    gaps = ref["stats"]["reuse_gap_s"]
+    assert gaps["n_zero"] == 0
+    text = page.inner_text("#trace-root")
+    n = f"{gaps['n']:,}"
+    assert (f"all {n} reuses" if lang == "en" else f"全部 {n} 次复用") in text
+    assert f"0 of {n}" not in text and f"{n} 次复用中有 0 次" not in text
     no_request_left_localhost(page)
 
 
