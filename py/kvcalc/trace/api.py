@@ -42,7 +42,9 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     operating_capacity_tokens  a cache size [tokens]: adds operating_point, the exact
                          rates there (and its GiB with kv_bytes_per_token)
     model_curve          true: also the analytic model (Che, LRU) of the fitted workload at
-                         the curve's capacities (model_curve), for drawing over the exact curve
+                         the curve's capacities (model_curve), for drawing over the exact curve,
+                         with where it holds: valid_from_capacity_tokens, in_domain per capacity,
+                         domain (model_domain) and domain_detail (why, a message twin)
 
 Result keys: detection, stats, curve_csv (the curve as CSV text, kvcalc.export), curve (see :meth:`HitCurve.to_dict`, plus
 capacity_tokens and, with kv_bytes_per_token, capacity_gib, one per capacities_blocks),
