@@ -22,7 +22,7 @@ import { resolveRuntime, loadPlotly } from "./js/runtime-source.js";
 import { defaultValues } from "./js/params.js";
 import {
   applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
-  saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
+  saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField, traceFromQuery, traceToQuery, withTraceInQuery,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
 import { drawFigure as drawFigureTo, figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
@@ -38,16 +38,15 @@ import { scenarioPatch, renderScenarioHelp, renderRecommender, renderFitButton }
 import { renderExplain } from "./js/headline.js";
 import { COMPARE_QUERY, compareFromSearch, compareQuery, withCompare, renderCompare, addCompareTrace } from "./js/compare.js";
 import { mountExport } from "./js/export.js";
-import { optionsFromQuery, optionsToQuery, withOptionsInQuery } from "./js/trace-options.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
 const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
 const PREVIEW_IDLE_MS = 150;   // a resting slider's full compute; app.previewIdleMs (a test may lengthen it)
 
-// The trace tab's options from the link (?trace.<name>=): the store holds the values; the
+// The trace tab's options from the link (?trace.<key>=): the store holds the values; the
 // tab shows the notices about names or values it refused.
-const traceFromUrl = optionsFromQuery(location.search);
+const traceFromUrl = traceFromQuery(location.search);
 
 // The page state. Every change goes through store.set; nothing else holds a copy.
 const store = createStore({
@@ -58,7 +57,7 @@ const store = createStore({
   tab: "curve",
   compareA: null,         // setup A's values (js/compare.js), or null
   lang: null,             // the language whose catalogue is in force (js/i18n.js)
-  trace: traceFromUrl.values,   // the trace tab's options (js/trace-options.js)
+  trace: traceFromUrl.values,   // the trace tab's options ({row key: value}, TRACE_PARAMS of js/params.js)
   requested: 0,           // sequence number of the newest compute or preview asked for
   fullSeq: 0,             // ... of the newest full compute asked for
   resultSeq: 0,           // ... of the full result in app.result
@@ -193,7 +192,7 @@ function saveState() {
   const tab = store.get("tab") === "curve" ? null : store.get("tab");
   const language = store.get("lang");
   if (!savedValues) {
-    const q = new URLSearchParams(withOptionsInQuery(location.search, trace));
+    const q = new URLSearchParams(withTraceInQuery(location.search, trace));
     q.delete("runtime");
     if (language) q.set(LANG_QUERY, language);
     const search = q.toString();
@@ -201,7 +200,7 @@ function saveState() {
     return;
   }
   const query = toQuery(savedValues, { tab, [LANG_QUERY]: language, [COMPARE_QUERY]: compareQuery(compareA),
-                                       ...optionsToQuery(trace) });
+                                       ...traceToQuery(trace) });
   history.replaceState(null, "", `${location.pathname}?${query}`);
   saveLocal(savedValues, browserStorage(), tab);
 }
