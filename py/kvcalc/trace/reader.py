@@ -278,8 +278,9 @@ class LineReader:
     # -- lines
     def __iter__(self) -> Iterator[tuple[int, bytes | None]]:
         lim = self.limits
-        carry = b""
+        carry = b""               # the exact bytes of the line in progress (at most max_line_bytes)
         dropping = False          # inside a line longer than max_line_bytes
+        dropping_blank = False    # ... and every byte of it so far is whitespace
         lineno = 0
         try:
             for chunk in self._plain():
@@ -293,17 +294,22 @@ class LineReader:
                 if dropping:
                     nl = chunk.find(b"\n")
                     if nl < 0:
+                        dropping_blank = dropping_blank and not _NONBLANK.search(chunk)
                         continue
                     lineno += 1
-                    self.lines = lineno
+                    self._check_lines(lineno)
                     dropping = False
-                    yield lineno, None
+                    if dropping_blank and not _NONBLANK.search(chunk, 0, nl):
+                        self.blank_lines += 1     # a long blank line is still blank
+                    else:
+                        yield lineno, None
                     start = nl + 1
                 elif carry:
                     nl = chunk.find(b"\n")
                     if nl < 0:
                         carry += chunk
                         if len(carry) > lim.max_line_bytes:
+                            dropping_blank = not _NONBLANK.search(carry)
                             carry, dropping = b"", True
                         continue
                     line = carry + chunk[:nl]
@@ -311,12 +317,12 @@ class LineReader:
                     lineno += 1
                     self._check_lines(lineno)
                     start = nl + 1
-                    if len(line) > lim.max_line_bytes:
-                        yield lineno, None
-                    elif _NONBLANK.search(line):
-                        yield lineno, line
-                    else:
+                    if not _NONBLANK.search(line):
                         self.blank_lines += 1
+                    elif len(line) > lim.max_line_bytes:
+                        yield lineno, None
+                    else:
+                        yield lineno, line
                 # Whole lines of this chunk, stepping over blank runs.
                 while start < n:
                     m = _NONBLANK.search(chunk, start)
@@ -326,7 +332,9 @@ class LineReader:
                         self.blank_lines += k
                         self._check_lines(lineno)
                         tail = chunk.rfind(b"\n", start) + 1 if k else start
-                        carry = b" " if tail < n else b""  # a blank line in progress
+                        carry = chunk[tail:]      # a blank line in progress, kept exact while short
+                        if len(carry) > lim.max_line_bytes:
+                            carry, dropping, dropping_blank = b"", True, True
                         break
                     ls = chunk.rfind(b"\n", start, m.start()) + 1
                     if ls == 0:
@@ -339,7 +347,7 @@ class LineReader:
                     if nl < 0:
                         carry = chunk[ls:]
                         if len(carry) > lim.max_line_bytes:
-                            carry, dropping = b"", True
+                            carry, dropping, dropping_blank = b"", True, False
                         break
                     lineno += 1
                     self._check_lines(lineno)
@@ -349,7 +357,7 @@ class LineReader:
                         yield lineno, chunk[ls:nl]
                     start = nl + 1
                 self.lines = lineno
-            if dropping:
+            if dropping and not dropping_blank:
                 lineno += 1
                 self.unterminated_line = lineno
                 yield lineno, None
