@@ -257,7 +257,7 @@ def test_heavy_blocks_kept_whole_and_counts_by_hand():
 
 def test_sampled_curve_within_its_stated_bound():
     """The module's claim: |estimate - exact| <= error_bound_pp (|bias| + 3 SE + hand-over)."""
-    tr = loads_trace(_trace(3000, seed=7), block_size_tokens=BS)
+    tr = loads_trace(_trace(1500, seed=7), block_size_tokens=BS)
     exact = lru_curve(tr)
     for rate, resolved in ((0.5, 2), (0.2, 6)):   # 0.2 is T = round(0.2 x 2^24) = 3355443: 1 / R = 5.0000005
         sc = smp.shards_curve(smp.refs_from_trace(tr, rate, seed=2), max_points=60)
