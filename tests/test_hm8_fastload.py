@@ -125,6 +125,9 @@ def test_limits_make_it_not_canonical():
 def test_densify_hand_values_and_against_a_dict():
     dense, nu = fl.densify_verified(np.array([10, 20, 10, 30, 10, 20, 31], np.int64), np.array([2, 2, 3]))
     assert dense.tolist() == [0, 1, 0, 2, 0, 1, 3] and nu == 4 and dense.dtype == np.int64
+    # ids that differ by 2^32 must stay apart (an int32 key would fold them together)
+    dense, nu = fl.densify_verified(np.array([5, (1 << 32) + 5, 5, 7], np.int64), np.array([1, 1, 1, 1]))
+    assert dense.tolist() == [0, 1, 0, 2] and nu == 3
     d0, n0 = fl.densify_verified(np.zeros(0, np.int64), np.zeros(0, np.int64))
     assert d0.size == 0 and n0 == 0
     # ids beyond int32 (the int64 key path) and a random prefix-chained trace

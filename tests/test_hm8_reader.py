@@ -309,3 +309,85 @@ def test_file_is_closed_after_reading(tmp_path):
     assert list(r) == [(1, b"a")]
     assert fh.closed and r._closer is None
     r.close()                                   # a second close is harmless
+
+
+def test_multi_member_gzip_at_every_chunk_size():
+    """Regression: when a member ended one byte before a chunk's end, the next member's first
+    byte alone (0x1f) was taken for "data after the end of the gzip stream"."""
+    one = gzip.compress(b"a\n")
+    two = one + gzip.compress(b"b\nc\n") + b"\x00" * 10
+    for cb in range(1, len(two) + 2):
+        assert [x for _, x in LineReader(two, chunk_bytes=cb)] == [b"a", b"b", b"c"], cb
+        for tail in (b"\x1f", b"x", b"\x00\x00z"):          # a stray byte, garbage, padding then garbage
+            with pytest.raises(StreamError) as ei:
+                list(LineReader(one + tail, chunk_bytes=cb))
+            assert ei.value.code == "trace_trailing_data", (cb, tail)
+        assert [x for _, x in LineReader(one + b"\x00" * 5, chunk_bytes=cb)] == [b"a"]
+
+
+def test_error_messages_in_full():
+    one = gzip.compress(b"a\n")
+    e = _err(one + b"x")
+    assert str(e) == ("input: data after the end of the gzip stream (after line 1, %d bytes read): got 'trailing data'; "
+                      "allowed: a valid .jsonl.gz file" % len(one + b"x"))
+    assert e.allowed == "a valid .jsonl.gz file" and e.problem.startswith("data after the end")
+    e = _err(one[:-4])
+    assert str(e) == ("input: the gzip stream ends early (file truncated?) (after line 1, %d bytes read): "
+                      "got 'truncated gzip'; allowed: a complete .jsonl.gz file" % (len(one) - 4))
+    bad = bytearray(gzip.compress(b"abc\n" * 50))
+    bad[10:20] = b"\xff" * 10
+    e = _err(bytes(bad))
+    assert e.field == "input" and e.allowed == "a valid .jsonl.gz file" and e.reason == "corrupt gzip data"
+    assert e.value.startswith("Error -3 while decompressing data")
+    assert str(e).startswith("input: corrupt gzip data (after line 0, %d bytes read): got 'Error -3" % len(bad))
+    e = _err(b"aaaa\n", limits=ReadLimits(max_bytes=4))
+    assert str(e) == ("trace.max_bytes: the trace is larger than max_bytes (after line 0, 5 bytes read): got 5; "
+                      "allowed: at most 4 bytes (decompressed)")
+    with pytest.raises(InputError) as ei:
+        BlobSource(lambda o, n: b"", -1)
+    assert str(ei.value) == "text.size: not a size: got -1; allowed: a byte count >= 0"
+    with pytest.raises(InputError) as ei:
+        list(BlobSource(lambda o, n: b"", 5, name="f.jsonl").chunks(4))
+    assert str(ei.value) == ("input: the file could not be read at byte 0: got 'f.jsonl'; "
+                             "allowed: a file that can be read to its end")
+    with pytest.raises(InputError) as ei:
+        LineReader("/nonexistent/x.jsonl")
+    assert str(ei.value) == ("path: file not found: got '/nonexistent/x.jsonl'; "
+                             "allowed: an existing trace file (.jsonl or .jsonl.gz)")
+
+
+def test_gzip_output_comes_in_steps_of_chunk_bytes():
+    # 20,000 bytes inflate to pieces of at most chunk_bytes = 1000: the byte limit 5500 trips at
+    # 6000 decompressed bytes (the sixth piece), never after inflating everything at once
+    blob = gzip.compress(b"a\n" * 10_000)
+    e = _err(blob, limits=ReadLimits(max_bytes=5500), chunk_bytes=1000)
+    assert e.field == "trace.max_bytes" and e.value == 6000
+
+
+def test_status_elapsed_from_the_reader_clock(monkeypatch):
+    clock = iter([100.0, 100.25, 100.25])
+
+    class FakeTime:
+        @staticmethod
+        def perf_counter():
+            return next(clock)
+
+    monkeypatch.setattr(rd, "time", FakeTime)
+    r = LineReader(b"a\n", requests_seen=lambda: 5)
+    s = r.status()
+    assert s["elapsed_s"] == 0.25 and s["requests_per_s"] == 20.0
+
+
+def test_path_read_in_chunks_and_typed_memoryview(tmp_path):
+    import array
+    data = b"ab\ncd\nef\n"                         # 9 bytes
+    p = tmp_path / "t.jsonl"
+    p.write_bytes(data)
+    seen = []
+    assert [x for _, x in LineReader(p, chunk_bytes=4, progress=seen.append)] == [b"ab", b"cd", b"ef"]
+    assert [s["bytes_read"] for s in seen] == [4, 8, 9]
+    even = data + b"\n"                            # 10 bytes = 5 unsigned shorts
+    mv = memoryview(array.array("H", even))
+    assert len(mv) == 5 and mv.nbytes == 10
+    r = LineReader(mv, chunk_bytes=3)
+    assert [x for _, x in r] == [b"ab", b"cd", b"ef"] and r.bytes_total == 10 and r.bytes_in == 10

@@ -231,6 +231,10 @@ class LineReader:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         step = self.chunk_bytes
 
+        def trailing():
+            return self._error("input", "trailing data", "a valid .jsonl.gz file",
+                               "data after the end of the gzip stream", code="trace_trailing_data")
+
         def inflate(data: bytes):
             nonlocal d
             while data:
@@ -245,9 +249,10 @@ class LineReader:
                     rest = d.unused_data
                     if not rest:
                         return
+                    if rest == _GZIP_MAGIC[:1]:
+                        return        # the next member's first byte: later input joins it in unused_data
                     if rest[:2] != _GZIP_MAGIC and rest.strip(b"\x00"):
-                        raise self._error("input", "trailing data", "a valid .jsonl.gz file",
-                                          "data after the end of the gzip stream", code="trace_trailing_data")
+                        raise trailing()
                     if rest[:2] != _GZIP_MAGIC:
                         return
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -274,6 +279,8 @@ class LineReader:
         if not d.eof:
             raise self._error("input", "truncated gzip", "a complete .jsonl.gz file",
                               "the gzip stream ends early (file truncated?)", code="trace_truncated_gzip")
+        if d.unused_data.strip(b"\x00"):   # a stray byte kept for a next member that never came
+            raise trailing()
 
     # -- lines
     def __iter__(self) -> Iterator[tuple[int, bytes | None]]:
