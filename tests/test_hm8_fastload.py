@@ -86,16 +86,17 @@ def test_last_line_without_newline_and_gzip():
 @pytest.mark.parametrize("data, why", [
     (b"", "empty"),
     (TEXT + b"  ", "trailing blank"),
-    (TEXT + b"\n", "blank line"),
-    (_line(0, 9, 2, [1, 2]).encode(), "block count"),            # ceil(9/4) = 3 ids, 2 given
-    (_line(5, 4, 1, [1]).encode() + _line(4, 4, 1, [1]).encode(), "time backwards in a chunk"),
+    (TEXT + b"\n", "line not in canonical form"),                 # a blank line
+    (_line(0, 9, 2, [1, 2]).encode(), "block count inconsistent"),  # ceil(9/4) = 3 ids, 2 given
+    (_line(5, 4, 1, [1]).encode() + _line(4, 4, 1, [1]).encode(), "timestamps not monotone"),
     (json.dumps({"timestamp": 0, "input_length": 4, "output_length": 1, "hash_ids": [1]}, indent=1).encode(),
-     "not canonical"),
-    (gzip.compress(TEXT)[:-12], "truncated gzip"),
+     "line not in canonical form"),
+    (gzip.compress(TEXT)[:-12], "stream error"),
 ])
-def test_not_canonical(data, why):
-    with pytest.raises(fl.NotCanonical):
-        _scan(data, 16)
+@pytest.mark.parametrize("chunk_bytes", [16, 1 << 20])
+def test_not_canonical(data, why, chunk_bytes):
+    with pytest.raises(fl.NotCanonical, match=why):
+        _scan(data, chunk_bytes)
 
 
 def test_time_backwards_across_chunks_and_equal_times_allowed():
@@ -115,9 +116,15 @@ def test_limits_make_it_not_canonical():
     assert _scan(TEXT, limits=ReadLimits(max_bytes=len(TEXT)))["lines"] == n
     with pytest.raises(fl.NotCanonical, match="max_bytes"):
         _scan(TEXT, limits=ReadLimits(max_bytes=len(TEXT) - 1))
+    with pytest.raises(fl.NotCanonical, match="max_bytes"):      # summed over chunks, each far below
+        _scan(TEXT, 16, limits=ReadLimits(max_bytes=len(TEXT) - 1))
+    r = LineReader(TEXT, chunk_bytes=16)
+    fl.scan_mooncake(r, BS)
+    assert r.bytes_out == len(TEXT)
     # a line longer than max_line_bytes with no newline in the chunks read so far
     long = _line(0, 4 * 40, 1, list(range(1, 41))).encode()
-    assert _scan(long, 16, limits=ReadLimits(max_line_bytes=len(long)))["counts"].tolist() == [40]
+    # a line of exactly max_line_bytes (without its newline) is kept, as the general reader keeps it
+    assert _scan(long, 16, limits=ReadLimits(max_line_bytes=len(long) - 1))["counts"].tolist() == [40]
     with pytest.raises(fl.NotCanonical, match="long line"):
         _scan(long, 16, limits=ReadLimits(max_line_bytes=64))
 
@@ -189,6 +196,7 @@ def test_sampled_scan_keeps_exactly_the_refs_under_the_threshold(seed, chunk_byt
         assert a["hashes"].dtype == np.uint64 and a["hashes"].tolist() == h[keep].tolist()
         assert a["req"].tolist() == req[keep].tolist() and a["pos"].tolist() == pos[keep].tolist()
         assert a["threshold"] == threshold and a["sketch"] is None and "raw_ids" not in a
+        assert a["req"].dtype == np.int32 and a["pos"].dtype == np.int32 and a["ids"].dtype == np.int64
         # the sampled scan keeps per-request arrays narrow (int32 while they fit)
         assert a["input_tokens"].dtype == np.int32 and a["counts"].dtype == np.int32
         assert a["input_tokens"].tolist() == x.tolist()
@@ -204,7 +212,7 @@ def test_fixed_size_halves_the_threshold_to_the_largest_that_fits():
     text = "".join(rows).encode()
     h = smp.hash_ids(np.array([i for r in rows for i in json.loads(r)["hash_ids"]], np.int64), 0)
     bits = (h >> np.uint64(40)).astype(np.int64)
-    for cap in (0, 5, 60, 10_000):
+    for cap in (0, 5, 60, int(bits.size), 10_000):      # bits.size: every reference fits at rate 1
         want = 1 << 24
         while (bits < want).sum() > cap and want > 1:
             want //= 2
@@ -268,9 +276,15 @@ def test_no_heavy_when_nothing_is_hot(monkeypatch):
     monkeypatch.setattr(fl, "promote_hot", lambda heavy, ids, h, n: (heavy, np.zeros(ids.size, bool)))
     a = _scan(TEXT, 60, sample_threshold=0, heavy_detect=True)
     assert a["ids"].size == 0 and a["heavy_ids"].size == 0 and a["heavy_stopped_request"] is None
+    assert a["heavy_ids"].dtype == np.int64
     b = _scan(TEXT, 60, sample_threshold=1 << 24)          # no detection: nothing flagged
     assert b["heavy_flags"].tolist() == [False] * 13 and b["heavy_ids"].size == 0
     assert b["heavy_stopped_request"] is None and b["heavy_refs_after_stop"] == 0
+
+
+def test_hot_blocks_not_kept_whole_unless_asked():
+    hot = "".join(_line(i, 4, 1, [1]) for i in range(20)).encode()   # block 1 in all 20 requests
+    assert _scan(hot, sample_threshold=0)["ids"].size == 0             # threshold 0 keeps nothing by hash
 
 
 def test_parse_chunk_bytes_numbers_per_line():
@@ -288,7 +302,7 @@ def test_parse_chunk_bytes_numbers_per_line():
                 _line(0, 4, 0, [10 ** 18])):
         assert fl._parse_chunk_bytes(bad.encode()) is None
     assert fl._parse_chunk_bytes(b"") is None
-    assert fl._parse_chunk_regex(b"")[0].size == 0
+    assert all(a.size == 0 and a.dtype == np.int64 for a in fl._parse_chunk_regex(b""))
 
 
 def test_regex_path_hand_values():
@@ -297,6 +311,10 @@ def test_regex_path_hand_values():
     assert ts.tolist() == [7, 8] and x.tolist() == [9, 0] and y.tolist() == [2, 1]
     assert cnt.tolist() == [3, 0] and ids.tolist() == [1, 2, 3]
     assert all(a.dtype == np.int64 for a in (ts, x, y, cnt, ids))
+    # the regular expression's path with no ids at all (every line empty)
+    none = (_line(7, 0, 2, []).replace("\n", "\r\n") + _line(8, 0, 1, [])).encode()
+    ts, x, y, cnt, ids = fl._parse_chunk(none)
+    assert cnt.tolist() == [0, 0] and ids.size == 0 and ids.dtype == np.int64
 
 
 def test_narrow_and_head():
