@@ -391,3 +391,36 @@ def test_path_read_in_chunks_and_typed_memoryview(tmp_path):
     assert len(mv) == 5 and mv.nbytes == 10
     r = LineReader(mv, chunk_bytes=3)
     assert [x for _, x in r] == [b"ab", b"cd", b"ef"] and r.bytes_total == 10 and r.bytes_in == 10
+
+
+def test_more_messages_values_and_states():
+    r = LineReader(b"a\n")
+    assert r.lines == 0 and r.status()["lines"] == 0 and r.blank_lines == 0 and r.bytes_in == 0
+    e = _err(iter(["text"]))
+    assert str(e) == ("text: a chunk is not bytes (after line 0, 0 bytes read): got 'str'; allowed: bytes chunks")
+
+    def broken():
+        yield b"a\n"
+        raise OSError("x" * 200)
+
+    e = _err(broken())
+    assert e.value == "x" * 120 and e.allowed == "a readable file" and e.reason == "read error"
+    with pytest.raises(TraceCancelled) as ei:
+        list(LineReader(b"a\nb\n", cancel=lambda: True, chunk_bytes=2))
+    assert str(ei.value) == "cancel: cancelled (after line 1, 2 bytes read): got True; allowed: not cancelled"
+    assert ei.value.value is True
+    e = _err(b"a\nb\nc\n", limits=ReadLimits(max_lines=2))
+    assert str(e) == ("trace.max_lines: the trace has more lines than max_lines (after line 3, 6 bytes read): "
+                      "got 3; allowed: at most 2 lines")
+
+
+def test_gzip_magic_only_at_the_start():
+    # a later chunk that happens to start with 0x1f 0x8b is text, not a gzip stream
+    data = b"a\n" + b"\x1f\x8bxyz\n"
+    assert list(LineReader(data, chunk_bytes=2)) == [(1, b"a"), (2, b"\x1f\x8bxyz")]
+
+
+def test_long_blank_then_a_non_blank_first_byte():
+    lim = ReadLimits(max_line_bytes=64)
+    r = LineReader(iter([b"a\n", b" " * 70, b"x\n"]), lim)
+    assert list(r) == [(1, b"a"), (2, None)] and r.blank_lines == 0
