@@ -185,12 +185,15 @@ def test_rate_one_is_the_exact_curve(full, warm):
         assert sc["token_hit_rate"][caps.index(c)] == pytest.approx(r["token_hit_rate"], abs=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="shards_curve states the error of rate R/8 hash groups even at "
-                   "R = 1, where the curve is exact (reported to the coordinator; trace.sample is being reworked)")
 def test_rate_one_states_no_error():
+    """Regression: at R = 1 every reference is kept and the curve is exact (above), yet the
+    stated error was that of the eight hash groups (each a sample at R / 8): 15-18 pp here."""
     tr = loads_trace(_trace(), block_size_tokens=BS)
     sc = smp.shards_curve(smp.refs_from_trace(tr, 1.0), max_points=40)
-    assert sc["error_bound_pp"] == 0.0
+    assert sc["error_bound_pp"] == 0.0 and sc["error_mean_pp"] == 0.0
+    assert sc["standard_error_token"] == [0.0] * len(sc["capacities_blocks"])
+    assert "accuracy_warning" not in sc
+    assert "standard_error_token" not in smp.shards_curve(smp.refs_from_trace(tr, 1.0), with_error=False)
 
 
 def test_rate_one_default_grid_and_streaming_equal_the_loaded_trace():
