@@ -424,3 +424,21 @@ def test_long_blank_then_a_non_blank_first_byte():
     lim = ReadLimits(max_line_bytes=64)
     r = LineReader(iter([b"a\n", b" " * 70, b"x\n"]), lim)
     assert list(r) == [(1, b"a"), (2, None)] and r.blank_lines == 0
+
+
+def test_defaults_bounds_and_the_non_source_message():
+    with pytest.raises(InputError) as ei:
+        ReadLimits(max_lines=0)
+    assert ei.value.field == "trace.max_lines"                          # the default prefix
+    assert ReadLimits(max_bytes=1.0).max_bytes == 1 and ReadLimits(max_bytes=float(1 << 44)).max_bytes == 1 << 44
+    with pytest.raises(InputError) as ei:
+        list(BlobSource(lambda o, n: b"", 3).chunks(2))
+    assert ei.value.value == "file"                                     # the default name
+    with pytest.raises(InputError) as ei:
+        LineReader(3.5)
+    assert str(ei.value) == ("text: not a trace source: got 'float'; "
+                             "allowed: a path, bytes or an iterable of bytes chunks")
+    one = gzip.compress(b"a\n")
+    with pytest.raises(StreamError) as ei:
+        list(LineReader(one + b"X"))
+    assert ei.value.code == "trace_trailing_data"
