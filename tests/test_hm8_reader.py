@@ -442,3 +442,13 @@ def test_defaults_bounds_and_the_non_source_message():
     with pytest.raises(StreamError) as ei:
         list(LineReader(one + b"X"))
     assert ei.value.code == "trace_trailing_data"
+
+
+def test_blank_runs_at_a_chunk_end_and_a_blank_last_line():
+    # blank lines at the end of a chunk, then a line starting in the next chunk: only the
+    # whitespace after the last newline joins it
+    r = LineReader(iter([b"a\n\n \n  ", b"x\n"]))
+    assert list(r) == [(1, b"a"), (4, b"  x")] and r.blank_lines == 2
+    # a last line of whitespace without newline is no line
+    r = LineReader(b"a\n  ")
+    assert list(r) == [(1, b"a")] and r.lines == 1 and r.unterminated_line == 0
