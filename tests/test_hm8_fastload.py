@@ -3,8 +3,7 @@
 Second methods: the general loader (one JSON line at a time) for the whole trace; a plain
 Python dict numbering (ids by first appearance) for ``densify_verified``; a direct filter of
 every reference's hash for the sampled scan; a sketch filled from a plain list of the full
-blocks' hashes. The heavy stratum is checked with a stand-in ``promote_hot`` (a fixed hot id),
-so the scan's own bookkeeping (what is kept whole, the budget, the stop) is what is tested.
+blocks' hashes. (The heavy stratum, helper hx6's HotRuns, is tested in test_trace_sample_stream.py.)
 """
 
 from __future__ import annotations
@@ -236,54 +235,6 @@ def test_sketch_holds_the_full_blocks_or_all(full):
     a = _scan(TEXT, 60, sample_threshold=1, sample_seed=2, sketch_full_blocks=full)
     assert a["sketch"].dtype == np.uint8 and np.array_equal(a["sketch"], want)
     assert int((a["sketch"] > 0).sum()) == len(set(sel))      # few blocks: one register each
-
-
-def _fake_promote(hot_id):
-    """promote_hot's contract with a fixed hot id: it joins the heavy set; its refs are flagged."""
-    def promote(heavy, ids, h, n_requests):
-        heavy = np.union1d(heavy, [hot_id]).astype(np.int64)
-        return heavy, np.isin(ids, heavy)
-    return promote
-
-
-# The next two tests are for the scan's current heavy stratum (promote_hot, a budget of
-# references); helper hx6's rework (HotRuns, no budget) replaces them with its own.
-def test_heavy_refs_kept_whole_until_the_budget(monkeypatch):
-    monkeypatch.setattr(fl, "promote_hot", _fake_promote(100))
-    ids, req, pos, x = _all_refs()
-    # threshold 0: nothing by hash, so what is kept is exactly the heavy stratum
-    a = _scan(TEXT, 1 << 20, sample_threshold=0, heavy_detect=True)
-    hot = ids == 100
-    assert a["ids"].tolist() == ids[hot].tolist() and a["req"].tolist() == req[hot].tolist()
-    assert a["heavy_flags"].all() and a["heavy_ids"].tolist() == [100] and a["heavy_stopped_request"] is None
-    # one line per chunk; budget 2: the third hot reference (request 2) would pass it
-    lines = [_line(*r).encode() for r in ROWS]
-    b = fl.scan_mooncake(LineReader(iter(lines)), BS, sample_threshold=0, heavy_detect=True, heavy_budget_refs=2)
-    assert b["req"].tolist() == [0, 1] and b["heavy_stopped_request"] == 2
-    assert b["heavy_refs_after_stop"] == 2                # the hot refs of requests 2 and 5
-    c = fl.scan_mooncake(LineReader(iter(lines)), BS, sample_threshold=0, heavy_detect=True, heavy_budget_refs=3)
-    assert c["req"].tolist() == [0, 1, 2] and c["heavy_stopped_request"] == 5 and c["heavy_refs_after_stop"] == 1
-    d = fl.scan_mooncake(LineReader(iter(lines)), BS, sample_threshold=0, heavy_detect=True, heavy_budget_refs=4)
-    assert d["req"].tolist() == [0, 1, 2, 5] and d["heavy_stopped_request"] is None
-    # with the fixed-size halving, heavy references stay (they have their own budget)
-    e = fl.scan_mooncake(LineReader(iter(lines)), BS, sample_threshold=1 << 24, heavy_detect=True,
-                         max_sampled_refs=0)
-    bits = (smp.hash_ids(ids, 0) >> np.uint64(40)).astype(np.int64)
-    want = 1 << 24                      # halved until no hashed (non-heavy) reference is kept
-    while (bits[~hot] < want).any():
-        want //= 2
-    assert e["threshold"] == want < 1 << 24 and e["ids"].tolist() == [100, 100, 100, 100]
-    assert e["heavy_flags"].tolist() == [True] * 4
-
-
-def test_no_heavy_when_nothing_is_hot(monkeypatch):
-    monkeypatch.setattr(fl, "promote_hot", lambda heavy, ids, h, n: (heavy, np.zeros(ids.size, bool)))
-    a = _scan(TEXT, 60, sample_threshold=0, heavy_detect=True)
-    assert a["ids"].size == 0 and a["heavy_ids"].size == 0 and a["heavy_stopped_request"] is None
-    assert a["heavy_ids"].dtype == np.int64
-    b = _scan(TEXT, 60, sample_threshold=1 << 24)          # no detection: nothing flagged
-    assert b["heavy_flags"].tolist() == [False] * 13 and b["heavy_ids"].size == 0
-    assert b["heavy_stopped_request"] is None and b["heavy_refs_after_stop"] == 0
 
 
 def test_hot_blocks_not_kept_whole_unless_asked():
