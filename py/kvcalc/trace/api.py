@@ -77,7 +77,7 @@ from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_c
 from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .messages import counting_rule_detail, detection_details, twin
-from .reader import BlobSource
+from .reader import LIMIT_RANGES, BlobSource
 from .stats import fit_workload_report, trace_stats
 
 __all__ = ["trace_analyze", "SAMPLES", "REQUEST_KEYS", "sample_path"]
@@ -284,9 +284,9 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     keep_partial = _bool(request, "keep_partial", CHOICE_DEFAULTS["trace.keep_partial"])
     limits = {}
     for key in ("max_requests", "max_bytes", "max_lines", "max_line_bytes"):
-        if request.get(key) is not None:
-            lo = 64 if key == "max_line_bytes" else 1
-            limits[key] = require_int(key, request[key], lo, 1 << 50)
+        if request.get(key) is not None:     # the reader's ranges (one table), max_requests the loader's
+            lo, hi = LIMIT_RANGES.get(key, (1, 1 << 50))
+            limits[key] = require_int(key, request[key], lo, hi)
     service = request.get("service_time_s")
     service = None if service is None else require_number("service_time_s", service, 0.0, 1e5)
     bpt = request.get("kv_bytes_per_token")
