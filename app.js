@@ -15,14 +15,14 @@
 // per input, the model card's rebuild and kv_context chart took ~25 ms, the URL write
 // (history.replaceState) ~5 ms and Python's extras ~8 ms.
 
-import { createClient } from "./js/client.js";
+import { attachClient, runtimeParam as bootRuntimeParam } from "./js/boot.js";   // the worker, started first
 import { createStore, touches } from "./js/store.js";
 import { browserStorage } from "./js/storage.js";
-import { resolveRuntime, readRuntimeParam, loadPlotly } from "./js/runtime-source.js";
+import { resolveRuntime, loadPlotly } from "./js/runtime-source.js";
 import { defaultValues } from "./js/params.js";
 import {
   applyPatch, initialState, hasErrors, buildRequest, buildSimulateRequest, toQuery, fromQuery,
-  saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField,
+  saveLocal, loadLocal, loadLocalTab, clearLocal, paramForField, traceFromQuery, traceToQuery, withTraceInQuery,
 } from "./js/state.js";
 import { buildForm, syncForm, renderResults, renderOccupancy, renderMessages, el } from "./js/ui.js";
 import { drawFigure as drawFigureTo, figureFor, FIGURES, PLOT_CONFIG } from "./js/figures.js";
@@ -38,16 +38,15 @@ import { scenarioPatch, renderScenarioHelp, renderRecommender, renderFitButton }
 import { renderExplain } from "./js/headline.js";
 import { COMPARE_QUERY, compareFromSearch, compareQuery, withCompare, renderCompare, addCompareTrace } from "./js/compare.js";
 import { mountExport } from "./js/export.js";
-import { optionsFromQuery, optionsToQuery, withOptionsInQuery } from "./js/trace-options.js";
 
 const $ = (id) => document.getElementById(id);
 const TABS = ["curve", "sweeps", "tornado", "heatmap", "trace"];
 const STAGE_KEYS = ["runtime", "numpy", "core"];   // labels: stage.<name>
 const PREVIEW_IDLE_MS = 150;   // a resting slider's full compute; app.previewIdleMs (a test may lengthen it)
 
-// The trace tab's options from the link (?trace.<name>=): the store holds the values; the
+// The trace tab's options from the link (?trace.<key>=): the store holds the values; the
 // tab shows the notices about names or values it refused.
-const traceFromUrl = optionsFromQuery(location.search);
+const traceFromUrl = traceFromQuery(location.search);
 
 // The page state. Every change goes through store.set; nothing else holds a copy.
 const store = createStore({
@@ -58,7 +57,7 @@ const store = createStore({
   tab: "curve",
   compareA: null,         // setup A's values (js/compare.js), or null
   lang: null,             // the language whose catalogue is in force (js/i18n.js)
-  trace: traceFromUrl.values,   // the trace tab's options (js/trace-options.js)
+  trace: traceFromUrl.values,   // the trace tab's options ({row key: value}, TRACE_PARAMS of js/params.js)
   requested: 0,           // sequence number of the newest compute or preview asked for
   fullSeq: 0,             // ... of the newest full compute asked for
   resultSeq: 0,           // ... of the full result in app.result
@@ -156,6 +155,7 @@ function onReady(info) {
 
 function onFatal({ message, retry }) {
   app.ready = false;
+  releasePlotly();   // no numbers are coming: Plotly loads as it used to (its errors shown)
   const stalled = /stall/i.test(message);
   // The worker's own message is a technical detail (file names, hashes): shown as it is.
   const text = { key: stalled ? "status.stalled" : "status.failed", params: { detail: message } };
@@ -192,7 +192,7 @@ function saveState() {
   const tab = store.get("tab") === "curve" ? null : store.get("tab");
   const language = store.get("lang");
   if (!savedValues) {
-    const q = new URLSearchParams(withOptionsInQuery(location.search, trace));
+    const q = new URLSearchParams(withTraceInQuery(location.search, trace));
     q.delete("runtime");
     if (language) q.set(LANG_QUERY, language);
     const search = q.toString();
@@ -200,7 +200,7 @@ function saveState() {
     return;
   }
   const query = toQuery(savedValues, { tab, [LANG_QUERY]: language, [COMPARE_QUERY]: compareQuery(compareA),
-                                       ...optionsToQuery(trace) });
+                                       ...traceToQuery(trace) });
   history.replaceState(null, "", `${location.pathname}?${query}`);
   saveLocal(savedValues, browserStorage(), tab);
 }
@@ -314,6 +314,7 @@ function isStale() {
 }
 
 function markStale() {
+  if (!store.get("inputs")) return;   // the worker answered before the form was built
   const stale = isStale() && app.result !== null;
   $("results").classList.toggle("stale", stale);
   $("results").dataset.stale = stale ? "true" : "false";
@@ -419,6 +420,7 @@ async function render(seq) {
   markStale();
   $("results").dataset.state = seq === store.get("requested") ? "ready" : "computing";
   const t1 = performance.now();
+  releasePlotly();   // the first numbers are on screen: Plotly may load now
   await drawVisible();
   if (app.fleet) await app.fleet.render(r, { theme: theme(), plotly: app.plotly });
   const t2 = performance.now();
@@ -432,6 +434,24 @@ async function render(seq) {
   if (window.__kvcalcFirstResultMs === undefined) window.__kvcalcFirstResultMs = t1;
   if (window.__kvcalcFirstChartMs === undefined && app.plotly) window.__kvcalcFirstChartMs = t2;
   document.dispatchEvent(new CustomEvent("kvcalc:rendered", { detail: { seq, count: app.renderCount } }));
+}
+
+// Plotly (1.5 MB of script, parsed and run on this thread) loads once the first numbers are
+// on screen (or the worker failed), not while the worker starts: on a 2-core machine its
+// parse competed with Pyodide's start-up for the CPU. Until then the charts wait (drawFigure
+// and the panels skip them without app.plotly); drawCharts draws them when it arrives.
+let releasePlotly = () => {};
+const plotlyGate = new Promise((resolve) => { releasePlotly = resolve; });
+
+// The charts of the result on screen, drawn when Plotly arrives after it: the visible tab's,
+// the model card's, the recommender's and the fleet's.
+async function drawCharts() {
+  if (!app.result || !app.plotly) return;
+  await drawVisible();
+  if (app.modelPanel) app.modelPanel.render();
+  renderRecommender($("recommender-card"), app.result, { plotly: app.plotly, theme: theme() });
+  if (app.fleet) await app.fleet.render(app.result, { theme: theme(), plotly: app.plotly });
+  if (window.__kvcalcFirstChartMs === undefined) window.__kvcalcFirstChartMs = performance.now();
 }
 
 // A preview's render: the numbers (exactly a full compute's) and the visible chart, nothing else.
@@ -637,12 +657,14 @@ function showNotices(notices) {
 async function main() {
   // ?runtime= takes only auto/local/cdn; anything else (a URL, a path) is refused, said so,
   // and removed from the address bar, as is a valid word (a shared link never carries it).
-  const runtimeParam = readRuntimeParam();
+  // (js/boot.js read it and started the worker with it before this module graph loaded)
+  const runtimeParam = bootRuntimeParam;
   stripRuntimeParam();
   installA11y(document);   // slider keys, aria-valuetext, tooltips (js/a11y.js)
-  app.client = createClient({ onProgress, onReady, onFatal, runtime: runtimeParam.choice });
-  const plotlyReady = resolveRuntime({ baseURL: location.href, choice: runtimeParam.choice })
-    .then((rt) => loadPlotly(rt))
+  app.client = attachClient({ onProgress, onReady, onFatal });
+  // where Plotly comes from is resolved now; its script loads after the first numbers (plotlyGate)
+  const plotlyReady = Promise.all([resolveRuntime({ baseURL: location.href, choice: runtimeParam.choice }), plotlyGate])
+    .then(([rt]) => loadPlotly(rt))
     .then((P) => { app.plotly = P; if (app.catalogueApplied) plotlyLocale(P); })
     .catch((err) => {
       app.plotlyError = String(err.message || err);
@@ -734,7 +756,7 @@ async function main() {
   showTab(store.get("tab"), { compute: false });
   requestCompute();
   await plotlyReady;
-  if (app.result) await drawVisible();
+  await drawCharts();
   if (store.get("tab") === "trace") mountTrace();
 }
 

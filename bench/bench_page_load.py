@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Cold page loads in headless Chromium: how much the page adds to Pyodide's own start-up.
 
-    python bench/bench_page_load.py [--runs 5] [--page index.html] [--loaders]
+    python bench/bench_page_load.py [--runs 5] [--page index.html] [--loaders] [--breakdown]
 
 Each load gets a new browser context (empty HTTP cache, so no cached wasm either) with the
 cache also disabled through CDP, from the local runtime/ on a 127.0.0.1 server. Prints medians:
@@ -11,6 +11,11 @@ cache also disabled through CDP, from the local runtime/ on a 127.0.0.1 server. 
             window.__kvcalcFirstResultMs = performance.now() when its first result is shown
             (tests/browser/harness.html?autorun=... does; index.html should too)
   ratio     page / bare (target <= 1.3)
+
+--breakdown prints, per run and as medians, when each start-up step ended (ms since
+navigation): for bare, its worker's steps; for the page, the compute worker's (the marks in
+its ready message, js/worker-runtime.js), when the page created the worker, when the ready
+message and the first reply arrived, and the first reply's Python time.
 
 --loaders also compares two ways to get kvcalc into Pyodide after numpy: fetch its files and
 write them into the FS (what the worker does) vs micropip.install of a wheel (deps=False).
@@ -65,8 +70,39 @@ def build_wheel() -> Path:
     return wheel
 
 
-def cold_load(browser, url: str, expr: str, timeout_ms: int = 120_000):
+# --breakdown: the page's side of the worker's start-up, recorded by wrapping Worker (times in
+# ms since navigation; the worker's marks are epoch ms, converted with this page's time origin)
+PROBE = r"""
+(() => {
+  const W = window.Worker;
+  const probe = window.__probe = { created: null, ready: null, marks: null, reply: null, pythonMs: null };
+  window.Worker = function (url, opts) {
+    const w = new W(url, opts);
+    if (probe.created === null) probe.created = performance.now();
+    w.addEventListener("message", ({ data }) => {
+      if (!data) return;
+      if (data.type === "event:ready" && probe.ready === null) {
+        probe.ready = performance.now();
+        probe.marks = Object.fromEntries(Object.entries(data.marks || {})
+          .map(([k, v]) => [k, v - performance.timeOrigin]));
+      }
+      if (data.type === "reply" && probe.reply === null) { probe.reply = performance.now(); probe.pythonMs = data.ms; }
+    });
+    return w;
+  };
+  window.Worker.prototype = W.prototype;
+})();
+"""
+PROBE_READ = ("window.__probe ? {created: window.__probe.created, ...window.__probe.marks, "
+              "ready_received: window.__probe.ready, first_reply: window.__probe.reply, "
+              "first_python_ms: window.__probe.pythonMs} : null")
+BARE_READ = "window.__bare ? {created: window.__bare.workerCreatedMs, ...window.__bare.marks} : null"
+
+
+def cold_load(browser, url: str, expr: str, timeout_ms: int = 120_000, breakdown: str | None = None):
     ctx = browser.new_context(bypass_csp=True)  # index.html's CSP blocks wait_for_function's eval
+    if breakdown == "page":
+        ctx.add_init_script(PROBE)
     remote: list[str] = []
 
     def note(request):
@@ -92,6 +128,10 @@ def cold_load(browser, url: str, expr: str, timeout_ms: int = 120_000):
                               "first: window.__harness.firstResult && (window.__harness.firstResult.status === 'ok' ? 'ok' : "
                               "JSON.stringify(window.__harness.firstResult))} : "
                               "window.__bare")
+        if breakdown:
+            steps = page.evaluate(PROBE_READ if breakdown == "page" else BARE_READ) or {}
+            steps["first_result"] = value
+            extra = {**(extra or {}), "steps": {k: round(v) for k, v in steps.items() if isinstance(v, (int, float))}}
     finally:
         ctx.close()
     if remote:
@@ -111,6 +151,8 @@ def main(argv=None) -> int:
                     help="page to time, relative to the repo root (default: %(default)s)")
     ap.add_argument("--expr", default="window.__kvcalcFirstResultMs",
                     help="JS expression that becomes the first-result time in ms")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="print when each start-up step ended, for bare and the page")
     ap.add_argument("--loaders", action="store_true",
                     help="also compare FS writes vs micropip wheel install for kvcalc")
     args = ap.parse_args(argv)
@@ -122,20 +164,29 @@ def main(argv=None) -> int:
     srv = serve.serve_in_thread(root=ROOT, port=0)
     base = f"http://127.0.0.1:{srv.server_port}/"
     results: dict[str, list[float]] = {"bare": [], "page": [], "files": [], "wheel": []}
+    steps: dict[str, dict[str, list[float]]] = {"bare": {}, "page": {}}
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
             cold_load(browser, base + "bench/bare.html", "window.__bare.numpyMs")  # warm the OS
             for i in range(args.runs):
                 # interleaved, so drift in machine load hits both alike
-                bare, _ = cold_load(browser, base + "bench/bare.html", "window.__bare.numpyMs")
-                page, extra = cold_load(browser, base + args.page, args.expr)
+                bd = args.breakdown
+                bare, bare_extra = cold_load(browser, base + "bench/bare.html", "window.__bare.numpyMs",
+                                             breakdown="bare" if bd else None)
+                page, extra = cold_load(browser, base + args.page, args.expr, breakdown="page" if bd else None)
                 results["bare"].append(bare)
                 results["page"].append(page)
                 line = f"run {i + 1}: bare {bare / 1000:.2f} s, page {page / 1000:.2f} s"
                 if extra and extra.get("ready"):
                     line += f"  (worker stages {extra['ready']['timings']}, first reply {extra['first']})"
                 print(line, flush=True)
+                if bd:
+                    for who, ex in (("bare", bare_extra), ("page", extra)):
+                        row = ex.get("steps", {})
+                        for k, v in row.items():
+                            steps[who].setdefault(k, []).append(v)
+                        print(f"  {who}: " + ", ".join(f"{k} {v}" for k, v in row.items()), flush=True)
                 if args.loaders:
                     for loader in ("files", "wheel"):
                         q = f"bench/bare.html?loader={loader}&wheel={base}runtime/bench/{wheel.name}"
@@ -149,6 +200,11 @@ def main(argv=None) -> int:
     print(f"\nbare Pyodide + numpy in a worker : {median_ms(results['bare'])}")
     print(f"page -> first compute result    : {median_ms(results['page'])}  [{args.page}]")
     print(f"ratio page / bare               : {page_m / bare_m:.2f}x (target <= 1.3x)")
+    if args.breakdown:
+        for who in ("bare", "page"):
+            print(f"{who} steps, median ms since navigation (spread):")
+            for k, v in steps[who].items():
+                print(f"  {k:22} {statistics.median(v):7.0f}  ({min(v):.0f}-{max(v):.0f})")
     if args.loaders:
         for loader, label in (("files", "kvcalc via FS writes (+import)"),
                               ("wheel", "kvcalc via micropip wheel (+import)")):

@@ -29,9 +29,17 @@
 //   options  for selects: [value, ...], shown as opt.<key>.<value> from the catalogues (numeric
 //            rows show the number); "presets:models" / "presets:gpus" are filled from
 //            presets/*.json at start-up (model and GPU names are not translated)
+//
+// The trace tab's options are rows of this table too (TRACE_PARAMS, group "trace"; not in the
+// calculator's form): key "trace." + the trace request's key path (kvcalc.trace.api), also their
+// query-string name (?trace.cluster.instances=4); ranges from the trace.* rows of Python's
+// table, the choices and defaults of their selects and check boxes from its `choices`. Their own
+// fields: kind "bool" (a check box), label (catalogue key), labels (option -> catalogue key),
+// words (texts a number row also takes: sampling "auto" / "exact"), aliases (older query names
+// still read: ?trace.instances=), request (their request key path).
 
 import { FLEET_GROUP, FLEET_PARAMS } from "./fleet-params.js";
-import { LIMITS, LIMITS_URL } from "./limits.js";
+import { LIMITS, LIMITS_URL, CHOICES, pageDefault } from "./limits.js";
 
 export const GROUPS = [
   { id: "hardware" },   // legend: group.<id> in the catalogues
@@ -175,12 +183,52 @@ export const PARAMS = [
     request: false },
 ];
 
+// ---------------------------------------------------------------- the trace tab's options
+
+export const TRACE_GROUP = "trace";
+export const TRACE_PREFIX = "trace.";
+// A select or check box of Python's choices table: its choices and default from there.
+const choice = (key) => ({ options: CHOICES[key] ? [...CHOICES[key].choices] : [],
+                           default: CHOICES[key] ? CHOICES[key].default : null });
+const traceRow = (row) => ({ group: TRACE_GROUP, request: row.key.slice(TRACE_PREFIX.length), ...row });
+// option labels of the selects (catalogue keys); formats: kvt.fmt.<name>
+const FORMAT_LABEL = (f) => `kvt.fmt.${f}`;
+const ROUTING_LABEL = (r) => `kvt.routing.${r}`;
+const labelsOf = (options, fn) => Object.fromEntries(options.map((o) => [o, fn(o)]));
+
+export const TRACE_PARAMS = [
+  { key: "trace.format", kind: "select", label: "kvt.format", ...choice("trace.format") },
+  { key: "trace.block_size_tokens", kind: "number", label: "kvt.block_size", default: null, optional: true,
+    placeholder: "kvt.fmt.auto", slider: false },
+  { key: "trace.warmup_fraction", kind: "number", label: "kvt.warmup", default: pageDefault("trace.warmup_fraction"),
+    slider: false },
+  { key: "trace.full_blocks_only", kind: "bool", label: "kvt.full_blocks", ...choice("trace.full_blocks_only") },
+  { key: "trace.skip_bad_lines", kind: "bool", label: "kvt.skip_bad", ...choice("trace.skip_bad_lines") },
+  { key: "trace.keep_partial", kind: "bool", label: "kvt.opt.keep_partial", ...choice("trace.keep_partial") },
+  // a word of Python's choices or a rate (its numeric row); the select offers these rates too,
+  // and any other rate in the row's range may come from a link
+  { key: "trace.sampling", kind: "number", label: "kvt.opt.sampling", words: choice("trace.sampling").options,
+    default: choice("trace.sampling").default, options: [0.1, 0.01, 0.001], slider: false },
+  { key: "trace.cluster.instances", kind: "number", label: "kvt.opt.instances",
+    default: pageDefault("trace.cluster.instances"), slider: false, aliases: ["trace.instances"] },
+  { key: "trace.cluster.routing", kind: "select", label: "kvt.opt.routing", aliases: ["trace.routing"],
+    ...choice("trace.cluster.routing") },
+  // the CPU tier below the GPU memory of the calculator (tiers[0], the gpu tier, is sent with it)
+  { key: "trace.tiers[1].capacity_gib", limit: "trace.tiers[].capacity_gib", kind: "number",
+    label: "kvt.opt.cpu_tier_gib", default: null, optional: true, placeholder: "kvt.opt.none", slider: false,
+    aliases: ["trace.cpu_tier_gib"] },
+].map(traceRow);
+for (const p of TRACE_PARAMS) {
+  if (p.key === "trace.format") p.labels = labelsOf(p.options, FORMAT_LABEL);
+  if (p.key === "trace.cluster.routing") p.labels = labelsOf(p.options, ROUTING_LABEL);
+}
+
 // ---------------------------------------------------------------- valid ranges from Python
 
 // The table written by `python -m kvcalc limits --json` (js/limits.js reads it).
 export { LIMITS, LIMITS_URL };
 
-for (const p of PARAMS) {
+for (const p of [...PARAMS, ...TRACE_PARAMS]) {
   const lim = LIMITS[p.limit ?? p.key];   // limit: a list field's row ("tiers[].capacity_gib")
   if (!lim || p.kind !== "number") continue;
   p.lo = lim.lo;
@@ -191,8 +239,18 @@ for (const p of PARAMS) {
 }
 
 export const PARAM_BY_KEY = new Map(PARAMS.map((p) => [p.key, p]));
+// Every row of the table: the calculator's and the trace tab's.
+export const ALL_PARAMS = [...PARAMS, ...TRACE_PARAMS];
+export const TRACE_PARAM_BY_KEY = new Map(TRACE_PARAMS.map((p) => [p.key, p]));
+// query-string name (the key or an older alias) -> trace row
+export const TRACE_PARAM_BY_NAME = new Map(TRACE_PARAMS.flatMap((p) => [p.key, ...(p.aliases || [])].map((n) => [n, p])));
 
 // Defaults as a plain {key: value} object.
 export function defaultValues() {
   return Object.fromEntries(PARAMS.map((p) => [p.key, p.default]));
+}
+
+// The trace tab's defaults, {key: value}.
+export function traceDefaults() {
+  return Object.fromEntries(TRACE_PARAMS.map((p) => [p.key, p.default]));
 }

@@ -8,7 +8,8 @@
 //           and its parameters (js/i18n.js renders it in the page's language)
 // Only valid values reach the URL, localStorage and compute().
 
-import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, MANUAL_MODEL, HF_MODEL, defaultValues } from "./params.js";
+import { PARAMS, PARAM_BY_KEY, CUSTOM_MODEL, MANUAL_MODEL, HF_MODEL, defaultValues,
+         TRACE_PARAMS, TRACE_PARAM_BY_NAME, TRACE_PREFIX, traceDefaults } from "./params.js";
 import { checkDepth } from "./worker-protocol.js";
 import { browserStorage } from "./storage.js";
 import { FLEET_KEYS, fleetRequest } from "./fleet-params.js";
@@ -18,9 +19,9 @@ export const STORAGE_KEY = "kvcalc:v1";
 // (read once at start-up by js/runtime-source.js: only auto/local/cdn; never written back).
 // "a": setup A of a comparison, itself a query string of parameters (js/compare.js).
 export const NON_PARAM_QUERY = ["runtime", "tab", "lang", "a"];
-// The trace tab's options (?trace.<name>=, js/trace-options.js): not parameters; the page keeps
-// them in its store (key "trace") and writes them into its links.
-export const TRACE_QUERY_PREFIX = "trace.";
+// The trace tab's options (?trace.<key path>=, rows TRACE_PARAMS of js/params.js): not calculator
+// parameters; the page keeps them in its store (key "trace") and writes them into its links.
+export const TRACE_QUERY_PREFIX = TRACE_PREFIX;
 // Saved with the values in localStorage (not a parameter key).
 const STORED_TAB = "$tab";
 
@@ -39,6 +40,12 @@ export function parseValue(param, text, options = null) {
     return { value: v };
   }
   if (param.kind === "text") return parseText(param, s);
+  if (param.kind === "bool") {                       // a check box: its value, or a link's text
+    if (s === "true" || s === "1") return { value: true };
+    if (s === "false" || s === "0") return { value: false };
+    return { error: problem("state.not_a_choice", { text: s }) };
+  }
+  if (param.words && param.words.includes(s)) return { value: s };   // a number row's words ("auto")
   if (param.kind === "select") {
     const allowed = options || (Array.isArray(param.options) ? param.options.map((o) => String(o)) : null);
     if (allowed && !allowed.includes(s)) return { error: problem("state.not_a_choice", { text: s }) };
@@ -58,7 +65,10 @@ export function parseValue(param, text, options = null) {
     if (x === 0) return { error: problem("state.zero", { bound: `> ${fmtLimit(param.lo)}` }) };
     return { error: problem("state.below", { bound }) };
   }
-  if (x > param.hi) return { error: problem("state.too_large", { hi: fmtLimit(param.hi) }) };
+  if (param.hiOpen ? !(x < param.hi) : x > param.hi) {
+    return { error: problem(param.hiOpen ? "state.below" : "state.too_large",
+                            param.hiOpen ? { bound: `< ${fmtLimit(param.hi)}` } : { hi: fmtLimit(param.hi) }) };
+  }
   if (param.integer && !Number.isInteger(x)) return { error: problem("state.not_whole") };
   return { value: x };
 }
@@ -274,6 +284,47 @@ export function fromQuery(search, base = defaultValues(), selectOptions = {}) {
     else values[name] = r.value;
   }
   return { values, notices, present };
+}
+
+// ---------------------------------------------------------------- the trace tab's options
+
+// The trace options in a query string: {values, notices}, by the same parsing and notices as the
+// calculator's parameters; an older name (?trace.instances=) is read as its row. Bad ones keep
+// the default.
+export function traceFromQuery(search, base = traceDefaults()) {
+  const q = new URLSearchParams(search);
+  const values = { ...base };
+  const notices = [];
+  for (const [name, text] of q) {
+    if (!name.startsWith(TRACE_QUERY_PREFIX)) continue;
+    const p = TRACE_PARAM_BY_NAME.get(name);
+    if (!p) {
+      notices.push(problem("notice.unknown_param", { name: short(name) }));
+      continue;
+    }
+    const r = parseValue(p, text);
+    if ("error" in r) notices.push(problem("notice.bad_value", { name: short(name), text: short(text), reason: r.error }));
+    else values[p.key] = r.value;
+  }
+  return { values, notices };
+}
+
+// The trace options that differ from their defaults, as query entries {key: text}.
+export function traceToQuery(values) {
+  const out = {};
+  for (const p of TRACE_PARAMS) {
+    const v = values[p.key];
+    if (v !== undefined && v !== p.default) out[p.key] = valueToText(p, v);
+  }
+  return out;
+}
+
+// search with its trace.* entries (older names too) replaced by the options' (others kept in order).
+export function withTraceInQuery(search, values) {
+  const q = new URLSearchParams(search);
+  for (const name of [...q.keys()]) if (name.startsWith(TRACE_QUERY_PREFIX)) q.delete(name);
+  for (const [k, v] of Object.entries(traceToQuery(values))) q.set(k, v);
+  return q.toString();
 }
 
 function short(s) {

@@ -5,7 +5,7 @@
 
 import { THEMES, PLOT_CONFIG } from "./figures.js";
 import { t } from "./i18n.js";
-import { ROUTING_LABELS } from "./trace-options.js";
+import { ROUTING_LABEL } from "./trace-options.js";
 
 export { PLOT_CONFIG };
 
@@ -21,6 +21,27 @@ const FLEET_KEYS = { blocks: "capacities_blocks_per_instance", tokens: "capacity
 // them the labels run into each other.
 const NARROW_PX = 480;
 const isNarrow = (width) => width !== null && width > 0 && width < NARROW_PX;
+
+// Plotly never wraps a legend entry: one longer than the figure is cut at its right edge (the
+// fleet's on a phone). Entries are broken into lines that fit: at spaces (or anywhere between
+// CJK characters, which have none), a CJK character counted as two Latin ones.
+const LEGEND_SYMBOL_PX = 46;      // the line sample and the gap before the text
+const LEGEND_CHAR_PX = 6.6;       // a Latin character at the legend's 12 px font, on average
+const WIDE = /[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]/;
+export function wrapLegendName(name, width) {
+  const budget = Math.max(12, Math.floor((width - LEGEND_SYMBOL_PX) / LEGEND_CHAR_PX));
+  const units = (s) => [...s].reduce((n, ch) => n + (WIDE.test(ch) ? 2 : 1), 0);
+  // pieces: words with their following space, and every CJK character alone
+  const pieces = String(name).match(/[\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef][，、：；）」]?|[^\s\u2e80-\u9fff\uf900-\ufaff\uff00-\uffef]+\s*|\s+/g) || [];
+  const lines = [];
+  let line = "";
+  for (const piece of pieces) {
+    if (line && units(line + piece.trimEnd()) > budget) { lines.push(line.trimEnd()); line = piece.trimStart(); }
+    else line += piece;
+  }
+  if (line.trim()) lines.push(line.trimEnd());
+  return lines.join("<br>");
+}
 
 function layout(theme, name, xTitle, yTitle, logX, width = null) {
   const narrow = isNarrow(width);
@@ -60,14 +81,17 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
       line: { shape: "hv", color: c.sim, width: 1.5, dash: "dash" } },
   ];
   if (res.model_curve && res.model_curve.available) {
-    data.push({ name: t("kvt.tr.model"), x, y: pick(res.model_curve.token_hit_rate),
+    // only where Python says the model holds (in_domain): below, the requests in flight do not fit
+    const inDomain = res.model_curve.in_domain;
+    const mk = inDomain ? keep.filter((i) => inDomain[i]) : keep;
+    data.push({ name: t("kvt.tr.model"), x: mk.map((i) => xs[i]), y: mk.map((i) => res.model_curve.token_hit_rate[i]),
                 mode: "lines", line: { color: c.ideal, width: 2, dash: "dot" } });
   }
   const fleet = res.fleet;
   if (fleet && FLEET_KEYS[name] && fleet.routing !== "pooled" && fleet.instances > 1) {
     const fx = fleet[FLEET_KEYS[name]];
     const fk = fx.map((v, i) => i).filter((i) => !logX || fx[i] > 0);
-    data.push({ name: t("kvt.tr.fleet", { k: String(fleet.instances), routing: t(ROUTING_LABELS[fleet.routing] || "kvt.routing.affinity") }),
+    data.push({ name: t("kvt.tr.fleet", { k: String(fleet.instances), routing: t(ROUTING_LABEL(fleet.routing)) }),
                 x: fk.map((i) => fx[i]), y: fk.map((i) => fleet.token_hit_rate[i]), mode: "lines",
                 line: { shape: "hv", color: c.target, width: 2 } });
   }
@@ -88,9 +112,12 @@ export function traceCurveFigure(res, { theme = "light", axis = "blocks", logX =
   Object.assign(lay.yaxis, { autorange: true, rangemode: "tozero", autorangeoptions: { maxallowed: 1 } });
   lay.xaxis.autorange = true;
   if (isNarrow(width)) {
-    // a phone: the legend (one entry a line) at the figure's foot, clear of the x axis's title
+    // a phone: the legend (one entry a line, long ones broken into lines that fit) at the
+    // figure's foot, clear of the x axis's title
+    for (const d of data) d.name = wrapLegendName(d.name, width);
+    const lines = data.reduce((n, d) => n + d.name.split("<br>").length, 0);
     Object.assign(lay, { legend: { orientation: "h", x: 0, yref: "container", y: 0, yanchor: "bottom" },
-                         margin: { ...lay.margin, b: 60 + 20 * data.length } });
+                         margin: { ...lay.margin, b: 60 + 20 * lines } });
   }
   return { data, layout: lay };
 }

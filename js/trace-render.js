@@ -6,7 +6,7 @@
 import { el } from "./ui.js";
 import * as fmt from "./format.js";
 import { t, renderMessage } from "./i18n.js";
-import { ROUTING_LABELS } from "./trace-options.js";
+import { ROUTING_LABEL } from "./trace-options.js";
 
 const HIT_MODEL_KEYS = { refined: "hitmodel.refined", che: "hitmodel.che", closed: "hitmodel.closed", seed: "hitmodel.seed" };
 
@@ -63,7 +63,11 @@ export function modelNote(res) {
   const m = res.model_curve;
   if (!m) return null;
   if (!m.available) return el("p", { class: "kvt-note", text: pyText(m.message_detail) });
-  return el("p", { class: "kvt-note", text: t("kvt.model_note", { model: HIT_MODEL_KEYS[m.model] ? t(HIT_MODEL_KEYS[m.model]) : m.model }) });
+  return el("div", {},
+    el("p", { class: "kvt-note", text: t("kvt.model_note", { model: HIT_MODEL_KEYS[m.model] ? t(HIT_MODEL_KEYS[m.model]) : m.model }) }),
+    // where the model's curve starts (Python's boundary: the requests in flight, or one request)
+    m.domain_detail ? el("p", { class: "kvt-note", data: { result: "trace.model_curve.domain", value: String(m.valid_from_capacity_tokens) },
+                                text: pyText(m.domain_detail) }) : null);
 }
 
 // Exact or sampled: the rate, the references kept, the error estimate and why.
@@ -88,7 +92,7 @@ export function fleetCard(res) {
   if (!f) return null;
   const tiers = f.tiers || [];
   return el("div", { class: "kvt-card", data: { role: "fleet" } },
-    el("h3", { text: t("kvt.fleet_title", { k: fmt.int(f.instances), routing: t(ROUTING_LABELS[f.routing] || "kvt.routing.affinity") }) }),
+    el("h3", { text: t("kvt.fleet_title", { k: fmt.int(f.instances), routing: t(ROUTING_LABEL(f.routing)) }) }),
     el("dl", {},
       row("kvt.row.routing_key", pyText(f.routing_key_detail)),
       row("kvt.row.instances_used", resultCell("fleet.instances_used", f.instances_used, fmt.int(f.instances_used))),
@@ -168,5 +172,8 @@ export function statsCard(res) {
 
 export function gapsNote(res) {
   const g = res.stats.reuse_gap_s;
-  return g ? el("p", { class: "kvt-note", text: t("kvt.reuse_note", { zero: fmt.int(g.n_zero), n: fmt.int(g.n) }) }) : null;
+  if (!g) return null;
+  // no reuse at the same timestamp: not "0 of n ... are not shown"
+  return el("p", { class: "kvt-note", text: g.n_zero ? t("kvt.reuse_note", { zero: fmt.int(g.n_zero), n: fmt.int(g.n) })
+                                                     : t("kvt.reuse_note_all", { n: fmt.int(g.n) }) });
 }

@@ -16,12 +16,14 @@
 //
 // Returns {refresh(), relabel(), analyse(source), cancel(), destroy(), result, timings, running, options}.
 //
-// Options: a change of a control goes to store.set({trace}); the tab's subscriber re-analyses
-// (debounced) and the page's writes the URL. Without a page store (a standalone mount, e.g.
-// tests/browser/trace_harness.html) the tab makes its own from ?trace.<name>= and writes the
+// Options: rows of the page's parameter table (TRACE_PARAMS in js/params.js), parsed and kept in
+// links by js/state.js like every parameter; the store key "trace" holds {row key: value}. A
+// change of a control goes to store.set({trace}); the tab's subscriber re-analyses (debounced)
+// and the page's writes the URL. Without a page store (a standalone mount, e.g.
+// tests/browser/trace_harness.html) the tab makes its own from ?trace.<key>= and writes the
 // URL itself.
 //
-// Modules: js/trace-options.js (the options, their URL form ?trace.<name>= and the request),
+// Modules: js/trace-options.js (the request from the options),
 // js/trace-render.js (result cards), js/trace-figures.js (Plotly figures in the page's theme).
 // Every number comes from Python (kvcalc.api.trace in the worker); JS formats and draws.
 //
@@ -48,8 +50,9 @@ import { el } from "./ui.js";
 import { createStore } from "./store.js";
 import * as fmt from "./format.js";
 import { t, setText, setAttr, translate, renderMessage } from "./i18n.js";
-import { OPTIONS, OPTION_BY_NAME, FORMATS, ROUTINGS, ROUTING_LABELS, SAMPLING_CHOICES, SAMPLING_LABELS, PAGE_AUTO_SAMPLE_ABOVE_MIB,
-         parseOption, optionText, optionsFromQuery, withOptionsInQuery, requestFrom } from "./trace-options.js";
+import { TRACE_PARAMS, TRACE_PARAM_BY_KEY } from "./params.js";
+import { parseValue, valueToText, traceFromQuery, withTraceInQuery } from "./state.js";
+import { requestFrom, samplingText } from "./trace-options.js";
 import { AXES, PLOT_CONFIG, traceCurveFigure, traceGapsFigure } from "./trace-figures.js";
 import { headline, modelNote, samplingCard, fleetCard, detectionCard, statsCard, gapsNote, bytesText, lineLabel } from "./trace-render.js";
 
@@ -63,14 +66,10 @@ const SAMPLES = [
 ];
 const OPTION_DEBOUNCE_MS = 300;
 const STYLE_URL = new URL("./trace-tab.css", import.meta.url).href;
-// option labels: kvt.opt.<name>
-const OPTION_LABELS = {
-  format: "kvt.format", block_size_tokens: "kvt.block_size", warmup_fraction: "kvt.warmup",
-  full_blocks_only: "kvt.full_blocks", skip_bad_lines: "kvt.skip_bad", keep_partial: "kvt.opt.keep_partial",
-  sampling: "kvt.opt.sampling",
-  instances: "kvt.opt.instances", routing: "kvt.opt.routing", cpu_tier_gib: "kvt.opt.cpu_tier_gib",
-};
-const FORMAT_LABELS = { auto: "kvt.fmt.auto", mooncake: "kvt.fmt.mooncake", bailian: "kvt.fmt.bailian", generic: "kvt.fmt.generic" };
+// the options by card: the trace's reading, then scale (sampling, fleet, tier)
+const READING_KEYS = ["trace.format", "trace.block_size_tokens", "trace.warmup_fraction", "trace.full_blocks_only",
+                      "trace.skip_bad_lines", "trace.keep_partial"];
+const SCALE_KEYS = ["trace.sampling", "trace.cluster.instances", "trace.cluster.routing", "trace.tiers[1].capacity_gib"];
 
 function ensureStyle() {
   if (document.querySelector("link[data-kvt-style]")) return;
@@ -88,36 +87,41 @@ function template(node, key) {
   return node;
 }
 
-// The control of one option (js/trace-options.js), its texts from the catalogues.
-function optionControl(opt, value) {
-  if (opt.kind === "bool") {
-    const box = el("input", { type: "checkbox", name: opt.name });
+// The control of one option (a row of TRACE_PARAMS), its texts from the catalogues: a check box,
+// a select (a number row with words, sampling, offers its words, its rates and the value of a
+// link), or a text box.
+function optionControl(p, value) {
+  const attrs = { name: p.key, data: { param: p.key } };
+  if (p.kind === "bool") {
+    const box = el("input", { type: "checkbox", ...attrs });
     box.checked = Boolean(value);
     return box;
   }
-  if (opt.kind === "select" || opt.kind === "sampling") {
-    const labels = opt.name === "format" ? FORMAT_LABELS : opt.name === "routing" ? ROUTING_LABELS : SAMPLING_LABELS;
-    const choices = opt.kind === "sampling" ? [...SAMPLING_CHOICES] : opt.choices;
-    if (opt.kind === "sampling" && !choices.includes(optionText(value))) choices.push(optionText(value));   // from the URL
-    const sel = el("select", { name: opt.name }, ...choices.map((c) => (labels[c]
-      ? setText(el("option", { value: c }), labels[c], c === "auto" ? { mib: fmt.int(PAGE_AUTO_SAMPLE_ABOVE_MIB) } : null)
-      : el("option", { value: c, text: t("kvt.sampling.rate", { pct: fmt.pct(Number(c), Number(c) < 0.01 ? 2 : 0) }) }))));
-    sel.value = optionText(value);
+  if (p.kind === "select" || p.words) {
+    const choices = p.kind === "select" ? [...p.options] : [...p.words, ...p.options.map(String)];
+    if (p.words && !choices.includes(valueToText(p, value))) choices.push(valueToText(p, value));   // from the URL
+    const sel = el("select", attrs, ...choices.map((c) => optionNode(p, c)));
+    sel.value = valueToText(p, value);
     return sel;
   }
-  const box = el("input", { type: "text", inputmode: "decimal", name: opt.name, class: "num", autocomplete: "off",
-                            value: optionText(value) });
-  if (opt.default === null) setAttr(box, "placeholder", opt.name === "block_size_tokens" ? "kvt.fmt.auto" : "kvt.opt.none");
+  const box = el("input", { type: "text", inputmode: "decimal", class: "num", autocomplete: "off",
+                            value: valueToText(p, value), ...attrs });
+  if (p.placeholder) setAttr(box, "placeholder", p.placeholder);
   return box;
+}
+
+function optionNode(p, c) {
+  if (p.labels && p.labels[c]) return setText(el("option", { value: c }), p.labels[c]);
+  return el("option", { value: c, text: samplingText(c) });     // sampling: re-rendered on relabel
 }
 
 // A standalone mount's store: the options from the URL, written back to it on each change.
 function ownStore() {
-  const fromUrl = optionsFromQuery(location.search);
+  const fromUrl = traceFromQuery(location.search);
   const store = createStore({ trace: fromUrl.values });
   store.subscribe((changed, s) => {
     if (!changed.includes("trace")) return;
-    history.replaceState(history.state, "", `${location.pathname}?${withOptionsInQuery(location.search, s.trace)}${location.hash}`);
+    history.replaceState(history.state, "", `${location.pathname}?${withTraceInQuery(location.search, s.trace)}${location.hash}`);
   });
   return { store, urlNotices: fromUrl.notices };
 }
@@ -146,19 +150,19 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   const traceOptions = () => store.get("trace");
   const controls = new Map();
   const optionMsgs = new Map();
-  for (const opt of OPTIONS) {
-    const c = optionControl(opt, traceOptions()[opt.name]);
-    controls.set(opt.name, c);
-    optionMsgs.set(opt.name, el("span", { class: "kvt-msg", role: "status", "aria-live": "polite" }));
-    c.addEventListener("change", () => optionChanged(opt));
+  for (const p of TRACE_PARAMS) {
+    const c = optionControl(p, traceOptions()[p.key]);
+    controls.set(p.key, c);
+    optionMsgs.set(p.key, el("span", { class: "kvt-msg", role: "status", "aria-live": "polite" }));
+    c.addEventListener("change", () => optionChanged(p));
   }
   const urlNotice = el("p", { class: "kvt-note kvt-url-notice", data: { role: "trace-url-notice" } });
   urlNotice.hidden = urlNotices.length === 0;
 
-  function optionChanged(opt) {
-    const c = controls.get(opt.name);
-    const r = parseOption(opt, opt.kind === "bool" ? String(c.checked) : c.value);
-    const msg = optionMsgs.get(opt.name);
+  function optionChanged(p) {
+    const c = controls.get(p.key);
+    const r = parseValue(p, p.kind === "bool" ? String(c.checked) : c.value);
+    const msg = optionMsgs.get(p.key);
     if ("error" in r) {
       setText(msg, r.error.key, r.error.params);
       c.setAttribute("aria-invalid", "true");
@@ -167,27 +171,26 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     msg.textContent = "";
     delete msg.dataset.i18n;
     c.setAttribute("aria-invalid", "false");
-    store.set({ trace: { ...traceOptions(), [opt.name]: r.value } });   // -> URL, then optionsChanged
+    store.set({ trace: { ...traceOptions(), [p.key]: r.value } });   // -> URL, then optionsChanged
   }
 
   // The store's options changed (by a control or by a store.set elsewhere): the controls show
   // the new values (a control's own change, or a text it holds invalid, is left as typed),
   // then hints and the analysis.
   function optionsChanged(values, before) {
-    for (const opt of OPTIONS) {
-      const v = values[opt.name];
-      if (Object.is(v, before[opt.name])) continue;
-      const c = controls.get(opt.name);
-      if (opt.kind === "bool") { c.checked = Boolean(v); continue; }
-      const shown = parseOption(opt, c.value);
+    for (const p of TRACE_PARAMS) {
+      const v = values[p.key];
+      if (Object.is(v, before[p.key])) continue;
+      const c = controls.get(p.key);
+      if (p.kind === "bool") { c.checked = Boolean(v); continue; }
+      const shown = parseValue(p, c.value);
       if ("value" in shown && Object.is(shown.value, v)) continue;
-      if (c.tagName === "SELECT" && ![...c.options].some((o) => o.value === optionText(v))) {
-        c.append(el("option", { value: optionText(v), text: t("kvt.sampling.rate", { pct: fmt.pct(Number(v), Number(v) < 0.01 ? 2 : 0) }) }));
-      }
-      c.value = optionText(v);
+      const text = valueToText(p, v);
+      if (c.tagName === "SELECT" && ![...c.options].some((o) => o.value === text)) c.append(optionNode(p, text));
+      c.value = text;
       c.setAttribute("aria-invalid", "false");
-      optionMsgs.get(opt.name).textContent = "";
-      delete optionMsgs.get(opt.name).dataset.i18n;
+      optionMsgs.get(p.key).textContent = "";
+      delete optionMsgs.get(p.key).dataset.i18n;
     }
     updateHints();
     clearTimeout(debounce);
@@ -240,10 +243,10 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   const curveDiv = el("div", { class: "kvt-plot", data: { figure: "trace-curve" } });
   const gapDiv = el("div", { class: "kvt-plot kvt-small", data: { figure: "trace-reuse-gap" } });
 
-  const optionLabel = (name) => el("label", {},
-    ...(OPTION_BY_NAME.get(name).kind === "bool"
-      ? [controls.get(name), setText(el("span"), OPTION_LABELS[name])]
-      : [setText(el("span"), OPTION_LABELS[name]), controls.get(name)]), optionMsgs.get(name));
+  const optionLabel = (key) => el("label", {},
+    ...(TRACE_PARAM_BY_KEY.get(key).kind === "bool"
+      ? [controls.get(key), setText(el("span"), TRACE_PARAM_BY_KEY.get(key).label)]
+      : [setText(el("span"), TRACE_PARAM_BY_KEY.get(key).label), controls.get(key)]), optionMsgs.get(key));
 
   root.replaceChildren(el("div", { class: "kvt" },
     el("div", { class: "kvt-card" },
@@ -259,10 +262,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     el("div", { class: "kvt-card" },
       setText(el("h3"), "kvt.options"),
       el("div", { class: "kvt-options" },
-        ...["format", "block_size_tokens", "warmup_fraction", "full_blocks_only", "skip_bad_lines", "keep_partial"]
-          .map(optionLabel)),
+        ...READING_KEYS.map(optionLabel)),
       el("div", { class: "kvt-options", data: { role: "trace-scale-options" } },
-        ...["sampling", "instances", "routing", "cpu_tier_gib"].map(optionLabel), tierHint),
+        ...SCALE_KEYS.map(optionLabel), tierHint),
       urlNotice),
     statusBox,
     errorBox,
@@ -278,8 +280,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
 
   function updateHints() {
     const ctx = memoryContext();
-    tierHint.hidden = traceOptions().cpu_tier_gib === null || Boolean(ctx && ctx.kv_capacity_tokens);
-    controls.get("routing").disabled = traceOptions().instances <= 1;
+    const values = traceOptions();
+    tierHint.hidden = values["trace.tiers[1].capacity_gib"] === null || Boolean(ctx && ctx.kv_capacity_tokens);
+    controls.get("trace.cluster.routing").disabled = values["trace.cluster.instances"] <= 1;
   }
 
   // -- running
@@ -420,10 +423,11 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     const values = traceOptions();
     let text = renderMessage(error, { withField: true, fieldLabel: lineLabel(error) });
     if (error.field && /^line \d+$/.test(error.field)) {
-      if (values.format !== "auto") text += "\n" + t("kvt.try_auto", { format: values.format });
-      else if (!values.skip_bad_lines) text += "\n" + t("kvt.tick_skip");
+      const format = values["trace.format"];
+      if (format !== "auto") text += "\n" + t("kvt.try_auto", { format });
+      else if (!values["trace.skip_bad_lines"]) text += "\n" + t("kvt.tick_skip");
     }
-    if (!values.keep_partial && error.code && /^trace_(bad_|truncated_gzip|corrupt_gzip|max_|read_error|trailing)/.test(error.code)) {
+    if (!values["trace.keep_partial"] && error.code && /^trace_(bad_|truncated_gzip|corrupt_gzip|max_|read_error|trailing)/.test(error.code)) {
       text += "\n" + t("kvt.tick_keep_partial");
     }
     return text;
@@ -512,11 +516,9 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
     translate(root);
     renderUrlNotice();
     showStatus();
-    for (const opt of OPTIONS) {                       // rate options are numbers, not keys
-      if (opt.kind !== "sampling") continue;
-      for (const o of controls.get(opt.name).options) {
-        if (!SAMPLING_LABELS[o.value]) o.textContent = t("kvt.sampling.rate", { pct: fmt.pct(Number(o.value), Number(o.value) < 0.01 ? 2 : 0) });
-      }
+    for (const p of TRACE_PARAMS) {                    // sampling's texts carry numbers: not keys
+      if (!p.words) continue;
+      for (const o of controls.get(p.key).options) o.textContent = samplingText(o.value);
     }
     if (lastResult && !results.hidden) render(lastResult);
   }
@@ -535,4 +537,3 @@ export function mountTraceTab(root, { client, getMemoryContext = () => null, plo
   };
 }
 
-export { FORMATS, ROUTINGS };

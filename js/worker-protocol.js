@@ -13,7 +13,9 @@
 //    detail?: {received_bytes, total_bytes, elapsed_s, rate_bytes_per_s, file}}  (downloads)
 //   {type: "event:progress", id, fraction}                                 a request's progress
 //   {type: "event:ready", source: "local"|"cdn", indexURL, versions, endpoints,
-//                         apiError, timings: {<stage>: ms, total: ms}}
+//                         apiError, timings: {<stage>: ms, total: ms},
+//                         marks: {<start-up step>: epoch ms},   (time line for the bench)
+//                         pyc: number of compiled modules written (scripts/build_pyc.py)}
 //   {type: "event:fatal", stage, message}                                  start-up failed
 //   {id, type: "reply", ok: true, result, ms}
 //   {id, type: "reply", ok: false, error: {field, message, kind, ...}}

@@ -9,8 +9,10 @@
 //            file answered from memory (the lock file's sha256s then check the wheels);
 //   numpy:   loadPackage numpy from the same source's lock file and wheels, import it;
 //   core:    write kvcalc's .py files and the presets into the FS (fetched in parallel with
-//            the runtime stage), mirroring the repo layout so the core finds
-//            Path(kvcalc.__file__).parents[2] / "presets", then import kvcalc.api.
+//            the runtime stage, after its downloads are asked for), mirroring the repo layout
+//            so the core finds Path(kvcalc.__file__).parents[2] / "presets", and beside them
+//            the compiled modules of py/pyc-cpython-312.json when present (scripts/build_pyc.py),
+//            then import kvcalc.api.
 // Measured (bench/bench_page_load.py --loaders, headless Chromium, medians after numpy):
 // fetch + write the files + import kvcalc.api 118 ms; micropip + a wheel + import 420 ms.
 
@@ -21,6 +23,8 @@ const HOME = "/home/pyodide";
 const PY_ROOT = `${HOME}/py`;
 const BRIDGE_FILE = "js/kvcalc_bridge.py";
 const MANIFEST = "py/kvcalc/MANIFEST.json";
+// kvcalc compiled for Pyodide's Python (scripts/build_pyc.py; absent unless built): optional
+const PYC_BUNDLE = "py/pyc-cpython-312.json";
 const PROGRESS_MIN_STEP = 0.01;
 
 const firstLine = (m) => String(m).trim().split("\n")[0];
@@ -46,8 +50,14 @@ export function createWorkerRuntime(post, config = {}) {
   let bridge = null;            // persistent PyProxy of the kvcalc_bridge module
   let bridgeCall = null;        // and of its call()
   let resolved = null;
+  let pycWritten = 0;           // compiled modules written beside their sources (scripts/build_pyc.py)
   const queue = [];             // requests that arrived before ready
   const timings = {};
+  // Start-up steps as epoch ms (performance.timeOrigin + now), so the page and the bench can
+  // put them on one time line with the page's own (bench/bench_page_load.py --breakdown).
+  const marks = {};
+  const epoch = () => (globalThis.performance ? performance.timeOrigin + performance.now() : Date.now());
+  const stamp = (name) => { marks[name] = Math.round(epoch()); };
 
   // Download telemetry for the watchdog and the status line: every chunk counts as progress,
   // so a slow but moving download never trips the watchdog; a stopped one is reported with
@@ -120,17 +130,44 @@ export function createWorkerRuntime(post, config = {}) {
     return resp.text();
   }
 
-  // kvcalc's files: the manifest, then every file in parallel. Starts at t=0.
+  // kvcalc's files: the manifest, then every file in parallel; and the pyc bundle, decoded
+  // here (while the runtime still loads). Starts once the runtime's downloads are asked for.
   async function fetchCore() {
+    const pycPromise = fetchPyc();
     const manifest = JSON.parse(await fetchText(MANIFEST));
     const files = await Promise.all(manifest.files.map(async (p) => [p, await fetchText(p)]));
-    return { files, bridge: await fetchText(BRIDGE_FILE) };
+    const out = { files, bridge: await fetchText(BRIDGE_FILE), pyc: await pycPromise };
+    stamp("core_fetched");
+    return out;
+  }
+
+  // {cache_tag, files: [[path below HOME of the .py, pyc bytes]]}, or null when there is no
+  // usable bundle (not built, unreadable): then Python compiles the sources, as it always may.
+  async function fetchPyc() {
+    try {
+      const resp = await env.fetchFn(new URL(PYC_BUNDLE, env.baseURL));
+      if (!resp.ok) return null;
+      const doc = await resp.json();
+      if (!doc || typeof doc.cache_tag !== "string" || !doc.files || typeof doc.files !== "object") return null;
+      const files = Object.entries(doc.files).map(([path, b64]) => {
+        const bin = atob(b64);
+        const bytes = new Uint8Array(bin.length);
+        for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+        return [path, bytes];
+      });
+      return { cache_tag: doc.cache_tag, files };
+    } catch {
+      return null;
+    }
   }
 
   // Pyodide's files, each downloaded in parallel and checked against runtime.json's sha384
-  // before anything runs. The wasm's Content-Type is checked from the response headers:
+  // before anything uses it. The wasm's Content-Type is checked from the response headers:
   // a server that sends it as something else is misconfigured and is named as such.
-  async function fetchRuntimeFiles() {
+  // Returns {file: {name: Promise of its checked bytes}, all: Promise of {name: bytes},
+  // started: resolves once every download is asked for}, so each file can be used as soon
+  // as its own check passes (rejections are handled by `all`).
+  function fetchRuntimeFiles() {
     dl.startedAt = env.now();
     dl.activity = `downloading the Python runtime from ${resolved.indexURL}`;
     const names = resolved.config.pyodide.files;
@@ -158,18 +195,32 @@ export function createWorkerRuntime(post, config = {}) {
           "CDN send the right type).");
       }
     };
-    const out = {};
-    await Promise.all(names.map(async (name) => {
+    const file = {};
+    const get = (name) => {
       const url = new URL(name, resolved.indexURL).href;
-      const { bytes } = await fetchVerified(url, resolved.integrity[url], {
+      file[name] = fetchVerified(url, resolved.integrity[url], {
         fetchFn: env.fetchFn, onBytes: onBytes(name),
         check: name === "pyodide.asm.wasm" ? wasmCheck : undefined,
+      }).then(({ bytes }) => {
+        dl.files.get(name).done = true;
+        return bytes;
       });
-      dl.files.get(name).done = true;
-      out[name] = bytes;
-    }));
-    dl.activity = "starting the Python runtime";
-    return out;
+      file[name].catch(() => {});          // reported through `all`
+    };
+    // The loader's two scripts first, on their own: pyodide.asm.js (1.3 MB) then arrives
+    // before the wasm (10 MB) instead of sharing the bandwidth with it to the end, and is
+    // parsed while the rest downloads. The rest starts when it is in (or has failed).
+    const first = names.filter((n) => n === "pyodide.mjs" || n === "pyodide.asm.js");
+    for (const name of first) get(name);
+    const rest = names.filter((n) => !first.includes(n));
+    const restStarted = Promise.allSettled(first.map((n) => file[n])).then(() => { for (const name of rest) get(name); });
+    const all = restStarted.then(() => Promise.all(names.map((name) => file[name]))).then((list) => {
+      dl.activity = "starting the Python runtime";
+      stamp("runtime_files_checked");
+      return Object.fromEntries(names.map((name, i) => [name, list[i]]));
+    });
+    all.catch(() => {});                   // awaited in start()
+    return { file, all, started: restStarted };
   }
 
   const TYPES = {
@@ -179,8 +230,10 @@ export function createWorkerRuntime(post, config = {}) {
   };
 
   // Pyodide fetches the wasm, the standard library and the lock file itself with fetch():
-  // answer those URLs from the checked bytes, pass everything else through. Removed once
-  // loadPyodide returns. (Pyodide 0.27.7's loader has no option to hand it the wasm bytes.)
+  // answer those URLs from the checked bytes (once each file's check has passed; a failed
+  // check rejects), pass everything else through. Removed once loadPyodide returns.
+  // (Pyodide 0.27.7's loader has no option to hand it the wasm bytes.)
+  // files: {name: Promise of checked bytes}.
   function serveCheckedFiles(files) {
     const scope = env.scope;
     const table = new Map();
@@ -196,7 +249,7 @@ export function createWorkerRuntime(post, config = {}) {
       } catch { /* not a URL we serve */ }
       const hit = href && table.get(href);
       if (hit) {
-        return Promise.resolve(new Response(hit.bytes, { status: 200, headers: { "Content-Type": hit.type } }));
+        return Promise.resolve(hit.bytes).then((bytes) => new Response(bytes, { status: 200, headers: { "Content-Type": hit.type } }));
       }
       return original.call(scope, input, init);
     };
@@ -227,37 +280,54 @@ export function createWorkerRuntime(post, config = {}) {
     const t0 = env.now();
     let tStage = t0;
     const mark = (name) => { const t = env.now(); timings[name] = Math.round(t - tStage); tStage = t; };
+    stamp("start");
     try {
       progress("runtime", 0);
-      const corePromise = fetchCore();
-      corePromise.catch(() => {});   // handled when awaited in the core stage
       const choice = initConfig.runtime || config.runtime || "auto";
       if (!RUNTIME_CHOICES.includes(choice)) {
         throw new Error(`the runtime source ${JSON.stringify(String(choice).slice(0, 80))} is not ` +
                         `accepted (only ${RUNTIME_CHOICES.join(", ")}): kvcalc runs only its own pinned runtime`);
       }
       resolved = await resolveRuntime({ baseURL: env.baseURL, choice, fetchFn: env.fetchFn });
+      stamp("resolved");
       progress("runtime", 0.05);
-      const files = await fetchRuntimeFiles();
-      if (state !== "starting") return;
-      progress("runtime", 0.7);
+      // Each file is used as soon as its own check passes: pyodide.asm.js is parsed while the
+      // wasm still downloads, and loadPyodide starts at once, its wasm, standard library and
+      // lock file answered from checked bytes as each arrives (a bare start overlaps these
+      // steps the same way). Any failed download or check fails the stage through `all`.
+      const downloads = fetchRuntimeFiles();
+      // kvcalc's ~80 files only once the runtime's downloads are asked for: a server on
+      // HTTP/1.1 gets 6 connections per host, and these are needed only after numpy
+      const corePromise = fetchCore();
+      corePromise.catch(() => {});   // handled when awaited in the core stage
+      // one file's bytes, or the first failure among all files
+      const checked = (name) => Promise.race([downloads.file[name], downloads.all.then(() => downloads.file[name])]);
       // pyodide.asm.js first: it defines globalThis._createPyodideModule, and loadPyodide
       // then does not load it again from indexURL.
-      await importChecked(files["pyodide.asm.js"]);
-      const { loadPyodide } = await importChecked(files["pyodide.mjs"]);
+      await importChecked(await checked("pyodide.asm.js"));
+      const { loadPyodide } = await importChecked(await checked("pyodide.mjs"));
       if (state !== "starting") return;
-      progress("runtime", 0.75);
-      const restoreFetch = serveCheckedFiles(files);
+      stamp("loader_imported");
+      const allChecked = downloads.all.then((files) => {
+        progress("runtime", (dl.fraction = Math.max(dl.fraction, 0.7)));
+        return files;
+      });
+      await downloads.started;   // every file asked for (the wasm, stdlib and lock file after the loader's)
+      const restoreFetch = serveCheckedFiles(downloads.file);
       try {
-        pyodide = await loadPyodide({
-          indexURL: resolved.indexURL,
-          stdout: (s) => console.log("[py]", s),
-          stderr: (s) => console.warn("[py]", s),
-        });
+        [pyodide] = await Promise.all([
+          loadPyodide({
+            indexURL: resolved.indexURL,
+            stdout: (s) => console.log("[py]", s),
+            stderr: (s) => console.warn("[py]", s),
+          }),
+          allChecked,   // rejects at once when a file fails (the loader would wait for ever)
+        ]);
       } finally {
         restoreFetch();
       }
       if (state !== "starting") return;
+      stamp("pyodide_loaded");
       mark("runtime");
       progress("runtime", 1);
 
@@ -279,11 +349,13 @@ export function createWorkerRuntime(post, config = {}) {
       const missing = packages.filter((p) => !(p in (pyodide.loadedPackages || {})));
       if (missing.length) throw numpyFailure(packageErrors.map(firstLine).join("; ") || `${missing.join(", ")} not loaded`);
       progress("numpy", 0.7);
+      stamp("numpy_loaded");
       try {
         pyodide.pyimport("numpy").destroy();  // the first import costs ~0.35 s: pay it here
       } catch (err) {
         throw numpyFailure(lastLine(err && err.message ? err.message : err));
       }
+      stamp("numpy_imported");
       mark("numpy");
       progress("numpy", 1);
 
@@ -292,6 +364,7 @@ export function createWorkerRuntime(post, config = {}) {
       const core = await corePromise;
       if (state !== "starting") return;
       writeCore(core);
+      stamp("core_written");
       progress("core", 0.3);
       // Kept for the worker's lifetime: attribute proxies are borrowed from the module's.
       bridge = pyodide.pyimport("kvcalc_bridge");
@@ -312,6 +385,7 @@ export function createWorkerRuntime(post, config = {}) {
         }
       }
       endpointsProxy.destroy();
+      stamp("api_imported");
       mark("core");
       progress("core", 1);
 
@@ -326,6 +400,8 @@ export function createWorkerRuntime(post, config = {}) {
         endpoints,
         apiError,
         timings,
+        marks,
+        pyc: pycWritten,
       });
       for (const msg of queue.splice(0)) handle(msg);
     } catch (err) {
@@ -333,7 +409,7 @@ export function createWorkerRuntime(post, config = {}) {
     }
   }
 
-  function writeCore({ files, bridge }) {
+  function writeCore({ files, bridge, pyc }) {
     const FS = pyodide.FS;
     for (const [rel, text] of files) {
       const path = `${HOME}/${rel}`;
@@ -343,6 +419,24 @@ export function createWorkerRuntime(post, config = {}) {
     FS.mkdirTree(PY_ROOT);
     FS.writeFile(`${PY_ROOT}/kvcalc_bridge.py`, bridge);
     const sys = pyodide.pyimport("sys");
+    // The pycs go where Python looks for them (<dir>/__pycache__/<name>.<tag>.pyc), only for
+    // sources written above and only when built for this Python. They are checked-hash pycs:
+    // Python uses one only when it matches its .py, else compiles that .py itself.
+    const impl = sys.implementation;
+    const tag = impl.cache_tag;
+    impl.destroy();
+    pycWritten = 0;
+    if (pyc && pyc.cache_tag === tag) {
+      const written = new Set([...files.map(([rel]) => rel), "py/kvcalc_bridge.py"]);
+      for (const [rel, bytes] of pyc.files) {
+        if (!written.has(rel) || !rel.endsWith(".py")) continue;
+        const cut = rel.lastIndexOf("/");
+        const dir = `${HOME}/${rel.slice(0, cut)}/__pycache__`;
+        FS.mkdirTree(dir);
+        FS.writeFile(`${dir}/${rel.slice(cut + 1, -3)}.${tag}.pyc`, bytes);
+        pycWritten++;
+      }
+    }
     const path = sys.path;
     if (!path.__contains__(PY_ROOT)) path.insert(0, PY_ROOT);
     path.destroy();

@@ -14,8 +14,9 @@ What ends up in runtime/:
   BUILD.json
       what was built from what; when it matches runtime.json the build is skipped.
 
-It also warns when py/kvcalc/MANIFEST.json (the file list the worker loads into the Pyodide
-file system) is stale; it does not rewrite it, so CI's test of the committed manifest still
+It also (re)builds py/pyc-cpython-312.json (scripts/build_pyc.py: kvcalc compiled for
+Pyodide's Python 3.12, git-ignored) when a source changed, and warns when
+py/kvcalc/MANIFEST.json (the file list the worker loads into the Pyodide file system) is stale; it does not rewrite it, so CI's test of the committed manifest still
 catches a forgotten `python scripts/gen_manifest.py` (scripts/serve.py does rewrite it).
 
 Versions are pinned in runtime.json only. Usage: scripts/build_runtime.sh [--force]
@@ -37,6 +38,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+import build_pyc  # noqa: E402
 import gen_manifest  # noqa: E402
 
 RUNTIME = ROOT / "runtime"
@@ -116,6 +118,12 @@ def build(force: bool = False, quiet: bool = False) -> None:
     if not gen_manifest.is_current():
         print("WARNING: py/kvcalc/MANIFEST.json is stale: run python scripts/gen_manifest.py "
               "and commit it (the page loads exactly the files it lists)", file=sys.stderr)
+    # kvcalc compiled for Pyodide's Python (git-ignored, rebuilt when a source changed): the
+    # worker writes it beside the sources so the first import does not compile them
+    try:
+        build_pyc.build(quiet=quiet)
+    except (OSError, subprocess.SubprocessError) as err:
+        print(f"WARNING: scripts/build_pyc.py failed ({err}): the page compiles kvcalc itself", file=sys.stderr)
 
     wanted = {"pyodide": cfg["pyodide"]["npm"], "plotly": cfg["plotly"]["npm"],
               "packages": cfg["pyodide"]["packages"]}

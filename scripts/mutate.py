@@ -143,7 +143,7 @@ def run_mutmut(modules: list[str], tests: list[str], max_children: int, workdir:
     if missing:
         print("no such module:", ", ".join(missing), file=sys.stderr)
         return 2
-    present = [t for t in tests if (work / t).is_file()]
+    present = [t for t in tests if (work / t.split("::")[0]).is_file()]   # files or test node ids
     (work / "pyproject.toml").write_text(
         "[tool.mutmut]\n"
         'source_paths = ["src/kvcalc"]\n'
@@ -222,7 +222,7 @@ def run_issue_mutations() -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("modules", nargs="*", help="modules under py/kvcalc, e.g. benefit trace.stats (default: all)")
-    ap.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="test files mutmut runs")
+    ap.add_argument("--tests", nargs="+", default=DEFAULT_TESTS, help="test files (or node ids file::test) mutmut runs")
     ap.add_argument("--max-children", type=int, default=2)
     ap.add_argument("--workdir", type=Path, help="where the staging copy goes (default: a new temp dir)")
     ap.add_argument("--show", action="store_true", help="print the diff of every unlisted survivor")

@@ -157,7 +157,9 @@ def test_warmup_requests_replayed_but_not_counted():
     assert ideal == {"ideal_block_hits": 7, "ideal_token_hits": 14, "blocks_looked_up": 10, "prompt_tokens": 23,
                      "ideal_block_hit_rate": 0.7, "ideal_token_hit_rate": 14 / 23}
     assert "the first 49 % of requests" in c.counting_rule
-    assert "the first 0 % of requests" in lru_curve(tr).counting_rule
+    # no warm-up: said as such, not "the first 0 % of requests replayed but not counted"
+    assert "every request counted (no warm-up)" in lru_curve(tr).counting_rule
+    assert "the first 0 %" not in lru_curve(tr).counting_rule
 
 
 def test_fifo_is_not_lru_by_hand():

@@ -101,8 +101,12 @@ def family_keys(messages: dict) -> tuple[set[str], set[str]]:
     trace = "\n".join(f.read_text() for f in sorted((ROOT / "js").glob("trace-*.js")))
     samples = re.findall(r'\{ id: "(\w+)", file:', trace)
     axes = re.findall(r'^  (\w+): \{ key: "capacit', trace, flags=re.M)
-    formats = re.search(r"const FORMATS = \[([^\]]*)\]", trace).group(1).replace('"', "").replace(" ", "").split(",")
-    assert samples and axes and formats, "js/trace-*.js: SAMPLES, AXES or FORMATS not found"
+    assert samples and axes, "js/trace-*.js: SAMPLES or AXES not found"
+    # the trace tab's selects offer Python's choices (py/kvcalc/limits.json "choices"): kvt.fmt.<format>,
+    # kvt.routing.<routing> (js/params.js TRACE_PARAMS)
+    from kvcalc.limits import choices
+    formats = choices()["trace.format"]["choices"]
+    required |= {f"kvt.routing.{r}" for r in choices()["trace.cluster.routing"]["choices"]}
     required |= {f"kvt.sample.{s}{h}" for s in samples for h in ("", "_hint")}
     required |= {f"kvt.axis.{a}" for a in axes} | {f"kvt.axis_unit.{a}" for a in axes}
     required |= {f"kvt.fmt.{f}" for f in formats}

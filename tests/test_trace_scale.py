@@ -634,7 +634,8 @@ def test_auto_threshold_and_message_twins():
     d = exact["detection"]
     assert (d["format_source_detail"]["code"], d["block_size_source_detail"]["code"], d["chaining_detail"]["code"]) \
         == ("trace_format_detected", "trace_bs_format_default", "trace_chain_verified")
-    assert exact["counting_rule_detail"] == {"code": "trace_counting_full", "params": {"warmup_fraction": 0.0},
+    # no warm-up: a code of its own, not "the first 0 % of requests not counted"
+    assert exact["counting_rule_detail"] == {"code": "trace_counting_full_all", "params": {},
                                              "message": exact["counting_rule"]}
     assert [n["message"] for n in exact["fit"]["note_details"]] == exact["fit"]["notes"]
     assert all(n["code"] in TRACE_CODES for n in exact["fit"]["note_details"])

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 
 __all__ = ["Limit", "LIMITS", "limit", "limits_json", "MAX_DEPTH", "MAX_NODES", "MAX_STRING_CHARS",
            "MAX_CAPACITY_POINTS", "SIMULATION_MAX_CONVERSATIONS", "SIMULATION_MAX_WORK", "simulation_work", "ARCH_MESSAGE",
-           "PAGE_TIERS", "page_inputs"]
+           "PAGE_TIERS", "page_inputs", "CHOICE_DEFAULTS", "choices"]
 
 #: Nesting depth of a request (objects and lists); config.json files nest 3-4 deep. Equal to
 #: the page's MAX_MESSAGE_DEPTH (js/worker-protocol.js), so what the page sends is never deeper.
@@ -214,6 +214,29 @@ PAGE_TIERS = (
 )
 
 
+#: The trace tab's fields that are not numbers (kvcalc.trace.api): key path -> the API's default.
+#: Their choices are ``choices()``; "trace.sampling" also takes a rate (its numeric row above).
+CHOICE_DEFAULTS = {
+    "trace.format": "auto",
+    "trace.full_blocks_only": True,
+    "trace.skip_bad_lines": False,
+    "trace.keep_partial": False,
+    "trace.sampling": "auto",
+    "trace.cluster.routing": "affinity",
+}
+
+
+def choices() -> dict:
+    """``{key: {"choices": [...], "default": value}}`` of the non-numeric trace fields (the page's
+    selects and check boxes). The formats and routings are the trace modules' own tuples."""
+    from .trace.fleet import ROUTINGS
+    from .trace.loaders import FORMATS
+    allowed = {"trace.format": list(FORMATS), "trace.full_blocks_only": [True, False],
+               "trace.skip_bad_lines": [True, False], "trace.keep_partial": [True, False],
+               "trace.sampling": ["auto", "exact"], "trace.cluster.routing": list(ROUTINGS)}
+    return {k: {"choices": allowed[k], "default": d} for k, d in CHOICE_DEFAULTS.items()}
+
+
 def limit(key: str) -> Limit:
     """The Limit of a key path; config.json fields inside text_config share their top-level row."""
     if key in LIMITS:
@@ -251,5 +274,5 @@ def limits_json() -> str:
     doc = {"comment": "generated from py/kvcalc/limits.py by `python -m kvcalc limits --json`; do not edit",
            "max_depth": MAX_DEPTH, "max_nodes": MAX_NODES, "max_capacity_points": MAX_CAPACITY_POINTS,
            "simulation_max_work": SIMULATION_MAX_WORK, "page_tiers": list(PAGE_TIERS),
-           "limits": {k: row(v) for k, v in LIMITS.items()}}
+           "limits": {k: row(v) for k, v in LIMITS.items()}, "choices": choices()}
     return json.dumps(doc, indent=1, sort_keys=False, allow_nan=False) + "\n"

@@ -3,8 +3,8 @@ store.set -> URL/localStorage -> compute -> render.
 
 Expected values come from the store's contract (the keys it was made with; a key changes
 when its value is not Object.is the old one) and the page's (the URL holds only values Python
-accepted; one compute per change; the trace options in the link, ?trace.<name>=, only when
-they differ from js/trace-options.js's defaults)."""
+accepted; one compute per change; the trace options in the link, ?trace.<key path>=, only when
+they differ from their rows' defaults, TRACE_PARAMS of js/params.js)."""
 
 from __future__ import annotations
 
@@ -117,35 +117,45 @@ def test_page_set_writes_the_url_then_computes_once(ctx, server):
 
 
 def test_trace_options_round_trip_through_the_store_and_the_url(ctx, server):
+    # an older link: trace.instances / trace.routing are read as trace.cluster.instances / .routing
     url = f"{server}index.html?lang=en&trace.instances=3&trace.routing=random&trace.bogus=1"
     pg = open_page(ctx, url)
     pg.evaluate(COUNT_COMPUTES)
     opts = pg.evaluate("__kvcalc.store.get('trace')")
-    assert opts["instances"] == 3 and opts["routing"] == "random"
-    assert opts["format"] == "auto" and opts["cpu_tier_gib"] is None      # defaults (js/trace-options.js)
+    assert opts["trace.cluster.instances"] == 3 and opts["trace.cluster.routing"] == "random"
+    # defaults: Python's table (limits.json "choices"; no tier)
+    assert opts["trace.format"] == "auto" and opts["trace.tiers[1].capacity_gib"] is None
     q = query(pg)
-    assert q["trace.instances"] == ["3"] and q["trace.routing"] == ["random"]
+    assert q["trace.cluster.instances"] == ["3"] and q["trace.cluster.routing"] == ["random"]
+    assert "trace.instances" not in q and "trace.routing" not in q                # written under the rows' keys
     assert "trace.bogus" not in q                                          # refused, said on the tab
 
     # a set elsewhere: the link at once, no compute of the calculator
-    pg.evaluate("__kvcalc.store.set({ trace: { ...__kvcalc.store.get('trace'), cpu_tier_gib: 64 } })")
-    assert query(pg)["trace.cpu_tier_gib"] == ["64"]
+    pg.evaluate("__kvcalc.store.set({ trace: { ...__kvcalc.store.get('trace'), 'trace.tiers[1].capacity_gib': 64 } })")
+    assert query(pg)["trace.tiers[1].capacity_gib"] == ["64"]
     # the tab's controls show the store's options; its notice names the refused entry
     pg.click('[role="tab"][data-tab="trace"]')
-    wait_js(pg, "document.querySelector('#trace-root input[name=cpu_tier_gib]')", timeout=TIMEOUT_MS)
-    assert pg.input_value("#trace-root input[name=cpu_tier_gib]") == "64"
-    assert pg.input_value("#trace-root input[name=instances]") == "3"
-    assert pg.input_value("#trace-root select[name=routing]") == "random"
+    wait_js(pg, "document.querySelector('#trace-root input[name=\"trace.tiers[1].capacity_gib\"]')", timeout=TIMEOUT_MS)
+    assert pg.input_value("#trace-root input[name='trace.tiers[1].capacity_gib']") == "64"
+    assert pg.input_value("#trace-root input[name='trace.cluster.instances']") == "3"
+    assert pg.input_value("#trace-root select[name='trace.cluster.routing']") == "random"
     assert "trace.bogus" in pg.inner_text("[data-role=trace-url-notice]")
     # a control: the store, then the link (back at the default: out of the link)
-    pg.fill("#trace-root input[name=instances]", "1")
-    pg.dispatch_event("#trace-root input[name=instances]", "change")
-    assert pg.evaluate("__kvcalc.store.get('trace').instances") == 1
+    pg.fill("#trace-root input[name='trace.cluster.instances']", "1")
+    pg.dispatch_event("#trace-root input[name='trace.cluster.instances']", "change")
+    assert pg.evaluate("__kvcalc.store.get('trace')['trace.cluster.instances']") == 1
     q = query(pg)
-    assert "trace.instances" not in q and q["trace.cpu_tier_gib"] == ["64"] and q["tab"] == ["trace"]
+    assert "trace.cluster.instances" not in q and q["trace.tiers[1].capacity_gib"] == ["64"] and q["tab"] == ["trace"]
+    # a value outside Python's range is refused at the box with the page's own message (state.*),
+    # the store and the link keep the last valid value
+    pg.fill("#trace-root input[name='trace.warmup_fraction']", "1")
+    pg.dispatch_event("#trace-root input[name='trace.warmup_fraction']", "change")
+    assert pg.get_attribute("#trace-root input[name='trace.warmup_fraction']", "aria-invalid") == "true"
+    assert "< 1" in pg.inner_text("#trace-root label:has(input[name='trace.warmup_fraction']) .kvt-msg")
+    assert pg.evaluate("__kvcalc.store.get('trace')['trace.warmup_fraction']") == 0
     # the store changed from outside: the control follows
-    pg.evaluate("__kvcalc.store.set({ trace: { ...__kvcalc.store.get('trace'), instances: 5 } })")
-    assert pg.input_value("#trace-root input[name=instances]") == "5"
+    pg.evaluate("__kvcalc.store.set({ trace: { ...__kvcalc.store.get('trace'), 'trace.cluster.instances': 5 } })")
+    assert pg.input_value("#trace-root input[name='trace.cluster.instances']") == "5"
     assert len(pg.evaluate("__computes")) == 0
     saved = pg.evaluate("__kvcalc.store.get('trace')")
     link = pg.url
@@ -154,29 +164,42 @@ def test_trace_options_round_trip_through_the_store_and_the_url(ctx, server):
     # the link brings the same options back
     pg = open_page(ctx, link)
     assert pg.evaluate("__kvcalc.store.get('trace')") == saved
-    wait_js(pg, "document.querySelector('#trace-root input[name=instances]')", timeout=TIMEOUT_MS)
-    assert pg.input_value("#trace-root input[name=instances]") == "5"
+    wait_js(pg, "document.querySelector('#trace-root input[name=\"trace.cluster.instances\"]')", timeout=TIMEOUT_MS)
+    assert pg.input_value("#trace-root input[name='trace.cluster.instances']") == "5"
     assert pg.is_hidden("[data-role=trace-url-notice]")
     pg.close()
 
 
 def test_trace_options_come_from_python_tables(ctx, server):
-    """The trace tab's options (js/trace-options.js): every number's range and default is a row
-    of Python's table of limits, the choices are Python's formats and routings."""
+    """The trace tab's options are rows of the page's one parameter table (TRACE_PARAMS of
+    js/params.js): every number's range and default is a row of Python's table of limits, the
+    selects' and check boxes' choices and defaults are its "choices" (Python's formats and routings,
+    and kvcalc.trace.api's defaults)."""
+    from kvcalc.limits import CHOICE_DEFAULTS
     pg = ctx.new_page()
     pg.goto(f"{server}i18n/en.json")
     got = pg.evaluate("""async () => {
-      const o = await import('/js/trace-options.js');
-      return { options: o.OPTIONS.map(({ name, kind, limit, default: d, choices }) => ({ name, kind, limit, d, choices })),
-               defaults: o.defaults() };
+      const p = await import('/js/params.js');
+      return { rows: p.TRACE_PARAMS.map(({ key, kind, limit, default: d, options, words, lo, hi, loOpen, hiOpen, integer }) =>
+                 ({ key, kind, limit: limit ?? key, d, options, words: words ?? null, lo, hi, loOpen, hiOpen, integer })),
+               defaults: p.traceDefaults(), calc: p.PARAMS.filter(r => r.key.startsWith('trace.')).length };
     }""")
     pg.close()
-    numbers = [o for o in got["options"] if o["kind"] == "number"]
-    assert [o["name"] for o in numbers] == ["block_size_tokens", "warmup_fraction", "instances", "cpu_tier_gib"]
-    for o in numbers:
-        assert o["limit"] in LIMITS, o
-        assert o["d"] == LIMITS[o["limit"]].default, o            # None where Python has no default
-    assert got["defaults"]["warmup_fraction"] == 0 and got["defaults"]["instances"] == 1
-    assert next(o for o in got["options"] if o["kind"] == "sampling")["limit"] in LIMITS
-    by_name = {o["name"]: o for o in got["options"]}
-    assert by_name["format"]["choices"] == list(FORMATS) and by_name["routing"]["choices"] == list(ROUTINGS)
+    assert got["calc"] == 0                                    # not in the calculator's form
+    rows = {r["key"]: r for r in got["rows"]}
+    numbers = [r for r in got["rows"] if r["kind"] == "number"]
+    assert [r["key"] for r in numbers] == ["trace.block_size_tokens", "trace.warmup_fraction", "trace.sampling",
+                                           "trace.cluster.instances", "trace.tiers[1].capacity_gib"]
+    for r in numbers:
+        lim = LIMITS[r["limit"]]
+        assert (r["lo"], r["hi"], r["loOpen"], r["hiOpen"], r["integer"]) == \
+            (lim.lo, lim.hi, lim.lo_open, lim.hi_open, lim.integer), r
+        if r["words"] is None:
+            assert r["d"] == lim.default, r                   # None where Python has no default
+    assert got["defaults"]["trace.warmup_fraction"] == 0 and got["defaults"]["trace.cluster.instances"] == 1
+    for key, default in CHOICE_DEFAULTS.items():
+        assert got["defaults"][key] == default, key
+    assert rows["trace.format"]["options"] == list(FORMATS)
+    assert rows["trace.cluster.routing"]["options"] == list(ROUTINGS)
+    assert rows["trace.sampling"]["words"] == ["auto", "exact"]
+    assert all(LIMITS["trace.sampling"].contains(x) for x in rows["trace.sampling"]["options"])

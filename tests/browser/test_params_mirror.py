@@ -1,4 +1,5 @@
-"""Every row of the page's parameter table agrees with Python (js/params.js vs kvcalc).
+"""Every row of the page's parameter table agrees with Python (js/params.js vs kvcalc), the
+trace tab's rows (TRACE_PARAMS: keys "trace." + kvcalc.trace.api's request key paths) included.
 
 Numeric rows take their valid range from py/kvcalc/limits.json (written from
 kvcalc.limits); this checks the page really applied it, row by row, so the page
@@ -18,7 +19,10 @@ from kvcalc.fleet import ROUTINGS, TIER_MODES
 from kvcalc.architecture import ARCHITECTURE_KEYS
 from kvcalc.hitrate import HIT_MODELS
 from kvcalc.quant import WEIGHT_FORMATS
-from kvcalc.limits import LIMITS, PAGE_TIERS, limits_json
+from kvcalc.limits import CHOICE_DEFAULTS, LIMITS, PAGE_TIERS, limits_json
+from kvcalc.trace.api import REQUEST_KEYS as TRACE_REQUEST_KEYS
+from kvcalc.trace.fleet import ROUTINGS as TRACE_ROUTINGS
+from kvcalc.trace.loaders import FORMATS as TRACE_FORMATS
 from kvcalc.request import CACHE_KEYS, RECOMMENDER_KEYS, REQUEST_KEYS, SIMULATION_KEYS, WORKLOAD_KEYS
 from kvcalc.scenarios import SCENARIOS
 from kvcalc.units import DTYPE_BITS
@@ -41,12 +45,17 @@ SELECT_CHOICES = {
     # "auto": nothing sent (the checkpoint's own format)
     "weight_dtype": ({"auto"} | set(WEIGHT_FORMATS), False),
     "model.architecture.attention": ({"auto", "mha", "gqa", "mqa", "mla"}, True),
+    "trace.format": (set(TRACE_FORMATS), True),
+    "trace.cluster.routing": (set(TRACE_ROUTINGS), True),
 }
 #: rows of the page only (request: false): the Hugging Face id, resolved by the page to a config
 PAGE_ONLY = {"model.hf_id"}
 
 
 def _key_known(key: str) -> bool:
+    if key.startswith("trace."):   # the trace tab: a key of kvcalc.trace.api's request
+        rest = key[len("trace."):]
+        return rest in TRACE_REQUEST_KEYS or rest in ("cluster.instances", "cluster.routing", "tiers[1].capacity_gib")
     if key.startswith("tiers["):   # a field of one tier of the list (js/fleet-params.js)
         return key.split("]", 1)[1] in (".capacity_gib", ".read_gb_per_s", ".capacity_tokens")
     head, _, rest = key.partition(".")
@@ -72,9 +81,10 @@ def test_every_page_row_agrees_with_python(page, server):
     page.goto(f"{server}tests/browser/harness.html")
     rows = page.evaluate("""async () => {
         const m = await import('/js/params.js');
-        return m.PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
+        return m.ALL_PARAMS.map(p => ({key: p.key, kind: p.kind, lo: p.lo, hi: p.hi === Infinity ? 'inf' : p.hi,
                                    loOpen: p.loOpen, hiOpen: p.hiOpen, integer: p.integer,
                                    options: Array.isArray(p.options) ? [...p.options] : p.options,
+                                   words: p.words ?? null,
                                    min: p.min, max: p.max, def: p.default, limit: p.limit ?? null}));
     }""")
     assert len(rows) >= 25
@@ -90,9 +100,13 @@ def test_every_page_row_agrees_with_python(page, server):
             assert row["hi"] == ("inf" if lim.hi == math.inf else lim.hi) and row["hiOpen"] == lim.hi_open, (key, row, lim)
             # whole numbers where Python wants them, and where its table says the page takes them
             assert row["integer"] == (lim.integer or lim.page_integer), (key, row, lim)
-            # the default and the slider's ends are values Python accepts
+            # the default and the slider's ends are values Python accepts (or a word it takes)
+            if row["words"] is not None:
+                assert row["def"] in row["words"] and row["def"] == CHOICE_DEFAULTS[row["key"]], row
+                assert set(row["words"]) <= {"auto", "exact"}, row               # kvcalc.trace.api's words
+                assert all(lim.contains(x) for x in row["options"]), row        # the select's rates
             for x in (row["def"], row["min"], row["max"]):
-                if x is not None:
+                if x is not None and not isinstance(x, str):
                     assert lim.contains(x) and (not lim.integer or x == int(x)), (key, x, lim)
             if lim.default is not None and row["def"] is not None:
                 assert row["def"] == lim.default, (key, row["def"], lim.default)
@@ -103,6 +117,10 @@ def test_every_page_row_agrees_with_python(page, server):
             assert offered <= choices, (key, offered - choices)
             if complete:
                 assert offered == choices, (key, choices - offered)
+            if key in CHOICE_DEFAULTS:
+                assert row["def"] == CHOICE_DEFAULTS[key], (key, row["def"])
+        elif row["kind"] == "bool":
+            assert row["options"] == [True, False] and row["def"] == CHOICE_DEFAULTS[key], row
         elif key == "cache.block_size_tokens":
             lim = LIMITS[key]
             assert all(lim.contains(x) and x == int(x) for x in row["options"]), row["options"]
@@ -124,9 +142,10 @@ def test_page_only_rows_come_from_python(page, server):
     got = page.evaluate("""async () => {
         const f = await import('/js/fleet-params.js');
         const o = await import('/js/trace-options.js');
+        const p = await import('/js/params.js');
         const rows = f.FLEET_PARAMS.filter(p => p.key.startsWith('tiers[')).map(p => [p.key, p.min, p.max]);
         return {names: f.TIER_NAMES, rows, auto: o.PAGE_AUTO_SAMPLE_ABOVE_MIB,
-                sent: o.requestFrom(o.defaults(), null).sampling_auto_above_mib,
+                sent: o.requestFrom(p.traceDefaults(), null).sampling_auto_above_mib,
                 request: f.fleetRequest({"cluster.instances": 1, "cluster.routing": "affinity",
                                          "tiers[0].capacity_gib": 64, "tiers[1].capacity_gib": 512}).tiers};
     }""")

@@ -54,7 +54,7 @@ def test_prose_numbers_are_pythons(ctx, server):
         title = pg.get_attribute(f"button[data-sample={name}]", "title")
         assert title.startswith(f"{info['requests']:,} requests, {info['duration_minutes']} min"), title
     assert "{" not in pg.inner_text("body")
-    auto = pg.evaluate("[...document.querySelectorAll('select[name=sampling] option')].find(o => o.value === 'auto').textContent")
+    auto = pg.evaluate("[...document.querySelectorAll('select[name=\"trace.sampling\"] option')].find(o => o.value === 'auto').textContent")
     # the page's own setting (the page_default of Python's limits row), not typed in the catalogue
     mib = LIMITS["trace.sampling_auto_above_mib"].page_default
     assert auto == f"auto (exact up to {mib:,} MiB)", auto

@@ -52,7 +52,7 @@ def test_broken_stream_says_where_and_what_then_keeps_what_was_read(page, server
     msg = page.inner_text("[data-role=trace-error]")
     assert f"line {line:,}" in msg and words in msg, msg                  # where and what
     assert "keep what was read" in msg and "skip bad lines" in msg, msg    # and what to do about it
-    page.check("input[name=keep_partial]")
+    page.check("input[name='trace.keep_partial']")
     page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
     assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == line - 1
     assert value(page, "detection.stopped.line")[0] == line
@@ -95,7 +95,7 @@ def test_cpu_tier_and_instances_from_the_url_reach_the_request(page, server):
     table equals CPython's for the request the tab builds (js/trace-options.js requestFrom)."""
     memory = open_tab(page, server, "?trace.cpu_tier_gib=40&trace.instances=2&trace.routing=round_robin"
                                     "&trace.sampling=exact")
-    assert page.input_value("input[name=cpu_tier_gib]") == "40"
+    assert page.input_value("input[name='trace.tiers[1].capacity_gib']") == "40"
     page.click("button[data-sample=synthetic]")
     assert wait_done(page) == "done", page.inner_text("#trace-root")
     ref = trace_analyze({"sample": "synthetic", "sampling": "exact", "model_curve": True,

@@ -96,8 +96,13 @@ def test_conversation_sample_matches_cpython(page, server):
         op_x = page.evaluate(f"{fig}.data[4].x[0]")
         assert op_x == pytest.approx(ref["operating_point"][{"blocks": "capacity_blocks", "tokens":
                                      "capacity_tokens", "gib": "capacity_gib"}[axis]])
+    # the model only where Python says it holds (in_domain: from the requests in flight up)
+    model_x = page.evaluate(f"Array.from({fig}.data[2].x)")
     model_y = page.evaluate(f"Array.from({fig}.data[2].y)")
-    assert model_y == pytest.approx([ref["model_curve"]["token_hit_rate"][i] for i in keep], rel=1e-9)
+    in_model = [i for i in keep if ref["model_curve"]["in_domain"][i]]
+    assert 0 < len(in_model) < len(keep)
+    assert model_x == pytest.approx([curve["capacity_gib"][i] for i in in_model], rel=1e-12)
+    assert model_y == pytest.approx([ref["model_curve"]["token_hit_rate"][i] for i in in_model], rel=1e-9)
     assert page.evaluate("document.querySelector('[data-figure=trace-reuse-gap]').data.length") == 2
     assert "Apache License 2.0" in page.inner_text("[data-role=sample-license]")
     t = page.evaluate("__trace.tab.timings")
@@ -116,7 +121,7 @@ def test_malformed_upload_names_the_line_then_skip(page, server):
     msg = page.inner_text("[data-role=trace-error]")
     assert "line 3" in msg and "malformed JSON" in msg and "skip bad lines" in msg
     # ticking "skip bad lines" re-runs the analysis on the same file and counts the line
-    page.check("input[name=skip_bad_lines]")
+    page.check("input[name='trace.skip_bad_lines']")
     page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
     assert value(page, "detection.bad_lines_skipped")[0] == 1
     ref = trace_analyze({"text": bad.encode(), "skip_bad_lines": True})
@@ -169,7 +174,7 @@ def test_untrusted_text_never_becomes_html(page, server):
     page.set_input_files("input[type=file]", files=files)
     assert wait_done(page) == "error"
     assert "'<img" in page.inner_text("[data-role=trace-error]")         # shown as text
-    page.check("input[name=skip_bad_lines]")
+    page.check("input[name='trace.skip_bad_lines']")
     page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
     detection = page.inner_text("[data-role=detection]")
     assert "'<img src=x onerror" in detection                          # first bad line, as text
@@ -224,12 +229,14 @@ def test_streamed_upload_reports_reading_status_and_matches_cpython(page, server
 
 @pytest.mark.browser
 def test_scale_options_from_the_url_to_the_request_and_back(page, server):
-    """?trace.sampling=0.1&trace.instances=4&trace.routing=round_robin fills the controls; a fleet
-    with sampling is sampled (its note says so); exact sampling gives CPython's fleet; the URL follows."""
+    """?trace.sampling=0.1&trace.instances=4&trace.routing=round_robin (older names of
+    trace.cluster.instances and trace.cluster.routing: old links keep working) fills the controls; a
+    fleet with sampling is sampled (its note says so); exact sampling gives CPython's fleet; the URL
+    follows, under the rows' keys."""
     open_tab(page, server, "?memory=none&trace.sampling=0.1&trace.instances=4&trace.routing=round_robin&trace.bogus=1")
-    assert page.input_value("select[name=sampling]") == "0.1"
-    assert page.input_value("input[name=instances]") == "4"
-    assert page.input_value("select[name=routing]") == "round_robin"
+    assert page.input_value("select[name='trace.sampling']") == "0.1"
+    assert page.input_value("input[name='trace.cluster.instances']") == "4"
+    assert page.input_value("select[name='trace.cluster.routing']") == "round_robin"
     assert "trace.bogus" in page.inner_text("[data-role=trace-url-notice]")
     page.click("button[data-sample=synthetic]")
     assert wait_done(page) == "done", page.inner_text("#trace-root")        # a fleet is sampled like one cache
@@ -238,11 +245,12 @@ def test_scale_options_from_the_url_to_the_request_and_back(page, server):
     assert value(page, "fleet.instances_used")[0] == sref["fleet"]["instances_used"] == 4
     assert "hashed sample" in page.inner_text("[data-role=fleet]")          # msg.trace_fleet_note_sampled
     sampled_rate = repr(sref["sampling"]["rate"])
-    page.select_option("select[name=sampling]", "exact")
+    page.select_option("select[name='trace.sampling']", "exact")
     page.wait_for_function(f"{STATE} === 'done' && document.querySelector('[data-result=\"trace.sampling.rate\"]')"
                            f".dataset.value !== '{sampled_rate}'", timeout=TIMEOUT_MS)
     assert "trace.sampling=exact" in page.evaluate("location.search")
-    assert "trace.instances=4" in page.evaluate("location.search")
+    assert "trace.cluster.instances=4" in page.evaluate("location.search")
+    assert "trace.instances=" not in page.evaluate("location.search")         # the older name is not written
     ref = trace_analyze({"sample": "synthetic", "sampling": "exact",
                          "cluster": {"instances": 4, "routing": "round_robin"}, "model_curve": True})
     assert value(page, "fleet.instances_used")[0] == ref["fleet"]["instances_used"] == 4
@@ -253,20 +261,20 @@ def test_scale_options_from_the_url_to_the_request_and_back(page, server):
     xs = ref["fleet"]["capacities_blocks_per_instance"]
     assert fleet_y == pytest.approx([y for x, y in zip(xs, ref["fleet"]["token_hit_rate"]) if x > 0], rel=1e-12)
     # a bad value typed in a box is refused at the box, not sent
-    page.fill("input[name=instances]", "0")
-    page.dispatch_event("input[name=instances]", "change")
-    assert page.get_attribute("input[name=instances]", "aria-invalid") == "true"
-    assert "trace.instances=4" in page.evaluate("location.search")
+    page.fill("input[name='trace.cluster.instances']", "0")
+    page.dispatch_event("input[name='trace.cluster.instances']", "change")
+    assert page.get_attribute("input[name='trace.cluster.instances']", "aria-invalid") == "true"
+    assert "trace.cluster.instances=4" in page.evaluate("location.search")
     # a sampled run: the sampling card states the rate and the error bound
-    page.fill("input[name=instances]", "1")
-    page.dispatch_event("input[name=instances]", "change")
-    page.select_option("select[name=sampling]", "0.1")
+    page.fill("input[name='trace.cluster.instances']", "1")
+    page.dispatch_event("input[name='trace.cluster.instances']", "change")
+    page.select_option("select[name='trace.sampling']", "0.1")
     ref = trace_analyze({"sample": "synthetic", "sampling": 0.1, "model_curve": True})
     page.wait_for_function(f"{STATE} === 'done' && document.querySelector('[data-result=\"trace.sampling.rate\"]')"
                            f".dataset.value === '{ref['sampling']['rate']!r}'", timeout=TIMEOUT_MS)
     assert value(page, "sampling.error_bound_pp")[0] == pytest.approx(ref["sampling"]["error_bound_pp"], rel=1e-9)
     assert value(page, "ideal_token_hit_rate")[0] == pytest.approx(ref["ideal_token_hit_rate"], rel=1e-12)
-    assert "trace.instances" not in page.evaluate("location.search")         # back at the default
+    assert "instances" not in page.evaluate("location.search")         # back at the default
     no_request_left_localhost(page)
 
 
@@ -282,7 +290,7 @@ def test_truncated_gzip_says_where_then_keeps_what_was_read(page, server):
     assert wait_done(page) == "error"
     msg = page.inner_text("[data-role=trace-error]")
     assert f"after line {stopped['line']:,}" in msg and "keep what was read" in msg    # msg.trace_truncated_gzip
-    page.check("input[name=keep_partial]")
+    page.check("input[name='trace.keep_partial']")
     page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
     assert value(page, "detection.n_requests")[0] == ref["detection"]["n_requests"] == stopped["line"]
     assert value(page, "detection.stopped.line")[0] == stopped["line"]
@@ -321,7 +329,7 @@ def test_bad_line_detail_in_chinese(page, server):
     # msg.trace_bad_bad_value, then msg.trace_line_not_integer with field and value (zh-CN catalogue)
     assert "第 3 行：字段取值错误：字段 'input_length' 不是整数：'abc'" in msg, msg
     assert "is not an integer" not in msg and "line 3" not in msg, msg
-    page.check("input[name=skip_bad_lines]")
+    page.check("input[name='trace.skip_bad_lines']")
     page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
     assert value(page, "detection.bad_lines_skipped")[0] == 1
     card = page.inner_text("[data-role=detection]")
@@ -337,11 +345,12 @@ def test_main_page_keeps_trace_options_in_its_links(context, server):
     from browser_helpers import open_page, wait_js
     pg = open_page(context, f"{server}index.html?tab=trace&trace.sampling=0.01&trace.routing=random&trace.instances=3")
     assert pg.is_hidden("#url-notice")
-    wait_js(pg, "document.querySelector('#trace-root select[name=sampling]')", timeout=TIMEOUT_MS)
-    assert pg.input_value("#trace-root select[name=sampling]") == "0.01"
-    assert pg.input_value("#trace-root input[name=instances]") == "3"
+    wait_js(pg, "document.querySelector('#trace-root select[name=\"trace.sampling\"]')", timeout=TIMEOUT_MS)
+    assert pg.input_value("#trace-root select[name='trace.sampling']") == "0.01"
+    assert pg.input_value("#trace-root input[name='trace.cluster.instances']") == "3"
     search = pg.evaluate("location.search")
-    assert "trace.sampling=0.01" in search and "trace.routing=random" in search and "trace.instances=3" in search
+    assert "trace.sampling=0.01" in search and "trace.cluster.routing=random" in search
+    assert "trace.cluster.instances=3" in search
     pg.close()
 
 

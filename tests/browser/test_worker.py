@@ -31,6 +31,19 @@ def test_starts_through_all_stages_with_no_remote_request(page, server):
     assert ready["versions"]["pyodide"] == "0.27.7"
     assert ready["versions"]["numpy"] == "2.0.2"
     assert set(ready["timings"]) >= {*STAGES, "total"}
+    # the start-up steps on one time line (bench/bench_page_load.py --breakdown), in order
+    marks = ready["marks"]
+    for before, after in [("start", "resolved"), ("resolved", "loader_imported"),
+                          ("loader_imported", "pyodide_loaded"), ("runtime_files_checked", "pyodide_loaded"),
+                          ("pyodide_loaded", "numpy_loaded"), ("numpy_loaded", "numpy_imported"),
+                          ("numpy_imported", "core_written"), ("core_fetched", "core_written"),
+                          ("core_written", "api_imported")]:
+        assert marks[before] <= marks[after], (before, after, marks)
+    # kvcalc compiled for Pyodide's Python (scripts/build_pyc.py, built with runtime/ by the
+    # conftest when a Python 3.12 is found): one pyc beside each source the worker wrote
+    bundle = ROOT / "py" / "pyc-cpython-312.json"
+    if bundle.is_file():
+        assert ready["pyc"] == len(json.loads(bundle.read_text())["files"])
     assert page.blocked == []
 
 

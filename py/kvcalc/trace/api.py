@@ -43,7 +43,9 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
     operating_capacity_tokens  a cache size [tokens]: adds operating_point, the exact
                          rates there (and its GiB with kv_bytes_per_token)
     model_curve          true: also the analytic model (Che, LRU) of the fitted workload at
-                         the curve's capacities (model_curve), for drawing over the exact curve
+                         the curve's capacities (model_curve), for drawing over the exact curve,
+                         with where it holds: valid_from_capacity_tokens, in_domain per capacity,
+                         domain (model_domain) and domain_detail (why, a message twin)
 
 Result keys: detection, stats, curve_csv (the curve as CSV text, kvcalc.export), curve (see :meth:`HitCurve.to_dict`, plus
 capacity_tokens and, with kv_bytes_per_token, capacity_gib, one per capacities_blocks),
@@ -65,16 +67,18 @@ sessions, reuse gaps or workload fit: those need every block) and
 
 from __future__ import annotations
 
+import math
+
 from pathlib import Path
 
 from ..errors import InputError, require_int, require_number
-from ..limits import limit, page_inputs
+from ..limits import CHOICE_DEFAULTS, limit, page_inputs
 from ..units import GIB_BYTES
 from .curve import capacity_for_hit_rate, counting_rule_text, fifo_replay, lru_curve
 from .fleet import parse_cluster
 from .loaders import CHAIN_MODES, FORMATS, load_trace, loads_trace
 from .messages import counting_rule_detail, detection_details, twin
-from .reader import BlobSource
+from .reader import LIMIT_RANGES, BlobSource
 from .stats import fit_workload_report, trace_stats
 
 __all__ = ["trace_analyze", "SAMPLES", "REQUEST_KEYS", "sample_path"]
@@ -131,26 +135,76 @@ def _int_list(request: dict, key: str) -> list[int]:
     return [require_int(f"{key}[{i}]", x, 0, 10 ** 15) for i, x in enumerate(v)]
 
 
+def model_domain(w, block_size_tokens: int) -> dict:
+    """Smallest capacity [tokens] at which the analytic model of workload ``w`` is in its domain.
+
+    The model (MODEL.md) pins every running request's blocks and holds the shared prompt while
+    any request runs. Below the in-flight working set O(0) (``overload_ends_at_capacity_tokens``:
+    lambda*S*sum_k P(N>=k)*Bpin_k + P_s blocks) it is in overload: it keeps the prompt hitting
+    (requests would wait), which a replay of the trace, whose requests are not pinned, never
+    does. Below one mean request (P_s + sum_k P(N>=k)*Bpin_k / E[N] blocks, rounded up) not
+    even one request fits. The model's curve is drawn from the larger of the two.
+    """
+    import dataclasses
+
+    from ..hitrate.occupancy import overload_ends_at_capacity_tokens
+    from ..hitrate.structure import structure
+    from ..workload import CacheConfig
+
+    b = int(block_size_tokens)
+    c = CacheConfig(capacity_tokens=float(b), block_size_tokens=b, eviction="lru")
+    st = structure(w, c)
+    overload_ends = float(overload_ends_at_capacity_tokens(st))
+    # sum_k P(N>=k) Bpin_k: the pinned blocks lambda*S*(...) at lambda*S = 1
+    unit = structure(dataclasses.replace(w, conversation_rate_per_s=1.0, service_time_s=1.0), c)
+    request_blocks = float(st.Ps) + float(unit.pin_mean) / float(st.EN)
+    one_request = math.ceil(request_blocks - 1e-9) * b
+    in_flight = float(st.lam * st.EN * st.S)
+    limited_by = "overload" if overload_ends >= one_request else "one_request"
+    start = max(overload_ends, float(one_request))
+    return {"valid_from_capacity_tokens": start, "limited_by": limited_by,
+            "overload_ends_at_capacity_tokens": overload_ends, "request_capacity_tokens": float(one_request),
+            "in_flight_requests": in_flight, "system_prompt_tokens": float(st.Ps) * b}
+
+
 def _model_curve(fit: dict, capacities_tokens: list, block_size_tokens: int) -> dict:
-    """The analytic model (Che, LRU) of the fitted workload at the trace curve's capacities."""
+    """The analytic model (Che, LRU) of the fitted workload at the trace curve's capacities, with
+    where it holds (``valid_from_capacity_tokens``, ``in_domain`` per capacity; ``model_domain``)."""
     from ..sweeps import curve_vs_capacity
     from ..workload import CacheConfig, Workload
 
     try:
         w = Workload.from_dict(fit["workload"])
+        bsz = min(block_size_tokens, 4096)
         c = CacheConfig(capacity_tokens=float(max(capacities_tokens[-1], 1)),
-                        block_size_tokens=min(block_size_tokens, 4096), eviction="lru")
+                        block_size_tokens=bsz, eviction="lru")
         m = curve_vs_capacity(w, c, capacities_tokens=[float(x) for x in capacities_tokens], model="che")
+        dom = model_domain(w, bsz)
     except InputError as exc:  # a fit outside the model's limits: say so, keep the trace result
         return {"available": False, "message": f"the fitted workload cannot be modelled: {exc}",
                 "message_detail": twin("trace_model_unavailable", f"the fitted workload cannot be modelled: {exc}",
                                        field=exc.field, detail=exc.problem)}
+    start = dom["valid_from_capacity_tokens"]
+    if dom["limited_by"] == "overload":
+        domain = twin("trace_model_domain_overload",
+                      f"model drawn from {start:,.0f} tokens: below that the {dom['in_flight_requests']:.1f} "
+                      f"requests in flight and the {dom['system_prompt_tokens']:,.0f}-token shared prompt do not fit "
+                      "(the model pins them and keeps the prompt hitting; the replay does not pin requests)",
+                      valid_from_capacity_tokens=start, in_flight_requests=dom["in_flight_requests"],
+                      system_prompt_tokens=dom["system_prompt_tokens"])
+    else:
+        domain = twin("trace_model_domain_one_request",
+                      f"model drawn from {start:,.0f} tokens: below that not even one mean request fits",
+                      valid_from_capacity_tokens=start, request_capacity_tokens=dom["request_capacity_tokens"])
     return {"available": True, "model": m["model"], "token_hit_rate": m["token_hit_rate"],
-            "ideal_token_hit_rate": m["ideal_token_hit_rate"]}
+            "ideal_token_hit_rate": m["ideal_token_hit_rate"],
+            "valid_from_capacity_tokens": start, "domain": dom,
+            "in_domain": [float(x) >= start for x in capacities_tokens],
+            "domain_message": domain["message"], "domain_detail": domain}
 
 
 def _sampling_option(request: dict):
-    v = request.get("sampling", "auto")
+    v = request.get("sampling", CHOICE_DEFAULTS["trace.sampling"])
     if isinstance(v, str):
         if v not in ("auto", "exact"):
             raise InputError("sampling", v, "'auto', 'exact' or a rate in (0, 1]", "unknown value")
@@ -207,7 +261,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if len(given) != 1:
         raise InputError("text", None if not given else given, "exactly one of text, path, sample",
                          "no trace given" if not given else "more than one trace source")
-    fmt = request.get("format", "auto")
+    fmt = request.get("format", CHOICE_DEFAULTS["trace.format"])
     if not isinstance(fmt, str) or fmt not in FORMATS:
         raise InputError("format", fmt, "one of " + ", ".join(FORMATS), "unknown format")
     chain = request.get("chain", "auto")
@@ -218,7 +272,7 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     bs = None if bs is None else require_int("block_size_tokens", bs, int(lim_bs.lo), int(lim_bs.hi))
     warm = require_number("warmup_fraction", request.get("warmup_fraction", 0.0), lim_warm.lo, lim_warm.hi,
                           hi_open=lim_warm.hi_open)
-    full = _bool(request, "full_blocks_only", True)
+    full = _bool(request, "full_blocks_only", CHOICE_DEFAULTS["trace.full_blocks_only"])
     caps = _int_list(request, "capacities_blocks")
     max_points = require_int("max_points", request.get("max_points", 400), 2, 5000)
     fifo = _bool(request, "fifo", False)
@@ -227,13 +281,13 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     if not isinstance(targets, (list, tuple)) or len(targets) > 50:
         raise InputError("targets", targets, "a list of at most 50 hit rates in [0, 1]", "not a list")
     targets = [require_number(f"targets[{i}]", t, 0.0, 1.0) for i, t in enumerate(targets)]
-    skip = _bool(request, "skip_bad_lines", False)
-    keep_partial = _bool(request, "keep_partial", False)
+    skip = _bool(request, "skip_bad_lines", CHOICE_DEFAULTS["trace.skip_bad_lines"])
+    keep_partial = _bool(request, "keep_partial", CHOICE_DEFAULTS["trace.keep_partial"])
     limits = {}
     for key in ("max_requests", "max_bytes", "max_lines", "max_line_bytes"):
-        if request.get(key) is not None:
-            lo = 64 if key == "max_line_bytes" else 1
-            limits[key] = require_int(key, request[key], lo, 1 << 50)
+        if request.get(key) is not None:     # the reader's ranges (one table), max_requests the loader's
+            lo, hi = LIMIT_RANGES.get(key, (1, 1 << 50))
+            limits[key] = require_int(key, request[key], lo, hi)
     service = request.get("service_time_s")
     service = None if service is None else require_number("service_time_s", service, 0.0, 1e5)
     bpt = request.get("kv_bytes_per_token")

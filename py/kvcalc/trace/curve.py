@@ -57,7 +57,8 @@ def counting_rule_text(full_blocks_only: bool, warmup_fraction: float) -> str:
     return ("LRU over blocks; a request hits the longest prefix of its blocks present when it arrives, "
             "then refreshes all its blocks tail-first (head most recent); " + blocks +
             "; token hit rate = hit tokens / all prompt tokens; block hit rate = hit blocks / looked-up blocks; "
-            f"the first {100 * warmup_fraction:g} % of requests replayed but not counted (warm-up); "
+            + (f"the first {100 * warmup_fraction:g} % of requests replayed but not counted (warm-up); "
+               if warmup_fraction > 0 else "every request counted (no warm-up); ") +
             "in-flight requests not pinned")
 
 

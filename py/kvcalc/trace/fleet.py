@@ -27,7 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, require_int, require_number
-from ..limits import limit
+from ..limits import CHOICE_DEFAULTS, limit
 from ..units import GIB_BYTES
 from .curve import HitCurve, lru_curve
 from .loaders import Trace
@@ -49,7 +49,7 @@ def parse_cluster(value) -> dict:
     if unknown:
         raise InputError(f"cluster.{unknown[0]}", value.get(unknown[0]), "instances, routing, seed", "unknown key")
     k = require_int("cluster.instances", value.get("instances", 1), 1, MAX_INSTANCES)
-    routing = value.get("routing", "affinity")
+    routing = value.get("routing", CHOICE_DEFAULTS["trace.cluster.routing"])
     if not isinstance(routing, str) or routing not in ROUTINGS:
         raise InputError("cluster.routing", routing, "one of " + ", ".join(ROUTINGS), "unknown value")
     seed = require_int("cluster.seed", value.get("seed", 0), 0, 1 << 31)

@@ -42,13 +42,15 @@ TRACE_CODES = (
     "trace_sessions_chat", "trace_sessions_field", "trace_sessions_inferred",
     # counting rule, sampling, fleet, model
     "trace_counting_full", "trace_counting_partial", "trace_counting_full_sampled", "trace_counting_partial_sampled",
+    "trace_counting_full_all", "trace_counting_partial_all", "trace_counting_full_sampled_all",
+    "trace_counting_partial_sampled_all",
     "trace_sampling_auto_sampled", "trace_sampling_auto_exact",
     "trace_sampling_exact_asked", "trace_sampling_rate_asked", "trace_sampling_heavy_hitters",
     "trace_sampling_accuracy", "trace_capacity_beyond_trace",
     "trace_routing_one_cache", "trace_routing_pool", "trace_routing_index", "trace_routing_uniform",
     "trace_routing_session", "trace_routing_first_block", "trace_fleet_note", "trace_fleet_note_pooled",
     "trace_fleet_note_sampled", "trace_fleet_note_sampled_pooled",
-    "trace_model_unavailable",
+    "trace_model_unavailable", "trace_model_domain_overload", "trace_model_domain_one_request",
     # workload fit notes
     "trace_fit_one_timestamp", "trace_fit_service_time_default", "trace_fit_gap_mean",
     "trace_fit_no_follow_ups", "trace_fit_gap_exponential", "trace_fit_gap_lognormal", "trace_fit_user_tokens",
@@ -90,7 +92,11 @@ def session_source_detail(source: str | None) -> dict | None:
 
 
 def counting_rule_detail(full_blocks_only: bool, warmup_fraction: float, message: str, sampled: bool = False) -> dict:
+    """The counting rule's twin; without a warm-up (0) a code of its own ("..._all": every request
+    counted), not "the first 0 % of requests not counted"."""
     code = {(True, False): "trace_counting_full", (False, False): "trace_counting_partial",
             (True, True): "trace_counting_full_sampled", (False, True): "trace_counting_partial_sampled"}[
         (bool(full_blocks_only), bool(sampled))]
+    if warmup_fraction == 0:
+        return twin(code + "_all", message)
     return twin(code, message, warmup_fraction=warmup_fraction)

@@ -231,6 +231,10 @@ class LineReader:
         d = zlib.decompressobj(16 + zlib.MAX_WBITS)
         step = self.chunk_bytes
 
+        def trailing():
+            return self._error("input", "trailing data", "a valid .jsonl.gz file",
+                               "data after the end of the gzip stream", code="trace_trailing_data")
+
         def inflate(data: bytes):
             nonlocal d
             while data:
@@ -245,9 +249,10 @@ class LineReader:
                     rest = d.unused_data
                     if not rest:
                         return
+                    if rest == _GZIP_MAGIC[:1]:
+                        return        # the next member's first byte: later input joins it in unused_data
                     if rest[:2] != _GZIP_MAGIC and rest.strip(b"\x00"):
-                        raise self._error("input", "trailing data", "a valid .jsonl.gz file",
-                                          "data after the end of the gzip stream", code="trace_trailing_data")
+                        raise trailing()
                     if rest[:2] != _GZIP_MAGIC:
                         return
                     d = zlib.decompressobj(16 + zlib.MAX_WBITS)
@@ -274,12 +279,15 @@ class LineReader:
         if not d.eof:
             raise self._error("input", "truncated gzip", "a complete .jsonl.gz file",
                               "the gzip stream ends early (file truncated?)", code="trace_truncated_gzip")
+        if d.unused_data.strip(b"\x00"):   # a stray byte kept for a next member that never came
+            raise trailing()
 
     # -- lines
     def __iter__(self) -> Iterator[tuple[int, bytes | None]]:
         lim = self.limits
-        carry = b""
+        carry = b""               # the exact bytes of the line in progress (at most max_line_bytes)
         dropping = False          # inside a line longer than max_line_bytes
+        dropping_blank = False    # ... and every byte of it so far is whitespace
         lineno = 0
         try:
             for chunk in self._plain():
@@ -293,17 +301,22 @@ class LineReader:
                 if dropping:
                     nl = chunk.find(b"\n")
                     if nl < 0:
+                        dropping_blank = dropping_blank and not _NONBLANK.search(chunk)
                         continue
                     lineno += 1
-                    self.lines = lineno
+                    self._check_lines(lineno)
                     dropping = False
-                    yield lineno, None
+                    if dropping_blank and not _NONBLANK.search(chunk, 0, nl):
+                        self.blank_lines += 1     # a long blank line is still blank
+                    else:
+                        yield lineno, None
                     start = nl + 1
                 elif carry:
                     nl = chunk.find(b"\n")
                     if nl < 0:
                         carry += chunk
                         if len(carry) > lim.max_line_bytes:
+                            dropping_blank = not _NONBLANK.search(carry)
                             carry, dropping = b"", True
                         continue
                     line = carry + chunk[:nl]
@@ -311,12 +324,12 @@ class LineReader:
                     lineno += 1
                     self._check_lines(lineno)
                     start = nl + 1
-                    if len(line) > lim.max_line_bytes:
-                        yield lineno, None
-                    elif _NONBLANK.search(line):
-                        yield lineno, line
-                    else:
+                    if not _NONBLANK.search(line):
                         self.blank_lines += 1
+                    elif len(line) > lim.max_line_bytes:
+                        yield lineno, None
+                    else:
+                        yield lineno, line
                 # Whole lines of this chunk, stepping over blank runs.
                 while start < n:
                     m = _NONBLANK.search(chunk, start)
@@ -326,7 +339,9 @@ class LineReader:
                         self.blank_lines += k
                         self._check_lines(lineno)
                         tail = chunk.rfind(b"\n", start) + 1 if k else start
-                        carry = b" " if tail < n else b""  # a blank line in progress
+                        carry = chunk[tail:]      # a blank line in progress, kept exact while short
+                        if len(carry) > lim.max_line_bytes:
+                            carry, dropping, dropping_blank = b"", True, True
                         break
                     ls = chunk.rfind(b"\n", start, m.start()) + 1
                     if ls == 0:
@@ -339,7 +354,7 @@ class LineReader:
                     if nl < 0:
                         carry = chunk[ls:]
                         if len(carry) > lim.max_line_bytes:
-                            carry, dropping = b"", True
+                            carry, dropping, dropping_blank = b"", True, False
                         break
                     lineno += 1
                     self._check_lines(lineno)
@@ -349,7 +364,7 @@ class LineReader:
                         yield lineno, chunk[ls:nl]
                     start = nl + 1
                 self.lines = lineno
-            if dropping:
+            if dropping and not dropping_blank:
                 lineno += 1
                 self.unterminated_line = lineno
                 yield lineno, None
