@@ -1,0 +1,182 @@
+"""compute()'s answer modules (memory_answer, panels, figure_data, inverse_answer, explain,
+export): each request value must reach the engine command, figure or panel it sets (issue #10,
+mutation testing: every test here failed on a surviving mutant of the first run).
+
+Expected values are the request's own values written into the command (engine_cmd's documented
+flags), or derived by hand in the comments; never copied from a run.
+"""
+
+import pytest
+
+from kvcalc.api import compute
+
+LLAMA, H100 = "meta-llama/Llama-3.1-8B", "h100-sxm-80gb"
+
+
+def _argv(r, engine="vllm"):
+    return r["engine_commands"][engine]["argv"]
+
+
+def _flag(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+def test_engine_command_takes_the_requests_utilization_and_block_size():
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "gpu_memory_utilization": 0.8,
+                 "cache": {"block_size_tokens": 32}})
+    v, s = _argv(r), _argv(r, "sglang")
+    assert _flag(v, "--gpu-memory-utilization") == "0.8" and _flag(s, "--mem-fraction-static") == "0.8"
+    assert _flag(v, "--block-size") == "32" and _flag(s, "--page-size") == "32"
+
+
+def test_engine_command_without_a_kv_dtype_writes_auto_and_no_note():
+    # no kv_cache_dtype in the request: the model's own dtype ("auto"), which both engines accept:
+    # no "has no engine flag value" note
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}})
+    assert _flag(_argv(r), "--kv-cache-dtype") == "auto" and _flag(_argv(r, "sglang"), "--kv-cache-dtype") == "auto"
+    codes = [n["code"] for n in r["engine_commands"]["notes"]]
+    assert "kv_dtype_not_in_engines" not in codes
+    assert codes == ["memory_fraction_semantics"]
+
+
+def test_fp8_weights_on_a_bf16_checkpoint_quantize_at_load():
+    # Llama-3.1-8B's checkpoint is bf16; fp8 weights asked for: both engines quantize at load
+    # time (--quantization fp8), no other checkpoint needed
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "weight_dtype": "fp8"})
+    assert _flag(_argv(r), "--quantization") == "fp8" and _flag(_argv(r, "sglang"), "--quantization") == "fp8"
+    # int4 weights need an int4 checkpoint: a note naming both dtypes, and no flag
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "weight_dtype": "int4"})
+    assert "--quantization" not in _argv(r)
+    note = [n for n in r["engine_commands"]["notes"] if n["code"] == "needs_quantized_checkpoint"]
+    assert note and note[0]["params"] == {"weight_dtype": "int4", "checkpoint": "bf16"}
+    # the checkpoint's own dtype: nothing to say
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "weight_dtype": "bf16"})
+    assert "--quantization" not in _argv(r)
+    assert all(n["code"] != "needs_quantized_checkpoint" for n in r["engine_commands"]["notes"])
+
+
+# ----------------------------------------------------------------------------- figure_data
+
+def test_preview_grids_are_coarser_by_the_documented_factors():
+    from kvcalc.figure_data import figures_result
+    from kvcalc.workload import CacheConfig, Workload
+    w = Workload()
+    figs = ["curve", "sweeps", "heatmap"]
+    # LRU: 120 / 40 / 30 points; a preview keeps a third of the curve (40), a quarter of the sweeps
+    # but at least 6 (10), a third of the heatmap's side but at least 6 (10)
+    f = figures_result({"figures": figs}, w, CacheConfig(capacity_tokens=2e5), "che", None, coarse=True)
+    assert len(f["curve"]["capacity_tokens"]) == 40
+    assert len(f["sweeps"]["gap_mean_s"]["values"]) == 10
+    assert len(f["heatmap"]["capacity_tokens"]) == 10 and len(f["heatmap"]["conversation_rate_per_s"]) == 10
+    # FIFO: 30 / 10 / 10 points; a preview: 10 curve points, and the floor of 6 for the others
+    # (10 // 4 = 2 and 10 // 3 = 3 are below it)
+    f = figures_result({"figures": figs}, w, CacheConfig(capacity_tokens=2e5, eviction="fifo"), "refined", None,
+                       coarse=True)
+    assert len(f["curve"]["capacity_tokens"]) == 10
+    assert len(f["sweeps"]["gap_mean_s"]["values"]) == 6
+    assert len(f["heatmap"]["capacity_tokens"]) == 6 and len(f["heatmap"]["conversation_rate_per_s"]) == 6
+
+
+@pytest.mark.parametrize("hit_model,want", [("refined", "che"), ("seed", "che"), ("che", "che"), ("closed", "closed")])
+def test_figures_use_the_fast_model(hit_model, want):
+    # the charts draw the fast model: Che for refined and seed (the module docstring), the asked
+    # model otherwise
+    from kvcalc.figure_data import figures_result
+    from kvcalc.workload import CacheConfig, Workload
+    f = figures_result({"figures": ["curve", "kv_context"]}, Workload(), CacheConfig(capacity_tokens=2e5),
+                       hit_model, None, coarse=True)
+    assert f["curve"]["model"] == want and set(f) == {"curve"}
+
+
+# ----------------------------------------------------------------------------- inverse_answer
+
+def _fresh_inverse():
+    from kvcalc import inverse_answer
+    inverse_answer._inverse_cached.cache_clear()
+    return inverse_answer.inverse_result
+
+
+def test_ttl_cap_is_an_unreachable_result_with_its_detail():
+    from kvcalc.workload import CacheConfig, Workload
+    inverse_result = _fresh_inverse()
+    # exponential gaps of mean 60 s and a TTL of 1 s: at most P(gap <= 1 s) = 1 - e^(-1/60) = 1.65 %
+    # of the own history can hit, far below 50 %
+    w = Workload()
+    inv = inverse_result(w, CacheConfig(capacity_tokens=1e5, eviction="ttl", ttl_s=1.0), 0.5, "che")
+    assert inv["status"] == "unreachable" and inv["reachable"] is False and inv["capacity_tokens"] is None
+    d = inv["detail"]
+    assert d["code"] == "inverse_ttl_cap" and d["message"] == inv["message"]
+    assert d["params"] == {"target_token_hit_rate": 0.5, "ideal_token_hit_rate": inv["ideal_token_hit_rate"],
+                           "ttl_s": 1.0}
+    assert "reason" not in inv
+
+
+def test_inverse_memo_tells_its_inputs_apart():
+    """The memo is keyed on everything but the capacity: the same workload under another TTL,
+    eviction, block size, target or model is another answer (each checked against a fresh solve)."""
+    from kvcalc.workload import CacheConfig, Workload
+    inverse_result = _fresh_inverse()
+    w = Workload()
+    base = dict(capacity_tokens=1e5, block_size_tokens=16)
+    first = inverse_result(w, CacheConfig(**base, eviction="ttl", ttl_s=1e5), 0.5, "che")
+    assert first["status"] == "ok"
+    variants = [
+        (CacheConfig(**base, eviction="ttl", ttl_s=1.0), 0.5, "che"),      # TTL 1 s: capped (above)
+        (CacheConfig(capacity_tokens=1e5, block_size_tokens=256, eviction="ttl", ttl_s=1e5), 0.5, "che"),
+        (CacheConfig(**base, eviction="ttl", ttl_s=1e5), 0.6, "che"),
+        (CacheConfig(**base, eviction="ttl", ttl_s=1e5), 0.5, "refined"),
+        (CacheConfig(**base, eviction="lru"), 0.5, "che"),
+    ]
+    from kvcalc import inverse_answer
+    for c, target, model in variants:
+        memo = inverse_result(w, c, target, model)
+        inverse_answer._inverse_cached.cache_clear()
+        fresh = inverse_result(w, c, target, model)
+        assert memo == fresh, (c, target, model)
+    # and those answers differ from the first where they should: the TTL cap, a coarser block
+    # (fewer cached tokens per conversation: a larger capacity), a higher target
+    assert inverse_result(w, variants[0][0], 0.5, "che")["status"] == "unreachable"
+    assert inverse_result(w, variants[1][0], 0.5, "che")["capacity_tokens"] != first["capacity_tokens"]
+    assert inverse_result(w, variants[2][0], 0.6, "che")["capacity_tokens"] > first["capacity_tokens"]
+    # Che under a TTL far above T* equals Che under LRU
+    assert inverse_result(w, variants[4][0], 0.5, "che")["capacity_tokens"] == pytest.approx(first["capacity_tokens"],
+                                                                                           rel=1e-9)
+
+
+# ----------------------------------------------------------------------------- memory_answer: kv_context
+
+def test_kv_context_figure_only_when_asked_and_its_reload_over_the_gpus_link():
+    from kvcalc import memory_answer
+    from kvcalc.presets import get_gpu
+    memory_answer._kv_context_cached.cache_clear()
+    # not asked: no kv_context figure
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}})
+    assert "kv_context" not in (r.get("figures") or {})
+    # asked, with a GPU: the host part comes back over the H100's host link:
+    # reload s = offloaded bytes / (link GB/s x 1e9)
+    link = get_gpu(H100).host_link_bandwidth_gb_per_s
+    fig = compute({"model": LLAMA, "gpu": H100, "workload": {}, "figures": ["kv_context"]})["figures"]["kv_context"]
+    assert fig["host_link_gb_per_s"] == link
+    assert fig["offload_reload_s"] == pytest.approx([b / (link * 1e9) for b in fig["offload_cpu_bytes"]], rel=1e-12)
+    assert any(b > 0 for b in fig["offload_cpu_bytes"])
+    # without a GPU there is no link to time it over
+    memory_answer._kv_context_cached.cache_clear()
+    fig = compute({"model": LLAMA, "figures": ["kv_context"]})["figures"]["kv_context"]
+    assert fig["host_link_gb_per_s"] is None and all(x is None for x in fig["offload_reload_s"])
+
+
+# ----------------------------------------------------------------------------- panels
+
+def test_scenario_is_echoed_and_preview_leaves_the_panels_out():
+    rec = {"candidates": 5, "user_tokens": 100, "item_tokens": 10}
+    r = compute({"scenario": "rag", "model": LLAMA, "gpu": H100, "recommender": rec})
+    assert r["scenario"] == "rag"
+    assert "summary_details" in r and "recommender" in r
+    r = compute({"model": LLAMA, "gpu": H100, "workload": {}, "recommender": rec})
+    assert "scenario" not in r
+    # a preview (the page's render while a slider moves): the numbers, without the panels
+    p = compute({"scenario": "rag", "model": LLAMA, "gpu": H100, "recommender": rec, "preview": True})
+    assert p["scenario"] == "rag"
+    assert "summary_details" not in p and "recommender" not in p
+    assert p["token_hit_rate"] == pytest.approx(compute({"scenario": "rag", "model": LLAMA, "gpu": H100})["token_hit_rate"],
+                                                rel=1e-12)
