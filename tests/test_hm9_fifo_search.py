@@ -57,3 +57,23 @@ def test_fifo_picks_the_crossing_the_simulator_reaches(turns, P, cap_blocks):
     sim = sum(simulate(w, c, seed=s, n_conversations=5000)["token_hit_rate"] for s in (3, 4)) / 2
     assert math.isfinite(model)
     assert model == pytest.approx(sim, abs=0.10)
+
+
+def test_fifo_root_below_the_first_grid_point():
+    """Just above the overload edge the root lies below the search's first grid point (tau / 1000
+    = 0.03 s), and is bracketed from T = 0. Geometric turns (L = 2), exponential 30 s gaps, S = 2 s,
+    rate 0.5/s, blocks of 16, P = 64 (4 shared blocks), u = 100, o = 60: the pinned blocks are
+    lambda S sum_k P(N >= k) 10 k = 40, the shared prompt at T = 0 holds 4 (1 - e^-2) = 3.46, so 44
+    blocks are 0.54 above the overload, and 20 blocks/s fill that in ~0.03 s. Expected: the plain
+    re-derivation of test_derived_fifo (loops, recursion, scan from T = 0), to the module's 1e-5
+    tolerance on T."""
+    from test_derived_fifo import _geometric_pmf, _reference
+    lam, tau, S, b, u, o, P = 0.5, 30.0, 2.0, 16, 100, 60, 64
+    w = Workload(conversation_rate_per_s=lam, turns_mean=2.0, turns_distribution="geometric", gap_mean_s=tau,
+                 user_tokens_per_turn=u, output_tokens_per_turn=o, system_prompt_tokens=P, service_time_s=S)
+    r = hit_rates(w, CacheConfig(capacity_tokens=44 * b, block_size_tokens=b, eviction="fifo"))
+    tok, req, hs, T = _reference(lam, tau, S, b, P, u, o, _geometric_pmf(2.0), 44)
+    assert 0.0 < T < tau / 1000                      # the case this test is for
+    assert float(r["token_hit_rate"]) == pytest.approx(tok, abs=2e-5)
+    assert float(r["request_hit_rate"]) == pytest.approx(req, abs=2e-5)
+    assert float(r["system_prompt_presence"]) == pytest.approx(hs, abs=2e-5)
