@@ -180,3 +180,76 @@ def test_scenario_is_echoed_and_preview_leaves_the_panels_out():
     assert "summary_details" not in p and "recommender" not in p
     assert p["token_hit_rate"] == pytest.approx(compute({"scenario": "rag", "model": LLAMA, "gpu": H100})["token_hit_rate"],
                                                 rel=1e-12)
+
+
+def test_a_gpu_without_a_model_is_refused_with_the_reason():
+    from kvcalc.errors import InputError
+    from kvcalc.memory_answer import memory_result
+    from kvcalc.workload import Workload
+    with pytest.raises(InputError) as e:
+        memory_result({"gpu": H100}, Workload(), 16)
+    assert (e.value.field, e.value.value, e.value.problem) == ("model", None, "missing")
+    assert e.value.allowed == 'a preset id or {"hf_config": {...}} (a GPU alone gives no KV size)'
+
+
+# ----------------------------------------------------------------------------- explain
+
+def test_seed_cached_fraction_below_one_active_conversation_and_capped_at_one():
+    from kvcalc.explain import explain
+    from kvcalc.workload import CacheConfig, Workload
+    # rate 0.01/s, L = 2 (fixed), gap 10 s: active = 0.01 x 2 x 10 = 0.2 conversations;
+    # s = 200 + 300 = 500 tokens a turn, C = 100 tokens: cached = 100 / (2 x 500) = 0.1;
+    # cached fraction = min(1, 0.1 / 0.2) = 0.5, seed hit = (1 - 1/2) x 0.5 = 0.25
+    w = Workload(conversation_rate_per_s=0.01, turns_mean=2.0, turns_distribution="fixed", gap_mean_s=10.0)
+    s = explain(w, CacheConfig(capacity_tokens=100, block_size_tokens=1))["seed"]
+    assert s["active_conversations"] == pytest.approx(0.2) and s["cached_conversations"] == pytest.approx(0.1)
+    assert s["cached_fraction"] == pytest.approx(0.5, rel=1e-12)
+    assert s["token_hit_rate"] == pytest.approx(0.25, rel=1e-12)
+    # 10^6 tokens hold 1000 conversations, more than the 0.2 active: the fraction is capped at 1
+    s = explain(w, CacheConfig(capacity_tokens=1e6, block_size_tokens=1))["seed"]
+    assert s["cached_fraction"] == 1.0 and s["token_hit_rate"] == pytest.approx(0.5, rel=1e-12)
+
+
+def test_explain_ignores_a_ttl_under_lru():
+    # a TTL given with LRU eviction is not applied (the hit model ignores it too): Che's time is
+    # LRU's, and the substituted formula reproduces the model's Che number
+    from kvcalc.explain import explain
+    from kvcalc.hitrate import hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    w = Workload()
+    lru_ttl = CacheConfig(capacity_tokens=2e5, eviction="lru", ttl_s=1.0)
+    che = explain(w, lru_ttl)["che"]
+    assert che["characteristic_time_s"] == explain(w, CacheConfig(capacity_tokens=2e5))["che"]["characteristic_time_s"]
+    assert che["characteristic_time_s"] > 1.0
+    assert che["token_hit_rate"] == pytest.approx(float(hit_rates(w, lru_ttl, "che")["token_hit_rate"]), rel=1e-9)
+
+
+def test_unknown_model_or_gpu_is_named_by_its_field():
+    from kvcalc.errors import InputError
+    from kvcalc.memory_answer import memory_result
+    from kvcalc.workload import Workload
+    with pytest.raises(InputError) as e:
+        memory_result({"model": "no/such-model"}, Workload(), 16)
+    assert (e.value.field, e.value.value) == ("model", "no/such-model")
+    with pytest.raises(InputError) as e:
+        memory_result({"model": LLAMA, "gpu": "no-such-gpu"}, Workload(), 16)
+    assert (e.value.field, e.value.value) == ("gpu", "no-such-gpu")
+
+
+@pytest.mark.parametrize("P,eviction", [(1000, "lru"), (1000, "ttl"), (16, "ttl")])
+def test_explain_che_parts_recompose_the_models_number_at_block_16(P, eviction):
+    """A second method: the substituted Che formula (shared + P(gap <= T) x own) equals the Che
+    model's own token hit rate, here with blocks of 16 (P = 1000: 62 shared blocks; P = 16: one)
+    and, under a 20 s TTL at 0.25 requests/s, a shared prompt not always present (h_s < 1; under LRU
+    it always is)."""
+    from kvcalc.explain import explain
+    from kvcalc.hitrate import hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    w = Workload(system_prompt_tokens=P, conversation_rate_per_s=0.05)
+    c = CacheConfig(capacity_tokens=2e4, block_size_tokens=16, eviction=eviction, ttl_s=20.0)
+    che = explain(w, c)["che"]
+    model = hit_rates(w, c, "che")
+    if eviction == "ttl":
+        assert float(model["system_prompt_presence"]) < 0.999      # the case this test is for
+    assert che["token_hit_rate"] == pytest.approx(float(model["token_hit_rate"]), rel=1e-9)
+    assert che["shared_prompt_share"] > 0.0

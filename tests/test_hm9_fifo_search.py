@@ -36,6 +36,9 @@ def test_fifo_without_a_full_block_to_reuse():
 # starts elsewhere lands on another crossing, 25-47 pp away.
 # Not every multi-crossing point agrees: at 3 turns, P = 64, 950 blocks the module gives 19.7 %
 # and the simulator 35-36 % (the FIFO model's known weakness with deterministic gaps, MODEL.md).
+# Nor is the first crossing always right: at 4 turns, P = 0, 1550 blocks the first crossing (below
+# one gap: 0 %) and the simulator (42 %) disagree, and a search landing on a later crossing
+# (47 %) would be closer. Several equilibria are a limit of this mean-field model.
 MULTI_CROSSING = [
     (3.0, 64, 1250),    # module 69.1 %, simulator 61-64 %
     (4.0, 0, 1100),     # module 0 % (T below one gap), simulator 0.7-2.2 %
