@@ -253,3 +253,14 @@ def test_explain_che_parts_recompose_the_models_number_at_block_16(P, eviction):
         assert float(model["system_prompt_presence"]) < 0.999      # the case this test is for
     assert che["token_hit_rate"] == pytest.approx(float(model["token_hit_rate"]), rel=1e-9)
     assert che["shared_prompt_share"] > 0.0
+
+
+def test_a_chosen_context_wins_over_the_workloads_mean():
+    # the default workload's mean context per request is 3500 tokens (test_hm4_assembly); a
+    # context chosen in the request is the one the report uses
+    from kvcalc.memory_answer import memory_result
+    from kvcalc.workload import Workload
+    report, _, _, _ = memory_result({"model": LLAMA, "gpu": H100, "context_tokens": 8192}, Workload(), 16)
+    assert report["context_tokens"] == 8192 and report["max_model_len_tokens"] == 8192
+    report, _, _, _ = memory_result({"model": LLAMA, "gpu": H100}, Workload(), 16)
+    assert report["context_tokens"] == pytest.approx(3500.0, rel=1e-6)
