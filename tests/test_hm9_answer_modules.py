@@ -236,8 +236,9 @@ def test_unknown_model_or_gpu_is_named_by_its_field():
     assert (e.value.field, e.value.value) == ("gpu", "no-such-gpu")
 
 
-@pytest.mark.parametrize("P,eviction", [(1000, "lru"), (1000, "ttl"), (16, "ttl")])
-def test_explain_che_parts_recompose_the_models_number_at_block_16(P, eviction):
+@pytest.mark.parametrize("P,eviction,gaps", [(1000, "lru", "exponential"), (1000, "ttl", "exponential"),
+                                              (16, "ttl", "exponential"), (1000, "lru", "lognormal")])
+def test_explain_che_parts_recompose_the_models_number_at_block_16(P, eviction, gaps):
     """A second method: the substituted Che formula (shared + P(gap <= T) x own) equals the Che
     model's own token hit rate, here with blocks of 16 (P = 1000: 62 shared blocks; P = 16: one)
     and, under a 20 s TTL at 0.25 requests/s, a shared prompt not always present (h_s < 1; under LRU
@@ -245,7 +246,8 @@ def test_explain_che_parts_recompose_the_models_number_at_block_16(P, eviction):
     from kvcalc.explain import explain
     from kvcalc.hitrate import hit_rates
     from kvcalc.workload import CacheConfig, Workload
-    w = Workload(system_prompt_tokens=P, conversation_rate_per_s=0.05)
+    w = Workload(system_prompt_tokens=P, conversation_rate_per_s=0.05, gap_distribution=gaps,
+                 gap_lognormal_sigma=1.5)
     c = CacheConfig(capacity_tokens=2e4, block_size_tokens=16, eviction=eviction, ttl_s=20.0)
     che = explain(w, c)["che"]
     model = hit_rates(w, c, "che")
@@ -264,3 +266,26 @@ def test_a_chosen_context_wins_over_the_workloads_mean():
     assert report["context_tokens"] == 8192 and report["max_model_len_tokens"] == 8192
     report, _, _, _ = memory_result({"model": LLAMA, "gpu": H100}, Workload(), 16)
     assert report["context_tokens"] == pytest.approx(3500.0, rel=1e-6)
+
+
+def test_inverse_beyond_the_table_from_either_side():
+    """1e4 conversations/s idle 1e5 s between 50 turns (test_hm4_assembly's case): the capacity
+    for 50 % lies beyond the 1e13-token limit. Che's search stops at the limit (an InputError from
+    the cache it tries, turned into a result); the refined model's search returns a capacity above
+    it (6e14 tokens), capped the same way. Both give the same result shape."""
+    from kvcalc.limits import LIMITS
+    from kvcalc.workload import CacheConfig, Workload
+    inverse_result = _fresh_inverse()
+    hi = LIMITS["cache.capacity_tokens"].hi
+    assert hi == 1e13
+    w = Workload(conversation_rate_per_s=1e4, gap_mean_s=1e5, turns_mean=50)
+    message = "reaching 50.0% needs more than 1e+13 tokens of cache, beyond the range the calculator takes"
+    for model in ("che", "refined"):
+        inv = inverse_result(w, CacheConfig(capacity_tokens=1e5), 0.5, model)
+        assert inv["status"] == "beyond_range", model
+        assert inv["capacity_tokens"] is None and inv["reachable"] is False
+        assert inv["target_token_hit_rate"] == 0.5 and inv["capacity_limit_tokens"] == hi
+        assert inv["message"] == message and "reason" not in inv
+        d = inv["detail"]
+        assert d["code"] == "inverse_beyond_range" and d["message"] == message
+        assert d["params"]["target_token_hit_rate"] == 0.5 and d["params"]["capacity_limit_tokens"] == hi
