@@ -96,3 +96,49 @@ def test_default_read_bandwidth_by_tier_name():
     assert DEFAULT_SSD_READ_GB_PER_S == 7.0
     for name, gpu in (("ssd", h100), ("nvme", h100), ("cpu", None), ("my-cpu", h100)):
         assert default_read_gb_per_s(name, gpu) == 7.0
+
+
+def test_tier_rows_by_hand():
+    """A hand model: 1e9 active parameters, 2 layers of 4 heads x 8 (d_attn 32); prefill FLOPs of
+    positions [c, n) = 2e9 (n - c) + 4 x 2 x 32 x (n(n-1) - c(c-1)) / 2 (benefit.prefill_flops).
+    GPU 100 TFLOPS at 50 % MFU, TP 1: 5e13 FLOP/s. 1e5 B of KV per token. A 1000-token prompt:
+    the GPU hits 50 % (positions 0-499), the CPU tier 20 % (500-699, 10 GB/s), the SSD 10 %
+    (700-799, 1 GB/s), two tiers with no hits after them (3 and 2 GB/s)."""
+    from kvcalc.fleet import TierConfig
+    from kvcalc.presets import GpuSpec, ModelSpec
+    from kvcalc.tiers import tier_load_report
+    model = ModelSpec(id="hand", name="hand", attention="mha", num_layers=2, num_attention_heads=4, num_kv_heads=4,
+                      head_dim=8, hidden_size=32, max_position_embeddings=4096, layer_window_tokens=(None, None),
+                      params_total=1e9, params_active=1e9, source="hand")
+    gpu = GpuSpec(id="g", name="g", vendor="v", memory_bytes=2 ** 34, dense_bf16_tflops=100.0, dense_fp8_tflops=None,
+                  hbm_bandwidth_gb_per_s=1000.0, host_link_bandwidth_gb_per_s=10.0, source="hand")
+    tiers = [TierConfig("cpu", 1e6, 10.0), TierConfig("ssd", 1e6, 1.0), TierConfig("t3", 1e6, 3.0),
+             TierConfig("t4", 1e6, 2.0)]
+    rows = tier_load_report(model, gpu, 1, 1e5, tiers, [0.5, 0.2, 0.1, 0.0, 0.0], 1000.0, mfu=0.5)
+    cpu, ssd, t3, t4 = rows
+    # CPU: 200 tokens; load 200 x 1e5 / 10e9 = 2 ms; recompute (2e9 x 200 + 256 x (700 x 699 - 500 x 499) / 2)
+    # / 5e13 = 400,030,694,400 / 5e13 = 8.000613888 ms: it helps, saving 6.000613888 ms
+    assert (cpu["name"], cpu["token_hit_rate"], cpu["tokens_per_request"], cpu["read_gb_per_s"]) == ("cpu", 0.2, 200.0, 10.0)
+    assert cpu["load_s_per_request"] == pytest.approx(2e-3, rel=1e-12)
+    assert cpu["recompute_s_per_request"] == pytest.approx(400_030_694_400 / 5e13, rel=1e-12)
+    assert cpu["load_ms_per_request"] == pytest.approx(2.0, rel=1e-12)
+    assert cpu["recompute_ms_per_request"] == pytest.approx(8.000613888, rel=1e-12)
+    assert cpu["helps_ttft"] is True and cpu["code"] == "tier_helps_ttft"
+    assert cpu["ttft_saved_s_per_request"] == pytest.approx(6.000613888e-3, rel=1e-12)
+    assert cpu["message"] == ("cpu: loading 200 tokens of KV takes 2.0 ms at 10 GB/s against 8.0 ms to recompute "
+                              "them at 50% MFU: it helps time to first token.")
+    # SSD: 100 tokens after the CPU's (positions 700-799); load 100 x 1e5 / 1e9 = 10 ms; recompute
+    # (2e11 + 256 x (800 x 799 - 700 x 699) / 2) / 5e13 = 200,019,187,200 / 5e13 = 4.000383744 ms
+    assert ssd["tokens_per_request"] == pytest.approx(100.0, rel=1e-12)
+    assert ssd["load_s_per_request"] == pytest.approx(1e-2, rel=1e-12)
+    assert ssd["recompute_s_per_request"] == pytest.approx(200_019_187_200 / 5e13, rel=1e-12)
+    assert ssd["helps_ttft"] is False and ssd["code"] == "tier_slower_than_recompute"
+    assert ssd["ttft_saved_s_per_request"] == 0.0
+    assert ssd["message"] == ("ssd: loading 100 tokens of KV takes 10.0 ms at 1 GB/s against 4.0 ms to recompute "
+                              "them at 50% MFU: recomputing is faster, so this tier does not help TTFT "
+                              "(it may still save GPU compute under load).")
+    # no hits: judged per token at position 800: recompute (2e9 + 256 x 800) / 5e13 = 4.00041e-5 s;
+    # loading one token takes 1e5 / 3e9 = 3.33e-5 s (helps) or 1e5 / 2e9 = 5e-5 s (does not)
+    assert t3["tokens_per_request"] == 0.0 and t3["load_s_per_request"] == 0.0 and t3["recompute_s_per_request"] == 0.0
+    assert t3["helps_ttft"] is True and t3["ttft_saved_s_per_request"] == 0.0
+    assert t4["helps_ttft"] is False and t4["code"] == "tier_slower_than_recompute"
