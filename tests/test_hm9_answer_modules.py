@@ -83,9 +83,14 @@ def test_figures_use_the_fast_model(hit_model, want):
     # model otherwise
     from kvcalc.figure_data import figures_result
     from kvcalc.workload import CacheConfig, Workload
-    f = figures_result({"figures": ["curve", "kv_context"]}, Workload(), CacheConfig(capacity_tokens=2e5),
-                       hit_model, None, coarse=True)
-    assert f["curve"]["model"] == want and set(f) == {"curve"}
+    f = figures_result({"figures": ["curve", "kv_context", "sweeps", "tornado", "heatmap"]}, Workload(),
+                       CacheConfig(capacity_tokens=2e5), hit_model, None, coarse=True)
+    assert set(f) == {"curve", "sweeps", "tornado", "heatmap"}
+    assert {f[k]["model"] for k in f} == {want}
+    # the tornado's base is the fast model's own rate at the request's point (a second call)
+    from kvcalc.hitrate import hit_rates
+    base = float(hit_rates(Workload(), CacheConfig(capacity_tokens=2e5), want)["token_hit_rate"])
+    assert f["tornado"]["base_token_hit_rate"] == pytest.approx(base, rel=1e-9)
 
 
 # ----------------------------------------------------------------------------- inverse_answer
