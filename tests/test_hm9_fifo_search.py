@@ -80,3 +80,18 @@ def test_fifo_root_below_the_first_grid_point():
     assert float(r["token_hit_rate"]) == pytest.approx(tok, abs=2e-5)
     assert float(r["request_hit_rate"]) == pytest.approx(req, abs=2e-5)
     assert float(r["system_prompt_presence"]) == pytest.approx(hs, abs=2e-5)
+
+
+def test_fifo_request_hits_when_the_first_turn_fills_no_block():
+    """Blocks of 64, no shared prompt, 20 + 20 tokens a turn, fixed 3 turns: turn 1's chain (40
+    tokens) fills no block, turn 2's (80) one, so only turn 3 can hit (reusing B_2 = 1 block):
+    request hit = P(turn 3 hits) / 3 > 0. Expected: test_derived_fifo's plain re-derivation."""
+    from test_derived_fifo import _reference
+    lam, tau, S, b, u, o, P = 0.5, 30.0, 2.0, 64, 20, 20, 0
+    w = Workload(conversation_rate_per_s=lam, turns_mean=3.0, turns_distribution="fixed", gap_mean_s=tau,
+                 user_tokens_per_turn=u, output_tokens_per_turn=o, system_prompt_tokens=P, service_time_s=S)
+    r = hit_rates(w, CacheConfig(capacity_tokens=200 * b, block_size_tokens=b, eviction="fifo"))
+    tok, req, hs, T = _reference(lam, tau, S, b, P, u, o, [0.0, 0.0, 1.0], 200)
+    assert req > 0.1                                   # the case this test is for
+    assert float(r["request_hit_rate"]) == pytest.approx(req, abs=2e-5)
+    assert float(r["token_hit_rate"]) == pytest.approx(tok, abs=2e-5)
