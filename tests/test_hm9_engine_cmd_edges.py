@@ -72,3 +72,18 @@ def test_weight_dtype_notes_need_both_dtypes():
         c = engine_commands("m", **kw)
         assert "--quantization" not in c["vllm"]["argv"]
         assert [n["code"] for n in c["notes"]] == ["memory_fraction_semantics"]
+
+
+def test_ids_with_capitals_and_the_sources():
+    from kvcalc.engine_cmd import SGLANG_DOCS, VLLM_DOCS
+    # only newlines, carriage returns and NUL make an id unusable on a command line
+    c = engine_commands("Org/XL-Model_v2.5")
+    assert c["vllm"]["argv"][2] == "Org/XL-Model_v2.5"
+    assert c["sources"] == {"vllm": VLLM_DOCS, "sglang": SGLANG_DOCS}
+
+
+def test_a_setting_carries_its_value_and_source():
+    from kvcalc.engine_flags import FLAGS, setting
+    s = setting("vllm", "--block-size", 16)
+    assert s == {"engine": "vllm", "flag": "--block-size", "value": 16,
+                 "source": FLAGS[("vllm", "--block-size")]["source"]}

@@ -61,6 +61,10 @@ def test_scenarios_json_is_the_table_the_page_reads():
     lines = text.splitlines()
     assert lines[0] == "{" and lines[1].startswith(' "about": ') and lines[2].startswith(' "default": ')
     assert text.endswith("}\n") and not text.endswith("\n\n")
+    # keys sorted at every level: within chat, gap_mean_s comes before turns_mean (the table
+    # itself lists turns_mean first)
+    chat = text[text.index('"chat"'):text.index('"coding_agent"')]
+    assert chat.index('"gap_mean_s"') < chat.index('"turns_mean"')
 
 
 # ----------------------------------------------------------------------------- units
