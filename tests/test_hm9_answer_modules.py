@@ -294,3 +294,22 @@ def test_inverse_beyond_the_table_from_either_side():
         d = inv["detail"]
         assert d["code"] == "inverse_beyond_range" and d["message"] == message
         assert d["params"]["target_token_hit_rate"] == 0.5 and d["params"]["capacity_limit_tokens"] == hi
+
+
+@pytest.mark.parametrize("dist,L,expected", [
+    # a = 10 + 10 = 20 tokens a turn, no shared prompt: fixed 4 turns, requests k = 1..4 once each,
+    # sequence 20 k: (20 + 40 + 60 + 80) / 4 = 50
+    ("fixed", 4.0, 50.0),
+    # geometric L = 4: weights P(N >= k) = q^(k-1), q = 3/4: sum k q^(k-1) / sum q^(k-1) = 1/(1-q) = 4 -> 80
+    ("geometric", 4.0, 80.0),
+])
+def test_mean_context_by_hand_with_the_memo_cleared(dist, L, expected):
+    # the mean context is memoised per workload (hs4): cleared first so the sum itself runs here
+    from kvcalc import memory_answer
+    from kvcalc.workload import Workload
+    memo = getattr(memory_answer, "_mean_context_tokens", None)
+    if memo is not None and hasattr(memo, "cache_clear"):
+        memo.cache_clear()
+    w = Workload(turns_mean=L, turns_distribution=dist, system_prompt_tokens=0, user_tokens_per_turn=10,
+                 output_tokens_per_turn=10)
+    assert memory_answer.mean_context_tokens(w) == pytest.approx(expected, rel=1e-6)
