@@ -87,3 +87,21 @@ def test_a_setting_carries_its_value_and_source():
     s = setting("vllm", "--block-size", 16)
     assert s == {"engine": "vllm", "flag": "--block-size", "value": 16,
                  "source": FLAGS[("vllm", "--block-size")]["source"]}
+
+
+@pytest.mark.parametrize("checkpoint", ["bf16", "fp16", "fp32"])
+def test_fp8_weights_from_any_16_or_32_bit_checkpoint_quantize_at_load(checkpoint):
+    c = engine_commands("m", weight_dtype="fp8", checkpoint_weight_dtype=checkpoint)
+    v, s = c["vllm"]["argv"], c["sglang"]["argv"]
+    assert v[-2:] == ["--quantization", "fp8"] and s[-2:] == ["--quantization", "fp8"]
+
+
+def test_quantized_weights_need_their_checkpoint_and_the_fraction_note():
+    c = engine_commands("m", weight_dtype="int4", checkpoint_weight_dtype="bf16", gpu_memory_utilization=0.8)
+    need, frac = c["notes"]
+    assert need == {"code": "needs_quantized_checkpoint", "params": {"weight_dtype": "int4", "checkpoint": "bf16"},
+                    "message": "int4 weights need a checkpoint quantized to int4 (this one is bf16); "
+                               "point the command at it."}
+    assert frac == {"code": "memory_fraction_semantics", "params": {"fraction": 0.8},
+                    "message": "vLLM's --gpu-memory-utilization covers weights, activations and KV cache; "
+                               "SGLang's --mem-fraction-static covers weights and the KV pool only."}
