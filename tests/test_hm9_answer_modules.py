@@ -313,3 +313,22 @@ def test_mean_context_by_hand_with_the_memo_cleared(dist, L, expected):
     w = Workload(turns_mean=L, turns_distribution=dist, system_prompt_tokens=0, user_tokens_per_turn=10,
                  output_tokens_per_turn=10)
     assert memory_answer.mean_context_tokens(w) == pytest.approx(expected, rel=1e-6)
+
+
+def test_drag_extent_of_an_axis_by_hand():
+    """figure_data._extent (hs4): the data's extent plus ``spare`` x its span on each side, in log10
+    on a log axis (values <= 0 dropped there), never below 0 on a linear axis of values >= 0."""
+    from kvcalc.figure_data import _extent
+    # log: 1 .. 100 -> 0 .. 2, pad 0.25 x 2 = 0.5
+    assert _extent([1.0, 10.0, 100.0], log=True, spare=0.25) == pytest.approx([-0.5, 2.5])
+    # None, NaN, inf and (on a log axis) 0 and negatives are not placed: 10 .. 1000 -> 1 .. 3, pad 1
+    assert _extent([None, float("nan"), float("inf"), 0.0, -5.0, 10.0, 1000.0], log=True, spare=0.5) == \
+        pytest.approx([0.0, 4.0])
+    # linear: 2 .. 6, pad 1; 1 .. 9 with pad 4 stops at 0; negatives keep their pad
+    assert _extent([2.0, 6.0], log=False, spare=0.25) == pytest.approx([1.0, 7.0])
+    assert _extent([9.0, 1.0], log=False, spare=0.5) == pytest.approx([0.0, 13.0])
+    assert _extent([-2.0, 2.0], log=False, spare=0.25) == pytest.approx([-3.0, 3.0])
+    assert _extent([0.0, -1.0], log=False, spare=1.0) == pytest.approx([-2.0, 1.0])
+    # nothing to place
+    assert _extent([], log=False, spare=0.5) is None
+    assert _extent([0.0, -1.0, None], log=True, spare=0.5) is None
