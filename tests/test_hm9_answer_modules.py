@@ -329,6 +329,9 @@ def test_drag_extent_of_an_axis_by_hand():
     assert _extent([9.0, 1.0], log=False, spare=0.5) == pytest.approx([0.0, 13.0])
     assert _extent([-2.0, 2.0], log=False, spare=0.25) == pytest.approx([-3.0, 3.0])
     assert _extent([0.0, -1.0], log=False, spare=1.0) == pytest.approx([-2.0, 1.0])
+    # values >= 0 starting at 0 or below 1 stop at 0 too: 0 .. 4 pad 2; 0.5 .. 4.5 pad 2
+    assert _extent([0.0, 4.0], log=False, spare=0.5) == pytest.approx([0.0, 6.0])
+    assert _extent([0.5, 4.5], log=False, spare=0.5) == pytest.approx([0.0, 6.5])
     # nothing to place
     assert _extent([], log=False, spare=0.5) is None
     assert _extent([0.0, -1.0, None], log=True, spare=0.5) is None
