@@ -335,3 +335,19 @@ def test_drag_extent_of_an_axis_by_hand():
     # nothing to place
     assert _extent([], log=False, spare=0.5) is None
     assert _extent([0.0, -1.0, None], log=True, spare=0.5) is None
+
+
+def test_preview_curve_carries_its_log_drag_range():
+    # a preview's curve carries the x range a drag render uses: log10 of its capacity extent plus a
+    # quarter of the span each side; a full compute carries none
+    import math
+    from kvcalc.figure_data import figures_result
+    from kvcalc.workload import CacheConfig, Workload
+    f = figures_result({"figures": ["curve"]}, Workload(), CacheConfig(capacity_tokens=2e5), "che", 1000.0, coarse=True)
+    caps = f["curve"]["capacity_tokens"]
+    lo, hi = math.log10(min(caps)), math.log10(max(caps))
+    rng = f["curve"]["x_range_log10"]
+    assert rng["capacity_tokens"] == pytest.approx([lo - 0.25 * (hi - lo), hi + 0.25 * (hi - lo)], rel=1e-12)
+    assert set(rng) == {"capacity_tokens", "capacity_gib"}
+    full = figures_result({"figures": ["curve"]}, Workload(), CacheConfig(capacity_tokens=2e5), "che", 1000.0)
+    assert "x_range_log10" not in full["curve"]
