@@ -351,3 +351,25 @@ def test_preview_curve_carries_its_log_drag_range():
     assert set(rng) == {"capacity_tokens", "capacity_gib"}
     full = figures_result({"figures": ["curve"]}, Workload(), CacheConfig(capacity_tokens=2e5), "che", 1000.0)
     assert "x_range_log10" not in full["curve"]
+
+
+def test_preview_sweeps_carry_their_drag_ranges():
+    # each sweep: its own grid's extent plus half its span each side, in log10 on a log-scale sweep
+    import math
+    from kvcalc.figure_data import figures_result
+    from kvcalc.workload import CacheConfig, Workload
+    f = figures_result({"figures": ["sweeps"]}, Workload(), CacheConfig(capacity_tokens=2e5), "che", None, coarse=True)
+    scales = set()
+    for name, row in f["sweeps"].items():
+        if not isinstance(row, dict):
+            continue
+        scales.add(row["scale"])
+        vals = [v for v in row["values"] if v is not None]
+        if row["scale"] == "log":
+            lo, hi = math.log10(min(vals)), math.log10(max(vals))
+            want = [lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo)]
+        else:
+            lo, hi = min(vals), max(vals)
+            want = [max(0.0, lo - 0.5 * (hi - lo)) if lo >= 0 else lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo)]
+        assert row["x_range"] == pytest.approx(want, rel=1e-12), name
+    assert "log" in scales
