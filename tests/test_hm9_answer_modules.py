@@ -373,3 +373,30 @@ def test_preview_sweeps_carry_their_drag_ranges():
             want = [max(0.0, lo - 0.5 * (hi - lo)) if lo >= 0 else lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo)]
         assert row["x_range"] == pytest.approx(want, rel=1e-12), name
     assert "log" in scales
+
+
+def test_preview_tornado_and_heatmap_drag_ranges():
+    """Tornado: the extent of its base and every low/high rate, a quarter of the span spare, not
+    below 0. Heatmap: the cells' outer edges, half a log step beyond the first and last centres
+    (n centres evenly spaced in log10: a step is span / (n - 1), so spare = 0.5 / (n - 1))."""
+    import math
+    from kvcalc.figure_data import figures_result
+    from kvcalc.hitrate import hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    w, c = Workload(), CacheConfig(capacity_tokens=2e5)
+    che = float(hit_rates(w, c, "che")["token_hit_rate"])
+    f = figures_result({"figures": ["tornado", "heatmap"]}, w, c, "refined", 1000.0, coarse=True,
+                       che_token_hit_rate=che)
+    tor = f["tornado"]
+    assert tor["base_token_hit_rate"] == pytest.approx(che, rel=1e-12)
+    xs = [tor["base_token_hit_rate"]] + [r[k] for r in tor["rows"] for k in ("low_token_hit_rate", "high_token_hit_rate")]
+    lo, hi = min(xs), max(xs)
+    assert tor["x_range"] == pytest.approx([max(0.0, lo - 0.25 * (hi - lo)), hi + 0.25 * (hi - lo)], rel=1e-12)
+    hm = f["heatmap"]
+    for key, got in [("capacity_tokens", hm["x_range_log10"]["capacity_tokens"]),
+                     ("capacity_gib", hm["x_range_log10"]["capacity_gib"]),
+                     ("conversation_rate_per_s", hm["y_range_log10"])]:
+        v = hm[key]
+        a, b = math.log10(min(v)), math.log10(max(v))
+        half_step = 0.5 * (b - a) / (len(v) - 1)
+        assert got == pytest.approx([a - half_step, b + half_step], rel=1e-12), key
