@@ -400,3 +400,16 @@ def test_preview_tornado_and_heatmap_drag_ranges():
         a, b = math.log10(min(v)), math.log10(max(v))
         half_step = 0.5 * (b - a) / (len(v) - 1)
         assert got == pytest.approx([a - half_step, b + half_step], rel=1e-12), key
+
+
+def test_the_callers_che_rate_is_the_tornados_base_only_for_che():
+    # the closed model's tornado keeps its own base even when the caller hands Che's rate in
+    from kvcalc.figure_data import figures_result
+    from kvcalc.hitrate import hit_rates
+    from kvcalc.workload import CacheConfig, Workload
+    w, c = Workload(), CacheConfig(capacity_tokens=2e5)
+    che = float(hit_rates(w, c, "che")["token_hit_rate"])
+    closed = float(hit_rates(w, c, "closed")["token_hit_rate"])
+    assert abs(che - closed) > 1e-6                   # the case this test is for
+    f = figures_result({"figures": ["tornado"]}, w, c, "closed", None, coarse=True, che_token_hit_rate=che)
+    assert f["tornado"]["base_token_hit_rate"] == pytest.approx(closed, rel=1e-12)
