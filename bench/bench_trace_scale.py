@@ -2,6 +2,11 @@
 
     PYTHONPATH=py python bench/bench_trace_scale.py TRACE.jsonl [--exact] [--rates 0.01,0.05] [--seeds 3]
     PYTHONPATH=py python bench/bench_trace_scale.py TRACE.jsonl --only exact|sampled|auto
+    PYTHONPATH=py python bench/bench_trace_scale.py TRACE.jsonl --instances 4,8 [--routing affinity] --exact --rates 0.01
+
+With ``--instances`` every run is a fleet replay (``cluster``: K instances under ``--routing``):
+the exact fleet (``--exact``) against the sampled fleet (py/kvcalc/trace/fleet_sample.py), both at
+the same 80 capacities per instance, error = worst of the fleet's token and block rates.
 
 Traces come from ``bench/gen_trace.py`` (not committed), e.g. 10^5, 10^6 and 10^7 requests.
 Each measurement runs in a fresh process (so its peak RSS is its own): the CLI path
@@ -39,12 +44,23 @@ out = {{"time_s": dt, "cpu_s": ru.ru_utime + ru.ru_stime, "peak_rss_mb": resourc
        "n_requests": res["stats"]["n_requests"], "sampling": res["sampling"],
        "caps": res["curve"]["capacities_blocks"], "token": res["curve"]["token_hit_rate"],
        "block": res["curve"]["block_hit_rate"], "loader": res["detection"].get("loader")}}
+f = res.get("fleet")
+if f:
+    out["fleet"] = {{"caps": f["capacities_blocks_per_instance"], "token": f["token_hit_rate"], "block": f["block_hit_rate"],
+                    "sampling": f.get("sampling", {{}}).get("rate"),
+                    "bound_pp": f.get("sampling", {{}}).get("error_bound_pp"), "instances_used": f["instances_used"]}}
 print(json.dumps(out))
 """
 
 
-def run(path: Path, sampling, seed: int = 0, max_points: int = 200) -> dict:
+#: capacities per instance at which fleets are compared (both runs report them exactly)
+FLEET_CAPS = sorted({int(round(x)) for x in __import__("numpy").geomspace(1, 1e7, 80)})
+
+
+def run(path: Path, sampling, seed: int = 0, max_points: int = 200, cluster: dict | None = None) -> dict:
     req = {"path": str(path), "sampling": sampling, "sampling_seed": seed, "max_points": max_points}
+    if cluster:
+        req.update(cluster=cluster, capacities_blocks=FLEET_CAPS)
     p = subprocess.run([sys.executable, "-c", CHILD.format(py=str(ROOT / "py")), json.dumps(req)],
                        capture_output=True, text=True)
     if p.returncode != 0:
@@ -75,6 +91,45 @@ def errors_pp(exact: dict, sampled: dict) -> tuple[float, float]:
     return worst_mean, worst_max
 
 
+def fleet_errors_pp(exact: dict, sampled: dict) -> tuple[float, float]:
+    """Mean and max |sampled - exact| fleet rates [pp] at FLEET_CAPS (worst of token and block)."""
+    import numpy as np
+    e, s = exact["fleet"], sampled["fleet"]
+    ie = [e["caps"].index(c) for c in FLEET_CAPS]
+    is_ = [s["caps"].index(c) for c in FLEET_CAPS]
+    worst_mean, worst_max = 0.0, 0.0
+    for key in ("token", "block"):
+        d = np.abs(np.asarray(s[key])[is_] - np.asarray(e[key])[ie]) * 100
+        worst_mean, worst_max = max(worst_mean, float(d.mean())), max(worst_max, float(d.max()))
+    return worst_mean, worst_max
+
+
+def main_fleet(path: Path, a) -> int:
+    for k in [int(x) for x in a.instances.split(",") if x]:
+        cluster = {"instances": k, "routing": a.routing, "seed": 0}
+        print(f"fleet K = {k}, routing {a.routing}")
+        exact = None
+        if a.exact:
+            exact = run(path, "exact", cluster=cluster)
+            print(f"  exact fleet:     {_figures(exact)}  ({exact['n_requests']} requests)", flush=True)
+        if a.auto:
+            r = run(path, "auto", cluster=cluster)
+            print(f"  auto fleet:      {_figures(r)}  -> {r['sampling']['mode']}, rate {r['sampling']['rate']:.4g}",
+                  flush=True)
+        for rate in [float(x) for x in a.rates.split(",") if x]:
+            for seed in range(a.seeds):
+                r = run(path, rate, seed, cluster=cluster)
+                f = r["fleet"]
+                line = (f"  rate {rate:<6g} seed {seed}: {_figures(r)}  fleet rate {f['sampling']:.4g}, stated bound "
+                        f"{f['bound_pp']:.2f} pp")
+                if exact is not None:
+                    mean_pp, max_pp = fleet_errors_pp(exact, r)
+                    line += (f"; fleet error vs exact: mean {mean_pp:.2f} pp, max {max_pp:.2f} pp"
+                             f" ({'covered' if max_pp <= f['bound_pp'] else 'NOT covered'})")
+                print(line, flush=True)
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
@@ -82,10 +137,14 @@ def main(argv=None) -> int:
     ap.add_argument("--rates", default="0.01", help="sampling rates to run (comma-separated)")
     ap.add_argument("--seeds", type=int, default=1)
     ap.add_argument("--auto", action="store_true", help="also run sampling=auto")
+    ap.add_argument("--instances", default="", help="fleet sizes K to run (comma-separated): fleets, not one cache")
+    ap.add_argument("--routing", default="affinity", choices=["affinity", "random", "round_robin", "pooled"])
     a = ap.parse_args(argv)
     path = Path(a.trace)
     size_mb = path.stat().st_size / 1e6
     print(f"trace {path.name}: {size_mb:.0f} MB")
+    if a.instances:
+        return main_fleet(path, a)
     exact = None
     if a.exact:
         # dense (4,000 points, 0.4 % apart at 10^6 requests) so that reading the exact step

@@ -557,9 +557,9 @@ def test_exclusive_tiers_sum_to_the_single_cache_at_the_summed_capacity():
     with pytest.raises(InputError) as ei:
         trace_analyze({"sample": "conversation", "cluster": {"instances": 2, "routing": "nearest"}})
     assert ei.value.field == "cluster.routing"
-    with pytest.raises(InputError) as ei:
-        trace_analyze({"sample": "conversation", "cluster": {"instances": 2}, "sampling": 0.1})
-    assert ei.value.field == "cluster"
+    # a fleet with sampling is sampled (tests/test_trace_fleet_sample.py), no longer refused
+    res = trace_analyze({"sample": "conversation", "cluster": {"instances": 2, "routing": "random"}, "sampling": 0.1})
+    assert res["fleet"]["sampling"]["mode"] == "sampled" and res["fleet"]["instances_used"] == 2
 
 
 def test_cli_fleet_and_tiers(capsys):

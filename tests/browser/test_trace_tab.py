@@ -231,18 +231,23 @@ def test_streamed_upload_reports_reading_status_and_matches_cpython(page, server
 def test_scale_options_from_the_url_to_the_request_and_back(page, server):
     """?trace.sampling=0.1&trace.instances=4&trace.routing=round_robin (older names of
     trace.cluster.instances and trace.cluster.routing: old links keep working) fills the controls; a
-    fleet with sampling is refused by name; exact sampling gives CPython's fleet; the URL follows,
-    under the rows' keys."""
+    fleet with sampling is sampled (its note says so); exact sampling gives CPython's fleet; the URL
+    follows, under the rows' keys."""
     open_tab(page, server, "?memory=none&trace.sampling=0.1&trace.instances=4&trace.routing=round_robin&trace.bogus=1")
     assert page.input_value("select[name='trace.sampling']") == "0.1"
     assert page.input_value("input[name='trace.cluster.instances']") == "4"
     assert page.input_value("select[name='trace.cluster.routing']") == "round_robin"
     assert "trace.bogus" in page.inner_text("[data-role=trace-url-notice]")
     page.click("button[data-sample=synthetic]")
-    assert wait_done(page) == "error"
-    assert "exact" in page.inner_text("[data-role=trace-error]")            # msg.trace_fleet_needs_exact
+    assert wait_done(page) == "done", page.inner_text("#trace-root")        # a fleet is sampled like one cache
+    sref = trace_analyze({"sample": "synthetic", "sampling": 0.1,
+                          "cluster": {"instances": 4, "routing": "round_robin"}, "model_curve": True})
+    assert value(page, "fleet.instances_used")[0] == sref["fleet"]["instances_used"] == 4
+    assert "hashed sample" in page.inner_text("[data-role=fleet]")          # msg.trace_fleet_note_sampled
+    sampled_rate = repr(sref["sampling"]["rate"])
     page.select_option("select[name='trace.sampling']", "exact")
-    page.wait_for_function(f"{STATE} === 'done'", timeout=TIMEOUT_MS)
+    page.wait_for_function(f"{STATE} === 'done' && document.querySelector('[data-result=\"trace.sampling.rate\"]')"
+                           f".dataset.value !== '{sampled_rate}'", timeout=TIMEOUT_MS)
     assert "trace.sampling=exact" in page.evaluate("location.search")
     assert "trace.cluster.instances=4" in page.evaluate("location.search")
     assert "trace.instances=" not in page.evaluate("location.search")         # the older name is not written

@@ -33,7 +33,8 @@ Request keys (exactly one of ``text``, ``path``, ``sample``)::
                          browser tab has less memory than the CLI)
     cluster              {"instances": K, "routing": affinity|random|round_robin|pooled, "seed": s}:
                          adds fleet, the replay across K instances of capacities_blocks each
-                         (see fleet.py); exact mode only
+                         (see fleet.py); sampled like a single cache (auto: above the same size;
+                         fleet.sampling: rate and error, see fleet_sample.py)
     tiers                [{"name", "capacity_tokens" | "capacity_gib", "read_gb_per_s"}, ...]:
                          exclusive tiers per instance from one LRU stack (adds fleet.tiers)
     service_time_s       service time for the workload fit (default: from output lengths)
@@ -313,14 +314,10 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
     # Exact or sampled.
     size, gz = _source_size(request, given[0])
     est = None if size is None else size * (_GZIP_RATIO_GUESS if gz else 1)
-    fleet_asked = request.get("cluster") is not None or request.get("tiers") is not None
     lim_above = limit("trace.sampling_auto_above_mib")
     above = require_int("sampling_auto_above_mib", request.get("sampling_auto_above_mib", AUTO_SAMPLE_ABOVE_BYTES >> 20),
                         int(lim_above.lo), int(lim_above.hi))
-    if sampling == "auto" and fleet_asked:
-        rate = None
-        why = twin("trace_sampling_auto_fleet", "auto: exact (fleets and tiers are replayed exactly)")
-    elif sampling == "auto":
+    if sampling == "auto":
         if est is not None and est > above << 20:
             rate, max_refs = 1.0, max_refs or AUTO_MAX_SAMPLED_REFS
             why = twin("trace_sampling_auto_sampled",
@@ -348,14 +345,10 @@ def _analyze(request: dict, progress=None, status=None, cancel=None) -> dict:
         source = sample_path(request["sample"])
     cluster = None if request.get("cluster") is None else parse_cluster(request["cluster"])
     tiers_req = request.get("tiers")
-    if (cluster is not None or tiers_req is not None) and rate is not None:
-        raise InputError("cluster" if cluster is not None else "tiers", request.get("cluster") or tiers_req,
-                         "sampling: 'exact' (fleets and tiers are replayed exactly)",
-                         "fleets and tiers need exact mode", code="trace_fleet_needs_exact")
     if rate is not None:
         return _analyze_sampled(source, opts, rate=rate, max_refs=max_refs, seed=seed, full=full, warm=warm,
                                 caps=caps, max_points=max_points, targets=targets, bpt=bpt, op=op, why=why,
-                                report=report)
+                                report=report, cluster=cluster, tiers_req=tiers_req, auto=sampling == "auto")
     trace = load_trace(source, **opts)
     # Statistics and fit first: their temporaries then never coexist with the curve's arrays.
     stats = trace_stats(trace)
@@ -452,13 +445,14 @@ def _fleet(trace, curve, curve_dict: dict, cluster: dict, tiers_req, full: bool,
 
 
 def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, caps, max_points, targets,
-                     bpt, op, why, report) -> dict:
+                     bpt, op, why, report, cluster=None, tiers_req=None, auto=False) -> dict:
     """The SHARDS curve with light statistics (see the module docstring)."""
     import numpy as np
 
     from .sample import load_sampled, shards_curve
+    fleet_keys = {} if cluster is not None or tiers_req is not None else None
     refs, info, per_request = load_sampled(source, rate, max_refs=max_refs, seed=seed, full_blocks_only=full,
-                                           **opts)
+                                           fleet_keys=fleet_keys, **opts)
     report(0.5)
     sc = shards_curve(refs, warmup_fraction=warm, max_points=max_points, extra_capacities=caps)
     report(0.8)
@@ -528,8 +522,107 @@ def _analyze_sampled(source, opts: dict, *, rate, max_refs, seed, full, warm, ca
     if targets:
         result["targets"] = [dict(capacity_for_hit_rate(curve, t), target=t, metric="token_hit_rate")
                              for t in targets]
+    if fleet_keys is not None:
+        result["fleet"] = _fleet_sampled(refs, info["n_requests"], fleet_keys, curve["capacities_blocks"],
+                                         cluster or {"instances": 1, "routing": "pooled", "seed": 0}, tiers_req,
+                                         rate=rate, seed=seed, full=full, warm=warm, bpt=bpt, max_refs=max_refs,
+                                         auto=auto)
     report(1.0)
     return result
+
+
+def _fleet_sampled(refs, n_requests: int, fleet_keys: dict, caps: list, cluster: dict, tiers_req, *, rate, seed,
+                   full: bool, warm: float, bpt, max_refs, auto: bool) -> dict:
+    """The sampled replay across instances (and tiers) at the curve's capacities per instance
+    (see fleet_sample.py)."""
+    import numpy as np
+
+    from .fleet import parse_tiers
+    from .fleet_sample import instance_refs, instance_refs_from_trace, route_sampled, sampled_fleet_curves
+    k, routing = cluster["instances"], cluster["routing"]
+    pooled = routing == "pooled" and k > 1
+    bsz = refs.block_size_tokens
+    trace = fleet_keys.get("trace")
+    tiers = None if tiers_req is None else parse_tiers(tiers_req, bsz, bpt)
+    grid = np.asarray(caps, dtype=np.float64)
+    bounds = np.zeros(0) if tiers is None else np.cumsum([0] + [t["capacity_blocks"] for t in tiers]).astype(np.float64)
+    evaluate = np.concatenate([grid, bounds])
+    if pooled or k == 1:
+        inst, how = np.zeros(n_requests, dtype=np.int64), ("one shared pool of K x C" if pooled else "one cache")
+    else:
+        inst, how = route_sampled(n_requests, k, routing, cluster["seed"], trace=trace,
+                                  first_ids=fleet_keys.pop("first_ids", None))
+        inst = inst.astype(np.int32)         # K <= 4096; half the memory of a long trace's routing
+    scale = k if pooled else 1
+    order = np.argsort(evaluate, kind="stable")
+    if pooled or k == 1:
+        parts = instance_refs(refs, inst, 1)            # the single cache's sample itself
+    elif trace is not None:
+        parts = instance_refs_from_trace(trace, inst, k, rate, seed=seed, full_blocks_only=full, max_refs=max_refs)
+    else:
+        parts = instance_refs(refs, inst, k)
+    fc = sampled_fleet_curves(parts, evaluate[order] * scale, warmup_fraction=warm)
+    at = {}
+    for key in ("block_hit_rate", "token_hit_rate", "error_bound_token", "error_bound_block"):
+        v = np.empty(evaluate.shape)
+        v[order] = fc[key]
+        at[key] = v
+    m = grid.shape[0]
+    per_inst = np.bincount(inst, minlength=k) if not pooled else np.full(k, n_requests / k)
+    used = int((per_inst > 0).sum())
+    out = {"instances": k, "routing": routing, "routing_key": how, "routing_key_detail": _routing_detail(how),
+           "seed": cluster["seed"],
+           "capacities_blocks_per_instance": list(caps),
+           "capacity_tokens_per_instance": [int(c) * bsz for c in caps],
+           "block_hit_rate": at["block_hit_rate"][:m].tolist(), "token_hit_rate": at["token_hit_rate"][:m].tolist(),
+           "busiest_instance_request_share": float(per_inst.max() / n_requests) if n_requests else 0.0,
+           "instances_used": used}
+    bound = float(100 * max(at["error_bound_token"][:m].max(), at["error_bound_block"][:m].max())) if m else 0.0
+    out["sampling"] = {
+        "mode": "sampled", "rate": fc["rate"], "error_bound_pp": bound, "error_mean_pp": fc["error_mean_pp"],
+        "error_bound_token": at["error_bound_token"][:m].tolist(),
+        "error_bound_block": at["error_bound_block"][:m].tolist(),
+        "auto": auto,
+        "error_estimate": "per instance: the single cache's estimator on the instance's share of the hashed "
+                          "sample; fleet standard error and bias from the fleet's own hash-group curves, the "
+                          "instances' hand-over and distinct-total errors added linearly; bound = |bias| + 3 "
+                          "standard errors + those"}
+    auto_text = " With auto, a fleet is sampled above the same size as a single cache."
+    if pooled:
+        out["note"] = (f"Pooled: one LRU cache of K x the capacity per instance, estimated from the hashed sample of "
+                       f"the blocks (rate {fc['rate']:.3g}); stated error up to {bound:.2f} pp." + auto_text)
+    else:
+        out["note"] = ("Each instance is an LRU cache of the capacity per instance, estimated from the hashed sample "
+                       f"of the blocks (rate {fc['rate']:.3g}; every request routed exactly); fleet rate = all hits / "
+                       f"all lookups; warm-up per instance; stated error up to {bound:.2f} pp." + auto_text)
+    out["note_detail"] = twin("trace_fleet_note_sampled_pooled" if pooled else "trace_fleet_note_sampled", out["note"],
+                              rate_fraction=fc["rate"], error_bound_pp=round(bound, 2))
+    if tiers is not None:
+        counted_blocks = fc["blocks_looked_up"]
+        b_at = at["block_hit_rate"][m:]
+        t_at = at["token_hit_rate"][m:]
+        rows = []
+        n_counted = _counted_requests(per_inst if not pooled else np.array([n_requests]), warm)
+        for j, t in enumerate(tiers):
+            row = {"name": t["name"], "capacity_blocks": t["capacity_blocks"], "capacity_tokens": t["capacity_tokens"],
+                   "cumulative_capacity_blocks": int(bounds[j + 1]),
+                   "block_hit_rate": float(b_at[j + 1] - b_at[j]), "token_hit_rate": float(t_at[j + 1] - t_at[j]),
+                   "block_hits": float((b_at[j + 1] - b_at[j]) * counted_blocks),
+                   "token_hits": float((t_at[j + 1] - t_at[j]) * fc["prompt_tokens"])}
+            if bpt and n_counted:
+                read_bytes = row["token_hits"] * bpt / n_counted
+                row["read_bytes_per_request"] = read_bytes
+                if t["read_gb_per_s"]:
+                    row["read_s_per_request"] = read_bytes / (t["read_gb_per_s"] * 1e9)
+            rows.append(row)
+        out["tiers"] = rows
+    return out
+
+
+def _counted_requests(per_instance, warm: float) -> int:
+    """Requests counted after each instance's own warm-up (as the exact replay counts them)."""
+    from .curve import _n_warm
+    return int(sum(int(n) - _n_warm(int(n), warm) for n in per_instance if n))
 
 
 def _note_beyond_trace(rows: list, saturation_blocks: int, sampled: bool = False) -> None:

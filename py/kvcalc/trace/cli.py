@@ -113,6 +113,7 @@ def _sampled_report(res: dict) -> str:
         f"{'capacity_blocks':>16} {'capacity_tokens':>16} {'block_hit':>10} {'token_hit':>10}",
     ]
     lines += _rows(res, bs)
+    lines += _fleet_report(res)
     if det.get("stopped"):
         lines.append(f"STOPPED EARLY: {det['stopped']['message']}")
     return "\n".join(lines)
@@ -207,6 +208,10 @@ def _fleet_report(res: dict) -> list[str]:
     bs = res["curve"]["block_size_tokens"]
     lines = ["", f"fleet: {f['instances']} instances, routing {f['routing']} ({f['routing_key']}); "
              f"busiest instance takes {100 * f['busiest_instance_request_share']:.0f} % of requests"]
+    if f.get("sampling"):
+        fs = f["sampling"]
+        lines.append(f"fleet SAMPLED at rate {100 * fs['rate']:.4g} % (every request routed exactly): error estimate "
+                     f"+/- {fs['error_bound_pp']:.2f} pp at worst, {fs['error_mean_pp']:.2f} pp mean")
     caps = np.asarray(f["capacities_blocks_per_instance"])
     want = [r["capacity_blocks"] for r in res["capacities"]] or \
         caps[np.unique(np.searchsorted(caps, np.geomspace(1, max(caps[-1], 1), 8), side="right") - 1)].tolist()

@@ -67,7 +67,7 @@ def _whole_line_chunks(reader: LineReader):
 def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: int | None = None,
                   sample_threshold: int | None = None, sample_seed: int = 0, max_sampled_refs: int | None = None,
                   counter: list | None = None, heavy_detect: bool = False,
-                  sketch_full_blocks: bool | None = None) -> dict:
+                  sketch_full_blocks: bool | None = None, keep_first_ids: bool = False) -> dict:
     """Arrays of a canonical Mooncake trace (raises :class:`NotCanonical` otherwise).
 
     Returns ``ts_ms``, ``input_tokens``, ``output_tokens``, ``counts`` (ids per
@@ -83,11 +83,13 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
     request) and a subsample; the rest of the stream is sampled by hash
     (earlier references of a promoted block stay in the hashed stratum: the
     strata are set by the stream's order, never by the hash). ``hot`` holds
-    them (:meth:`.sample.HotRuns.finish`; no budget: 2 bytes a request).
+    them (:meth:`.sample.HotRuns.finish`; no budget: 2 bytes a request). With
+    ``keep_first_ids`` (sampling), ``first_ids``: each request's first raw block id (-1: none),
+    which a fleet's affinity routing reads (8 bytes a request).
     """
     bs = block_size_tokens
     ts_parts, in_parts, out_parts, cnt_parts = [], [], [], []
-    id_parts, h_parts, req_parts, pos_parts = [], [], [], []
+    id_parts, h_parts, req_parts, pos_parts, first_parts = [], [], [], [], []
     sketch = None if sketch_full_blocks is None else np.zeros(1 << HLL_BITS, dtype=np.uint8)
     hot = HotRuns() if heavy_detect and sample_threshold is not None else None
     n_req = 0
@@ -122,6 +124,9 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
                 id_parts.append(ids)
             else:
                 starts = np.concatenate([[0], np.cumsum(cnt)[:-1]])
+                if keep_first_ids:
+                    first_parts.append(np.where(cnt > 0, ids[np.minimum(starts, max(ids.size - 1, 0))]
+                                                if ids.size else -1, -1).astype(np.int64))
                 it = np.int32 if n_req + cnt.size < (1 << 31) - 1 else np.int64
                 req = np.repeat(np.arange(n_req, n_req + cnt.size, dtype=it), cnt.astype(np.intp))
                 pos = (np.arange(ids.size, dtype=np.int64) - np.repeat(starts, cnt.astype(np.intp))).astype(it)
@@ -179,6 +184,8 @@ def scan_mooncake(reader: LineReader, block_size_tokens: int, *, max_requests: i
         out.update({"ids": cat(id_parts), "hashes": cat(h_parts, np.uint64), "req": cat(req_parts),
                     "pos": cat(pos_parts), "threshold": threshold, "sketch": sketch,
                     "hot": None if hot is None else hot.finish(n_req)})
+        if keep_first_ids:
+            out["first_ids"] = cat(first_parts)
     return out
 
 

@@ -4,7 +4,8 @@ Routing (the analytic calculator's ``cluster.routing`` values):
 
 * ``affinity``: a session's requests go to one instance (``hash(session) mod K``) where the
   trace has sessions (Bailian chains, generic ``session_id``); otherwise by the request's first
-  block, as prefix-aware routers do (``hash(first block id) mod K``);
+  block, as prefix-aware routers do (``hash(key) mod K``, the key the row of the first request
+  with that first block: the same whatever the ids' numbering, see :func:`first_block_keys`);
 * ``random``: each request to a uniformly random instance (seeded numpy Generator);
 * ``round_robin``: request ``r`` to instance ``r mod K``;
 * ``pooled``: one shared cache of ``K x C`` (a global pool, as Mooncake's store).
@@ -32,7 +33,7 @@ from .curve import HitCurve, lru_curve
 from .loaders import Trace
 from .sample import hash_ids
 
-__all__ = ["ROUTINGS", "route", "subtrace", "fleet_curves", "fleet_at", "tier_split", "parse_cluster",
+__all__ = ["ROUTINGS", "route", "route_keys", "first_block_keys", "subtrace", "fleet_curves", "fleet_at", "tier_split", "parse_cluster",
            "parse_tiers"]
 
 ROUTINGS = ("affinity", "random", "round_robin", "pooled")
@@ -88,24 +89,73 @@ def parse_tiers(value, block_size_tokens: int, kv_bytes_per_token: float | None)
     return out
 
 
-def route(trace: Trace, instances: int, routing: str, seed: int = 0) -> tuple[np.ndarray, str]:
-    """(instance of each request, how the key was chosen)."""
-    n = trace.n_requests
+def first_block_keys(first: np.ndarray, has: np.ndarray) -> np.ndarray:
+    """Routing key of each request by its first block: the row of the first request with the same
+    first block (an empty prompt, ``has`` false: its own row).
+
+    Invariant under any renumbering of the block ids, so a loaded trace (dense ids) and the
+    streaming scan (the file's raw ids, :func:`.fleet_sample.sampled_fleet`) route alike.
+    """
+    n = first.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    it = np.int32 if n < (1 << 31) - 1 else np.int64       # halves the temporaries of a long trace
+    rows = None if has.all() else np.flatnonzero(has).astype(it)
+    vals = first if rows is None else first[rows]
+    perm = np.argsort(vals, kind="stable").astype(it)      # equal first blocks together, rows ascending
+    srt = vals[perm]
+    del vals
+    start = np.empty(perm.shape[0], dtype=bool)
+    if start.size:
+        start[0] = True
+        np.not_equal(srt[1:], srt[:-1], out=start[1:])
+    del srt
+    group = np.cumsum(start, dtype=it)
+    group -= 1
+    firsts = perm[start]                                   # the first row (within vals) of each group
+    del start
+    key_sorted = firsts[group]
+    del group, firsts
+    sub = np.empty(perm.shape[0], dtype=it)
+    sub[perm] = key_sorted
+    del perm, key_sorted
+    if rows is None:
+        return sub.astype(np.int64)
+    key = np.arange(n, dtype=np.int64)
+    key[rows] = rows[sub]
+    return key
+
+
+def route_keys(n: int, instances: int, routing: str, seed: int = 0, *, session_ids: np.ndarray | None = None,
+               first_keys=None) -> tuple[np.ndarray, str]:
+    """(instance of each of ``n`` requests, how the key was chosen): the routing of :func:`route`
+    from per-request keys (``session_ids``: -1 where none; ``first_keys``: :func:`first_block_keys`
+    or a callable giving them, called only when affinity needs them)."""
     if routing == "pooled" or instances == 1:
         return np.zeros(n, dtype=np.int64), "one cache" if instances == 1 else "one shared pool"
     if routing == "round_robin":
         return np.arange(n, dtype=np.int64) % instances, "request index mod K"
     if routing == "random":
         return np.random.default_rng(seed).integers(0, instances, n).astype(np.int64), f"uniform (seed {seed})"
-    if trace.session_ids.size and (trace.session_ids >= 0).all():
-        key, how = trace.session_ids.astype(np.int64), "session"
+    if session_ids is not None and session_ids.size and (session_ids >= 0).all():
+        key, how = session_ids.astype(np.int64), "session"
     else:
+        key = first_keys() if callable(first_keys) else first_keys
+        how = "first block (no sessions in the trace)"
+    return (hash_ids(np.asarray(key, dtype=np.int64), seed) % np.uint64(instances)).astype(np.int64), \
+        f"hash of the {how}"
+
+
+def route(trace: Trace, instances: int, routing: str, seed: int = 0) -> tuple[np.ndarray, str]:
+    """(instance of each request, how the key was chosen)."""
+    def first_keys():
         off = trace.block_offsets
         has = np.diff(off) > 0
-        first = -1 - np.arange(n, dtype=np.int64)            # distinct keys for empty prompts
+        first = np.zeros(trace.n_requests, dtype=np.int64)
         first[has] = trace.block_ids[off[:-1][has]]
-        key, how = first.astype(np.int64), "first block (no sessions in the trace)"
-    return (hash_ids(key, seed) % np.uint64(instances)).astype(np.int64), f"hash of the {how}"
+        return first_block_keys(first, has)
+    return route_keys(trace.n_requests, instances, routing, seed, session_ids=trace.session_ids,
+                      first_keys=first_keys)
 
 
 def subtrace(trace: Trace, rows: np.ndarray) -> Trace:

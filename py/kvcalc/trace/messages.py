@@ -34,7 +34,7 @@ TRACE_CODES = (
     "trace_max_lines", "trace_cancelled", "trace_chunk_not_bytes", "trace_file_unreadable",
     # the whole trace
     "trace_empty", "trace_no_json_lines", "trace_format_undetected", "trace_block_size_unknown",
-    "trace_bad_header_block_size", "trace_fleet_needs_exact", "trace_out_of_memory",
+    "trace_bad_header_block_size", "trace_out_of_memory",
     "trace_sampling_rate", "trace_sampling_rate_small",
     # detection
     "trace_format_user", "trace_format_detected", "trace_bs_user", "trace_bs_header", "trace_bs_format_default",
@@ -44,11 +44,12 @@ TRACE_CODES = (
     "trace_counting_full", "trace_counting_partial", "trace_counting_full_sampled", "trace_counting_partial_sampled",
     "trace_counting_full_all", "trace_counting_partial_all", "trace_counting_full_sampled_all",
     "trace_counting_partial_sampled_all",
-    "trace_sampling_auto_sampled", "trace_sampling_auto_exact", "trace_sampling_auto_fleet",
+    "trace_sampling_auto_sampled", "trace_sampling_auto_exact",
     "trace_sampling_exact_asked", "trace_sampling_rate_asked", "trace_sampling_heavy_hitters",
     "trace_sampling_accuracy", "trace_capacity_beyond_trace",
     "trace_routing_one_cache", "trace_routing_pool", "trace_routing_index", "trace_routing_uniform",
     "trace_routing_session", "trace_routing_first_block", "trace_fleet_note", "trace_fleet_note_pooled",
+    "trace_fleet_note_sampled", "trace_fleet_note_sampled_pooled",
     "trace_model_unavailable", "trace_model_domain_overload", "trace_model_domain_one_request",
     # workload fit notes
     "trace_fit_one_timestamp", "trace_fit_service_time_default", "trace_fit_gap_mean",

@@ -250,6 +250,8 @@ class HotStratum:
     def run_lengths(self) -> np.ndarray:
         """Heavy references of each request (int64)."""
         d = self.deep.astype(np.intp)
+        if self.depth.size == 0:          # no hot block promoted: no runs
+            return np.zeros(d.shape[0], dtype=np.int32)
         return np.where(d >= 0, (self.depth + 1).astype(np.int32)[np.maximum(d, 0)], 0)
 
     def ancestors(self) -> np.ndarray:
@@ -662,13 +664,20 @@ def _heavy_offsets(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, heavy: np.
 WINDOW_BELOW = 128
 
 
-def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray) -> np.ndarray:
+def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarray,
+             heavy: np.ndarray | None = None, runs: np.ndarray | None = None) -> np.ndarray:
     """References of the full stream between a kept reference and its block's previous use (-1: first use).
 
     The previous request is accessed tail first, so its blocks ahead of the
     block (``pos`` of them) come after it; then every looked-up block of the
     requests in between. Exact from the per-request counts, whatever the rate:
     the full stream's stack distance is at most this.
+
+    With ``heavy`` (mask of the heavy references) and ``runs`` (each request's heavy
+    references, its leading run of hot blocks), a heavy reference's window counts the
+    light references only: the heavy blocks in it are counted exactly by its offset
+    already (counting them again read a reuse with only heavy blocks in between as
+    about one block further, -3 pp at C = 4-5 on affinity instances).
     """
     w = np.full(ids.shape[0], -1, dtype=np.int64)
     if ids.size < 2:
@@ -681,6 +690,15 @@ def _windows(ids: np.ndarray, req: np.ndarray, pos: np.ndarray, m_all: np.ndarra
     np.cumsum(m_all, dtype=st, out=s[1:])
     rp = req[prev].astype(np.int64)
     w[cur] = np.maximum(pos[prev].astype(np.int64) + s[req[cur].astype(np.int64)] - s[rp + 1], 0)
+    if heavy is not None and runs is not None:
+        h = heavy[cur]
+        if h.any():
+            del s
+            light = np.zeros(m_all.shape[0] + 1, dtype=st)
+            np.cumsum(m_all.astype(st) - runs.astype(st), dtype=st, out=light[1:])
+            ch, ph, rph = cur[h], prev[h], rp[h]
+            ahead = np.maximum(pos[ph].astype(np.int64) - runs[rph].astype(np.int64), 0)
+            w[ch] = np.maximum(ahead + light[req[ch].astype(np.int64)] - light[rph + 1], 0)
     return w
 
 
@@ -967,7 +985,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         z = _hot_inputs(refs, n_warm)
         ids_s, req_s, hv_s, w_s, off, kc, counted = z["ids"], z["req"], z["hv"], z["w"], z["off"], z["kc"], z["counted"]
         hashes_s, h_scale, h_tot = z["hashes"], z["h_scale"], z["h_tot"]
-        window = _windows(ids_s, req_s, z["pos"], refs.m_all)
+        window = _windows(ids_s, req_s, z["pos"], refs.m_all, heavy=hv_s, runs=refs.hot.run_lengths())
         n_heavy, n_light, light_blocks = z["n_heavy"], z["n_light"], z["light_blocks"]
         del z
     else:
@@ -1056,6 +1074,9 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
                     "bias_token": zero, "extra_error_block": zero, "extra_error_token": zero,
                     "error_bound_pp": 0.0, "error_mean_pp": 0.0,
                     "error_estimate": "rate 1: every reference kept, the curve is exact"})
+        # a fleet sums the group curves (fleet_sample.py): at rate 1 each is the exact curve
+        out["group_curves_block"] = np.tile(np.asarray(rb, dtype=np.float64), (SAMPLE_GROUPS, 1))
+        out["group_curves_token"] = np.tile(np.asarray(rt, dtype=np.float64), (SAMPLE_GROUPS, 1))
     elif with_error:
         g = _group_of(hashes_s)
         gr = rate / SAMPLE_GROUPS
@@ -1093,6 +1114,7 @@ def shards_curve(refs: SampledRefs, *, warmup_fraction: float = 0.0, capacities_
         out["standard_error_token"] = se_t.tolist()
         out["bias_block"] = bias_b.tolist()
         out["bias_token"] = bias_t.tolist()
+        out["group_curves_block"], out["group_curves_token"] = cb_, ct_   # arrays (a fleet sums them)
         out["extra_error_block"] = hand_b.tolist()
         out["extra_error_token"] = hand_t.tolist()
         out["error_bound_pp"] = float(100 * max(err_b.max(), err_t.max())) if grid.size else 0.0
@@ -1168,14 +1190,16 @@ def _fit_size(refs: SampledRefs, max_refs: int | None) -> SampledRefs:
 
 
 def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int = 0, full_blocks_only: bool = True,
-                 **load_opts) -> tuple[SampledRefs, dict, dict]:
+                 fleet_keys: dict | None = None, **load_opts) -> tuple[SampledRefs, dict, dict]:
     """Read a trace keeping only a hashed sample of its block references.
 
     Canonical Mooncake inputs (path or bytes) are scanned by :mod:`.fastload`
     with the sample filter, so memory holds per-request numbers (4 per
     request) and the sample, never the trace's block ids. Other inputs are
     loaded exactly, then sampled (memory as in exact mode; said in
-    ``info["loader"]``). Returns (refs, detection info, light statistics).
+    ``info["loader"]``). Returns (refs, detection info, light statistics). ``fleet_keys``
+    (a dict, for a fleet's routing) receives ``first_ids`` (each request's first raw block id)
+    from the scan, or ``trace`` (the loaded trace) otherwise.
     """
     from .fastload import NotCanonical, scan_mooncake
     from .loaders import load_trace
@@ -1200,7 +1224,10 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
                                     sample_threshold=sample_threshold(rate), sample_seed=seed,
                                     max_sampled_refs=max_refs, counter=counter,
                                     heavy_detect=sample_threshold(rate) < _P or max_refs is not None,
-                                    sketch_full_blocks=full_blocks_only)
+                                    sketch_full_blocks=full_blocks_only,
+                                    keep_first_ids=fleet_keys is not None)
+                if fleet_keys is not None:
+                    fleet_keys["first_ids"] = arr.pop("first_ids")
                 ids, pos = arr["ids"], arr["pos"]
                 if ids.size:
                     _, first, inv = np.unique(ids, return_index=True, return_inverse=True)
@@ -1231,6 +1258,8 @@ def load_sampled(source, rate: float, *, max_refs: int | None = None, seed: int 
             finally:
                 reader.close()
     trace = load_trace(source, **load_opts)
+    if fleet_keys is not None:
+        fleet_keys["trace"] = trace
     refs = _fit_size(refs_from_trace(trace, rate, full_blocks_only=full_blocks_only, seed=seed,
                                      heavy_budget_refs=None if max_refs is None else max_refs // 2), max_refs)
     info = dict(trace.info)
