@@ -110,3 +110,20 @@ def test_counting_rule_without_warmup_has_its_own_message(warmup, code):
         else:
             assert r["counting_rule_detail"]["params"] == {"warmup_fraction": 0.25}
             assert "the first 25 % of requests" in r["counting_rule"]
+
+
+def test_one_request_boundary_rounds_up_a_fractional_mean_request():
+    # two fixed turns, 1,000-token prompt (P_s = floor(1000/16) = 62 blocks), 1,000 user and 8 output
+    # tokens a turn, b = 16. A running turn pins its prompt and output past the shared blocks:
+    # turn 1: ceil((1000 + 1000 + 8)/16) - 62 = 126 - 62 = 64; turn 2: ceil((2008 + 1000 + 8)/16) - 62
+    # = 189 - 62 = 127. Mean request = 62 + (64 + 127)/2 = 157.5 blocks: one whole request needs 158
+    # blocks = 2,528 tokens (157 would not hold it). In flight 1/s x 2 x 0.25 s = 0.5: O(0) = 0.25 x 191
+    # + 62 = 109.75 -> 110 blocks = 1,760 tokens, below one request.
+    w = Workload(conversation_rate_per_s=1.0, turns_mean=2.0, turns_distribution="fixed", gap_mean_s=60.0,
+                 user_tokens_per_turn=1000.0, output_tokens_per_turn=8.0, system_prompt_tokens=1000.0,
+                 service_time_s=0.25)
+    d = model_domain(w, 16)
+    assert d["system_prompt_tokens"] == 62 * 16
+    assert d["overload_ends_at_capacity_tokens"] == 110 * 16
+    assert d["request_capacity_tokens"] == 158 * 16
+    assert d["valid_from_capacity_tokens"] == 158 * 16 and d["limited_by"] == "one_request"
